@@ -1,0 +1,131 @@
+//! The host: the agent package installer and the Windows Service Control
+//! Manager. The Windows implementation arrives with the Windows host work;
+//! every other platform gets [`UnavailableHost`], which says so plainly.
+
+use std::path::{Path, PathBuf};
+
+/// The agent's two Windows services, in the order reports list them.
+pub const AGENT_SERVICES: [(&str, &str); 2] = [
+    (
+        "AADConnectProvisioningAgent",
+        "Microsoft Azure AD Connect Provisioning Agent",
+    ),
+    (
+        "AzureADConnectAgentUpdater",
+        "Microsoft Azure AD Connect Agent Updater",
+    ),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// This platform cannot manage the agent.
+    #[error("host backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PackageKind {
+    /// Run through `msiexec /i`.
+    Msi,
+    /// Microsoft's bootstrapper, run with `/quiet`.
+    Exe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cloud {
+    #[default]
+    AzurePublic,
+    AzureUsGovernment,
+}
+
+#[derive(Debug, Clone)]
+pub struct PackageToInstall {
+    pub path: PathBuf,
+    pub kind: PackageKind,
+    pub cloud: Cloud,
+    /// Where the installer writes its verbose log.
+    pub log_path: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    NotInstalled,
+    Stopped,
+    StartPending,
+    StopPending,
+    Running,
+    Paused,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartType {
+    Automatic,
+    AutomaticDelayed,
+    Manual,
+    Disabled,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub display_name: String,
+    pub state: ServiceState,
+    pub start_type: Option<StartType>,
+    pub account: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AgentStatus {
+    pub installed_version: Option<String>,
+    pub services: Vec<ServiceStatus>,
+}
+
+#[async_trait::async_trait]
+pub trait Host: Send + Sync + 'static {
+    /// `Err(reason)` when this host cannot manage the agent at all.
+    fn availability(&self) -> Result<(), String>;
+    async fn agent_status(&self) -> Result<AgentStatus, HostError>;
+    async fn install_package(&self, package: &PackageToInstall) -> Result<(), HostError>;
+}
+
+/// The host backend of every non-Windows platform.
+#[derive(Debug, Clone)]
+pub struct UnavailableHost {
+    reason: String,
+}
+
+impl UnavailableHost {
+    pub fn for_this_platform() -> Self {
+        Self {
+            reason: format!(
+                "provd manages the provisioning agent only on Windows; this host runs {}",
+                std::env::consts::OS
+            ),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for UnavailableHost {
+    fn availability(&self) -> Result<(), String> {
+        Err(self.reason.clone())
+    }
+
+    async fn agent_status(&self) -> Result<AgentStatus, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn install_package(&self, _package: &PackageToInstall) -> Result<(), HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+}
+
+/// The installer kind a package file name implies.
+pub fn package_kind(path: &Path) -> Option<PackageKind> {
+    let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+    match ext.as_str() {
+        "msi" => Some(PackageKind::Msi),
+        "exe" => Some(PackageKind::Exe),
+        _ => None,
+    }
+}

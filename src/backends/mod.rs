@@ -1,0 +1,5 @@
+//! Backends: traits the workflows call, each with a real implementation.
+//! Only `lib.rs` chooses concrete backends.
+
+pub mod host;
+pub mod store;

@@ -1,0 +1,376 @@
+//! Typed daemon configuration, loaded once at start-up from a TOML file, then
+//! environment variables (`PROVD_*`), then command-line flags, each layer
+//! overriding the one before. This is the only module that reads the process
+//! environment; everything else receives a [`Config`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("config file {path}: {reason}")]
+    Parse { path: String, reason: String },
+    #[error("{source_name} {key}: {reason}")]
+    Invalid {
+        source_name: &'static str,
+        key: String,
+        reason: String,
+    },
+    #[error("missing required setting {key} (set it in the file, as {env}, or with {flag})")]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+        flag: &'static str,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Server private key (PEM).
+    pub key: PathBuf,
+    /// CA bundle (PEM) that client certificates must chain to.
+    pub client_ca: PathBuf,
+    /// How often the three files are checked for changes.
+    pub reload_interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive, e.g. `info,provd=debug`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The one port: gRPC and HTTP/JSON, always mTLS.
+    pub listen: SocketAddr,
+    /// State store and package staging.
+    pub state_dir: PathBuf,
+    pub tls: TlsConfig,
+    pub log: LogConfig,
+    /// How long shutdown waits for open connections and streams.
+    pub shutdown_grace: Duration,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
+pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The file layer: every key optional; unknown keys are an error so typos
+/// don't pass silently.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    state_dir: Option<PathBuf>,
+    shutdown_grace: Option<String>,
+    #[serde(default)]
+    tls: FileTls,
+    #[serde(default)]
+    log: FileLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    reload_interval: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLog {
+    format: Option<LogFormat>,
+    filter: Option<String>,
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+    pub state_dir: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub tls_client_ca: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub log_filter: Option<String>,
+}
+
+/// Settings as strings, layered before they are parsed.
+#[derive(Debug, Default)]
+struct Raw {
+    listen: Option<(String, &'static str)>,
+    state_dir: Option<PathBuf>,
+    shutdown_grace: Option<(String, &'static str)>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    reload_interval: Option<(String, &'static str)>,
+    log_format: Option<LogFormat>,
+    log_filter: Option<String>,
+}
+
+impl Config {
+    /// Loads from the real process environment. The only caller of
+    /// `std::env` in provd.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("PROVD_"))
+            .collect();
+        Self::load_from(overrides, &env)
+    }
+
+    /// Loads with an explicit environment (tests).
+    pub fn load_from(
+        overrides: &Overrides,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let file_path = overrides
+            .config_file
+            .clone()
+            .or_else(|| lookup("PROVD_CONFIG").map(PathBuf::from));
+        let mut raw = Raw::default();
+        if let Some(path) = &file_path {
+            raw.apply_file(path)?;
+        }
+        raw.apply_env(&lookup)?;
+        raw.apply_overrides(overrides);
+        raw.finish()
+    }
+}
+
+impl Raw {
+    fn apply_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        // Relative paths in the file are relative to the file.
+        let base = path.parent().unwrap_or(Path::new("."));
+        let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+        self.listen = file.listen.map(|v| (v, "config file key"));
+        self.state_dir = file.state_dir.map(rel);
+        self.shutdown_grace = file.shutdown_grace.map(|v| (v, "config file key"));
+        self.cert = file.tls.cert.map(rel);
+        self.key = file.tls.key.map(rel);
+        self.client_ca = file.tls.client_ca.map(rel);
+        self.reload_interval = file.tls.reload_interval.map(|v| (v, "config file key"));
+        self.log_format = file.log.format;
+        self.log_filter = file.log.filter;
+        Ok(())
+    }
+
+    fn apply_env(&mut self, lookup: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        const SRC: &str = "environment variable";
+        if let Some(v) = lookup("PROVD_LISTEN") {
+            self.listen = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_STATE_DIR") {
+            self.state_dir = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_SHUTDOWN_GRACE") {
+            self.shutdown_grace = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TLS_CERT") {
+            self.cert = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_TLS_KEY") {
+            self.key = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_TLS_CLIENT_CA") {
+            self.client_ca = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_TLS_RELOAD_INTERVAL") {
+            self.reload_interval = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_LOG_FORMAT") {
+            self.log_format = Some(match v.as_str() {
+                "text" => LogFormat::Text,
+                "json" => LogFormat::Json,
+                other => {
+                    return Err(ConfigError::Invalid {
+                        source_name: SRC,
+                        key: "PROVD_LOG_FORMAT".into(),
+                        reason: format!("{other:?} is not one of \"text\", \"json\""),
+                    });
+                }
+            });
+        }
+        if let Some(v) = lookup("PROVD_LOG_FILTER") {
+            self.log_filter = Some(v);
+        }
+        Ok(())
+    }
+
+    fn apply_overrides(&mut self, o: &Overrides) {
+        if let Some(v) = o.listen {
+            self.listen = Some((v.to_string(), "flag"));
+        }
+        if let Some(v) = &o.state_dir {
+            self.state_dir = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_cert {
+            self.cert = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_key {
+            self.key = Some(v.clone());
+        }
+        if let Some(v) = &o.tls_client_ca {
+            self.client_ca = Some(v.clone());
+        }
+        if let Some(v) = o.log_format {
+            self.log_format = Some(v);
+        }
+        if let Some(v) = &o.log_filter {
+            self.log_filter = Some(v.clone());
+        }
+    }
+
+    fn finish(self) -> Result<Config, ConfigError> {
+        let (listen, listen_src) = self
+            .listen
+            .unwrap_or_else(|| (DEFAULT_LISTEN.into(), "default"));
+        let listen = listen.parse().map_err(|e| ConfigError::Invalid {
+            source_name: listen_src,
+            key: "listen".into(),
+            reason: format!("{listen:?} is not an address:port ({e})"),
+        })?;
+        let duration = |value: Option<(String, &'static str)>, key: &str, default: Duration| {
+            value.map_or(Ok(default), |(v, src)| {
+                humantime::parse_duration(&v).map_err(|e| ConfigError::Invalid {
+                    source_name: src,
+                    key: key.into(),
+                    reason: format!("{v:?} is not a duration like \"5s\" ({e})"),
+                })
+            })
+        };
+        Ok(Config {
+            listen,
+            state_dir: self.state_dir.ok_or(ConfigError::Missing {
+                key: "state_dir",
+                env: "PROVD_STATE_DIR",
+                flag: "--state-dir",
+            })?,
+            shutdown_grace: duration(
+                self.shutdown_grace,
+                "shutdown_grace",
+                Duration::from_secs(10),
+            )?,
+            tls: TlsConfig {
+                cert: self.cert.ok_or(ConfigError::Missing {
+                    key: "tls.cert",
+                    env: "PROVD_TLS_CERT",
+                    flag: "--tls-cert",
+                })?,
+                key: self.key.ok_or(ConfigError::Missing {
+                    key: "tls.key",
+                    env: "PROVD_TLS_KEY",
+                    flag: "--tls-key",
+                })?,
+                client_ca: self.client_ca.ok_or(ConfigError::Missing {
+                    key: "tls.client_ca",
+                    env: "PROVD_TLS_CLIENT_CA",
+                    flag: "--tls-client-ca",
+                })?,
+                reload_interval: duration(
+                    self.reload_interval,
+                    "tls.reload_interval",
+                    DEFAULT_RELOAD_INTERVAL,
+                )?,
+            },
+            log: LogConfig {
+                format: self.log_format.unwrap_or_default(),
+                filter: self.log_filter.unwrap_or_else(|| "info".into()),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("provd.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1000\"\nstate_dir = \"state\"\n[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"/etc/ca.pem\"\nreload_interval = \"2s\"\n[log]\nformat = \"json\"\n",
+        )
+        .unwrap();
+        let overrides = Overrides {
+            config_file: Some(file.clone()),
+            listen: Some("127.0.0.1:3000".parse().unwrap()),
+            ..Overrides::default()
+        };
+        let cfg = Config::load_from(
+            &overrides,
+            &env(&[
+                ("PROVD_LISTEN", "127.0.0.1:2000"),
+                ("PROVD_TLS_KEY", "/k.pem"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.listen, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(cfg.state_dir, dir.path().join("state"));
+        assert_eq!(cfg.tls.cert, dir.path().join("s.pem"));
+        assert_eq!(cfg.tls.key, PathBuf::from("/k.pem"));
+        assert_eq!(cfg.tls.client_ca, PathBuf::from("/etc/ca.pem"));
+        assert_eq!(cfg.tls.reload_interval, Duration::from_secs(2));
+        assert_eq!(cfg.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("provd.toml");
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        let err = Config::load_from(
+            &Overrides {
+                config_file: Some(file),
+                ..Overrides::default()
+            },
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+
+        let err = Config::load_from(&Overrides::default(), &env(&[("PROVD_LISTEN", "nope")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+
+        let err = Config::load_from(&Overrides::default(), &[]).unwrap_err();
+        assert!(err.to_string().contains("PROVD_STATE_DIR"), "{err}");
+    }
+}

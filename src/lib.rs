@@ -1,0 +1,166 @@
+//! provd: a local daemon that turns the Microsoft Entra cloud sync
+//! provisioning-agent setup into an API — gRPC and HTTP/JSON on one
+//! mutual-TLS port.
+//!
+//! Embedding: build a [`config::Config`], then
+//! `Daemon::builder(config).start().await?` gives a [`DaemonHandle`] with the
+//! bound address and a graceful `shutdown`. See `ARCHITECTURE.md`.
+
+pub mod backends;
+pub mod config;
+pub mod pki;
+pub mod proto;
+pub mod telemetry;
+pub mod transport;
+pub mod workflows;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use backends::host::{Host, UnavailableHost};
+use backends::store::{RedbStore, Store};
+use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot create state directory {path}: {reason}")]
+    StateDir { path: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] backends::store::StoreError),
+    #[error(transparent)]
+    Tls(#[from] transport::tls::TlsError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+    #[error("cannot start workflows: {0}")]
+    Workflows(#[from] workflows::Error),
+    #[error("cannot build gRPC reflection: {0}")]
+    Reflection(String),
+}
+
+/// Entry point for embedding provd.
+pub struct Daemon;
+
+impl Daemon {
+    pub fn builder(config: Config) -> DaemonBuilder {
+        DaemonBuilder { config, host: None }
+    }
+}
+
+pub struct DaemonBuilder {
+    config: Config,
+    host: Option<Arc<dyn Host>>,
+}
+
+impl DaemonBuilder {
+    /// Replaces the platform's host backend.
+    pub fn host(mut self, host: Arc<dyn Host>) -> Self {
+        self.host = Some(host);
+        self
+    }
+
+    /// Opens the store, recovers interrupted operations, binds the port and
+    /// starts serving. Returns once the port accepts connections.
+    pub async fn start(self) -> Result<DaemonHandle, DaemonError> {
+        transport::tls::install_crypto_provider();
+        let config = self.config;
+        std::fs::create_dir_all(&config.state_dir).map_err(|e| DaemonError::StateDir {
+            path: config.state_dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let store_path = config.state_dir.join("provd.redb");
+        let store: Arc<dyn Store> = Arc::new(
+            tokio::task::spawn_blocking(move || RedbStore::open(&store_path))
+                .await
+                .map_err(|e| DaemonError::StateDir {
+                    path: "provd.redb".into(),
+                    reason: e.to_string(),
+                })??,
+        );
+        let host = self
+            .host
+            .unwrap_or_else(|| Arc::new(UnavailableHost::for_this_platform()));
+        let app = workflows::App::start(
+            workflows::Backends { store, host },
+            workflows::Paths {
+                staging_dir: config.state_dir.join("staging"),
+            },
+        )
+        .await?;
+
+        let stop = CancellationToken::new();
+        let tls = transport::tls::ReloadingConfig::start(
+            transport::tls::TlsFiles {
+                cert: config.tls.cert.clone(),
+                key: config.tls.key.clone(),
+                client_ca: config.tls.client_ca.clone(),
+            },
+            config.tls.reload_interval,
+            stop.clone(),
+        )?;
+        let routers = transport::services::routers(app.clone())
+            .await
+            .map_err(DaemonError::Reflection)?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| DaemonError::Bind {
+                addr: config.listen,
+                reason: e.to_string(),
+            })?;
+        let local_addr = listener.local_addr().map_err(|e| DaemonError::Bind {
+            addr: config.listen,
+            reason: e.to_string(),
+        })?;
+        tracing::info!(addr = %local_addr, "provd serving gRPC and HTTP/JSON over mTLS");
+        let task = tokio::spawn(transport::server::serve(
+            listener,
+            tls.current,
+            routers,
+            stop.clone(),
+            config.shutdown_grace,
+        ));
+        Ok(DaemonHandle {
+            local_addr,
+            stop,
+            task,
+            app,
+        })
+    }
+}
+
+/// A running daemon.
+pub struct DaemonHandle {
+    local_addr: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+    app: Arc<workflows::App>,
+}
+
+impl DaemonHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The workflows facade (for embedders that call provd in-process).
+    pub fn app(&self) -> &Arc<workflows::App> {
+        &self.app
+    }
+
+    /// A token that stops the daemon when cancelled.
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops accepting, lets open requests finish (up to the configured
+    /// grace period), and returns.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the daemon stops (after [`Self::stop_token`] fires).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}

@@ -1,0 +1,94 @@
+//! Authorization: one table from full method name (the gRPC path, which the
+//! HTTP/JSON routes share) to the roles allowed to call it. A method not in
+//! the table is denied. Roles come from the client certificate (see
+//! `deploy/pki/README.md`).
+
+use crate::pki::Role;
+
+const VIEW: &[Role] = &[Role::Viewer, Role::Operator, Role::Admin];
+const OPERATE: &[Role] = &[Role::Operator, Role::Admin];
+const ADMIN: &[Role] = &[Role::Admin];
+
+/// Every callable path and who may call it.
+pub const TABLE: &[(&str, &[Role])] = &[
+    // Agent
+    ("/provd.v1.AgentService/Install", ADMIN),
+    ("/provd.v1.AgentService/GetAgent", VIEW),
+    // Service account
+    ("/provd.v1.ServiceAccountService/CreateGmsa", ADMIN),
+    ("/provd.v1.ServiceAccountService/UseCustomGmsa", ADMIN),
+    ("/provd.v1.ServiceAccountService/GetServiceAccount", VIEW),
+    ("/provd.v1.ServiceAccountService/GrantPermissions", ADMIN),
+    // Directory
+    ("/provd.v1.DirectoryService/AddDirectory", ADMIN),
+    ("/provd.v1.DirectoryService/ListDirectories", VIEW),
+    ("/provd.v1.DirectoryService/RemoveDirectory", ADMIN),
+    // Domain controllers
+    (
+        "/provd.v1.DomainControllerService/DiscoverDomainControllers",
+        VIEW,
+    ),
+    ("/provd.v1.DomainControllerService/GetPriority", VIEW),
+    ("/provd.v1.DomainControllerService/SetPriority", OPERATE),
+    // Verify
+    ("/provd.v1.VerifyService/Verify", VIEW),
+    // Writeback
+    ("/provd.v1.WritebackService/SetPasswordWriteback", OPERATE),
+    ("/provd.v1.WritebackService/GetPasswordWriteback", VIEW),
+    // Operations
+    ("/provd.v1.OperationsService/GetOperation", VIEW),
+    ("/provd.v1.OperationsService/ListOperations", VIEW),
+    ("/provd.v1.OperationsService/WatchOperation", VIEW),
+    ("/provd.v1.OperationsService/CancelOperation", ADMIN),
+    // Standard services
+    ("/grpc.health.v1.Health/Check", VIEW),
+    ("/grpc.health.v1.Health/Watch", VIEW),
+    (
+        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+        VIEW,
+    ),
+    // HTTP probes: any authenticated client.
+    ("/healthz", VIEW),
+    ("/readyz", VIEW),
+];
+
+/// Roles allowed to call `path`, or `None` if the path is not in the table.
+pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
+    TABLE
+        .iter()
+        .find(|(method, _)| *method == path)
+        .map(|(_, roles)| *roles)
+}
+
+/// True if any of `roles` may call `path`. Default deny.
+pub fn is_allowed(path: &str, roles: &[Role]) -> bool {
+    allowed_roles(path).is_some_and(|allowed| roles.iter().any(|r| allowed.contains(r)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlisted_and_roleless_are_denied() {
+        assert!(!is_allowed("/provd.v1.AgentService/Nope", &Role::ALL));
+        assert!(!is_allowed("/provd.v1.AgentService/GetAgent", &[]));
+        assert!(is_allowed(
+            "/provd.v1.AgentService/GetAgent",
+            &[Role::Viewer]
+        ));
+        assert!(!is_allowed(
+            "/provd.v1.AgentService/Install",
+            &[Role::Operator]
+        ));
+    }
+
+    #[test]
+    fn table_has_no_duplicates() {
+        let mut paths: Vec<_> = TABLE.iter().map(|(p, _)| *p).collect();
+        paths.sort_unstable();
+        let before = paths.len();
+        paths.dedup();
+        assert_eq!(before, paths.len());
+    }
+}

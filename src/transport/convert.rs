@@ -1,0 +1,179 @@
+//! Conversions between generated `provd.v1` messages and the plain Rust
+//! types of workflows and backends. Parsing only: no decisions.
+
+use pbjson_types::Timestamp;
+
+use crate::backends::host::{self, ServiceState, StartType};
+use crate::backends::store::{
+    EventKind, EventRecord, OperationKind, OperationRecord, OperationState,
+};
+use crate::proto::v1;
+use crate::workflows::agent::AgentReport;
+
+pub fn timestamp(ms: i64) -> Timestamp {
+    Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: i32::try_from(ms.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
+    match kind {
+        OperationKind::Install => v1::OperationKind::Install,
+        OperationKind::CreateGmsa => v1::OperationKind::CreateGmsa,
+        OperationKind::UseCustomGmsa => v1::OperationKind::UseCustomGmsa,
+        OperationKind::GrantPermissions => v1::OperationKind::GrantPermissions,
+        OperationKind::AddDirectory => v1::OperationKind::AddDirectory,
+        OperationKind::RemoveDirectory => v1::OperationKind::RemoveDirectory,
+        OperationKind::SetDcPriority => v1::OperationKind::SetDcPriority,
+        OperationKind::SetPasswordWriteback => v1::OperationKind::SetPasswordWriteback,
+    }
+}
+
+/// `None` for UNSPECIFIED (no filter) and for values this build does not know.
+pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
+    match v1::OperationKind::try_from(value).ok()? {
+        v1::OperationKind::Unspecified => None,
+        v1::OperationKind::Install => Some(OperationKind::Install),
+        v1::OperationKind::CreateGmsa => Some(OperationKind::CreateGmsa),
+        v1::OperationKind::UseCustomGmsa => Some(OperationKind::UseCustomGmsa),
+        v1::OperationKind::GrantPermissions => Some(OperationKind::GrantPermissions),
+        v1::OperationKind::AddDirectory => Some(OperationKind::AddDirectory),
+        v1::OperationKind::RemoveDirectory => Some(OperationKind::RemoveDirectory),
+        v1::OperationKind::SetDcPriority => Some(OperationKind::SetDcPriority),
+        v1::OperationKind::SetPasswordWriteback => Some(OperationKind::SetPasswordWriteback),
+    }
+}
+
+pub fn state_to_proto(state: OperationState) -> v1::OperationState {
+    match state {
+        OperationState::Pending => v1::OperationState::Pending,
+        OperationState::Running => v1::OperationState::Running,
+        OperationState::Succeeded => v1::OperationState::Succeeded,
+        OperationState::Failed => v1::OperationState::Failed,
+        OperationState::Cancelled => v1::OperationState::Cancelled,
+        OperationState::Interrupted => v1::OperationState::Interrupted,
+    }
+}
+
+pub fn state_from_proto(value: i32) -> Option<OperationState> {
+    match v1::OperationState::try_from(value).ok()? {
+        v1::OperationState::Unspecified => None,
+        v1::OperationState::Pending => Some(OperationState::Pending),
+        v1::OperationState::Running => Some(OperationState::Running),
+        v1::OperationState::Succeeded => Some(OperationState::Succeeded),
+        v1::OperationState::Failed => Some(OperationState::Failed),
+        v1::OperationState::Cancelled => Some(OperationState::Cancelled),
+        v1::OperationState::Interrupted => Some(OperationState::Interrupted),
+    }
+}
+
+fn event_kind_to_proto(kind: EventKind) -> v1::EventKind {
+    match kind {
+        EventKind::StepStarted => v1::EventKind::StepStarted,
+        EventKind::Progress => v1::EventKind::Progress,
+        EventKind::StepSucceeded => v1::EventKind::StepSucceeded,
+        EventKind::StepSkipped => v1::EventKind::StepSkipped,
+        EventKind::Warning => v1::EventKind::Warning,
+        EventKind::ActionRequired => v1::EventKind::ActionRequired,
+        EventKind::StateChanged => v1::EventKind::StateChanged,
+    }
+}
+
+pub fn operation(record: &OperationRecord) -> v1::Operation {
+    v1::Operation {
+        id: record.id.clone(),
+        kind: kind_to_proto(record.kind).into(),
+        state: state_to_proto(record.state).into(),
+        request_id: record.request_id.clone().unwrap_or_default(),
+        description: record.description.clone(),
+        create_time: Some(timestamp(record.create_time_ms)),
+        update_time: Some(timestamp(record.update_time_ms)),
+        end_time: record.end_time_ms.map(timestamp),
+        error: record.error.as_ref().map(|e| v1::OperationError {
+            code: e.code.clone(),
+            message: e.message.clone(),
+            step: e.step.clone(),
+        }),
+        cancel_requested: record.cancel_requested,
+        event_count: record.event_count,
+        initiator: record.initiator.clone(),
+        result: record
+            .result
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+pub fn event(record: &EventRecord) -> v1::OperationEvent {
+    v1::OperationEvent {
+        sequence: record.sequence,
+        time: Some(timestamp(record.time_ms)),
+        step: record.step.clone(),
+        kind: event_kind_to_proto(record.kind).into(),
+        message: record.message.clone(),
+        percent: record.percent,
+        attributes: record
+            .attributes
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+pub fn cloud_from_proto(value: i32) -> Option<host::Cloud> {
+    match v1::CloudEnvironment::try_from(value).ok()? {
+        v1::CloudEnvironment::Unspecified => None,
+        v1::CloudEnvironment::AzurePublic => Some(host::Cloud::AzurePublic),
+        v1::CloudEnvironment::AzureUsGovernment => Some(host::Cloud::AzureUsGovernment),
+    }
+}
+
+fn service_state(state: ServiceState) -> v1::ServiceState {
+    match state {
+        ServiceState::NotInstalled => v1::ServiceState::NotInstalled,
+        ServiceState::Stopped => v1::ServiceState::Stopped,
+        ServiceState::StartPending => v1::ServiceState::StartPending,
+        ServiceState::StopPending => v1::ServiceState::StopPending,
+        ServiceState::Running => v1::ServiceState::Running,
+        ServiceState::Paused => v1::ServiceState::Paused,
+    }
+}
+
+fn start_type(start: Option<StartType>) -> v1::StartType {
+    match start {
+        None => v1::StartType::Unspecified,
+        Some(StartType::Automatic) => v1::StartType::Automatic,
+        Some(StartType::AutomaticDelayed) => v1::StartType::AutomaticDelayed,
+        Some(StartType::Manual) => v1::StartType::Manual,
+        Some(StartType::Disabled) => v1::StartType::Disabled,
+    }
+}
+
+pub fn agent_report(report: AgentReport) -> v1::GetAgentResponse {
+    match report {
+        AgentReport::Unavailable { reason } => v1::GetAgentResponse {
+            host_available: false,
+            host_unavailable_reason: reason,
+            ..Default::default()
+        },
+        AgentReport::Available(status) => v1::GetAgentResponse {
+            host_available: true,
+            host_unavailable_reason: String::new(),
+            installed: status.installed_version.is_some(),
+            version: status.installed_version.unwrap_or_default(),
+            services: status
+                .services
+                .into_iter()
+                .map(|s| v1::AgentServiceStatus {
+                    name: s.name,
+                    display_name: s.display_name,
+                    state: service_state(s.state).into(),
+                    start_type: start_type(s.start_type).into(),
+                    account: s.account,
+                })
+                .collect(),
+        },
+    }
+}

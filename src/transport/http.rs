@@ -1,0 +1,187 @@
+//! The HTTP/JSON face of the API, on the same port as gRPC.
+//!
+//! Every RPC is `POST /<package>.<Service>/<Method>` (the gRPC path) with the
+//! request message as proto3 JSON (pbjson) in the body; an empty body is the
+//! empty message. Unary answers are the response message as JSON; server
+//! streams are newline-delimited JSON, one `{"result": message}` per line and
+//! a final `{"error": {...}}` line if the stream fails. Errors are the
+//! matching HTTP status with `{"error": {"code", "message",
+//! "fieldViolations", "preconditionViolations"}}` (see `status.rs`).
+//! Handlers call the very same gRPC service methods.
+//!
+//! Plus `GET /healthz` (the process serves) and `GET /readyz` (the state
+//! store answers).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::Request as HttpRequest;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_stream::{Stream, StreamExt};
+use tonic::Status;
+
+use super::status::{TransportError, json_error, transport_status};
+use crate::workflows::App;
+
+/// The largest JSON request body accepted.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body,
+        )
+            .into_response(),
+        Err(err) => (StatusCode::INTERNAL_SERVER_ERROR, err.to_string()).into_response(),
+    }
+}
+
+pub fn error_response(status: &Status) -> Response {
+    json_response(
+        super::status::http_status(status.code()),
+        &json_error(status),
+    )
+}
+
+/// Decodes a proto3-JSON body, naming the offending field on failure.
+pub fn decode_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, TransportError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let reason = err.inner().to_string();
+        let field = if path.is_empty() || path == "." {
+            // Unknown fields are reported by message, not path.
+            reason
+                .split('`')
+                .nth(1)
+                .filter(|_| reason.starts_with("unknown field"))
+                .map_or_else(|| "body".to_owned(), str::to_owned)
+        } else {
+            path
+        };
+        TransportError::BadJson { field, reason }
+    })
+}
+
+pub async fn read_request<T: DeserializeOwned + Default>(
+    request: HttpRequest,
+) -> Result<tonic::Request<T>, Response> {
+    let (parts, body) = request.into_parts();
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|e| {
+            error_response(&transport_status(&TransportError::BadJson {
+                field: "body".into(),
+                reason: e.to_string(),
+            }))
+        })?;
+    let message: T = decode_json(&bytes).map_err(|e| error_response(&transport_status(&e)))?;
+    Ok(tonic::Request::from_http(http::Request::from_parts(
+        parts, message,
+    )))
+}
+
+pub fn unary_response<T: Serialize>(result: Result<tonic::Response<T>, Status>) -> Response {
+    match result {
+        Ok(response) => json_response(StatusCode::OK, response.get_ref()),
+        Err(status) => error_response(&status),
+    }
+}
+
+pub fn stream_response<T, S>(result: Result<tonic::Response<S>, Status>) -> Response
+where
+    T: Serialize,
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+{
+    let stream = match result {
+        Ok(response) => response.into_inner(),
+        Err(status) => return error_response(&status),
+    };
+    let lines = stream.map(|item| {
+        let mut line = match item {
+            Ok(message) => serde_json::to_vec(&serde_json::json!({ "result": message })),
+            Err(status) => serde_json::to_vec(&json_error(&status)),
+        }
+        .unwrap_or_else(|e| {
+            format!("{{\"error\":{{\"message\":{:?}}}}}", e.to_string()).into_bytes()
+        });
+        line.push(b'\n');
+        Ok::<_, std::convert::Infallible>(Bytes::from(line))
+    });
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-ndjson"),
+        )],
+        Body::from_stream(lines),
+    )
+        .into_response()
+}
+
+/// One JSON route per RPC, calling the gRPC service method.
+macro_rules! json_routes {
+    ($router:ident, $api:expr, $trait:path, { $($kind:ident $path:literal => $method:ident($req:ty)),* $(,)? }) => {{
+        let mut router = $router;
+        $(
+            let api = $api.clone();
+            router = router.route(
+                $path,
+                axum::routing::post(move |request: axum::extract::Request| {
+                    let api = api.clone();
+                    async move {
+                        let request = match $crate::transport::http::read_request::<$req>(request).await {
+                            Ok(request) => request,
+                            Err(response) => return response,
+                        };
+                        json_routes!(@$kind <_ as $trait>::$method(&api, request).await)
+                    }
+                }),
+            );
+        )*
+        router
+    }};
+    (@unary $call:expr) => { $crate::transport::http::unary_response($call) };
+    (@stream $call:expr) => { $crate::transport::http::stream_response($call) };
+}
+pub(crate) use json_routes;
+
+pub fn probes(app: Arc<App>) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            axum::routing::get(|| async {
+                json_response(StatusCode::OK, &serde_json::json!({ "status": "SERVING" }))
+            }),
+        )
+        .route(
+            "/readyz",
+            axum::routing::get(move || {
+                let app = app.clone();
+                async move {
+                    match app.operations.list(1, "", None, None).await {
+                        Ok(_) => json_response(
+                            StatusCode::OK,
+                            &serde_json::json!({ "status": "READY" }),
+                        ),
+                        Err(err) => json_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            &serde_json::json!({ "status": "NOT_READY", "reason": err.to_string() }),
+                        ),
+                    }
+                }
+            }),
+        )
+}

@@ -1,0 +1,11 @@
+//! Transport: gRPC and HTTP/JSON on one mTLS port. It parses, authorizes and
+//! converts; workflows decide.
+
+pub mod authz;
+pub mod convert;
+pub mod grpc;
+pub mod http;
+pub mod server;
+pub mod services;
+pub mod status;
+pub mod tls;

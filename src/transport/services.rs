@@ -1,0 +1,154 @@
+//! Assembles every service into the two routers the listener dispatches to:
+//! gRPC (provd.v1, grpc.health.v1, grpc.reflection.v1) and HTTP/JSON.
+
+use std::sync::Arc;
+
+use axum::Router;
+use tonic::{Request, Response, Status};
+
+use super::grpc::{AgentApi, BoxStream, OperationsApi};
+use super::http::{json_routes, probes};
+use super::server::Routers;
+use super::status::to_status;
+use crate::proto::{FILE_DESCRIPTOR_SET, v1};
+use crate::workflows::{App, Error};
+
+/// Services whose workflows are not built yet: they exist in the contract,
+/// are authorized and routed like the rest, and answer UNIMPLEMENTED saying
+/// which capability is missing.
+#[derive(Clone, Default)]
+pub struct Unbuilt;
+
+fn unbuilt(what: &'static str) -> Status {
+    to_status(&Error::Unimplemented(what))
+}
+
+macro_rules! unbuilt_service {
+    ($trait:path, $what:literal, $($method:ident($req:ty) -> $resp:ty),* $(,)?) => {
+        #[tonic::async_trait]
+        impl $trait for Unbuilt {
+            $(
+                async fn $method(&self, _request: Request<$req>) -> Result<Response<$resp>, Status> {
+                    Err(unbuilt($what))
+                }
+            )*
+        }
+    };
+}
+
+unbuilt_service!(v1::service_account_service_server::ServiceAccountService,
+    "the gMSA workflow (ServiceAccountService)",
+    create_gmsa(v1::CreateGmsaRequest) -> v1::CreateGmsaResponse,
+    use_custom_gmsa(v1::UseCustomGmsaRequest) -> v1::UseCustomGmsaResponse,
+    get_service_account(v1::GetServiceAccountRequest) -> v1::GetServiceAccountResponse,
+    grant_permissions(v1::GrantPermissionsRequest) -> v1::GrantPermissionsResponse,
+);
+
+unbuilt_service!(v1::directory_service_server::DirectoryService,
+    "the directory workflow (DirectoryService)",
+    add_directory(v1::AddDirectoryRequest) -> v1::AddDirectoryResponse,
+    list_directories(v1::ListDirectoriesRequest) -> v1::ListDirectoriesResponse,
+    remove_directory(v1::RemoveDirectoryRequest) -> v1::RemoveDirectoryResponse,
+);
+
+unbuilt_service!(v1::domain_controller_service_server::DomainControllerService,
+    "the domain controller workflow (DomainControllerService)",
+    discover_domain_controllers(v1::DiscoverDomainControllersRequest) -> v1::DiscoverDomainControllersResponse,
+    get_priority(v1::GetPriorityRequest) -> v1::GetPriorityResponse,
+    set_priority(v1::SetPriorityRequest) -> v1::SetPriorityResponse,
+);
+
+unbuilt_service!(v1::writeback_service_server::WritebackService,
+    "the password writeback workflow (WritebackService)",
+    set_password_writeback(v1::SetPasswordWritebackRequest) -> v1::SetPasswordWritebackResponse,
+    get_password_writeback(v1::GetPasswordWritebackRequest) -> v1::GetPasswordWritebackResponse,
+);
+
+#[tonic::async_trait]
+impl v1::verify_service_server::VerifyService for Unbuilt {
+    type VerifyStream = BoxStream<v1::VerifyResponse>;
+
+    async fn verify(
+        &self,
+        _request: Request<v1::VerifyRequest>,
+    ) -> Result<Response<Self::VerifyStream>, Status> {
+        Err(unbuilt("the verify workflow (VerifyService)"))
+    }
+}
+
+/// Builds the gRPC and JSON routers over `app`.
+pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
+    use v1::agent_service_server::{AgentService, AgentServiceServer};
+    use v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
+    use v1::domain_controller_service_server::{
+        DomainControllerService, DomainControllerServiceServer,
+    };
+    use v1::operations_service_server::{OperationsService, OperationsServiceServer};
+    use v1::service_account_service_server::{ServiceAccountService, ServiceAccountServiceServer};
+    use v1::verify_service_server::{VerifyService, VerifyServiceServer};
+    use v1::writeback_service_server::{WritebackService, WritebackServiceServer};
+
+    let operations = OperationsApi { app: app.clone() };
+    let agent = AgentApi { app: app.clone() };
+    let unbuilt = Unbuilt;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<OperationsServiceServer<OperationsApi>>()
+        .await;
+    health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| e.to_string())?;
+
+    let grpc = tonic::service::Routes::new(health_service)
+        .add_service(reflection)
+        .add_service(OperationsServiceServer::new(operations.clone()))
+        .add_service(AgentServiceServer::new(agent.clone()))
+        .add_service(ServiceAccountServiceServer::new(unbuilt.clone()))
+        .add_service(DirectoryServiceServer::new(unbuilt.clone()))
+        .add_service(DomainControllerServiceServer::new(unbuilt.clone()))
+        .add_service(VerifyServiceServer::new(unbuilt.clone()))
+        .add_service(WritebackServiceServer::new(unbuilt.clone()))
+        .into_axum_router();
+
+    let json = probes(app);
+    let json = json_routes!(json, operations, OperationsService, {
+        unary "/provd.v1.OperationsService/GetOperation" => get_operation(v1::GetOperationRequest),
+        unary "/provd.v1.OperationsService/ListOperations" => list_operations(v1::ListOperationsRequest),
+        stream "/provd.v1.OperationsService/WatchOperation" => watch_operation(v1::WatchOperationRequest),
+        unary "/provd.v1.OperationsService/CancelOperation" => cancel_operation(v1::CancelOperationRequest),
+    });
+    let json = json_routes!(json, agent, AgentService, {
+        unary "/provd.v1.AgentService/Install" => install(v1::InstallRequest),
+        unary "/provd.v1.AgentService/GetAgent" => get_agent(v1::GetAgentRequest),
+    });
+    let json = json_routes!(json, unbuilt, ServiceAccountService, {
+        unary "/provd.v1.ServiceAccountService/CreateGmsa" => create_gmsa(v1::CreateGmsaRequest),
+        unary "/provd.v1.ServiceAccountService/UseCustomGmsa" => use_custom_gmsa(v1::UseCustomGmsaRequest),
+        unary "/provd.v1.ServiceAccountService/GetServiceAccount" => get_service_account(v1::GetServiceAccountRequest),
+        unary "/provd.v1.ServiceAccountService/GrantPermissions" => grant_permissions(v1::GrantPermissionsRequest),
+    });
+    let json = json_routes!(json, unbuilt, DirectoryService, {
+        unary "/provd.v1.DirectoryService/AddDirectory" => add_directory(v1::AddDirectoryRequest),
+        unary "/provd.v1.DirectoryService/ListDirectories" => list_directories(v1::ListDirectoriesRequest),
+        unary "/provd.v1.DirectoryService/RemoveDirectory" => remove_directory(v1::RemoveDirectoryRequest),
+    });
+    let json = json_routes!(json, unbuilt, DomainControllerService, {
+        unary "/provd.v1.DomainControllerService/DiscoverDomainControllers" => discover_domain_controllers(v1::DiscoverDomainControllersRequest),
+        unary "/provd.v1.DomainControllerService/GetPriority" => get_priority(v1::GetPriorityRequest),
+        unary "/provd.v1.DomainControllerService/SetPriority" => set_priority(v1::SetPriorityRequest),
+    });
+    let json = json_routes!(json, unbuilt, VerifyService, {
+        stream "/provd.v1.VerifyService/Verify" => verify(v1::VerifyRequest),
+    });
+    let json = json_routes!(json, unbuilt, WritebackService, {
+        unary "/provd.v1.WritebackService/SetPasswordWriteback" => set_password_writeback(v1::SetPasswordWritebackRequest),
+        unary "/provd.v1.WritebackService/GetPasswordWriteback" => get_password_writeback(v1::GetPasswordWritebackRequest),
+    });
+    Ok(Routers {
+        grpc,
+        json: Router::new().merge(json),
+    })
+}

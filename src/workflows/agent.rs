@@ -1,0 +1,391 @@
+//! AgentService's workflows: install the agent package, report its state.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+use super::operations::{OperationSpec, Outcome, Progress};
+use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
+use crate::backends::host::{
+    AgentStatus, Cloud, Host, HostError, PackageKind, PackageToInstall, package_kind,
+};
+use crate::backends::store::{OperationKind, OperationRecord};
+
+/// Install as the transport hands it over: raw fields, validated here.
+#[derive(Debug, Clone, Default)]
+pub struct InstallRequest {
+    pub source: String,
+    pub sha256: String,
+    pub accept_license: bool,
+    pub cloud: Option<Cloud>,
+    pub request_id: String,
+}
+
+/// A validated install request.
+#[derive(Debug, Clone)]
+struct InstallPlan {
+    source: PathBuf,
+    kind: PackageKind,
+    digest: [u8; 32],
+    cloud: Cloud,
+}
+
+/// GetAgent's answer.
+#[derive(Debug, Clone)]
+pub enum AgentReport {
+    Unavailable { reason: String },
+    Available(AgentStatus),
+}
+
+pub struct AgentWorkflows {
+    operations: Arc<Operations>,
+    host: Arc<dyn Host>,
+    paths: Paths,
+}
+
+/// Chunk size for streaming a package through the hasher.
+const COPY_CHUNK: usize = 256 * 1024;
+
+impl AgentWorkflows {
+    pub fn new(operations: Arc<Operations>, host: Arc<dyn Host>, paths: Paths) -> Self {
+        Self {
+            operations,
+            host,
+            paths,
+        }
+    }
+
+    pub async fn get_agent(&self) -> Result<AgentReport, Error> {
+        if let Err(reason) = self.host.availability() {
+            return Ok(AgentReport::Unavailable { reason });
+        }
+        match self.host.agent_status().await {
+            Ok(status) => Ok(AgentReport::Available(status)),
+            Err(HostError::Unavailable(reason)) => Ok(AgentReport::Unavailable { reason }),
+        }
+    }
+
+    pub async fn install(
+        &self,
+        caller: &Caller,
+        request: InstallRequest,
+    ) -> Result<OperationRecord, Error> {
+        let (plan, request_id) = validate_install(&request)?;
+        let spec = OperationSpec {
+            kind: OperationKind::Install,
+            request_id,
+            description: format!("install agent package from {}", request.source),
+            initiator: caller.name.clone(),
+        };
+        let host = self.host.clone();
+        let staging_dir = self.paths.staging_dir.clone();
+        self.operations
+            .start(spec, move |progress| {
+                run_install(progress, host, staging_dir, plan)
+            })
+            .await
+    }
+}
+
+fn validate_install(request: &InstallRequest) -> Result<(InstallPlan, Option<String>), Error> {
+    let mut violations = Vec::new();
+    let source = match parse_file_uri(&request.source) {
+        Ok(path) => Some(path),
+        Err(v) => {
+            violations.push(v);
+            None
+        }
+    };
+    let kind = source.as_deref().and_then(|path| {
+        let kind = package_kind(path);
+        if kind.is_none() {
+            violations.push(FieldViolation::new(
+                "source",
+                "must name a .msi or .exe package",
+            ));
+        }
+        kind
+    });
+    let digest = validate::sha256_hex("sha256", &request.sha256)
+        .map_err(|v| violations.push(v))
+        .ok();
+    if !request.accept_license {
+        violations.push(FieldViolation::new(
+            "accept_license",
+            "must be true: installing the agent requires accepting its license terms",
+        ));
+    }
+    let request_id = validate::request_id("request_id", &request.request_id)
+        .map_err(|v| violations.push(v))
+        .ok()
+        .flatten();
+    match (source, kind, digest) {
+        (Some(source), Some(kind), Some(digest)) if violations.is_empty() => Ok((
+            InstallPlan {
+                source,
+                kind,
+                digest,
+                cloud: request.cloud.unwrap_or_default(),
+            },
+            request_id,
+        )),
+        _ => Err(Error::InvalidArgument(violations)),
+    }
+}
+
+/// `file:///abs/path` (or `file:///C:/path` on Windows) to a path.
+fn parse_file_uri(value: &str) -> Result<PathBuf, FieldViolation> {
+    if value.is_empty() {
+        return Err(FieldViolation::new("source", "is required"));
+    }
+    let Some(rest) = value.strip_prefix("file://") else {
+        return Err(FieldViolation::new(
+            "source",
+            "must be a file:// URI (e.g. file:///srv/AADConnectProvisioningAgentSetup.msi)",
+        ));
+    };
+    if value.contains('\0') {
+        return Err(FieldViolation::new("source", "must not contain NUL"));
+    }
+    let path = if cfg!(windows) {
+        rest.trim_start_matches('/').to_owned()
+    } else {
+        rest.to_owned()
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(FieldViolation::new(
+            "source",
+            "must be an absolute file:// URI with an empty host (file:///...)",
+        ));
+    }
+    Ok(path)
+}
+
+async fn run_install(
+    progress: Progress,
+    host: Arc<dyn Host>,
+    staging_dir: PathBuf,
+    plan: InstallPlan,
+) -> Result<Outcome, Error> {
+    let file_name = plan
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "package".into());
+    let staged = staging_dir.join(format!("{}-{file_name}", progress.operation_id()));
+
+    progress
+        .step_started(
+            "fetch-package",
+            format!("copying {} to the staging directory", plan.source.display()),
+        )
+        .await?;
+    let fetched = fetch(&progress, &plan.source, &staging_dir, &staged).await;
+    let (digest, bytes) = match fetched {
+        Ok(ok) => ok,
+        Err(err) => {
+            let _ = tokio::fs::remove_file(&staged).await;
+            return Err(err);
+        }
+    };
+    progress
+        .step_succeeded("fetch-package", format!("fetched {bytes} bytes"))
+        .await?;
+
+    progress
+        .step_started("verify-package", "comparing the package's SHA-256")
+        .await?;
+    if digest != plan.digest {
+        let _ = tokio::fs::remove_file(&staged).await;
+        return Err(Error::invalid(
+            "sha256",
+            format!(
+                "the package's SHA-256 is {}, not the expected {}; nothing was installed",
+                hex::encode(digest),
+                hex::encode(plan.digest)
+            ),
+        ));
+    }
+    progress
+        .step_succeeded(
+            "verify-package",
+            format!("SHA-256 {} matches", hex::encode(digest)),
+        )
+        .await?;
+
+    progress
+        .step_started("install-package", "running the installer silently")
+        .await?;
+    let package = PackageToInstall {
+        log_path: staged.with_extension("log"),
+        path: staged.clone(),
+        kind: plan.kind,
+        cloud: plan.cloud,
+    };
+    let installed = host.install_package(&package).await;
+    let _ = tokio::fs::remove_file(&staged).await;
+    match installed {
+        Ok(()) => {}
+        Err(HostError::Unavailable(reason)) => {
+            return Err(Error::FailedPrecondition {
+                reason: "HOST_UNAVAILABLE",
+                subject: "host".into(),
+                message: format!("cannot install the package: {reason}"),
+            });
+        }
+    }
+    progress
+        .step_succeeded("install-package", "installer finished")
+        .await?;
+    Ok(BTreeMap::from([("sha256".into(), hex::encode(digest))]))
+}
+
+/// Streams `source` into `staged`, hashing as it goes; stops at once when
+/// the operation is cancelled, including while waiting on a slow source.
+async fn fetch(
+    progress: &Progress,
+    source: &Path,
+    staging_dir: &Path,
+    staged: &Path,
+) -> Result<([u8; 32], u64), Error> {
+    let cancel = progress.cancellation().clone();
+    let open = async {
+        tokio::fs::create_dir_all(staging_dir).await.map_err(|e| {
+            Error::Internal(format!("cannot create {}: {e}", staging_dir.display()))
+        })?;
+        let reader = open_source(source).await?;
+        let total = tokio::fs::metadata(source)
+            .await
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
+        let out = tokio::fs::File::create(staged)
+            .await
+            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", staged.display())))?;
+        Ok::<_, Error>((reader, total, out))
+    };
+    let (mut reader, total, mut out) = tokio::select! {
+        opened = open => opened?,
+        () = cancel.cancelled() => return Err(Error::Cancelled),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut copied: u64 = 0;
+    let mut last_reported = 0u32;
+    loop {
+        let n = tokio::select! {
+            read = reader.read(&mut buf) => read.map_err(|e| source_error(source, &e))?,
+            () = cancel.cancelled() => return Err(Error::Cancelled),
+        };
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .await
+            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", staged.display())))?;
+        copied += n as u64;
+        if let Some(total) = total.filter(|t| *t > 0) {
+            let percent = u32::try_from(copied.saturating_mul(100) / total).unwrap_or(100);
+            if percent >= last_reported + 25 {
+                last_reported = percent;
+                progress
+                    .progress(
+                        "fetch-package",
+                        format!("{copied} of {total} bytes"),
+                        percent,
+                    )
+                    .await?;
+            }
+        }
+    }
+    out.flush()
+        .await
+        .map_err(|e| Error::Internal(format!("cannot write {}: {e}", staged.display())))?;
+    Ok((hasher.finalize().into(), copied))
+}
+
+fn source_error(source: &Path, err: &std::io::Error) -> Error {
+    match err.kind() {
+        std::io::ErrorKind::NotFound => Error::FailedPrecondition {
+            reason: "PACKAGE_NOT_FOUND",
+            subject: format!("file://{}", source.display()),
+            message: format!("package {} does not exist", source.display()),
+        },
+        _ => Error::Unavailable(format!("cannot read package {}: {err}", source.display())),
+    }
+}
+
+/// Opens the package. A named pipe (FIFO) is read asynchronously so a
+/// producer can stream the package and cancellation never waits on it.
+async fn open_source(source: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>, Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let meta = tokio::fs::metadata(source)
+            .await
+            .map_err(|e| source_error(source, &e))?;
+        if meta.file_type().is_fifo() {
+            let pipe = tokio::net::unix::pipe::OpenOptions::new()
+                .open_receiver(source)
+                .map_err(|e| source_error(source, &e))?;
+            return Ok(Box::new(pipe));
+        }
+    }
+    let file = tokio::fs::File::open(source)
+        .await
+        .map_err(|e| source_error(source, &e))?;
+    Ok(Box::new(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_validation_names_every_bad_field() {
+        let Err(Error::InvalidArgument(v)) = validate_install(&InstallRequest {
+            source: "http://example.test/agent.msi".into(),
+            sha256: "xyz".into(),
+            accept_license: false,
+            cloud: None,
+            request_id: "bad id".into(),
+        }) else {
+            panic!("expected invalid argument");
+        };
+        let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["source", "sha256", "accept_license", "request_id"]);
+    }
+
+    #[test]
+    fn install_validation_accepts_a_good_request() {
+        let (plan, rid) = validate_install(&InstallRequest {
+            source: "file:///srv/pkg/Agent.MSI".into(),
+            sha256: "00".repeat(32),
+            accept_license: true,
+            cloud: Some(Cloud::AzureUsGovernment),
+            request_id: "r-1".into(),
+        })
+        .unwrap();
+        assert_eq!(plan.kind, PackageKind::Msi);
+        assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
+        assert_eq!(rid.as_deref(), Some("r-1"));
+    }
+
+    #[test]
+    fn only_msi_and_exe_packages() {
+        let Err(Error::InvalidArgument(v)) = validate_install(&InstallRequest {
+            source: "file:///srv/pkg/agent.zip".into(),
+            sha256: "00".repeat(32),
+            accept_license: true,
+            ..Default::default()
+        }) else {
+            panic!("expected invalid argument");
+        };
+        assert_eq!(v[0].field, "source");
+    }
+}

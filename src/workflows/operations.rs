@@ -1,0 +1,706 @@
+//! The durable operations engine.
+//!
+//! Every mutating workflow runs as an operation: a record in the store plus
+//! an append-only list of events. The engine owns the daemon's single writer
+//! slot (at most one mutating operation at a time), request-id idempotency,
+//! cooperative cancellation, live fan-out of events to watchers, and the
+//! start-up recovery that turns operations a crashed run left behind into
+//! INTERRUPTED.
+//!
+//! Every event is persisted before it is broadcast, and watchers subscribe
+//! before they replay from the store, so a watcher never misses an event;
+//! duplicates are dropped by sequence number.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Mutex, broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::{Error, FieldViolation};
+use crate::backends::store::{
+    EventKind, EventRecord, ListPage, ListQuery, OperationErrorRecord, OperationKind,
+    OperationRecord, OperationState, Store, StoreError,
+};
+
+/// Default and maximum `page_size` of ListOperations.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 1000;
+/// Live events buffered per operation for slow watchers; a watcher that falls
+/// further behind catches up from the store.
+const NOTICE_BUFFER: usize = 256;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// What a workflow declares about the operation it is about to start.
+#[derive(Debug, Clone)]
+pub struct OperationSpec {
+    pub kind: OperationKind,
+    pub request_id: Option<String>,
+    pub description: String,
+    pub initiator: String,
+}
+
+/// A short machine-readable outcome of a succeeded operation.
+pub type Outcome = BTreeMap<String, String>;
+
+#[derive(Debug, Clone)]
+enum Notice {
+    Event(EventRecord),
+    /// The operation reached a terminal state (read it from the store).
+    Finished,
+}
+
+/// One item of a watch stream.
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    Event(EventRecord),
+    /// The terminal operation; always the last item.
+    Finished(OperationRecord),
+    /// The stream could not go on (the store failed); the last item.
+    Failed(String),
+}
+
+/// The operation in the writer slot.
+struct Live {
+    id: String,
+    kind: OperationKind,
+    request_id: Option<String>,
+    /// The authoritative record while the operation runs; every change is
+    /// persisted while this lock is held, so store and memory never diverge.
+    record: Mutex<OperationRecord>,
+    notices: broadcast::Sender<Notice>,
+    cancel: CancellationToken,
+    current_step: StdMutex<String>,
+}
+
+pub struct Operations {
+    store: Arc<dyn Store>,
+    running: StdMutex<Option<Arc<Live>>>,
+}
+
+/// Fields of a new event; sequence and time are assigned by the engine.
+#[derive(Debug, Clone, Default)]
+pub struct NewEvent {
+    pub step: String,
+    pub kind: Option<EventKind>,
+    pub message: String,
+    pub percent: u32,
+    pub attributes: BTreeMap<String, String>,
+}
+
+async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
+        .map_err(Error::from)
+}
+
+impl Operations {
+    /// Opens the engine over `store`, moving every operation a previous run
+    /// left PENDING or RUNNING to INTERRUPTED with a final event.
+    pub async fn recover(store: Arc<dyn Store>) -> Result<Arc<Self>, Error> {
+        let unfinished = blocking(&store, |s| s.unfinished_operations()).await?;
+        for mut op in unfinished {
+            let id = op.id.clone();
+            let last_step = blocking(&store, {
+                let id = id.clone();
+                let after = op.event_count.saturating_sub(1);
+                move |s| s.events_after(&id, after)
+            })
+            .await?
+            .pop()
+            .map(|e| e.step)
+            .unwrap_or_default();
+            let now = now_ms();
+            op.state = OperationState::Interrupted;
+            op.end_time_ms = Some(now);
+            op.update_time_ms = now;
+            op.event_count += 1;
+            op.error = Some(OperationErrorRecord {
+                code: "ABORTED".into(),
+                message: format!(
+                    "provd stopped while this operation was running (during step {:?}); \
+                     steps recorded before may have taken effect; start it again with a \
+                     new request_id: every workflow is idempotent",
+                    last_step
+                ),
+                step: last_step.clone(),
+            });
+            let event = EventRecord {
+                sequence: op.event_count,
+                time_ms: now,
+                step: last_step,
+                kind: EventKind::StateChanged,
+                message: "INTERRUPTED: provd stopped while the operation was running".into(),
+                percent: 0,
+                attributes: BTreeMap::from([("state".into(), "INTERRUPTED".into())]),
+            };
+            tracing::warn!(operation = %id, "operation interrupted by a daemon restart");
+            blocking(&store, move |s| s.append_event(&op, &event)).await?;
+        }
+        Ok(Arc::new(Self {
+            store,
+            running: StdMutex::new(None),
+        }))
+    }
+
+    fn live(&self, id: &str) -> Option<Arc<Live>> {
+        let slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().filter(|l| l.id == id).cloned()
+    }
+
+    /// The operation in the writer slot, if any: (id, kind).
+    pub fn running(&self) -> Option<(String, OperationKind)> {
+        let slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|l| (l.id.clone(), l.kind))
+    }
+
+    /// Starts `work` as a new operation, or returns the operation an earlier
+    /// request with the same request id started.
+    pub async fn start<F, Fut>(
+        self: &Arc<Self>,
+        spec: OperationSpec,
+        work: F,
+    ) -> Result<OperationRecord, Error>
+    where
+        F: FnOnce(Progress) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<Outcome, Error>> + Send + 'static,
+    {
+        if let Some(existing) = self.find_by_request_id(&spec).await? {
+            return Ok(existing);
+        }
+        let now = now_ms();
+        let record = OperationRecord {
+            id: uuid::Uuid::new_v4().hyphenated().to_string(),
+            kind: spec.kind,
+            state: OperationState::Pending,
+            request_id: spec.request_id.clone(),
+            description: spec.description.clone(),
+            initiator: spec.initiator.clone(),
+            create_time_ms: now,
+            update_time_ms: now,
+            end_time_ms: None,
+            error: None,
+            cancel_requested: false,
+            event_count: 0,
+            result: BTreeMap::new(),
+        };
+        let live = Arc::new(Live {
+            id: record.id.clone(),
+            kind: spec.kind,
+            request_id: spec.request_id.clone(),
+            record: Mutex::new(record.clone()),
+            notices: broadcast::channel(NOTICE_BUFFER).0,
+            cancel: CancellationToken::new(),
+            current_step: StdMutex::new(String::new()),
+        });
+        let same_request = {
+            let mut slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_ref() {
+                // A retry racing its own first attempt: same operation.
+                Some(running)
+                    if running.request_id.is_some() && running.request_id == spec.request_id =>
+                {
+                    Some(running.clone())
+                }
+                Some(running) => {
+                    return Err(Error::OperationRunning {
+                        id: running.id.clone(),
+                        kind: kind_name(running.kind).to_owned(),
+                    });
+                }
+                None => {
+                    *slot = Some(live.clone());
+                    None
+                }
+            }
+        };
+        if let Some(running) = same_request {
+            let record = running.record.lock().await.clone();
+            return self.check_same_kind(record, &spec);
+        }
+        let created = blocking(&self.store, {
+            let record = record.clone();
+            move |s| s.create_operation(&record)
+        })
+        .await;
+        if let Err(err) = created {
+            self.release(&live.id);
+            if let Error::Store(StoreError::RequestIdTaken { .. }) = err
+                && let Some(existing) = self.find_by_request_id(&spec).await?
+            {
+                return Ok(existing);
+            }
+            return Err(err);
+        }
+        tracing::info!(operation = %record.id, kind = kind_name(spec.kind), initiator = %spec.initiator, "operation started");
+
+        let engine = self.clone();
+        let progress = Progress {
+            engine: self.clone(),
+            live: live.clone(),
+        };
+        tokio::spawn(async move {
+            if let Err(err) = progress
+                .transition(OperationState::Running, "RUNNING", None, BTreeMap::new())
+                .await
+            {
+                tracing::error!(operation = %live.id, error = %err, "cannot record start");
+            }
+            let step_progress = progress.clone();
+            // A separate task so a panicking workflow still ends its operation.
+            let outcome = match tokio::spawn(work(step_progress)).await {
+                Ok(result) => result,
+                Err(join) => Err(Error::Internal(format!("workflow task failed: {join}"))),
+            };
+            let (state, error, result) = match outcome {
+                Ok(result) => (OperationState::Succeeded, None, result),
+                Err(Error::Cancelled) => (
+                    OperationState::Cancelled,
+                    Some((
+                        Error::Cancelled.kind().as_str(),
+                        "cancelled by request".into(),
+                    )),
+                    BTreeMap::new(),
+                ),
+                Err(err) => (
+                    OperationState::Failed,
+                    Some((err.kind().as_str(), err.to_string())),
+                    BTreeMap::new(),
+                ),
+            };
+            let label = state_name(state);
+            if let Err(err) = progress.transition(state, label, error, result).await {
+                tracing::error!(operation = %live.id, error = %err, "cannot record the end of an operation");
+            }
+            engine.release(&live.id);
+        });
+        Ok(record)
+    }
+
+    fn release(&self, id: &str) {
+        let mut slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.as_ref().is_some_and(|l| l.id == id) {
+            *slot = None;
+        }
+    }
+
+    async fn find_by_request_id(
+        &self,
+        spec: &OperationSpec,
+    ) -> Result<Option<OperationRecord>, Error> {
+        let Some(request_id) = spec.request_id.clone() else {
+            return Ok(None);
+        };
+        let found = blocking(&self.store, move |s| {
+            match s.operation_for_request_id(&request_id)? {
+                Some(id) => s.get_operation(&id),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        match found {
+            Some(existing) => self.check_same_kind(existing, spec).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn check_same_kind(
+        &self,
+        existing: OperationRecord,
+        spec: &OperationSpec,
+    ) -> Result<OperationRecord, Error> {
+        if existing.kind != spec.kind {
+            return Err(Error::InvalidArgument(vec![FieldViolation::new(
+                "request_id",
+                format!(
+                    "already used by operation {} of kind {}; use a new request id",
+                    existing.id,
+                    kind_name(existing.kind)
+                ),
+            )]));
+        }
+        Ok(existing)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<OperationRecord, Error> {
+        let key = id.to_owned();
+        blocking(&self.store, move |s| s.get_operation(&key))
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("operation {id}")))
+    }
+
+    pub async fn list(
+        &self,
+        page_size: usize,
+        page_token: &str,
+        state: Option<OperationState>,
+        kind: Option<OperationKind>,
+    ) -> Result<ListPage, Error> {
+        let limit = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
+            }
+            n => n,
+        };
+        let query = ListQuery {
+            state,
+            kind,
+            limit,
+            after: (!page_token.is_empty()).then(|| page_token.to_owned()),
+        };
+        match blocking(&self.store, move |s| s.list_operations(&query)).await {
+            Err(Error::Store(StoreError::Corrupt { key, .. })) if key == "page_token" => Err(
+                Error::invalid("page_token", "is not a token this server returned"),
+            ),
+            other => other,
+        }
+    }
+
+    /// Requests cooperative cancellation.
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<OperationRecord, Error> {
+        if let Some(live) = self.live(id) {
+            let mut record = live.record.lock().await;
+            if !record.state.is_terminal() {
+                if !record.cancel_requested {
+                    let event = NewEvent {
+                        step: live.step(),
+                        kind: Some(EventKind::Progress),
+                        message: format!("cancellation requested by {by}"),
+                        ..NewEvent::default()
+                    };
+                    self.append_locked(&live, &mut record, event, |r| r.cancel_requested = true)
+                        .await?;
+                }
+                live.cancel.cancel();
+                return Ok(record.clone());
+            }
+        }
+        let record = self.get(id).await?;
+        match record.state {
+            OperationState::Cancelled => Ok(record),
+            OperationState::Succeeded | OperationState::Failed | OperationState::Interrupted => {
+                Err(Error::FailedPrecondition {
+                    reason: "OPERATION_FINISHED",
+                    subject: format!("operations/{id}"),
+                    message: format!(
+                        "operation {id} already ended in state {}; nothing to cancel",
+                        state_name(record.state)
+                    ),
+                })
+            }
+            // Not live but not terminal: between creation and the slot; report as is.
+            OperationState::Pending | OperationState::Running => Ok(record),
+        }
+    }
+
+    /// Streams the events after `after`, then the terminal operation.
+    pub async fn watch(
+        self: &Arc<Self>,
+        id: &str,
+        after: u64,
+    ) -> Result<mpsc::Receiver<WatchItem>, Error> {
+        let live = self.live(id);
+        // Subscribe before reading anything, so nothing recorded later is missed.
+        let notices = live.as_ref().map(|l| l.notices.subscribe());
+        let still_running = match &live {
+            Some(l) => !l.record.lock().await.state.is_terminal(),
+            None => {
+                self.get(id).await?;
+                false
+            }
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let engine = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let result = engine
+                .pump(&id, after, still_running.then_some(notices).flatten(), &tx)
+                .await;
+            if let Err(err) = result {
+                let _ = tx.send(WatchItem::Failed(err.to_string())).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn pump(
+        &self,
+        id: &str,
+        after: u64,
+        notices: Option<broadcast::Receiver<Notice>>,
+        tx: &mpsc::Sender<WatchItem>,
+    ) -> Result<(), Error> {
+        let mut last = after;
+        if !self.replay(id, &mut last, tx).await? {
+            return Ok(());
+        }
+        if let Some(mut notices) = notices {
+            loop {
+                match notices.recv().await {
+                    Ok(Notice::Event(event)) => {
+                        if event.sequence > last {
+                            last = event.sequence;
+                            if tx.send(WatchItem::Event(event)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Ok(Notice::Finished) | Err(broadcast::error::RecvError::Closed) => break,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !self.replay(id, &mut last, tx).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            // Events recorded together with the terminal state.
+            if !self.replay(id, &mut last, tx).await? {
+                return Ok(());
+            }
+        }
+        let record = self.get(id).await?;
+        let _ = tx.send(WatchItem::Finished(record)).await;
+        Ok(())
+    }
+
+    /// Sends stored events after `last`; false once the watcher has gone.
+    async fn replay(
+        &self,
+        id: &str,
+        last: &mut u64,
+        tx: &mpsc::Sender<WatchItem>,
+    ) -> Result<bool, Error> {
+        let key = id.to_owned();
+        let after = *last;
+        let events = blocking(&self.store, move |s| s.events_after(&key, after)).await?;
+        for event in events {
+            *last = event.sequence;
+            if tx.send(WatchItem::Event(event)).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Persists an event (and any change to the record) under the record
+    /// lock, then publishes it.
+    async fn append_locked(
+        &self,
+        live: &Live,
+        record: &mut OperationRecord,
+        event: NewEvent,
+        change: impl FnOnce(&mut OperationRecord),
+    ) -> Result<EventRecord, Error> {
+        let mut next = record.clone();
+        change(&mut next);
+        let now = now_ms();
+        next.event_count += 1;
+        next.update_time_ms = now;
+        let stored = EventRecord {
+            sequence: next.event_count,
+            time_ms: now,
+            step: event.step,
+            kind: event.kind.unwrap_or(EventKind::Progress),
+            message: event.message,
+            percent: event.percent.min(100),
+            attributes: event.attributes,
+        };
+        let (op, ev) = (next.clone(), stored.clone());
+        blocking(&self.store, move |s| s.append_event(&op, &ev)).await?;
+        *record = next;
+        let notice = if record.state.is_terminal() {
+            // Watchers read the terminal record from the store after this.
+            let _ = live.notices.send(Notice::Event(stored.clone()));
+            Notice::Finished
+        } else {
+            Notice::Event(stored.clone())
+        };
+        let _ = live.notices.send(notice);
+        Ok(stored)
+    }
+}
+
+/// The handle a running workflow uses to report progress and observe
+/// cancellation.
+#[derive(Clone)]
+pub struct Progress {
+    engine: Arc<Operations>,
+    live: Arc<Live>,
+}
+
+impl Live {
+    fn step(&self) -> String {
+        self.current_step
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Progress {
+    pub fn operation_id(&self) -> &str {
+        &self.live.id
+    }
+
+    /// Fires when CancelOperation is accepted.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.live.cancel
+    }
+
+    /// A cancellation point: `Err(Cancelled)` once cancellation was requested.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        if self.live.cancel.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records an event; the step of an event of kind STEP_STARTED becomes
+    /// the current step.
+    pub async fn emit(&self, event: NewEvent) -> Result<(), Error> {
+        if event.kind == Some(EventKind::StepStarted) {
+            *self
+                .live
+                .current_step
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = event.step.clone();
+        }
+        let mut record = self.live.record.lock().await;
+        self.engine
+            .append_locked(&self.live, &mut record, event, |_| {})
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn step_started(&self, step: &str, message: impl Into<String>) -> Result<(), Error> {
+        self.checkpoint()?;
+        self.simple(step, EventKind::StepStarted, message.into(), 0)
+            .await
+    }
+
+    pub async fn step_succeeded(
+        &self,
+        step: &str,
+        message: impl Into<String>,
+    ) -> Result<(), Error> {
+        self.simple(step, EventKind::StepSucceeded, message.into(), 100)
+            .await
+    }
+
+    pub async fn step_skipped(&self, step: &str, message: impl Into<String>) -> Result<(), Error> {
+        self.simple(step, EventKind::StepSkipped, message.into(), 100)
+            .await
+    }
+
+    pub async fn progress(
+        &self,
+        step: &str,
+        message: impl Into<String>,
+        percent: u32,
+    ) -> Result<(), Error> {
+        self.simple(step, EventKind::Progress, message.into(), percent)
+            .await
+    }
+
+    pub async fn warning(&self, step: &str, message: impl Into<String>) -> Result<(), Error> {
+        self.simple(step, EventKind::Warning, message.into(), 0)
+            .await
+    }
+
+    async fn simple(
+        &self,
+        step: &str,
+        kind: EventKind,
+        message: String,
+        percent: u32,
+    ) -> Result<(), Error> {
+        self.emit(NewEvent {
+            step: step.to_owned(),
+            kind: Some(kind),
+            message,
+            percent,
+            attributes: BTreeMap::new(),
+        })
+        .await
+    }
+
+    async fn transition(
+        &self,
+        state: OperationState,
+        label: &str,
+        error: Option<(&'static str, String)>,
+        result: Outcome,
+    ) -> Result<(), Error> {
+        let step = self.live.step();
+        let mut record = self.live.record.lock().await;
+        let event = NewEvent {
+            step: step.clone(),
+            kind: Some(EventKind::StateChanged),
+            message: match &error {
+                Some((_, message)) => format!("{label}: {message}"),
+                None => label.to_owned(),
+            },
+            percent: 0,
+            attributes: BTreeMap::from([("state".into(), state_name(state).into())]),
+        };
+        let now = now_ms();
+        self.engine
+            .append_locked(&self.live, &mut record, event, move |r| {
+                r.state = state;
+                if state.is_terminal() {
+                    r.end_time_ms = Some(now);
+                    r.result = result;
+                    r.error = error.map(|(code, message)| OperationErrorRecord {
+                        code: code.to_owned(),
+                        message,
+                        step,
+                    });
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+}
+
+pub fn kind_name(kind: OperationKind) -> &'static str {
+    match kind {
+        OperationKind::Install => "INSTALL",
+        OperationKind::CreateGmsa => "CREATE_GMSA",
+        OperationKind::UseCustomGmsa => "USE_CUSTOM_GMSA",
+        OperationKind::GrantPermissions => "GRANT_PERMISSIONS",
+        OperationKind::AddDirectory => "ADD_DIRECTORY",
+        OperationKind::RemoveDirectory => "REMOVE_DIRECTORY",
+        OperationKind::SetDcPriority => "SET_DC_PRIORITY",
+        OperationKind::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
+    }
+}
+
+pub fn state_name(state: OperationState) -> &'static str {
+    match state {
+        OperationState::Pending => "PENDING",
+        OperationState::Running => "RUNNING",
+        OperationState::Succeeded => "SUCCEEDED",
+        OperationState::Failed => "FAILED",
+        OperationState::Cancelled => "CANCELLED",
+        OperationState::Interrupted => "INTERRUPTED",
+    }
+}

@@ -1,0 +1,214 @@
+//! Shared test harness: a test CA, a daemon on 127.0.0.1:0 (in-process or
+//! as the real binary), and clients per role over gRPC and HTTP/JSON.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use provd::config::{Config, LogConfig, LogFormat, TlsConfig};
+use provd::pki::{Ca, PemPair, Role};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+pub const DAY: Duration = Duration::from_secs(86_400);
+
+pub struct Pki {
+    pub ca: Ca,
+    pub dir: PathBuf,
+}
+
+impl Pki {
+    /// A CA plus server files in `dir` (server.pem, server.key, ca.pem).
+    pub fn create(dir: &Path) -> Pki {
+        provd::transport::tls::install_crypto_provider();
+        std::fs::create_dir_all(dir).unwrap();
+        let ca = Ca::generate("provd test CA", DAY).unwrap();
+        let server = ca
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
+        std::fs::write(dir.join("server.pem"), &server.cert_pem).unwrap();
+        std::fs::write(dir.join("server.key"), &server.key_pem).unwrap();
+        Pki {
+            ca,
+            dir: dir.to_owned(),
+        }
+    }
+
+    pub fn client(&self, name: &str, roles: &[Role]) -> PemPair {
+        self.ca.issue_client(name, roles, DAY).unwrap()
+    }
+
+    pub fn ca_pem(&self) -> String {
+        self.ca.cert_pem()
+    }
+}
+
+pub fn config(dir: &Path, pki_dir: &Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        state_dir: dir.join("state"),
+        tls: TlsConfig {
+            cert: pki_dir.join("server.pem"),
+            key: pki_dir.join("server.key"),
+            client_ca: pki_dir.join("ca.pem"),
+            reload_interval: Duration::from_millis(100),
+        },
+        log: LogConfig {
+            format: LogFormat::Text,
+            filter: "warn".into(),
+        },
+        shutdown_grace: Duration::from_secs(2),
+    }
+}
+
+/// An in-process daemon with its own temp dir and CA.
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub addr: SocketAddr,
+    pub daemon: Option<provd::DaemonHandle>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::create(&dir.path().join("pki"));
+        let daemon = provd::Daemon::builder(config(dir.path(), &pki.dir))
+            .start()
+            .await
+            .unwrap();
+        Harness {
+            addr: daemon.local_addr(),
+            dir,
+            pki,
+            daemon: Some(daemon),
+        }
+    }
+
+    pub async fn channel(&self, role: Role) -> Channel {
+        let pair = self.pki.client(role.as_str(), &[role]);
+        channel(self.addr, &self.pki.ca_pem(), &pair).await.unwrap()
+    }
+
+    pub fn http(&self, role: Role) -> reqwest::Client {
+        let pair = self.pki.client(role.as_str(), &[role]);
+        http_client(&self.pki.ca_pem(), Some(&pair))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.addr.port(), path)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(daemon) = self.daemon.take() {
+            daemon.shutdown().await;
+        }
+    }
+}
+
+pub async fn channel(
+    addr: SocketAddr,
+    ca_pem: &str,
+    pair: &PemPair,
+) -> Result<Channel, tonic::transport::Error> {
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca_pem))
+        .identity(Identity::from_pem(&pair.cert_pem, &pair.key_pem))
+        .domain_name("localhost");
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+}
+
+/// A rustls client config trusting `ca_pem`, presenting `pair` if given.
+pub fn rustls_client(ca_pem: &str, pair: Option<&PemPair>) -> rustls::ClientConfig {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    provd::transport::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    match pair {
+        Some(pair) => {
+            let chain = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    }
+}
+
+pub fn http_client(ca_pem: &str, pair: Option<&PemPair>) -> reqwest::Client {
+    let mut tls = rustls_client(ca_pem, pair);
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .resolve("localhost", "127.0.0.1:0".parse().unwrap())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// Connects with raw TLS, sends `GET /healthz` over HTTP/1.1 and returns the
+/// status line, or the error that ended the handshake or the read.
+pub async fn raw_healthz(addr: SocketAddr, config: rustls::ClientConfig) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut response = Vec::new();
+    tls.read_to_end(&mut response)
+        .await
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    text.lines()
+        .next()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .ok_or_else(|| "empty response".to_owned())
+}
+
+/// Creates a named pipe whose name ends in `.msi`, and returns its path.
+#[cfg(unix)]
+pub fn fifo(dir: &Path, name: &str) -> PathBuf {
+    let path = dir.join(name);
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    path
+}
+
+/// Writes `data` into the pipe once the daemon opens it, then closes it.
+pub fn feed_fifo(path: PathBuf, data: Vec<u8>) -> tokio::task::JoinHandle<()> {
+    tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all(&data).unwrap();
+    })
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}

@@ -1,0 +1,195 @@
+//! The real `provd` binary: killed with SIGKILL in the middle of an
+//! operation, restarted on the same state, it reports that operation as
+//! INTERRUPTED with its history intact and serves normally.
+
+#![cfg(unix)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use provd::pki::Role;
+use provd::proto::v1;
+use provd::proto::v1::agent_service_client::AgentServiceClient;
+use provd::proto::v1::operations_service_client::OperationsServiceClient;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn_provd(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_provd"))
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--tls-cert")
+        .arg(dir.join("pki/server.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("pki/server.key"))
+        .arg("--tls-client-ca")
+        .arg(dir.join("pki/ca.pem"))
+        .args(["--log-filter", "warn"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+async fn connect_when_serving(addr: std::net::SocketAddr, pki: &Pki) -> tonic::transport::Channel {
+    let pair = pki.client("admin", &[Role::Admin]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(channel) = channel(addr, &pki.ca_pem(), &pair).await {
+            let mut ops = OperationsServiceClient::new(channel.clone());
+            if ops
+                .list_operations(v1::ListOperationsRequest::default())
+                .await
+                .is_ok()
+            {
+                return channel;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "provd never served");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let mut first = spawn_provd(dir.path(), port);
+    let channel = connect_when_serving(addr, &pki).await;
+    let pipe = fifo(dir.path(), "agent.msi");
+    let op = AgentServiceClient::new(channel.clone())
+        .install(v1::InstallRequest {
+            source: format!("file://{}", pipe.display()),
+            sha256: "0".repeat(64),
+            accept_license: true,
+            cloud: 0,
+            request_id: "before-crash".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    // Wait until the fetch step has been recorded: the operation is mid-flight.
+    let mut ops = OperationsServiceClient::new(channel);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let before = loop {
+        let current = ops
+            .get_operation(v1::GetOperationRequest { id: op.id.clone() })
+            .await
+            .unwrap()
+            .into_inner()
+            .operation
+            .unwrap();
+        if current.state == v1::OperationState::Running as i32 && current.event_count >= 2 {
+            break current;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never running: {current:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(first.id()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    first.wait().unwrap();
+
+    let mut second = spawn_provd(dir.path(), port);
+    let channel = connect_when_serving(addr, &pki).await;
+    let mut ops = OperationsServiceClient::new(channel.clone());
+    let after = ops
+        .get_operation(v1::GetOperationRequest { id: op.id.clone() })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    assert_eq!(after.state, v1::OperationState::Interrupted as i32);
+    assert_eq!(after.event_count, before.event_count + 1);
+    let error = after.error.unwrap();
+    assert_eq!(error.step, "fetch-package");
+    assert!(error.message.contains("provd stopped"), "{}", error.message);
+
+    // History intact: every earlier event, then the interruption.
+    let mut stream = ops
+        .watch_operation(v1::WatchOperationRequest {
+            id: op.id.clone(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        match item.item.unwrap() {
+            v1::watch_operation_response::Item::Event(e) => events.push(e),
+            v1::watch_operation_response::Item::Operation(o) => {
+                assert_eq!(o.state, v1::OperationState::Interrupted as i32)
+            }
+        }
+    }
+    assert_eq!(events.len() as u64, after.event_count);
+    assert_eq!(events[1].step, "fetch-package");
+    assert_eq!(
+        events
+            .last()
+            .unwrap()
+            .attributes
+            .get("state")
+            .map(String::as_str),
+        Some("INTERRUPTED")
+    );
+
+    // The retried request id still names the old operation; a new request runs.
+    let file = dir.path().join("agent2.msi");
+    std::fs::write(&file, b"pkg").unwrap();
+    let mut agent = AgentServiceClient::new(channel);
+    let retried = agent
+        .install(v1::InstallRequest {
+            source: format!("file://{}", pipe.display()),
+            sha256: "0".repeat(64),
+            accept_license: true,
+            cloud: 0,
+            request_id: "before-crash".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    assert_eq!(retried.id, op.id);
+    let fresh = agent
+        .install(v1::InstallRequest {
+            source: format!("file://{}", file.display()),
+            sha256: sha256_hex(b"pkg"),
+            accept_license: true,
+            cloud: 0,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    assert_ne!(fresh.id, op.id);
+
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
