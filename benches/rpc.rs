@@ -340,52 +340,49 @@ async fn load<C: Call>(
     Ok((elapsed, merged, ok))
 }
 
-/// Every level for one RPC against one running server: fresh channels per
-/// level, warm-up, then the measured run.
+/// One level for one RPC against one running server: fresh channels,
+/// warm-up, then the measured run.
 async fn measure<C: Call>(
     rpc: Rpc,
     addr: SocketAddr,
     pki: &Pki,
     requests: u64,
+    (concurrency, n_channels): (usize, usize),
     make: &(dyn Fn(Channel) -> C + Sync),
-) -> Result<Vec<Measurement>> {
-    let mut out = Vec::new();
-    for &(concurrency, n_channels) in LEVELS {
-        let channels = connect_many(addr, pki, n_channels).await?;
-        let (_, warm, _) = load(&channels, concurrency, WARMUP.min(requests), make).await?;
-        if warm.errors > 0 {
-            bail!(
-                "{}: {} of the warm-up calls failed; first error: {}",
-                rpc.label(),
-                warm.errors,
-                warm.first_error.unwrap_or_default()
-            );
-        }
-        let (elapsed, result, ok) = load(&channels, concurrency, requests, make).await?;
-        eprintln!(
-            "  measured {:<40} c={concurrency:<3} ch={n_channels}: {:>9.0} req/s",
+) -> Result<Measurement> {
+    let channels = connect_many(addr, pki, n_channels).await?;
+    let (_, warm, _) = load(&channels, concurrency, WARMUP.min(requests), make).await?;
+    if warm.errors > 0 {
+        bail!(
+            "{}: {} of the warm-up calls failed; first error: {}",
             rpc.label(),
-            ok as f64 / elapsed.as_secs_f64()
+            warm.errors,
+            warm.first_error.unwrap_or_default()
         );
-        if ok == 0 {
-            bail!(
-                "{}: every call failed; first error: {}",
-                rpc.label(),
-                result.first_error.unwrap_or_default()
-            );
-        }
-        out.push(Measurement {
-            rpc,
-            concurrency,
-            channels: n_channels,
-            ok,
-            errors: result.errors,
-            first_error: result.first_error,
-            elapsed,
-            latency_ns: result.latency_ns,
-        });
     }
-    Ok(out)
+    let (elapsed, result, ok) = load(&channels, concurrency, requests, make).await?;
+    eprintln!(
+        "  {:<40} c={concurrency:<3} ch={n_channels}: {:>9.0} req/s",
+        rpc.label(),
+        ok as f64 / elapsed.as_secs_f64()
+    );
+    if ok == 0 {
+        bail!(
+            "{}: every call failed; first error: {}",
+            rpc.label(),
+            result.first_error.unwrap_or_default()
+        );
+    }
+    Ok(Measurement {
+        rpc,
+        concurrency,
+        channels: n_channels,
+        ok,
+        errors: result.errors,
+        first_error: result.first_error,
+        elapsed,
+        latency_ns: result.latency_ns,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -406,6 +403,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
             filter: "warn".into(),
         },
         shutdown_grace: Duration::from_secs(2),
+        directory: Default::default(),
     })
 }
 
@@ -458,7 +456,15 @@ async fn stored_operation(addr: SocketAddr, pki: &Pki, dir: &Path) -> Result<v1:
     }
 }
 
-async fn bench_provd(pki: &Pki, dir: &Path, requests: u64) -> Result<(Vec<Measurement>, String)> {
+/// provd in-process on a fresh state dir: store one operation, then measure
+/// GetOperation and (as a reference) Health/Check at `level`; shut down.
+async fn bench_provd(
+    pki: &Pki,
+    dir: &Path,
+    requests: u64,
+    level: (usize, usize),
+) -> Result<(Vec<Measurement>, String)> {
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     let daemon = provd::Daemon::builder(daemon_config(&dir.join("state"), pki)?)
         .start()
         .await
@@ -468,8 +474,7 @@ async fn bench_provd(pki: &Pki, dir: &Path, requests: u64) -> Result<(Vec<Measur
         let op = stored_operation(addr, pki, dir).await?;
         let state = v1::OperationState::try_from(op.state).unwrap_or_default();
         let about = format!(
-            "operation {} ({}, {} events{})",
-            op.id,
+            "{} with {} events{}",
             state.as_str_name(),
             op.event_count,
             op.error
@@ -478,43 +483,41 @@ async fn bench_provd(pki: &Pki, dir: &Path, requests: u64) -> Result<(Vec<Measur
                 .unwrap_or_default()
         );
         let id = op.id.clone();
-        let mut all = measure(
+        let get = measure(
             Rpc::ProvdGetOperation,
             addr,
             pki,
             requests,
+            level,
             &move |channel| GetOperation {
                 client: OperationsServiceClient::new(channel),
                 id: id.clone(),
             },
         )
         .await?;
-        all.extend(
-            measure(Rpc::ProvdHealth, addr, pki, requests, &|channel| {
-                HealthCheck {
-                    client: HealthClient::new(channel),
-                }
-            })
-            .await?,
-        );
-        Ok((all, about))
+        let health = measure(Rpc::ProvdHealth, addr, pki, requests, level, &|channel| {
+            HealthCheck {
+                client: HealthClient::new(channel),
+            }
+        })
+        .await?;
+        Ok((vec![get, health], about))
     }
     .await;
     daemon.shutdown().await;
     result
 }
 
-async fn bench_bare(pki: &Pki, requests: u64) -> Result<Vec<Measurement>> {
+/// A bare tonic server (same certificates, only grpc.health.v1) measured at
+/// `level`; shut down.
+async fn bench_bare(pki: &Pki, requests: u64, level: (usize, usize)) -> Result<Measurement> {
     use tonic::transport::server::{ServerTlsConfig, TcpIncoming};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .context("bind bare tonic server")?;
     let addr = listener.local_addr().context("bare server address")?;
     let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            &pki.server.cert_pem,
-            &pki.server.key_pem,
-        ))
+        .identity(Identity::from_pem(&pki.server.cert_pem, &pki.server.key_pem))
         .client_ca_root(Certificate::from_pem(&pki.ca_pem));
     let (_reporter, health) = tonic_health::server::health_reporter();
     let router = tonic::transport::Server::builder()
@@ -527,7 +530,7 @@ async fn bench_bare(pki: &Pki, requests: u64) -> Result<Vec<Measurement>> {
     let server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
         let _ = stop_rx.await;
     }));
-    let result = measure(Rpc::BareHealth, addr, pki, requests, &|channel| {
+    let result = measure(Rpc::BareHealth, addr, pki, requests, level, &|channel| {
         HealthCheck {
             client: HealthClient::new(channel),
         }
@@ -758,10 +761,16 @@ async fn run(requests: u64, cores: usize) -> Result<Report> {
     let dir = tempfile::tempdir().context("create temp dir")?;
     let pki = Pki::create(&dir.path().join("pki"))?;
 
-    eprintln!("provd in-process (GetOperation, then Health/Check) ...");
-    let (mut measurements, operation) = bench_provd(&pki, dir.path(), requests).await?;
-    eprintln!("bare tonic server (Health/Check) ...");
-    measurements.extend(bench_bare(&pki, requests).await?);
+    let mut measurements = Vec::new();
+    let mut operation = String::new();
+    for (i, &level) in LEVELS.iter().enumerate() {
+        eprintln!("level c={} ch={}:", level.0, level.1);
+        let (provd, about) =
+            bench_provd(&pki, &dir.path().join(format!("provd-{i}")), requests, level).await?;
+        measurements.extend(provd);
+        operation = about;
+        measurements.push(bench_bare(&pki, requests, level).await?);
+    }
     eprintln!("real binary: idle RSS and start-to-serving ...");
     let (binary, runs) = bench_binary(&pki, dir.path()).await?;
 
@@ -800,14 +809,18 @@ impl Report {
             self.workers
         );
         println!(
-            "servers run one at a time (provd, then bare tonic); mTLS (ECDSA P-256, rustls/ring), \
-             HTTP/2, unary calls"
+            "servers run one at a time: per level, a fresh provd (GetOperation, then its own \
+             Health/Check), stopped, then a fresh bare tonic server"
         );
+        println!("transport: mTLS (ECDSA P-256 certs, rustls/ring), HTTP/2, unary calls, same client setup for both servers");
         println!(
             "requests per level: {requests}, warm-up before each level: {} (fresh channels per level)",
             WARMUP.min(requests)
         );
-        println!("provd GetOperation target: {}", self.operation);
+        println!(
+            "GetOperation reads a stored Install operation (x.msi): {}",
+            self.operation
+        );
         println!(
             "load average before / after: {} / {}",
             self.loadavg_before, self.loadavg_after
@@ -854,7 +867,7 @@ impl Report {
             ) {
                 let tput = p.rps() / b.rps();
                 println!(
-                    "{:<12} {:>11.2}x {:>9.2}x {:>9.2}x {:>8}",
+                    "{:<12} {:>11.3}x {:>9.2}x {:>9.2}x {:>8}",
                     format!("c={c} ch={ch}"),
                     tput,
                     p.quantile_us(0.5) / b.quantile_us(0.5),
@@ -873,7 +886,7 @@ impl Report {
         let (p_best, b_best) = (best(Rpc::ProvdGetOperation), best(Rpc::BareHealth));
         if b_best > 0.0 {
             println!(
-                "{:<12} {:>11.2}x {:>10} {:>10} {:>8}   (best c=64 figure of each: {:.0} vs {:.0} req/s)",
+                "{:<12} {:>11.3}x {:>10} {:>10} {:>8}   (best c=64 figure of each: {:.0} vs {:.0} req/s)",
                 "best c=64",
                 p_best / b_best,
                 "",

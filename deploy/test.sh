@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what the checks need (Debian's mingw
-# for the Windows target; rustup components), then runs, in order: rustfmt,
-# clippy (-D warnings), `cargo check` for x86_64-pc-windows-gnu, and every
-# test. Safe to re-run; installs are skipped when present.
+# for the Windows target; rustup components; the Samba AD lab, which needs
+# root), then runs, in order: rustfmt, clippy (-D warnings), `cargo check`
+# for x86_64-pc-windows-gnu, and every test. Safe to re-run; installs are
+# skipped when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,9 @@ if ((${#missing[@]})); then
 fi
 rustup component add rustfmt clippy >/dev/null
 rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+
+echo "==> Samba AD lab (deploy/lab/lab.sh up)"
+as_root deploy/lab/lab.sh up
 
 echo "==> cargo fmt --check"
 cargo fmt --all --check

@@ -56,6 +56,41 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// How provd reaches domain controllers. There is deliberately no plaintext
+/// option: simple binds happen only over TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectoryTransport {
+    #[default]
+    Ldaps,
+    StartTls,
+}
+
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    /// CA bundle (PEM) DC certificates must chain to.
+    pub ca_file: Option<PathBuf>,
+    /// DNS servers for DC discovery (`ip:port`); empty means the system's.
+    pub dns_servers: Vec<SocketAddr>,
+    pub transport: DirectoryTransport,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+    /// Entries per page of a paged search.
+    pub page_size: u32,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            ca_file: None,
+            dns_servers: Vec::new(),
+            transport: DirectoryTransport::Ldaps,
+            connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30),
+            page_size: 500,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The one port: gRPC and HTTP/JSON, always mTLS.
@@ -66,6 +101,7 @@ pub struct Config {
     pub log: LogConfig,
     /// How long shutdown waits for open connections and streams.
     pub shutdown_grace: Duration,
+    pub directory: DirectoryConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -83,6 +119,19 @@ struct FileConfig {
     tls: FileTls,
     #[serde(default)]
     log: FileLog,
+    #[serde(default)]
+    directory: FileDirectory,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileDirectory {
+    ca_file: Option<PathBuf>,
+    dns_servers: Option<Vec<String>>,
+    transport: Option<String>,
+    connect_timeout: Option<String>,
+    operation_timeout: Option<String>,
+    page_size: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -112,6 +161,8 @@ pub struct Overrides {
     pub tls_client_ca: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub log_filter: Option<String>,
+    pub directory_ca_file: Option<PathBuf>,
+    pub directory_dns_servers: Vec<SocketAddr>,
 }
 
 /// Settings as strings, layered before they are parsed.
@@ -126,6 +177,12 @@ struct Raw {
     reload_interval: Option<(String, &'static str)>,
     log_format: Option<LogFormat>,
     log_filter: Option<String>,
+    dir_ca_file: Option<PathBuf>,
+    dir_dns_servers: Option<(Vec<String>, &'static str)>,
+    dir_transport: Option<(String, &'static str)>,
+    dir_connect_timeout: Option<(String, &'static str)>,
+    dir_operation_timeout: Option<(String, &'static str)>,
+    dir_page_size: Option<u32>,
 }
 
 impl Config {
@@ -180,6 +237,13 @@ impl Raw {
         self.reload_interval = file.tls.reload_interval.map(|v| (v, "config file key"));
         self.log_format = file.log.format;
         self.log_filter = file.log.filter;
+        const FILE: &str = "config file key";
+        self.dir_ca_file = file.directory.ca_file.map(rel);
+        self.dir_dns_servers = file.directory.dns_servers.map(|v| (v, FILE));
+        self.dir_transport = file.directory.transport.map(|v| (v, FILE));
+        self.dir_connect_timeout = file.directory.connect_timeout.map(|v| (v, FILE));
+        self.dir_operation_timeout = file.directory.operation_timeout.map(|v| (v, FILE));
+        self.dir_page_size = file.directory.page_size;
         Ok(())
     }
 
@@ -222,6 +286,20 @@ impl Raw {
         if let Some(v) = lookup("PROVD_LOG_FILTER") {
             self.log_filter = Some(v);
         }
+        if let Some(v) = lookup("PROVD_DIRECTORY_CA_FILE") {
+            self.dir_ca_file = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_DIRECTORY_DNS_SERVERS") {
+            let servers = v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            self.dir_dns_servers = Some((servers, SRC));
+        }
+        if let Some(v) = lookup("PROVD_DIRECTORY_TRANSPORT") {
+            self.dir_transport = Some((v, SRC));
+        }
         Ok(())
     }
 
@@ -246,6 +324,18 @@ impl Raw {
         }
         if let Some(v) = &o.log_filter {
             self.log_filter = Some(v.clone());
+        }
+        if let Some(v) = &o.directory_ca_file {
+            self.dir_ca_file = Some(v.clone());
+        }
+        if !o.directory_dns_servers.is_empty() {
+            self.dir_dns_servers = Some((
+                o.directory_dns_servers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                "flag",
+            ));
         }
     }
 
@@ -305,8 +395,72 @@ impl Raw {
                 format: self.log_format.unwrap_or_default(),
                 filter: self.log_filter.unwrap_or_else(|| "info".into()),
             },
+            directory: DirectoryConfig {
+                ca_file: self.dir_ca_file,
+                dns_servers: match self.dir_dns_servers {
+                    None => Vec::new(),
+                    Some((list, src)) => list
+                        .iter()
+                        .map(|s| parse_dns_server(s, src))
+                        .collect::<Result<_, _>>()?,
+                },
+                transport: match self.dir_transport {
+                    None => DirectoryTransport::Ldaps,
+                    Some((v, src)) => match v.as_str() {
+                        "ldaps" => DirectoryTransport::Ldaps,
+                        "starttls" => DirectoryTransport::StartTls,
+                        other => {
+                            return Err(ConfigError::Invalid {
+                                source_name: src,
+                                key: "directory.transport".into(),
+                                reason: format!(
+                                    "{other:?} is not one of \"ldaps\", \"starttls\" \
+                                     (plaintext LDAP binds are refused)"
+                                ),
+                            });
+                        }
+                    },
+                },
+                connect_timeout: duration(
+                    self.dir_connect_timeout,
+                    "directory.connect_timeout",
+                    DirectoryConfig::default().connect_timeout,
+                )?,
+                operation_timeout: duration(
+                    self.dir_operation_timeout,
+                    "directory.operation_timeout",
+                    DirectoryConfig::default().operation_timeout,
+                )?,
+                page_size: match self.dir_page_size {
+                    Some(0) => {
+                        return Err(ConfigError::Invalid {
+                            source_name: "config file key",
+                            key: "directory.page_size".into(),
+                            reason: "must be at least 1".into(),
+                        });
+                    }
+                    Some(n) => n,
+                    None => DirectoryConfig::default().page_size,
+                },
+            },
         })
     }
+}
+
+/// `127.0.0.2:53`, or `127.0.0.2` meaning port 53.
+fn parse_dns_server(value: &str, src: &'static str) -> Result<SocketAddr, ConfigError> {
+    value
+        .parse::<SocketAddr>()
+        .or_else(|_| {
+            value
+                .parse::<std::net::IpAddr>()
+                .map(|ip| SocketAddr::new(ip, 53))
+        })
+        .map_err(|_| ConfigError::Invalid {
+            source_name: src,
+            key: "directory.dns_servers".into(),
+            reason: format!("{value:?} is not an IP address or ip:port"),
+        })
 }
 
 #[cfg(test)]
@@ -372,5 +526,26 @@ mod tests {
 
         let err = Config::load_from(&Overrides::default(), &[]).unwrap_err();
         assert!(err.to_string().contains("PROVD_STATE_DIR"), "{err}");
+
+        let base = [
+            ("PROVD_STATE_DIR", "/s"),
+            ("PROVD_TLS_CERT", "/c"),
+            ("PROVD_TLS_KEY", "/k"),
+            ("PROVD_TLS_CLIENT_CA", "/a"),
+        ];
+        let mut plain = base.to_vec();
+        plain.push(("PROVD_DIRECTORY_TRANSPORT", "plain"));
+        let err = Config::load_from(&Overrides::default(), &env(&plain)).unwrap_err();
+        assert!(err.to_string().contains("plaintext"), "{err}");
+        let mut dns = base.to_vec();
+        dns.push(("PROVD_DIRECTORY_DNS_SERVERS", "127.0.0.2:53,127.0.0.3"));
+        let cfg = Config::load_from(&Overrides::default(), &env(&dns)).unwrap();
+        assert_eq!(
+            cfg.directory.dns_servers,
+            [
+                "127.0.0.2:53".parse::<SocketAddr>().unwrap(),
+                "127.0.0.3:53".parse().unwrap()
+            ]
+        );
     }
 }

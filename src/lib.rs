@@ -19,6 +19,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use backends::directory::ldap::{LdapSettings, LdapTransport};
+use backends::directory::{Directory, LdapDirectory};
 use backends::host::{Host, UnavailableHost};
 use backends::store::{RedbStore, Store};
 use config::Config;
@@ -35,6 +37,8 @@ pub enum DaemonError {
     Bind { addr: SocketAddr, reason: String },
     #[error("cannot start workflows: {0}")]
     Workflows(#[from] workflows::Error),
+    #[error(transparent)]
+    Directory(#[from] backends::directory::DirectoryError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(String),
 }
@@ -81,8 +85,25 @@ impl DaemonBuilder {
         let host = self
             .host
             .unwrap_or_else(|| Arc::new(UnavailableHost::for_this_platform()));
+        let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(
+            config.directory.ca_file.as_deref(),
+            &config.directory.dns_servers,
+            LdapSettings {
+                transport: match config.directory.transport {
+                    config::DirectoryTransport::Ldaps => LdapTransport::Ldaps,
+                    config::DirectoryTransport::StartTls => LdapTransport::StartTls,
+                },
+                connect_timeout: config.directory.connect_timeout,
+                operation_timeout: config.directory.operation_timeout,
+                page_size: i32::try_from(config.directory.page_size).unwrap_or(i32::MAX),
+            },
+        )?);
         let app = workflows::App::start(
-            workflows::Backends { store, host },
+            workflows::Backends {
+                store,
+                host,
+                directory,
+            },
             workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),
             },

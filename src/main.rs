@@ -51,6 +51,12 @@ struct ServeArgs {
     /// tracing filter, e.g. "info,provd=debug"
     #[arg(long)]
     log_filter: Option<String>,
+    /// CA bundle (PEM) domain controller certificates must chain to.
+    #[arg(long)]
+    directory_ca_file: Option<PathBuf>,
+    /// DNS server for DC discovery, ip[:port] (repeatable).
+    #[arg(long = "directory-dns-server")]
+    directory_dns_servers: Vec<SocketAddr>,
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -184,6 +190,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tls_client_ca: args.tls_client_ca,
         log_format: args.log_format,
         log_filter: args.log_filter,
+        directory_ca_file: args.directory_ca_file,
+        directory_dns_servers: args.directory_dns_servers,
     };
     let config = Config::load(&overrides)?;
     provd::telemetry::init(&config.log);

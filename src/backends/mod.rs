@@ -1,5 +1,6 @@
 //! Backends: traits the workflows call, each with a real implementation.
 //! Only `lib.rs` chooses concrete backends.
 
+pub mod directory;
 pub mod host;
 pub mod store;

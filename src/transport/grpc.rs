@@ -17,7 +17,7 @@ use crate::workflows::{App, Caller, Error, agent, validate};
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
-fn caller<T>(request: &Request<T>) -> Caller {
+pub fn caller<T>(request: &Request<T>) -> Caller {
     Caller {
         name: request
             .extensions()

@@ -3,6 +3,7 @@
 
 pub mod authz;
 pub mod convert;
+pub mod directory_api;
 pub mod grpc;
 pub mod http;
 pub mod server;

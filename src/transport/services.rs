@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use tonic::{Request, Response, Status};
 
+use super::directory_api::{DirectoryApi, DomainControllerApi};
 use super::grpc::{AgentApi, BoxStream, OperationsApi};
 use super::http::{json_routes, probes};
 use super::server::Routers;
@@ -44,20 +45,6 @@ unbuilt_service!(v1::service_account_service_server::ServiceAccountService,
     grant_permissions(v1::GrantPermissionsRequest) -> v1::GrantPermissionsResponse,
 );
 
-unbuilt_service!(v1::directory_service_server::DirectoryService,
-    "the directory workflow (DirectoryService)",
-    add_directory(v1::AddDirectoryRequest) -> v1::AddDirectoryResponse,
-    list_directories(v1::ListDirectoriesRequest) -> v1::ListDirectoriesResponse,
-    remove_directory(v1::RemoveDirectoryRequest) -> v1::RemoveDirectoryResponse,
-);
-
-unbuilt_service!(v1::domain_controller_service_server::DomainControllerService,
-    "the domain controller workflow (DomainControllerService)",
-    discover_domain_controllers(v1::DiscoverDomainControllersRequest) -> v1::DiscoverDomainControllersResponse,
-    get_priority(v1::GetPriorityRequest) -> v1::GetPriorityResponse,
-    set_priority(v1::SetPriorityRequest) -> v1::SetPriorityResponse,
-);
-
 unbuilt_service!(v1::writeback_service_server::WritebackService,
     "the password writeback workflow (WritebackService)",
     set_password_writeback(v1::SetPasswordWritebackRequest) -> v1::SetPasswordWritebackResponse,
@@ -90,6 +77,8 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
 
     let operations = OperationsApi { app: app.clone() };
     let agent = AgentApi { app: app.clone() };
+    let directories = DirectoryApi { app: app.clone() };
+    let dcs = DomainControllerApi { app: app.clone() };
     let unbuilt = Unbuilt;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -97,6 +86,12 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         .set_serving::<OperationsServiceServer<OperationsApi>>()
         .await;
     health.set_serving::<AgentServiceServer<AgentApi>>().await;
+    health
+        .set_serving::<DirectoryServiceServer<DirectoryApi>>()
+        .await;
+    health
+        .set_serving::<DomainControllerServiceServer<DomainControllerApi>>()
+        .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -107,8 +102,8 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         .add_service(OperationsServiceServer::new(operations.clone()))
         .add_service(AgentServiceServer::new(agent.clone()))
         .add_service(ServiceAccountServiceServer::new(unbuilt.clone()))
-        .add_service(DirectoryServiceServer::new(unbuilt.clone()))
-        .add_service(DomainControllerServiceServer::new(unbuilt.clone()))
+        .add_service(DirectoryServiceServer::new(directories.clone()))
+        .add_service(DomainControllerServiceServer::new(dcs.clone()))
         .add_service(VerifyServiceServer::new(unbuilt.clone()))
         .add_service(WritebackServiceServer::new(unbuilt.clone()))
         .into_axum_router();
@@ -130,12 +125,12 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         unary "/provd.v1.ServiceAccountService/GetServiceAccount" => get_service_account(v1::GetServiceAccountRequest),
         unary "/provd.v1.ServiceAccountService/GrantPermissions" => grant_permissions(v1::GrantPermissionsRequest),
     });
-    let json = json_routes!(json, unbuilt, DirectoryService, {
+    let json = json_routes!(json, directories, DirectoryService, {
         unary "/provd.v1.DirectoryService/AddDirectory" => add_directory(v1::AddDirectoryRequest),
         unary "/provd.v1.DirectoryService/ListDirectories" => list_directories(v1::ListDirectoriesRequest),
         unary "/provd.v1.DirectoryService/RemoveDirectory" => remove_directory(v1::RemoveDirectoryRequest),
     });
-    let json = json_routes!(json, unbuilt, DomainControllerService, {
+    let json = json_routes!(json, dcs, DomainControllerService, {
         unary "/provd.v1.DomainControllerService/DiscoverDomainControllers" => discover_domain_controllers(v1::DiscoverDomainControllersRequest),
         unary "/provd.v1.DomainControllerService/GetPriority" => get_priority(v1::GetPriorityRequest),
         unary "/provd.v1.DomainControllerService/SetPriority" => set_priority(v1::SetPriorityRequest),

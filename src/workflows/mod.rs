@@ -3,11 +3,15 @@
 //! traits and plain Rust requests.
 
 pub mod agent;
+pub mod dc;
+pub mod directory;
 pub mod operations;
+pub mod sid;
 pub mod validate;
 
 use std::sync::Arc;
 
+use crate::backends::directory::Directory;
 use crate::backends::host::Host;
 use crate::backends::store::{Store, StoreError};
 
@@ -153,6 +157,8 @@ pub struct Caller {
 pub struct App {
     pub operations: Arc<Operations>,
     pub agent: agent::AgentWorkflows,
+    pub dcs: Arc<dc::DcWorkflows>,
+    pub directories: directory::DirectoryWorkflows,
 }
 
 /// The backends a daemon runs with; chosen by `lib.rs` (the only place that
@@ -160,6 +166,7 @@ pub struct App {
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub host: Arc<dyn Host>,
+    pub directory: Arc<dyn Directory>,
 }
 
 /// Filesystem locations workflows may write to.
@@ -175,6 +182,21 @@ impl App {
     pub async fn start(backends: Backends, paths: Paths) -> Result<Arc<App>, Error> {
         let operations = Operations::recover(backends.store.clone()).await?;
         let agent = agent::AgentWorkflows::new(operations.clone(), backends.host.clone(), paths);
-        Ok(Arc::new(App { operations, agent }))
+        let dcs = Arc::new(dc::DcWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            backends.directory.clone(),
+        ));
+        let directories = directory::DirectoryWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+        );
+        Ok(Arc::new(App {
+            operations,
+            agent,
+            dcs,
+            directories,
+        }))
     }
 }

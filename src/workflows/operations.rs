@@ -96,7 +96,7 @@ pub struct NewEvent {
     pub attributes: BTreeMap<String, String>,
 }
 
-async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, Error>
+pub(crate) async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, Error>
 where
     T: Send + 'static,
     F: FnOnce(&dyn Store) -> Result<T, StoreError> + Send + 'static,
@@ -334,6 +334,19 @@ impl Operations {
             )]));
         }
         Ok(existing)
+    }
+
+    /// True if `request_id` already names an operation: the request is a
+    /// retry, and preconditions checked at call time were checked then.
+    pub async fn is_retry(&self, request_id: Option<&str>) -> Result<bool, Error> {
+        let Some(rid) = request_id.map(str::to_owned) else {
+            return Ok(false);
+        };
+        Ok(
+            blocking(&self.store, move |s| s.operation_for_request_id(&rid))
+                .await?
+                .is_some(),
+        )
     }
 
     pub async fn get(&self, id: &str) -> Result<OperationRecord, Error> {

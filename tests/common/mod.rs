@@ -60,6 +60,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
             filter: "warn".into(),
         },
         shutdown_grace: Duration::from_secs(2),
+        directory: Default::default(),
     }
 }
 

@@ -1,0 +1,205 @@
+//! Directory benchmark against the Samba lab (`deploy/lab/lab.sh up` first;
+//! the bench reads `lab.sh env`). In one run, against DC1:
+//!   * bind: provd's backend (TCP + TLS + simple bind + unbind, a fresh
+//!     connection each time) vs `ldapsearch` doing the same bind and a base
+//!     search of the RootDSE;
+//!   * search: all users of the domain (paged, subtree) through provd's
+//!     backend vs `ldapsearch` with the same filter, also a fresh connection
+//!     per iteration;
+//!   * DC discovery of the two DCs (SRV + directory list + probes) through
+//!     the workflow, as an RPC client would see it minus transport.
+//!
+//! Prints medians and the ratio provd / ldapsearch (target ≤ 1.2).
+//! `ldapsearch` pays a process start each time; the bench also times
+//! `ldapsearch -VV` (start and exit only) so that cost can be read off.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use provd::backends::directory::ldap::{LdapSettings, LdapTransport};
+use provd::backends::directory::{BindCredential, Directory, LdapDirectory, Scope};
+
+const ITERATIONS: usize = 30;
+
+fn lab_env() -> BTreeMap<String, String> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/lab/lab.sh");
+    let out = Command::new(script)
+        .arg("env")
+        .output()
+        .expect("run lab.sh env");
+    assert!(out.status.success(), "lab.sh env failed: is the lab up?");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches(['\'', '"']).to_owned()))
+        .collect()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn time_command(mut cmd: impl FnMut() -> Command) -> Duration {
+    let samples = (0..ITERATIONS)
+        .map(|_| {
+            let started = Instant::now();
+            let out = cmd().output().expect("run ldapsearch");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            started.elapsed()
+        })
+        .collect();
+    median(samples)
+}
+
+fn main() {
+    provd::transport::tls::install_crypto_provider();
+    let env = lab_env();
+    let get = |k: &str| env.get(k).unwrap_or_else(|| panic!("{k} missing")).clone();
+    let (dc1, ip1, ca, upn, password, base) = (
+        get("LAB_DC1_HOST"),
+        get("LAB_DC1_IP"),
+        get("LAB_CA_PEM"),
+        get("LAB_ADMIN_UPN"),
+        get("LAB_PASSWORD"),
+        get("LAB_BASE_DN"),
+    );
+    let dns: Vec<_> = get("LAB_DNS_SERVERS")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let directory = Arc::new(
+        LdapDirectory::new(
+            Some(Path::new(&ca)),
+            &dns,
+            LdapSettings {
+                transport: LdapTransport::Ldaps,
+                connect_timeout: Duration::from_secs(5),
+                operation_timeout: Duration::from_secs(30),
+                page_size: 500,
+            },
+        )
+        .unwrap(),
+    );
+    let credential = || BindCredential {
+        username: upn.clone(),
+        password: password.clone().into(),
+    };
+    let filter = "(&(objectCategory=person)(objectClass=user))";
+
+    let (bind, search, users) = runtime.block_on(async {
+        // Warm-up: DNS cache, TLS session setup paths.
+        for _ in 0..3 {
+            let s = directory.connect(&dc1, &credential()).await.unwrap();
+            s.unbind().await;
+        }
+        let mut binds = Vec::new();
+        for _ in 0..ITERATIONS {
+            let started = Instant::now();
+            let s = directory.connect(&dc1, &credential()).await.unwrap();
+            s.unbind().await;
+            binds.push(started.elapsed());
+        }
+        let mut searches = Vec::new();
+        let mut users = 0;
+        for _ in 0..ITERATIONS {
+            let started = Instant::now();
+            let mut s = directory.connect(&dc1, &credential()).await.unwrap();
+            users = s
+                .search(&base, Scope::Subtree, filter, &["sAMAccountName"])
+                .await
+                .unwrap()
+                .len();
+            s.unbind().await;
+            searches.push(started.elapsed());
+        }
+        (median(binds), median(searches), users)
+    });
+
+    let ldapsearch = |extra: &[&str]| {
+        let mut cmd = Command::new("ldapsearch");
+        cmd.env("LDAPTLS_CACERT", &ca)
+            .env("LDAPTLS_REQCERT", "demand")
+            .args(["-LLL", "-x", "-H"])
+            .arg(format!("ldaps://{ip1}"))
+            .args(["-D", &upn, "-w", &password])
+            .args(extra);
+        cmd
+    };
+    let ls_bind = time_command(|| ldapsearch(&["-s", "base", "-b", "", "(objectClass=*)", "1.1"]));
+    let ls_search = time_command(|| {
+        ldapsearch(&[
+            "-E",
+            "pr=500/noprompt",
+            "-b",
+            &base,
+            filter,
+            "sAMAccountName",
+        ])
+    });
+    let spawn = time_command(|| {
+        let mut c = Command::new("ldapsearch");
+        c.arg("-VV");
+        c
+    });
+
+    let discovery = runtime.block_on(async {
+        let mut samples = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            let targets = directory.srv_lookup(&get("LAB_DOMAIN")).await.unwrap();
+            let probes = targets.iter().map(|t| {
+                let d = directory.clone();
+                let cred = credential();
+                let host = t.host.clone();
+                async move { d.probe(&host, Some(&cred), Duration::from_secs(5)).await }
+            });
+            let reports = futures_util::future::join_all(probes).await;
+            assert!(reports.iter().all(|r| r.reachable));
+            samples.push(started.elapsed());
+        }
+        median(samples)
+    });
+
+    println!("directory benchmark, DC {dc1} ({ip1}), {ITERATIONS} iterations each, medians");
+    println!(
+        "{:<44} {:>10} {:>12} {:>7}",
+        "", "provd ms", "ldapsearch ms", "ratio"
+    );
+    println!(
+        "{:<44} {:>10.2} {:>12.2} {:>7.2}",
+        "bind (connect + TLS + bind)",
+        ms(bind),
+        ms(ls_bind),
+        ms(bind) / ms(ls_bind)
+    );
+    println!(
+        "{:<44} {:>10.2} {:>12.2} {:>7.2}",
+        format!("search all users ({users} entries, paged)"),
+        ms(search),
+        ms(ls_search),
+        ms(search) / ms(ls_search)
+    );
+    println!(
+        "ldapsearch process start+exit alone (-VV): {:.2} ms",
+        ms(spawn)
+    );
+    println!(
+        "DC discovery of {} DCs (SRV + concurrent probes): {:.1} ms",
+        2,
+        ms(discovery)
+    );
+}

@@ -1,0 +1,892 @@
+#!/usr/bin/env bash
+# lab.sh - a throw-away Samba AD lab on loopback for provd's integration tests.
+#
+# THIS IS A LAB TOOL. Fixed, published password; self-made CA; never production.
+#
+# Usage: lab.sh COMMAND
+#   up          install packages if missing, provision + snapshot once, start every DC,
+#               wait until each answers LDAPS and DNS. Idempotent: a healthy lab just says OK.
+#   down        stop every DC (SIGTERM by verified PID, SIGKILL after LAB_STOP_TIMEOUT)
+#   reset       stop -> restore the pristine snapshot -> start -> wait ready (seconds)
+#   status      each DC: running pid / stopped, ready or not (exit 0 only if all ready)
+#   env         print `export` lines for the tests:  eval "$(deploy/lab/lab.sh env)"
+#   smoke       quick end-to-end checks against the running lab (LDAPS, SRV, replication)
+#   stop-dc N   stop DC N and wait until all its processes are gone
+#   start-dc N  start DC N and wait until it is ready
+#   logs [N]    tail DC N's samba log (default 1)
+#   exec CMD..  run CMD as root inside the lab's name-resolution view (dcN.lab.example.test
+#               resolves, DNS = the DCs), e.g. `lab.sh exec kinit Administrator`
+#   clean       down, then delete everything lab.sh created under LAB_DIR
+#
+# Environment:
+#   LAB_DIR           state directory (default /var/tmp/provd-lab; refused inside the repo)
+#   LAB_DCS           number of DCs, 1 or 2. `up` defaults to 2; the other commands default
+#                     to what the last `up` built.
+#   LAB_TIMEOUT       seconds to wait for a DC to become ready (default 120)
+#   LAB_STOP_TIMEOUT  seconds to wait after SIGTERM before SIGKILL (default 20)
+#   LAB_NO_NS=1       do not start samba in a private mount namespace (1 DC only; replication
+#                     between two DCs needs the namespace's resolv.conf)
+#
+# Needs root for everything except env/status/smoke/logs: LDAP (389/636), DNS (53) and
+# Kerberos (88) on 127.0.0.x, and mount namespaces. Debian 12 (Samba 4.17). See README.md.
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# The lab's identity. Fixed on purpose: tests and static fixtures may rely on every value.
+readonly DOMAIN=lab.example.test
+readonly REALM=LAB.EXAMPLE.TEST
+readonly NETBIOS=LAB
+readonly BASE_DN=DC=lab,DC=example,DC=test
+readonly DOMAIN_SID=S-1-5-21-1111111111-2222222222-3333333333
+readonly ADMIN_PASSWORD='Passw0rd!Lab1'
+readonly ADMIN_UPN="Administrator@$DOMAIN"
+readonly ADMIN_DN="CN=Administrator,CN=Users,$BASE_DN"
+readonly MAX_DCS=2
+
+# samba-vfs-modules: provision fails without acl_xattr.so. bind9-dnsutils (dig), krb5-user
+# (kinit) and openssl (our CA) are used by this script itself.
+readonly PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
+  ldap-utils bind9-dnsutils krb5-user openssl)
+
+# Ports a DC binds on its own IP. Anything already answering there (e.g. a distro smbd on
+# 0.0.0.0:445) would make samba fail half-way, so `start` refuses early with a clear message.
+readonly DC_PORTS=(53 88 135 139 389 445 464 636 3268 3269)
+
+# Bump when the provisioned layout changes: every existing snapshot is then rebuilt.
+readonly SNAPSHOT_FORMAT=1
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+readonly SCRIPT_DIR
+LAB_DIR=${LAB_DIR:-/var/tmp/provd-lab}
+LAB_TIMEOUT=${LAB_TIMEOUT:-120}
+LAB_STOP_TIMEOUT=${LAB_STOP_TIMEOUT:-20}
+TLS_DIR=$LAB_DIR/tls
+NETCFG=$LAB_DIR/netcfg
+LOGS=$LAB_DIR/logs
+STATE_FILE=$LAB_DIR/dcs          # how many DCs the dcN/ directories currently hold
+NDCS=                            # set by main() once we know the command
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+say() { printf '[lab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+# Elapsed seconds since a start mark taken with `t=$(mark)`; pure bash, no fork per call.
+mark() { echo "${EPOCHREALTIME/./}"; }
+since() {
+  local us=$(($(mark) - $1))
+  printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000))
+}
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "lab.sh $1 needs root (ports 53/88/389/636 on 127.0.0.x, mount namespaces): run it with sudo"
+}
+
+dc_ip() { echo "127.0.0.$(($1 + 1))"; } # dc1 -> 127.0.0.2, dc2 -> 127.0.0.3
+dc_host() { echo "dc$1.$DOMAIN"; }
+dc_dir() { echo "$LAB_DIR/dc$1"; }
+dc_list() { seq 1 "$NDCS"; }
+snapshot_tar() { echo "$LAB_DIR/snapshot-$1dc.tar"; }
+
+# Single-quote a value for the `env` output (the password contains '!').
+shq() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+
+check_lab_dir() {
+  case $LAB_DIR in
+    /*) ;;
+    *) die "LAB_DIR must be an absolute path (got '$LAB_DIR')" ;;
+  esac
+  # The lab holds 45 MB per DC plus snapshots and private keys: never inside the repository.
+  local repo lab
+  repo=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+  lab=$(realpath -m "$LAB_DIR")
+  case $lab/ in
+    "$repo"/*) die "LAB_DIR ($lab) is inside the repository ($repo); use a path outside it" ;;
+  esac
+  [ "$lab" != / ] || die "LAB_DIR must not be /"
+}
+
+# Serialise the commands that change state: two test jobs calling `up` at once must not both
+# provision. fd 9 is closed for samba itself (see start_dc), or the daemon would hold the lock.
+take_lock() {
+  mkdir -p "$LAB_DIR"
+  exec 9>>"$LAB_DIR/.lock"
+  flock -w 900 9 || die "another lab.sh holds $LAB_DIR/.lock"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages
+
+install_packages() {
+  local p missing=()
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: this lab wants Debian 12"
+
+  local t log=$LOGS/apt.log rc=0 policy=/usr/sbin/policy-rc.d ours='# provd-lab: temporary'
+  t=$(mark)
+  mkdir -p "$LOGS"
+  say "installing ${missing[*]} (log: $log)"
+  # The samba package's postinst would start the distro smbd/nmbd on a systemd host. smbd on
+  # 0.0.0.0:445 blocks the lab's DCs, so ask invoke-rc.d not to start anything during the
+  # install, unless the machine already has its own policy (containers often do).
+  local added_policy=0
+  if [ ! -e "$policy" ] || grep -qF "$ours" "$policy"; then
+    printf '#!/bin/sh\n%s\nexit 101\n' "$ours" >"$policy"
+    chmod 755 "$policy"
+    added_policy=1
+  fi
+  {
+    apt-get update &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  } >"$log" 2>&1 || rc=$?
+  ((added_policy)) && rm -f "$policy"
+  if ((rc)); then
+    tail -n 25 "$log" >&2
+    die "apt-get failed (exit $rc); full log: $log"
+  fi
+  say "packages installed in $(since "$t")s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Name resolution seen by samba.
+#
+# DRS replication finds its partner as <ntds-guid>._msdcs.lab.example.test through the host
+# resolver, which cannot see the DCs' DNS. Rather than touch the host's /etc/resolv.conf, each
+# samba runs in a private mount namespace where /etc/hosts and /etc/resolv.conf are bind mounts
+# of files under $NETCFG (pointing at the DCs, own DC first).
+
+write_netcfg() {
+  local n m
+  mkdir -p "$NETCFG"
+  {
+    echo "127.0.0.1 localhost $(cat /proc/sys/kernel/hostname)"
+    echo "::1 localhost ip6-localhost ip6-loopback"
+    for n in $(dc_list); do echo "$(dc_ip "$n") $(dc_host "$n") dc$n"; done
+  } >"$NETCFG/hosts"
+  for n in $(dc_list); do
+    mkdir -p "$NETCFG/dc$n"
+    {
+      echo "search $DOMAIN"
+      echo "nameserver $(dc_ip "$n")"
+      for m in $(dc_list); do [ "$m" = "$n" ] || echo "nameserver $(dc_ip "$m")"; done
+      echo "options timeout:1 attempts:2"
+    } >"$NETCFG/dc$n/resolv.conf"
+  done
+  # For kinit from the host: its own config names the KDCs, so no DNS lookup is needed.
+  {
+    printf '[libdefaults]\n\tdefault_realm = %s\n\tdns_lookup_realm = false\n' "$REALM"
+    printf '\tdns_lookup_kdc = false\n\trdns = false\n\n[realms]\n\t%s = {\n' "$REALM"
+    for n in $(dc_list); do printf '\t\tkdc = %s\n' "$(dc_ip "$n")"; done
+    printf '\t\tadmin_server = %s\n\t}\n\n[domain_realm]\n' "$(dc_ip 1)"
+    printf '\t.%s = %s\n\t%s = %s\n' "$DOMAIN" "$REALM" "$DOMAIN" "$REALM"
+  } >"$LAB_DIR/krb5.conf"
+  chmod 644 "$LAB_DIR/krb5.conf" "$NETCFG/hosts" "$NETCFG"/dc*/resolv.conf
+}
+
+USE_NS=
+decide_namespace() {
+  if [ "${LAB_NO_NS:-0}" = 1 ]; then
+    USE_NS=0
+    ((NDCS == 1)) || say "warning: LAB_NO_NS=1 with $NDCS DCs: replication between DCs will fail"
+  elif unshare --mount --propagation private true 2>/dev/null; then
+    USE_NS=1
+  elif ((NDCS == 1)); then
+    say "note: no mount namespaces here (need CAP_SYS_ADMIN); fine for 1 DC"
+    USE_NS=0
+  else
+    die "cannot create a mount namespace (need CAP_SYS_ADMIN); 2 DCs need it for replication. Use LAB_DCS=1."
+  fi
+}
+
+# in_lab_ns N CMD...: run CMD with DC N's view of hosts/resolv.conf (or plainly, without ns).
+in_lab_ns() {
+  local n=$1
+  shift
+  if [ "$USE_NS" = 1 ]; then
+    # shellcheck disable=SC2016 # $1/$2 expand inside the inner sh, on purpose
+    unshare --mount --propagation private -- sh -c \
+      'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"' \
+      lab-ns "$NETCFG/hosts" "$NETCFG/dc$n/resolv.conf" "$@"
+  else
+    "$@"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Certificates.
+#
+# Samba's auto-generated certificate has a CN only, no subjectAltName: OpenSSL refuses it for
+# an IP, and rustls/webpki ignores CNs altogether. So the lab has its own CA and gives each DC
+# a certificate with SANs for its FQDN, the domain name and its IP.
+
+make_ca() {
+  [ -s "$TLS_DIR/ca.pem" ] && [ -s "$TLS_DIR/ca.key" ] && return 0
+  mkdir -p "$TLS_DIR"
+  chmod 755 "$TLS_DIR" # tests run by a non-root user read ca.pem
+  openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+    -subj "/O=provd lab/CN=provd lab CA (TEST ONLY)" \
+    -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+    -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.pem" 2>"$LOGS/openssl.log"
+  chmod 600 "$TLS_DIR/ca.key"
+  chmod 644 "$TLS_DIR/ca.pem"
+}
+
+ca_fingerprint() { openssl x509 -noout -fingerprint -sha256 -in "$TLS_DIR/ca.pem" | cut -d= -f2; }
+
+# Installs into samba's default paths (private/tls/{key,cert,ca}.pem), so smb.conf needs no
+# tls options and samba never auto-generates its own (which also costs ~3 s on first start).
+make_dc_cert() {
+  local n=$1 d
+  d=$(dc_dir "$n")/private/tls
+  mkdir -p "$d"
+  openssl req -newkey rsa:2048 -nodes -sha256 -subj "/O=provd lab/CN=$(dc_host "$n")" \
+    -keyout "$d/key.pem" -out "$d/req.csr" 2>>"$LOGS/openssl.log"
+  openssl x509 -req -in "$d/req.csr" -CA "$TLS_DIR/ca.pem" -CAkey "$TLS_DIR/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 3650 -sha256 -out "$d/cert.pem" \
+    -extfile <(printf '%s\n' \
+      "subjectAltName=DNS:$(dc_host "$n"),DNS:$DOMAIN,IP:$(dc_ip "$n")" \
+      "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" \
+      "extendedKeyUsage=serverAuth" \
+      "subjectKeyIdentifier=hash" \
+      "authorityKeyIdentifier=keyid") 2>>"$LOGS/openssl.log"
+  rm -f "$d/req.csr"
+  cp "$TLS_DIR/ca.pem" "$d/ca.pem"
+  # samba refuses to start with a group/world-readable key (CVE-2013-4476 check).
+  chmod 600 "$d/key.pem"
+  chmod 644 "$d/cert.pem" "$d/ca.pem"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes.
+#
+# PID 1 on some machines (this VM included) does not reap orphans, so a dead samba can linger
+# as a zombie and its pid can be reused. A pid file is only trusted when /proc/PID/exe is the
+# expected binary; zombies have no exe and count as gone.
+
+pid_is() { # pid_is PID BINARY-NAME
+  local exe comm
+  [ -n "$1" ] && [ -d "/proc/$1" ] || return 1
+  if exe=$(readlink "/proc/$1/exe" 2>/dev/null); then
+    case $exe in */sbin/"$2" | */sbin/"$2"" (deleted)") return 0 ;; esac
+    return 1
+  fi
+  # Non-root callers (status) cannot read another user's exe link; fall back to the name,
+  # and treat zombies as dead.
+  read -r comm 2>/dev/null <"/proc/$1/comm" || return 1
+  [ "${comm%% *}" = "$2" ] || [ "${comm#"$2"}" != "$comm" ] || return 1
+  ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+pid_from_file() { # prints the pid in FILE if it is a live BINARY, else nothing
+  local p
+  [ -r "$1" ] || return 0
+  p=$(tr -dc 0-9 <"$1")
+  if pid_is "$p" "$2"; then echo "$p"; fi
+}
+
+dc_pid() { pid_from_file "$(dc_dir "$1")/run/samba.pid" samba; }
+
+# Live (non-zombie) processes whose session id is one of the given ids. samba -D is a session
+# leader (setsid) and so is the smbd it spawns; every prefork worker stays in one of the two.
+session_members() {
+  local f line rest state sid s p
+  for f in /proc/[0-9]*/stat; do
+    read -r line 2>/dev/null <"$f" || continue
+    rest=${line##*) }
+    read -r state _ _ sid _ <<<"$rest"
+    [ "$state" = Z ] && continue
+    for s in "$@"; do
+      if [ "$sid" = "$s" ]; then
+        p=${f#/proc/}
+        echo "${p%/stat}"
+      fi
+    done
+  done
+}
+
+session_of() {
+  local line rest sid
+  read -r line 2>/dev/null <"/proc/$1/stat" || return 0
+  rest=${line##*) }
+  read -r _ _ _ sid _ <<<"$rest"
+  echo "$sid"
+}
+
+# Something other than our samba answering on a DC port would make samba die half-started.
+check_ports_free() {
+  local n=$1 ip port busy=()
+  ip=$(dc_ip "$n")
+  for port in "${DC_PORTS[@]}"; do
+    # shellcheck disable=SC2016
+    if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$ip" "$port" 2>/dev/null; then busy+=("$port"); fi
+  done
+  ((${#busy[@]} == 0)) && return 0
+  die "dc$n: TCP port(s) ${busy[*]} on $ip already answer but dc$n is not running (a distro smbd/named on 0.0.0.0? a samba from another LAB_DIR?). Free them first."
+}
+
+start_dc() {
+  local n=$1 d p
+  d=$(dc_dir "$n")
+  [ -f "$d/etc/smb.conf" ] || die "dc$n is not provisioned ($d); run: lab.sh up"
+  p=$(dc_pid "$n")
+  if [ -n "$p" ]; then
+    say "dc$n already running (pid $p)"
+    return 0
+  fi
+  check_ports_free "$n"
+  mkdir -p "$d/run" "$d/log"
+  # A stale pid file would make wait_ready look at a dead pid; samba writes a fresh one.
+  rm -f "$d/run/samba.pid" "$d/run/smbd.pid"
+  # prefork: samba's default, and the only model that works with two DCs (with -M single a DC
+  # blocks on its own DNS during replication and both DCs stop answering).
+  # Close stdio and the lock fd: the daemon must not keep a caller's pipe or our lock open.
+  in_lab_ns "$n" samba -D -M prefork -s "$d/etc/smb.conf" -l "$d/log" \
+    </dev/null >>"$d/log/samba.stdout" 2>&1 9>&- ||
+    { tail_log "$n" >&2; die "dc$n: samba failed to start"; }
+}
+
+# One probe, short timeouts: LDAPS simple bind as Administrator verifying the lab CA and the IP
+# SAN, then the DC's DNS must serve the DC locator SRV record.
+probe_ready() {
+  local ip
+  ip=$(dc_ip "$1")
+  LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand \
+    ldapsearch -x -LLL -o nettimeout=3 -H "ldaps://$ip" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" \
+    -s base -b "" dnsHostName >/dev/null 2>&1 || return 1
+  [ -n "$(dig +short +time=1 +tries=1 @"$ip" "_ldap._tcp.dc._msdcs.$DOMAIN" SRV 2>/dev/null)" ]
+}
+
+wait_ready() {
+  local n=$1 t deadline seen=0
+  t=$(mark)
+  deadline=$((SECONDS + LAB_TIMEOUT))
+  until probe_ready "$n"; do
+    # samba -D returns before the daemon writes its pid file: a missing pid means "died" only
+    # once we saw it, or after a grace period.
+    if [ -n "$(dc_pid "$n")" ]; then
+      seen=1
+    elif ((seen)) || (($(since "$t" | cut -d. -f1) >= 10)); then
+      tail_log "$n" >&2
+      die "dc$n ($(dc_ip "$n")) exited while starting; log above, full: $(dc_dir "$n")/log/log.samba"
+    fi
+    if ((SECONDS >= deadline)); then
+      tail_log "$n" >&2
+      die "dc$n ($(dc_ip "$n")) not ready after ${LAB_TIMEOUT}s (LDAPS bind + DNS SRV); log above"
+    fi
+    sleep 0.2
+  done
+  say "dc$n ready on $(dc_ip "$n") after $(since "$t")s"
+}
+
+stop_dc() {
+  local n=$1 d p smbd sessions left t
+  d=$(dc_dir "$n")
+  p=$(dc_pid "$n")
+  [ -n "$p" ] || return 0
+  t=$(mark)
+  sessions=("$(session_of "$p")")
+  smbd=$(pid_from_file "$d/run/smbd.pid" smbd)
+  [ -n "$smbd" ] && sessions+=("$(session_of "$smbd")")
+  kill -TERM "$p" 2>/dev/null || true
+  local deadline=$((SECONDS + LAB_STOP_TIMEOUT)) killed=0
+  while left=$(session_members "${sessions[@]}") && [ -n "$left" ]; do
+    if ((SECONDS >= deadline)); then
+      ((killed)) && die "dc$n: processes survive SIGKILL: $(echo "$left" | tr '\n' ' ')"
+      say "dc$n: still running ${LAB_STOP_TIMEOUT}s after SIGTERM; SIGKILL"
+      # shellcheck disable=SC2086 # one pid per word
+      kill -KILL $left 2>/dev/null || true
+      killed=1
+      deadline=$((SECONDS + 10))
+    fi
+    sleep 0.1
+  done
+  say "dc$n stopped in $(since "$t")s"
+}
+
+stop_all() {
+  local n pids=()
+  # In parallel: each DC takes ~1.3 s to shut down.
+  for n in $(seq 1 "$MAX_DCS"); do
+    stop_dc "$n" &
+    pids+=($!)
+  done
+  for n in "${pids[@]}"; do wait "$n"; done
+}
+
+tail_log() {
+  local f
+  f=$(dc_dir "$1")/log/log.samba
+  if [ -f "$f" ]; then
+    echo "---- last lines of $f ----"
+    tail -n "${2:-30}" "$f"
+    echo "----"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# Provisioning and snapshot
+
+# Per-DC options. Everything lives under dcN/ (nothing in /etc/samba, /var/lib/samba or
+# /run/samba). nbt would bind 127.255.255.255:137/138, shared by all DCs, so it and wrepl are
+# off; winbindd is not needed by a DC used over LDAP (and its package is not installed).
+dc_options() {
+  local n=$1 d
+  d=$(dc_dir "$n")
+  printf '%s\n' \
+    "--option=interfaces = $(dc_ip "$n")/8" \
+    "--option=bind interfaces only = yes" \
+    "--option=pid directory = $d/run" \
+    "--option=ncalrpc dir = $d/run/ncalrpc" \
+    "--option=winbindd socket directory = $d/run/winbindd" \
+    "--option=ntp signd socket directory = $d/run/ntp_signd" \
+    "--option=server services = -winbindd -nbt -wrepl" \
+    "--option=log file = $d/log/log.samba" \
+    "--option=dns forwarder = "
+}
+
+admin_creds() { echo "Administrator%$ADMIN_PASSWORD"; }
+
+snapshot_meta() { # what a snapshot for N DCs must have been built with
+  printf 'format=%s\nsamba=%s\ndcs=%s\ndomain=%s\nsid=%s\nca=%s\n' "$SNAPSHOT_FORMAT" \
+    "$(dpkg-query -W -f='${Version}' samba)" "$1" "$DOMAIN" "$DOMAIN_SID" "$(ca_fingerprint)"
+}
+
+snapshot_valid() {
+  local n=$1
+  [ -f "$(snapshot_tar "$n")" ] && [ -s "$TLS_DIR/ca.pem" ] || return 1
+  [ "$(cat "$(snapshot_tar "$n").meta" 2>/dev/null)" = "$(snapshot_meta "$n")" ]
+}
+
+provision_dc1() {
+  local d opts t
+  d=$(dc_dir 1)
+  mapfile -t opts < <(dc_options 1)
+  mkdir -p "$d/run" "$d/log"
+  t=$(mark)
+  say "provisioning $DOMAIN on dc1 (2012_R2 schema, 2008_R2 level; log: $LOGS/provision-dc1.log)"
+  # -s /dev/null: otherwise Debian's /etc/samba/smb.conf ([homes], log paths, ...) leaks into
+  # the generated dc1/etc/smb.conf. 2008_R2 is the highest function level Samba 4.17 has.
+  samba-tool domain provision -s /dev/null \
+    --realm="$REALM" --domain="$NETBIOS" --server-role=dc --dns-backend=SAMBA_INTERNAL \
+    --adminpass="$ADMIN_PASSWORD" --base-schema=2012_R2 --function-level=2008_R2 \
+    --use-rfc2307 --host-name=dc1 --host-ip="$(dc_ip 1)" --domain-sid="$DOMAIN_SID" \
+    --targetdir="$d" "${opts[@]}" >"$LOGS/provision-dc1.log" 2>&1 ||
+    { tail -n 25 "$LOGS/provision-dc1.log" >&2; die "provision failed"; }
+  # The default 42-day maximum password age would lock the Administrator out of an old snapshot.
+  samba-tool domain passwordsettings set --max-pwd-age=0 \
+    -s "$d/etc/smb.conf" -H "$d/private/sam.ldb" >>"$LOGS/provision-dc1.log" 2>&1 ||
+    { tail -n 25 "$LOGS/provision-dc1.log" >&2; die "passwordsettings failed"; }
+  say "dc1 provisioned in $(since "$t")s"
+}
+
+join_dc() {
+  local n=$1 d opts t log=$LOGS/join-dc$1.log
+  d=$(dc_dir "$n")
+  mapfile -t opts < <(dc_options "$n")
+  mkdir -p "$d/run" "$d/log"
+  t=$(mark)
+  say "joining dc$n as a second DC (log: $log)"
+  in_lab_ns "$n" samba-tool domain join "$DOMAIN" DC -s /dev/null --server="$(dc_ip 1)" \
+    -U"$(admin_creds)" -W "$NETBIOS" --realm="$REALM" --dns-backend=SAMBA_INTERNAL \
+    --targetdir="$d" --option="netbios name = DC$n" "${opts[@]}" >"$log" 2>&1 ||
+    { tail -n 25 "$log" >&2; die "join of dc$n failed"; }
+  say "dc$n joined in $(since "$t")s"
+}
+
+# The join of a loopback-only DC registers no DNS records ("No IPv4 address will be assigned").
+# Register its A/SRV records through dc1's RPC, then pull the DNS partitions once so both DNS
+# servers answer for both DCs from the start.
+register_dc_dns() {
+  local n=$1 d log=$LOGS/dns-dc$1.log nc t
+  d=$(dc_dir "$n")
+  t=$(mark)
+  in_lab_ns "$n" samba_dnsupdate -s "$d/etc/smb.conf" --current-ip="$(dc_ip "$n")" \
+    --use-samba-tool --rpc-server-ip="$(dc_ip 1)" --all-names >"$log" 2>&1 ||
+    { tail -n 25 "$log" >&2; die "samba_dnsupdate for dc$n failed"; }
+  for nc in "DC=DomainDnsZones,$BASE_DN" "DC=ForestDnsZones,$BASE_DN" "$BASE_DN" "CN=Configuration,$BASE_DN"; do
+    in_lab_ns "$n" samba-tool drs replicate "$(dc_ip "$n")" DC1 "$nc" -s "$d/etc/smb.conf" \
+      -U"$(admin_creds)" --use-kerberos=off >>"$log" 2>&1 ||
+      { tail -n 25 "$log" >&2; die "drs replicate $nc into dc$n failed"; }
+  done
+  say "dc$n DNS records registered and replicated in $(since "$t")s"
+}
+
+# Every DNS server must list every DC before we freeze the state in the snapshot.
+wait_srv_complete() {
+  local deadline=$((SECONDS + 60)) n m answer ok
+  while :; do
+    ok=1
+    for n in $(dc_list); do
+      answer=$(dig +short +time=1 +tries=1 @"$(dc_ip "$n")" "_ldap._tcp.dc._msdcs.$DOMAIN" SRV 2>/dev/null || true)
+      for m in $(dc_list); do
+        grep -qi " $(dc_host "$m")\.\$" <<<"$answer" || ok=0
+      done
+    done
+    ((ok)) && return 0
+    ((SECONDS < deadline)) || die "the DC SRV records are incomplete after 60s (see $LOGS/dns-dc*.log)"
+    sleep 0.5
+  done
+}
+
+# Builds the pristine state for $NDCS DCs and saves it as a tar. Leaves the DCs stopped with
+# their directories equal to the snapshot.
+build_snapshot() {
+  local t0 n tar
+  t0=$(mark)
+  tar=$(snapshot_tar "$NDCS")
+  stop_all
+  rm -f "$STATE_FILE" "$tar" "$tar.meta"
+  for n in $(seq 1 "$MAX_DCS"); do rm -rf "$(dc_dir "$n")"; done
+  make_ca
+  provision_dc1
+  make_dc_cert 1
+  if ((NDCS >= 2)); then
+    start_dc 1
+    wait_ready 1
+    for n in $(seq 2 "$NDCS"); do
+      join_dc "$n"
+      make_dc_cert "$n"
+      start_dc "$n"
+      wait_ready "$n"
+      register_dc_dns "$n"
+    done
+    wait_srv_complete
+    stop_all
+  fi
+  local t dirs=()
+  t=$(mark)
+  for n in $(dc_list); do dirs+=("dc$n"); done
+  # --xattrs/--acls: sysvol keeps its NT ACLs in security.NTACL xattrs and POSIX ACLs.
+  # run/ and msg.sock/ hold pid files and sockets of the stopped daemons, log/ is per run;
+  # the ldapi sockets in private/ are skipped silently (samba recreates them).
+  tar -C "$LAB_DIR" --xattrs --xattrs-include='*' --acls --sparse \
+    --warning=no-file-ignored --exclude='dc*/run' --exclude='dc*/log' --exclude='dc*/msg.sock' \
+    -cf "$tar.tmp" "${dirs[@]}"
+  mv "$tar.tmp" "$tar"
+  snapshot_meta "$NDCS" >"$tar.meta"
+  echo "$NDCS" >"$STATE_FILE"
+  say "snapshot $(basename "$tar") ($(du -h "$tar" | cut -f1)) written in $(since "$t")s; built in $(since "$t0")s"
+}
+
+restore_snapshot() {
+  local t n
+  t=$(mark)
+  for n in $(seq 1 "$MAX_DCS"); do rm -rf "$(dc_dir "$n")"; done
+  tar -C "$LAB_DIR" --xattrs --xattrs-include='*' --acls -xf "$(snapshot_tar "$NDCS")"
+  echo "$NDCS" >"$STATE_FILE"
+  say "snapshot restored in $(since "$t")s"
+}
+
+start_all_and_wait() {
+  local n
+  for n in $(dc_list); do start_dc "$n"; done
+  for n in $(dc_list); do wait_ready "$n"; done
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+cmd_up() {
+  need_root up
+  local t0 n healthy=1
+  t0=$(mark)
+  take_lock
+  mkdir -p "$LOGS"
+  chmod 755 "$LAB_DIR"
+  install_packages
+  decide_namespace
+  write_netcfg
+  make_ca
+  if ! snapshot_valid "$NDCS"; then
+    build_snapshot
+  elif [ "$(cat "$STATE_FILE" 2>/dev/null)" != "$NDCS" ] || [ ! -f "$(dc_dir 1)/etc/smb.conf" ]; then
+    say "switching the lab to $NDCS DC(s) from its snapshot"
+    stop_all
+    restore_snapshot
+  fi
+  # A DC that runs and answers is left alone: `up` never resets state (that is `reset`).
+  for n in $(dc_list); do
+    if [ -z "$(dc_pid "$n")" ] || ! probe_ready "$n"; then healthy=0; fi
+  done
+  if ((healthy)); then
+    echo "OK: lab up, $NDCS DC(s) running and ready ($LAB_DIR)"
+    return 0
+  fi
+  start_all_and_wait
+  say "up in $(since "$t0")s"
+  echo "OK: lab up, $NDCS DC(s) running and ready ($LAB_DIR)"
+}
+
+cmd_down() {
+  need_root down
+  take_lock
+  stop_all
+}
+
+cmd_reset() {
+  need_root reset
+  take_lock
+  if ! snapshot_valid "$NDCS"; then
+    say "no valid snapshot for $NDCS DC(s) yet; doing a full up"
+    exec 9>&-
+    cmd_up
+    return
+  fi
+  local t
+  t=$(mark)
+  decide_namespace
+  write_netcfg
+  stop_all
+  restore_snapshot
+  start_all_and_wait
+  say "reset done in $(since "$t")s"
+}
+
+cmd_stop_dc() {
+  local n=$1
+  need_root stop-dc
+  take_lock
+  stop_dc "$n"
+}
+
+cmd_start_dc() {
+  local n=$1
+  need_root start-dc
+  take_lock
+  decide_namespace
+  write_netcfg
+  start_dc "$n"
+  wait_ready "$n"
+}
+
+cmd_status() {
+  local n p state ready rc=0
+  echo "lab: $LAB_DIR, $NDCS DC(s), domain $DOMAIN"
+  for n in $(dc_list); do
+    p=$(dc_pid "$n")
+    if [ -z "$p" ]; then
+      state="stopped"
+      ready="not ready"
+      rc=3
+    else
+      state="running pid $p"
+      if probe_ready "$n"; then ready="ready (LDAPS bind + DNS SRV)"; else
+        ready="NOT ready"
+        rc=3
+      fi
+    fi
+    printf 'dc%s %-10s %-18s %s\n' "$n" "$(dc_ip "$n")" "$state" "$ready"
+  done
+  return "$rc"
+}
+
+cmd_env() {
+  local n urls=() dns=()
+  for n in $(dc_list); do
+    urls+=("ldaps://$(dc_ip "$n")")
+    dns+=("$(dc_ip "$n"):53")
+  done
+  {
+    echo "LAB_DIR=$LAB_DIR"
+    echo "LAB_DOMAIN=$DOMAIN"
+    echo "LAB_REALM=$REALM"
+    echo "LAB_NETBIOS=$NETBIOS"
+    echo "LAB_BASE_DN=$BASE_DN"
+    echo "LAB_DOMAIN_SID=$DOMAIN_SID"
+    echo "LAB_DCS=$NDCS"
+    for n in $(dc_list); do
+      echo "LAB_DC${n}_HOST=$(dc_host "$n")"
+      echo "LAB_DC${n}_IP=$(dc_ip "$n")"
+    done
+    echo "LAB_LDAPS_URLS=${urls[*]}"
+    echo "LAB_CA_PEM=$TLS_DIR/ca.pem"
+    echo "LAB_ADMIN_UPN=$ADMIN_UPN"
+    echo "LAB_ADMIN_DN=$ADMIN_DN"
+    echo "LAB_PASSWORD=$ADMIN_PASSWORD"
+    echo "LAB_DNS_SERVERS=${dns[*]}"
+    echo "LAB_KRB5_CONFIG=$LAB_DIR/krb5.conf"
+    echo "LDAPTLS_CACERT=$TLS_DIR/ca.pem"
+  } | while IFS='=' read -r k v; do echo "export $k=$(shq "$v")"; done
+}
+
+# Quick end-to-end checks; read-only except for two contact objects it creates and deletes.
+cmd_smoke() {
+  local pass=0 fail=0 n ip answer m out rc t
+  ok() {
+    echo "ok   $*"
+    pass=$((pass + 1))
+  }
+  ko() {
+    echo "FAIL $*"
+    fail=$((fail + 1))
+  }
+  export LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand
+  search() { # search URL ARGS...: authenticated, unwrapped LDIF
+    local url=$1
+    shift
+    ldapsearch -x -LLL -o ldif-wrap=no -o nettimeout=5 -H "$url" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$@"
+  }
+
+  # A stopped DC is one failure, not a cascade of timeouts.
+  local running=()
+  for n in $(dc_list); do
+    if [ -n "$(dc_pid "$n")" ]; then running+=("$n"); else ko "dc$n is not running (lab.sh start-dc $n)"; fi
+  done
+
+  for n in "${running[@]}"; do
+    ip=$(dc_ip "$n")
+    if ldapsearch -x -LLL -o nettimeout=5 -H "ldaps://$ip" -s base -b "" defaultNamingContext 2>/dev/null |
+      grep -qi "^defaultNamingContext: $BASE_DN\$"; then
+      ok "dc$n: anonymous RootDSE over LDAPS, certificate verified for IP $ip"
+    else ko "dc$n: RootDSE over ldaps://$ip"; fi
+
+    if search "ldaps://$ip" -s base -b "$BASE_DN" objectSid 2>/dev/null | grep -q '^objectSid'; then
+      ok "dc$n: Administrator simple bind over LDAPS, domain root readable"
+    else ko "dc$n: Administrator simple bind over ldaps://$ip"; fi
+
+    if search "ldap://$ip" -ZZ -s base -b "" dnsHostName 2>/dev/null | grep -qi "^dnsHostName: $(dc_host "$n")\$"; then
+      ok "dc$n: StartTLS simple bind on 389"
+    else ko "dc$n: StartTLS simple bind on ldap://$ip"; fi
+
+    rc=0
+    out=$(ldapsearch -x -o nettimeout=5 -H "ldap://$ip" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" -s base -b "" 2>&1) || rc=$?
+    if [ "$rc" = 8 ] && grep -q 'Strong(er) authentication required' <<<"$out"; then
+      ok "dc$n: plain-389 simple bind refused (strongAuthRequired)"
+    else ko "dc$n: plain-389 simple bind was not refused as expected (rc $rc)"; fi
+
+    answer=$(dig +short +time=2 +tries=2 @"$ip" "_ldap._tcp.dc._msdcs.$DOMAIN" SRV 2>/dev/null || true)
+    local missing=()
+    for m in $(dc_list); do grep -qi " $(dc_host "$m")\.\$" <<<"$answer" || missing+=("dc$m"); done
+    if ((${#missing[@]} == 0)); then
+      ok "dc$n: DNS SRV _ldap._tcp.dc._msdcs lists all $NDCS DC(s)"
+    else ko "dc$n: DNS SRV _ldap._tcp.dc._msdcs on $ip lacks ${missing[*]}: $(echo "$answer" | tr '\n' ';')"; fi
+
+    if [ "$(dig +short +time=2 +tries=2 @"$ip" "$(dc_host "$n")" A 2>/dev/null)" = "$ip" ]; then
+      ok "dc$n: DNS A $(dc_host "$n") -> $ip"
+    else ko "dc$n: DNS A $(dc_host "$n")"; fi
+  done
+
+  local dcs_in_ou
+  dcs_in_ou=$(search "ldaps://$(dc_ip "${running[0]:-1}")" -b "OU=Domain Controllers,$BASE_DN" '(objectClass=computer)' dNSHostName 2>/dev/null | grep -ci '^dNSHostName:' || true)
+  if [ "$dcs_in_ou" = "$NDCS" ]; then ok "$NDCS DC computer object(s) under OU=Domain Controllers"; else
+    ko "OU=Domain Controllers holds $dcs_in_ou DC(s), expected $NDCS"
+  fi
+
+  if printf '%s\n' "$ADMIN_PASSWORD" | KRB5_CONFIG=$LAB_DIR/krb5.conf KRB5CCNAME=MEMORY: kinit "Administrator@$REALM" >/dev/null 2>&1; then
+    ok "kinit Administrator@$REALM (Kerberos AS exchange with the lab KDCs)"
+  else ko "kinit Administrator@$REALM"; fi
+
+  # Replication both ways: write on one DC, poll the other.
+  if ((NDCS >= 2 && ${#running[@]} == NDCS)); then
+    local from to dn found
+    for pair in "1 2" "2 1"; do
+      read -r from to <<<"$pair"
+      dn="CN=lab-smoke-dc$from-$$-$RANDOM,CN=Users,$BASE_DN"
+      if ! printf 'dn: %s\nobjectClass: contact\ndescription: lab.sh smoke\n' "$dn" |
+        ldapadd -x -o nettimeout=5 -H "ldaps://$(dc_ip "$from")" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" >/dev/null 2>&1; then
+        ko "replication dc$from -> dc$to: could not create the test object on dc$from"
+        continue
+      fi
+      t=$(mark)
+      found=0
+      for _ in $(seq 1 100); do # 100 x 0.2 s = 20 s at most
+        if search "ldaps://$(dc_ip "$to")" -s base -b "$dn" dn >/dev/null 2>&1; then
+          found=1
+          break
+        fi
+        sleep 0.2
+      done
+      if ((found)); then ok "replication dc$from -> dc$to: object visible on dc$to after $(since "$t")s"; else
+        ko "replication dc$from -> dc$to: object not on dc$to after 20s"
+      fi
+      ldapdelete -x -o nettimeout=5 -H "ldaps://$(dc_ip "$from")" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$dn" >/dev/null 2>&1 || true
+    done
+  fi
+
+  echo "smoke: $pass passed, $fail failed"
+  ((fail == 0))
+}
+
+cmd_logs() {
+  local n=${1:-1}
+  tail -n "${LINES_TO_SHOW:-50}" "$(dc_dir "$n")/log/log.samba"
+}
+
+cmd_exec() {
+  need_root exec
+  (($#)) || die "usage: lab.sh exec CMD [ARGS...]"
+  decide_namespace
+  [ -f "$NETCFG/dc1/resolv.conf" ] || write_netcfg
+  KRB5_CONFIG=$LAB_DIR/krb5.conf in_lab_ns 1 "$@"
+}
+
+cmd_clean() {
+  need_root clean
+  take_lock
+  stop_all
+  local n
+  for n in $(seq 1 "$MAX_DCS"); do rm -rf "$(dc_dir "$n")"; done
+  # Only what this script creates: LAB_DIR may have been pointed somewhere shared.
+  rm -rf "$TLS_DIR" "$NETCFG" "$LOGS"
+  rm -f "$LAB_DIR"/snapshot-*dc.tar "$LAB_DIR"/snapshot-*dc.tar.meta "$LAB_DIR"/snapshot-*dc.tar.tmp \
+    "$STATE_FILE" "$LAB_DIR/krb5.conf" "$LAB_DIR/.lock"
+  rmdir "$LAB_DIR" 2>/dev/null || true
+  say "cleaned $LAB_DIR"
+}
+
+usage() {
+  sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2
+  exit 2
+}
+
+# ---------------------------------------------------------------------------------------------
+
+dc_arg() { # validates a DC number for stop-dc/start-dc/logs
+  local n=${1:-}
+  [ "$cmd" != logs ] || n=${n:-1}
+  if ! [[ $n =~ ^[1-9]$ ]] || ((n > NDCS)); then die "DC number must be 1..$NDCS (got '$n')"; fi
+  echo "$n"
+}
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  check_lab_dir
+  # `up` builds what is asked (default 2); every other command follows the lab as built.
+  if [ "$cmd" = up ]; then
+    NDCS=${LAB_DCS:-2}
+  else
+    NDCS=${LAB_DCS:-$(cat "$STATE_FILE" 2>/dev/null || echo 2)}
+  fi
+  if ! [[ $NDCS =~ ^[1-9]$ ]] || ((NDCS > MAX_DCS)); then die "LAB_DCS must be 1..$MAX_DCS (got '$NDCS')"; fi
+
+  case $cmd in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    reset) cmd_reset ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    smoke) cmd_smoke ;;
+    stop-dc | start-dc | logs)
+      # An assignment, so that set -e stops on an invalid number.
+      local n
+      n=$(dc_arg "${1:-}")
+      "cmd_${cmd//-/_}" "$n"
+      ;;
+    exec) cmd_exec "$@" ;;
+    clean) cmd_clean ;;
+    -h | --help | help | "") usage ;;
+    *)
+      say "unknown command '$cmd'"
+      usage
+      ;;
+  esac
+}
+
+main "$@"
