@@ -517,7 +517,10 @@ async fn bench_bare(pki: &Pki, requests: u64, level: (usize, usize)) -> Result<M
         .context("bind bare tonic server")?;
     let addr = listener.local_addr().context("bare server address")?;
     let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(&pki.server.cert_pem, &pki.server.key_pem))
+        .identity(Identity::from_pem(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+        ))
         .client_ca_root(Certificate::from_pem(&pki.ca_pem));
     let (_reporter, health) = tonic_health::server::health_reporter();
     let router = tonic::transport::Server::builder()
@@ -765,8 +768,13 @@ async fn run(requests: u64, cores: usize) -> Result<Report> {
     let mut operation = String::new();
     for (i, &level) in LEVELS.iter().enumerate() {
         eprintln!("level c={} ch={}:", level.0, level.1);
-        let (provd, about) =
-            bench_provd(&pki, &dir.path().join(format!("provd-{i}")), requests, level).await?;
+        let (provd, about) = bench_provd(
+            &pki,
+            &dir.path().join(format!("provd-{i}")),
+            requests,
+            level,
+        )
+        .await?;
         measurements.extend(provd);
         operation = about;
         measurements.push(bench_bare(&pki, requests, level).await?);
@@ -812,7 +820,9 @@ impl Report {
             "servers run one at a time: per level, a fresh provd (GetOperation, then its own \
              Health/Check), stopped, then a fresh bare tonic server"
         );
-        println!("transport: mTLS (ECDSA P-256 certs, rustls/ring), HTTP/2, unary calls, same client setup for both servers");
+        println!(
+            "transport: mTLS (ECDSA P-256 certs, rustls/ring), HTTP/2, unary calls, same client setup for both servers"
+        );
         println!(
             "requests per level: {requests}, warm-up before each level: {} (fresh channels per level)",
             WARMUP.min(requests)

@@ -11,7 +11,7 @@
 //! before they replay from the store, so a watcher never misses an event;
 //! duplicates are dropped by sequence number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -84,7 +84,12 @@ struct Live {
 pub struct Operations {
     store: Arc<dyn Store>,
     running: StdMutex<Option<Arc<Live>>>,
+    /// Finished operations recently read; they never change again.
+    finished: StdMutex<HashMap<String, OperationRecord>>,
 }
+
+/// Entries of the finished-operation cache before it starts over.
+const FINISHED_CACHE_ENTRIES: usize = 1024;
 
 /// Fields of a new event; sequence and time are assigned by the engine.
 #[derive(Debug, Clone, Default)]
@@ -154,6 +159,7 @@ impl Operations {
         Ok(Arc::new(Self {
             store,
             running: StdMutex::new(None),
+            finished: StdMutex::new(HashMap::new()),
         }))
     }
 
@@ -349,11 +355,34 @@ impl Operations {
         )
     }
 
+    /// The operation as it is now. The hot read path: a running operation
+    /// comes from memory, a finished one (immutable from then on) from a
+    /// small cache, and only a miss reads the store — directly, since redb
+    /// reads never wait on the disk's fsync.
     pub async fn get(&self, id: &str) -> Result<OperationRecord, Error> {
-        let key = id.to_owned();
-        blocking(&self.store, move |s| s.get_operation(&key))
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("operation {id}")))
+        if let Some(live) = self.live(id) {
+            return Ok(live.record.lock().await.clone());
+        }
+        if let Some(hit) = self.finished_cache(|c| c.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let record = self
+            .store
+            .get_operation(id)?
+            .ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
+        if record.state.is_terminal() {
+            self.finished_cache(|c| {
+                if c.len() >= FINISHED_CACHE_ENTRIES {
+                    c.clear();
+                }
+                c.insert(record.id.clone(), record.clone());
+            });
+        }
+        Ok(record)
+    }
+
+    fn finished_cache<T>(&self, f: impl FnOnce(&mut HashMap<String, OperationRecord>) -> T) -> T {
+        f(&mut self.finished.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     pub async fn list(

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, SearchEntry, StdStream};
+use std::collections::HashSet;
+
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Mod, SearchEntry, StdStream};
 use rustls::ClientConfig;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -22,8 +25,8 @@ use secrecy::ExposeSecret;
 
 use super::dns::Dns;
 use super::{
-    BindCredential, Directory, DirectoryError, DirectorySession, Entry, ProbeReport, Scope,
-    SrvTarget,
+    BindCredential, Change, Directory, DirectoryError, DirectorySession, Entry, ProbeReport,
+    SD_FLAGS_OID, Scope, SrvTarget, sd_flags_value,
 };
 
 /// How provd reaches DCs.
@@ -430,6 +433,10 @@ fn entry(e: SearchEntry) -> Entry {
     }
 }
 
+fn value_set(values: &[Vec<u8>]) -> HashSet<&[u8]> {
+    values.iter().map(Vec::as_slice).collect()
+}
+
 struct LdapSession {
     dc: String,
     ldap: Ldap,
@@ -479,6 +486,117 @@ impl DirectorySession for LdapSession {
             .success()
             .map_err(|e| ldap_error(&dc, e))?;
         Ok(out)
+    }
+
+    async fn read_security_descriptor(
+        &mut self,
+        dn: &str,
+        sd_flags: u32,
+    ) -> Result<Option<Vec<u8>>, DirectoryError> {
+        let control = RawControl {
+            ctype: SD_FLAGS_OID.into(),
+            crit: true,
+            val: Some(sd_flags_value(sd_flags)),
+        };
+        let result = self
+            .ldap
+            .with_controls(control)
+            .with_timeout(self.settings.operation_timeout)
+            .search(
+                dn,
+                ldap3::Scope::Base,
+                "(objectClass=*)",
+                vec!["nTSecurityDescriptor"],
+            )
+            .await
+            .and_then(|r| r.success());
+        match result {
+            Ok((entries, _)) => Ok(entries.into_iter().next().and_then(|e| {
+                let e = SearchEntry::construct(e);
+                e.bin_attrs
+                    .into_iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("nTSecurityDescriptor"))
+                    .and_then(|(_, mut v)| v.pop())
+            })),
+            Err(err) => match ldap_error(&self.dc, err) {
+                DirectoryError::NoSuchObject { .. } => Ok(None),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn write_security_descriptor(
+        &mut self,
+        dn: &str,
+        sd_flags: u32,
+        descriptor: &[u8],
+    ) -> Result<(), DirectoryError> {
+        let control = RawControl {
+            ctype: SD_FLAGS_OID.into(),
+            crit: true,
+            val: Some(sd_flags_value(sd_flags)),
+        };
+        let values: HashSet<&[u8]> = HashSet::from([descriptor]);
+        let attr: &[u8] = b"nTSecurityDescriptor";
+        self.ldap
+            .with_controls(control)
+            .with_timeout(self.settings.operation_timeout)
+            .modify(dn, vec![Mod::Replace(attr, values)])
+            .await
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| ldap_error(&self.dc, e))
+    }
+
+    async fn add(
+        &mut self,
+        dn: &str,
+        attrs: &[(&str, Vec<Vec<u8>>)],
+    ) -> Result<(), DirectoryError> {
+        let attrs: Vec<(&[u8], HashSet<&[u8]>)> = attrs
+            .iter()
+            .map(|(name, values)| {
+                (
+                    name.as_bytes(),
+                    values.iter().map(Vec::as_slice).collect::<HashSet<_>>(),
+                )
+            })
+            .collect();
+        self.ldap
+            .with_timeout(self.settings.operation_timeout)
+            .add(dn, attrs)
+            .await
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| ldap_error(&self.dc, e))
+    }
+
+    async fn modify(&mut self, dn: &str, changes: &[Change]) -> Result<(), DirectoryError> {
+        let mods: Vec<Mod<&[u8]>> = changes
+            .iter()
+            .map(|c| match c {
+                Change::Replace(a, v) => Mod::Replace(a.as_bytes(), value_set(v)),
+                Change::Add(a, v) => Mod::Add(a.as_bytes(), value_set(v)),
+                Change::Delete(a, v) => Mod::Delete(a.as_bytes(), value_set(v)),
+            })
+            .collect();
+        self.ldap
+            .with_timeout(self.settings.operation_timeout)
+            .modify(dn, mods)
+            .await
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| ldap_error(&self.dc, e))
+    }
+
+    async fn delete(&mut self, dn: &str) -> Result<(), DirectoryError> {
+        self.ldap
+            .with_timeout(self.settings.operation_timeout)
+            .delete(dn)
+            .await
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| ldap_error(&self.dc, e))
     }
 
     async fn unbind(mut self: Box<Self>) {

@@ -160,7 +160,58 @@ pub trait DirectorySession: Send {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<Entry>, DirectoryError>;
+    /// Reads one object's nTSecurityDescriptor with the SD_FLAGS control
+    /// set to `sd_flags` (4 = DACL only). `None` if the object is missing.
+    async fn read_security_descriptor(
+        &mut self,
+        dn: &str,
+        sd_flags: u32,
+    ) -> Result<Option<Vec<u8>>, DirectoryError>;
+    /// Replaces nTSecurityDescriptor, sending the SD_FLAGS control so only
+    /// the parts named by `sd_flags` are written.
+    async fn write_security_descriptor(
+        &mut self,
+        dn: &str,
+        sd_flags: u32,
+        descriptor: &[u8],
+    ) -> Result<(), DirectoryError>;
+    /// Adds an object with the given attributes (binary-safe values).
+    async fn add(&mut self, dn: &str, attrs: &[(&str, Vec<Vec<u8>>)])
+    -> Result<(), DirectoryError>;
+    /// Applies modifications in one LDAP modify (atomic on the DC).
+    async fn modify(&mut self, dn: &str, changes: &[Change]) -> Result<(), DirectoryError>;
+    async fn delete(&mut self, dn: &str) -> Result<(), DirectoryError>;
     async fn unbind(self: Box<Self>);
+}
+
+/// One modification of an LDAP modify.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Replace all values (none: delete the attribute).
+    Replace(String, Vec<Vec<u8>>),
+    Add(String, Vec<Vec<u8>>),
+    /// Delete the given values (none: the whole attribute).
+    Delete(String, Vec<Vec<u8>>),
+}
+
+/// OID of the LDAP_SERVER_SD_FLAGS control.
+pub const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";
+/// SD_FLAGS: owner, group, DACL, SACL.
+pub const SD_FLAGS_DACL: u32 = 0x4;
+
+/// BER of the SD_FLAGS control value: SEQUENCE { INTEGER flags }.
+pub fn sd_flags_value(flags: u32) -> Vec<u8> {
+    let mut int = flags.to_be_bytes().to_vec();
+    while int.len() > 1 && int[0] == 0 && int[1] & 0x80 == 0 {
+        int.remove(0);
+    }
+    if int[0] & 0x80 != 0 {
+        int.insert(0, 0);
+    }
+    let mut out = vec![0x30, u8::try_from(int.len() + 2).unwrap_or(0), 0x02];
+    out.push(u8::try_from(int.len()).unwrap_or(0));
+    out.extend(int);
+    out
 }
 
 #[async_trait::async_trait]
@@ -183,4 +234,17 @@ pub trait Directory: Send + Sync + 'static {
         credential: Option<&BindCredential>,
         timeout: Duration,
     ) -> ProbeReport;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sd_flags_ber() {
+        // The value the lab notes use for DACL only: MAMCAQQ= → 30 03 02 01 04.
+        assert_eq!(super::sd_flags_value(4), [0x30, 0x03, 0x02, 0x01, 0x04]);
+        assert_eq!(
+            super::sd_flags_value(0x80),
+            [0x30, 0x04, 0x02, 0x02, 0x00, 0x80]
+        );
+    }
 }
