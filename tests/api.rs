@@ -570,7 +570,7 @@ async fn json_and_grpc_give_the_same_answers() {
     // Services not built yet answer UNIMPLEMENTED / 501, saying what is missing.
     let response = h
         .http(Role::Admin)
-        .post(h.url("/provd.v1.WritebackService/GetPasswordWriteback"))
+        .post(h.url("/provd.v1.VerifyService/Verify"))
         .send()
         .await
         .unwrap();
@@ -580,7 +580,7 @@ async fn json_and_grpc_give_the_same_answers() {
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("writeback workflow")
+            .contains("verify workflow")
     );
     h.shutdown().await;
 }

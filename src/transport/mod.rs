@@ -7,6 +7,8 @@ pub mod directory_api;
 pub mod grpc;
 pub mod http;
 pub mod server;
+pub mod service_account_api;
 pub mod services;
 pub mod status;
 pub mod tls;
+pub mod writeback_api;

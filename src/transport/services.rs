@@ -10,7 +10,9 @@ use super::directory_api::{DirectoryApi, DomainControllerApi};
 use super::grpc::{AgentApi, BoxStream, OperationsApi};
 use super::http::{json_routes, probes};
 use super::server::Routers;
+use super::service_account_api::ServiceAccountApi;
 use super::status::to_status;
+use super::writeback_api::WritebackApi;
 use crate::proto::{FILE_DESCRIPTOR_SET, v1};
 use crate::workflows::{App, Error};
 
@@ -23,33 +25,6 @@ pub struct Unbuilt;
 fn unbuilt(what: &'static str) -> Status {
     to_status(&Error::Unimplemented(what))
 }
-
-macro_rules! unbuilt_service {
-    ($trait:path, $what:literal, $($method:ident($req:ty) -> $resp:ty),* $(,)?) => {
-        #[tonic::async_trait]
-        impl $trait for Unbuilt {
-            $(
-                async fn $method(&self, _request: Request<$req>) -> Result<Response<$resp>, Status> {
-                    Err(unbuilt($what))
-                }
-            )*
-        }
-    };
-}
-
-unbuilt_service!(v1::service_account_service_server::ServiceAccountService,
-    "the gMSA workflow (ServiceAccountService)",
-    create_gmsa(v1::CreateGmsaRequest) -> v1::CreateGmsaResponse,
-    use_custom_gmsa(v1::UseCustomGmsaRequest) -> v1::UseCustomGmsaResponse,
-    get_service_account(v1::GetServiceAccountRequest) -> v1::GetServiceAccountResponse,
-    grant_permissions(v1::GrantPermissionsRequest) -> v1::GrantPermissionsResponse,
-);
-
-unbuilt_service!(v1::writeback_service_server::WritebackService,
-    "the password writeback workflow (WritebackService)",
-    set_password_writeback(v1::SetPasswordWritebackRequest) -> v1::SetPasswordWritebackResponse,
-    get_password_writeback(v1::GetPasswordWritebackRequest) -> v1::GetPasswordWritebackResponse,
-);
 
 #[tonic::async_trait]
 impl v1::verify_service_server::VerifyService for Unbuilt {
@@ -79,6 +54,8 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     let agent = AgentApi { app: app.clone() };
     let directories = DirectoryApi { app: app.clone() };
     let dcs = DomainControllerApi { app: app.clone() };
+    let accounts = ServiceAccountApi { app: app.clone() };
+    let writeback = WritebackApi { app: app.clone() };
     let unbuilt = Unbuilt;
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -101,11 +78,11 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         .add_service(reflection)
         .add_service(OperationsServiceServer::new(operations.clone()))
         .add_service(AgentServiceServer::new(agent.clone()))
-        .add_service(ServiceAccountServiceServer::new(unbuilt.clone()))
+        .add_service(ServiceAccountServiceServer::new(accounts.clone()))
         .add_service(DirectoryServiceServer::new(directories.clone()))
         .add_service(DomainControllerServiceServer::new(dcs.clone()))
         .add_service(VerifyServiceServer::new(unbuilt.clone()))
-        .add_service(WritebackServiceServer::new(unbuilt.clone()))
+        .add_service(WritebackServiceServer::new(writeback.clone()))
         .into_axum_router();
 
     let json = probes(app);
@@ -119,7 +96,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         unary "/provd.v1.AgentService/Install" => install(v1::InstallRequest),
         unary "/provd.v1.AgentService/GetAgent" => get_agent(v1::GetAgentRequest),
     });
-    let json = json_routes!(json, unbuilt, ServiceAccountService, {
+    let json = json_routes!(json, accounts, ServiceAccountService, {
         unary "/provd.v1.ServiceAccountService/CreateGmsa" => create_gmsa(v1::CreateGmsaRequest),
         unary "/provd.v1.ServiceAccountService/UseCustomGmsa" => use_custom_gmsa(v1::UseCustomGmsaRequest),
         unary "/provd.v1.ServiceAccountService/GetServiceAccount" => get_service_account(v1::GetServiceAccountRequest),
@@ -138,7 +115,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     let json = json_routes!(json, unbuilt, VerifyService, {
         stream "/provd.v1.VerifyService/Verify" => verify(v1::VerifyRequest),
     });
-    let json = json_routes!(json, unbuilt, WritebackService, {
+    let json = json_routes!(json, writeback, WritebackService, {
         unary "/provd.v1.WritebackService/SetPasswordWriteback" => set_password_writeback(v1::SetPasswordWritebackRequest),
         unary "/provd.v1.WritebackService/GetPasswordWriteback" => get_password_writeback(v1::GetPasswordWritebackRequest),
     });

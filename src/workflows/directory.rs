@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dc::{self, DcWorkflows, directory_error, dns_name};
 use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
-use super::{Caller, Error, sid, validate};
+use super::{Caller, Error, validate};
 use crate::backends::directory::{BindCredential, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 
@@ -139,6 +139,15 @@ impl DirectoryWorkflows {
             out.push((record, priority.dcs));
         }
         Ok(out)
+    }
+
+    /// The added domains' names, sorted.
+    pub async fn list_domains(store: &Arc<dyn Store>) -> Result<Vec<String>, Error> {
+        Ok(blocking(store, |s| s.list_config(DIRECTORY_NS))
+            .await?
+            .into_iter()
+            .map(|(domain, _)| domain)
+            .collect())
     }
 
     pub async fn get(&self, domain: &str) -> Result<Option<DirectoryRecord>, Error> {
@@ -440,7 +449,11 @@ async fn read_facts(
     let domain_sid = domain_entry
         .first_bin("objectSid")
         .ok_or_else(|| Error::Internal(format!("{domain_dn} has no objectSid")))
-        .and_then(|b| sid::to_string(b).map_err(Error::Internal))?;
+        .and_then(|b| {
+            crate::security::Sid::from_bytes(b)
+                .map(|s| s.to_string())
+                .map_err(|e| Error::Internal(format!("objectSid of {domain_dn}: {e}")))
+        })?;
     let partitions = format!("CN=Partitions,{configuration_dn}");
     let filter = format!(
         "(&(objectClass=crossRef){})",

@@ -5,9 +5,11 @@
 pub mod agent;
 pub mod dc;
 pub mod directory;
+pub mod gmsa;
 pub mod operations;
-pub mod sid;
+pub mod permissions;
 pub mod validate;
+pub mod writeback;
 
 use std::sync::Arc;
 
@@ -159,6 +161,8 @@ pub struct App {
     pub agent: agent::AgentWorkflows,
     pub dcs: Arc<dc::DcWorkflows>,
     pub directories: directory::DirectoryWorkflows,
+    pub gmsa: gmsa::GmsaWorkflows,
+    pub writeback: writeback::WritebackWorkflows,
 }
 
 /// The backends a daemon runs with; chosen by `lib.rs` (the only place that
@@ -192,11 +196,21 @@ impl App {
             backends.store.clone(),
             dcs.clone(),
         );
+        let gmsa =
+            gmsa::GmsaWorkflows::new(operations.clone(), backends.store.clone(), dcs.clone());
+        let writeback = writeback::WritebackWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+        );
         Ok(Arc::new(App {
             operations,
             agent,
             dcs,
             directories,
+            gmsa,
+            writeback,
         }))
     }
 }

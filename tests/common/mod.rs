@@ -2,6 +2,8 @@
 //! as the real binary), and clients per role over gRPC and HTTP/JSON.
 #![allow(dead_code)]
 
+pub mod lab;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -15,6 +15,11 @@ pub fn filter_value(value: &str) -> String {
     out
 }
 
+/// Every byte escaped (`\01\05…`): for binary assertions such as objectSid.
+pub fn binary(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:02x}")).collect()
+}
+
 /// `(attr=value)` with `value` escaped.
 pub fn eq(attr: &str, value: &str) -> String {
     format!("({attr}={})", filter_value(value))
@@ -61,6 +66,7 @@ mod tests {
         assert_eq!(filter_value("a\\b\0"), "a\\5cb\\00");
         assert_eq!(eq("cn", "x)(|(cn=*"), "(cn=x\\29\\28|\\28cn=\\2a)");
         assert_eq!(filter_value("é"), "\\c3\\a9");
+        assert_eq!(binary(&[1, 0xff]), "\\01\\ff");
     }
 
     #[test]

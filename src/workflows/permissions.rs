@@ -1,0 +1,553 @@
+//! Permission profiles: the ACE sets cloud-sync features need, resolved
+//! against the domain's schema at run time, and the plan / apply / remove
+//! logic over a DACL. Used by GrantPermissions, UseCustomGmsa,
+//! GetServiceAccount and password writeback.
+
+use std::collections::BTreeMap;
+
+use uuid::Uuid;
+
+use super::Error;
+use super::dc::directory_error;
+use crate::backends::directory::{DirectorySession, SD_FLAGS_DACL, Scope, escape};
+use crate::security::{
+    Ace, AceBody, AceType, Acl, CONTAINER_INHERIT_ACE, INHERIT_ONLY_ACE, INHERITED_ACE,
+    NO_PROPAGATE_INHERIT_ACE, OBJECT_INHERIT_ACE, SecurityDescriptor, Sid, rights,
+};
+
+/// A permission profile, as `Set-AADCloudSyncPermissions -PermissionType`
+/// names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Profile {
+    BasicRead,
+    PasswordHashSync,
+    PasswordWriteBack,
+    HybridExchange,
+    ExchangeMailPublicFolder,
+    UserGroupCreateDelete,
+    ConsistencyGuid,
+}
+
+impl Profile {
+    pub const ALL: [Profile; 7] = [
+        Profile::BasicRead,
+        Profile::PasswordHashSync,
+        Profile::PasswordWriteBack,
+        Profile::HybridExchange,
+        Profile::ExchangeMailPublicFolder,
+        Profile::UserGroupCreateDelete,
+        Profile::ConsistencyGuid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::BasicRead => "PERMISSION_PROFILE_BASIC_READ",
+            Profile::PasswordHashSync => "PERMISSION_PROFILE_PASSWORD_HASH_SYNC",
+            Profile::PasswordWriteBack => "PERMISSION_PROFILE_PASSWORD_WRITE_BACK",
+            Profile::HybridExchange => "PERMISSION_PROFILE_HYBRID_EXCHANGE",
+            Profile::ExchangeMailPublicFolder => "PERMISSION_PROFILE_EXCHANGE_MAIL_PUBLIC_FOLDER",
+            Profile::UserGroupCreateDelete => "PERMISSION_PROFILE_USER_GROUP_CREATE_DELETE",
+            Profile::ConsistencyGuid => "PERMISSION_PROFILE_CONSISTENCY_GUID",
+        }
+    }
+}
+
+/// A schema object an ACE names, resolved to its GUID at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SchemaRef {
+    /// A class, by lDAPDisplayName (schemaIDGUID).
+    Class(&'static str),
+    /// An attribute, by lDAPDisplayName (schemaIDGUID).
+    Attribute(&'static str),
+    /// An extended right, by its cn under CN=Extended-Rights (rightsGuid).
+    Right(&'static str),
+}
+
+impl SchemaRef {
+    fn name(self) -> &'static str {
+        match self {
+            SchemaRef::Class(n) | SchemaRef::Attribute(n) | SchemaRef::Right(n) => n,
+        }
+    }
+}
+
+/// One ACE a profile needs (trustee and GUIDs filled in later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AceSpec {
+    pub object: Option<SchemaRef>,
+    pub inherited: Option<SchemaRef>,
+    pub flags: u8,
+    pub mask: u32,
+    /// Meaningful on the domain root only ("this object only").
+    pub root_only: bool,
+    pub description: &'static str,
+}
+
+const DESCENDANTS: u8 = CONTAINER_INHERIT_ACE | INHERIT_ONLY_ACE;
+/// Generic write as AD stores it once mapped: RC | WP | SW. Using the
+/// mapped bits keeps what provd writes equal to what it reads back.
+const DS_GENERIC_WRITE: u32 = rights::READ_CONTROL | rights::WRITE_PROPERTY | rights::SELF_WRITE;
+
+const fn read_on(class: &'static str, description: &'static str) -> AceSpec {
+    AceSpec {
+        object: None,
+        inherited: Some(SchemaRef::Class(class)),
+        flags: DESCENDANTS,
+        mask: rights::READ_PROPERTY,
+        root_only: false,
+        description,
+    }
+}
+
+const fn root_right(right: &'static str, description: &'static str) -> AceSpec {
+    AceSpec {
+        object: Some(SchemaRef::Right(right)),
+        inherited: None,
+        flags: 0,
+        mask: rights::CONTROL_ACCESS,
+        root_only: true,
+        description,
+    }
+}
+
+const fn on_descendants(
+    object: Option<SchemaRef>,
+    class: &'static str,
+    mask: u32,
+    description: &'static str,
+) -> AceSpec {
+    AceSpec {
+        object,
+        inherited: Some(SchemaRef::Class(class)),
+        flags: DESCENDANTS,
+        mask,
+        root_only: false,
+        description,
+    }
+}
+
+const GET_CHANGES: AceSpec = root_right(
+    "DS-Replication-Get-Changes",
+    "Replicating Directory Changes on the domain root",
+);
+
+/// The documented ACE set of each profile.
+pub fn specs(profile: Profile) -> Vec<AceSpec> {
+    use SchemaRef::{Attribute, Class, Right};
+    match profile {
+        Profile::BasicRead => vec![
+            read_on(
+                "msDS-Device",
+                "Read all properties on descendant device objects",
+            ),
+            read_on(
+                "inetOrgPerson",
+                "Read all properties on descendant inetOrgPerson objects",
+            ),
+            read_on(
+                "computer",
+                "Read all properties on descendant computer objects",
+            ),
+            read_on(
+                "foreignSecurityPrincipal",
+                "Read all properties on descendant foreignSecurityPrincipal objects",
+            ),
+            read_on("group", "Read all properties on descendant group objects"),
+            read_on("user", "Read all properties on descendant user objects"),
+            read_on(
+                "contact",
+                "Read all properties on descendant contact objects",
+            ),
+            GET_CHANGES,
+        ],
+        Profile::PasswordHashSync => vec![
+            GET_CHANGES,
+            root_right(
+                "DS-Replication-Get-Changes-All",
+                "Replicating Directory Changes All on the domain root",
+            ),
+        ],
+        Profile::PasswordWriteBack => vec![
+            on_descendants(
+                Some(Right("User-Force-Change-Password")),
+                "user",
+                rights::CONTROL_ACCESS,
+                "Reset Password on descendant user objects",
+            ),
+            on_descendants(
+                Some(Attribute("lockoutTime")),
+                "user",
+                rights::WRITE_PROPERTY,
+                "Write lockoutTime on descendant user objects",
+            ),
+            on_descendants(
+                Some(Attribute("pwdLastSet")),
+                "user",
+                rights::WRITE_PROPERTY,
+                "Write pwdLastSet on descendant user objects",
+            ),
+            root_right("Unexpire-Password", "Unexpire Password on the domain root"),
+        ],
+        Profile::HybridExchange => ["user", "inetOrgPerson", "group", "contact"]
+            .into_iter()
+            .map(|class| {
+                on_descendants(
+                    None,
+                    class,
+                    rights::READ_PROPERTY | rights::WRITE_PROPERTY,
+                    match class {
+                        "user" => "Read and write all properties on descendant user objects",
+                        "inetOrgPerson" => {
+                            "Read and write all properties on descendant inetOrgPerson objects"
+                        }
+                        "group" => "Read and write all properties on descendant group objects",
+                        _ => "Read and write all properties on descendant contact objects",
+                    },
+                )
+            })
+            .collect(),
+        Profile::ExchangeMailPublicFolder => vec![read_on(
+            "publicFolder",
+            "Read all properties on descendant publicFolder objects",
+        )],
+        Profile::UserGroupCreateDelete => vec![
+            AceSpec {
+                object: Some(Class("user")),
+                inherited: None,
+                flags: CONTAINER_INHERIT_ACE,
+                mask: rights::CREATE_CHILD | rights::DELETE_CHILD,
+                root_only: false,
+                description: "Create and delete user objects here and below",
+            },
+            AceSpec {
+                object: Some(Class("group")),
+                inherited: None,
+                flags: CONTAINER_INHERIT_ACE,
+                mask: rights::CREATE_CHILD | rights::DELETE_CHILD,
+                root_only: false,
+                description: "Create and delete group objects here and below",
+            },
+            on_descendants(
+                None,
+                "user",
+                DS_GENERIC_WRITE,
+                "Write descendant user objects",
+            ),
+            on_descendants(
+                None,
+                "group",
+                DS_GENERIC_WRITE,
+                "Write descendant group objects",
+            ),
+        ],
+        Profile::ConsistencyGuid => vec![
+            on_descendants(
+                Some(Attribute("mS-DS-ConsistencyGuid")),
+                "user",
+                rights::WRITE_PROPERTY,
+                "Write mS-DS-ConsistencyGuid on descendant user objects",
+            ),
+            on_descendants(
+                Some(Attribute("mS-DS-ConsistencyGuid")),
+                "group",
+                rights::WRITE_PROPERTY,
+                "Write mS-DS-ConsistencyGuid on descendant group objects",
+            ),
+        ],
+    }
+}
+
+/// Schema GUIDs resolved from one domain; a missing name maps to `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Resolved {
+    guids: BTreeMap<SchemaRef, Option<Uuid>>,
+}
+
+impl Resolved {
+    /// Looks up every GUID the profiles need: schemaIDGUID under
+    /// `schema_dn`, rightsGuid under CN=Extended-Rights of `configuration_dn`.
+    pub async fn resolve(
+        session: &mut dyn DirectorySession,
+        schema_dn: &str,
+        configuration_dn: &str,
+        profiles: &[Profile],
+    ) -> Result<Resolved, Error> {
+        let mut refs: Vec<SchemaRef> = profiles
+            .iter()
+            .flat_map(|p| specs(*p))
+            .flat_map(|s| [s.object, s.inherited])
+            .flatten()
+            .collect();
+        refs.sort();
+        refs.dedup();
+        let rights_dn = format!("CN=Extended-Rights,{configuration_dn}");
+        let mut guids = BTreeMap::new();
+        for r in refs {
+            let guid = match r {
+                SchemaRef::Class(name) | SchemaRef::Attribute(name) => session
+                    .search(
+                        schema_dn,
+                        Scope::OneLevel,
+                        &escape::eq("lDAPDisplayName", name),
+                        &["schemaIDGUID"],
+                    )
+                    .await
+                    .map_err(directory_error)?
+                    .into_iter()
+                    .next()
+                    .and_then(|e| {
+                        e.first_bin("schemaIDGUID")
+                            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                            .map(Uuid::from_bytes_le)
+                    }),
+                SchemaRef::Right(cn) => session
+                    .search(
+                        &rights_dn,
+                        Scope::OneLevel,
+                        &escape::eq("cn", cn),
+                        &["rightsGuid"],
+                    )
+                    .await
+                    .map_err(directory_error)?
+                    .into_iter()
+                    .next()
+                    .and_then(|e| e.first("rightsGuid").and_then(|g| Uuid::parse_str(g).ok())),
+            };
+            guids.insert(r, guid);
+        }
+        Ok(Resolved { guids })
+    }
+
+    fn guid(&self, r: Option<SchemaRef>) -> Result<Option<Uuid>, &'static str> {
+        match r {
+            None => Ok(None),
+            Some(r) => match self.guids.get(&r) {
+                Some(Some(g)) => Ok(Some(*g)),
+                _ => Err(r.name()),
+            },
+        }
+    }
+}
+
+/// A concrete ACE on a concrete object, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub object_dn: String,
+    pub ace: Ace,
+    pub description: String,
+    pub profiles: Vec<Profile>,
+}
+
+/// The ACEs `profiles` need for `trustee` on `targets` (the domain root
+/// first). Specs whose schema names do not exist are returned apart, with
+/// the missing name, so callers can warn.
+pub fn wanted(
+    profiles: &[Profile],
+    resolved: &Resolved,
+    trustee: Sid,
+    domain_root: &str,
+    targets: &[String],
+) -> (Vec<Wanted>, Vec<(Profile, &'static str, &'static str)>) {
+    let mut out: Vec<Wanted> = Vec::new();
+    let mut dropped = Vec::new();
+    for profile in profiles {
+        for spec in specs(*profile) {
+            let (object, inherited) =
+                match (resolved.guid(spec.object), resolved.guid(spec.inherited)) {
+                    (Ok(o), Ok(i)) => (o, i),
+                    (Err(missing), _) | (_, Err(missing)) => {
+                        dropped.push((*profile, spec.description, missing));
+                        continue;
+                    }
+                };
+            let ace = if object.is_some() || inherited.is_some() {
+                Ace::allowed_object(spec.flags, spec.mask, object, inherited, trustee)
+            } else {
+                Ace::allowed(spec.flags, spec.mask, trustee)
+            };
+            let objects: Vec<String> = if spec.root_only || targets.is_empty() {
+                vec![domain_root.to_owned()]
+            } else {
+                targets.to_vec()
+            };
+            for object_dn in objects {
+                match out
+                    .iter_mut()
+                    .find(|w| w.object_dn.eq_ignore_ascii_case(&object_dn) && w.ace == ace)
+                {
+                    Some(existing) => {
+                        if !existing.profiles.contains(profile) {
+                            existing.profiles.push(*profile);
+                        }
+                    }
+                    None => out.push(Wanted {
+                        object_dn,
+                        ace: ace.clone(),
+                        description: spec.description.to_owned(),
+                        profiles: vec![*profile],
+                    }),
+                }
+            }
+        }
+    }
+    (out, dropped)
+}
+
+const INHERITANCE_FLAGS: u8 =
+    OBJECT_INHERIT_ACE | CONTAINER_INHERIT_ACE | NO_PROPAGATE_INHERIT_ACE | INHERIT_ONLY_ACE;
+
+fn parts(ace: &Ace) -> Option<(u32, Option<Uuid>, Option<Uuid>, Sid)> {
+    match &ace.body {
+        AceBody::Basic { mask, sid, .. } => Some((*mask, None, None, *sid)),
+        AceBody::Object {
+            mask,
+            object_type,
+            inherited_object_type,
+            sid,
+            ..
+        } => Some((*mask, *object_type, *inherited_object_type, *sid)),
+        AceBody::Opaque(_) => None,
+    }
+}
+
+/// An explicit Allow ACE for the same trustee, object type, inherited object
+/// type and inheritance flags, whose mask includes the wanted rights.
+pub fn is_present(dacl: &Acl, wanted: &Ace) -> bool {
+    let Some((mask, object, inherited, sid)) = parts(wanted) else {
+        return false;
+    };
+    dacl.aces.iter().any(|a| {
+        let allow =
+            a.ace_type == AceType::ACCESS_ALLOWED || a.ace_type == AceType::ACCESS_ALLOWED_OBJECT;
+        allow
+            && a.flags & INHERITED_ACE == 0
+            && a.flags & INHERITANCE_FLAGS == wanted.flags & INHERITANCE_FLAGS
+            && parts(a).is_some_and(|(m, o, i, s)| {
+                s == sid && o == object && i == inherited && m & mask == mask
+            })
+    })
+}
+
+/// An explicit ACE exactly equal to `wanted` (what REMOVE takes).
+pub fn is_exactly_present(dacl: &Acl, wanted: &Ace) -> bool {
+    dacl.aces.iter().any(|a| {
+        a.flags & INHERITED_ACE == 0
+            && a.ace_type == wanted.ace_type
+            && a.flags == wanted.flags
+            && parts(a) == parts(wanted)
+    })
+}
+
+/// Reads the DACL-only descriptor of `dn`.
+pub async fn read_dacl(
+    session: &mut dyn DirectorySession,
+    dn: &str,
+) -> Result<SecurityDescriptor, Error> {
+    let bytes = session
+        .read_security_descriptor(dn, SD_FLAGS_DACL)
+        .await
+        .map_err(directory_error)?
+        .ok_or_else(|| Error::NotFound(format!("object {dn}")))?;
+    SecurityDescriptor::parse(&bytes)
+        .map_err(|e| Error::Internal(format!("the security descriptor of {dn}: {e}")))
+}
+
+/// The SDDL of one ACE with the trustee as a SID string (never an alias).
+pub fn ace_sddl(ace: &Ace) -> String {
+    ace.to_sddl(None).unwrap_or_else(|e| format!("<{e}>"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolved_all() -> Resolved {
+        let mut guids = BTreeMap::new();
+        for p in Profile::ALL {
+            for s in specs(p) {
+                for r in [s.object, s.inherited].into_iter().flatten() {
+                    let n = guids.len() as u128 + 1;
+                    guids.entry(r).or_insert(Some(Uuid::from_u128(n)));
+                }
+            }
+        }
+        Resolved { guids }
+    }
+
+    #[test]
+    fn shared_aces_are_merged_and_root_only_goes_to_the_root() {
+        let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
+        let (wanted, dropped) = wanted(
+            &[Profile::BasicRead, Profile::PasswordHashSync],
+            &resolved_all(),
+            sid,
+            "DC=lab",
+            &["OU=A,DC=lab".into()],
+        );
+        assert!(dropped.is_empty());
+        let changes = wanted
+            .iter()
+            .filter(|w| {
+                w.description
+                    .starts_with("Replicating Directory Changes on")
+            })
+            .collect::<Vec<_>>();
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].object_dn, "DC=lab");
+        assert_eq!(
+            changes[0].profiles,
+            [Profile::BasicRead, Profile::PasswordHashSync]
+        );
+        assert!(
+            wanted
+                .iter()
+                .filter(|w| w.description.starts_with("Read all"))
+                .all(|w| w.object_dn == "OU=A,DC=lab")
+        );
+    }
+
+    #[test]
+    fn presence_allows_a_wider_mask_but_not_other_flags_or_inherited() {
+        let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
+        let want = Ace::allowed_object(
+            DESCENDANTS,
+            rights::WRITE_PROPERTY,
+            Some(Uuid::from_u128(7)),
+            Some(Uuid::from_u128(9)),
+            sid,
+        );
+        let mut dacl = Acl::new();
+        assert!(!is_present(&dacl, &want));
+        let mut wider = want.clone();
+        if let AceBody::Object { mask, .. } = &mut wider.body {
+            *mask |= rights::READ_PROPERTY;
+        }
+        dacl.aces.push(wider);
+        assert!(is_present(&dacl, &want));
+        assert!(!is_exactly_present(&dacl, &want));
+        let mut inherited = want.clone();
+        inherited.flags |= INHERITED_ACE;
+        let dacl2 = Acl {
+            aces: vec![inherited],
+            ..Acl::new()
+        };
+        assert!(!is_present(&dacl2, &want));
+        let mut other_flags = want.clone();
+        other_flags.flags = CONTAINER_INHERIT_ACE;
+        let dacl3 = Acl {
+            aces: vec![other_flags],
+            ..Acl::new()
+        };
+        assert!(!is_present(&dacl3, &want));
+    }
+
+    #[test]
+    fn missing_schema_names_are_reported() {
+        let mut r = resolved_all();
+        r.guids.insert(SchemaRef::Class("publicFolder"), None);
+        let sid: Sid = "S-1-5-21-1-2-3-1105".parse().unwrap();
+        let (w, dropped) = wanted(&[Profile::ExchangeMailPublicFolder], &r, sid, "DC=lab", &[]);
+        assert!(w.is_empty());
+        assert_eq!(dropped[0].2, "publicFolder");
+    }
+}

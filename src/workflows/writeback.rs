@@ -1,0 +1,429 @@
+//! WritebackService: password writeback's directory half (the
+//! PasswordWriteBack profile on each domain root, readiness checks). The
+//! tenant half — the tenant's writeback flag — is a seam: until a tenant
+//! backend is configured, its step is recorded as skipped with a warning and
+//! reads report the flag as unknown.
+
+use std::sync::Arc;
+
+use super::dc::{self, DcWorkflows, directory_error, dns_name};
+use super::directory::DirectoryWorkflows;
+use super::gmsa::{self, GrantMode, ProfileStatus};
+use super::operations::{OperationSpec, Outcome};
+use super::permissions::{Profile, Resolved};
+use super::{Caller, Error, FieldViolation, Operations, validate};
+use crate::backends::directory::{BindCredential, DirectorySession, Scope};
+use crate::backends::host::Host;
+use crate::backends::store::{OperationKind, OperationRecord, Store};
+use crate::security::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
+
+/// The first agent version that supports password writeback.
+pub const MIN_AGENT_VERSION: &str = "1.1.977.0";
+pub const DEFAULT_USER_SAMPLE: usize = 1000;
+pub const MAX_USER_SAMPLE: usize = 10_000;
+const TENANT_SEAM: &str = "no tenant backend is configured in this provd, so the tenant's \
+                           password-writeback flag was not read or changed";
+
+#[derive(Debug, Default)]
+pub struct SetWritebackRequest {
+    pub enable: bool,
+    pub domains: Vec<String>,
+    pub credential: Option<BindCredential>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TenantState {
+    Enabled,
+    Disabled,
+    Unknown(String),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DomainReadiness {
+    pub domain: String,
+    pub read_error: Option<String>,
+    pub status: Option<ProfileStatus>,
+    pub sampled: usize,
+    pub blocked: usize,
+    pub blocked_samples: Vec<String>,
+    /// minPwdAge in seconds (0: none).
+    pub min_password_age_secs: u64,
+    pub observe_time_ms: i64,
+}
+
+impl DomainReadiness {
+    pub fn ready(&self) -> bool {
+        self.read_error.is_none() && self.status.as_ref().is_some_and(|s| s.present)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct WritebackReport {
+    pub tenant: TenantState,
+    pub domains: Vec<DomainReadiness>,
+    pub agent_version: Option<String>,
+    pub consistent: bool,
+    pub message: String,
+}
+
+pub struct WritebackWorkflows {
+    operations: Arc<Operations>,
+    store: Arc<dyn Store>,
+    dcs: Arc<DcWorkflows>,
+    host: Arc<dyn Host>,
+}
+
+/// Dotted version comparison ("1.1.977.0" ≥ "1.1.96.0").
+pub fn version_at_least(version: &str, minimum: &str) -> bool {
+    let parse = |v: &str| {
+        v.split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
+    parse(version) >= parse(minimum)
+}
+
+impl WritebackWorkflows {
+    pub fn new(
+        operations: Arc<Operations>,
+        store: Arc<dyn Store>,
+        dcs: Arc<DcWorkflows>,
+        host: Arc<dyn Host>,
+    ) -> Self {
+        Self {
+            operations,
+            store,
+            dcs,
+            host,
+        }
+    }
+
+    async fn added_domains(&self) -> Result<Vec<String>, Error> {
+        DirectoryWorkflows::list_domains(&self.store).await
+    }
+
+    async fn agent_version(&self) -> Option<String> {
+        self.host.availability().ok()?;
+        self.host.agent_status().await.ok()?.installed_version
+    }
+
+    pub async fn set(
+        &self,
+        caller: &Caller,
+        mut request: SetWritebackRequest,
+    ) -> Result<OperationRecord, Error> {
+        let mut v = Vec::new();
+        let domains = dc::dc_list("domains", &request.domains)
+            .map_err(|e| v.push(e))
+            .ok();
+        v.extend(dc::credential("credential", request.credential.as_ref()));
+        let request_id = validate::request_id("request_id", &request.request_id)
+            .map_err(|e| v.push(e))
+            .ok()
+            .flatten();
+        let (Some(mut domains), Some(credential)) = (domains, request.credential.take()) else {
+            return Err(Error::InvalidArgument(v));
+        };
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let retried = self.operations.is_retry(request_id.as_deref()).await?;
+        let added = self.added_domains().await?;
+        if !retried {
+            if let Some(missing) = domains.iter().find(|d| !added.contains(d)) {
+                return Err(Error::NotFound(format!(
+                    "directory {missing} (add it with AddDirectory)"
+                )));
+            }
+            if domains.is_empty() && added.is_empty() {
+                return Err(Error::FailedPrecondition {
+                    reason: "NO_DIRECTORY",
+                    subject: "domains".into(),
+                    message: "no domain is added: add one with AddDirectory first".into(),
+                });
+            }
+        }
+        if domains.is_empty() {
+            domains = added;
+        }
+        let account = gmsa::load_account(&self.store).await?;
+        let trustee = match account {
+            Some(a) => a.sid,
+            None if retried => String::new(),
+            None => {
+                return Err(Error::FailedPrecondition {
+                    reason: "NO_SERVICE_ACCOUNT",
+                    subject: "service_account".into(),
+                    message:
+                        "no service account is recorded: run CreateGmsa or UseCustomGmsa first"
+                            .into(),
+                });
+            }
+        };
+        let enable = request.enable;
+        let spec = OperationSpec {
+            kind: OperationKind::SetPasswordWriteback,
+            request_id,
+            description: format!(
+                "{} password writeback for {}",
+                if enable { "enable" } else { "disable" },
+                domains.join(", ")
+            ),
+            initiator: caller.name.clone(),
+        };
+        let dcs = self.dcs.clone();
+        let version = self.agent_version().await;
+        self.operations
+            .start(spec, move |progress| async move {
+                let (mut added, mut removed) = (0, 0);
+                if enable {
+                    progress.step_started("check-agent", "checking the agent version").await?;
+                    match &version {
+                        Some(v) if !version_at_least(v, MIN_AGENT_VERSION) => {
+                            return Err(Error::FailedPrecondition {
+                                reason: "AGENT_TOO_OLD",
+                                subject: "agent".into(),
+                                message: format!("the agent is {v}; password writeback needs {MIN_AGENT_VERSION} or later: upgrade it with Install"),
+                            });
+                        }
+                        Some(v) => progress.step_succeeded("check-agent", format!("agent {v}")).await?,
+                        None => progress.warning("check-agent", "the installed agent's version cannot be read on this host").await?,
+                    }
+                } else {
+                    progress.step_started("clear-tenant-flag", "turning the tenant flag off").await?;
+                    progress.warning("clear-tenant-flag", TENANT_SEAM).await?;
+                    progress.step_skipped("clear-tenant-flag", "no tenant backend").await?;
+                }
+                for domain in &domains {
+                    let step = format!("{} {domain}", if enable { "grant" } else { "revoke" });
+                    progress.step_started(&step, format!("PasswordWriteBack on {domain}")).await?;
+                    let order = dcs.order(domain).await?;
+                    let mut session = dcs.connect_in_order(&order, &credential, Some(&progress), &step).await?;
+                    let mode = if enable { GrantMode::Apply } else { GrantMode::Remove };
+                    let result = gmsa::grant_in_session(&progress, session.as_mut(), &trustee, &[Profile::PasswordWriteBack], &[], mode).await;
+                    let readiness = if enable && result.is_ok() {
+                        Some(readiness(session.as_mut(), domain, &trustee, 200).await)
+                    } else {
+                        None
+                    };
+                    session.unbind().await;
+                    let totals = result?;
+                    added += totals.added;
+                    removed += totals.removed;
+                    if let Some(Ok(r)) = readiness {
+                        if r.blocked > 0 {
+                            progress.warning(&step, format!("{} of {} sampled users have inheritance disabled (e.g. {}); writeback cannot reset their passwords", r.blocked, r.sampled, r.blocked_samples.first().cloned().unwrap_or_default())).await?;
+                        }
+                        if r.min_password_age_secs > 0 {
+                            progress.warning(&step, format!("minPwdAge is {} s: a password cannot be changed again before that", r.min_password_age_secs)).await?;
+                        }
+                    }
+                    progress.step_succeeded(&step, format!("{} added, {} removed", totals.added, totals.removed)).await?;
+                }
+                if enable {
+                    progress.step_started("set-tenant-flag", "turning the tenant flag on").await?;
+                    progress.warning("set-tenant-flag", TENANT_SEAM).await?;
+                    progress.step_skipped("set-tenant-flag", "no tenant backend").await?;
+                }
+                drop(credential);
+                Ok(Outcome::from([
+                    ("enabled".into(), enable.to_string()),
+                    ("domains".into(), domains.join(",")),
+                    ("added".into(), added.to_string()),
+                    ("removed".into(), removed.to_string()),
+                    ("tenant".into(), "not configured".into()),
+                ]))
+            })
+            .await
+    }
+
+    pub async fn get(
+        &self,
+        domain: &str,
+        credential: Option<BindCredential>,
+        sample: u32,
+    ) -> Result<WritebackReport, Error> {
+        let mut v = Vec::new();
+        let domain = if domain.is_empty() {
+            None
+        } else {
+            dns_name("domain", domain).map_err(|e| v.push(e)).ok()
+        };
+        let sample = match usize::try_from(sample).unwrap_or(usize::MAX) {
+            0 => DEFAULT_USER_SAMPLE,
+            n if n > MAX_USER_SAMPLE => {
+                v.push(FieldViolation::new(
+                    "user_sample_size",
+                    format!("must be at most {MAX_USER_SAMPLE}"),
+                ));
+                0
+            }
+            n => n,
+        };
+        if credential.is_some() {
+            v.extend(dc::credential("credential", credential.as_ref()));
+        }
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let added = self.added_domains().await?;
+        let domains = match domain {
+            Some(d) if !added.contains(&d) => {
+                return Err(Error::NotFound(format!("directory {d}")));
+            }
+            Some(d) => vec![d],
+            None => added,
+        };
+        let account = gmsa::load_account(&self.store).await?;
+        let mut reports = Vec::new();
+        for d in &domains {
+            let report = match (&credential, &account) {
+                (None, _) => DomainReadiness {
+                    domain: d.clone(),
+                    read_error: Some(
+                        "no credential given, and this host cannot bind as its computer account"
+                            .into(),
+                    ),
+                    ..Default::default()
+                },
+                (_, None) => DomainReadiness {
+                    domain: d.clone(),
+                    read_error: Some("no service account is recorded".into()),
+                    ..Default::default()
+                },
+                (Some(c), Some(a)) => {
+                    let order = self.dcs.order(d).await;
+                    let session = match order {
+                        Ok(order) => self.dcs.connect_in_order(&order, c, None, "read").await,
+                        Err(e) => Err(e),
+                    };
+                    match session {
+                        Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
+                        Err(e) => DomainReadiness {
+                            domain: d.clone(),
+                            read_error: Some(e.to_string()),
+                            ..Default::default()
+                        },
+                        Ok(mut s) => {
+                            let r = readiness(s.as_mut(), d, &a.sid, sample).await;
+                            s.unbind().await;
+                            r.unwrap_or_else(|e| DomainReadiness {
+                                domain: d.clone(),
+                                read_error: Some(e.to_string()),
+                                ..Default::default()
+                            })
+                        }
+                    }
+                }
+            };
+            reports.push(report);
+        }
+        let tenant = TenantState::Unknown(TENANT_SEAM.into());
+        let agent_version = self.agent_version().await;
+        let message = match &tenant {
+            TenantState::Unknown(why) => {
+                format!("not consistent: the tenant flag is unknown ({why})")
+            }
+            _ => String::new(),
+        };
+        Ok(WritebackReport {
+            tenant,
+            domains: reports,
+            agent_version,
+            consistent: false,
+            message,
+        })
+    }
+}
+
+/// One domain's readiness, read on a bound session.
+async fn readiness(
+    session: &mut dyn DirectorySession,
+    domain: &str,
+    trustee: &str,
+    sample: usize,
+) -> Result<DomainReadiness, Error> {
+    let root = session.root_dse().await.map_err(directory_error)?;
+    let get = |n: &str| {
+        root.first(n)
+            .map(str::to_owned)
+            .ok_or_else(|| Error::Internal(format!("RootDSE has no {n}")))
+    };
+    let (domain_dn, config_dn, schema_dn) = (
+        get("defaultNamingContext")?,
+        get("configurationNamingContext")?,
+        get("schemaNamingContext")?,
+    );
+    let sid: Sid = trustee
+        .parse()
+        .map_err(|e| Error::Internal(format!("trustee {trustee}: {e}")))?;
+    let resolved = Resolved::resolve(
+        session,
+        &schema_dn,
+        &config_dn,
+        &[Profile::PasswordWriteBack],
+    )
+    .await?;
+    let dacl = super::permissions::read_dacl(session, &domain_dn)
+        .await?
+        .dacl
+        .unwrap_or_default();
+    let status = gmsa::status_of(
+        Profile::PasswordWriteBack,
+        &resolved,
+        sid,
+        &domain_dn,
+        &dacl,
+    );
+    let min_age = session
+        .search(&domain_dn, Scope::Base, "(objectClass=*)", &["minPwdAge"])
+        .await
+        .map_err(directory_error)?
+        .into_iter()
+        .next()
+        .and_then(|e| e.first("minPwdAge").and_then(|v| v.parse::<i64>().ok()))
+        .map_or(0, |v| v.unsigned_abs() / 10_000_000);
+    let users = session
+        .search(
+            &domain_dn,
+            Scope::Subtree,
+            "(&(objectCategory=person)(objectClass=user))",
+            &["nTSecurityDescriptor"],
+        )
+        .await
+        .map_err(directory_error)?;
+    let mut r = DomainReadiness {
+        domain: domain.to_owned(),
+        status: Some(status),
+        min_password_age_secs: min_age,
+        observe_time_ms: super::operations::now_ms(),
+        ..Default::default()
+    };
+    for user in users.iter().take(sample) {
+        r.sampled += 1;
+        let protected = user
+            .first_bin("nTSecurityDescriptor")
+            .and_then(|b| SecurityDescriptor::parse(b).ok())
+            .is_some_and(|sd| sd.control & SE_DACL_PROTECTED != 0);
+        if protected {
+            r.blocked += 1;
+            if r.blocked_samples.len() < 20 {
+                r.blocked_samples.push(user.dn.clone());
+            }
+        }
+    }
+    Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert!(version_at_least("1.1.977.0", MIN_AGENT_VERSION));
+        assert!(version_at_least("1.2.0.0", MIN_AGENT_VERSION));
+        assert!(!version_at_least("1.1.96.0", MIN_AGENT_VERSION));
+    }
+}
