@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use backends::directory::ldap::{LdapSettings, LdapTransport};
 use backends::directory::{Directory, LdapDirectory};
-use backends::host::{Host, UnavailableHost};
+use backends::host::Host;
+#[cfg(not(windows))]
+use backends::host::UnavailableHost;
 use backends::store::{RedbStore, Store};
 use config::Config;
 
@@ -42,6 +44,18 @@ pub enum DaemonError {
     Directory(#[from] backends::directory::DirectoryError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(String),
+}
+
+/// The host backend of the platform provd was built for.
+fn platform_host() -> Arc<dyn Host> {
+    #[cfg(windows)]
+    {
+        Arc::new(backends::host::windows::WindowsHost::default())
+    }
+    #[cfg(not(windows))]
+    {
+        Arc::new(UnavailableHost::for_this_platform())
+    }
 }
 
 /// Entry point for embedding provd.
@@ -83,9 +97,7 @@ impl DaemonBuilder {
                     reason: e.to_string(),
                 })??,
         );
-        let host = self
-            .host
-            .unwrap_or_else(|| Arc::new(UnavailableHost::for_this_platform()));
+        let host = self.host.unwrap_or_else(platform_host);
         let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(
             config.directory.ca_file.as_deref(),
             &config.directory.dns_servers,

@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+#[cfg(windows)]
+mod winservice;
+
 use provd::config::{Config, LogFormat, Overrides};
 use provd::pki::{self, Role};
 
@@ -28,6 +31,24 @@ enum Command {
     /// Create and issue certificates for provd and its clients.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Run provd as a Windows service (Windows only).
+    #[command(subcommand)]
+    Service(ServiceCommand),
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register provd with the Service Control Manager (automatic start) and
+    /// start it.
+    Install {
+        /// The config file the service runs with (absolute path).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Stop and remove the provd service.
+    Uninstall,
+    /// The command line the Service Control Manager starts.
+    Run(Box<ServeArgs>),
 }
 
 #[derive(Args)]
@@ -117,6 +138,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Pki(command) => run_pki(command),
+        Command::Service(command) => run_service(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,8 +202,28 @@ fn run_pki(command: PkiCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let overrides = Overrides {
+#[cfg(windows)]
+fn run_service(command: ServiceCommand) -> anyhow::Result<()> {
+    match command {
+        ServiceCommand::Install { config } => winservice::install(config),
+        ServiceCommand::Uninstall => winservice::uninstall(),
+        ServiceCommand::Run(args) => {
+            let config = Config::load(&overrides(*args))?;
+            provd::telemetry::init(&config.log);
+            winservice::run(config)
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn run_service(_command: ServiceCommand) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "`provd service` manages a Windows service; on this system use `provd serve` (e.g. under systemd: deploy/systemd/provd.service)"
+    )
+}
+
+fn overrides(args: ServeArgs) -> Overrides {
+    Overrides {
         config_file: args.config,
         listen: args.listen,
         state_dir: args.state_dir,
@@ -192,8 +234,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         log_filter: args.log_filter,
         directory_ca_file: args.directory_ca_file,
         directory_dns_servers: args.directory_dns_servers,
-    };
-    let config = Config::load(&overrides)?;
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&overrides(args))?;
     provd::telemetry::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -421,3 +421,18 @@ async fn priority_is_honoured_and_fails_over_when_a_dc_stops() {
     );
     lab.h.shutdown().await;
 }
+
+#[tokio::test]
+async fn starttls_transport_works_too() {
+    let _serial = SERIAL.lock().await;
+    let lab =
+        daemon_with(|c| c.directory.transport = provd::config::DirectoryTransport::StartTls).await;
+    let (events, op) = add_directory(&lab.channel, admin(), &[]).await;
+    assert_eq!(
+        state(&op),
+        v1::OperationState::Succeeded,
+        "{:?} {events:#?}",
+        op.error
+    );
+    lab.h.shutdown().await;
+}

@@ -9,8 +9,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::operations::{OperationSpec, Outcome, Progress};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
+use crate::backends::host::installer::version_cmp;
 use crate::backends::host::{
-    AgentStatus, Cloud, Host, HostError, PackageKind, PackageToInstall, package_kind,
+    AgentStatus, Cloud, Host, HostError, InstallerFailure, PackageKind, PackageToInstall,
+    package_kind, package_version,
 };
 use crate::backends::store::{OperationKind, OperationRecord};
 
@@ -65,6 +67,9 @@ impl AgentWorkflows {
         match self.host.agent_status().await {
             Ok(status) => Ok(AgentReport::Available(status)),
             Err(HostError::Unavailable(reason)) => Ok(AgentReport::Unavailable { reason }),
+            Err(err @ (HostError::Installer { .. } | HostError::Io(_))) => {
+                Err(Error::Unavailable(err.to_string()))
+            }
         }
     }
 
@@ -217,6 +222,44 @@ async fn run_install(
         )
         .await?;
 
+    // Idempotent by version: an MSI says what it installs before it runs.
+    let package_version = match plan.kind {
+        PackageKind::Msi => package_version(&staged).ok().map(|(_, v)| v),
+        PackageKind::Exe => None,
+    };
+    if host.availability().is_ok()
+        && let Some(wanted) = &package_version
+    {
+        progress
+            .step_started(
+                "check-version",
+                format!("the package installs version {wanted}"),
+            )
+            .await?;
+        let installed = host
+            .agent_status()
+            .await
+            .ok()
+            .and_then(|s| s.installed_version);
+        if let Some(have) = installed.filter(|have| version_cmp(have, wanted).is_ge()) {
+            let _ = tokio::fs::remove_file(&staged).await;
+            progress
+                .step_skipped(
+                    "check-version",
+                    format!("version {have} is installed (package: {wanted}); nothing to do"),
+                )
+                .await?;
+            return Ok(BTreeMap::from([
+                ("sha256".into(), hex::encode(digest)),
+                ("installed_version".into(), have),
+                ("changed".into(), "false".into()),
+            ]));
+        }
+        progress
+            .step_succeeded("check-version", "not installed yet, or older")
+            .await?;
+    }
+
     progress
         .step_started("install-package", "running the installer silently")
         .await?;
@@ -228,20 +271,59 @@ async fn run_install(
     };
     let installed = host.install_package(&package).await;
     let _ = tokio::fs::remove_file(&staged).await;
-    match installed {
-        Ok(()) => {}
-        Err(HostError::Unavailable(reason)) => {
-            return Err(Error::FailedPrecondition {
-                reason: "HOST_UNAVAILABLE",
-                subject: "host".into(),
-                message: format!("cannot install the package: {reason}"),
-            });
-        }
+    let outcome = installed.map_err(|err| installer_error(err, &package))?;
+    if outcome.reboot_required {
+        progress
+            .warning(
+                "install-package",
+                "the installer asks for a restart to finish",
+            )
+            .await?;
     }
     progress
         .step_succeeded("install-package", "installer finished")
         .await?;
-    Ok(BTreeMap::from([("sha256".into(), hex::encode(digest))]))
+    let version = host
+        .agent_status()
+        .await
+        .ok()
+        .and_then(|s| s.installed_version)
+        .unwrap_or_default();
+    Ok(BTreeMap::from([
+        ("sha256".into(), hex::encode(digest)),
+        ("installed_version".into(), version),
+        ("changed".into(), "true".into()),
+        (
+            "reboot_required".into(),
+            outcome.reboot_required.to_string(),
+        ),
+    ]))
+}
+
+/// A host failure during install, as the operation reports it.
+fn installer_error(err: HostError, package: &PackageToInstall) -> Error {
+    match err {
+        HostError::Unavailable(reason) => Error::FailedPrecondition {
+            reason: "HOST_UNAVAILABLE",
+            subject: "host".into(),
+            message: format!("cannot install the package: {reason}"),
+        },
+        HostError::Installer { failure, .. } => {
+            let message = err.to_string();
+            match failure {
+                InstallerFailure::AnotherInstallInProgress => Error::Unavailable(message),
+                InstallerFailure::PackageOpenFailed | InstallerFailure::InvalidPackage => {
+                    Error::invalid("source", message)
+                }
+                _ => Error::FailedPrecondition {
+                    reason: "INSTALLER_FAILED",
+                    subject: package.log_path.display().to_string(),
+                    message,
+                },
+            }
+        }
+        HostError::Io(message) => Error::Unavailable(message),
+    }
 }
 
 /// Streams `source` into `staged`, hashing as it goes; stops at once when

@@ -68,6 +68,11 @@ pub struct LabDaemon {
 }
 
 pub async fn daemon() -> LabDaemon {
+    daemon_with(|_| {}).await
+}
+
+/// A daemon for the lab, with `adjust` applied to its configuration.
+pub async fn daemon_with(adjust: impl FnOnce(&mut provd::config::Config)) -> LabDaemon {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::create(&dir.path().join("pki"));
     let mut config = config(dir.path(), &pki.dir);
@@ -77,6 +82,7 @@ pub async fn daemon() -> LabDaemon {
         .map(|s| s.parse().unwrap())
         .collect();
     config.directory.connect_timeout = Duration::from_secs(3);
+    adjust(&mut config);
     let daemon = provd::Daemon::builder(config).start().await.unwrap();
     let h = Harness {
         addr: daemon.local_addr(),

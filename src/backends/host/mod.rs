@@ -16,11 +16,28 @@ pub const AGENT_SERVICES: [(&str, &str); 2] = [
     ),
 ];
 
+#[cfg(windows)]
+pub mod windows;
+
+pub mod installer;
+
+pub use installer::{InstallerFailure, package_version};
+
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// This platform cannot manage the agent.
     #[error("host backend unavailable: {0}")]
     Unavailable(String),
+    /// The installer ran and failed; the log says why.
+    #[error("the installer failed with exit code {code} ({failure}); log: {log}")]
+    Installer {
+        code: u32,
+        failure: InstallerFailure,
+        log: String,
+    },
+    /// The installer or the SCM could not be used at all.
+    #[error("{0}")]
+    Io(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,12 +97,22 @@ pub struct AgentStatus {
     pub services: Vec<ServiceStatus>,
 }
 
+/// What a successful installer run reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstallOutcome {
+    /// Exit code 3010 (or 1641): done, effective after a restart.
+    pub reboot_required: bool,
+}
+
 #[async_trait::async_trait]
 pub trait Host: Send + Sync + 'static {
     /// `Err(reason)` when this host cannot manage the agent at all.
     fn availability(&self) -> Result<(), String>;
     async fn agent_status(&self) -> Result<AgentStatus, HostError>;
-    async fn install_package(&self, package: &PackageToInstall) -> Result<(), HostError>;
+    async fn install_package(
+        &self,
+        package: &PackageToInstall,
+    ) -> Result<InstallOutcome, HostError>;
 }
 
 /// The host backend of every non-Windows platform.
@@ -115,7 +142,10 @@ impl Host for UnavailableHost {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 
-    async fn install_package(&self, _package: &PackageToInstall) -> Result<(), HostError> {
+    async fn install_package(
+        &self,
+        _package: &PackageToInstall,
+    ) -> Result<InstallOutcome, HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 }

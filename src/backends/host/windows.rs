@@ -1,0 +1,180 @@
+//! The Windows host: runs the agent installer silently as Microsoft
+//! documents it, reads the installed version from the uninstall registry
+//! entry, and queries the agent's services through the Service Control
+//! Manager API (never by parsing `sc.exe` output).
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use windows_service::service::{ServiceAccess, ServiceStartType, ServiceState as WinState};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+use winreg::RegKey;
+use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
+
+use super::installer::{InstallerFailure, is_success};
+use super::{
+    AGENT_SERVICES, AgentStatus, Cloud, Host, HostError, InstallOutcome, PackageKind,
+    PackageToInstall, ServiceState, ServiceStatus, StartType,
+};
+
+/// The uninstall entry's DisplayName starts with this for the agent (and
+/// for provd's lab stand-in).
+const AGENT_DISPLAY_NAME: &str = "Microsoft Azure AD Connect Provisioning Agent";
+const UNINSTALL_KEY: &str = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall";
+/// ERROR_SERVICE_DOES_NOT_EXIST.
+const SERVICE_DOES_NOT_EXIST: i32 = 1060;
+
+#[derive(Debug, Clone)]
+pub struct WindowsHost {
+    /// Longest an installer may run.
+    pub install_timeout: Duration,
+}
+
+impl Default for WindowsHost {
+    fn default() -> Self {
+        Self {
+            install_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+fn installed_version() -> Option<String> {
+    let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
+    let uninstall = hklm
+        .open_subkey_with_flags(UNINSTALL_KEY, KEY_READ | KEY_WOW64_64KEY)
+        .ok()?;
+    uninstall.enum_keys().flatten().find_map(|name| {
+        let key = uninstall.open_subkey_with_flags(&name, KEY_READ).ok()?;
+        let display: String = key.get_value("DisplayName").ok()?;
+        if !display.starts_with(AGENT_DISPLAY_NAME) {
+            return None;
+        }
+        key.get_value::<String, _>("DisplayVersion").ok()
+    })
+}
+
+fn service_status(manager: &ServiceManager, name: &str, display: &str) -> ServiceStatus {
+    let missing = ServiceStatus {
+        name: name.into(),
+        display_name: display.into(),
+        state: ServiceState::NotInstalled,
+        start_type: None,
+        account: String::new(),
+    };
+    let service = match manager.open_service(
+        name,
+        ServiceAccess::QUERY_STATUS | ServiceAccess::QUERY_CONFIG,
+    ) {
+        Ok(s) => s,
+        Err(windows_service::Error::Winapi(e))
+            if e.raw_os_error() == Some(SERVICE_DOES_NOT_EXIST) =>
+        {
+            return missing;
+        }
+        Err(_) => return missing,
+    };
+    let state = match service.query_status().map(|s| s.current_state) {
+        Ok(WinState::Stopped) => ServiceState::Stopped,
+        Ok(WinState::StartPending) | Ok(WinState::ContinuePending) => ServiceState::StartPending,
+        Ok(WinState::StopPending) | Ok(WinState::PausePending) => ServiceState::StopPending,
+        Ok(WinState::Running) => ServiceState::Running,
+        Ok(WinState::Paused) => ServiceState::Paused,
+        Err(_) => ServiceState::Stopped,
+    };
+    let config = service.query_config().ok();
+    ServiceStatus {
+        name: name.into(),
+        display_name: display.into(),
+        state,
+        start_type: config.as_ref().map(|c| match c.start_type {
+            ServiceStartType::AutoStart => StartType::Automatic,
+            ServiceStartType::OnDemand => StartType::Manual,
+            ServiceStartType::Disabled => StartType::Disabled,
+            _ => StartType::Manual,
+        }),
+        account: config
+            .and_then(|c| c.account_name)
+            .map(|a: OsString| a.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+fn status_now() -> Result<AgentStatus, HostError> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+        .map_err(|e| HostError::Io(format!("cannot open the Service Control Manager: {e}")))?;
+    Ok(AgentStatus {
+        installed_version: installed_version(),
+        services: AGENT_SERVICES
+            .iter()
+            .map(|(name, display)| service_status(&manager, name, display))
+            .collect(),
+    })
+}
+
+/// The documented silent command line for a package.
+fn command(package: &PackageToInstall) -> (OsString, Vec<OsString>) {
+    let mut args: Vec<OsString> = Vec::new();
+    let program = match package.kind {
+        PackageKind::Msi => {
+            args.extend(["/i".into(), package.path.clone().into_os_string()]);
+            args.extend(["/quiet".into(), "/norestart".into(), "/l*v".into()]);
+            args.push(package.log_path.clone().into_os_string());
+            OsString::from("msiexec.exe")
+        }
+        PackageKind::Exe => {
+            args.push("/quiet".into());
+            package.path.clone().into_os_string()
+        }
+    };
+    if package.cloud == Cloud::AzureUsGovernment {
+        args.push("ENVIRONMENTNAME=AzureUSGovernment".into());
+    }
+    (program, args)
+}
+
+#[async_trait::async_trait]
+impl Host for WindowsHost {
+    fn availability(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    async fn agent_status(&self) -> Result<AgentStatus, HostError> {
+        tokio::task::spawn_blocking(status_now)
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
+    }
+
+    async fn install_package(
+        &self,
+        package: &PackageToInstall,
+    ) -> Result<InstallOutcome, HostError> {
+        let (program, args) = command(package);
+        let mut child = tokio::process::Command::new(&program)
+            .args(&args)
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(|e| {
+                HostError::Io(format!("cannot run {}: {e}", Path::new(&program).display()))
+            })?;
+        let status = tokio::time::timeout(self.install_timeout, child.wait())
+            .await
+            .map_err(|_| {
+                HostError::Io(format!(
+                    "the installer ran longer than {:?}",
+                    self.install_timeout
+                ))
+            })?
+            .map_err(|e| HostError::Io(e.to_string()))?;
+        // The full 32-bit code (Windows exit codes are DWORDs).
+        let code = status.code().map_or(u32::MAX, |c| c as u32);
+        match is_success(code) {
+            Some(reboot_required) => Ok(InstallOutcome { reboot_required }),
+            None => Err(HostError::Installer {
+                code,
+                failure: InstallerFailure::from_code(code),
+                log: package.log_path.display().to_string(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! provd as a Windows service: `provd service install|uninstall` register it
+//! with the Service Control Manager, and `provd service run` (the command
+//! line the SCM starts) runs the daemon under the service dispatcher,
+//! answering Stop and Shutdown with a graceful shutdown.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use windows_service::service::{
+    ServiceAccess, ServiceControl, ServiceControlAccept, ServiceErrorControl, ServiceExitCode,
+    ServiceInfo, ServiceStartType, ServiceState, ServiceStatus, ServiceType,
+};
+use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
+
+use provd::config::Config;
+
+pub const SERVICE_NAME: &str = "provd";
+const DISPLAY_NAME: &str = "provd (Entra provisioning agent setup API)";
+
+/// The configuration `service run` loaded, for the dispatcher thread.
+static CONFIG: OnceLock<Config> = OnceLock::new();
+
+// The macro expands to the FFI entry point the SCM calls; its body converts
+// raw argument pointers, which needs `unsafe` inside windows-service's own
+// helper. This is the only unsafe code provd has.
+#[allow(unsafe_code)]
+mod entry {
+    windows_service::define_windows_service!(ffi_service_main, service_main);
+
+    fn service_main(_arguments: Vec<std::ffi::OsString>) {
+        if let Err(err) = super::run_service() {
+            tracing::error!(error = %format!("{err:#}"), "provd service failed");
+        }
+    }
+
+    pub(super) fn dispatch() -> windows_service::Result<()> {
+        windows_service::service_dispatcher::start(super::SERVICE_NAME, ffi_service_main)
+    }
+}
+
+/// Runs under the SCM; returns when the service stops.
+pub fn run(config: Config) -> anyhow::Result<()> {
+    let _ = CONFIG.set(config);
+    entry::dispatch().context("the service dispatcher failed (was provd started by the SCM?)")?;
+    Ok(())
+}
+
+fn status(state: ServiceState, accept: ServiceControlAccept, wait: Duration) -> ServiceStatus {
+    ServiceStatus {
+        service_type: ServiceType::OWN_PROCESS,
+        current_state: state,
+        controls_accepted: accept,
+        exit_code: ServiceExitCode::Win32(0),
+        checkpoint: 0,
+        wait_hint: wait,
+        process_id: None,
+    }
+}
+
+fn run_service() -> anyhow::Result<()> {
+    let config = CONFIG.get().cloned().context("no configuration")?;
+    let stop = CancellationToken::new();
+    let on_control = stop.clone();
+    let handle = service_control_handler::register(SERVICE_NAME, move |control| match control {
+        ServiceControl::Stop | ServiceControl::Shutdown => {
+            on_control.cancel();
+            ServiceControlHandlerResult::NoError
+        }
+        ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+        _ => ServiceControlHandlerResult::NotImplemented,
+    })?;
+    handle.set_service_status(status(
+        ServiceState::StartPending,
+        ServiceControlAccept::empty(),
+        Duration::from_secs(10),
+    ))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(async {
+        let daemon = provd::Daemon::builder(config).start().await?;
+        handle.set_service_status(status(
+            ServiceState::Running,
+            ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
+            Duration::ZERO,
+        ))?;
+        stop.cancelled().await;
+        handle.set_service_status(status(
+            ServiceState::StopPending,
+            ServiceControlAccept::empty(),
+            Duration::from_secs(15),
+        ))?;
+        daemon.shutdown().await;
+        anyhow::Ok(())
+    });
+    handle.set_service_status(status(
+        ServiceState::Stopped,
+        ServiceControlAccept::empty(),
+        Duration::ZERO,
+    ))?;
+    result
+}
+
+/// Registers provd with the SCM: automatic start, LocalSystem, started with
+/// `service run --config <config>`.
+pub fn install(config_file: PathBuf) -> anyhow::Result<()> {
+    let manager = ServiceManager::local_computer(
+        None::<&str>,
+        ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
+    )?;
+    let info = ServiceInfo {
+        name: OsString::from(SERVICE_NAME),
+        display_name: OsString::from(DISPLAY_NAME),
+        service_type: ServiceType::OWN_PROCESS,
+        start_type: ServiceStartType::AutoStart,
+        error_control: ServiceErrorControl::Normal,
+        executable_path: std::env::current_exe()?,
+        launch_arguments: vec![
+            "service".into(),
+            "run".into(),
+            "--config".into(),
+            config_file.into_os_string(),
+        ],
+        dependencies: vec![],
+        account_name: None,
+        account_password: None,
+    };
+    let service = manager
+        .create_service(&info, ServiceAccess::START | ServiceAccess::QUERY_STATUS)
+        .context("cannot create the provd service")?;
+    service
+        .start::<&str>(&[])
+        .context("cannot start the provd service")?;
+    Ok(())
+}
+
+/// Stops (waiting up to 30 s) and deletes the provd service.
+pub fn uninstall() -> anyhow::Result<()> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)?;
+    let service = manager
+        .open_service(
+            SERVICE_NAME,
+            ServiceAccess::STOP | ServiceAccess::QUERY_STATUS | ServiceAccess::DELETE,
+        )
+        .context("the provd service is not installed")?;
+    if service.query_status()?.current_state != ServiceState::Stopped {
+        let _ = service.stop();
+        for _ in 0..300 {
+            if service.query_status()?.current_state == ServiceState::Stopped {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    service.delete()?;
+    Ok(())
+}
