@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what the checks need (Debian's mingw
 # for the Windows target; rustup components; the Samba AD lab, which needs
-# root), then runs, in order: rustfmt, clippy (-D warnings), `cargo check`
-# for x86_64-pc-windows-gnu, and every test. Safe to re-run; installs are
-# skipped when present.
+# root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
+# x86_64-pc-windows-gnu), every test, and then a second stage on the Wine
+# lab host: provd.exe cross-built and run as a Windows service. Safe to
+# re-run; installs are skipped when present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,7 +27,17 @@ echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
 cargo clippy --locked --all-targets -- -D warnings
-echo "==> cargo check (x86_64-pc-windows-gnu)"
-cargo check --locked --target x86_64-pc-windows-gnu
+echo "==> cargo clippy (x86_64-pc-windows-gnu)"
+cargo clippy --locked --target x86_64-pc-windows-gnu -- -D warnings
 echo "==> cargo test"
 cargo test --locked
+
+# Stage 2: the Windows path for real, on the Wine lab host.
+echo "==> Wine Windows host (deploy/lab/wine.sh up)"
+as_root deploy/lab/wine.sh up
+echo "==> cross-build provd.exe"
+CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
+  cargo build --locked --target x86_64-pc-windows-gnu --bin provd
+echo "==> Wine tests (provd.exe as a Windows service)"
+PROVD_WINE_EXE="$PWD/target/x86_64-pc-windows-gnu/debug/provd.exe" \
+  cargo test --locked --test wine -- --ignored

@@ -205,7 +205,7 @@ async fn role_table_covers_every_method_and_is_enforced() {
         }
         // Default deny: a path not in the table.
         let response = http
-            .post(h.url("/provd.v1.AgentService/Uninstall"))
+            .post(h.url("/provd.v1.AgentService/Reinstall"))
             .body("{}")
             .send()
             .await

@@ -172,6 +172,11 @@ enum AgentCommand {
         #[command(flatten)]
         mutate: MutateArgs,
     },
+    /// Uninstall the agent package (starts an UNINSTALL operation).
+    Uninstall {
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
     /// Show the agent as the host sees it.
     Get,
 }

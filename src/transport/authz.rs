@@ -13,6 +13,7 @@ const ADMIN: &[Role] = &[Role::Admin];
 pub const TABLE: &[(&str, &[Role])] = &[
     // Agent
     ("/provd.v1.AgentService/Install", ADMIN),
+    ("/provd.v1.AgentService/Uninstall", ADMIN),
     ("/provd.v1.AgentService/GetAgent", VIEW),
     // Service account
     ("/provd.v1.ServiceAccountService/CreateGmsa", ADMIN),

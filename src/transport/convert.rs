@@ -27,6 +27,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::RemoveDirectory => v1::OperationKind::RemoveDirectory,
         OperationKind::SetDcPriority => v1::OperationKind::SetDcPriority,
         OperationKind::SetPasswordWriteback => v1::OperationKind::SetPasswordWriteback,
+        OperationKind::Uninstall => v1::OperationKind::Uninstall,
     }
 }
 
@@ -42,6 +43,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::RemoveDirectory => Some(OperationKind::RemoveDirectory),
         v1::OperationKind::SetDcPriority => Some(OperationKind::SetDcPriority),
         v1::OperationKind::SetPasswordWriteback => Some(OperationKind::SetPasswordWriteback),
+        v1::OperationKind::Uninstall => Some(OperationKind::Uninstall),
     }
 }
 

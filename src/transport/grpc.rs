@@ -156,6 +156,22 @@ impl v1::agent_service_server::AgentService for AgentApi {
         }))
     }
 
+    async fn uninstall(
+        &self,
+        request: Request<v1::UninstallRequest>,
+    ) -> Result<Response<v1::UninstallResponse>, Status> {
+        let who = caller(&request);
+        let record = self
+            .app
+            .agent
+            .uninstall(&who, &request.get_ref().request_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::UninstallResponse {
+            operation: Some(convert::operation(&record)),
+        }))
+    }
+
     async fn get_agent(
         &self,
         _request: Request<v1::GetAgentRequest>,

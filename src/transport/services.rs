@@ -94,6 +94,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     });
     let json = json_routes!(json, agent, AgentService, {
         unary "/provd.v1.AgentService/Install" => install(v1::InstallRequest),
+        unary "/provd.v1.AgentService/Uninstall" => uninstall(v1::UninstallRequest),
         unary "/provd.v1.AgentService/GetAgent" => get_agent(v1::GetAgentRequest),
     });
     let json = json_routes!(json, accounts, ServiceAccountService, {

@@ -12,7 +12,7 @@ use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
 use crate::backends::host::installer::version_cmp;
 use crate::backends::host::{
     AgentStatus, Cloud, Host, HostError, InstallerFailure, PackageKind, PackageToInstall,
-    package_kind, package_version,
+    ServiceAction, ServiceState, package_kind, package_version,
 };
 use crate::backends::store::{OperationKind, OperationRecord};
 
@@ -71,6 +71,26 @@ impl AgentWorkflows {
                 Err(Error::Unavailable(err.to_string()))
             }
         }
+    }
+
+    pub async fn uninstall(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Result<OperationRecord, Error> {
+        let request_id = validate::request_id("request_id", request_id)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let spec = OperationSpec {
+            kind: OperationKind::Uninstall,
+            request_id,
+            description: "uninstall the agent package".into(),
+            initiator: caller.name.clone(),
+        };
+        let host = self.host.clone();
+        let log = self.paths.staging_dir.clone();
+        self.operations
+            .start(spec, move |progress| run_uninstall(progress, host, log))
+            .await
     }
 
     pub async fn install(
@@ -283,6 +303,7 @@ async fn run_install(
     progress
         .step_succeeded("install-package", "installer finished")
         .await?;
+    ensure_running(&progress, &host).await?;
     let version = host
         .agent_status()
         .await
@@ -299,6 +320,128 @@ async fn run_install(
         ),
     ]))
 }
+
+async fn run_uninstall(
+    progress: Progress,
+    host: Arc<dyn Host>,
+    staging_dir: PathBuf,
+) -> Result<Outcome, Error> {
+    progress
+        .step_started("stop-services", "stopping the agent services")
+        .await?;
+    let unavailable = |reason: String| Error::FailedPrecondition {
+        reason: "HOST_UNAVAILABLE",
+        subject: "host".into(),
+        message: format!("cannot uninstall: {reason}"),
+    };
+    host.availability().map_err(unavailable)?;
+    let status = host
+        .agent_status()
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let mut stopped = 0;
+    for service in &status.services {
+        if matches!(
+            service.state,
+            ServiceState::NotInstalled | ServiceState::Stopped
+        ) {
+            continue;
+        }
+        host.control_service(&service.name, ServiceAction::Stop, SERVICE_TIMEOUT)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+        stopped += 1;
+        progress
+            .progress(
+                "stop-services",
+                format!("stopped {}", service.display_name),
+                0,
+            )
+            .await?;
+    }
+    if stopped == 0 {
+        progress
+            .step_skipped("stop-services", "no agent service is running")
+            .await?;
+    } else {
+        progress
+            .step_succeeded("stop-services", format!("{stopped} stopped"))
+            .await?;
+    }
+    progress
+        .step_started("uninstall-package", "running the uninstaller silently")
+        .await?;
+    tokio::fs::create_dir_all(&staging_dir)
+        .await
+        .map_err(|e| Error::Internal(format!("{}: {e}", staging_dir.display())))?;
+    let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
+    let package = PackageToInstall {
+        path: PathBuf::new(),
+        kind: PackageKind::Msi,
+        cloud: Cloud::default(),
+        log_path: log.clone(),
+    };
+    let changed = match host.uninstall_agent(&log).await {
+        Ok(None) => {
+            progress
+                .step_skipped("uninstall-package", "the agent is not installed")
+                .await?;
+            false
+        }
+        Ok(Some(_)) => {
+            progress
+                .step_succeeded("uninstall-package", "uninstalled")
+                .await?;
+            true
+        }
+        Err(err) => return Err(installer_error(err, &package)),
+    };
+    Ok(BTreeMap::from([("changed".into(), changed.to_string())]))
+}
+
+/// Starts any agent service the installer left stopped.
+async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(), Error> {
+    progress
+        .step_started("start-services", "checking the agent services")
+        .await?;
+    let status = host
+        .agent_status()
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    for service in &status.services {
+        match service.state {
+            ServiceState::Running => {}
+            ServiceState::NotInstalled => {
+                return Err(Error::FailedPrecondition {
+                    reason: "SERVICE_MISSING",
+                    subject: service.name.clone(),
+                    message: format!(
+                        "the package did not install the service {} ({})",
+                        service.display_name, service.name
+                    ),
+                });
+            }
+            _ => {
+                host.control_service(&service.name, ServiceAction::Start, SERVICE_TIMEOUT)
+                    .await
+                    .map_err(|e| Error::Unavailable(e.to_string()))?;
+                progress
+                    .progress(
+                        "start-services",
+                        format!("started {}", service.display_name),
+                        0,
+                    )
+                    .await?;
+            }
+        }
+    }
+    progress
+        .step_succeeded("start-services", "both agent services are running")
+        .await
+}
+
+/// How long a service may take to start or stop.
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A host failure during install, as the operation reports it.
 fn installer_error(err: HostError, package: &PackageToInstall) -> Error {

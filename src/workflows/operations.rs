@@ -733,6 +733,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::RemoveDirectory => "REMOVE_DIRECTORY",
         OperationKind::SetDcPriority => "SET_DC_PRIORITY",
         OperationKind::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
+        OperationKind::Uninstall => "UNINSTALL",
     }
 }
 

@@ -113,6 +113,23 @@ pub trait Host: Send + Sync + 'static {
         &self,
         package: &PackageToInstall,
     ) -> Result<InstallOutcome, HostError>;
+    /// Uninstalls the agent package; `Ok(None)` when none is installed.
+    async fn uninstall_agent(&self, log_path: &Path) -> Result<Option<InstallOutcome>, HostError>;
+    /// Starts, stops or restarts one service, waiting up to `timeout` for it
+    /// to reach the target state.
+    async fn control_service(
+        &self,
+        name: &str,
+        action: ServiceAction,
+        timeout: std::time::Duration,
+    ) -> Result<ServiceState, HostError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
 }
 
 /// The host backend of every non-Windows platform.
@@ -146,6 +163,19 @@ impl Host for UnavailableHost {
         &self,
         _package: &PackageToInstall,
     ) -> Result<InstallOutcome, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn uninstall_agent(&self, _log: &Path) -> Result<Option<InstallOutcome>, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn control_service(
+        &self,
+        _name: &str,
+        _action: ServiceAction,
+        _timeout: std::time::Duration,
+    ) -> Result<ServiceState, HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 }

@@ -15,7 +15,7 @@ use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
 use super::installer::{InstallerFailure, is_success};
 use super::{
     AGENT_SERVICES, AgentStatus, Cloud, Host, HostError, InstallOutcome, PackageKind,
-    PackageToInstall, ServiceState, ServiceStatus, StartType,
+    PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
 /// The uninstall entry's DisplayName starts with this for the agent (and
@@ -39,7 +39,9 @@ impl Default for WindowsHost {
     }
 }
 
-fn installed_version() -> Option<String> {
+/// The agent's uninstall entry: (key name — the ProductCode for an MSI,
+/// DisplayVersion).
+fn installed_entry() -> Option<(String, String)> {
     let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
     let uninstall = hklm
         .open_subkey_with_flags(UNINSTALL_KEY, KEY_READ | KEY_WOW64_64KEY)
@@ -50,8 +52,93 @@ fn installed_version() -> Option<String> {
         if !display.starts_with(AGENT_DISPLAY_NAME) {
             return None;
         }
-        key.get_value::<String, _>("DisplayVersion").ok()
+        let version = key.get_value::<String, _>("DisplayVersion").ok()?;
+        Some((name, version))
     })
+}
+
+fn installed_version() -> Option<String> {
+    installed_entry().map(|(_, version)| version)
+}
+
+fn current_state(service: &windows_service::service::Service) -> Result<WinState, HostError> {
+    service
+        .query_status()
+        .map(|s| s.current_state)
+        .map_err(|e| HostError::Io(format!("query service status: {e}")))
+}
+
+/// Sends `action` and polls until the target state or `timeout`.
+fn control_now(
+    name: &str,
+    action: ServiceAction,
+    timeout: Duration,
+) -> Result<ServiceState, HostError> {
+    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
+        .map_err(|e| HostError::Io(format!("cannot open the Service Control Manager: {e}")))?;
+    let service = manager
+        .open_service(
+            name,
+            ServiceAccess::START | ServiceAccess::STOP | ServiceAccess::QUERY_STATUS,
+        )
+        .map_err(|e| HostError::Io(format!("service {name}: {e}")))?;
+    let wait_for = |target: WinState| -> Result<(), HostError> {
+        let deadline = std::time::Instant::now() + timeout;
+        while current_state(&service)? != target {
+            if std::time::Instant::now() >= deadline {
+                return Err(HostError::Io(format!(
+                    "service {name} did not reach {target:?} within {timeout:?}"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(())
+    };
+    if matches!(action, ServiceAction::Stop | ServiceAction::Restart)
+        && current_state(&service)? != WinState::Stopped
+    {
+        // 1062 (not active) is fine: it is stopping or stopped already.
+        let _ = service.stop();
+        wait_for(WinState::Stopped)?;
+    }
+    if matches!(action, ServiceAction::Start | ServiceAction::Restart)
+        && current_state(&service)? != WinState::Running
+    {
+        // 1056 (already running) is fine.
+        let _ = service.start::<&str>(&[]);
+        wait_for(WinState::Running)?;
+    }
+    Ok(match action {
+        ServiceAction::Stop => ServiceState::Stopped,
+        ServiceAction::Start | ServiceAction::Restart => ServiceState::Running,
+    })
+}
+
+async fn run_installer(
+    program: &OsString,
+    args: &[OsString],
+    timeout: Duration,
+    log: &Path,
+) -> Result<InstallOutcome, HostError> {
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| HostError::Io(format!("cannot run {}: {e}", Path::new(program).display())))?;
+    let status = tokio::time::timeout(timeout, child.wait())
+        .await
+        .map_err(|_| HostError::Io(format!("the installer ran longer than {timeout:?}")))?
+        .map_err(|e| HostError::Io(e.to_string()))?;
+    // The full 32-bit code (Windows exit codes are DWORDs).
+    let code = status.code().map_or(u32::MAX, |c| c as u32);
+    match is_success(code) {
+        Some(reboot_required) => Ok(InstallOutcome { reboot_required }),
+        None => Err(HostError::Installer {
+            code,
+            failure: InstallerFailure::from_code(code),
+            log: log.display().to_string(),
+        }),
+    }
 }
 
 fn service_status(manager: &ServiceManager, name: &str, display: &str) -> ServiceStatus {
@@ -150,31 +237,43 @@ impl Host for WindowsHost {
         package: &PackageToInstall,
     ) -> Result<InstallOutcome, HostError> {
         let (program, args) = command(package);
-        let mut child = tokio::process::Command::new(&program)
-            .args(&args)
-            .kill_on_drop(false)
-            .spawn()
-            .map_err(|e| {
-                HostError::Io(format!("cannot run {}: {e}", Path::new(&program).display()))
-            })?;
-        let status = tokio::time::timeout(self.install_timeout, child.wait())
+        run_installer(&program, &args, self.install_timeout, &package.log_path).await
+    }
+
+    async fn uninstall_agent(&self, log_path: &Path) -> Result<Option<InstallOutcome>, HostError> {
+        let Some((product, _)) = tokio::task::spawn_blocking(installed_entry)
             .await
-            .map_err(|_| {
-                HostError::Io(format!(
-                    "the installer ran longer than {:?}",
-                    self.install_timeout
-                ))
-            })?
-            .map_err(|e| HostError::Io(e.to_string()))?;
-        // The full 32-bit code (Windows exit codes are DWORDs).
-        let code = status.code().map_or(u32::MAX, |c| c as u32);
-        match is_success(code) {
-            Some(reboot_required) => Ok(InstallOutcome { reboot_required }),
-            None => Err(HostError::Installer {
-                code,
-                failure: InstallerFailure::from_code(code),
-                log: package.log_path.display().to_string(),
-            }),
-        }
+            .map_err(|e| HostError::Io(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let args: Vec<OsString> = vec![
+            "/x".into(),
+            product.into(),
+            "/quiet".into(),
+            "/norestart".into(),
+            "/l*v".into(),
+            log_path.as_os_str().to_owned(),
+        ];
+        run_installer(
+            &OsString::from("msiexec.exe"),
+            &args,
+            self.install_timeout,
+            log_path,
+        )
+        .await
+        .map(Some)
+    }
+
+    async fn control_service(
+        &self,
+        name: &str,
+        action: ServiceAction,
+        timeout: Duration,
+    ) -> Result<ServiceState, HostError> {
+        let name = name.to_owned();
+        tokio::task::spawn_blocking(move || control_now(&name, action, timeout))
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
     }
 }

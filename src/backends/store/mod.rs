@@ -46,6 +46,7 @@ pub enum OperationKind {
     RemoveDirectory,
     SetDcPriority,
     SetPasswordWriteback,
+    Uninstall,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

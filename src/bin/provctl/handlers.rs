@@ -243,6 +243,15 @@ async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                 .into_inner();
             started(ctx, &r, r.operation.as_ref(), mutate.wait).await
         }
+        AgentCommand::Uninstall { mutate } => {
+            let r = client
+                .uninstall(v1::UninstallRequest {
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
         AgentCommand::Get => {
             let r = client.get_agent(v1::GetAgentRequest {}).await?.into_inner();
             ctx.out.show(&r, render::agent)?;

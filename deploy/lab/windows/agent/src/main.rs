@@ -1,0 +1,239 @@
+//! `provd-lab-agent.exe`: a **LAB STAND-IN** for Microsoft's Entra cloud-sync provisioning
+//! agent, used only by provd's Wine lab (`deploy/lab/wine.sh`). It is not Microsoft's agent,
+//! talks to no Microsoft service and synchronises nothing.
+//!
+//! One exe plays both of the real agent's Windows services; which one it is follows from the
+//! service name the Service Control Manager starts it under:
+//!
+//! | service name                  | plays                                            |
+//! |-------------------------------|--------------------------------------------------|
+//! | `AADConnectProvisioningAgent` | Microsoft Azure AD Connect Provisioning Agent    |
+//! | `AzureADConnectAgentUpdater`  | Microsoft Azure AD Connect Agent Updater         |
+//!
+//! Any other name is refused: the service reports Stopped with service-specific exit code 1.
+//!
+//! As a service it reports StartPending then Running, accepts STOP and SHUTDOWN, rewrites a
+//! heartbeat file every second and reports Stopped when told to stop. The heartbeat is one line
+//! of `key=value` pairs, replaced atomically (temp file + rename) so a reader never sees it half
+//! written:
+//!
+//! ```text
+//! service=AADConnectProvisioningAgent pid=42 beat=7 unix=1764230000 state=running package_version=1.1.977.0 tenant_url=-
+//! ```
+//!
+//! Options (from the service's command line, i.e. the MSI's `ServiceInstall/@Arguments`):
+//!
+//! * `--heartbeat PATH` — the heartbeat file (default `%ProgramData%\ProvdLabAgent\<service>.txt`).
+//! * `--package-version V` — the MSI's `ProductVersion`, echoed in the heartbeat so an upgrade test
+//!   can see which package's service is running.
+//! * `--tenant-url URL` — **seam, ignored for now**: parsed and echoed in the heartbeat, never
+//!   contacted. A later issue makes the agent register with provd's tenant emulator at this URL.
+//! * `--help`, `--version` — print and exit; the only modes that work from a console.
+//!
+//! Started from a console without those, the service dispatcher fails (Windows error 1063) and
+//! the exe exits 1.
+
+#[cfg(not(windows))]
+fn main() {
+    eprintln!(
+        "provd-lab-agent is a Windows service (a lab stand-in); build it for x86_64-pc-windows-gnu"
+    );
+    std::process::exit(1);
+}
+
+#[cfg(windows)]
+fn main() {
+    agent::main();
+}
+
+#[cfg(windows)]
+mod agent {
+    use std::ffi::OsString;
+    use std::path::{Path, PathBuf};
+    use std::sync::{OnceLock, mpsc};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use windows_service::service::{
+        ServiceControl, ServiceControlAccept, ServiceExitCode, ServiceState, ServiceStatus,
+        ServiceType,
+    };
+    use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
+    use windows_service::{define_windows_service, service_dispatcher};
+
+    /// The real agent's service names (display names: see the module doc; the MSI sets them).
+    const SERVICES: [&str; 2] = ["AADConnectProvisioningAgent", "AzureADConnectAgentUpdater"];
+
+    /// Service-specific exit codes reported with Stopped.
+    const EXIT_UNKNOWN_SERVICE: u32 = 1;
+    const EXIT_BAD_ARGUMENTS: u32 = 2;
+
+    const USAGE: &str = "\
+provd-lab-agent: LAB STAND-IN for Microsoft's Entra provisioning agent services (provd Wine lab).
+Not Microsoft's agent. Runs only as the Windows service AADConnectProvisioningAgent or
+AzureADConnectAgentUpdater, e.g. installed by the lab MSI.
+
+options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for now)  --help  --version";
+
+    #[derive(Debug, Default)]
+    struct Options {
+        heartbeat: Option<PathBuf>,
+        package_version: Option<String>,
+        /// Seam for the tenant-emulator issue: parsed and echoed, never contacted yet.
+        tenant_url: Option<String>,
+    }
+
+    /// The process command line, parsed once in `main` and read by the service thread
+    /// (`service_main` is a plain function pointer and cannot capture it).
+    static OPTIONS: OnceLock<Result<Options, String>> = OnceLock::new();
+
+    fn parse(args: impl Iterator<Item = OsString>) -> Result<Options, String> {
+        let mut opts = Options::default();
+        let mut args = args.map(|a| a.to_string_lossy().into_owned());
+        while let Some(arg) = args.next() {
+            let mut value = || args.next().ok_or(format!("{arg} needs a value"));
+            match arg.as_str() {
+                "--heartbeat" => opts.heartbeat = Some(PathBuf::from(value()?)),
+                "--package-version" => opts.package_version = Some(value()?),
+                "--tenant-url" => opts.tenant_url = Some(value()?),
+                _ => return Err(format!("unknown argument {arg:?}")),
+            }
+        }
+        Ok(opts)
+    }
+
+    pub fn main() {
+        let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+        if args.iter().any(|a| a == "--help" || a == "-h" || a == "/?") {
+            println!("{USAGE}");
+            return;
+        }
+        if args.iter().any(|a| a == "--version") {
+            println!(
+                "provd-lab-agent {} (lab stand-in)",
+                env!("CARGO_PKG_VERSION")
+            );
+            return;
+        }
+        // Bad arguments are reported through the SCM (Stopped + exit code), not by refusing to
+        // start the dispatcher: that would leave the SCM waiting 30 s (10 s on Wine) for nothing.
+        let _ = OPTIONS.set(parse(args.into_iter()));
+        // For an own-process service the dispatcher table's name is not used to route the
+        // start request, so one entry serves both service names.
+        if let Err(e) = service_dispatcher::start(SERVICES[0], ffi_service_main) {
+            eprintln!(
+                "provd-lab-agent: not started by the Service Control Manager ({e})\n\n{USAGE}"
+            );
+            std::process::exit(1);
+        }
+    }
+
+    define_windows_service!(ffi_service_main, service_main);
+
+    /// `arguments[0]` is the name the SCM started us under; it picks the role.
+    fn service_main(arguments: Vec<OsString>) {
+        let requested = arguments
+            .first()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(e) = run(&requested) {
+            eprintln!("provd-lab-agent: service {requested}: {e}");
+        }
+    }
+
+    fn status(state: ServiceState, exit_code: ServiceExitCode, wait_secs: u64) -> ServiceStatus {
+        ServiceStatus {
+            service_type: ServiceType::OWN_PROCESS,
+            current_state: state,
+            controls_accepted: if state == ServiceState::Running {
+                ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN
+            } else {
+                ServiceControlAccept::empty()
+            },
+            exit_code,
+            checkpoint: 0,
+            wait_hint: Duration::from_secs(wait_secs),
+            process_id: None,
+        }
+    }
+
+    fn run(requested: &str) -> windows_service::Result<()> {
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let handler = move |control| match control {
+            ServiceControl::Stop | ServiceControl::Shutdown => {
+                let _ = stop_tx.send(());
+                ServiceControlHandlerResult::NoError
+            }
+            ServiceControl::Interrogate => ServiceControlHandlerResult::NoError,
+            _ => ServiceControlHandlerResult::NotImplemented,
+        };
+        let scm = service_control_handler::register(requested, handler)?;
+        let ok = ServiceExitCode::Win32(0);
+        scm.set_service_status(status(ServiceState::StartPending, ok, 5))?;
+
+        let refuse = |code: u32, why: &str| {
+            eprintln!("provd-lab-agent: refusing to run as {requested:?}: {why}");
+            scm.set_service_status(status(
+                ServiceState::Stopped,
+                ServiceExitCode::ServiceSpecific(code),
+                0,
+            ))
+        };
+        let Some(&name) = SERVICES.iter().find(|n| n.eq_ignore_ascii_case(requested)) else {
+            return refuse(EXIT_UNKNOWN_SERVICE, "not one of the agent's service names");
+        };
+        let opts = match OPTIONS.get() {
+            Some(Ok(opts)) => opts,
+            Some(Err(e)) => return refuse(EXIT_BAD_ARGUMENTS, e),
+            None => return refuse(EXIT_BAD_ARGUMENTS, "options not parsed"),
+        };
+        let heartbeat = opts
+            .heartbeat
+            .clone()
+            .unwrap_or_else(|| default_heartbeat(name));
+        if let Some(dir) = heartbeat.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let line = |beat: u64, state: &str| {
+            format!(
+                "service={name} pid={} beat={beat} unix={} state={state} package_version={} tenant_url={}\n",
+                std::process::id(),
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                opts.package_version.as_deref().unwrap_or("-"),
+                opts.tenant_url.as_deref().unwrap_or("-"),
+            )
+        };
+
+        scm.set_service_status(status(ServiceState::Running, ok, 0))?;
+        let mut beat = 0;
+        loop {
+            beat += 1;
+            write_atomically(&heartbeat, &line(beat, "running"));
+            match stop_rx.recv_timeout(Duration::from_secs(1)) {
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        scm.set_service_status(status(ServiceState::StopPending, ok, 5))?;
+        write_atomically(&heartbeat, &line(beat, "stopped"));
+        scm.set_service_status(status(ServiceState::Stopped, ok, 0))
+    }
+
+    fn default_heartbeat(service: &str) -> PathBuf {
+        let program_data =
+            std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
+        Path::new(&program_data)
+            .join("ProvdLabAgent")
+            .join(format!("{service}.txt"))
+    }
+
+    /// Temp file + rename, so a concurrent reader (the lab's smoke test on the Linux side) never
+    /// sees a truncated file. A failed beat is simply retried a second later.
+    fn write_atomically(path: &Path, text: &str) {
+        let tmp = path.with_extension("tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, path);
+        }
+    }
+}

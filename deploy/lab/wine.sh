@@ -1,0 +1,730 @@
+#!/usr/bin/env bash
+# wine.sh - provd's Wine lab: a Windows-like host on Linux (Debian 12, Wine 8.0) on which
+# provd's Windows code path runs for real (SCM, msiexec, registry), plus a LAB STAND-IN agent
+# package (NOT Microsoft's agent) that registers the agent's two services.
+#
+# Usage: wine.sh COMMAND
+#   up      install packages if missing, build the shim, the stand-in agent and the MSIs,
+#           create the prefix once, start the persistent wineserver. Idempotent.
+#   down    stop this prefix's wineserver (and with it every wine process of the prefix)
+#   status  packages, prefix, wineserver, services.exe, MSIs (exit 0 only if the lab is up)
+#   env     print `export` lines for the tests:  eval "$(deploy/lab/wine.sh env)"
+#   smoke   install / reinstall / upgrade / uninstall the stand-in MSIs and a failing one,
+#           checking services, heartbeats, the Uninstall entry and exit codes; leaves
+#           nothing installed. Prints PASS/FAIL per check, exits non-zero on any FAIL.
+#   clean   down, then delete WINE_LAB_DIR
+#
+# Environment:
+#   WINE_LAB_DIR   lab state (default /var/tmp/provd-wine; refused inside the repository):
+#                  prefix/, tmp/ (wine's TMPDIR), packages/ (the MSIs), logs/, build/ (shim,
+#                  exe, custom-action DLL), target-agent/ (cargo target dir of the agent)
+#   WINE_TIMEOUT   seconds any single wine command may take (default 120)
+#
+# Needs root for up/down/smoke/clean (packages; wine refuses a prefix owned by another user,
+# and the prefix is root's). env and status work for anyone. See README.md ("Wine lab").
+#
+# Three things are required on Wine 8 and are not obvious (measured, see the README):
+#   1. bcryptprimitives.dll shim: Rust >= 1.78 exes import bcryptprimitives!ProcessPrng,
+#      which Wine 8 lacks; without it every Rust exe dies with c0000135 (wine exits 53).
+#   2. a persistent wineserver (`wineserver -p`): Wine runs services as "system" processes
+#      that do not keep the server alive, so services die 1-2 s after the last ordinary
+#      wine process exits.
+#   3. order on a new prefix: `wineboot -i`, then `wineserver -w`, then `wineserver -p`.
+#      The persistent server first left two services.exe (OpenService -> 1060, MSI -> 1627).
+set -euo pipefail
+
+# ---------------------------------------------------------------------------------------------
+# Fixed lab facts
+
+readonly PACKAGES=(gcc-mingw-w64-x86-64 wine wine64 msitools wixl)
+readonly RUST_TARGET=x86_64-pc-windows-gnu
+readonly VERSION_GOOD=1.1.977.0      # WINE_LAB_MSI
+readonly VERSION_NEWER=1.1.1000.0    # WINE_LAB_MSI_NEWER (major upgrade of the above)
+readonly VERSION_BAD=1.1.999.0       # WINE_LAB_MSI_BAD (fails on purpose, rolls back)
+readonly SERVICES=(AADConnectProvisioningAgent AzureADConnectAgentUpdater)
+readonly DISPLAY_NAME='Microsoft Azure AD Connect Provisioning Agent (provd lab stand-in)'
+readonly AGENT_DIR_NAME='Microsoft Azure AD Connect Provisioning Agent'
+readonly UNINSTALL_KEY='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
+# Bump when the way MSIs are built changes: every MSI is then rebuilt by the next `up`.
+readonly MSI_FORMAT=1
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
+readonly SCRIPT_DIR
+readonly WIN_SRC=$SCRIPT_DIR/windows
+WINE_LAB_DIR=${WINE_LAB_DIR:-/var/tmp/provd-wine}
+WINE_TIMEOUT=${WINE_TIMEOUT:-120}
+PREFIX=$WINE_LAB_DIR/prefix
+LAB_TMP=$WINE_LAB_DIR/tmp
+PKGS=$WINE_LAB_DIR/packages
+LOGS=$WINE_LAB_DIR/logs
+BUILD=$WINE_LAB_DIR/build
+AGENT_TARGET=$WINE_LAB_DIR/target-agent
+READY=$WINE_LAB_DIR/prefix.ready     # written only after a prefix was fully initialised
+SERVER_PID_FILE=$WINE_LAB_DIR/wineserver.pid
+
+# The one environment every wine call runs in. TMPDIR: Debian's wineserver puts its socket
+# directory under $TMPDIR, so `wineserver -k` with another TMPDIR does not find the running
+# server (and an orphaned server has to be killed by PID). Keep it constant for the prefix.
+# WINEDLLOVERRIDES: no wine-mono/wine-gecko install attempts (no internet, not needed), and
+# no winemenubuilder (it would create ~/.config/menus and ~/.local/share/applications).
+export WINEPREFIX=$PREFIX WINEARCH=win64 TMPDIR=$LAB_TMP
+export WINEDEBUG=${WINEDEBUG:--all}
+export WINEDLLOVERRIDES='mscoree,mshtml=;winemenubuilder.exe=d'
+export DEBIAN_FRONTEND=noninteractive
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+say() { printf '[wine-lab %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() {
+  say "ERROR: $*"
+  exit 1
+}
+
+# Elapsed seconds since `t=$(mark)`, with one decimal; pure bash.
+mark() { echo "${EPOCHREALTIME/./}"; }
+since() {
+  local us=$(($(mark) - $1))
+  printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000))
+}
+
+need_root() {
+  [ "$(id -u)" = 0 ] || die "wine.sh $1 needs root (packages, and the prefix belongs to root): run it with sudo"
+}
+
+check_lab_dir() {
+  case $WINE_LAB_DIR in
+    /*) ;;
+    *) die "WINE_LAB_DIR must be an absolute path (got '$WINE_LAB_DIR')" ;;
+  esac
+  # ~1 GB of prefix and build output: never inside the repository.
+  local repo lab
+  repo=$(cd "$SCRIPT_DIR/../.." && pwd -P)
+  lab=$(realpath -m "$WINE_LAB_DIR")
+  case $lab/ in
+    "$repo"/*) die "WINE_LAB_DIR ($lab) is inside the repository ($repo); use a path outside it" ;;
+  esac
+  [ "$lab" != / ] || die "WINE_LAB_DIR must not be /"
+}
+
+# Serialise the commands that change state. fd 9 is closed for every wine process (see w and
+# start_server): the persistent wineserver would otherwise hold the lock for ever.
+take_lock() {
+  mkdir -p "$WINE_LAB_DIR"
+  exec 9>>"$WINE_LAB_DIR/.lock"
+  flock -w 600 9 || die "another wine.sh holds $WINE_LAB_DIR/.lock"
+}
+
+# Every wine call is time-boxed and does not inherit the lock.
+w() { timeout "$WINE_TIMEOUT" wine "$@" 9>&-; }
+
+# A Linux path as Wine sees it (drive Z: is /).
+winpath() { printf 'Z:%s' "${1//\//\\}"; }
+
+sha256() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A GUID that depends only on its inputs, so the same package version always gets the same
+# ProductCode (MSI wants upper-case hex).
+stable_guid() {
+  local h
+  h=$(printf '%s' "$*" | sha256sum | cut -c1-32 | tr a-f A-F)
+  printf '%s-%s-%s-%s-%s' "${h:0:8}" "${h:8:4}" "${h:12:4}" "${h:16:4}" "${h:20:12}"
+}
+product_code() { stable_guid "provd-lab-agent ProductCode $1 $2"; } # KIND VERSION
+
+msi_version() { # KIND: good | newer | bad
+  case $1 in
+    good) echo "$VERSION_GOOD" ;;
+    newer) echo "$VERSION_NEWER" ;;
+    bad) echo "$VERSION_BAD" ;;
+  esac
+}
+
+msi_path() { # KIND
+  case $1 in
+    good) echo "$PKGS/ProvdLabAgent-$VERSION_GOOD.msi" ;;
+    newer) echo "$PKGS/ProvdLabAgent-$VERSION_NEWER.msi" ;;
+    bad) echo "$PKGS/ProvdLabAgentBad-$VERSION_BAD.msi" ;;
+  esac
+}
+
+# ---------------------------------------------------------------------------------------------
+# Processes of this prefix. Several prefixes (several labs, other tools) may run Wine on the
+# same machine, so nothing here goes by process name alone.
+
+alive() { # PID: running and not a zombie (PID 1 of some containers never reaps)
+  local st
+  st=$(ps -o stat= -p "$1" 2>/dev/null) && [[ $st != Z* ]]
+}
+
+# The wineserver serving this prefix: it chdirs into <socket base>/server-<dev>-<inode> of the
+# prefix directory, with <socket base> under our TMPDIR on Debian.
+server_pid() {
+  [ -d "$PREFIX" ] || return 1
+  local dev ino want pid cwd
+  read -r dev ino < <(stat -c '%d %i' "$PREFIX")
+  want=$(printf 'server-%x-%x' "$dev" "$ino")
+  for pid in $(pgrep -x 'wineserver(64)?' || true); do
+    if ! cwd=$(readlink "/proc/$pid/cwd" 2>/dev/null); then
+      # Not root: another user's cwd is unreadable. Trust the pid file `up` wrote.
+      if [ "$(cat "$SERVER_PID_FILE" 2>/dev/null)" = "$pid" ] && alive "$pid"; then
+        echo "$pid"
+        return 0
+      fi
+      continue
+    fi
+    if [ "${cwd##*/}" = "$want" ] && [[ $cwd == "$LAB_TMP"/* ]] && alive "$pid"; then
+      echo "$pid"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# Is the server persistent (started with -p, without a timeout after it)?
+server_persistent() {
+  local args
+  args=$(tr '\0' ' ' 2>/dev/null <"/proc/$1/cmdline") || return 1
+  [[ $args =~ (^|\ )-p\ *$ ]]
+}
+
+# Every Wine process of this prefix, the server excluded: a process whose binary is Wine's
+# (a Windows program's /proc/PID/exe is /usr/lib/wine/wine64) and whose environment names our
+# prefix. Both, because a test runner started after `eval "$(wine.sh env)"` has WINEPREFIX too.
+prefix_pids() {
+  local d pid exe env
+  for d in /proc/[0-9]*; do
+    pid=${d#/proc/}
+    exe=$(readlink "$d/exe" 2>/dev/null) || continue
+    case ${exe##*/} in
+      wine | wine64 | wine-preloader | wine64-preloader) ;;
+      *) continue ;;
+    esac
+    # (Whole values compared, no `| grep -q`: with pipefail an early grep exit can fail the
+    # pipeline through SIGPIPE.)
+    env=$(tr '\0' '\n' 2>/dev/null <"$d/environ") || continue
+    if [[ $'\n'$env$'\n' == *$'\n'"WINEPREFIX=$PREFIX"$'\n'* ]] && alive "$pid"; then
+      echo "$pid"
+    fi
+  done
+}
+
+services_exe_count() {
+  local pid n=0 cmd
+  for pid in $(prefix_pids); do
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || continue
+    [[ ${cmd,,} == *'system32\services.exe'* ]] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+start_server() {
+  local pid rc
+  if pid=$(server_pid); then
+    if server_persistent "$pid"; then
+      echo "$pid" >"$SERVER_PID_FILE"
+      return 0
+    fi
+    # A transient server (a wine command is still running, or just ended): `wineserver -p`
+    # would fail with rc 2 and change nothing. Wait until it exits by itself.
+    say "waiting for the transient wineserver $pid to exit"
+    timeout 60 wineserver -w 9>&- || die "the transient wineserver $pid did not exit"
+  fi
+  rc=0
+  wineserver -p 9>&- || rc=$?
+  ((rc == 0)) || die "wineserver -p failed (rc $rc)"
+  for _ in $(seq 1 50); do
+    pid=$(server_pid) && break
+    sleep 0.1
+  done
+  if [ -z "${pid:-}" ] || ! server_persistent "$pid"; then die "no persistent wineserver after wineserver -p"; fi
+  echo "$pid" >"$SERVER_PID_FILE"
+}
+
+stop_server() {
+  local pid p
+  pid=$(server_pid) || pid=
+  if [ -n "$pid" ]; then
+    # -k makes the server kill every process of the prefix, then exit.
+    wineserver -k 9>&- 2>/dev/null || true
+    for _ in $(seq 1 100); do
+      alive "$pid" || break
+      sleep 0.1
+    done
+    if alive "$pid"; then
+      say "wineserver $pid ignored -k: SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
+  fi
+  # Orphans (e.g. after a server was killed): by PID, only this prefix's.
+  for p in $(prefix_pids); do
+    say "killing leftover wine process $p ($(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | cut -c1-80))"
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  rm -f "$SERVER_PID_FILE"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Packages and toolchain
+
+install_packages() {
+  local p missing=() t rc=0
+  for p in "${PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
+  command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: this lab wants Debian 12"
+  mkdir -p "$LOGS"
+  t=$(mark)
+  say "installing ${missing[*]} (log: $LOGS/apt.log)"
+  # --no-install-recommends: wine64 recommends wine32 (i386 multiarch) and libwine ~25
+  # X/GL/audio/font packages; everything here runs headless.
+  {
+    apt-get update -q &&
+      apt-get install -y -q --no-install-recommends "${missing[@]}"
+  } >"$LOGS/apt.log" 2>&1 || rc=$?
+  ((rc == 0)) || {
+    tail -n 20 "$LOGS/apt.log" >&2
+    die "apt-get failed (rc $rc)"
+  }
+  say "packages installed in $(since "$t")s"
+}
+
+ensure_rust_target() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust (rustup) first"
+  if [ ! -d "$(rustc --print sysroot)/lib/rustlib/$RUST_TARGET" ]; then
+    command -v rustup >/dev/null || die "Rust target $RUST_TARGET missing and no rustup to add it"
+    say "rustup target add $RUST_TARGET"
+    rustup target add "$RUST_TARGET" >&2
+  fi
+}
+
+# build_dll NAME [LIBS...]: windows/NAME.c -> build/NAME.dll with mingw, when the source changed.
+build_dll() {
+  local name=$1 src out
+  shift
+  src=$WIN_SRC/$name.c out=$BUILD/$name.dll
+  [ "$out" -nt "$src" ] && return 0
+  TMPDIR=$BUILD/tmp x86_64-w64-mingw32-gcc -O2 -Wall -shared -s -o "$out.tmp" "$src" "$@"
+  mv "$out.tmp" "$out"
+  say "built $name.dll"
+}
+
+build_agent() {
+  local t exe=$AGENT_TARGET/$RUST_TARGET/release/provd-lab-agent.exe
+  t=$(mark)
+  # cargo reads .cargo/config.toml (linker, target) from the current directory, not from
+  # --manifest-path: build from inside the crate. --locked: the crate's Cargo.lock is the
+  # truth; the lab never resolves dependencies anew.
+  (cd "$WIN_SRC/agent" && TMPDIR=$BUILD/tmp cargo build --quiet --release --locked --target "$RUST_TARGET" \
+    --target-dir "$AGENT_TARGET") >&2
+  cmp -s "$exe" "$BUILD/provd-lab-agent.exe" || install -m 0644 "$exe" "$BUILD/provd-lab-agent.exe"
+  say "agent exe ready ($(since "$t")s)"
+}
+
+# build_msi KIND WXS: rebuilt only when an input changed, so an idle `up` keeps the files
+# (and their sha256) stable for tests that pinned them.
+build_msi() {
+  local kind=$1 wxs=$2 version out stamp want
+  version=$(msi_version "$kind")
+  out=$(msi_path "$kind")
+  stamp=$BUILD/$(basename "$out").inputs
+  want="format=$MSI_FORMAT wixl=$(wixl --version) version=$version wxs=$(sha256 "$wxs")"
+  want+=" exe=$(sha256 "$BUILD/provd-lab-agent.exe") dll=$(sha256 "$BUILD/failaction.dll")"
+  if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+  # wixl resolves File/@Source and Binary/@SourceFile against the current directory only
+  # (an absolute path fails), hence the cd and the bare file names.
+  (cd "$BUILD" && wixl -a x64 -D "Version=$version" -D "ProductCode=$(product_code "$kind" "$version")" \
+    -D AgentExe=provd-lab-agent.exe -D FailDll=failaction.dll -o "$out.tmp" "$wxs")
+  mv "$out.tmp" "$out"
+  echo "$want" >"$stamp"
+  say "built $(basename "$out")"
+}
+
+build_all() {
+  local t
+  t=$(mark)
+  # The builds get their own TMPDIR: each mingw link leaves zero-byte ccXXXXXX files there
+  # (72 for one small crate), and this one is emptied when the builds are done.
+  mkdir -p "$BUILD/tmp" "$PKGS" "$LAB_TMP"
+  ensure_rust_target
+  build_dll bcryptprimitives -ladvapi32
+  build_dll failaction
+  build_agent
+  build_msi good "$WIN_SRC/labagent.wxs"
+  build_msi newer "$WIN_SRC/labagent.wxs"
+  build_msi bad "$WIN_SRC/bad.wxs"
+  rm -rf "$BUILD/tmp"
+  say "builds done in $(since "$t")s"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The prefix
+
+prefix_ready() { [ -f "$READY" ] && [ -f "$PREFIX/system.reg" ]; }
+
+create_prefix() {
+  local t
+  stop_server
+  rm -rf "$PREFIX" "$READY"
+  mkdir -p "$LAB_TMP"
+  # ORDER MATTERS (see the header): wineboot under a transient server, wait for that server
+  # to exit, and only then start the persistent one.
+  t=$(mark)
+  # wineboot prints a harmless "failed to open syswow64\rundll32.exe" (no wine32).
+  w wineboot -i >"$LOGS/wineboot.log" 2>&1 || die "wineboot -i failed (log: $LOGS/wineboot.log)"
+  say "wineboot -i: $(since "$t")s"
+  t=$(mark)
+  timeout 60 wineserver -w 9>&- || die "the transient wineserver did not exit after wineboot"
+  say "wineserver -w: $(since "$t")s"
+  start_server
+  # Wine's default profile is Windows 7 (6.1.7601); the agent needs Windows 10 / Server 2016+.
+  w winecfg -v win10 >/dev/null 2>&1 || die "winecfg -v win10 failed"
+  wine --version >"$READY"
+}
+
+install_shim() {
+  local dst=$PREFIX/drive_c/windows/system32/bcryptprimitives.dll
+  cmp -s "$BUILD/bcryptprimitives.dll" "$dst" || install -m 0644 "$BUILD/bcryptprimitives.dll" "$dst"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Commands
+
+cmd_up() {
+  need_root up
+  take_lock
+  local t0 t pid
+  t0=$(mark)
+  mkdir -p "$LOGS" "$LAB_TMP"
+  install_packages
+  build_all
+  if prefix_ready; then
+    start_server
+  else
+    say "creating the prefix $PREFIX"
+    t=$(mark)
+    create_prefix
+    say "prefix created in $(since "$t")s"
+  fi
+  install_shim
+  # The first wine process of a server session starts services.exe (and with it any
+  # automatic service): do it now, so `up` returns a lab that is ready, and check it is one.
+  t=$(mark)
+  local ver
+  ver=$(w cmd /c ver 2>/dev/null | tr -d '\r') || true
+  [[ $ver == *'Windows 10.'* ]] || die "the prefix does not report Windows 10 (cmd /c ver: ${ver//$'\n'/ })"
+  w "$(winpath "$BUILD/provd-lab-agent.exe")" --version >/dev/null 2>&1 ||
+    die "a Rust exe does not start under Wine (bcryptprimitives shim missing?)"
+  local n
+  for _ in $(seq 1 50); do
+    n=$(services_exe_count)
+    ((n >= 1)) && break
+    sleep 0.1
+  done
+  ((n == 1)) || die "expected one services.exe for the prefix, found $n (broken boot order?); try: wine.sh clean && wine.sh up"
+  pid=$(server_pid)
+  say "OK: wineserver $pid (persistent), prefix $PREFIX, checks $(since "$t")s, up in $(since "$t0")s"
+  say "next: eval \"\$($SCRIPT_DIR/wine.sh env)\""
+}
+
+cmd_down() {
+  need_root down
+  take_lock
+  local t
+  t=$(mark)
+  stop_server
+  say "down ($(since "$t")s)"
+}
+
+cmd_clean() {
+  need_root clean
+  take_lock
+  stop_server
+  # Keep the lock file's directory until we are done with it, then everything goes.
+  find "$WINE_LAB_DIR" -mindepth 1 -maxdepth 1 ! -name .lock -exec rm -rf {} +
+  rm -f "$WINE_LAB_DIR/.lock"
+  rmdir "$WINE_LAB_DIR" 2>/dev/null || true
+  say "removed $WINE_LAB_DIR"
+}
+
+cmd_status() {
+  local p rc=0 pid kind f missing=()
+  echo "lab: $WINE_LAB_DIR"
+  for p in "${PACKAGES[@]}"; do
+    [[ $(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null) == ii* ]] || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    echo "packages: missing ${missing[*]}"
+    rc=3
+  else echo "packages: ok ($(wine --version 2>/dev/null), wixl $(wixl --version))"; fi
+  if prefix_ready; then echo "prefix: $PREFIX ($(cat "$READY"))"; else
+    echo "prefix: not created"
+    rc=3
+  fi
+  if pid=$(server_pid); then
+    if server_persistent "$pid"; then echo "wineserver: pid $pid, persistent"; else
+      echo "wineserver: pid $pid, NOT persistent (services die when it exits)"
+      rc=3
+    fi
+    if [ "$(id -u)" = 0 ]; then echo "services.exe: $(services_exe_count)"; else echo "services.exe: (root only)"; fi
+  else
+    echo "wineserver: not running"
+    rc=3
+  fi
+  for kind in good newer bad; do
+    f=$(msi_path "$kind")
+    if [ -f "$f" ]; then echo "msi $kind: $f"; else
+      echo "msi $kind: missing"
+      rc=3
+    fi
+  done
+  return "$rc"
+}
+
+cmd_env() {
+  local good newer bad
+  good=$(msi_path good) newer=$(msi_path newer) bad=$(msi_path bad)
+  if [ ! -f "$good" ] || [ ! -f "$newer" ] || [ ! -f "$bad" ]; then die "no packages in $PKGS: run wine.sh up first"; fi
+  cat <<EOF
+export WINEPREFIX='$PREFIX'
+export WINEARCH='win64'
+export WINEDEBUG='-all'
+export WINEDLLOVERRIDES='$WINEDLLOVERRIDES'
+export TMPDIR='$LAB_TMP'
+export WINE_LAB_DIR='$WINE_LAB_DIR'
+export WINE_LAB_MSI='$good'
+export WINE_LAB_MSI_SHA256='$(sha256 "$good")'
+export WINE_LAB_MSI_NEWER='$newer'
+export WINE_LAB_MSI_NEWER_SHA256='$(sha256 "$newer")'
+export WINE_LAB_MSI_BAD='$bad'
+export WINE_LAB_MSI_BAD_SHA256='$(sha256 "$bad")'
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# smoke
+
+# Service state as `sc query` prints it (RUNNING, STOPPED, ...); empty if it does not exist
+# (Wine's sc then prints nothing and exits 1, where Windows prints "FAILED 1060").
+sc_state() { { w sc query "$1" 2>/dev/null || true; } | tr -d '\r' | awk '$1 == "STATE" { print $4 }'; }
+
+wait_state() { # NAME STATE SECONDS
+  local end=$((SECONDS + $3))
+  while ((SECONDS <= end)); do
+    [ "$(sc_state "$1")" = "$2" ] && return 0
+    sleep 0.2
+  done
+  return 1
+}
+
+# `reg query KEY` as "NAME<TAB>VALUE" lines (Wine prints CRLF and 4-space separators).
+reg_values() {
+  { w reg query "$1" 2>/dev/null || true; } | tr -d '\r' |
+    sed -n 's/^    \([^ ].*\)    REG_[A-Z_]*    \(.*\)$/\1\t\2/p; s/^    \([^ ].*\)    REG_[A-Z_]*$/\1\t/p'
+}
+reg_value() { reg_values "$1" | awk -F'\t' -v n="$2" '$1 == n && !seen++ { print $2 }'; }
+
+# Uninstall subkeys (ProductCodes) whose DisplayName starts with the real agent's name, as
+# provd matches them.
+agent_uninstall_keys() {
+  { w reg query "$UNINSTALL_KEY" /s 2>/dev/null || true; } | tr -d '\r' | awk '
+    /^HKEY_/ { key = $0; sub(/.*\\/, "", key) }
+    /^    DisplayName    REG_SZ    Microsoft Azure AD Connect Provisioning Agent/ { print key }'
+}
+
+heartbeat_file() { echo "$PREFIX/drive_c/ProgramData/ProvdLabAgent/$1.txt"; }
+hb_field() { { cat "$(heartbeat_file "$1")" 2>/dev/null || true; } | tr -d '\r' | sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p"; }
+
+# msiexec through cmd.exe, so the FULL exit code is seen: `wine` itself returns the Windows
+# exit code mod 256 (1603 -> 67). Prints the code.
+msiexec_code() {
+  local bat=$BUILD/msiexec-code.bat out
+  printf '@echo off\r\nmsiexec %%*\r\necho MSIEXEC_EXIT=%%ERRORLEVEL%%\r\n' >"$bat"
+  out=$({ w cmd /c "$(winpath "$bat")" "$@" 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^MSIEXEC_EXIT=//p')
+  echo "${out:-none}"
+}
+
+# Predicates for `check`, so each check reads as one line.
+eq() { [ "$1" = "$2" ]; }
+empty() { [ -z "$1" ]; }
+advanced() { [[ $1 =~ ^[0-9]+$ && $2 =~ ^[0-9]+$ ]] && (($2 > $1)); }
+no_files() { [ -z "$(ls -A "$1" 2>/dev/null)" ]; }
+service_config_ok() { # NAME: what the MSI's ServiceInstall asked for, read back from the registry
+  local v
+  v=$(reg_values "HKLM\\System\\CurrentControlSet\\Services\\$1")
+  grep -qxF "Start	0x2" <<<"$v" && grep -qxF "ObjectName	LocalSystem" <<<"$v" &&
+    grep -qF "Program Files\\$AGENT_DIR_NAME\\provd-lab-agent.exe" <<<"$v" &&
+    grep -qF -- "--heartbeat " <<<"$v"
+}
+
+cmd_smoke() {
+  need_root smoke
+  take_lock
+  local pass=0 fail=0 t t0 code rc key s pid out kind i
+  local good newer bad pf code_good code_newer codes=() beats=()
+  ok() {
+    echo "PASS $*"
+    pass=$((pass + 1))
+  }
+  ko() {
+    echo "FAIL $*"
+    fail=$((fail + 1))
+  }
+  check() { # DESCRIPTION COMMAND...
+    local d=$1
+    shift
+    if "$@"; then ok "$d"; else ko "$d"; fi
+  }
+  # run_msiexec LABEL ARGS...: sets $code, records the code and the time.
+  run_msiexec() {
+    local label=$1 t
+    shift
+    t=$(mark)
+    code=$(msiexec_code "$@")
+    codes+=("$label: $code ($(since "$t")s)")
+  }
+
+  t0=$(mark)
+  good=$(msi_path good) newer=$(msi_path newer) bad=$(msi_path bad)
+  code_good="{$(product_code good "$VERSION_GOOD")}" code_newer="{$(product_code newer "$VERSION_NEWER")}"
+  pf="$PREFIX/drive_c/Program Files/$AGENT_DIR_NAME"
+  if [ ! -f "$good" ] || [ ! -f "$newer" ] || [ ! -f "$bad" ]; then die "packages missing: run wine.sh up first"; fi
+  if ! pid=$(server_pid) || ! server_persistent "$pid"; then
+    die "no persistent wineserver for $PREFIX: run wine.sh up first"
+  fi
+  mkdir -p "$LOGS/smoke"
+  rm -f "$LOGS"/smoke/*.log
+
+  # Start from nothing installed, whatever an interrupted run left behind.
+  for kind in good newer bad; do
+    if [ -n "$(reg_values "$UNINSTALL_KEY\\{$(product_code "$kind" "$(msi_version "$kind")")}")" ]; then
+      say "pre-clean: uninstalling the leftover $kind package"
+      msiexec_code /x "$(winpath "$(msi_path "$kind")")" /quiet /norestart >/dev/null
+    fi
+  done
+  rm -rf "$PREFIX/drive_c/ProgramData/ProvdLabAgent"
+
+  out=$(w cmd /c ver 2>/dev/null | tr -d '\r' | grep -o 'Windows [0-9.]*' || true)
+  check "Windows 10 profile (cmd /c ver: $out)" eq "${out%%.*}" "Windows 10"
+  out=$(w "$(winpath "$BUILD/provd-lab-agent.exe")" --version 2>/dev/null | tr -d '\r' || true)
+  check "a Rust exe runs under Wine (bcryptprimitives shim): '$out'" grep -q 'lab stand-in' <<<"$out"
+  check "exactly one services.exe in the prefix" eq "$(services_exe_count)" 1
+
+  # -- install 1.1.977.0
+  run_msiexec "install $VERSION_GOOD" /i "$(winpath "$good")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/1-install.log")"
+  check "msiexec /i $(basename "$good") -> ${codes[-1]#*: }" eq "$code" 0
+  check "exe installed in C:\\Program Files\\$AGENT_DIR_NAME\\" test -f "$pf/provd-lab-agent.exe"
+  for s in "${SERVICES[@]}"; do
+    t=$(mark) rc=0
+    wait_state "$s" RUNNING 30 || rc=$?
+    check "$s RUNNING (seen $(since "$t")s after msiexec returned)" eq "$rc" 0
+    check "$s: automatic start, LocalSystem, exe in Program Files, --heartbeat" service_config_ok "$s"
+  done
+  echo "info ImagePath: $(reg_value "HKLM\\System\\CurrentControlSet\\Services\\${SERVICES[0]}" ImagePath)"
+  sleep 1
+  for s in "${SERVICES[@]}"; do beats+=("$(hb_field "$s" beat)"); done
+  sleep 2.2
+  i=0
+  for s in "${SERVICES[@]}"; do
+    check "$s heartbeat advances (beat ${beats[i]:-none} -> $(hb_field "$s" beat))" advanced "${beats[i]:-}" "$(hb_field "$s" beat)"
+    check "$s heartbeat names the package: package_version=$(hb_field "$s" package_version)" \
+      eq "$(hb_field "$s" package_version)" "$VERSION_GOOD"
+    i=$((i + 1))
+  done
+  key=$(agent_uninstall_keys)
+  check "one Uninstall entry named like the agent, key = ProductCode: $key" eq "$key" "$code_good"
+  out=$(reg_value "$UNINSTALL_KEY\\$code_good" DisplayName)
+  check "Uninstall DisplayName: $out" eq "$out" "$DISPLAY_NAME"
+  out=$(reg_value "$UNINSTALL_KEY\\$code_good" DisplayVersion)
+  check "Uninstall DisplayVersion: $out" eq "$out" "$VERSION_GOOD"
+
+  # -- the same version again: Windows Installer sees the product installed and changes nothing
+  pid=$(hb_field "${SERVICES[0]}" pid)
+  run_msiexec "reinstall $VERSION_GOOD" /i "$(winpath "$good")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/2-reinstall.log")"
+  check "msiexec /i of the installed version again -> ${codes[-1]#*: }" eq "$code" 0
+  check "still one Uninstall entry, the same ProductCode" eq "$(agent_uninstall_keys)" "$code_good"
+  for s in "${SERVICES[@]}"; do check "$s still RUNNING" wait_state "$s" RUNNING 30; done
+  sleep 1.2
+  echo "info ${SERVICES[0]} pid before/after the reinstall: $pid/$(hb_field "${SERVICES[0]}" pid) (Wine runs the whole sequence again; Windows would change nothing)"
+
+  # -- major upgrade to 1.1.1000.0 (same UpgradeCode, new ProductCode)
+  run_msiexec "upgrade to $VERSION_NEWER" /i "$(winpath "$newer")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/3-upgrade.log")"
+  check "msiexec /i $(basename "$newer") (major upgrade) -> ${codes[-1]#*: }" eq "$code" 0
+  key=$(agent_uninstall_keys)
+  check "one Uninstall entry, the new ProductCode: $key" eq "$key" "$code_newer"
+  out=$(reg_value "$UNINSTALL_KEY\\$code_newer" DisplayVersion)
+  check "Uninstall DisplayVersion: $out" eq "$out" "$VERSION_NEWER"
+  for s in "${SERVICES[@]}"; do check "$s RUNNING after the upgrade" wait_state "$s" RUNNING 30; done
+  sleep 1.2
+  for s in "${SERVICES[@]}"; do
+    check "$s runs the new package (heartbeat package_version=$(hb_field "$s" package_version))" \
+      eq "$(hb_field "$s" package_version)" "$VERSION_NEWER"
+  done
+
+  # -- downgrade: refused by the MajorUpgrade launch condition
+  run_msiexec "downgrade to $VERSION_GOOD" /i "$(winpath "$good")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/4-downgrade.log")"
+  check "msiexec /i of the older version is refused -> ${codes[-1]#*: }" eq "$code" 1603
+  check "the newer version stays installed" eq "$(agent_uninstall_keys)" "$code_newer"
+  check "${SERVICES[0]} still RUNNING" wait_state "${SERVICES[0]}" RUNNING 30
+
+  # -- uninstall, by ProductCode as provd finds it under the Uninstall key
+  run_msiexec "uninstall" /x "$code_newer" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/5-uninstall.log")"
+  check "msiexec /x $code_newer -> ${codes[-1]#*: }" eq "$code" 0
+  for s in "${SERVICES[@]}"; do
+    check "$s deleted (sc query finds nothing)" empty "$(sc_state "$s")"
+    check "$s was stopped first (heartbeat state=$(hb_field "$s" state))" eq "$(hb_field "$s" state)" stopped
+  done
+  check "exe removed" test ! -e "$pf/provd-lab-agent.exe"
+  check "no Uninstall entry named like the agent" empty "$(agent_uninstall_keys)"
+  # Not checks: Wine's answers here differ from Windows (1605 for both), for the record.
+  run_msiexec "uninstall again by ProductCode" /x "$code_newer" /quiet /norestart
+  run_msiexec "uninstall again by package path" /x "$(winpath "$newer")" /quiet /norestart
+  echo "info ${codes[-2]}; ${codes[-1]} (Windows: 1605 for both)"
+
+  # -- a package that fails on purpose, and is rolled back
+  run_msiexec "install bad" /i "$(winpath "$bad")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/6-install-bad.log")"
+  check "msiexec /i $(basename "$bad") fails -> ${codes[-1]#*: }" eq "$code" 1603
+  rc=0
+  w msiexec /i "$(winpath "$bad")" /quiet /norestart >/dev/null 2>&1 || rc=$?
+  check "the same through plain 'wine msiexec': Unix exit status $rc (1603 mod 256)" eq "$rc" $((1603 % 256))
+  check "rolled back: no Uninstall entry for it" empty "$(reg_values "$UNINSTALL_KEY\\{$(product_code bad "$VERSION_BAD")}")"
+  check "rolled back: its service ProvdLabBrokenPackage does not exist" empty "$(sc_state ProvdLabBrokenPackage)"
+  check "rolled back: no files in C:\\Program Files\\provd lab broken agent package\\" \
+    no_files "$PREFIX/drive_c/Program Files/provd lab broken agent package"
+
+  # -- what provd would see now
+  check "nothing installed: no Uninstall entry named like the agent" empty "$(agent_uninstall_keys)"
+  for s in "${SERVICES[@]}"; do check "nothing installed: no $s service" empty "$(sc_state "$s")"; done
+  check "nothing installed: no files in C:\\Program Files\\$AGENT_DIR_NAME\\" no_files "$pf"
+
+  echo "msiexec exit codes (full, via cmd.exe): $(printf '%s; ' "${codes[@]}")"
+  # The heartbeats (state=stopped) stay for a failed run to look at.
+  ((fail)) || rm -rf "$PREFIX/drive_c/ProgramData/ProvdLabAgent"
+  echo "smoke ($(since "$t0")s): $pass passed, $fail failed"
+  ((fail == 0))
+}
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; }
+
+main() {
+  local cmd=${1:-}
+  (($#)) && shift
+  check_lab_dir
+  case $cmd in
+    up) cmd_up ;;
+    down) cmd_down ;;
+    status) cmd_status ;;
+    env) cmd_env ;;
+    smoke) cmd_smoke ;;
+    clean) cmd_clean ;;
+    -h | --help | help | "") usage ;;
+    *)
+      say "unknown command '$cmd'"
+      usage
+      exit 64
+      ;;
+  esac
+}
+
+main "$@"
