@@ -231,7 +231,10 @@ start_server() {
     timeout 60 wineserver -w 9>&- || die "the transient wineserver $pid did not exit"
   fi
   rc=0
-  wineserver -p 9>&- || rc=$?
+  # Detached from our stdio: the server outlives this script, and holding a pipe we were
+  # started with (`wine.sh up | tee log`) would keep the reader waiting for ever, and kill
+  # the server with SIGPIPE once the reader is gone.
+  wineserver -p </dev/null >>"$LOGS/wineserver.log" 2>&1 9>&- || rc=$?
   ((rc == 0)) || die "wineserver -p failed (rc $rc)"
   for _ in $(seq 1 50); do
     pid=$(server_pid) && break
@@ -681,6 +684,8 @@ cmd_smoke() {
   run_msiexec "uninstall again by ProductCode" /x "$code_newer" /quiet /norestart
   run_msiexec "uninstall again by package path" /x "$(winpath "$newer")" /quiet /norestart
   echo "info ${codes[-2]}; ${codes[-1]} (Windows: 1605 for both)"
+  run_msiexec "install of a missing package file" /i "$(winpath "$PKGS/no-such-package.msi")" /quiet /norestart
+  echo "info ${codes[-1]} (Windows: 1619)"
 
   # -- a package that fails on purpose, and is rolled back
   run_msiexec "install bad" /i "$(winpath "$bad")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/6-install-bad.log")"

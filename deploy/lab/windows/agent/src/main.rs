@@ -121,7 +121,7 @@ options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for no
         // start request, so one entry serves both service names.
         if let Err(e) = service_dispatcher::start(SERVICES[0], ffi_service_main) {
             eprintln!(
-                "provd-lab-agent: not started by the Service Control Manager ({e})\n\n{USAGE}"
+                "provd-lab-agent: not started by the Service Control Manager ({e:?})\n\n{USAGE}"
             );
             std::process::exit(1);
         }
