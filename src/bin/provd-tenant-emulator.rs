@@ -1,0 +1,258 @@
+//! `provd-tenant-emulator`: a LAB stand-in for the Microsoft Entra tenant
+//! that provd talks to. It is NOT Microsoft's service and implements only
+//! the documented shapes provd needs, in memory, over HTTPS:
+//!
+//! - the OAuth 2.0 device authorization grant (RFC 8628) with Microsoft
+//!   identity platform shapes
+//!   (<https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>);
+//! - Microsoft Graph beta provisioning agents, agent groups and published
+//!   resources
+//!   (<https://learn.microsoft.com/graph/api/onpremisesagent-list?view=graph-rest-beta>);
+//! - agent registration (CSR in, certificate out) and heartbeats, which
+//!   Microsoft does not document (modelled);
+//! - lab controls under `/_lab/` (approve/deny device codes, create
+//!   published resources, inject faults) that a real tenant does not have.
+//!
+//! Start: `provd-tenant-emulator --listen 127.0.0.1:0 --tls-cert server.pem
+//! --tls-key server.key`. The first line on stdout is
+//! `listening on https://<addr>`.
+
+#[path = "provd-tenant-emulator/agent.rs"]
+mod agent;
+#[path = "provd-tenant-emulator/graph.rs"]
+mod graph;
+#[path = "provd-tenant-emulator/lab.rs"]
+mod lab;
+#[path = "provd-tenant-emulator/oauth.rs"]
+mod oauth;
+#[path = "provd-tenant-emulator/respond.rs"]
+mod respond;
+#[path = "provd-tenant-emulator/state.rs"]
+mod state;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::routing::{get, post};
+use clap::Parser;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ServerConfig;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use state::{AgentCa, App, Settings};
+
+/// The tenant id used when `--tenant` is not given (a fixed LAB GUID).
+const DEFAULT_TENANT: &str = "00000000-0000-4000-8000-00000000beef";
+
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// LAB emulator of the Microsoft Entra tenant side of the cloud sync
+/// provisioning-agent setup (device code sign-in, Graph provisioning agents,
+/// agent registration). Not Microsoft's service.
+#[derive(Debug, Parser)]
+#[command(name = "provd-tenant-emulator", version)]
+struct Args {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Server certificate chain (PEM).
+    #[arg(long)]
+    tls_cert: PathBuf,
+    /// Server private key (PEM).
+    #[arg(long)]
+    tls_key: PathBuf,
+    /// Tenant id accepted in /{tenant}/oauth2/v2.0/... ("common" and
+    /// "organizations" are accepted too).
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// Device code lifetime: seconds or a duration like "15m".
+    #[arg(long, default_value = "900", value_parser = parse_duration)]
+    device_code_ttl: Duration,
+    /// Minimum device code polling interval: seconds or a duration.
+    #[arg(long, default_value = "5", value_parser = parse_duration)]
+    poll_interval: Duration,
+    /// Access token lifetime: seconds or a duration.
+    #[arg(long, default_value = "3600", value_parser = parse_duration)]
+    token_ttl: Duration,
+    /// An agent without a heartbeat for this long is listed "inactive".
+    #[arg(long, default_value = "30", value_parser = parse_duration)]
+    inactive_after: Duration,
+}
+
+/// Whole seconds ("30") or a humantime duration ("2s", "500ms", "15m").
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let duration = match text.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(text).map_err(|e| e.to_string())?,
+    };
+    if duration.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    Ok(duration)
+}
+
+fn router(app: App) -> Router {
+    const PROVISIONING: &str = "/beta/onPremisesPublishingProfiles/provisioning";
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/devicelogin", get(oauth::devicelogin))
+        .route("/{tenant}/oauth2/v2.0/devicecode", post(oauth::devicecode))
+        .route("/{tenant}/oauth2/v2.0/token", post(oauth::token))
+        .route(&format!("{PROVISIONING}/agents"), get(graph::list_agents))
+        .route(
+            &format!("{PROVISIONING}/agents/{{id}}"),
+            get(graph::get_agent),
+        )
+        .route(
+            &format!("{PROVISIONING}/agents/{{id}}/passwordWriteback"),
+            get(graph::get_writeback).put(graph::put_writeback),
+        )
+        .route(
+            &format!("{PROVISIONING}/agentGroups"),
+            get(graph::list_groups),
+        )
+        .route(
+            &format!("{PROVISIONING}/publishedResources"),
+            get(graph::list_resources),
+        )
+        .route("/_agent/register", post(agent::register))
+        .route("/_agent/{id}/heartbeat", post(agent::heartbeat))
+        .route("/_lab/device/approve", post(oauth::lab_approve))
+        .route("/_lab/device/deny", post(oauth::lab_deny))
+        .route("/_lab/device/pending", get(oauth::lab_pending))
+        .route("/_lab/published-resources", post(lab::create_resource))
+        .route("/_lab/agent-ca", get(lab::agent_ca))
+        .route(
+            "/_lab/faults",
+            post(lab::add_fault).delete(lab::clear_faults),
+        )
+        .fallback(|| async {
+            respond::graph_error(
+                axum::http::StatusCode::NOT_FOUND,
+                "Request_ResourceNotFound",
+                "Unknown path in the LAB tenant emulator.",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            lab::inject_faults,
+        ))
+        .with_state(app)
+}
+
+fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+    let cert_pem =
+        std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
+    let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{}: bad PEM", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", cert.display());
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
+        .with_context(|| format!("{}: no usable private key", key.display()))?;
+    let mut config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .context("TLS protocol versions")?
+            .with_no_client_auth()
+            .with_single_cert(chain, key_der)
+            .context("server certificate and key do not fit")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(err) => {
+                tracing::warn!(error = %err, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(peer = %addr, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(peer = %addr, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
+                request.extensions_mut().insert(ConnectInfo(addr));
+                router.clone().oneshot(request.map(axum::body::Body::new))
+            });
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            if let Err(err) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(peer = %addr, error = %err, "connection ended with an error");
+            }
+        });
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    provd::transport::tls::install_crypto_provider();
+
+    let tls = tls_config(&args.tls_cert, &args.tls_key)?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("local address")?;
+    let agent_ca = AgentCa::generate().context("cannot generate the agent CA")?;
+    let app = App::new(
+        Settings {
+            tenant: args.tenant,
+            base_url: format!("https://{addr}"),
+            device_code_ttl: args.device_code_ttl,
+            poll_interval: args.poll_interval,
+            token_ttl: args.token_ttl,
+            inactive_after: args.inactive_after,
+        },
+        agent_ca,
+    );
+
+    {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening on https://{addr}")?;
+        stdout.flush()?;
+    }
+    tracing::info!(%addr, "provd-tenant-emulator started (LAB tool, not Microsoft's service)");
+
+    tokio::select! {
+        () = serve(listener, tls, router(app)) => {}
+        result = tokio::signal::ctrl_c() => result.context("waiting for Ctrl-C")?,
+    }
+    Ok(())
+}

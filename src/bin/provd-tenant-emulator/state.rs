@@ -1,0 +1,244 @@
+//! In-memory tenant state shared by every handler: device codes, tokens,
+//! agents, agent groups, published resources, injected faults, and the
+//! emulator's agent CA.
+//!
+//! Everything lives in one `Arc<Mutex<State>>`; handlers hold the lock only
+//! for short, non-async sections.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+use time::OffsetDateTime;
+
+/// Settings fixed at start-up (from the command line).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The tenant id accepted in `/{tenant}/oauth2/v2.0/...`.
+    pub tenant: String,
+    /// `https://host:port` of this emulator, used in `verification_uri`.
+    pub base_url: String,
+    /// Lifetime of a device code (`expires_in`).
+    pub device_code_ttl: Duration,
+    /// Minimum polling interval (`interval`).
+    pub poll_interval: Duration,
+    /// Lifetime of an access token.
+    pub token_ttl: Duration,
+    /// An agent without a heartbeat for this long is "inactive".
+    pub inactive_after: Duration,
+}
+
+/// What the (emulated) user did with a device code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Pending,
+    Approved { user: String },
+    Denied,
+}
+
+/// One outstanding device authorization request (RFC 8628 §3.2).
+#[derive(Debug, Clone)]
+pub struct DeviceCode {
+    pub device_code: String,
+    pub user_code: String,
+    pub client_id: String,
+    pub scope: String,
+    pub created: Instant,
+    pub expires_at: Instant,
+    pub last_poll: Option<Instant>,
+    pub decision: Decision,
+}
+
+/// Who a token was issued to.
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub user: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+/// An issued access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub grant: Grant,
+    pub expires_at: Instant,
+}
+
+/// A registered provisioning agent.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    pub id: String,
+    pub machine_name: String,
+    pub external_ip: IpAddr,
+    pub last_seen: Instant,
+    pub password_writeback: bool,
+}
+
+/// An `onPremisesAgentGroup`.
+#[derive(Debug, Clone)]
+pub struct AgentGroup {
+    pub id: String,
+    pub display_name: String,
+    pub is_default: bool,
+    pub agent_ids: Vec<String>,
+}
+
+/// A `publishedResource` (for provisioning: one AD domain).
+#[derive(Debug, Clone)]
+pub struct PublishedResource {
+    pub id: String,
+    pub display_name: String,
+    pub resource_name: String,
+    pub group_ids: Vec<String>,
+}
+
+/// An injected fault: the next `remaining` requests whose path starts with
+/// `path_prefix` are answered with `status`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub path_prefix: String,
+    pub status: u16,
+    pub remaining: u32,
+    pub retry_after_secs: Option<u64>,
+}
+
+/// The mutable tenant.
+#[derive(Debug, Default)]
+pub struct State {
+    pub device_codes: Vec<DeviceCode>,
+    pub access_tokens: HashMap<String, AccessToken>,
+    pub refresh_tokens: HashMap<String, Grant>,
+    pub agents: Vec<Agent>,
+    pub groups: Vec<AgentGroup>,
+    pub resources: Vec<PublishedResource>,
+    pub faults: Vec<Fault>,
+}
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub state: Arc<Mutex<State>>,
+    pub agent_ca: Arc<AgentCa>,
+}
+
+impl App {
+    pub fn new(settings: Settings, agent_ca: AgentCa) -> App {
+        App {
+            settings: Arc::new(settings),
+            state: Arc::new(Mutex::new(State::default())),
+            agent_ca: Arc::new(agent_ca),
+        }
+    }
+
+    /// Locks the state. A handler that panicked while holding the lock
+    /// cannot leave it half-updated in a way that matters for a lab tool,
+    /// so poisoning is ignored.
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Agent {
+    /// `"active"` while the last heartbeat is newer than `inactive_after`.
+    pub fn status(&self, now: Instant, inactive_after: Duration) -> &'static str {
+        if now.saturating_duration_since(self.last_seen) < inactive_after {
+            "active"
+        } else {
+            "inactive"
+        }
+    }
+}
+
+/// A random opaque token (256 bits, hex).
+pub fn random_token() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// A user code like `BCDF-GHJK` from the RFC 8628 §6.1 alphabet (no vowels,
+/// no look-alike characters).
+pub fn random_user_code() -> String {
+    const ALPHABET: &[u8] = b"BCDFGHJKLMNPQRSTVWXZ";
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let mut code = String::with_capacity(9);
+    for (i, b) in bytes.iter().take(8).enumerate() {
+        if i == 4 {
+            code.push('-');
+        }
+        code.push(char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]));
+    }
+    code
+}
+
+/// Normalizes a user-typed code: upper case, without the hyphen or spaces.
+pub fn normalize_user_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
+
+/// The emulator's own CA for agent client certificates, generated at start.
+pub struct AgentCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub cert_pem: String,
+}
+
+/// Common name of the agent CA.
+pub const AGENT_CA_COMMON_NAME: &str = "provd tenant emulator agent CA (LAB)";
+
+/// Validity of issued agent certificates.
+const AGENT_CERT_VALIDITY: time::Duration = time::Duration::days(180);
+
+impl AgentCa {
+    /// Generates a fresh ECDSA P-256 CA valid for ten years.
+    pub fn generate() -> Result<AgentCa, rcgen::Error> {
+        let now = OffsetDateTime::now_utc();
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, AGENT_CA_COMMON_NAME);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::days(3650);
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert = params.self_signed(&key)?;
+        Ok(AgentCa {
+            cert_pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        })
+    }
+
+    /// Signs a PEM CSR (whose signature rcgen verifies) as an agent client
+    /// certificate. The subject and extensions requested in the CSR are not
+    /// trusted: the certificate gets `CN=<agent id>`, no SANs, the
+    /// clientAuth EKU and a 180-day validity.
+    pub fn sign_csr(&self, csr_pem: &str, agent_id: &str) -> Result<String, rcgen::Error> {
+        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let now = OffsetDateTime::now_utc();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, agent_id);
+        let serial = uuid::Uuid::new_v4().into_bytes();
+        let mut serial = serial.to_vec();
+        serial[0] &= 0x7f; // keep it positive
+        csr.params = CertificateParams::default();
+        csr.params.distinguished_name = dn;
+        csr.params.is_ca = IsCa::ExplicitNoCa;
+        csr.params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        csr.params.serial_number = Some(SerialNumber::from_slice(&serial));
+        csr.params.not_before = now - time::Duration::minutes(1);
+        csr.params.not_after = now + AGENT_CERT_VALIDITY;
+        Ok(csr.signed_by(&self.issuer)?.pem())
+    }
+}

@@ -1,0 +1,656 @@
+//! End-to-end tests of the `provd-tenant-emulator` binary: each test spawns
+//! the real binary with a server certificate from a throwaway CA, reads the
+//! bound address from its first stdout line, and talks HTTPS to it.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use provd::pki::Ca;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const DAY: Duration = Duration::from_secs(86_400);
+const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+const CLIENT_ID: &str = "1950a258-227b-4e31-a9cf-717495945fc2";
+const SCOPE: &str = "https://graph.microsoft.com/.default offline_access";
+const AGENTS: &str = "/beta/onPremisesPublishingProfiles/provisioning/agents";
+const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+struct Emulator {
+    child: Child,
+    port: u16,
+    http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Emulator {
+    async fn start(extra: &[&str]) -> Emulator {
+        let dir = tempfile::tempdir().unwrap();
+        provd::transport::tls::install_crypto_provider();
+        let ca = Ca::generate("tenant emulator test CA", DAY).unwrap();
+        let server = ca
+            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
+            .unwrap();
+        let cert = dir.path().join("server.pem");
+        let key = dir.path().join("server.key");
+        std::fs::write(&cert, &server.cert_pem).unwrap();
+        std::fs::write(&key, &server.key_pem).unwrap();
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_provd-tenant-emulator"))
+            .args(["--listen", "127.0.0.1:0", "--tenant", TENANT, "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            BufReader::new(stdout).read_line(&mut line),
+        )
+        .await
+        .expect("emulator did not print its address in time")
+        .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on https://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Emulator {
+            child,
+            port,
+            http: common::http_client(&ca.cert_pem(), None),
+            _dir: dir,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    async fn stop(mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    async fn json(&self, response: reqwest::Response) -> (StatusCode, Value) {
+        let status = response.status();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut request = self.http.get(self.url(path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.json(request.send().await.unwrap()).await
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (StatusCode, Value) {
+        let mut request = self.http.post(self.url(path)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        self.json(request.send().await.unwrap()).await
+    }
+
+    async fn form(&self, path: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.json(response).await
+    }
+
+    async fn device_code(&self) -> Value {
+        let (status, body) = self
+            .form(
+                &format!("/{TENANT}/oauth2/v2.0/devicecode"),
+                &[("client_id", CLIENT_ID), ("scope", SCOPE)],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn poll(&self, device_code: &str) -> (StatusCode, Value) {
+        self.form(
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            &[
+                ("grant_type", DEVICE_CODE_GRANT),
+                ("client_id", CLIENT_ID),
+                ("device_code", device_code),
+            ],
+        )
+        .await
+    }
+
+    async fn decide(&self, user_code: &str, approve: bool) {
+        let path = if approve {
+            "/_lab/device/approve"
+        } else {
+            "/_lab/device/deny"
+        };
+        let (status, body) = self
+            .post(
+                path,
+                None,
+                &json!({ "user_code": user_code, "user": "admin@lab.example.test" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    /// The whole device code flow; returns the token response.
+    async fn sign_in(&self) -> Value {
+        let code = self.device_code().await;
+        self.decide(code["user_code"].as_str().unwrap(), true).await;
+        let (status, body) = self.poll(code["device_code"].as_str().unwrap()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+
+    async fn token(&self) -> String {
+        self.sign_in().await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// Registers an agent with a fresh key; returns (agentId, certificate
+    /// PEM, public key bytes).
+    async fn register(&self, token: &str, machine: &str) -> (String, String, Vec<u8>) {
+        let (csr, public_key) = csr(machine);
+        let (status, body) = self
+            .post(
+                "/_agent/register",
+                Some(token),
+                &json!({ "machineName": machine, "csr": csr }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["agentId"].as_str().unwrap().to_owned(),
+            body["certificate"].as_str().unwrap().to_owned(),
+            public_key,
+        )
+    }
+
+    async fn heartbeat(&self, id: &str, machine: &str) -> StatusCode {
+        self.http
+            .post(self.url(&format!("/_agent/{id}/heartbeat")))
+            .json(&json!({ "machineName": machine }))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A PEM CSR for `machine` and the raw public key it carries.
+fn csr(machine: &str) -> (String, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, machine);
+    let csr = params.serialize_request(&key).unwrap();
+    (csr.pem().unwrap(), key.public_key_raw().to_vec())
+}
+
+fn pem_der(pem: &str) -> Vec<u8> {
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
+    block.contents
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or_default()
+}
+
+fn oauth_error(body: &Value) -> &str {
+    body["error"].as_str().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn device_code_flow_pending_slow_down_then_tokens() {
+    let emu = Emulator::start(&["--poll-interval", "1"]).await;
+    let code = emu.device_code().await;
+    let user_code = code["user_code"].as_str().unwrap();
+    assert_eq!(user_code.len(), 9, "{code}");
+    assert_eq!(&user_code[4..5], "-", "{code}");
+    assert_eq!(
+        code["verification_uri"].as_str().unwrap(),
+        format!("https://127.0.0.1:{}/devicelogin", emu.port)
+    );
+    assert_eq!(code["expires_in"], 900);
+    assert_eq!(code["interval"], 1);
+    assert!(code["message"].as_str().unwrap().contains(user_code));
+    let device_code = code["device_code"].as_str().unwrap();
+
+    let (_, pending) = emu.get("/_lab/device/pending", None).await;
+    assert!(
+        pending["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["user_code"] == user_code),
+        "{pending}"
+    );
+
+    let (status, body) = emu.poll(device_code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "authorization_pending", "{body}");
+    let (status, body) = emu.poll(device_code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "slow_down", "{body}");
+
+    emu.decide(user_code, true).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (status, tokens) = emu.poll(device_code).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["scope"], SCOPE);
+    assert_eq!(tokens["expires_in"], 3600);
+    assert!(
+        tokens["access_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+
+    // A redeemed device code is spent.
+    let (status, body) = emu.poll(device_code).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "invalid_grant", "{body}");
+
+    // Refresh tokens work once and rotate.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let token_path = format!("/{TENANT}/oauth2/v2.0/token");
+    let refresh_form = [
+        ("grant_type", "refresh_token"),
+        ("client_id", CLIENT_ID),
+        ("refresh_token", refresh),
+    ];
+    let (status, refreshed) = emu.form(&token_path, &refresh_form).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    assert_ne!(refreshed["access_token"], tokens["access_token"]);
+    let (status, _) = emu.get(AGENTS, refreshed["access_token"].as_str()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = emu.form(&token_path, &refresh_form).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "invalid_grant", "{body}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn device_code_expires() {
+    let emu = Emulator::start(&["--device-code-ttl", "1"]).await;
+    let code = emu.device_code().await;
+    assert_eq!(code["expires_in"], 1);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, body) = emu.poll(code["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "expired_token", "{body}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn device_code_denied() {
+    let emu = Emulator::start(&[]).await;
+    let code = emu.device_code().await;
+    emu.decide(code["user_code"].as_str().unwrap(), false).await;
+    let (status, body) = emu.poll(code["device_code"].as_str().unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "access_denied", "{body}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_error_bodies() {
+    let emu = Emulator::start(&[]).await;
+    let health = emu.http.get(emu.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let (status, body) = emu
+        .form(
+            &format!("/{TENANT}/oauth2/v2.0/devicecode"),
+            &[("scope", SCOPE)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "invalid_request", "{body}");
+    let (status, body) = emu
+        .form(
+            "/not-my-tenant/oauth2/v2.0/devicecode",
+            &[("client_id", CLIENT_ID), ("scope", SCOPE)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "invalid_request", "{body}");
+    let (status, body) = emu
+        .form(
+            &format!("/{TENANT}/oauth2/v2.0/token"),
+            &[("grant_type", "password")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(oauth_error(&body), "unsupported_grant_type", "{body}");
+
+    let response = emu
+        .http
+        .post(emu.url("/_lab/device/approve"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = emu.json(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "BadRequest", "{body}");
+    let (status, body) = emu
+        .post(
+            "/_lab/device/approve",
+            None,
+            &json!({ "user_code": "ZZZZ-ZZZZ" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "Request_ResourceNotFound", "{body}");
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn graph_requires_a_bearer_token() {
+    let emu = Emulator::start(&[]).await;
+    let (status, body) = emu.get(AGENTS, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "InvalidAuthenticationToken", "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    let (status, body) = emu.get(AGENTS, Some("not-a-token")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_code(&body), "InvalidAuthenticationToken", "{body}");
+
+    let token = emu.token().await;
+    let (status, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"], json!([]));
+    assert!(
+        body["@odata.context"].as_str().unwrap().contains("agents"),
+        "{body}"
+    );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn agent_registration_heartbeat_status_and_groups() {
+    let emu = Emulator::start(&["--inactive-after", "2"]).await;
+    let token = emu.token().await;
+
+    let (csr_pem, _) = csr("nope");
+    let (status, body) = emu
+        .post(
+            "/_agent/register",
+            None,
+            &json!({ "machineName": "agent1", "csr": csr_pem }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, body) = emu
+        .post(
+            "/_agent/register",
+            Some(&token),
+            &json!({ "machineName": "agent1", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(error_code(&body), "BadRequest", "{body}");
+
+    let machine = "agent1.lab.example.test";
+    let (id, cert_pem, public_key) = emu.register(&token, machine).await;
+
+    // The certificate chains to the emulator's agent CA.
+    let ca_pem = emu
+        .http
+        .get(emu.url("/_lab/agent-ca"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ca_der = pem_der(&ca_pem);
+    let cert_der = pem_der(&cert_pem);
+    let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
+    let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
+    assert_eq!(cert.issuer(), ca.subject());
+    assert!(ca.is_ca());
+    cert.verify_signature(Some(ca.public_key())).unwrap();
+    assert_eq!(
+        cert.public_key().subject_public_key.data.as_ref(),
+        public_key
+    );
+    assert_eq!(
+        cert.subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap(),
+        id
+    );
+
+    assert_eq!(emu.heartbeat(&id, machine).await, StatusCode::NO_CONTENT);
+    assert_eq!(emu.heartbeat(&id, "other").await, StatusCode::CONFLICT);
+    assert_eq!(
+        emu.heartbeat("no-such-agent", machine).await,
+        StatusCode::NOT_FOUND
+    );
+    let (status, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let agent = &body["value"][0];
+    assert_eq!(agent["id"], id.as_str());
+    assert_eq!(agent["machineName"], machine);
+    assert_eq!(agent["externalIp"], "127.0.0.1");
+    assert_eq!(agent["status"], "active");
+    assert_eq!(agent["supportedPublishingTypes"], json!(["provisioning"]));
+    assert!(agent.get("agentGroups").is_none(), "{agent}");
+
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let (_, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(body["value"][0]["status"], "inactive", "{body}");
+    assert_eq!(emu.heartbeat(&id, machine).await, StatusCode::NO_CONTENT);
+    let (_, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(body["value"][0]["status"], "active", "{body}");
+
+    let (status, body) = emu
+        .post(
+            "/_lab/published-resources",
+            None,
+            &json!({ "domain": "lab.example.test" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, _) = emu
+        .post(
+            "/_lab/published-resources",
+            None,
+            &json!({ "domain": "lab.example.test" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let (status, body) = emu
+        .get(&format!("{AGENTS}?$expand=agentGroups"), Some(&token))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let groups = body["value"][0]["agentGroups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{body}");
+    assert!(
+        groups[0]["displayName"]
+            .as_str()
+            .unwrap()
+            .contains("lab.example.test"),
+        "{body}"
+    );
+    assert_eq!(groups[0]["publishingType"], "provisioning");
+    let group_id = groups[0]["id"].clone();
+
+    let (status, body) = emu
+        .get(
+            "/beta/onPremisesPublishingProfiles/provisioning/publishedResources?%24expand=agentGroups",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resource = &body["value"][0];
+    assert_eq!(resource["resourceName"], "lab.example.test");
+    assert_eq!(resource["publishingType"], "provisioning");
+    assert_eq!(resource["agentGroups"][0]["id"], group_id);
+
+    let (status, body) = emu
+        .get(
+            "/beta/onPremisesPublishingProfiles/provisioning/agentGroups?$expand=agents",
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["value"][0]["id"], group_id);
+    assert_eq!(body["value"][0]["agents"][0]["id"], id.as_str());
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn password_writeback_flag() {
+    let emu = Emulator::start(&[]).await;
+    let token = emu.token().await;
+    let (id, _, _) = emu.register(&token, "agent2").await;
+    let path = format!("{AGENTS}/{id}/passwordWriteback");
+
+    let (status, body) = emu.get(&path, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "enabled": false }));
+
+    let put = |body: String| {
+        emu.http
+            .put(emu.url(&path))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let (status, body) = emu
+        .json(put(r#"{"enabled":true}"#.into()).await.unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({ "enabled": true }));
+    let (_, body) = emu.get(&path, Some(&token)).await;
+    assert_eq!(body, json!({ "enabled": true }));
+
+    let (status, body) = emu
+        .json(put(r#"{"enabled":"yes"}"#.into()).await.unwrap())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "BadRequest", "{body}");
+
+    let (status, body) = emu
+        .get(
+            &format!("{AGENTS}/no-such-agent/passwordWriteback"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "Request_ResourceNotFound", "{body}");
+    let (status, _) = emu.get(&path, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn faults_throttle_then_recover_and_deny() {
+    let emu = Emulator::start(&[]).await;
+    let token = emu.token().await;
+    let (status, body) = emu
+        .post(
+            "/_lab/faults",
+            None,
+            &json!({ "path_prefix": "/beta/", "status": 429, "count": 3, "retry_after_secs": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for attempt in 0..3 {
+        let response = emu
+            .http
+            .get(emu.url(AGENTS))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok()),
+            Some("1"),
+            "attempt {attempt}"
+        );
+        let (status, body) = emu.json(response).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "attempt {attempt}");
+        assert_eq!(error_code(&body), "TooManyRequests", "{body}");
+    }
+    let (status, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, _) = emu
+        .post(
+            "/_lab/faults",
+            None,
+            &json!({ "path_prefix": "/beta/onPremisesPublishingProfiles", "status": 403, "count": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(error_code(&body), "Authorization_RequestDenied", "{body}");
+    let (status, _) = emu.get(AGENTS, Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, body) = emu
+        .post(
+            "/_lab/faults",
+            None,
+            &json!({ "path_prefix": "/beta/", "status": 200 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "BadRequest", "{body}");
+    emu.stop().await;
+}
