@@ -35,6 +35,7 @@ impl Emulator {
         let server = ca
             .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
             .unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
         let cert = dir.path().join("server.pem");
         let key = dir.path().join("server.key");
         std::fs::write(&cert, &server.cert_pem).unwrap();
@@ -652,5 +653,140 @@ async fn faults_throttle_then_recover_and_deny() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(error_code(&body), "BadRequest", "{body}");
+    emu.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// provd's own tenant client (backends::tenant) against the emulator.
+// ---------------------------------------------------------------------------
+
+use provd::backends::tenant::{HttpTenant, RetryPolicy, TenantEndpoints, TenantError};
+
+fn tenant_client(emu: &Emulator) -> HttpTenant {
+    let base = format!("https://localhost:{}", emu.port);
+    HttpTenant::new(
+        TenantEndpoints {
+            authority: base.clone(),
+            graph: base,
+            tenant: TENANT.into(),
+            client_id: CLIENT_ID.into(),
+            scope: SCOPE.into(),
+        },
+        Some(&emu._dir.path().join("ca.pem")),
+        Duration::from_secs(10),
+        RetryPolicy {
+            attempts: 5,
+            first_backoff: Duration::from_millis(100),
+            max_wait: Duration::from_secs(5),
+        },
+    )
+    .unwrap()
+}
+
+async fn approve(emu: &Emulator, user_code: &str) {
+    let (status, body) = emu
+        .post(
+            "/_lab/device/approve",
+            None,
+            &json!({ "user_code": user_code, "user": "admin@lab.example.test" }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+}
+
+#[tokio::test]
+async fn tenant_client_signs_in_by_device_code_and_lists_agents_through_throttling() {
+    let emu = Emulator::start(&["--poll-interval", "1"]).await;
+    let client = tenant_client(&emu);
+    let code = client.start_device_code().await.unwrap();
+    assert!(code.verification_uri.ends_with("/devicelogin"), "{code:?}");
+    assert!(!code.user_code.is_empty());
+
+    // The client waits (authorization_pending) until someone approves.
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let waiting = tokio::spawn({
+        let client = tenant_client(&emu);
+        let cancel = cancel.clone();
+        async move {
+            let code = code;
+            client.wait_for_tokens(&code, &cancel).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!waiting.is_finished(), "tokens before approval");
+    let (_, pending) = emu.get("/_lab/device/pending", None).await;
+    let user_code = pending
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|p| p["user_code"].as_str())
+        .map(str::to_owned)
+        .or_else(|| pending["value"][0]["user_code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no pending code in {pending}"));
+    approve(&emu, &user_code).await;
+    let tokens = tokio::time::timeout(Duration::from_secs(15), waiting)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+
+    assert!(client.list_agents(&tokens).await.unwrap().is_empty());
+
+    // A burst of 429s is retried (honouring Retry-After), then succeeds.
+    let (status, _) = emu
+        .post(
+            "/_lab/faults",
+            None,
+            &json!({ "path_prefix": "/beta/", "status": 429, "count": 3, "retry_after_secs": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let started = std::time::Instant::now();
+    assert!(client.list_agents(&tokens).await.unwrap().is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "Retry-After not honoured: {:?}",
+        started.elapsed()
+    );
+
+    // A 403 is a clear error, not retried.
+    let (status, _) = emu
+        .post(
+            "/_lab/faults",
+            None,
+            &json!({ "path_prefix": "/beta/", "status": 403, "count": 1 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    match client.list_agents(&tokens).await {
+        Err(TenantError::Forbidden(m)) => assert!(m.contains("Authorization_RequestDenied"), "{m}"),
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn tenant_client_reports_expired_and_declined_sign_ins() {
+    let emu = Emulator::start(&["--poll-interval", "1", "--device-code-ttl", "2"]).await;
+    let client = tenant_client(&emu);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let code = client.start_device_code().await.unwrap();
+    match client.wait_for_tokens(&code, &cancel).await {
+        Err(TenantError::DeviceCodeExpired) => {}
+        other => panic!("expected DeviceCodeExpired, got {:?}", other.map(|_| ())),
+    }
+
+    let code = client.start_device_code().await.unwrap();
+    let (status, body) = emu
+        .post(
+            "/_lab/device/deny",
+            None,
+            &json!({ "user_code": code.user_code }),
+        )
+        .await;
+    assert!(status.is_success(), "{body}");
+    match client.wait_for_tokens(&code, &cancel).await {
+        Err(TenantError::AccessDenied) => {}
+        other => panic!("expected AccessDenied, got {:?}", other.map(|_| ())),
+    }
     emu.stop().await;
 }

@@ -4,3 +4,4 @@
 pub mod directory;
 pub mod host;
 pub mod store;
+pub mod tenant;

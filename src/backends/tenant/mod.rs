@@ -1,0 +1,496 @@
+//! The tenant: Microsoft Entra sign-in with the OAuth 2.0 device
+//! authorization grant (RFC 8628) and Microsoft Graph (provisioning agents),
+//! over HTTPS with retries on 429/5xx that honour Retry-After.
+//!
+//! Shapes: Microsoft identity platform "OAuth 2.0 device authorization grant"
+//! (`/{tenant}/oauth2/v2.0/devicecode`, `/token`), Graph beta
+//! `onPremisesAgent` (`GET /beta/onPremisesPublishingProfiles/provisioning/agents?$expand=agentGroups`).
+//! The same code talks to the lab's `provd-tenant-emulator` when pointed at it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+use super::host::Cloud;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant configuration: {0}")]
+    Config(String),
+    /// The tenant could not be reached or kept failing; a retry may help.
+    #[error("the tenant did not answer: {0}")]
+    Unavailable(String),
+    /// 401: the token is missing, expired or invalid.
+    #[error("the tenant rejected the sign-in (401): {0}")]
+    Unauthorized(String),
+    /// 403: signed in, but not allowed.
+    #[error("the signed-in account may not do this (403): {0}")]
+    Forbidden(String),
+    /// The device code expired before anyone approved it.
+    #[error("the device code expired before the sign-in was completed")]
+    DeviceCodeExpired,
+    /// The person signing in declined.
+    #[error("the sign-in was declined")]
+    AccessDenied,
+    #[error("the sign-in was cancelled")]
+    Cancelled,
+    /// An answer that does not follow the documented shape.
+    #[error("unexpected answer from the tenant: {0}")]
+    Protocol(String),
+}
+
+/// Where sign-in and Graph live, per cloud (as the installer's
+/// ENVIRONMENTNAME chooses), or overridden (the lab emulator).
+#[derive(Debug, Clone)]
+pub struct TenantEndpoints {
+    /// e.g. `https://login.microsoftonline.com`.
+    pub authority: String,
+    /// e.g. `https://graph.microsoft.com`.
+    pub graph: String,
+    /// Tenant id or domain; `organizations` for any work account.
+    pub tenant: String,
+    pub client_id: String,
+    pub scope: String,
+}
+
+impl TenantEndpoints {
+    pub fn for_cloud(cloud: Cloud, tenant: &str, client_id: &str) -> Self {
+        let (authority, graph) = match cloud {
+            Cloud::AzurePublic => (
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            Cloud::AzureUsGovernment => (
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+        };
+        Self {
+            authority: authority.into(),
+            graph: graph.into(),
+            tenant: tenant.into(),
+            client_id: client_id.into(),
+            scope: format!("{graph}/.default offline_access"),
+        }
+    }
+}
+
+/// What the operator must do to sign in. `device_code` stays secret.
+pub struct DeviceCode {
+    pub user_code: String,
+    pub verification_uri: String,
+    pub message: String,
+    pub expires_at: Instant,
+    pub interval: Duration,
+    device_code: SecretString,
+}
+
+impl std::fmt::Debug for DeviceCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceCode")
+            .field("user_code", &self.user_code)
+            .field("verification_uri", &self.verification_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tokens, in memory only.
+pub struct Tokens {
+    pub access: SecretString,
+    pub refresh: Option<SecretString>,
+    pub expires_at: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentGroup {
+    pub id: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProvisioningAgent {
+    pub id: String,
+    pub machine_name: String,
+    pub external_ip: String,
+    pub active: bool,
+    pub groups: Vec<AgentGroup>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    /// The longest single wait, whatever Retry-After says.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first_backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct HttpTenant {
+    http: reqwest::Client,
+    endpoints: TenantEndpoints,
+    retry: RetryPolicy,
+}
+
+#[derive(Deserialize)]
+struct DeviceCodeBody {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    #[serde(default)]
+    message: String,
+    expires_in: u64,
+    #[serde(default = "default_interval")]
+    interval: u64,
+}
+
+fn default_interval() -> u64 {
+    5
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    expires_in: u64,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+#[derive(Deserialize)]
+struct GraphList<T> {
+    value: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentBody {
+    id: String,
+    #[serde(default)]
+    machine_name: String,
+    #[serde(default)]
+    external_ip: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    agent_groups: Vec<GroupBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupBody {
+    id: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+fn transport(err: &reqwest::Error) -> TenantError {
+    TenantError::Unavailable(err.to_string())
+}
+
+impl HttpTenant {
+    /// `ca_file`: a PEM bundle to trust instead of the public web roots (the
+    /// lab emulator's CA).
+    pub fn new(
+        endpoints: TenantEndpoints,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, TenantError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert =
+                        cert.map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TenantError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| TenantError::Config(e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoints,
+            retry,
+        })
+    }
+
+    fn oauth_url(&self, leaf: &str) -> String {
+        format!(
+            "{}/{}/oauth2/v2.0/{leaf}",
+            self.endpoints.authority.trim_end_matches('/'),
+            self.endpoints.tenant
+        )
+    }
+
+    /// Starts a device-code sign-in: what to show the operator.
+    pub async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+        let response = self
+            .http
+            .post(self.oauth_url("devicecode"))
+            .form(&[
+                ("client_id", self.endpoints.client_id.as_str()),
+                ("scope", self.endpoints.scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| transport(&e))?;
+        if !status.is_success() {
+            return Err(oauth_failure(status.as_u16(), &text));
+        }
+        let body: DeviceCodeBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("device code answer: {e}")))?;
+        Ok(DeviceCode {
+            user_code: body.user_code,
+            verification_uri: body.verification_uri,
+            message: body.message,
+            expires_at: Instant::now() + Duration::from_secs(body.expires_in),
+            interval: Duration::from_secs(body.interval.max(1)),
+            device_code: SecretString::from(body.device_code),
+        })
+    }
+
+    /// Polls until the operator approves, declines, or the code expires
+    /// (RFC 8628 §3.4–3.5: `interval`, plus 5 s after each `slow_down`).
+    pub async fn wait_for_tokens(
+        &self,
+        code: &DeviceCode,
+        cancel: &CancellationToken,
+    ) -> Result<Tokens, TenantError> {
+        let mut interval = code.interval;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = cancel.cancelled() => return Err(TenantError::Cancelled),
+            }
+            if Instant::now() >= code.expires_at {
+                return Err(TenantError::DeviceCodeExpired);
+            }
+            let response = self
+                .http
+                .post(self.oauth_url("token"))
+                .form(&[
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+                    ("client_id", self.endpoints.client_id.as_str()),
+                    ("device_code", code.device_code.expose_secret()),
+                ])
+                .send()
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                // A transient network error does not end the sign-in.
+                Err(e) => {
+                    tracing::warn!(error = %e, "token poll failed; polling again");
+                    continue;
+                }
+            };
+            let status = response.status();
+            let text = response.text().await.map_err(|e| transport(&e))?;
+            if status.is_success() {
+                return tokens(&text);
+            }
+            match serde_json::from_str::<OAuthError>(&text).map(|e| e.error) {
+                Ok(e) if e == "authorization_pending" => {}
+                Ok(e) if e == "slow_down" => interval += Duration::from_secs(5),
+                Ok(e) if e == "expired_token" => return Err(TenantError::DeviceCodeExpired),
+                Ok(e) if e == "access_denied" || e == "authorization_declined" => {
+                    return Err(TenantError::AccessDenied);
+                }
+                _ => return Err(oauth_failure(status.as_u16(), &text)),
+            }
+        }
+    }
+
+    /// A GET on Graph with the retry policy: 429 and 5xx are retried,
+    /// waiting Retry-After when given, else exponential backoff.
+    async fn graph_get(&self, path: &str, tokens: &Tokens) -> Result<String, TenantError> {
+        let url = format!("{}{path}", self.endpoints.graph.trim_end_matches('/'));
+        let mut backoff = self.retry.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.retry.attempts {
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(tokens.access.expose_secret())
+                .send()
+                .await;
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e.to_string();
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.retry.max_wait);
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.map_err(|e| transport(&e))?;
+            match status {
+                200..=299 => return Ok(text),
+                401 => return Err(TenantError::Unauthorized(graph_message(&text))),
+                403 => return Err(TenantError::Forbidden(graph_message(&text))),
+                429 | 500..=599 => {
+                    last = format!("HTTP {status}: {}", graph_message(&text));
+                    let wait = retry_after.unwrap_or(backoff).min(self.retry.max_wait);
+                    tracing::info!(
+                        status,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "Graph throttled or failing; retrying"
+                    );
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(self.retry.max_wait);
+                }
+                other => {
+                    return Err(TenantError::Protocol(format!(
+                        "HTTP {other}: {}",
+                        graph_message(&text)
+                    )));
+                }
+            }
+        }
+        Err(TenantError::Unavailable(format!(
+            "{url} still failing after {} attempts: {last}",
+            self.retry.attempts
+        )))
+    }
+
+    /// The tenant's provisioning agents with their groups.
+    pub async fn list_agents(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<ProvisioningAgent>, TenantError> {
+        let text = self
+            .graph_get(
+                "/beta/onPremisesPublishingProfiles/provisioning/agents?$expand=agentGroups",
+                tokens,
+            )
+            .await?;
+        let list: GraphList<AgentBody> = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("agent list: {e}")))?;
+        Ok(list
+            .value
+            .into_iter()
+            .map(|a| ProvisioningAgent {
+                id: a.id,
+                machine_name: a.machine_name,
+                external_ip: a.external_ip,
+                // The documentation's example says "Active".
+                active: a.status.eq_ignore_ascii_case("active"),
+                groups: a
+                    .agent_groups
+                    .into_iter()
+                    .map(|g| AgentGroup {
+                        id: g.id,
+                        display_name: g.display_name,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+fn tokens(text: &str) -> Result<Tokens, TenantError> {
+    let body: TokenBody = serde_json::from_str(text)
+        .map_err(|e| TenantError::Protocol(format!("token answer: {e}")))?;
+    Ok(Tokens {
+        access: SecretString::from(body.access_token),
+        refresh: body.refresh_token.map(SecretString::from),
+        expires_at: Instant::now() + Duration::from_secs(body.expires_in),
+    })
+}
+
+fn oauth_failure(status: u16, text: &str) -> TenantError {
+    match serde_json::from_str::<OAuthError>(text) {
+        Ok(e) => TenantError::Protocol(format!(
+            "HTTP {status}: {}: {}",
+            e.error, e.error_description
+        )),
+        Err(_) => TenantError::Protocol(format!("HTTP {status}")),
+    }
+}
+
+/// `{"error":{"code":..., "message":...}}` → "code: message".
+fn graph_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            Some(format!(
+                "{}: {}",
+                e.get("code")?.as_str()?,
+                e.get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default()
+            ))
+        })
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_errors_are_summarised() {
+        assert_eq!(
+            graph_message(r#"{"error":{"code":"Authorization_RequestDenied","message":"nope"}}"#),
+            "Authorization_RequestDenied: nope"
+        );
+        assert_eq!(graph_message("plain"), "plain");
+    }
+
+    #[test]
+    fn clouds() {
+        let us = TenantEndpoints::for_cloud(Cloud::AzureUsGovernment, "t", "c");
+        assert_eq!(us.authority, "https://login.microsoftonline.us");
+        assert!(us.scope.starts_with("https://graph.microsoft.us/"));
+    }
+}
