@@ -299,6 +299,34 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
             .all(|s| s.state == v1::ServiceState::Running as i32)
     );
 
+    // A newer package upgrades; the older one afterwards does no work (the
+    // failing package, 1.1.999.0, would now be skipped too, so it went first).
+    let (events, op) = install(
+        &channel,
+        Path::new(&env["WINE_LAB_MSI_NEWER"]),
+        &env["WINE_LAB_MSI_NEWER_SHA256"],
+    )
+    .await;
+    assert_eq!(
+        op.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?} {events:#?}",
+        op.error
+    );
+    assert_eq!(op.result["installed_version"], "1.1.1000.0");
+    let (events, op) = install(
+        &channel,
+        Path::new(&env["WINE_LAB_MSI"]),
+        &env["WINE_LAB_MSI_SHA256"],
+    )
+    .await;
+    assert_eq!(op.state, v1::OperationState::Succeeded as i32);
+    assert_eq!(op.result["changed"], "false");
+    assert_eq!(op.result["installed_version"], "1.1.1000.0");
+    assert!(events.iter().any(|e| e.step == "check-version"
+        && e.kind == v1::EventKind::StepSkipped as i32
+        && e.message.contains("1.1.1000.0")));
+
     // Uninstall through the API: services stopped, package removed; again: no work.
     for expect_changed in ["true", "false"] {
         let op = AgentServiceClient::new(channel.clone())
