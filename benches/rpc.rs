@@ -208,6 +208,19 @@ impl Call for GetOperation {
     }
 }
 
+struct GetAgent {
+    client: AgentServiceClient<Channel>,
+}
+
+impl Call for GetAgent {
+    async fn call(&mut self) -> Result<(), tonic::Status> {
+        self.client
+            .get_agent(v1::GetAgentRequest {})
+            .await
+            .map(|_| ())
+    }
+}
+
 struct HealthCheck {
     client: HealthClient<Channel>,
 }
@@ -239,6 +252,7 @@ fn check_serving(response: &HealthCheckResponse) -> Result<(), tonic::Status> {
 enum Rpc {
     ProvdGetOperation,
     ProvdHealth,
+    ProvdGetAgent,
     BareHealth,
 }
 
@@ -247,6 +261,7 @@ impl Rpc {
         match self {
             Rpc::ProvdGetOperation => "provd  OperationsService/GetOperation",
             Rpc::ProvdHealth => "provd  Health/Check (reference)",
+            Rpc::ProvdGetAgent => "provd  AgentService/GetAgent (reference)",
             Rpc::BareHealth => "bare tonic  Health/Check",
         }
     }
@@ -501,7 +516,15 @@ async fn bench_provd(
             }
         })
         .await?;
-        Ok((vec![get, health], about))
+        // Measured last: shows whether a gap is GetOperation's own or the
+        // order of measurement.
+        let agent = measure(Rpc::ProvdGetAgent, addr, pki, requests, level, &|channel| {
+            GetAgent {
+                client: AgentServiceClient::new(channel),
+            }
+        })
+        .await?;
+        Ok((vec![get, health, agent], about))
     }
     .await;
     daemon.shutdown().await;
@@ -842,7 +865,12 @@ impl Report {
         );
         println!("{line}");
         for &(c, ch) in LEVELS {
-            for rpc in [Rpc::ProvdGetOperation, Rpc::BareHealth, Rpc::ProvdHealth] {
+            for rpc in [
+                Rpc::ProvdGetOperation,
+                Rpc::BareHealth,
+                Rpc::ProvdHealth,
+                Rpc::ProvdGetAgent,
+            ] {
                 if let Some(m) = self.find(rpc, c, ch) {
                     println!(
                         "{:<12} {:<40} {:>10.0} {:>10.1} {:>10.1} {:>10.1} {:>7}",
