@@ -20,7 +20,6 @@ use common::*;
 use provd::pki::Role;
 use provd::proto::v1;
 use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
 use tonic::transport::Channel;
 
 fn wine_env() -> BTreeMap<String, String> {
@@ -96,30 +95,7 @@ async fn install(
         .into_inner()
         .operation
         .unwrap();
-    watch(channel, op).await
-}
-
-async fn watch(channel: &Channel, op: v1::Operation) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let mut stream = OperationsServiceClient::new(channel.clone())
-        .watch_operation(v1::WatchOperationRequest {
-            id: op.id,
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(180), stream.message())
-            .await
-            .expect("install did not end")
-            .unwrap()
-            .unwrap();
-        match item.item.unwrap() {
-            v1::watch_operation_response::Item::Event(e) => events.push(e),
-            v1::watch_operation_response::Item::Operation(op) => return (events, op),
-        }
-    }
+    finish(channel, op).await
 }
 
 async fn agent(channel: &Channel) -> v1::GetAgentResponse {
@@ -195,7 +171,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         .into_inner()
         .operation
         .unwrap();
-    let (_, op) = watch(&channel, op).await;
+    let (_, op) = finish(&channel, op).await;
     assert_eq!(
         op.state,
         v1::OperationState::Succeeded as i32,
@@ -338,7 +314,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
             .into_inner()
             .operation
             .unwrap();
-        let (events, op) = watch(&channel, op).await;
+        let (events, op) = finish(&channel, op).await;
         assert_eq!(
             op.state,
             v1::OperationState::Succeeded as i32,

@@ -291,7 +291,7 @@ async fn run_install(
     };
     let installed = host.install_package(&package).await;
     let _ = tokio::fs::remove_file(&staged).await;
-    let outcome = installed.map_err(|err| installer_error(err, &package))?;
+    let outcome = installed.map_err(|err| installer_error(err, &package.log_path))?;
     if outcome.reboot_required {
         progress
             .warning(
@@ -375,12 +375,6 @@ async fn run_uninstall(
         .await
         .map_err(|e| Error::Internal(format!("{}: {e}", staging_dir.display())))?;
     let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
-    let package = PackageToInstall {
-        path: PathBuf::new(),
-        kind: PackageKind::Msi,
-        cloud: Cloud::default(),
-        log_path: log.clone(),
-    };
     let changed = match host.uninstall_agent(&log).await {
         Ok(None) => {
             progress
@@ -394,7 +388,7 @@ async fn run_uninstall(
                 .await?;
             true
         }
-        Err(err) => return Err(installer_error(err, &package)),
+        Err(err) => return Err(installer_error(err, &log)),
     };
     Ok(BTreeMap::from([("changed".into(), changed.to_string())]))
 }
@@ -444,7 +438,7 @@ async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(),
 const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A host failure during install, as the operation reports it.
-fn installer_error(err: HostError, package: &PackageToInstall) -> Error {
+fn installer_error(err: HostError, log_path: &Path) -> Error {
     match err {
         HostError::Unavailable(reason) => Error::FailedPrecondition {
             reason: "HOST_UNAVAILABLE",
@@ -460,7 +454,7 @@ fn installer_error(err: HostError, package: &PackageToInstall) -> Error {
                 }
                 _ => Error::FailedPrecondition {
                     reason: "INSTALLER_FAILED",
-                    subject: package.log_path.display().to_string(),
+                    subject: log_path.display().to_string(),
                     message,
                 },
             }

@@ -150,10 +150,6 @@ impl DirectoryWorkflows {
             .collect())
     }
 
-    pub async fn get(&self, domain: &str) -> Result<Option<DirectoryRecord>, Error> {
-        load(&self.store, domain).await
-    }
-
     pub async fn add(
         &self,
         caller: &Caller,

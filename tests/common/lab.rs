@@ -9,10 +9,11 @@ use std::time::Duration;
 use provd::pki::Role;
 use provd::proto::v1;
 use provd::proto::v1::directory_service_client::DirectoryServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
 use tonic::transport::Channel;
 
 use super::*;
+
+pub use super::finish;
 
 /// The lab's environment, from `lab.sh env` after `lab.sh up`.
 pub fn lab() -> &'static BTreeMap<String, String> {
@@ -98,33 +99,6 @@ pub fn admin() -> v1::Credential {
     v1::Credential {
         username: var("LAB_ADMIN_UPN"),
         password: var("LAB_PASSWORD"),
-    }
-}
-
-pub async fn finish(
-    channel: &Channel,
-    op: v1::Operation,
-) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let mut ops = OperationsServiceClient::new(channel.clone());
-    let mut stream = ops
-        .watch_operation(v1::WatchOperationRequest {
-            id: op.id,
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    loop {
-        let item = tokio::time::timeout(Duration::from_secs(120), stream.message())
-            .await
-            .expect("operation did not end")
-            .unwrap()
-            .unwrap();
-        match item.item.unwrap() {
-            v1::watch_operation_response::Item::Event(e) => events.push(e),
-            v1::watch_operation_response::Item::Operation(op) => return (events, op),
-        }
     }
 }
 

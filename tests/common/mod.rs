@@ -215,3 +215,35 @@ pub fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(data))
 }
+
+/// Watches `op` to its terminal state: its events, then the final operation.
+pub async fn finish(
+    channel: &Channel,
+    op: provd::proto::v1::Operation,
+) -> (
+    Vec<provd::proto::v1::OperationEvent>,
+    provd::proto::v1::Operation,
+) {
+    let mut ops =
+        provd::proto::v1::operations_service_client::OperationsServiceClient::new(channel.clone());
+    let mut stream = ops
+        .watch_operation(provd::proto::v1::WatchOperationRequest {
+            id: op.id,
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(180), stream.message())
+            .await
+            .expect("operation did not end")
+            .unwrap()
+            .unwrap();
+        match item.item.unwrap() {
+            provd::proto::v1::watch_operation_response::Item::Event(e) => events.push(e),
+            provd::proto::v1::watch_operation_response::Item::Operation(op) => return (events, op),
+        }
+    }
+}
