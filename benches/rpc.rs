@@ -419,6 +419,8 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         },
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),
+        tenant: Default::default(),
+        host: Default::default(),
     })
 }
 
@@ -436,6 +438,7 @@ async fn stored_operation(addr: SocketAddr, pki: &Pki, dir: &Path) -> Result<v1:
             accept_license: true,
             cloud: 0,
             request_id: String::new(),
+            skip_registration: false,
         })
         .await
         .context("AgentService/Install")?

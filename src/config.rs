@@ -91,6 +91,79 @@ impl Default for DirectoryConfig {
     }
 }
 
+/// The Microsoft cloud whose endpoints the tenant client uses (as the
+/// agent installer's ENVIRONMENTNAME chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantCloud {
+    #[default]
+    Public,
+    UsGovernment,
+}
+
+/// The public client id of "Microsoft Graph Command Line Tools", a
+/// Microsoft first-party app that may use the device code flow with
+/// delegated Graph scopes in any tenant.
+pub const DEFAULT_TENANT_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub cloud: TenantCloud,
+    /// Tenant id or domain in the sign-in URL; `organizations` lets any
+    /// work account sign in.
+    pub tenant: String,
+    pub client_id: String,
+    /// Overrides the cloud's sign-in authority (the lab emulator).
+    pub authority: Option<String>,
+    /// Overrides the cloud's Graph endpoint (the lab emulator).
+    pub graph: Option<String>,
+    /// Base URL of the agent registration service. Microsoft does not
+    /// document its own, so registration needs this set (the lab emulator).
+    pub agent_service: Option<String>,
+    /// CA bundle (PEM) to trust for the tenant instead of the public roots.
+    pub ca_file: Option<PathBuf>,
+    /// Limit for each HTTP request to the tenant.
+    pub request_timeout: Duration,
+}
+
+impl Default for TenantConfig {
+    fn default() -> Self {
+        Self {
+            cloud: TenantCloud::Public,
+            tenant: "organizations".into(),
+            client_id: DEFAULT_TENANT_CLIENT_ID.into(),
+            authority: None,
+            graph: None,
+            agent_service: None,
+            ca_file: None,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// Where provd hands the registered agent its identity (agent id,
+    /// client certificate and key, service URL).
+    pub agent_registration_file: PathBuf,
+}
+
+impl HostConfig {
+    /// `%ProgramData%\ProvdLabAgent\registration.json`: where the lab
+    /// stand-in agent reads it.
+    pub fn with_program_data(program_data: Option<&str>) -> Self {
+        let base = PathBuf::from(program_data.unwrap_or(r"C:\ProgramData"));
+        Self {
+            agent_registration_file: base.join("ProvdLabAgent").join("registration.json"),
+        }
+    }
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self::with_program_data(None)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The one port: gRPC and HTTP/JSON, always mTLS.
@@ -102,6 +175,8 @@ pub struct Config {
     /// How long shutdown waits for open connections and streams.
     pub shutdown_grace: Duration,
     pub directory: DirectoryConfig,
+    pub tenant: TenantConfig,
+    pub host: HostConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -121,6 +196,29 @@ struct FileConfig {
     log: FileLog,
     #[serde(default)]
     directory: FileDirectory,
+    #[serde(default)]
+    tenant: FileTenant,
+    #[serde(default)]
+    host: FileHost,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTenant {
+    cloud: Option<String>,
+    tenant: Option<String>,
+    client_id: Option<String>,
+    authority: Option<String>,
+    graph: Option<String>,
+    agent_service: Option<String>,
+    ca_file: Option<PathBuf>,
+    request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHost {
+    agent_registration_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -183,6 +281,16 @@ struct Raw {
     dir_connect_timeout: Option<(String, &'static str)>,
     dir_operation_timeout: Option<(String, &'static str)>,
     dir_page_size: Option<u32>,
+    tenant_cloud: Option<(String, &'static str)>,
+    tenant_id: Option<String>,
+    tenant_client_id: Option<String>,
+    tenant_authority: Option<(String, &'static str)>,
+    tenant_graph: Option<(String, &'static str)>,
+    tenant_agent_service: Option<(String, &'static str)>,
+    tenant_ca_file: Option<PathBuf>,
+    tenant_request_timeout: Option<(String, &'static str)>,
+    agent_registration_file: Option<PathBuf>,
+    program_data: Option<String>,
 }
 
 impl Config {
@@ -190,7 +298,7 @@ impl Config {
     /// `std::env` in provd.
     pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
         let env: Vec<(String, String)> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("PROVD_"))
+            .filter(|(k, _)| k.starts_with("PROVD_") || k.eq_ignore_ascii_case("ProgramData"))
             .collect();
         Self::load_from(overrides, &env)
     }
@@ -244,6 +352,16 @@ impl Raw {
         self.dir_connect_timeout = file.directory.connect_timeout.map(|v| (v, FILE));
         self.dir_operation_timeout = file.directory.operation_timeout.map(|v| (v, FILE));
         self.dir_page_size = file.directory.page_size;
+        let t = file.tenant;
+        self.tenant_cloud = t.cloud.map(|v| (v, FILE));
+        self.tenant_id = t.tenant;
+        self.tenant_client_id = t.client_id;
+        self.tenant_authority = t.authority.map(|v| (v, FILE));
+        self.tenant_graph = t.graph.map(|v| (v, FILE));
+        self.tenant_agent_service = t.agent_service.map(|v| (v, FILE));
+        self.tenant_ca_file = t.ca_file.map(rel);
+        self.tenant_request_timeout = t.request_timeout.map(|v| (v, FILE));
+        self.agent_registration_file = file.host.agent_registration_file.map(rel);
         Ok(())
     }
 
@@ -300,6 +418,32 @@ impl Raw {
         if let Some(v) = lookup("PROVD_DIRECTORY_TRANSPORT") {
             self.dir_transport = Some((v, SRC));
         }
+        if let Some(v) = lookup("PROVD_TENANT_CLOUD") {
+            self.tenant_cloud = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TENANT_ID") {
+            self.tenant_id = Some(v);
+        }
+        if let Some(v) = lookup("PROVD_TENANT_CLIENT_ID") {
+            self.tenant_client_id = Some(v);
+        }
+        if let Some(v) = lookup("PROVD_TENANT_AUTHORITY") {
+            self.tenant_authority = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TENANT_GRAPH") {
+            self.tenant_graph = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TENANT_AGENT_SERVICE") {
+            self.tenant_agent_service = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TENANT_CA_FILE") {
+            self.tenant_ca_file = Some(v.into());
+        }
+        if let Some(v) = lookup("PROVD_HOST_AGENT_REGISTRATION_FILE") {
+            self.agent_registration_file = Some(v.into());
+        }
+        // Not a provd setting: Windows' own, for the default above.
+        self.program_data = env_program_data(lookup);
         Ok(())
     }
 
@@ -443,8 +587,74 @@ impl Raw {
                     None => DirectoryConfig::default().page_size,
                 },
             },
+            tenant: TenantConfig {
+                cloud: match self.tenant_cloud {
+                    None => TenantCloud::Public,
+                    Some((v, src)) => match v.as_str() {
+                        "public" | "AzurePublic" => TenantCloud::Public,
+                        "usgov" | "AzureUSGovernment" => TenantCloud::UsGovernment,
+                        other => {
+                            return Err(ConfigError::Invalid {
+                                source_name: src,
+                                key: "tenant.cloud".into(),
+                                reason: format!("{other:?} is not one of \"public\", \"usgov\""),
+                            });
+                        }
+                    },
+                },
+                tenant: self
+                    .tenant_id
+                    .unwrap_or_else(|| TenantConfig::default().tenant),
+                client_id: self
+                    .tenant_client_id
+                    .unwrap_or_else(|| DEFAULT_TENANT_CLIENT_ID.into()),
+                authority: https_url(self.tenant_authority, "tenant.authority")?,
+                graph: https_url(self.tenant_graph, "tenant.graph")?,
+                agent_service: https_url(self.tenant_agent_service, "tenant.agent_service")?,
+                ca_file: self.tenant_ca_file,
+                request_timeout: duration(
+                    self.tenant_request_timeout,
+                    "tenant.request_timeout",
+                    TenantConfig::default().request_timeout,
+                )?,
+            },
+            host: match self.agent_registration_file {
+                Some(path) => HostConfig {
+                    agent_registration_file: path,
+                },
+                None => HostConfig::with_program_data(self.program_data.as_deref()),
+            },
         })
     }
+}
+
+/// Windows keeps environment names case-insensitively.
+fn env_program_data(lookup: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    lookup("ProgramData")
+        .or_else(|| lookup("PROGRAMDATA"))
+        .or_else(|| lookup("programdata"))
+}
+
+/// An `https://` base URL without a trailing slash.
+fn https_url(
+    value: Option<(String, &'static str)>,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
+    let Some((url, src)) = value else {
+        return Ok(None);
+    };
+    let invalid = |reason: &str| ConfigError::Invalid {
+        source_name: src,
+        key: key.into(),
+        reason: format!("{url:?} {reason}"),
+    };
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| invalid("must start with https:// (the tenant is only reached over TLS)"))?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(invalid("is not a URL"));
+    }
+    Ok(Some(url.trim_end_matches('/').to_owned()))
 }
 
 /// `127.0.0.2:53`, or `127.0.0.2` meaning port 53.

@@ -22,10 +22,11 @@ use tokio_util::sync::CancellationToken;
 
 use backends::directory::ldap::{LdapSettings, LdapTransport};
 use backends::directory::{Directory, LdapDirectory};
-use backends::host::Host;
 #[cfg(not(windows))]
 use backends::host::UnavailableHost;
+use backends::host::{Cloud, Host};
 use backends::store::{RedbStore, Store};
+use backends::tenant::{HttpTenant, RetryPolicy, Tenant, TenantEndpoints};
 use config::Config;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,18 +45,49 @@ pub enum DaemonError {
     Directory(#[from] backends::directory::DirectoryError),
     #[error("cannot build gRPC reflection: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Tenant(#[from] backends::tenant::TenantError),
+    #[error("cannot read tenant.ca_file {path}: {reason}")]
+    TenantCa { path: String, reason: String },
 }
 
 /// The host backend of the platform provd was built for.
-fn platform_host() -> Arc<dyn Host> {
+#[cfg_attr(not(windows), allow(unused_variables))]
+fn platform_host(config: &config::HostConfig) -> Arc<dyn Host> {
     #[cfg(windows)]
     {
-        Arc::new(backends::host::windows::WindowsHost::default())
+        Arc::new(backends::host::windows::WindowsHost::new(
+            config.agent_registration_file.clone(),
+        ))
     }
     #[cfg(not(windows))]
     {
         Arc::new(UnavailableHost::for_this_platform())
     }
+}
+
+/// The tenant client for the configured cloud, or the overridden
+/// endpoints (the lab emulator).
+fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonError> {
+    let cloud = match config.cloud {
+        config::TenantCloud::Public => Cloud::AzurePublic,
+        config::TenantCloud::UsGovernment => Cloud::AzureUsGovernment,
+    };
+    let mut endpoints = TenantEndpoints::for_cloud(cloud, &config.tenant, &config.client_id);
+    if let Some(authority) = &config.authority {
+        endpoints.authority.clone_from(authority);
+    }
+    if let Some(graph) = &config.graph {
+        endpoints.scope = format!("{graph}/.default offline_access");
+        endpoints.graph.clone_from(graph);
+    }
+    Ok(HttpTenant::new(
+        endpoints,
+        config.ca_file.as_deref(),
+        config.request_timeout,
+        RetryPolicy::default(),
+    )?
+    .with_agent_service(config.agent_service.clone()))
 }
 
 /// Entry point for embedding provd.
@@ -97,7 +129,19 @@ impl DaemonBuilder {
                     reason: e.to_string(),
                 })??,
         );
-        let host = self.host.unwrap_or_else(platform_host);
+        let host = self.host.unwrap_or_else(|| platform_host(&config.host));
+        let tenant: Arc<dyn Tenant> = Arc::new(tenant_client(&config.tenant)?);
+        let service_ca_pem = match &config.tenant.ca_file {
+            None => None,
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|e| DaemonError::TenantCa {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?,
+                )
+            }
+        };
         let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(
             config.directory.ca_file.as_deref(),
             &config.directory.dns_servers,
@@ -116,9 +160,17 @@ impl DaemonBuilder {
                 store,
                 host,
                 directory,
+                tenant,
             },
             workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),
+            },
+            workflows::TenantSettings {
+                cloud: match config.tenant.cloud {
+                    config::TenantCloud::Public => Cloud::AzurePublic,
+                    config::TenantCloud::UsGovernment => Cloud::AzureUsGovernment,
+                },
+                service_ca_pem,
             },
         )
         .await?;

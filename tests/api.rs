@@ -23,6 +23,7 @@ fn install_request(source: &std::path::Path, sha: &str, request_id: &str) -> v1:
         accept_license: true,
         cloud: 0,
         request_id: request_id.into(),
+        skip_registration: false,
     }
 }
 
@@ -567,21 +568,34 @@ async fn json_and_grpc_give_the_same_answers() {
         );
     }
 
-    // Services not built yet answer UNIMPLEMENTED / 501, saying what is missing.
-    let response = h
-        .http(Role::Admin)
+    // Verify streams as NDJSON too: each check, then the report last.
+    let body = h
+        .http(Role::Viewer)
         .post(h.url("/provd.v1.VerifyService/Verify"))
+        .json(&serde_json::json!({ "categories": ["CHECK_CATEGORY_HOST"] }))
         .send()
         .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    assert_eq!(response.status(), 501);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("verify workflow")
-    );
+    let lines: Vec<v1::VerifyResponse> = body
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            serde_json::from_value(v["result"].clone()).unwrap()
+        })
+        .collect();
+    let Some(v1::verify_response::Item::Check(first)) = &lines[0].item else {
+        panic!("{body}");
+    };
+    assert_eq!(first.id, "host.backend.available");
+    assert_eq!(first.status, v1::CheckStatus::Fail as i32);
+    let Some(v1::verify_response::Item::Report(report)) = &lines.last().unwrap().item else {
+        panic!("{body}");
+    };
+    assert_eq!(report.fail_count, 1);
+    assert_eq!(report.status, v1::CheckStatus::Fail as i32);
     h.shutdown().await;
 }
 

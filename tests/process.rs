@@ -77,6 +77,7 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
             accept_license: true,
             cloud: 0,
             request_id: "before-crash".into(),
+            skip_registration: false,
         })
         .await
         .unwrap()
@@ -168,6 +169,7 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
             accept_license: true,
             cloud: 0,
             request_id: "before-crash".into(),
+            skip_registration: false,
         })
         .await
         .unwrap()
@@ -182,6 +184,7 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
             accept_license: true,
             cloud: 0,
             request_id: String::new(),
+            skip_registration: false,
         })
         .await
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 use std::process::Stdio;
 use std::time::Duration;
 
-use provd::pki::Ca;
+use provd::pki::{Ca, PemPair, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -23,8 +23,19 @@ const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 struct Emulator {
     child: Child,
     port: u16,
+    /// The CA of the emulator's server certificate (PEM).
+    ca_pem: String,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
+}
+
+/// An agent registered with the emulator.
+struct Registered {
+    id: String,
+    cert_pem: String,
+    /// The CSR's key (PKCS#8 PEM), which the certificate certifies.
+    key_pem: String,
+    public_key: Vec<u8>,
 }
 
 impl Emulator {
@@ -70,6 +81,7 @@ impl Emulator {
         Emulator {
             child,
             port,
+            ca_pem: ca.cert_pem(),
             http: common::http_client(&ca.cert_pem(), None),
             _dir: dir,
         }
@@ -177,10 +189,9 @@ impl Emulator {
             .to_owned()
     }
 
-    /// Registers an agent with a fresh key; returns (agentId, certificate
-    /// PEM, public key bytes).
-    async fn register(&self, token: &str, machine: &str) -> (String, String, Vec<u8>) {
-        let (csr, public_key) = csr(machine);
+    /// Registers an agent with a fresh key.
+    async fn register(&self, token: &str, machine: &str) -> Registered {
+        let (csr, public_key, key_pem) = csr(machine);
         let (status, body) = self
             .post(
                 "/_agent/register",
@@ -189,21 +200,55 @@ impl Emulator {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        (
-            body["agentId"].as_str().unwrap().to_owned(),
-            body["certificate"].as_str().unwrap().to_owned(),
+        Registered {
+            id: body["agentId"].as_str().unwrap().to_owned(),
+            cert_pem: body["certificate"].as_str().unwrap().to_owned(),
+            key_pem,
             public_key,
+        }
+    }
+
+    /// An HTTPS client that presents `agent`'s certificate, as the agent does.
+    fn agent_client(&self, agent: &Registered) -> reqwest::Client {
+        common::http_client(
+            &self.ca_pem,
+            Some(&PemPair {
+                cert_pem: agent.cert_pem.clone(),
+                key_pem: agent.key_pem.clone(),
+            }),
         )
     }
 
-    async fn heartbeat(&self, id: &str, machine: &str) -> StatusCode {
-        self.http
+    /// `POST /_agent/{id}/heartbeat` through `client` (which decides the
+    /// client certificate, if any).
+    async fn heartbeat(
+        &self,
+        client: &reqwest::Client,
+        id: &str,
+        machine: &str,
+    ) -> (StatusCode, Value) {
+        let response = client
             .post(self.url(&format!("/_agent/{id}/heartbeat")))
             .json(&json!({ "machineName": machine }))
             .send()
             .await
+            .unwrap();
+        self.json(response).await
+    }
+
+    /// The `status` the agent list reports for agent `id`.
+    async fn agent_status(&self, token: &str, id: &str) -> String {
+        let (status, body) = self.get(AGENTS, Some(token)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["value"]
+            .as_array()
             .unwrap()
-            .status()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("agent {id} not listed: {body}"))["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
 
@@ -218,15 +263,20 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// A PEM CSR for `machine` and the raw public key it carries.
-fn csr(machine: &str) -> (String, Vec<u8>) {
+/// A PEM CSR for `machine`, the raw public key it carries and its private
+/// key (PKCS#8 PEM).
+fn csr(machine: &str) -> (String, Vec<u8>, String) {
     let key = rcgen::KeyPair::generate().unwrap();
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, machine);
     let csr = params.serialize_request(&key).unwrap();
-    (csr.pem().unwrap(), key.public_key_raw().to_vec())
+    (
+        csr.pem().unwrap(),
+        key.public_key_raw().to_vec(),
+        key.serialize_pem(),
+    )
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
@@ -416,7 +466,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
     let emu = Emulator::start(&["--inactive-after", "2"]).await;
     let token = emu.token().await;
 
-    let (csr_pem, _) = csr("nope");
+    let (csr_pem, _, _) = csr("nope");
     let (status, body) = emu
         .post(
             "/_agent/register",
@@ -436,7 +486,8 @@ async fn agent_registration_heartbeat_status_and_groups() {
     assert_eq!(error_code(&body), "BadRequest", "{body}");
 
     let machine = "agent1.lab.example.test";
-    let (id, cert_pem, public_key) = emu.register(&token, machine).await;
+    let agent1 = emu.register(&token, machine).await;
+    let id = agent1.id.clone();
 
     // The certificate chains to the emulator's agent CA.
     let ca_pem = emu
@@ -449,7 +500,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
         .await
         .unwrap();
     let ca_der = pem_der(&ca_pem);
-    let cert_der = pem_der(&cert_pem);
+    let cert_der = pem_der(&agent1.cert_pem);
     let (_, ca) = x509_parser::parse_x509_certificate(&ca_der).unwrap();
     let (_, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     assert_eq!(cert.issuer(), ca.subject());
@@ -457,7 +508,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
     cert.verify_signature(Some(ca.public_key())).unwrap();
     assert_eq!(
         cert.public_key().subject_public_key.data.as_ref(),
-        public_key
+        agent1.public_key
     );
     assert_eq!(
         cert.subject()
@@ -469,12 +520,58 @@ async fn agent_registration_heartbeat_status_and_groups() {
         id
     );
 
-    assert_eq!(emu.heartbeat(&id, machine).await, StatusCode::NO_CONTENT);
-    assert_eq!(emu.heartbeat(&id, "other").await, StatusCode::CONFLICT);
-    assert_eq!(
-        emu.heartbeat("no-such-agent", machine).await,
-        StatusCode::NOT_FOUND
+    // Registering is the first contact; let it age out before heartbeats.
+    assert_eq!(emu.agent_status(&token, &id).await, "active");
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(emu.agent_status(&token, &id).await, "inactive");
+
+    // A heartbeat needs the agent's own client certificate. Without one: 401.
+    let (status, body) = emu.heartbeat(&emu.http, &id, machine).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(error_code(&body), "InvalidAuthenticationToken", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("client certificate"),
+        "{body}"
     );
+    // Another registered agent's certificate: 403.
+    let agent2 = emu.register(&token, "agent2.lab.example.test").await;
+    let agent2_http = emu.agent_client(&agent2);
+    let (status, body) = emu.heartbeat(&agent2_http, &id, machine).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(error_code(&body), "Authorization_RequestDenied", "{body}");
+    // A certificate from another CA does not get through the handshake.
+    let rogue_ca = Ca::generate("not the agent CA", DAY).unwrap();
+    let rogue = rogue_ca.issue_client(&id, &[Role::Viewer], DAY).unwrap();
+    let rogue_http = common::http_client(&emu.ca_pem, Some(&rogue));
+    let result = rogue_http
+        .post(emu.url(&format!("/_agent/{id}/heartbeat")))
+        .json(&json!({ "machineName": machine }))
+        .send()
+        .await;
+    assert!(
+        result.is_err(),
+        "foreign client certificate accepted: {result:?}"
+    );
+    assert_eq!(emu.agent_status(&token, &id).await, "inactive");
+
+    // The right certificate: machineName must still match, and the agent
+    // id must be registered.
+    let agent1_http = emu.agent_client(&agent1);
+    let (status, body) = emu.heartbeat(&agent1_http, &id, "other").await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = emu.heartbeat(&agent1_http, "no-such-agent", machine).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(emu.agent_status(&token, &id).await, "inactive");
+    let (status, body) = emu.heartbeat(&agent1_http, &id, machine).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    // Graph, OAuth and lab calls still work over a connection with a
+    // client certificate.
+    let health = agent1_http.get(emu.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+
     let (status, body) = emu.get(AGENTS, Some(&token)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let agent = &body["value"][0];
@@ -485,12 +582,12 @@ async fn agent_registration_heartbeat_status_and_groups() {
     assert_eq!(agent["supportedPublishingTypes"], json!(["provisioning"]));
     assert!(agent.get("agentGroups").is_none(), "{agent}");
 
+    // No more beats: inactive after --inactive-after; a beat revives it.
     tokio::time::sleep(Duration::from_millis(2300)).await;
-    let (_, body) = emu.get(AGENTS, Some(&token)).await;
-    assert_eq!(body["value"][0]["status"], "inactive", "{body}");
-    assert_eq!(emu.heartbeat(&id, machine).await, StatusCode::NO_CONTENT);
-    let (_, body) = emu.get(AGENTS, Some(&token)).await;
-    assert_eq!(body["value"][0]["status"], "active", "{body}");
+    assert_eq!(emu.agent_status(&token, &id).await, "inactive");
+    let (status, body) = emu.heartbeat(&agent1_http, &id, machine).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(emu.agent_status(&token, &id).await, "active");
 
     let (status, body) = emu
         .post(
@@ -553,7 +650,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
 async fn password_writeback_flag() {
     let emu = Emulator::start(&[]).await;
     let token = emu.token().await;
-    let (id, _, _) = emu.register(&token, "agent2").await;
+    let id = emu.register(&token, "agent2").await.id;
     let path = format!("{AGENTS}/{id}/passwordWriteback");
 
     let (status, body) = emu.get(&path, Some(&token)).await;

@@ -89,6 +89,7 @@ async fn install(
             accept_license: true,
             cloud: 0,
             request_id: String::new(),
+            skip_registration: false,
         })
         .await
         .unwrap()

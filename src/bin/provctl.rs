@@ -166,9 +166,17 @@ enum AgentCommand {
         /// Accept the agent's license terms (required by the daemon).
         #[arg(long)]
         accept_license: bool,
-        /// Cloud to register with [daemon default: public].
+        /// Cloud to register with [daemon default: its tenant.cloud].
         #[arg(long, value_enum)]
         cloud: Option<Cloud>,
+        /// Install the package only: no sign-in, no registration.
+        #[arg(long)]
+        skip_registration: bool,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Sign provd in to the tenant (device code; starts a SIGN_IN operation).
+    SignIn {
         #[command(flatten)]
         mutate: MutateArgs,
     },

@@ -9,13 +9,21 @@
 //!   resources
 //!   (<https://learn.microsoft.com/graph/api/onpremisesagent-list?view=graph-rest-beta>);
 //! - agent registration (CSR in, certificate out) and heartbeats, which
-//!   Microsoft does not document (modelled);
+//!   Microsoft does not document (modelled); a heartbeat must come over a
+//!   TLS connection that presented the agent's own client certificate;
 //! - lab controls under `/_lab/` (approve/deny device codes, create
 //!   published resources, inject faults) that a real tenant does not have.
 //!
 //! Start: `provd-tenant-emulator --listen 127.0.0.1:0 --tls-cert server.pem
 //! --tls-key server.key`. The first line on stdout is
 //! `listening on https://<addr>`.
+//!
+//! TLS asks every client for a certificate but does not require one: OAuth,
+//! Graph and `/_lab/` calls work without (provd's tenant client and curl send
+//! none). A certificate that is sent must chain to the emulator's agent CA
+//! (generated at start, `GET /_lab/agent-ca`), or the handshake fails; the
+//! verified leaf's common name reaches the handlers as
+//! [`agent::PeerCertificate`].
 
 #[path = "provd-tenant-emulator/agent.rs"]
 mod agent;
@@ -42,7 +50,8 @@ use axum::extract::ConnectInfo;
 use axum::routing::{get, post};
 use clap::Parser;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
@@ -151,7 +160,13 @@ fn router(app: App) -> Router {
         .with_state(app)
 }
 
-fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+/// The server's TLS: its own certificate, and client certificates requested
+/// but optional, trusted only when they chain to `agent_ca`.
+fn tls_config(
+    cert: &Path,
+    key: &Path,
+    agent_ca: &CertificateDer<'static>,
+) -> anyhow::Result<Arc<ServerConfig>> {
     let cert_pem =
         std::fs::read(cert).with_context(|| format!("cannot read {}", cert.display()))?;
     let key_pem = std::fs::read(key).with_context(|| format!("cannot read {}", key.display()))?;
@@ -161,13 +176,22 @@ fn tls_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
     anyhow::ensure!(!chain.is_empty(), "{} holds no certificate", cert.display());
     let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
         .with_context(|| format!("{}: no usable private key", key.display()))?;
-    let mut config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .context("TLS protocol versions")?
-            .with_no_client_auth()
-            .with_single_cert(chain, key_der)
-            .context("server certificate and key do not fit")?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(agent_ca.clone())
+        .context("the agent CA is not a usable trust anchor")?;
+    let client_verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .allow_unauthenticated()
+            .build()
+            .context("client certificate verifier")?;
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .context("TLS protocol versions")?
+        .with_client_cert_verifier(client_verifier)
+        .with_single_cert(chain, key_der)
+        .context("server certificate and key do not fit")?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -198,8 +222,19 @@ async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) {
                     return;
                 }
             };
+            // rustls verified the chain (agent CA only); absent when the
+            // client sent no certificate.
+            let peer_certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(agent::PeerCertificate::from_leaf);
             let service = hyper::service::service_fn(move |mut request: http::Request<_>| {
                 request.extensions_mut().insert(ConnectInfo(addr));
+                if let Some(peer) = &peer_certificate {
+                    request.extensions_mut().insert(peer.clone());
+                }
                 router.clone().oneshot(request.map(axum::body::Body::new))
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
@@ -225,12 +260,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     provd::transport::tls::install_crypto_provider();
 
-    let tls = tls_config(&args.tls_cert, &args.tls_key)?;
+    let agent_ca = AgentCa::generate().context("cannot generate the agent CA")?;
+    let tls = tls_config(&args.tls_cert, &args.tls_key, &agent_ca.cert_der)?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let agent_ca = AgentCa::generate().context("cannot generate the agent CA")?;
     let app = App::new(
         Settings {
             tenant: args.tenant,

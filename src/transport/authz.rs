@@ -15,6 +15,7 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ("/provd.v1.AgentService/Install", ADMIN),
     ("/provd.v1.AgentService/Uninstall", ADMIN),
     ("/provd.v1.AgentService/GetAgent", VIEW),
+    ("/provd.v1.AgentService/SignIn", ADMIN),
     // Service account
     ("/provd.v1.ServiceAccountService/CreateGmsa", ADMIN),
     ("/provd.v1.ServiceAccountService/UseCustomGmsa", ADMIN),

@@ -9,6 +9,7 @@ use crate::backends::store::{
 };
 use crate::proto::v1;
 use crate::workflows::agent::AgentReport;
+use crate::workflows::tenant::TenantStatus;
 
 pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp {
@@ -28,6 +29,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::SetDcPriority => v1::OperationKind::SetDcPriority,
         OperationKind::SetPasswordWriteback => v1::OperationKind::SetPasswordWriteback,
         OperationKind::Uninstall => v1::OperationKind::Uninstall,
+        OperationKind::SignIn => v1::OperationKind::SignIn,
     }
 }
 
@@ -44,6 +46,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::SetDcPriority => Some(OperationKind::SetDcPriority),
         v1::OperationKind::SetPasswordWriteback => Some(OperationKind::SetPasswordWriteback),
         v1::OperationKind::Uninstall => Some(OperationKind::Uninstall),
+        v1::OperationKind::SignIn => Some(OperationKind::SignIn),
     }
 }
 
@@ -153,11 +156,25 @@ fn start_type(start: Option<StartType>) -> v1::StartType {
     }
 }
 
-pub fn agent_report(report: AgentReport) -> v1::GetAgentResponse {
+pub fn tenant_session(tenant: String, status: TenantStatus) -> v1::TenantSession {
+    let registration = status.registration.unwrap_or_default();
+    v1::TenantSession {
+        tenant,
+        signed_in: status.signed_in,
+        token_expires_in_secs: status.token_expires_in_secs,
+        agent_id: registration.agent_id,
+        machine_name: registration.machine_name,
+        registered_time: (registration.registered_at_ms > 0)
+            .then(|| timestamp(registration.registered_at_ms)),
+    }
+}
+
+pub fn agent_report(report: AgentReport, tenant: v1::TenantSession) -> v1::GetAgentResponse {
     match report {
         AgentReport::Unavailable { reason } => v1::GetAgentResponse {
             host_available: false,
             host_unavailable_reason: reason,
+            tenant: Some(tenant),
             ..Default::default()
         },
         AgentReport::Available(status) => v1::GetAgentResponse {
@@ -176,6 +193,7 @@ pub fn agent_report(report: AgentReport) -> v1::GetAgentResponse {
                     account: s.account,
                 })
                 .collect(),
+            tenant: Some(tenant),
         },
     }
 }

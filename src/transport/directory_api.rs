@@ -28,7 +28,7 @@ pub fn bind_credential(credential: Option<v1::Credential>) -> Option<BindCredent
     })
 }
 
-fn duration(d: Duration) -> pbjson_types::Duration {
+pub fn duration(d: Duration) -> pbjson_types::Duration {
     pbjson_types::Duration {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),

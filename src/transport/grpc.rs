@@ -144,6 +144,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             accept_license: req.accept_license,
             cloud: convert::cloud_from_proto(req.cloud),
             request_id: req.request_id,
+            skip_registration: req.skip_registration,
         };
         let record = self
             .app
@@ -177,6 +178,24 @@ impl v1::agent_service_server::AgentService for AgentApi {
         _request: Request<v1::GetAgentRequest>,
     ) -> Result<Response<v1::GetAgentResponse>, Status> {
         let report = self.app.agent.get_agent().await.map_err(status)?;
-        Ok(Response::new(convert::agent_report(report)))
+        let tenant = self.app.agent.tenant_status().await.map_err(status)?;
+        let tenant = convert::tenant_session(self.app.agent.tenant_name(), tenant);
+        Ok(Response::new(convert::agent_report(report, tenant)))
+    }
+
+    async fn sign_in(
+        &self,
+        request: Request<v1::SignInRequest>,
+    ) -> Result<Response<v1::SignInResponse>, Status> {
+        let who = caller(&request);
+        let record = self
+            .app
+            .agent
+            .sign_in(&who, &request.get_ref().request_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::SignInResponse {
+            operation: Some(convert::operation(&record)),
+        }))
     }
 }

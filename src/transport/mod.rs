@@ -11,4 +11,5 @@ pub mod service_account_api;
 pub mod services;
 pub mod status;
 pub mod tls;
+pub mod verify_api;
 pub mod writeback_api;

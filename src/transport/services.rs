@@ -4,39 +4,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use tonic::{Request, Response, Status};
 
 use super::directory_api::{DirectoryApi, DomainControllerApi};
-use super::grpc::{AgentApi, BoxStream, OperationsApi};
+use super::grpc::{AgentApi, OperationsApi};
 use super::http::{json_routes, probes};
 use super::server::Routers;
 use super::service_account_api::ServiceAccountApi;
-use super::status::to_status;
+use super::verify_api::VerifyApi;
 use super::writeback_api::WritebackApi;
 use crate::proto::{FILE_DESCRIPTOR_SET, v1};
-use crate::workflows::{App, Error};
-
-/// Services whose workflows are not built yet: they exist in the contract,
-/// are authorized and routed like the rest, and answer UNIMPLEMENTED saying
-/// which capability is missing.
-#[derive(Clone, Default)]
-pub struct Unbuilt;
-
-fn unbuilt(what: &'static str) -> Status {
-    to_status(&Error::Unimplemented(what))
-}
-
-#[tonic::async_trait]
-impl v1::verify_service_server::VerifyService for Unbuilt {
-    type VerifyStream = BoxStream<v1::VerifyResponse>;
-
-    async fn verify(
-        &self,
-        _request: Request<v1::VerifyRequest>,
-    ) -> Result<Response<Self::VerifyStream>, Status> {
-        Err(unbuilt("the verify workflow (VerifyService)"))
-    }
-}
+use crate::workflows::App;
 
 /// Builds the gRPC and JSON routers over `app`.
 pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
@@ -56,7 +33,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     let dcs = DomainControllerApi { app: app.clone() };
     let accounts = ServiceAccountApi { app: app.clone() };
     let writeback = WritebackApi { app: app.clone() };
-    let unbuilt = Unbuilt;
+    let verify = VerifyApi { app: app.clone() };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -81,7 +58,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         .add_service(ServiceAccountServiceServer::new(accounts.clone()))
         .add_service(DirectoryServiceServer::new(directories.clone()))
         .add_service(DomainControllerServiceServer::new(dcs.clone()))
-        .add_service(VerifyServiceServer::new(unbuilt.clone()))
+        .add_service(VerifyServiceServer::new(verify.clone()))
         .add_service(WritebackServiceServer::new(writeback.clone()))
         .into_axum_router();
 
@@ -96,6 +73,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         unary "/provd.v1.AgentService/Install" => install(v1::InstallRequest),
         unary "/provd.v1.AgentService/Uninstall" => uninstall(v1::UninstallRequest),
         unary "/provd.v1.AgentService/GetAgent" => get_agent(v1::GetAgentRequest),
+        unary "/provd.v1.AgentService/SignIn" => sign_in(v1::SignInRequest),
     });
     let json = json_routes!(json, accounts, ServiceAccountService, {
         unary "/provd.v1.ServiceAccountService/CreateGmsa" => create_gmsa(v1::CreateGmsaRequest),
@@ -113,7 +91,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         unary "/provd.v1.DomainControllerService/GetPriority" => get_priority(v1::GetPriorityRequest),
         unary "/provd.v1.DomainControllerService/SetPriority" => set_priority(v1::SetPriorityRequest),
     });
-    let json = json_routes!(json, unbuilt, VerifyService, {
+    let json = json_routes!(json, verify, VerifyService, {
         stream "/provd.v1.VerifyService/Verify" => verify(v1::VerifyRequest),
     });
     let json = json_routes!(json, writeback, WritebackService, {

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use super::operations::{OperationSpec, Outcome, Progress};
+use super::tenant::{TenantStatus, TenantWorkflows};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
 use crate::backends::host::installer::version_cmp;
 use crate::backends::host::{
@@ -24,6 +25,7 @@ pub struct InstallRequest {
     pub accept_license: bool,
     pub cloud: Option<Cloud>,
     pub request_id: String,
+    pub skip_registration: bool,
 }
 
 /// A validated install request.
@@ -33,6 +35,7 @@ struct InstallPlan {
     kind: PackageKind,
     digest: [u8; 32],
     cloud: Cloud,
+    register: bool,
 }
 
 /// GetAgent's answer.
@@ -46,18 +49,45 @@ pub struct AgentWorkflows {
     operations: Arc<Operations>,
     host: Arc<dyn Host>,
     paths: Paths,
+    tenant: Arc<TenantWorkflows>,
+    /// The cloud provd's tenant is configured for.
+    tenant_cloud: Cloud,
 }
 
 /// Chunk size for streaming a package through the hasher.
 const COPY_CHUNK: usize = 256 * 1024;
 
 impl AgentWorkflows {
-    pub fn new(operations: Arc<Operations>, host: Arc<dyn Host>, paths: Paths) -> Self {
+    pub fn new(
+        operations: Arc<Operations>,
+        host: Arc<dyn Host>,
+        paths: Paths,
+        tenant: Arc<TenantWorkflows>,
+        tenant_cloud: Cloud,
+    ) -> Self {
         Self {
             operations,
             host,
             paths,
+            tenant,
+            tenant_cloud,
         }
+    }
+
+    pub async fn tenant_status(&self) -> Result<TenantStatus, Error> {
+        self.tenant.status().await
+    }
+
+    pub fn tenant_name(&self) -> String {
+        self.tenant.tenant().tenant().to_owned()
+    }
+
+    pub async fn sign_in(
+        &self,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Result<OperationRecord, Error> {
+        self.tenant.sign_in(caller, request_id).await
     }
 
     pub async fn get_agent(&self) -> Result<AgentReport, Error> {
@@ -98,7 +128,7 @@ impl AgentWorkflows {
         caller: &Caller,
         request: InstallRequest,
     ) -> Result<OperationRecord, Error> {
-        let (plan, request_id) = validate_install(&request)?;
+        let (plan, request_id) = validate_install(&request, self.tenant_cloud)?;
         let spec = OperationSpec {
             kind: OperationKind::Install,
             request_id,
@@ -107,16 +137,30 @@ impl AgentWorkflows {
         };
         let host = self.host.clone();
         let staging_dir = self.paths.staging_dir.clone();
+        let tenant = self.tenant.clone();
         self.operations
             .start(spec, move |progress| {
-                run_install(progress, host, staging_dir, plan)
+                run_install(progress, host, tenant, staging_dir, plan)
             })
             .await
     }
 }
 
-fn validate_install(request: &InstallRequest) -> Result<(InstallPlan, Option<String>), Error> {
+fn validate_install(
+    request: &InstallRequest,
+    tenant_cloud: Cloud,
+) -> Result<(InstallPlan, Option<String>), Error> {
     let mut violations = Vec::new();
+    let cloud = request.cloud.unwrap_or(tenant_cloud);
+    if !request.skip_registration && cloud != tenant_cloud {
+        violations.push(FieldViolation::new(
+            "cloud",
+            format!(
+                "provd's tenant is configured for {tenant_cloud:?}, so the agent cannot \
+                 register in {cloud:?}; change tenant.cloud or set skip_registration"
+            ),
+        ));
+    }
     let source = match parse_file_uri(&request.source) {
         Ok(path) => Some(path),
         Err(v) => {
@@ -153,7 +197,8 @@ fn validate_install(request: &InstallRequest) -> Result<(InstallPlan, Option<Str
                 source,
                 kind,
                 digest,
-                cloud: request.cloud.unwrap_or_default(),
+                cloud,
+                register: !request.skip_registration,
             },
             request_id,
         )),
@@ -193,6 +238,7 @@ fn parse_file_uri(value: &str) -> Result<PathBuf, FieldViolation> {
 async fn run_install(
     progress: Progress,
     host: Arc<dyn Host>,
+    tenant: Arc<TenantWorkflows>,
     staging_dir: PathBuf,
     plan: InstallPlan,
 ) -> Result<Outcome, Error> {
@@ -266,14 +312,19 @@ async fn run_install(
             progress
                 .step_skipped(
                     "check-version",
-                    format!("version {have} is installed (package: {wanted}); nothing to do"),
+                    format!(
+                        "version {have} is installed (package: {wanted}); the installer is not run"
+                    ),
                 )
                 .await?;
-            return Ok(BTreeMap::from([
+            let mut result = BTreeMap::from([
                 ("sha256".into(), hex::encode(digest)),
                 ("installed_version".into(), have),
-                ("changed".into(), "false".into()),
-            ]));
+            ]);
+            let registered = register(&progress, &tenant, &plan, &mut result).await?;
+            ensure_running(&progress, &host).await?;
+            result.insert("changed".into(), registered.to_string());
+            return Ok(result);
         }
         progress
             .step_succeeded("check-version", "not installed yet, or older")
@@ -303,6 +354,15 @@ async fn run_install(
     progress
         .step_succeeded("install-package", "installer finished")
         .await?;
+    let mut result = BTreeMap::from([
+        ("sha256".into(), hex::encode(digest)),
+        ("changed".into(), "true".into()),
+        (
+            "reboot_required".into(),
+            outcome.reboot_required.to_string(),
+        ),
+    ]);
+    register(&progress, &tenant, &plan, &mut result).await?;
     ensure_running(&progress, &host).await?;
     let version = host
         .agent_status()
@@ -310,15 +370,26 @@ async fn run_install(
         .ok()
         .and_then(|s| s.installed_version)
         .unwrap_or_default();
-    Ok(BTreeMap::from([
-        ("sha256".into(), hex::encode(digest)),
-        ("installed_version".into(), version),
-        ("changed".into(), "true".into()),
-        (
-            "reboot_required".into(),
-            outcome.reboot_required.to_string(),
-        ),
-    ]))
+    result.insert("installed_version".into(), version);
+    Ok(result)
+}
+
+/// Steps `sign-in` and `register-agent`; `true` when a new registration
+/// was made.
+async fn register(
+    progress: &Progress,
+    tenant: &TenantWorkflows,
+    plan: &InstallPlan,
+    result: &mut Outcome,
+) -> Result<bool, Error> {
+    if !plan.register {
+        return Ok(false);
+    }
+    let tokens = tenant.ensure_signed_in(progress).await?;
+    let (record, changed) = tenant.ensure_registered(progress, &tokens).await?;
+    result.insert("agent_id".into(), record.agent_id);
+    result.insert("machine_name".into(), record.machine_name);
+    Ok(changed)
 }
 
 async fn run_uninstall(
@@ -567,13 +638,17 @@ mod tests {
 
     #[test]
     fn install_validation_names_every_bad_field() {
-        let Err(Error::InvalidArgument(v)) = validate_install(&InstallRequest {
-            source: "http://example.test/agent.msi".into(),
-            sha256: "xyz".into(),
-            accept_license: false,
-            cloud: None,
-            request_id: "bad id".into(),
-        }) else {
+        let Err(Error::InvalidArgument(v)) = validate_install(
+            &InstallRequest {
+                source: "http://example.test/agent.msi".into(),
+                sha256: "xyz".into(),
+                accept_license: false,
+                cloud: None,
+                request_id: "bad id".into(),
+                skip_registration: false,
+            },
+            Cloud::AzurePublic,
+        ) else {
             panic!("expected invalid argument");
         };
         let fields: Vec<_> = v.iter().map(|v| v.field.as_str()).collect();
@@ -582,27 +657,60 @@ mod tests {
 
     #[test]
     fn install_validation_accepts_a_good_request() {
-        let (plan, rid) = validate_install(&InstallRequest {
-            source: "file:///srv/pkg/Agent.MSI".into(),
-            sha256: "00".repeat(32),
-            accept_license: true,
-            cloud: Some(Cloud::AzureUsGovernment),
-            request_id: "r-1".into(),
-        })
+        let (plan, rid) = validate_install(
+            &InstallRequest {
+                source: "file:///srv/pkg/Agent.MSI".into(),
+                sha256: "00".repeat(32),
+                accept_license: true,
+                cloud: Some(Cloud::AzureUsGovernment),
+                request_id: "r-1".into(),
+                skip_registration: false,
+            },
+            Cloud::AzureUsGovernment,
+        )
         .unwrap();
         assert_eq!(plan.kind, PackageKind::Msi);
         assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
+        assert!(plan.register);
         assert_eq!(rid.as_deref(), Some("r-1"));
     }
 
     #[test]
-    fn only_msi_and_exe_packages() {
-        let Err(Error::InvalidArgument(v)) = validate_install(&InstallRequest {
-            source: "file:///srv/pkg/agent.zip".into(),
+    fn the_cloud_must_be_the_tenants_unless_not_registering() {
+        let request = InstallRequest {
+            source: "file:///srv/pkg/agent.msi".into(),
             sha256: "00".repeat(32),
             accept_license: true,
+            cloud: Some(Cloud::AzureUsGovernment),
             ..Default::default()
-        }) else {
+        };
+        let Err(Error::InvalidArgument(v)) = validate_install(&request, Cloud::AzurePublic) else {
+            panic!("expected invalid argument");
+        };
+        assert_eq!(v[0].field, "cloud");
+        let (plan, _) = validate_install(
+            &InstallRequest {
+                skip_registration: true,
+                ..request
+            },
+            Cloud::AzurePublic,
+        )
+        .unwrap();
+        assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
+        assert!(!plan.register);
+    }
+
+    #[test]
+    fn only_msi_and_exe_packages() {
+        let Err(Error::InvalidArgument(v)) = validate_install(
+            &InstallRequest {
+                source: "file:///srv/pkg/agent.zip".into(),
+                sha256: "00".repeat(32),
+                accept_license: true,
+                ..Default::default()
+            },
+            Cloud::AzurePublic,
+        ) else {
             panic!("expected invalid argument");
         };
         assert_eq!(v[0].field, "source");

@@ -13,6 +13,7 @@ use super::{Caller, Error, FieldViolation, Operations, validate};
 use crate::backends::directory::{
     BindCredential, Change, DirectoryError, DirectorySession, Entry, SD_FLAGS_DACL, Scope, escape,
 };
+use crate::backends::host::{AGENT_SERVICES, Host, ServiceAction, ServiceState};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 use crate::security::{Ace, Acl, SecurityDescriptor, Sid};
 
@@ -176,6 +177,7 @@ pub struct GmsaWorkflows {
     operations: Arc<Operations>,
     store: Arc<dyn Store>,
     dcs: Arc<DcWorkflows>,
+    host: Arc<dyn Host>,
 }
 
 // ---------------------------------------------------------------- validation
@@ -532,11 +534,17 @@ async fn event(
 }
 
 impl GmsaWorkflows {
-    pub fn new(operations: Arc<Operations>, store: Arc<dyn Store>, dcs: Arc<DcWorkflows>) -> Self {
+    pub fn new(
+        operations: Arc<Operations>,
+        store: Arc<dyn Store>,
+        dcs: Arc<DcWorkflows>,
+        host: Arc<dyn Host>,
+    ) -> Self {
         Self {
             operations,
             store,
             dcs,
+            host,
         }
     }
 
@@ -656,7 +664,7 @@ impl GmsaWorkflows {
             description: format!("create the gMSA {name} in {domain}"),
             initiator: caller.name.clone(),
         };
-        let (store, dcs) = (self.store.clone(), self.dcs.clone());
+        let (store, dcs, host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
         let plan = GmsaPlan {
             domain,
             name,
@@ -672,7 +680,9 @@ impl GmsaWorkflows {
                 drop(credential);
                 let result = run_create(&progress, session.as_mut(), &store, &plan).await;
                 session.unbind().await;
-                result
+                let mut outcome = result?;
+                configure_service(&progress, &host, &store, &mut outcome).await?;
+                Ok(outcome)
             })
             .await
     }
@@ -728,7 +738,7 @@ impl GmsaWorkflows {
             description: format!("use the custom gMSA {name} of {domain}"),
             initiator: caller.name.clone(),
         };
-        let (store, dcs) = (self.store.clone(), self.dcs.clone());
+        let (store, dcs, agent_host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
         self.operations
             .start(spec, move |progress| async move {
                 let mut session = Self::connect(&dcs, &domain, &credential, &progress).await?;
@@ -737,7 +747,9 @@ impl GmsaWorkflows {
                     run_use_custom(&progress, session.as_mut(), &store, &domain, &name, &host)
                         .await;
                 session.unbind().await;
-                result
+                let mut outcome = result?;
+                configure_service(&progress, &agent_host, &store, &mut outcome).await?;
+                Ok(outcome)
             })
             .await
     }
@@ -1278,6 +1290,139 @@ async fn reconcile_existing(
     Ok(true)
 }
 
+/// Step `configure-service`: the provisioning agent service logs on as the
+/// recorded gMSA (what the wizard's gMSA page does), restarted if it runs.
+async fn configure_service(
+    progress: &Progress,
+    host: &Arc<dyn Host>,
+    store: &Arc<dyn Store>,
+    outcome: &mut Outcome,
+) -> Result<(), Error> {
+    const STEP: &str = "configure-service";
+    let (service, display) = AGENT_SERVICES[0];
+    progress
+        .step_started(STEP, format!("{display} logs on as the gMSA"))
+        .await?;
+    if let Err(reason) = host.availability() {
+        progress
+            .warning(
+                STEP,
+                format!(
+                    "{reason}: set the service's logon account on the agent host (`sc.exe config \
+                     {service} obj= DOMAIN\\name$`)"
+                ),
+            )
+            .await?;
+        return progress.step_skipped(STEP, "no agent host here").await;
+    }
+    let Some(account) = load_account(store).await? else {
+        return Err(Error::Internal("the account was not recorded".into()));
+    };
+    let logon = format!("{}\\{}", account.netbios, account.sam_account_name);
+    let current = host
+        .service_status(service)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    if current.state == ServiceState::NotInstalled {
+        progress
+            .warning(
+                STEP,
+                "the agent is not installed; Install, then run this again to set the logon account",
+            )
+            .await?;
+        return progress.step_skipped(STEP, "agent not installed").await;
+    }
+    if current.account.eq_ignore_ascii_case(&logon) {
+        outcome.insert("service_account".into(), logon.clone());
+        return progress
+            .step_skipped(STEP, format!("{service} already logs on as {logon}"))
+            .await;
+    }
+    host.set_service_account(service, &logon)
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?;
+    if current.state == ServiceState::Running {
+        host.control_service(service, ServiceAction::Restart, SERVICE_RESTART_TIMEOUT)
+            .await
+            .map_err(|e| Error::Unavailable(e.to_string()))?;
+    }
+    outcome.insert("service_account".into(), logon.clone());
+    outcome.insert("changed".into(), "true".into());
+    progress
+        .step_succeeded(
+            STEP,
+            format!("{service} logs on as {logon} (was {:?})", current.account),
+        )
+        .await
+}
+
+/// How long the agent service may take to restart under its new account.
+const SERVICE_RESTART_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether `host` (a sAMAccountName or DN) may retrieve the password of the
+/// gMSA `entry` (read with msDS-GroupMSAMembership): directly or through
+/// nested groups. `Ok(Err(why))` says why not.
+pub async fn host_may_retrieve(
+    session: &mut dyn DirectorySession,
+    domain_dn: &str,
+    entry: &Entry,
+    host: &str,
+) -> Result<Result<(), String>, Error> {
+    let allowed = membership_sids(entry)?;
+    let Some(h) = find_account(session, domain_dn, host, &["objectSid", "objectClass"]).await?
+    else {
+        return Ok(Err(format!("the host account {host} does not exist")));
+    };
+    let host_sid = entry_sid(&h)?;
+    let mut may = allowed.contains(&host_sid);
+    for sid in &allowed {
+        if may {
+            break;
+        }
+        let filter = format!(
+            "(&(objectSid={})(member:{IN_CHAIN}:={}))",
+            escape::binary(&sid.to_bytes()),
+            escape::filter_value(&h.dn)
+        );
+        may = !session
+            .search(domain_dn, Scope::Subtree, &filter, &["cn"])
+            .await
+            .map_err(directory_error)?
+            .is_empty();
+    }
+    if may {
+        return Ok(Ok(()));
+    }
+    Ok(Err(format!(
+        "{host} may not retrieve the password: msDS-GroupMSAMembership allows {}",
+        if allowed.is_empty() {
+            "nobody".to_owned()
+        } else {
+            allowed
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    )))
+}
+
+/// Reads the recorded gMSA's entry (with the attributes
+/// [`host_may_retrieve`] needs).
+pub async fn read_account_entry(
+    session: &mut dyn DirectorySession,
+    domain_dn: &str,
+    account: &AccountRecord,
+) -> Result<Option<Entry>, Error> {
+    find_account(
+        session,
+        domain_dn,
+        &account.distinguished_name,
+        &ACCOUNT_ATTRS,
+    )
+    .await
+}
+
 async fn run_use_custom(
     progress: &Progress,
     session: &mut dyn DirectorySession,
@@ -1313,43 +1458,8 @@ async fn run_use_custom(
     if int_attr(&entry, "userAccountControl").unwrap_or(0) & UAC_ACCOUNTDISABLE != 0 {
         problems.push("the account is disabled".into());
     }
-    let allowed = membership_sids(&entry)?;
-    let host_entry = find_account(session, &domain_dn, host, &["objectSid", "objectClass"]).await?;
-    match host_entry {
-        None => problems.push(format!("the host account {host} does not exist")),
-        Some(h) => {
-            let host_sid = entry_sid(&h)?;
-            let mut may = allowed.contains(&host_sid);
-            for sid in &allowed {
-                if may {
-                    break;
-                }
-                let filter = format!(
-                    "(&(objectSid={})(member:{IN_CHAIN}:={}))",
-                    escape::binary(&sid.to_bytes()),
-                    escape::filter_value(&h.dn)
-                );
-                may = !session
-                    .search(&domain_dn, Scope::Subtree, &filter, &["cn"])
-                    .await
-                    .map_err(directory_error)?
-                    .is_empty();
-            }
-            if !may {
-                problems.push(format!(
-                    "{host} may not retrieve the password: msDS-GroupMSAMembership allows {}",
-                    if allowed.is_empty() {
-                        "nobody".to_owned()
-                    } else {
-                        allowed
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                ));
-            }
-        }
+    if let Err(problem) = host_may_retrieve(session, &domain_dn, &entry, host).await? {
+        problems.push(problem);
     }
     let enc = int_attr(&entry, "msDS-SupportedEncryptionTypes").unwrap_or(0);
     if enc & (ENC_AES128 | ENC_AES256) == 0 {
@@ -1413,7 +1523,7 @@ async fn run_use_custom(
         .step_started("record", "recording the account the agent uses")
         .await?;
     let mut principals = Vec::new();
-    for s in &allowed {
+    for s in &membership_sids(&entry)? {
         principals.push(resolve_sid(session, &domain_dn, s).await?);
     }
     let netbios = netbios_name(session, &config_dn, &domain_dn).await;

@@ -8,14 +8,17 @@ pub mod directory;
 pub mod gmsa;
 pub mod operations;
 pub mod permissions;
+pub mod tenant;
 pub mod validate;
+pub mod verify;
 pub mod writeback;
 
 use std::sync::Arc;
 
 use crate::backends::directory::Directory;
-use crate::backends::host::Host;
+use crate::backends::host::{Cloud, Host};
 use crate::backends::store::{Store, StoreError};
+use crate::backends::tenant::Tenant;
 
 pub use operations::Operations;
 
@@ -163,6 +166,8 @@ pub struct App {
     pub directories: directory::DirectoryWorkflows,
     pub gmsa: gmsa::GmsaWorkflows,
     pub writeback: writeback::WritebackWorkflows,
+    pub tenant: Arc<tenant::TenantWorkflows>,
+    pub verify: verify::VerifyWorkflows,
 }
 
 /// The backends a daemon runs with; chosen by `lib.rs` (the only place that
@@ -171,6 +176,16 @@ pub struct Backends {
     pub store: Arc<dyn Store>,
     pub host: Arc<dyn Host>,
     pub directory: Arc<dyn Directory>,
+    pub tenant: Arc<dyn Tenant>,
+}
+
+/// Settings of the tenant side that workflows act on.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    /// The cloud the tenant client is configured for.
+    pub cloud: Cloud,
+    /// PEM the registered agent trusts for the agent service (lab CA).
+    pub service_ca_pem: Option<String>,
 }
 
 /// Filesystem locations workflows may write to.
@@ -183,9 +198,26 @@ pub struct Paths {
 impl App {
     /// Builds the workflows and recovers operations a previous run left
     /// unfinished (they become INTERRUPTED).
-    pub async fn start(backends: Backends, paths: Paths) -> Result<Arc<App>, Error> {
+    pub async fn start(
+        backends: Backends,
+        paths: Paths,
+        tenant_settings: TenantSettings,
+    ) -> Result<Arc<App>, Error> {
         let operations = Operations::recover(backends.store.clone()).await?;
-        let agent = agent::AgentWorkflows::new(operations.clone(), backends.host.clone(), paths);
+        let tenant = Arc::new(tenant::TenantWorkflows::new(
+            operations.clone(),
+            backends.tenant.clone(),
+            backends.store.clone(),
+            backends.host.clone(),
+            tenant_settings.service_ca_pem,
+        ));
+        let agent = agent::AgentWorkflows::new(
+            operations.clone(),
+            backends.host.clone(),
+            paths,
+            tenant.clone(),
+            tenant_settings.cloud,
+        );
         let dcs = Arc::new(dc::DcWorkflows::new(
             operations.clone(),
             backends.store.clone(),
@@ -196,13 +228,25 @@ impl App {
             backends.store.clone(),
             dcs.clone(),
         );
-        let gmsa =
-            gmsa::GmsaWorkflows::new(operations.clone(), backends.store.clone(), dcs.clone());
+        let gmsa = gmsa::GmsaWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+        );
         let writeback = writeback::WritebackWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
+            tenant.clone(),
+        );
+        let verify = verify::VerifyWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+            tenant.clone(),
         );
         Ok(Arc::new(App {
             operations,
@@ -211,6 +255,8 @@ impl App {
             directories,
             gmsa,
             writeback,
+            tenant,
+            verify,
         }))
     }
 }

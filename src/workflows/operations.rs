@@ -734,6 +734,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::SetDcPriority => "SET_DC_PRIORITY",
         OperationKind::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
         OperationKind::Uninstall => "UNINSTALL",
+        OperationKind::SignIn => "SIGN_IN",
     }
 }
 

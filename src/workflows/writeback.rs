@@ -1,8 +1,7 @@
-//! WritebackService: password writeback's directory half (the
-//! PasswordWriteBack profile on each domain root, readiness checks). The
-//! tenant half — the tenant's writeback flag — is a seam: until a tenant
-//! backend is configured, its step is recorded as skipped with a warning and
-//! reads report the flag as unknown.
+//! WritebackService: password writeback's two halves — the directory (the
+//! PasswordWriteBack profile on each domain root, readiness checks) and the
+//! tenant (the registered agent's writeback flag, what
+//! `Set-AADCloudSyncPasswordWritebackConfiguration` sets).
 
 use std::sync::Arc;
 
@@ -11,6 +10,7 @@ use super::directory::DirectoryWorkflows;
 use super::gmsa::{self, GrantMode, ProfileStatus};
 use super::operations::{OperationSpec, Outcome};
 use super::permissions::{Profile, Resolved};
+use super::tenant::{TenantWorkflows, tenant_error};
 use super::{Caller, Error, FieldViolation, Operations, validate};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
@@ -21,8 +21,6 @@ use crate::security::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
 pub const MIN_AGENT_VERSION: &str = "1.1.977.0";
 pub const DEFAULT_USER_SAMPLE: usize = 1000;
 pub const MAX_USER_SAMPLE: usize = 10_000;
-const TENANT_SEAM: &str = "no tenant backend is configured in this provd, so the tenant's \
-                           password-writeback flag was not read or changed";
 
 #[derive(Debug, Default)]
 pub struct SetWritebackRequest {
@@ -72,6 +70,7 @@ pub struct WritebackWorkflows {
     store: Arc<dyn Store>,
     dcs: Arc<DcWorkflows>,
     host: Arc<dyn Host>,
+    tenant: Arc<TenantWorkflows>,
 }
 
 /// Dotted version comparison ("1.1.977.0" ≥ "1.1.96.0").
@@ -90,12 +89,46 @@ impl WritebackWorkflows {
         store: Arc<dyn Store>,
         dcs: Arc<DcWorkflows>,
         host: Arc<dyn Host>,
+        tenant: Arc<TenantWorkflows>,
     ) -> Self {
         Self {
             operations,
             store,
             dcs,
             host,
+            tenant,
+        }
+    }
+
+    /// The tenant's flag for this machine's agent, or why it is unknown.
+    pub async fn tenant_state(&self) -> TenantState {
+        let registration = match self.tenant.registration().await {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                return TenantState::Unknown(
+                    "this machine's agent is not registered (run Install)".into(),
+                );
+            }
+            Err(e) => return TenantState::Unknown(e.to_string()),
+        };
+        let tokens = match self.tenant.tokens().await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                return TenantState::Unknown(
+                    "provd holds no tenant session (sign in with SignIn)".into(),
+                );
+            }
+            Err(e) => return TenantState::Unknown(e.to_string()),
+        };
+        match self
+            .tenant
+            .tenant()
+            .password_writeback(&tokens, &registration.agent_id)
+            .await
+        {
+            Ok(true) => TenantState::Enabled,
+            Ok(false) => TenantState::Disabled,
+            Err(e) => TenantState::Unknown(tenant_error(e).to_string()),
         }
     }
 
@@ -161,6 +194,20 @@ impl WritebackWorkflows {
                 });
             }
         };
+        let registration = match self.tenant.registration().await? {
+            Some(r) => r,
+            None if retried => Default::default(),
+            None => {
+                return Err(Error::FailedPrecondition {
+                    reason: "NOT_REGISTERED",
+                    subject: "agent".into(),
+                    message: "this machine's agent is not registered with the tenant: run \
+                              Install first"
+                        .into(),
+                });
+            }
+        };
+        let tenant = self.tenant.clone();
         let enable = request.enable;
         let spec = OperationSpec {
             kind: OperationKind::SetPasswordWriteback,
@@ -190,10 +237,14 @@ impl WritebackWorkflows {
                         Some(v) => progress.step_succeeded("check-agent", format!("agent {v}")).await?,
                         None => progress.warning("check-agent", "the installed agent's version cannot be read on this host").await?,
                     }
-                } else {
+                }
+                // Signed in before anything changes, so a failed sign-in
+                // leaves the directory as it was.
+                let tokens = tenant.ensure_signed_in(&progress).await?;
+                if !enable {
                     progress.step_started("clear-tenant-flag", "turning the tenant flag off").await?;
-                    progress.warning("clear-tenant-flag", TENANT_SEAM).await?;
-                    progress.step_skipped("clear-tenant-flag", "no tenant backend").await?;
+                    tenant.tenant().set_password_writeback(&tokens, &registration.agent_id, false).await.map_err(tenant_error)?;
+                    progress.step_succeeded("clear-tenant-flag", format!("off for agent {}", registration.agent_id)).await?;
                 }
                 for domain in &domains {
                     let step = format!("{} {domain}", if enable { "grant" } else { "revoke" });
@@ -223,8 +274,8 @@ impl WritebackWorkflows {
                 }
                 if enable {
                     progress.step_started("set-tenant-flag", "turning the tenant flag on").await?;
-                    progress.warning("set-tenant-flag", TENANT_SEAM).await?;
-                    progress.step_skipped("set-tenant-flag", "no tenant backend").await?;
+                    tenant.tenant().set_password_writeback(&tokens, &registration.agent_id, true).await.map_err(tenant_error)?;
+                    progress.step_succeeded("set-tenant-flag", format!("on for agent {}", registration.agent_id)).await?;
                 }
                 drop(credential);
                 Ok(Outcome::from([
@@ -232,7 +283,7 @@ impl WritebackWorkflows {
                     ("domains".into(), domains.join(",")),
                     ("added".into(), added.to_string()),
                     ("removed".into(), removed.to_string()),
-                    ("tenant".into(), "not configured".into()),
+                    ("agent_id".into(), registration.agent_id.clone()),
                 ]))
             })
             .await
@@ -319,21 +370,78 @@ impl WritebackWorkflows {
             };
             reports.push(report);
         }
-        let tenant = TenantState::Unknown(TENANT_SEAM.into());
+        let tenant = self.tenant_state().await;
         let agent_version = self.agent_version().await;
-        let message = match &tenant {
-            TenantState::Unknown(why) => {
-                format!("not consistent: the tenant flag is unknown ({why})")
-            }
-            _ => String::new(),
-        };
+        let (consistent, message) = consistency(&tenant, &reports);
         Ok(WritebackReport {
             tenant,
             domains: reports,
             agent_version,
-            consistent: false,
+            consistent,
             message,
         })
+    }
+}
+
+/// Whether the tenant flag and the directory agree: on with every domain
+/// ready, or off with no domain still granting the ACEs.
+pub fn consistency(tenant: &TenantState, domains: &[DomainReadiness]) -> (bool, String) {
+    let unread: Vec<&str> = domains
+        .iter()
+        .filter(|d| d.read_error.is_some())
+        .map(|d| d.domain.as_str())
+        .collect();
+    match tenant {
+        TenantState::Unknown(why) => (
+            false,
+            format!("not consistent: the tenant flag is unknown ({why})"),
+        ),
+        _ if !unread.is_empty() => (
+            false,
+            format!("not known: cannot read {}", unread.join(", ")),
+        ),
+        TenantState::Enabled => {
+            let missing: Vec<&str> = domains
+                .iter()
+                .filter(|d| !d.ready())
+                .map(|d| d.domain.as_str())
+                .collect();
+            if missing.is_empty() {
+                (
+                    true,
+                    "on in the tenant, and every domain grants the ACEs".into(),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "on in the tenant, but the ACEs are missing on {}",
+                        missing.join(", ")
+                    ),
+                )
+            }
+        }
+        TenantState::Disabled => {
+            let left: Vec<&str> = domains
+                .iter()
+                .filter(|d| d.ready())
+                .map(|d| d.domain.as_str())
+                .collect();
+            if left.is_empty() {
+                (
+                    true,
+                    "off in the tenant, and no domain grants the ACEs".into(),
+                )
+            } else {
+                (
+                    false,
+                    format!(
+                        "off in the tenant, but {} still grant the ACEs",
+                        left.join(", ")
+                    ),
+                )
+            }
+        }
     }
 }
 

@@ -2,7 +2,9 @@
 //! as the real binary), and clients per role over gRPC and HTTP/JSON.
 #![allow(dead_code)]
 
+pub mod fixtures;
 pub mod lab;
+pub mod tenant;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -63,6 +65,8 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         },
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),
+        tenant: Default::default(),
+        host: Default::default(),
     }
 }
 
@@ -76,12 +80,16 @@ pub struct Harness {
 
 impl Harness {
     pub async fn start() -> Harness {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A daemon with `adjust` applied to its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(&dir.path().join("pki"));
-        let daemon = provd::Daemon::builder(config(dir.path(), &pki.dir))
-            .start()
-            .await
-            .unwrap();
+        let mut config = config(dir.path(), &pki.dir);
+        adjust(&mut config);
+        let daemon = provd::Daemon::builder(config).start().await.unwrap();
         Harness {
             addr: daemon.local_addr(),
             dir,
@@ -224,6 +232,19 @@ pub async fn finish(
     Vec<provd::proto::v1::OperationEvent>,
     provd::proto::v1::Operation,
 ) {
+    finish_with(channel, op, None).await
+}
+
+/// [`finish`], approving each device-code sign-in the operation asks for
+/// at `tenant` (as a person would, with the code from the event).
+pub async fn finish_with(
+    channel: &Channel,
+    op: provd::proto::v1::Operation,
+    tenant: Option<&tenant::TenantEmulator>,
+) -> (
+    Vec<provd::proto::v1::OperationEvent>,
+    provd::proto::v1::Operation,
+) {
     let mut ops =
         provd::proto::v1::operations_service_client::OperationsServiceClient::new(channel.clone());
     let mut stream = ops
@@ -242,7 +263,14 @@ pub async fn finish(
             .unwrap()
             .unwrap();
         match item.item.unwrap() {
-            provd::proto::v1::watch_operation_response::Item::Event(e) => events.push(e),
+            provd::proto::v1::watch_operation_response::Item::Event(e) => {
+                if let Some(tenant) = tenant
+                    && e.kind == provd::proto::v1::EventKind::ActionRequired as i32
+                {
+                    tenant.approve(&e.attributes["user_code"]).await;
+                }
+                events.push(e);
+            }
             provd::proto::v1::watch_operation_response::Item::Operation(op) => return (events, op),
         }
     }

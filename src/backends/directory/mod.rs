@@ -61,7 +61,9 @@ impl DirectoryError {
     }
 }
 
-/// Credentials for a simple bind: a UPN, `DOMAIN\user` or a DN.
+/// Credentials for a simple bind: a UPN, `DOMAIN\user` or a DN. Each copy
+/// zeroizes its password when dropped.
+#[derive(Clone)]
 pub struct BindCredential {
     pub username: String,
     pub password: SecretString,

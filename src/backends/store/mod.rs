@@ -47,6 +47,7 @@ pub enum OperationKind {
     SetDcPriority,
     SetPasswordWriteback,
     Uninstall,
+    SignIn,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

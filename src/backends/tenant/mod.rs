@@ -17,6 +17,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
 use super::host::Cloud;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -40,6 +42,9 @@ pub enum TenantError {
     AccessDenied,
     #[error("the sign-in was cancelled")]
     Cancelled,
+    /// 404: the tenant does not know the thing asked for.
+    #[error("the tenant does not know it (404): {0}")]
+    NotFound(String),
     /// An answer that does not follow the documented shape.
     #[error("unexpected answer from the tenant: {0}")]
     Protocol(String),
@@ -100,7 +105,8 @@ impl std::fmt::Debug for DeviceCode {
     }
 }
 
-/// Tokens, in memory only.
+/// Tokens, in memory only (zeroized on drop).
+#[derive(Clone)]
 pub struct Tokens {
     pub access: SecretString,
     pub refresh: Option<SecretString>,
@@ -120,6 +126,72 @@ pub struct ProvisioningAgent {
     pub external_ip: String,
     pub active: bool,
     pub groups: Vec<AgentGroup>,
+}
+
+/// A `publishedResource`: for provisioning, one AD domain and the agent
+/// groups that serve it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedResource {
+    pub id: String,
+    /// `resourceName`: the AD domain's DNS name.
+    pub domain: String,
+    pub group_ids: Vec<String>,
+}
+
+/// What the agent service answered to a registration.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    pub agent_id: String,
+    /// The agent's client certificate (PEM), issued for the CSR.
+    pub certificate_pem: String,
+}
+
+/// One tenant endpoint and whether a TLS connection and an HTTP answer came
+/// back from it.
+#[derive(Debug, Clone)]
+pub struct EndpointProbe {
+    pub url: String,
+    pub outcome: Result<Duration, String>,
+}
+
+/// The tenant as the workflows see it. [`HttpTenant`] is the real one.
+#[async_trait::async_trait]
+pub trait Tenant: Send + Sync + 'static {
+    /// The tenant id or domain signed in to, for messages.
+    fn tenant(&self) -> &str;
+    /// The agent service's base URL, when one is configured.
+    fn agent_service(&self) -> Option<&str>;
+    async fn start_device_code(&self) -> Result<DeviceCode, TenantError>;
+    async fn wait_for_tokens(
+        &self,
+        code: &DeviceCode,
+        cancel: &CancellationToken,
+    ) -> Result<Tokens, TenantError>;
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError>;
+    async fn list_agents(&self, tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError>;
+    async fn list_published_resources(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError>;
+    async fn register_agent(
+        &self,
+        tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError>;
+    async fn password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError>;
+    async fn set_password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError>;
+    /// Sign-in, Graph and (when configured) the agent service, over TLS.
+    async fn probe_endpoints(&self) -> Vec<EndpointProbe>;
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +216,7 @@ pub struct HttpTenant {
     http: reqwest::Client,
     endpoints: TenantEndpoints,
     retry: RetryPolicy,
+    agent_service: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +278,55 @@ struct GroupBody {
     display_name: String,
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceBody {
+    id: String,
+    #[serde(default)]
+    resource_name: String,
+    #[serde(default)]
+    agent_groups: Vec<GroupBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    agent_id: String,
+    certificate: String,
+}
+
+#[derive(Deserialize)]
+struct WritebackBody {
+    enabled: bool,
+}
+
+/// Characters escaped in one URL path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+/// The error and its causes, e.g. "error sending request: tcp connect
+/// error: Connection refused".
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn transport(err: &reqwest::Error) -> TenantError {
     TenantError::Unavailable(err.to_string())
 }
@@ -251,7 +373,16 @@ impl HttpTenant {
             http,
             endpoints,
             retry,
+            agent_service: None,
         })
+    }
+
+    /// Where agents register and heartbeat (`POST {base}/_agent/register`).
+    /// Microsoft does not document its registration service; provd only
+    /// registers with a service that speaks the lab emulator's shape.
+    pub fn with_agent_service(mut self, base_url: Option<String>) -> Self {
+        self.agent_service = base_url.map(|u| u.trim_end_matches('/').to_owned());
+        self
     }
 
     fn oauth_url(&self, leaf: &str) -> String {
@@ -342,20 +473,32 @@ impl HttpTenant {
         }
     }
 
-    /// A GET on Graph with the retry policy: 429 and 5xx are retried,
-    /// waiting Retry-After when given, else exponential backoff.
+    /// A Graph call with the retry policy: 429 and 5xx are retried, waiting
+    /// Retry-After when given, else exponential backoff.
     async fn graph_get(&self, path: &str, tokens: &Tokens) -> Result<String, TenantError> {
         let url = format!("{}{path}", self.endpoints.graph.trim_end_matches('/'));
+        self.send_with_retry(&url, tokens, reqwest::Method::GET, None)
+            .await
+    }
+
+    async fn send_with_retry(
+        &self,
+        url: &str,
+        tokens: &Tokens,
+        method: reqwest::Method,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, TenantError> {
         let mut backoff = self.retry.first_backoff;
         let mut last = String::new();
         for attempt in 1..=self.retry.attempts {
-            let response = self
+            let mut request = self
                 .http
-                .get(&url)
-                .bearer_auth(tokens.access.expose_secret())
-                .send()
-                .await;
-            let response = match response {
+                .request(method.clone(), url)
+                .bearer_auth(tokens.access.expose_secret());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
                     last = e.to_string();
@@ -376,6 +519,7 @@ impl HttpTenant {
                 200..=299 => return Ok(text),
                 401 => return Err(TenantError::Unauthorized(graph_message(&text))),
                 403 => return Err(TenantError::Forbidden(graph_message(&text))),
+                404 => return Err(TenantError::NotFound(graph_message(&text))),
                 429 | 500..=599 => {
                     last = format!("HTTP {status}: {}", graph_message(&text));
                     let wait = retry_after.unwrap_or(backoff).min(self.retry.max_wait);
@@ -383,7 +527,7 @@ impl HttpTenant {
                         status,
                         attempt,
                         wait_ms = wait.as_millis() as u64,
-                        "Graph throttled or failing; retrying"
+                        "tenant throttled or failing; retrying"
                     );
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(self.retry.max_wait);
@@ -400,6 +544,165 @@ impl HttpTenant {
             "{url} still failing after {} attempts: {last}",
             self.retry.attempts
         )))
+    }
+
+    /// Exchanges a refresh token for fresh tokens (the refresh token
+    /// rotates).
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+        let response = self
+            .http
+            .post(self.oauth_url("token"))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", self.endpoints.client_id.as_str()),
+                ("refresh_token", refresh_token.expose_secret()),
+                ("scope", self.endpoints.scope.as_str()),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport(&e))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| transport(&e))?;
+        if status.is_success() {
+            return tokens(&text);
+        }
+        match serde_json::from_str::<OAuthError>(&text) {
+            Ok(e) if e.error == "invalid_grant" => Err(TenantError::Unauthorized(format!(
+                "the refresh token was refused: {}",
+                e.error_description
+            ))),
+            _ => Err(oauth_failure(status.as_u16(), &text)),
+        }
+    }
+
+    /// The published resources (one per AD domain) with their agent groups.
+    pub async fn list_published_resources(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError> {
+        let text = self
+            .graph_get(
+                "/beta/onPremisesPublishingProfiles/provisioning/publishedResources?$expand=agentGroups",
+                tokens,
+            )
+            .await?;
+        let list: GraphList<ResourceBody> = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("published resources: {e}")))?;
+        Ok(list
+            .value
+            .into_iter()
+            .map(|r| PublishedResource {
+                id: r.id,
+                domain: r.resource_name.to_ascii_lowercase(),
+                group_ids: r.agent_groups.into_iter().map(|g| g.id).collect(),
+            })
+            .collect())
+    }
+
+    fn agent_service_url(&self, leaf: &str) -> Result<String, TenantError> {
+        let base = self.agent_service.as_deref().ok_or_else(|| {
+            TenantError::Config(
+                "tenant.agent_service is not set: Microsoft does not document its agent \
+                 registration service, so provd registers agents only with a service that \
+                 speaks the lab emulator's shape"
+                    .into(),
+            )
+        })?;
+        Ok(format!("{base}{leaf}"))
+    }
+
+    /// Registers this machine's agent: CSR in, client certificate out.
+    pub async fn register_agent(
+        &self,
+        tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError> {
+        let url = self.agent_service_url("/_agent/register")?;
+        let body = serde_json::json!({ "machineName": machine_name, "csr": csr_pem });
+        let text = self
+            .send_with_retry(&url, tokens, reqwest::Method::POST, Some(&body))
+            .await?;
+        let answer: RegisterBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("registration answer: {e}")))?;
+        Ok(Registration {
+            agent_id: answer.agent_id,
+            certificate_pem: answer.certificate,
+        })
+    }
+
+    fn writeback_url(&self, agent_id: &str) -> String {
+        format!(
+            "{}/beta/onPremisesPublishingProfiles/provisioning/agents/{}/passwordWriteback",
+            self.endpoints.graph.trim_end_matches('/'),
+            utf8_percent_encode(agent_id, PATH_SEGMENT)
+        )
+    }
+
+    /// The agent's password writeback flag (modelled endpoint, see the
+    /// emulator's graph module).
+    pub async fn password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError> {
+        let text = self
+            .send_with_retry(
+                &self.writeback_url(agent_id),
+                tokens,
+                reqwest::Method::GET,
+                None,
+            )
+            .await?;
+        let body: WritebackBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
+        Ok(body.enabled)
+    }
+
+    pub async fn set_password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError> {
+        let body = serde_json::json!({ "enabled": enabled });
+        let text = self
+            .send_with_retry(
+                &self.writeback_url(agent_id),
+                tokens,
+                reqwest::Method::PUT,
+                Some(&body),
+            )
+            .await?;
+        let answer: WritebackBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
+        if answer.enabled != enabled {
+            return Err(TenantError::Protocol(format!(
+                "asked to set the writeback flag to {enabled}, the tenant says {}",
+                answer.enabled
+            )));
+        }
+        Ok(())
+    }
+
+    /// Any HTTP answer over TLS counts as reachable: the point is the
+    /// network path (firewall, proxy, TLS inspection), not the resource.
+    pub async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        let mut urls = vec![
+            self.endpoints.authority.clone(),
+            self.endpoints.graph.clone(),
+        ];
+        urls.extend(self.agent_service.clone());
+        urls.dedup();
+        let probes = urls.into_iter().map(|url| async move {
+            let started = Instant::now();
+            let outcome = match self.http.get(&url).send().await {
+                Ok(_) => Ok(started.elapsed()),
+                Err(e) => Err(error_chain(&e)),
+            };
+            EndpointProbe { url, outcome }
+        });
+        futures_util::future::join_all(probes).await
     }
 
     /// The tenant's provisioning agents with their groups.
@@ -472,6 +775,74 @@ fn graph_message(text: &str) -> String {
             ))
         })
         .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+#[async_trait::async_trait]
+impl Tenant for HttpTenant {
+    fn tenant(&self) -> &str {
+        &self.endpoints.tenant
+    }
+
+    fn agent_service(&self) -> Option<&str> {
+        self.agent_service.as_deref()
+    }
+
+    async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+        HttpTenant::start_device_code(self).await
+    }
+
+    async fn wait_for_tokens(
+        &self,
+        code: &DeviceCode,
+        cancel: &CancellationToken,
+    ) -> Result<Tokens, TenantError> {
+        HttpTenant::wait_for_tokens(self, code, cancel).await
+    }
+
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+        HttpTenant::refresh(self, refresh_token).await
+    }
+
+    async fn list_agents(&self, tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError> {
+        HttpTenant::list_agents(self, tokens).await
+    }
+
+    async fn list_published_resources(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError> {
+        HttpTenant::list_published_resources(self, tokens).await
+    }
+
+    async fn register_agent(
+        &self,
+        tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError> {
+        HttpTenant::register_agent(self, tokens, machine_name, csr_pem).await
+    }
+
+    async fn password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError> {
+        HttpTenant::password_writeback(self, tokens, agent_id).await
+    }
+
+    async fn set_password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError> {
+        HttpTenant::set_password_writeback(self, tokens, agent_id, enabled).await
+    }
+
+    async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        HttpTenant::probe_endpoints(self).await
+    }
 }
 
 #[cfg(test)]

@@ -229,6 +229,7 @@ async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
             sha256,
             accept_license,
             cloud,
+            skip_registration,
             mutate,
         } => {
             let r = client
@@ -237,6 +238,16 @@ async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
                     sha256,
                     accept_license,
                     cloud: cloud.map_or(0, |c| c.proto()),
+                    request_id: request_id(&mutate),
+                    skip_registration,
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
+        AgentCommand::SignIn { mutate } => {
+            let r = client
+                .sign_in(v1::SignInRequest {
                     request_id: request_id(&mutate),
                 })
                 .await?
@@ -494,21 +505,26 @@ async fn verify(ctx: &Ctx, args: VerifyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut report = None;
+    let mut checks = Vec::new();
     while let Some(message) = stream.message().await? {
         if ctx.out.is_json() {
             ctx.out.json(&message)?;
         }
         match message.item {
-            Some(Item::Check(check)) if !ctx.out.is_json() => {
-                ctx.out.text(&render::check(&check))?;
+            Some(Item::Check(check)) => {
+                if !ctx.out.is_json() {
+                    ctx.out.text(&render::check_progress(&check))?;
+                }
+                checks.push(check);
             }
             Some(Item::Report(r)) => {
                 if !ctx.out.is_json() {
+                    ctx.out.text(&render::check_table(&checks))?;
                     ctx.out.text(&render::verify_report(&r))?;
                 }
                 report = Some(r);
             }
-            _ => {}
+            None => {}
         }
     }
     let report = report.context("the verify stream ended without a report")?;

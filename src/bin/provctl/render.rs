@@ -338,8 +338,12 @@ pub fn operations(response: &v1::ListOperationsResponse) -> String {
 }
 
 /// One watch event: `[  3] fetch-package    STEP_STARTED   copying ... (42%)`,
-/// then its attributes, indented.
+/// then its attributes, indented. ACTION_REQUIRED stands out: the operator
+/// has to do something (e.g. sign in) before the operation goes on.
 pub fn event(event: &v1::OperationEvent) -> String {
+    if event.kind == v1::EventKind::ActionRequired as i32 {
+        return action_required(event);
+    }
     let mut out = format!(
         "[{:>3}] {:<18} {:<15} {}",
         event.sequence,
@@ -358,6 +362,28 @@ pub fn event(event: &v1::OperationEvent) -> String {
         }
         out.push_str(&format!("      {k}: {v}\n"));
     }
+    out
+}
+
+fn action_required(event: &v1::OperationEvent) -> String {
+    let rule = "=".repeat(72);
+    let mut out = format!(
+        "[{:>3}] {:<18} ACTION REQUIRED\n{rule}\n  {}\n",
+        event.sequence, event.step, event.message
+    );
+    if let (Some(uri), Some(code)) = (
+        event.attributes.get("verification_uri"),
+        event.attributes.get("user_code"),
+    ) {
+        out.push_str(&format!("\n    open:  {uri}\n    code:  {code}\n"));
+        if let Some(secs) = event.attributes.get("expires_in_secs") {
+            out.push_str(&format!(
+                "    (expires in {secs} s; waiting for the sign-in)\n"
+            ));
+        }
+    }
+    out.push_str(&rule);
+    out.push('\n');
     out
 }
 
@@ -514,18 +540,55 @@ pub fn priority(r: &v1::GetPriorityResponse) -> String {
     out
 }
 
-/// One Verify check, as it arrives.
-pub fn check(c: &v1::Check) -> String {
-    let mut out = format!("{:<5} {}", check_status(c.status), c.id);
+/// One short line per check as it arrives (the table follows at the end).
+pub fn check_progress(c: &v1::Check) -> String {
+    let mut out = format!("  {:<5} {}", check_status(c.status), c.id);
     if !c.subject.is_empty() {
         out.push_str(&format!(" [{}]", c.subject));
     }
-    if !c.message.is_empty() {
-        out.push_str(&format!(": {}", c.message));
-    }
     out.push('\n');
-    if !c.remedy.is_empty() {
-        out.push_str(&format!("      remedy: {}\n", c.remedy));
+    out
+}
+
+/// Every check in one table, sorted by category, id and subject; remedies
+/// of WARN and FAIL rows listed under it.
+pub fn check_table(checks: &[v1::Check]) -> String {
+    let mut rows: Vec<&v1::Check> = checks.iter().collect();
+    rows.sort_by(|a, b| (a.category, &a.id, &a.subject).cmp(&(b.category, &b.id, &b.subject)));
+    let width = |f: &dyn Fn(&v1::Check) -> usize, min: usize| {
+        rows.iter().map(|c| f(c)).max().unwrap_or(0).max(min)
+    };
+    let id_w = width(&|c| c.id.len(), 5);
+    let subject_w = width(&|c| c.subject.len(), 7).min(32);
+    let mut out = format!(
+        "\n{:<6} {:<id_w$} {:<subject_w$} {}\n",
+        "STATUS", "CHECK", "SUBJECT", "MESSAGE"
+    );
+    let mut remedies = Vec::new();
+    for c in &rows {
+        let subject: String = c.subject.chars().take(subject_w).collect();
+        out.push_str(&format!(
+            "{:<6} {:<id_w$} {:<subject_w$} {}\n",
+            check_status(c.status),
+            c.id,
+            subject,
+            c.message
+        ));
+        if !c.remedy.is_empty()
+            && (c.status == v1::CheckStatus::Fail as i32
+                || c.status == v1::CheckStatus::Warn as i32)
+        {
+            let at = if c.subject.is_empty() {
+                c.id.clone()
+            } else {
+                format!("{} [{}]", c.id, c.subject)
+            };
+            remedies.push(format!("  {at}: {}\n", c.remedy));
+        }
+    }
+    if !remedies.is_empty() {
+        out.push_str("\nremedies:\n");
+        out.extend(remedies);
     }
     out
 }

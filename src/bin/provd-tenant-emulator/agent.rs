@@ -5,9 +5,12 @@
 //! request to a registration service and receiving a client certificate;
 //! the emulator models exactly that, "CSR in, certificate out", with its own
 //! agent CA generated at start (`GET /_lab/agent-ca` returns it). The real
-//! agent authenticates later calls with that certificate; the emulator does
-//! not ask for client certificates, so a heartbeat is identified by the
-//! agent id in the path and checked against the registered machine name.
+//! agent authenticates later calls with that certificate, and so does a
+//! heartbeat here: the emulator's TLS asks for a client certificate (without
+//! requiring one, so OAuth and Graph clients need none) and trusts only its
+//! agent CA. `POST /_agent/{id}/heartbeat` then needs a certificate whose
+//! common name is `{id}` (none: 401; another agent's: 403), and the body's
+//! machine name must be the registered one (409).
 //!
 //! Agent status semantics (active/inactive) follow
 //! <https://learn.microsoft.com/entra/identity/hybrid/cloud-sync/how-to-install>
@@ -20,7 +23,7 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -44,6 +47,31 @@ pub struct Register {
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
     machine_name: String,
+}
+
+/// The client certificate of the TLS connection a request came over, after
+/// rustls verified it against the agent CA; `serve()` puts it into the
+/// request extensions (absent when the client sent none).
+#[derive(Debug, Clone)]
+pub struct PeerCertificate {
+    /// The leaf's subject common name (the agent id for certificates this
+    /// emulator issues); `None` if it has none.
+    pub common_name: Option<String>,
+}
+
+impl PeerCertificate {
+    pub fn from_leaf(der: &rustls_pki_types::CertificateDer<'_>) -> PeerCertificate {
+        let common_name = x509_parser::parse_x509_certificate(der)
+            .ok()
+            .and_then(|(_, cert)| {
+                cert.subject()
+                    .iter_common_name()
+                    .next()
+                    .and_then(|cn| cn.as_str().ok())
+                    .map(str::to_owned)
+            });
+        PeerCertificate { common_name }
+    }
 }
 
 fn valid_machine_name(name: &str) -> bool {
@@ -104,8 +132,29 @@ pub async fn register(
         .into_response()
 }
 
-/// `POST /_agent/{id}/heartbeat` `{machineName}`: the agent is alive.
-pub async fn heartbeat(State(app): State<App>, Path(id): Path<String>, body: Bytes) -> Response {
+/// `POST /_agent/{id}/heartbeat` `{machineName}` over a connection that
+/// presented the agent's client certificate (CN = `{id}`): the agent is
+/// alive.
+pub async fn heartbeat(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    peer: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Response {
+    let Some(Extension(peer)) = peer else {
+        return graph_error(
+            StatusCode::UNAUTHORIZED,
+            "InvalidAuthenticationToken",
+            "A client certificate is needed: present the certificate issued to the agent at registration.",
+        );
+    };
+    if peer.common_name.as_deref() != Some(id.as_str()) {
+        return graph_error(
+            StatusCode::FORBIDDEN,
+            "Authorization_RequestDenied",
+            &format!("The client certificate was not issued to agent '{id}'."),
+        );
+    }
     let request: Heartbeat = match graph_json(&body) {
         Ok(r) => r,
         Err(r) => return r.into_response(),

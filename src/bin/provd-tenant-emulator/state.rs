@@ -14,6 +14,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
+use rustls_pki_types::CertificateDer;
 use time::OffsetDateTime;
 
 /// Settings fixed at start-up (from the command line).
@@ -188,9 +189,12 @@ pub fn normalize_user_code(code: &str) -> String {
 }
 
 /// The emulator's own CA for agent client certificates, generated at start.
+/// It is also the only trust anchor for client certificates presented in the
+/// TLS handshake (see `tls_config` in the binary's main file).
 pub struct AgentCa {
     issuer: Issuer<'static, KeyPair>,
     pub cert_pem: String,
+    pub cert_der: CertificateDer<'static>,
 }
 
 /// Common name of the agent CA.
@@ -215,6 +219,7 @@ impl AgentCa {
         let cert = params.self_signed(&key)?;
         Ok(AgentCa {
             cert_pem: cert.pem(),
+            cert_der: cert.der().clone(),
             issuer: Issuer::new(params, key),
         })
     }

@@ -1,0 +1,396 @@
+//! The tenant session: device-code sign-in relayed to the remote operator as
+//! an ACTION_REQUIRED event, tokens kept in memory only (refreshed before
+//! they expire), and this machine's agent registration.
+//!
+//! Any operation that needs the tenant runs the `sign-in` step through
+//! [`TenantWorkflows::ensure_signed_in`]: skipped while a token is valid,
+//! otherwise the operator gets the code and URL as an event and the step
+//! waits (cancellable) until they approve, decline, or the code expires.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
+use super::{Caller, Error, Operations, validate};
+use crate::backends::host::{AgentIdentity, Host, HostError};
+use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
+use crate::backends::tenant::{Tenant, TenantError, Tokens};
+
+const REGISTRATION_NS: &str = "tenant";
+const REGISTRATION_KEY: &str = "registration";
+
+/// Tokens this close to expiry are refreshed before use.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// How often the registered agent reports to the agent service.
+pub const AGENT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+
+/// This machine's agent as registered with the tenant. No secret: the
+/// agent's key lives with the agent on the host, never in provd's store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RegistrationRecord {
+    pub agent_id: String,
+    pub machine_name: String,
+    pub tenant: String,
+    pub registered_at_ms: i64,
+}
+
+/// What GetAgent says about the tenant side.
+#[derive(Debug, Clone, Default)]
+pub struct TenantStatus {
+    pub signed_in: bool,
+    /// Seconds until the access token expires (0 when not signed in).
+    pub token_expires_in_secs: u64,
+    pub registration: Option<RegistrationRecord>,
+}
+
+pub struct TenantWorkflows {
+    operations: Arc<Operations>,
+    tenant: Arc<dyn Tenant>,
+    store: Arc<dyn Store>,
+    host: Arc<dyn Host>,
+    /// The CA the agent should trust for the agent service, when that is
+    /// not a public one (the lab).
+    service_ca_pem: Option<String>,
+    tokens: tokio::sync::Mutex<Option<Tokens>>,
+}
+
+/// Maps a tenant failure to the workflow error the operator can act on.
+pub fn tenant_error(err: TenantError) -> Error {
+    match err {
+        TenantError::Config(m) => Error::FailedPrecondition {
+            reason: "TENANT_NOT_CONFIGURED",
+            subject: "tenant".into(),
+            message: m,
+        },
+        TenantError::Unavailable(m) => {
+            Error::Unavailable(format!("the tenant did not answer: {m}"))
+        }
+        TenantError::Unauthorized(m) => {
+            Error::Unauthenticated(format!("the tenant rejected the sign-in (401): {m}"))
+        }
+        TenantError::Forbidden(m) => Error::PermissionDenied(format!(
+            "the signed-in account may not do this (403): {m}; sign in as a Hybrid Identity \
+             Administrator or Global Administrator"
+        )),
+        TenantError::NotFound(m) => Error::NotFound(format!("in the tenant: {m}")),
+        TenantError::DeviceCodeExpired => Error::FailedPrecondition {
+            reason: "DEVICE_CODE_EXPIRED",
+            subject: "sign-in".into(),
+            message: "the device code expired before anyone signed in with it; run the \
+                      operation again and complete the sign-in within the code's lifetime"
+                .into(),
+        },
+        TenantError::AccessDenied => {
+            Error::PermissionDenied("the sign-in was declined at the verification page".into())
+        }
+        TenantError::Cancelled => Error::Cancelled,
+        TenantError::Protocol(m) => Error::Unavailable(format!("unexpected tenant answer: {m}")),
+    }
+}
+
+impl TenantWorkflows {
+    pub fn new(
+        operations: Arc<Operations>,
+        tenant: Arc<dyn Tenant>,
+        store: Arc<dyn Store>,
+        host: Arc<dyn Host>,
+        service_ca_pem: Option<String>,
+    ) -> Self {
+        Self {
+            operations,
+            tenant,
+            store,
+            host,
+            service_ca_pem,
+            tokens: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn status(&self) -> Result<TenantStatus, Error> {
+        let (signed_in, expires) = match &*self.tokens.lock().await {
+            Some(t) => {
+                let left = t.expires_at.saturating_duration_since(Instant::now());
+                (!left.is_zero() || t.refresh.is_some(), left.as_secs())
+            }
+            None => (false, 0),
+        };
+        Ok(TenantStatus {
+            signed_in,
+            token_expires_in_secs: expires,
+            registration: self.registration().await?,
+        })
+    }
+
+    pub async fn registration(&self) -> Result<Option<RegistrationRecord>, Error> {
+        match blocking(&self.store, |s| {
+            s.get_config(REGISTRATION_NS, REGISTRATION_KEY)
+        })
+        .await?
+        {
+            None => Ok(None),
+            Some(b) => serde_json::from_slice(&b)
+                .map(Some)
+                .map_err(|e| Error::Internal(format!("stored registration: {e}"))),
+        }
+    }
+
+    async fn save_registration(&self, record: &RegistrationRecord) -> Result<(), Error> {
+        let bytes = serde_json::to_vec(record).map_err(|e| Error::Internal(e.to_string()))?;
+        blocking(&self.store, move |s| {
+            s.put_config(REGISTRATION_NS, REGISTRATION_KEY, Some(&bytes))
+        })
+        .await
+    }
+
+    /// The SignIn operation: only the `sign-in` step.
+    pub async fn sign_in(
+        self: &Arc<Self>,
+        caller: &Caller,
+        request_id: &str,
+    ) -> Result<OperationRecord, Error> {
+        let request_id = validate::request_id("request_id", request_id)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let spec = OperationSpec {
+            kind: OperationKind::SignIn,
+            request_id,
+            description: format!("sign in to tenant {}", self.tenant.tenant()),
+            initiator: caller.name.clone(),
+        };
+        let this = self.clone();
+        self.operations
+            .start(spec, move |progress| async move {
+                this.ensure_signed_in(&progress).await?;
+                let left = this.token_lifetime().await;
+                Ok(Outcome::from([(
+                    "token_expires_in_secs".into(),
+                    left.as_secs().to_string(),
+                )]))
+            })
+            .await
+    }
+
+    async fn token_lifetime(&self) -> Duration {
+        self.tokens
+            .lock()
+            .await
+            .as_ref()
+            .map_or(Duration::ZERO, |t| {
+                t.expires_at.saturating_duration_since(Instant::now())
+            })
+    }
+
+    /// A valid access token, refreshed when close to expiry; `None` when
+    /// there is no session (never signed in, or provd restarted: tokens are
+    /// never written down).
+    pub async fn tokens(&self) -> Result<Option<Tokens>, Error> {
+        let mut guard = self.tokens.lock().await;
+        let Some(current) = guard.as_ref() else {
+            return Ok(None);
+        };
+        if current.expires_at > Instant::now() + REFRESH_MARGIN {
+            return Ok(Some(current.clone()));
+        }
+        let Some(refresh) = current.refresh.clone() else {
+            *guard = None;
+            return Ok(None);
+        };
+        match self.tenant.refresh(&refresh).await {
+            Ok(fresh) => {
+                tracing::info!("refreshed the tenant access token");
+                *guard = Some(fresh.clone());
+                Ok(Some(fresh))
+            }
+            Err(TenantError::Unauthorized(m)) => {
+                tracing::warn!(reason = %m, "the refresh token was refused; sign in again");
+                *guard = None;
+                Ok(None)
+            }
+            Err(e) => Err(tenant_error(e)),
+        }
+    }
+
+    /// Tokens, or the error an operation-less caller reports.
+    pub async fn require_tokens(&self) -> Result<Tokens, Error> {
+        self.tokens().await?.ok_or_else(not_signed_in)
+    }
+
+    /// The `sign-in` step: skipped while a session is valid, otherwise a
+    /// device-code sign-in relayed to the operator.
+    pub async fn ensure_signed_in(&self, progress: &Progress) -> Result<Tokens, Error> {
+        const STEP: &str = "sign-in";
+        progress
+            .step_started(
+                STEP,
+                format!("signing in to tenant {}", self.tenant.tenant()),
+            )
+            .await?;
+        if let Some(tokens) = self.tokens().await? {
+            progress
+                .step_skipped(STEP, "already signed in; the session is still valid")
+                .await?;
+            return Ok(tokens);
+        }
+        let code = self
+            .tenant
+            .start_device_code()
+            .await
+            .map_err(tenant_error)?;
+        let expires_in = code.expires_at.saturating_duration_since(Instant::now());
+        let message = if code.message.is_empty() {
+            format!(
+                "To sign in, use a web browser to open the page {} and enter the code {} to \
+                 authenticate.",
+                code.verification_uri, code.user_code
+            )
+        } else {
+            code.message.clone()
+        };
+        progress
+            .emit(NewEvent {
+                step: STEP.into(),
+                kind: Some(EventKind::ActionRequired),
+                message,
+                percent: 0,
+                attributes: BTreeMap::from([
+                    ("verification_uri".into(), code.verification_uri.clone()),
+                    ("user_code".into(), code.user_code.clone()),
+                    ("expires_in_secs".into(), expires_in.as_secs().to_string()),
+                ]),
+            })
+            .await?;
+        let tokens = self
+            .tenant
+            .wait_for_tokens(&code, progress.cancellation())
+            .await
+            .map_err(tenant_error)?;
+        *self.tokens.lock().await = Some(tokens.clone());
+        progress
+            .step_succeeded(STEP, "signed in; the session is kept in memory only")
+            .await?;
+        Ok(tokens)
+    }
+
+    /// The `register-agent` step: a key pair for the agent, its CSR sent to
+    /// the agent service, and the issued identity handed to the agent on
+    /// the host. Skipped when the host's agent already holds the identity
+    /// provd recorded.
+    pub async fn ensure_registered(
+        &self,
+        progress: &Progress,
+        tokens: &Tokens,
+    ) -> Result<(RegistrationRecord, bool), Error> {
+        const STEP: &str = "register-agent";
+        progress
+            .step_started(STEP, "registering this machine's agent with the tenant")
+            .await?;
+        let on_host = self.host.agent_identity().await.map_err(host_error)?;
+        if let (Some(record), Some(id)) = (self.registration().await?, on_host)
+            && record.agent_id == id
+        {
+            progress
+                .step_skipped(
+                    STEP,
+                    format!(
+                        "already registered as agent {} ({})",
+                        record.agent_id, record.machine_name
+                    ),
+                )
+                .await?;
+            return Ok((record, false));
+        }
+        let machine_name = self.host.machine_name();
+        let service_url = self
+            .tenant
+            .agent_service()
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                tenant_error(TenantError::Config(
+                    "tenant.agent_service is not set: Microsoft does not document its agent \
+                 registration service, so provd registers agents only with a service that \
+                 speaks the lab emulator's shape"
+                        .into(),
+                ))
+            })?;
+        let (key_pem, csr_pem) = agent_key_and_csr(&machine_name)?;
+        let registered = self
+            .tenant
+            .register_agent(tokens, &machine_name, &csr_pem)
+            .await
+            .map_err(tenant_error)?;
+        let identity = AgentIdentity {
+            agent_id: registered.agent_id.clone(),
+            machine_name: machine_name.clone(),
+            service_url,
+            certificate_pem: registered.certificate_pem,
+            private_key_pem: SecretString::from(key_pem.as_str()),
+            service_ca_pem: self.service_ca_pem.clone(),
+            heartbeat_interval: AGENT_HEARTBEAT_INTERVAL,
+        };
+        self.host
+            .install_agent_identity(&identity)
+            .await
+            .map_err(host_error)?;
+        let record = RegistrationRecord {
+            agent_id: registered.agent_id,
+            machine_name,
+            tenant: self.tenant.tenant().to_owned(),
+            registered_at_ms: now_ms(),
+        };
+        self.save_registration(&record).await?;
+        progress
+            .step_succeeded(
+                STEP,
+                format!(
+                    "registered as agent {} ({})",
+                    record.agent_id, record.machine_name
+                ),
+            )
+            .await?;
+        Ok((record, true))
+    }
+
+    pub fn tenant(&self) -> &Arc<dyn Tenant> {
+        &self.tenant
+    }
+}
+
+pub fn not_signed_in() -> Error {
+    Error::FailedPrecondition {
+        reason: "NOT_SIGNED_IN",
+        subject: "tenant".into(),
+        message: "provd holds no tenant session (tokens are kept in memory only, so a restart \
+                  ends it): sign in with SignIn (`provctl agent sign-in`)"
+            .into(),
+    }
+}
+
+fn host_error(err: HostError) -> Error {
+    match err {
+        HostError::Unavailable(m) => Error::FailedPrecondition {
+            reason: "HOST_UNAVAILABLE",
+            subject: "host".into(),
+            message: m,
+        },
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+/// An ECDSA P-256 key for the agent and a CSR naming the machine. The key
+/// PEM is zeroized when dropped.
+fn agent_key_and_csr(machine_name: &str) -> Result<(Zeroizing<String>, String), Error> {
+    let internal = |e: rcgen::Error| Error::Internal(format!("agent key: {e}"));
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(internal)?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, machine_name);
+    let csr = params.serialize_request(&key).map_err(internal)?;
+    let csr_pem = csr.pem().map_err(internal)?;
+    Ok((Zeroizing::new(key.serialize_pem()), csr_pem))
+}

@@ -1,0 +1,264 @@
+//! Directory fixtures for tests against the Samba AD lab: LDAP sessions of
+//! the test's own (not provd's), objects made fresh per test, a KDS root
+//! key, and the gMSA / DC-priority requests several tests share.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use provd::backends::directory::ldap::{LdapSettings, LdapTransport};
+use provd::backends::directory::{
+    BindCredential, Change, Directory, DirectoryError, DirectorySession, LdapDirectory, Scope,
+};
+use provd::proto::v1;
+use provd::proto::v1::domain_controller_service_client::DomainControllerServiceClient;
+use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use tonic::transport::Channel;
+
+use super::lab::*;
+
+pub const DC1: &str = "dc1.lab.example.test";
+
+pub fn backend() -> LdapDirectory {
+    provd::transport::tls::install_crypto_provider();
+    let dns: Vec<_> = var("LAB_DNS_SERVERS")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    LdapDirectory::new(
+        Some(std::path::Path::new(&var("LAB_CA_PEM"))),
+        &dns,
+        LdapSettings {
+            transport: LdapTransport::Ldaps,
+            connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(30),
+            page_size: 500,
+        },
+    )
+    .unwrap()
+}
+
+pub async fn bind(user: &str, password: &str) -> Result<Box<dyn DirectorySession>, DirectoryError> {
+    backend()
+        .connect(
+            DC1,
+            &BindCredential {
+                username: user.into(),
+                password: password.to_owned().into(),
+            },
+        )
+        .await
+}
+
+pub async fn admin_session() -> Box<dyn DirectorySession> {
+    bind(&var("LAB_ADMIN_UPN"), &var("LAB_PASSWORD"))
+        .await
+        .unwrap()
+}
+
+pub fn base() -> String {
+    var("LAB_BASE_DN")
+}
+
+pub fn config_dn() -> String {
+    format!("CN=Configuration,{}", base())
+}
+
+pub fn text(v: &str) -> Vec<Vec<u8>> {
+    vec![v.as_bytes().to_vec()]
+}
+
+/// Deletes `dn` if it exists (fixtures are made fresh by every test).
+pub async fn delete_if_present(s: &mut dyn DirectorySession, dn: &str) {
+    match s.delete(dn).await {
+        Ok(()) | Err(DirectoryError::NoSuchObject { .. }) => {}
+        Err(e) => panic!("delete {dn}: {e}"),
+    }
+}
+
+pub fn unicode_pwd(password: &str) -> Vec<u8> {
+    format!("\"{password}\"")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// A user with a password, enabled, in CN=Users.
+pub async fn make_user(s: &mut dyn DirectorySession, name: &str, password: &str) -> String {
+    let dn = format!("CN={name},CN=Users,{}", base());
+    delete_if_present(s, &dn).await;
+    s.add(
+        &dn,
+        &[
+            ("objectClass", text("user")),
+            ("sAMAccountName", text(name)),
+            (
+                "userPrincipalName",
+                text(&format!("{name}@{}", var("LAB_DOMAIN"))),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+    s.modify(
+        &dn,
+        &[Change::Replace(
+            "unicodePwd".into(),
+            vec![unicode_pwd(password)],
+        )],
+    )
+    .await
+    .unwrap();
+    s.modify(
+        &dn,
+        &[Change::Replace("userAccountControl".into(), text("512"))],
+    )
+    .await
+    .unwrap();
+    dn
+}
+
+pub async fn make_computer(s: &mut dyn DirectorySession, name: &str) -> String {
+    let dn = format!("CN={name},CN=Computers,{}", base());
+    delete_if_present(s, &dn).await;
+    s.add(
+        &dn,
+        &[
+            ("objectClass", text("computer")),
+            ("sAMAccountName", text(&format!("{name}$"))),
+            ("userAccountControl", text("4096")),
+        ],
+    )
+    .await
+    .unwrap();
+    dn
+}
+
+pub fn kds_container() -> String {
+    format!(
+        "CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,{}",
+        config_dn()
+    )
+}
+
+pub async fn remove_kds_keys(s: &mut dyn DirectorySession) {
+    let keys = match s
+        .search(
+            &kds_container(),
+            Scope::OneLevel,
+            "(objectClass=*)",
+            &["cn"],
+        )
+        .await
+    {
+        Ok(keys) => keys,
+        Err(DirectoryError::NoSuchObject { .. }) => return,
+        Err(e) => panic!("{e}"),
+    };
+    for key in keys {
+        s.delete(&key.dn).await.unwrap();
+    }
+}
+
+/// What `Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10))` makes.
+pub async fn add_kds_key(s: &mut dyn DirectorySession) {
+    let gkds = format!(
+        "CN=Group Key Distribution Service,CN=Services,{}",
+        config_dn()
+    );
+    for dn in [gkds.as_str(), kds_container().as_str()] {
+        match s.add(dn, &[("objectClass", text("container"))]).await {
+            Ok(()) => {}
+            Err(DirectoryError::Ldap { code: 68, .. }) => {}
+            Err(e) => panic!("add {dn}: {e}"),
+        }
+    }
+    let filetime = |unix_secs: i64| ((unix_secs + 11_644_473_600) * 10_000_000).to_string();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let id = uuid::Uuid::new_v4().to_string();
+    s.add(
+        &format!("CN={id},{}", kds_container()),
+        &[
+            ("objectClass", text("msKds-ProvRootKey")),
+            ("cn", text(&id)),
+            ("msKds-Version", text("1")),
+            ("msKds-KDFAlgorithmID", text("SP800_108_CTR_HMAC")),
+            ("msKds-SecretAgreementAlgorithmID", text("DH")),
+            ("msKds-PrivateKeyLength", text("512")),
+            ("msKds-PublicKeyLength", text("2048")),
+            ("msKds-RootKeyData", vec![vec![7u8; 64]]),
+            ("msKds-CreateTime", text(&filetime(now))),
+            ("msKds-UseStartTime", text(&filetime(now - 36_000))),
+            (
+                "msKds-DomainID",
+                text(&format!("CN=DC1,OU=Domain Controllers,{}", base())),
+            ),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+pub fn cred() -> v1::Credential {
+    admin()
+}
+
+pub async fn create(
+    channel: &Channel,
+    req: v1::CreateGmsaRequest,
+) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = ServiceAccountServiceClient::new(channel.clone())
+        .create_gmsa(req)
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    finish(channel, op).await
+}
+
+pub fn gmsa_request(name: &str, principals: &[&str]) -> v1::CreateGmsaRequest {
+    v1::CreateGmsaRequest {
+        name: name.into(),
+        principals_allowed_to_retrieve_password: principals
+            .iter()
+            .map(|p| (*p).to_owned())
+            .collect(),
+        domain: var("LAB_DOMAIN"),
+        credential: Some(cred()),
+        ..Default::default()
+    }
+}
+
+/// Pins DC1 first so fixtures (on DC1) and provd see the same DC at once.
+pub async fn pin_dc1(channel: &Channel) {
+    let op = DomainControllerServiceClient::new(channel.clone())
+        .set_priority(v1::SetPriorityRequest {
+            domain: var("LAB_DOMAIN"),
+            domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let (_, op) = finish(channel, op).await;
+    assert_eq!(
+        op.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?}",
+        op.error
+    );
+}
+
+pub fn ok(op: &v1::Operation) {
+    assert_eq!(
+        op.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?}",
+        op.error
+    );
+}
