@@ -758,4 +758,47 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn the_example_config_loads_and_tenant_settings_layer() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/config/provd.example.toml"
+        );
+        let cfg = Config::load_from(
+            &Overrides {
+                config_file: Some(example.into()),
+                ..Overrides::default()
+            },
+            &env(&[
+                ("PROVD_TENANT_CLOUD", "usgov"),
+                ("PROVD_TENANT_AUTHORITY", "https://127.0.0.1:9443/"),
+                ("ProgramData", r"D:\Data"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(cfg.tenant.cloud, TenantCloud::UsGovernment);
+        assert_eq!(
+            cfg.tenant.authority.as_deref(),
+            Some("https://127.0.0.1:9443")
+        );
+        assert_eq!(cfg.tenant.tenant, "organizations");
+        assert_eq!(cfg.tenant.client_id, DEFAULT_TENANT_CLIENT_ID);
+        assert!(
+            cfg.host.agent_registration_file.starts_with(r"D:\Data"),
+            "{:?}",
+            cfg.host.agent_registration_file
+        );
+
+        let err = Config::load_from(
+            &Overrides {
+                config_file: Some(example.into()),
+                ..Overrides::default()
+            },
+            &env(&[("PROVD_TENANT_GRAPH", "http://graph.example")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("tenant.graph"), "{err}");
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
 }
