@@ -1,13 +1,19 @@
 //! provd.exe for real on the Wine "Windows host" (`deploy/lab/wine.sh`):
 //! registered and started as a Windows service through the SCM, driven from
-//! Linux over mTLS: Install of the lab MSI (file source + SHA-256), both
-//! agent services Running through GetAgent, the same install again does no
-//! work, a corrupt package is refused with nothing installed, and a failing
-//! MSI gives a typed error after rolling back.
+//! Linux over mTLS, with the Samba lab as its directory and the tenant
+//! emulator as its tenant. Install of the lab MSI (file source + SHA-256)
+//! signs in by device code (approved through the emulator's lab control, as
+//! a person would) and registers the agent, which then heartbeats with its
+//! own certificate; the same install again does no work; a corrupt package
+//! is refused with nothing installed; a failing MSI gives a typed error
+//! after rolling back. Then the whole setup — gMSA (the agent service logs
+//! on as it), permissions, domain, writeback — and Verify: all PASS; Graph
+//! throttling is ridden out, a 403 named; the agent service stopped shows
+//! as both a stopped service and an inactive agent.
 //!
-//! Needs the Wine lab and a cross-built provd.exe, so it is ignored in the
-//! plain test run; `deploy/test.sh` runs it as its Wine stage with
-//! `PROVD_WINE_EXE` pointing at the exe.
+//! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
+//! ignored in the plain test run; `deploy/test.sh` runs it as its Wine stage
+//! with `PROVD_WINE_EXE` pointing at the exe.
 
 mod common;
 
@@ -16,10 +22,17 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::fixtures::*;
+use common::lab::{add_directory, admin, var};
+use common::tenant::TenantEmulator;
 use common::*;
+use provd::backends::directory::Change;
 use provd::pki::Role;
 use provd::proto::v1;
 use provd::proto::v1::agent_service_client::AgentServiceClient;
+use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd::proto::v1::verify_service_client::VerifyServiceClient;
+use provd::proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic::transport::Channel;
 
 fn wine_env() -> BTreeMap<String, String> {
@@ -81,6 +94,7 @@ async fn install(
     channel: &Channel,
     source: &Path,
     sha256: &str,
+    tenant: &TenantEmulator,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
     let op = AgentServiceClient::new(channel.clone())
         .install(v1::InstallRequest {
@@ -96,7 +110,7 @@ async fn install(
         .into_inner()
         .operation
         .unwrap();
-    finish(channel, op).await
+    finish_with(channel, op, Some(tenant)).await
 }
 
 async fn agent(channel: &Channel) -> v1::GetAgentResponse {
@@ -127,15 +141,34 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let exe_in_lab = dir.join("provd.exe");
     std::fs::copy(&exe, &exe_in_lab).unwrap();
+    // The tenant: agents without a heartbeat for 6 s are inactive (the
+    // lab agent beats every 2 s).
+    let emulator_bin = env!("CARGO_BIN_EXE_provd-tenant-emulator");
+    let tenant = TenantEmulator::start(
+        emulator_bin,
+        &["--poll-interval", "1", "--inactive-after", "6"],
+    )
+    .await;
+    let dns: Vec<String> = var("LAB_DNS_SERVERS")
+        .split_whitespace()
+        .map(|s| format!("\"{s}\""))
+        .collect();
     let config = dir.join("provd.toml");
     std::fs::write(
         &config,
         format!(
-            "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\n",
+            "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\n\
+             [directory]\nca_file = '{}'\ndns_servers = [{}]\n\
+             [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nagent_service = \"{base}\"\nca_file = '{}'\n",
             z(&dir.join("state")),
             z(&dir.join("pki/server.pem")),
             z(&dir.join("pki/server.key")),
             z(&dir.join("pki/ca.pem")),
+            z(Path::new(&var("LAB_CA_PEM"))),
+            dns.join(", "),
+            common::tenant::TENANT,
+            z(&tenant.ca_file),
+            base = tenant.base(),
         ),
     )
     .unwrap();
@@ -191,7 +224,13 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     );
 
     // A corrupt package (wrong digest): refused, nothing installed.
-    let (_, op) = install(&channel, Path::new(&env["WINE_LAB_MSI"]), &"0".repeat(64)).await;
+    let (_, op) = install(
+        &channel,
+        Path::new(&env["WINE_LAB_MSI"]),
+        &"0".repeat(64),
+        &tenant,
+    )
+    .await;
     let error = op.error.unwrap();
     assert_eq!(
         (error.code.as_str(), error.step.as_str()),
@@ -199,11 +238,13 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     );
     assert!(!agent(&channel).await.installed);
 
-    // The lab MSI: installed, both services Running, automatic start.
+    // The lab MSI: installed, signed in (the operator approves the code the
+    // event carries), registered; both services Running, automatic start.
     let (events, op) = install(
         &channel,
         Path::new(&env["WINE_LAB_MSI"]),
         &env["WINE_LAB_MSI_SHA256"],
+        &tenant,
     )
     .await;
     assert_eq!(
@@ -213,9 +254,35 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         op.error
     );
     assert_eq!(op.result["installed_version"], "1.1.977.0");
+    let steps: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == v1::EventKind::StepSucceeded as i32)
+        .map(|e| e.step.as_str())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "fetch-package",
+            "verify-package",
+            "check-version",
+            "install-package",
+            "sign-in",
+            "register-agent",
+            "start-services"
+        ]
+    );
+    let asked = events
+        .iter()
+        .find(|e| e.kind == v1::EventKind::ActionRequired as i32)
+        .expect("the sign-in was relayed");
+    assert!(asked.attributes["verification_uri"].starts_with(&tenant.base()));
+    let agent_id = op.result["agent_id"].clone();
     let after = agent(&channel).await;
     assert!(after.installed);
     assert_eq!(after.version, "1.1.977.0");
+    let session = after.tenant.clone().unwrap();
+    assert!(session.signed_in);
+    assert_eq!(session.agent_id, agent_id);
     let names: Vec<_> = after
         .services
         .iter()
@@ -232,27 +299,38 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         assert_eq!(s.state, v1::ServiceState::Running as i32, "{s:?}");
         assert_eq!(s.start_type, v1::StartType::Automatic as i32, "{s:?}");
     }
+    // The agent heartbeats with its own certificate: the tenant lists it
+    // active, under the machine name provd registered.
+    let listed = wait_for_agent(&tenant, &agent_id, "active").await;
+    assert_eq!(listed["machineName"], session.machine_name.as_str());
 
-    // Again: no work, reported.
+    // Again: no work, reported; no second sign-in, no second registration.
     let (events, op) = install(
         &channel,
         Path::new(&env["WINE_LAB_MSI"]),
         &env["WINE_LAB_MSI_SHA256"],
+        &tenant,
     )
     .await;
     assert_eq!(op.state, v1::OperationState::Succeeded as i32);
     assert_eq!(op.result["changed"], "false");
-    assert!(
-        events
-            .iter()
-            .any(|e| e.step == "check-version" && e.kind == v1::EventKind::StepSkipped as i32)
-    );
+    assert_eq!(op.result["agent_id"], agent_id);
+    for step in ["check-version", "sign-in", "register-agent"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.step == step && e.kind == v1::EventKind::StepSkipped as i32),
+            "{step} not skipped: {events:#?}"
+        );
+    }
+    assert_eq!(tenant.agents().await.len(), 1, "one registration only");
 
     // A failing MSI: a typed installer error, rolled back, the agent untouched.
     let (_, op) = install(
         &channel,
         Path::new(&env["WINE_LAB_MSI_BAD"]),
         &env["WINE_LAB_MSI_BAD_SHA256"],
+        &tenant,
     )
     .await;
     let error = op.error.unwrap();
@@ -282,6 +360,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         &channel,
         Path::new(&env["WINE_LAB_MSI_NEWER"]),
         &env["WINE_LAB_MSI_NEWER_SHA256"],
+        &tenant,
     )
     .await;
     assert_eq!(
@@ -295,6 +374,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         &channel,
         Path::new(&env["WINE_LAB_MSI"]),
         &env["WINE_LAB_MSI_SHA256"],
+        &tenant,
     )
     .await;
     assert_eq!(op.state, v1::OperationState::Succeeded as i32);
@@ -303,6 +383,117 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     assert!(events.iter().any(|e| e.step == "check-version"
         && e.kind == v1::EventKind::StepSkipped as i32
         && e.message.contains("1.1.1000.0")));
+
+    // The rest of the wizard, against the Samba lab: domain, gMSA (this
+    // host may retrieve its password; the agent service logs on as it),
+    // permissions, the domain published in the tenant, writeback on.
+    let machine = session.machine_name.clone();
+    prepare_directory(&channel, &machine).await;
+    tenant.publish(&var("LAB_DOMAIN")).await;
+    let logon = agent(&channel).await.services[0].account.clone();
+    assert!(
+        logon.to_ascii_lowercase().ends_with("\\provagentgmsa$"),
+        "{logon}"
+    );
+    let op = WritebackServiceClient::new(channel.clone())
+        .set_password_writeback(v1::SetPasswordWritebackRequest {
+            enable: true,
+            credential: Some(admin()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let (events, op) = finish_with(&channel, op, Some(&tenant)).await;
+    assert_eq!(
+        op.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?} {events:#?}",
+        op.error
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.step == "set-tenant-flag" && e.kind == v1::EventKind::StepSucceeded as i32)
+    );
+
+    // Verify: every check passes.
+    let (checks, report) = verify(&channel).await;
+    let not_passed: Vec<_> = checks
+        .iter()
+        .filter(|c| c.status != v1::CheckStatus::Pass as i32)
+        .collect();
+    assert!(not_passed.is_empty(), "{not_passed:#?}");
+    assert_eq!(report.status, v1::CheckStatus::Pass as i32);
+    for id in [
+        "host.agent.installed",
+        "host.services.running",
+        "host.services.logon_account",
+        "host.gmsa.retrievable",
+        "host.provd.service",
+        "tenant.agent.registered",
+        "tenant.agent.active",
+        "tenant.agent.groups",
+        "directory.dc.reachable",
+        "directory.permissions",
+        "writeback.tenant_flag",
+        "writeback.aces",
+        "writeback.consistent",
+    ] {
+        assert!(checks.iter().any(|c| c.id == id), "{id} missing");
+    }
+
+    // Graph throttles a burst: provd waits it out (Retry-After) and passes.
+    let agents_path = "/beta/onPremisesPublishingProfiles/provisioning/agents";
+    tenant.fault(agents_path, 429, 3, Some(1)).await;
+    let (checks, _) = verify(&channel).await;
+    let active = find(&checks, "tenant.agent.active");
+    assert_eq!(active.status, v1::CheckStatus::Pass as i32, "{active:#?}");
+    // A 403 is named as such, with what to do.
+    tenant.fault(agents_path, 403, 1, None).await;
+    let (checks, report) = verify(&channel).await;
+    let registered = find(&checks, "tenant.agent.registered");
+    assert_eq!(registered.status, v1::CheckStatus::Fail as i32);
+    assert!(registered.message.contains("403"), "{registered:#?}");
+    assert!(
+        registered.remedy.contains("Administrator"),
+        "{registered:#?}"
+    );
+    assert_eq!(report.status, v1::CheckStatus::Fail as i32);
+    tenant.clear_faults().await;
+
+    // The agent service stops: the tenant soon lists the agent inactive, and
+    // Verify names both facts.
+    let stopped = wine(&env, &["net", "stop", "AADConnectProvisioningAgent"]);
+    assert!(
+        stopped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    wait_for_agent(&tenant, &agent_id, "inactive").await;
+    let (checks, report) = verify(&channel).await;
+    let service = checks
+        .iter()
+        .find(|c| c.id == "host.services.running" && c.subject == "AADConnectProvisioningAgent")
+        .unwrap();
+    assert_eq!(service.status, v1::CheckStatus::Fail as i32, "{service:#?}");
+    assert!(service.message.contains("Stopped"), "{service:#?}");
+    let active = find(&checks, "tenant.agent.active");
+    assert_eq!(active.status, v1::CheckStatus::Fail as i32, "{active:#?}");
+    assert!(active.message.contains("inactive"), "{active:#?}");
+    assert_eq!(report.fail_count, 2, "{checks:#?}");
+    // Install again starts it; the tenant sees it come back.
+    let (_, op) = install(
+        &channel,
+        Path::new(&env["WINE_LAB_MSI"]),
+        &env["WINE_LAB_MSI_SHA256"],
+        &tenant,
+    )
+    .await;
+    assert_eq!(op.state, v1::OperationState::Succeeded as i32);
+    wait_for_agent(&tenant, &agent_id, "active").await;
 
     // Uninstall through the API: services stopped, package removed; again: no work.
     for expect_changed in ["true", "false"] {
@@ -344,6 +535,103 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         "provd still answers after the service stopped"
     );
     let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
+    tenant.stop().await;
+}
+
+/// Polls the tenant until `agent_id` has `status`; its Graph entry.
+async fn wait_for_agent(
+    tenant: &TenantEmulator,
+    agent_id: &str,
+    status: &str,
+) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let agents = tenant.agents().await;
+        if let Some(a) = agents
+            .iter()
+            .find(|a| a["id"] == agent_id && a["status"] == status)
+        {
+            return a.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "agent {agent_id} never became {status}: {agents:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The directory side of the wizard, against the Samba lab.
+async fn prepare_directory(channel: &Channel, machine: &str) {
+    let (_, op) = add_directory(channel, admin(), &[]).await;
+    ok(&op);
+    pin_dc1(channel).await;
+    let mut s = admin_session().await;
+    add_kds_key(s.as_mut()).await;
+    // This host's computer account, as joining the domain would make it.
+    let host = provd::workflows::verify::computer_account(machine);
+    make_computer(s.as_mut(), host.trim_end_matches('$')).await;
+    delete_if_present(
+        s.as_mut(),
+        &format!("CN=provAgentgMSA,CN=Managed Service Accounts,{}", base()),
+    )
+    .await;
+    // Microsoft's writeback prerequisite: a minimum password age of 0.
+    s.modify(&base(), &[Change::Replace("minPwdAge".into(), text("0"))])
+        .await
+        .unwrap();
+    s.unbind().await;
+    let (events, op) = create(channel, gmsa_request("provAgentgMSA", &[&host])).await;
+    ok(&op);
+    assert!(
+        events.iter().any(|e| e.step == "configure-service"
+            && e.kind == v1::EventKind::StepSucceeded as i32),
+        "{events:#?}"
+    );
+    let op = ServiceAccountServiceClient::new(channel.clone())
+        .grant_permissions(v1::GrantPermissionsRequest {
+            domain: var("LAB_DOMAIN"),
+            profiles: vec![v1::PermissionProfile::BasicRead as i32],
+            mode: v1::GrantMode::Apply as i32,
+            credential: Some(admin()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    ok(&finish(channel, op).await.1);
+}
+
+async fn verify(channel: &Channel) -> (Vec<v1::Check>, v1::VerifyReport) {
+    let mut stream = VerifyServiceClient::new(channel.clone())
+        .verify(v1::VerifyRequest {
+            credential: Some(admin()),
+            check_timeout: Some(pbjson_types::Duration {
+                seconds: 60,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut checks = Vec::new();
+    while let Some(item) = stream.message().await.unwrap() {
+        match item.item.unwrap() {
+            v1::verify_response::Item::Check(c) => checks.push(c),
+            v1::verify_response::Item::Report(r) => return (checks, r),
+        }
+    }
+    panic!("no report");
+}
+
+fn find<'a>(checks: &'a [v1::Check], id: &str) -> &'a v1::Check {
+    checks
+        .iter()
+        .find(|c| c.id == id)
+        .unwrap_or_else(|| panic!("{id} missing: {checks:#?}"))
 }
 
 async fn channel_gone(addr: std::net::SocketAddr, pki: &Pki) -> bool {

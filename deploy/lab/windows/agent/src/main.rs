@@ -1,6 +1,7 @@
 //! `provd-lab-agent.exe`: a **LAB STAND-IN** for Microsoft's Entra cloud-sync provisioning
 //! agent, used only by provd's Wine lab (`deploy/lab/wine.sh`). It is not Microsoft's agent,
-//! talks to no Microsoft service and synchronises nothing.
+//! talks to no Microsoft service and synchronises nothing; the only service it talks to is the
+//! one provd registered it with (in the lab, `provd-tenant-emulator`), to say it is alive.
 //!
 //! One exe plays both of the real agent's Windows services; which one it is follows from the
 //! service name the Service Control Manager starts it under:
@@ -18,16 +19,43 @@
 //! written:
 //!
 //! ```text
-//! service=AADConnectProvisioningAgent pid=42 beat=7 unix=1764230000 state=running package_version=1.1.977.0 tenant_url=-
+//! service=AADConnectProvisioningAgent pid=42 beat=7 unix=1764230000 state=running package_version=1.1.977.0 tenant_url=- tenant=ok
 //! ```
+//!
+//! **Tenant heartbeat** (`AADConnectProvisioningAgent` only; see `tenant.rs`): once provd has
+//! registered the agent and written `%ProgramData%\ProvdLabAgent\registration.json` (agent id,
+//! machine name, service URL, client certificate and key, optional CA and interval), the
+//! service posts `{"machineName": …}` to `{serviceUrl}/_agent/{agentId}/heartbeat` every
+//! `heartbeatIntervalSeconds` (default 5) over HTTPS with that client certificate, so the
+//! tenant lists the agent "active" only while the service runs. The file is re-read every
+//! second and may appear, change or disappear at any time. `%ProgramData%` is the ProgramData
+//! known folder (`C:\ProgramData`); if the file is not there, the directory the `ProgramData`
+//! environment variable names is tried too (Wine sets it to `C:\users\Public` for services,
+//! so a writer running as a Wine service that follows the variable puts the file there).
+//! The request runs on its own thread with a 5 s timeout: the file heartbeat keeps its 1 s
+//! pace, and a stop waits at most for one request in flight. `tenant=` in the heartbeat line
+//! says how it goes:
+//!
+//! * `unregistered` — no registration.json (nothing is sent);
+//! * `ok` — the last heartbeat was answered with 2xx;
+//! * `error:<reason>` — a reason without spaces: `registration-<field>` or
+//!   `registration-not-json` (unusable file), `http-<status>` (e.g. `http-401`, `http-403`),
+//!   `timeout`, `io-connection-refused`, a TLS failure such as
+//!   `invalid-peer-certificate-UnknownIssuer`, …
+//!
+//! The updater role never talks to the tenant; its line says `tenant=-`.
 //!
 //! Options (from the service's command line, i.e. the MSI's `ServiceInstall/@Arguments`):
 //!
-//! * `--heartbeat PATH` — the heartbeat file (default `%ProgramData%\ProvdLabAgent\<service>.txt`).
+//! * `--heartbeat PATH` — the heartbeat file (default `%ProgramData%\ProvdLabAgent\<service>.txt`;
+//!   the MSIs pass `[CommonAppDataFolder]ProvdLabAgent\<service>.txt`).
 //! * `--package-version V` — the MSI's `ProductVersion`, echoed in the heartbeat so an upgrade test
 //!   can see which package's service is running.
-//! * `--tenant-url URL` — **seam, ignored for now**: parsed and echoed in the heartbeat, never
-//!   contacted. A later issue makes the agent register with provd's tenant emulator at this URL.
+//! * `--registration PATH` — the registration file, and no other (default
+//!   `%ProgramData%\ProvdLabAgent\registration.json` as above).
+//! * `--tenant-url URL` — accepted and echoed in the heartbeat (`tenant_url=`) for older
+//!   packages' command lines; not contacted: the address comes from registration.json's
+//!   `serviceUrl`.
 //! * `--help`, `--version` — print and exit; the only modes that work from a console.
 //!
 //! Started from a console without those, the service dispatcher fails (Windows error 1063) and
@@ -46,6 +74,11 @@ fn main() {
     agent::main();
 }
 
+// Platform-neutral (its unit tests run on Linux: `cargo test --target x86_64-unknown-linux-gnu`);
+// only the Windows service uses it.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod tenant;
+
 #[cfg(windows)]
 mod agent {
     use std::ffi::OsString;
@@ -60,8 +93,12 @@ mod agent {
     use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
     use windows_service::{define_windows_service, service_dispatcher};
 
+    use crate::tenant::{self, Heartbeat};
+
     /// The real agent's service names (display names: see the module doc; the MSI sets them).
     const SERVICES: [&str; 2] = ["AADConnectProvisioningAgent", "AzureADConnectAgentUpdater"];
+    /// The role that heartbeats to the tenant.
+    const TENANT_ROLE: &str = SERVICES[0];
 
     /// Service-specific exit codes reported with Stopped.
     const EXIT_UNKNOWN_SERVICE: u32 = 1;
@@ -72,13 +109,17 @@ provd-lab-agent: LAB STAND-IN for Microsoft's Entra provisioning agent services 
 Not Microsoft's agent. Runs only as the Windows service AADConnectProvisioningAgent or
 AzureADConnectAgentUpdater, e.g. installed by the lab MSI.
 
-options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for now)  --help  --version";
+AADConnectProvisioningAgent heartbeats to the tenant named in registration.json.
+
+options: --heartbeat PATH  --package-version V  --registration PATH
+         --tenant-url URL (echoed only)  --help  --version";
 
     #[derive(Debug, Default)]
     struct Options {
         heartbeat: Option<PathBuf>,
         package_version: Option<String>,
-        /// Seam for the tenant-emulator issue: parsed and echoed, never contacted yet.
+        registration: Option<PathBuf>,
+        /// Accepted and echoed; the tenant's address comes from registration.json.
         tenant_url: Option<String>,
     }
 
@@ -94,6 +135,7 @@ options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for no
             match arg.as_str() {
                 "--heartbeat" => opts.heartbeat = Some(PathBuf::from(value()?)),
                 "--package-version" => opts.package_version = Some(value()?),
+                "--registration" => opts.registration = Some(PathBuf::from(value()?)),
                 "--tenant-url" => opts.tenant_url = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
@@ -189,13 +231,13 @@ options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for no
         let heartbeat = opts
             .heartbeat
             .clone()
-            .unwrap_or_else(|| default_heartbeat(name));
+            .unwrap_or_else(|| data_dir().join(format!("{name}.txt")));
         if let Some(dir) = heartbeat.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let line = |beat: u64, state: &str| {
+        let line = |beat: u64, state: &str, tenant: &str| {
             format!(
-                "service={name} pid={} beat={beat} unix={} state={state} package_version={} tenant_url={}\n",
+                "service={name} pid={} beat={beat} unix={} state={state} package_version={} tenant_url={} tenant={tenant}\n",
                 std::process::id(),
                 SystemTime::now()
                     .duration_since(UNIX_EPOCH)
@@ -204,28 +246,96 @@ options: --heartbeat PATH  --package-version V  --tenant-url URL (ignored for no
                 opts.tenant_url.as_deref().unwrap_or("-"),
             )
         };
+        // Only the provisioning agent role talks to the tenant. A thread that cannot be
+        // started is reported in the heartbeat rather than failing the service.
+        let tenant = (name == TENANT_ROLE).then(|| {
+            let registration = match &opts.registration {
+                Some(path) => vec![path.clone()],
+                None => registration_paths(),
+            };
+            Heartbeat::spawn(registration)
+        });
+        let tenant_word = |tenant: &Option<std::io::Result<Heartbeat>>| match tenant {
+            None => "-".to_owned(),
+            Some(Ok(h)) => h.status().to_string(),
+            Some(Err(_)) => "error:no-thread".to_owned(),
+        };
 
         scm.set_service_status(status(ServiceState::Running, ok, 0))?;
         let mut beat = 0;
         loop {
             beat += 1;
-            write_atomically(&heartbeat, &line(beat, "running"));
+            write_atomically(&heartbeat, &line(beat, "running", &tenant_word(&tenant)));
             match stop_rx.recv_timeout(Duration::from_secs(1)) {
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Ok(()) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        scm.set_service_status(status(ServiceState::StopPending, ok, 5))?;
-        write_atomically(&heartbeat, &line(beat, "stopped"));
+        // A heartbeat request in flight may take up to its timeout: say so to the SCM.
+        let wait = tenant::REQUEST_TIMEOUT + Duration::from_secs(1);
+        scm.set_service_status(status(ServiceState::StopPending, ok, wait.as_secs() + 2))?;
+        let last = match tenant {
+            Some(Ok(h)) => h.stop(wait).to_string(),
+            other => tenant_word(&other),
+        };
+        write_atomically(&heartbeat, &line(beat, "stopped", &last));
         scm.set_service_status(status(ServiceState::Stopped, ok, 0))
     }
 
-    fn default_heartbeat(service: &str) -> PathBuf {
-        let program_data =
-            std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
-        Path::new(&program_data)
-            .join("ProvdLabAgent")
-            .join(format!("{service}.txt"))
+    /// `%ProgramData%\ProvdLabAgent` (`C:\ProgramData\ProvdLabAgent`): heartbeats and
+    /// registration.json.
+    fn data_dir() -> PathBuf {
+        program_data().join("ProvdLabAgent")
+    }
+
+    /// Where registration.json is looked for, in order: the ProgramData known folder (what
+    /// Windows and the MSI's `[CommonAppDataFolder]` use), then the `ProgramData` environment
+    /// variable if it names another directory. They differ for services under Wine, and a
+    /// writer that follows the environment variable (provd run as a Wine service) is found too.
+    fn registration_paths() -> Vec<PathBuf> {
+        let known = data_dir().join("registration.json");
+        let mut paths = vec![known.clone()];
+        if let Some(env) = std::env::var_os("ProgramData").filter(|v| !v.is_empty()) {
+            let alt = Path::new(&env)
+                .join("ProvdLabAgent")
+                .join("registration.json");
+            let same = alt
+                .to_string_lossy()
+                .eq_ignore_ascii_case(&known.to_string_lossy());
+            if !same {
+                paths.push(alt);
+            }
+        }
+        paths
+    }
+
+    /// The ProgramData known folder, as Windows Installer's `[CommonAppDataFolder]` sees it.
+    /// Not the `ProgramData` environment variable: Wine sets that to `C:\users\Public` for
+    /// services (measured under Wine 8.0), where Windows has `C:\ProgramData`.
+    #[allow(unsafe_code)]
+    fn program_data() -> PathBuf {
+        use std::os::windows::ffi::OsStringExt;
+        use windows_sys::Win32::System::Com::CoTaskMemFree;
+        use windows_sys::Win32::UI::Shell::{FOLDERID_ProgramData, SHGetKnownFolderPath};
+
+        let mut path: windows_sys::core::PWSTR = std::ptr::null_mut();
+        // SAFETY: a valid GUID, no flags, the default token and an out pointer; on success
+        // `path` is a NUL-terminated string we own and free with CoTaskMemFree (also on
+        // failure, where it may be allocated or null: CoTaskMemFree accepts null).
+        let known = unsafe {
+            let hr =
+                SHGetKnownFolderPath(&FOLDERID_ProgramData, 0, std::ptr::null_mut(), &mut path);
+            let known = (hr >= 0 && !path.is_null()).then(|| {
+                let len = (0..).take_while(|&i| *path.add(i) != 0).count();
+                OsString::from_wide(std::slice::from_raw_parts(path, len))
+            });
+            CoTaskMemFree(path.cast());
+            known
+        };
+        known
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(r"C:\ProgramData"))
     }
 
     /// Temp file + rename, so a concurrent reader (the lab's smoke test on the Linux side) never
