@@ -690,4 +690,78 @@ mod tests {
             "[  3] fetch-package      PROGRESS        copying (42%)\n"
         );
     }
+
+    #[test]
+    fn a_sign_in_request_stands_out_with_its_code() {
+        let e = v1::OperationEvent {
+            sequence: 9,
+            step: "sign-in".into(),
+            kind: v1::EventKind::ActionRequired as i32,
+            message: "To sign in, open https://login.example/devicelogin and enter BCDF-GHJK."
+                .into(),
+            attributes: [
+                ("verification_uri", "https://login.example/devicelogin"),
+                ("user_code", "BCDF-GHJK"),
+                ("expires_in_secs", "900"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+            ..Default::default()
+        };
+        let text = event(&e);
+        assert!(
+            text.starts_with("[  9] sign-in            ACTION REQUIRED\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    open:  https://login.example/devicelogin\n"),
+            "{text}"
+        );
+        assert!(text.contains("    code:  BCDF-GHJK\n"), "{text}");
+        assert!(text.contains("expires in 900 s"), "{text}");
+    }
+
+    #[test]
+    fn the_verify_table_sorts_and_lists_remedies() {
+        let check = |id: &str, category, status, subject: &str, remedy: &str| v1::Check {
+            id: id.into(),
+            category: category as i32,
+            status: status as i32,
+            subject: subject.into(),
+            message: format!("{id} seen"),
+            remedy: remedy.into(),
+            ..Default::default()
+        };
+        let table = check_table(&[
+            check(
+                "tenant.agent.active",
+                v1::CheckCategory::Tenant,
+                v1::CheckStatus::Fail,
+                "",
+                "start the service",
+            ),
+            check(
+                "host.agent.installed",
+                v1::CheckCategory::Host,
+                v1::CheckStatus::Pass,
+                "",
+                "",
+            ),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].starts_with("STATUS CHECK"), "{table}");
+        assert!(
+            lines[2].starts_with("PASS   host.agent.installed"),
+            "{table}"
+        );
+        assert!(
+            lines[3].starts_with("FAIL   tenant.agent.active"),
+            "{table}"
+        );
+        assert!(
+            table.ends_with("remedies:\n  tenant.agent.active: start the service\n"),
+            "{table}"
+        );
+    }
 }
