@@ -421,6 +421,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         directory: Default::default(),
         tenant: Default::default(),
         host: Default::default(),
+        telemetry: Default::default(),
     })
 }
 

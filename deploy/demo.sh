@@ -1,57 +1,545 @@
 #!/usr/bin/env bash
-# The README's main command. Today: builds provd, creates a PKI, starts the
-# daemon on 127.0.0.1:18443 and drives it with provctl over mTLS — gRPC and
-# the same API as HTTP/JSON — then stops it. Later work grows this into the
-# full lab (Samba AD, tenant emulator, Wine Windows host).
+# The README's main command: the whole agent-host setup, end to end, on one Debian 12 machine.
+#
+#   ./deploy/demo.sh                 run the demo (as root); leaves it running for you to poke at
+#   ./deploy/demo.sh down [--labs]   uninstall the agent, remove provd's Windows service, stop
+#                                    the tenant emulator; --labs also stops the Samba DCs and
+#                                    the wineserver (deploy/lab/{lab,wine}.sh down)
+#   ./deploy/demo.sh tenant-agents   the tenant emulator's Graph list of provisioning agents
+#
+# What the run does, one `==>` section each, timed:
+#   1. the lab: Samba AD with two DCs (deploy/lab/lab.sh up) and a Wine "Windows host" with a
+#      stand-in agent MSI (deploy/lab/wine.sh up); both install their own packages
+#   2. builds, debug (the same build the tests use): provd, provctl, provd-tenant-emulator, and
+#      provd.exe cross-built for x86_64-pc-windows-gnu
+#   3. tears down what an earlier run left (agent, provd service, emulator)
+#   4. a demo PKI (provd pki init; a server certificate for the emulator from the same CA)
+#   5. provd-tenant-emulator, the LAB stand-in for Entra/Graph, on https://127.0.0.1:18444
+#   6. provd.exe as a Windows service under Wine on https://localhost:18443 (mTLS)
+#   7. the lab admin's prerequisites on the Samba domain (lab.sh prepare-host: KDS root key,
+#      this host's computer account, minPwdAge 0)
+#   8. `provctl apply` of a desired-state document (deploy/examples/agent-host.toml, lab values):
+#      install + device-code sign-in + registration, domain + DC priority, gMSA, permissions,
+#      writeback. A background loop plays the person who signs in with the code.
+#   9. the admin center's step (a cloud sync configuration for the domain), `provctl plan`
+#      (nothing left to do) and `provctl verify` (every check must PASS)
+# Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
+#
+# Environment: DEMO_PORT (provd, 18443), DEMO_TENANT_PORT (emulator, 18444).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+REPO=$PWD
 
-DEMO=.demo
+DEMO=$REPO/.demo
 PORT=${DEMO_PORT:-18443}
-rm -rf "$DEMO" && mkdir -p "$DEMO"
+TENANT_PORT=${DEMO_TENANT_PORT:-18444}
+TENANT_URL=https://127.0.0.1:$TENANT_PORT
+# The emulator's tenant id, the person who signs in there, and the public client provd uses.
+TENANT_ID=00000000-0000-4000-8000-00000000beef
+TENANT_USER=admin@lab.example.test
+CLIENT_ID=14d82eec-204b-4c2f-b7e8-296a70dab67e
+GMSA=provAgentgMSA
 
-echo "==> building provd and provctl"
-cargo build --release --locked --bins
-PROVD=target/release/provd
-PROVCTL=target/release/provctl
+PROVD=$REPO/target/debug/provd
+PROVCTL=$REPO/target/debug/provctl
+EMULATOR=$REPO/target/debug/provd-tenant-emulator
+EXE=$REPO/target/x86_64-pc-windows-gnu/debug/provd.exe
+DOC=$DEMO/agent-host.toml
+PASSWORD_FILE=$DEMO/lab-admin.password
 
-echo "==> provd pki init $DEMO/pki"
-$PROVD pki init "$DEMO/pki" --server-dns localhost --server-ip 127.0.0.1 >/dev/null
-ls "$DEMO/pki"
+# ---------------------------------------------------------------------------------------------
+# Output and timing
 
-echo "==> starting provd on 127.0.0.1:$PORT"
-$PROVD serve --listen "127.0.0.1:$PORT" --state-dir "$DEMO/state" \
-  --tls-cert "$DEMO/pki/server.pem" --tls-key "$DEMO/pki/server.key" \
-  --tls-client-ca "$DEMO/pki/ca.pem" 2>"$DEMO/provd.log" &
-PID=$!
-trap 'kill $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
+now_us() { echo "${EPOCHREALTIME/./}"; }
+secs() { # seconds since a now_us mark, one decimal
+  local us=$(($(now_us) - $1))
+  printf '%d.%d' $((us / 1000000)) $((us % 1000000 / 100000))
+}
+say() { echo "    $*"; }
+die() {
+  echo "ERROR: $*" >&2
+  exit 1
+}
 
-ctl() { $PROVCTL --endpoint "https://localhost:$PORT" --pki-dir "$DEMO/pki" "$@"; }
-for _ in $(seq 100); do ctl --role viewer health >/dev/null 2>&1 && break; sleep 0.1; done
+T0=$(now_us)
+CURRENT=""
+CURRENT_T=0
+TIMES=()
+section() {
+  end_section
+  CURRENT=$1
+  CURRENT_T=$(now_us)
+  printf '\n==> %s\n' "$1"
+}
+end_section() {
+  [ -n "$CURRENT" ] || return 0
+  local s
+  s=$(secs "$CURRENT_T")
+  say "($s s)"
+  TIMES+=("$(printf '%6s s  %s' "$s" "$CURRENT")")
+  CURRENT=""
+}
 
-echo; echo "==> provctl health (viewer certificate)"
-ctl --role viewer health
-echo; echo "==> provctl agent get"
-ctl --role viewer agent get
+# wait_for WHAT SECONDS CMD...: until CMD succeeds (quietly), or die after SECONDS.
+wait_for() {
+  local what=$1 limit=$2 deadline
+  shift 2
+  deadline=$((SECONDS + limit))
+  until "$@" >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || die "timed out after ${limit}s waiting for $what"
+    sleep 0.5
+  done
+}
 
-echo; echo "==> provctl agent install --wait (a stand-in package; this Linux host cannot install it)"
-head -c 1048576 /dev/urandom > "$DEMO/AADConnectProvisioningAgentSetup.msi"
-SHA=$(sha256sum "$DEMO/AADConnectProvisioningAgentSetup.msi" | cut -d' ' -f1)
-ctl --role admin agent install --source "file://$PWD/$DEMO/AADConnectProvisioningAgentSetup.msi" \
-  --sha256 "$SHA" --accept-license --request-id demo-1 --wait || echo "(install ended non-zero as expected on Linux)"
+# ---------------------------------------------------------------------------------------------
+# Tools
 
-echo; echo "==> the viewer may not install (role table)"
-ctl --role viewer agent install --source "file://$PWD/$DEMO/x.msi" --sha256 "$SHA" --accept-license || true
+# provctl as the admin client (.demo/provctl.toml), with a time limit: ctl_t SECONDS ARGS...
+ctl_t() {
+  local limit=$1
+  shift
+  timeout "$limit" "$PROVCTL" --config "$DEMO/provctl.toml" "$@"
+}
+ctl() { ctl_t 60 "$@"; }
+# The commands that take the lab admin get ADMIN=(--username UPN --password-file FILE): the
+# password is read from a mode-600 file, never given as a flag.
+ADMIN=()
 
-echo; echo "==> provctl ops list --output json"
-ctl --role viewer --output json ops list
+# curl to the tenant emulator (its certificate is from the demo CA).
+tcurl() { curl -fsS --max-time 10 --cacert "$DEMO/pki/ca.pem" "$@"; }
 
-echo; echo "==> the same API as HTTP/JSON (curl with the operator certificate)"
-curl -sS --cacert "$DEMO/pki/ca.pem" --cert "$DEMO/pki/client-operator.pem" --key "$DEMO/pki/client-operator.key" \
-  -H 'content-type: application/json' -d '{}' "https://localhost:$PORT/provd.v1.AgentService/GetAgent"
-echo
-echo; echo "==> without a client certificate the handshake is refused"
-curl -sS --cacert "$DEMO/pki/ca.pem" "https://localhost:$PORT/healthz" || true
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-echo; echo "Done. Logs: $DEMO/provd.log; certificates: $DEMO/pki; state: $DEMO/state."
-echo "Tear down: the daemon stops with this script; rm -rf $DEMO removes the rest."
+# A Linux path as Wine's drive Z: sees it.
+z() {
+  local p
+  p=$(realpath -m "$1")
+  echo "Z:${p//\//\\}"
+}
+
+# wine with the lab's environment (WINEPREFIX, TMPDIR: the persistent wineserver's socket).
+WINE_ENV=""
+load_wine_env() {
+  WINE_ENV=$(deploy/lab/wine.sh env) || die "deploy/lab/wine.sh env failed"
+  eval "$(grep '^export WINE_LAB_' <<<"$WINE_ENV")"
+}
+w() { (
+  eval "$WINE_ENV"
+  timeout 120 wine "$@"
+); }
+
+emulator_pid() { # the demo's running emulator: pid file, then /proc exe and certificate
+  local pid exe
+  pid=$(cat "$DEMO/emulator.pid" 2>/dev/null) || return 1
+  exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1 # gone (or a zombie)
+  case $exe in */provd-tenant-emulator*) ;; *) return 1 ;; esac
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$DEMO/pki/tenant-emulator.pem" || return 1
+  echo "$pid"
+}
+
+# The tenant's agents as Graph lists them, read with a device-code sign-in of our own.
+graph_agents() {
+  local code token
+  code=$(tcurl -d "client_id=$CLIENT_ID" --data-urlencode "scope=https://graph.microsoft.com/.default offline_access" \
+    "$TENANT_URL/$TENANT_ID/oauth2/v2.0/devicecode")
+  tcurl -H 'content-type: application/json' \
+    -d "$(jq -nc --arg c "$(jq -r .user_code <<<"$code")" --arg u "$TENANT_USER" '{user_code: $c, user: $u}')" \
+    "$TENANT_URL/_lab/device/approve" >/dev/null
+  token=$(tcurl -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d "client_id=$CLIENT_ID" \
+    -d "device_code=$(jq -r .device_code <<<"$code")" "$TENANT_URL/$TENANT_ID/oauth2/v2.0/token" | jq -r .access_token)
+  tcurl -H "authorization: Bearer $token" \
+    "$TENANT_URL/beta/onPremisesPublishingProfiles/provisioning/agents?\$expand=agentGroups"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Teardown (the start of every run, and `down`)
+
+teardown() {
+  local exe="" out msi
+  # The agent, through provd while it still answers (any version it installed).
+  if [ -f "$DEMO/provctl.toml" ] && [ -x "$PROVCTL" ] && ctl_t 5 health >/dev/null 2>&1; then
+    if ctl_t 120 agent uninstall --wait >"$DEMO/teardown-uninstall.log" 2>&1; then
+      say "agent uninstalled through provd"
+    else
+      say "agent uninstall through provd failed ($DEMO/teardown-uninstall.log); msiexec /x follows"
+    fi
+  fi
+  if [ -n "$WINE_ENV" ]; then
+    # provd's Windows service (the SCM stops it gracefully, then it is deleted).
+    if [ -f "$DEMO/provd.exe" ]; then exe=$DEMO/provd.exe; elif [ -f "$EXE" ]; then exe=$EXE; fi
+    if [ -n "$exe" ]; then
+      if out=$(w "$(z "$exe")" service uninstall 2>&1); then
+        say "provd service stopped and removed"
+      elif grep -q 'not installed' <<<"$out"; then
+        say "no provd service installed"
+      else
+        say "provd service uninstall: $(tr -d '\r' <<<"$out" | tail -n 1)"
+      fi
+    fi
+    # The lab packages, whichever is installed (a no-op, exit 0, for one that is not).
+    for msi in "${WINE_LAB_MSI:-}" "${WINE_LAB_MSI_NEWER:-}"; do
+      if [ -f "$msi" ]; then w msiexec /x "$(z "$msi")" /quiet >/dev/null 2>&1 || true; fi
+    done
+    # The registration provd handed the agent: a new emulator would refuse its certificate.
+    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/users/Public/ProvdLabAgent/registration.json"
+    say "lab agent packages removed (msiexec /x)"
+  fi
+  local pid
+  if pid=$(emulator_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do readlink "/proc/$pid/exe" >/dev/null 2>&1 || break; sleep 0.1; done
+    if readlink "/proc/$pid/exe" >/dev/null 2>&1; then kill -KILL "$pid" 2>/dev/null || true; fi
+    say "tenant emulator (pid $pid) stopped"
+  fi
+  rm -f "$DEMO/emulator.pid"
+}
+
+cmd_down() {
+  [ "$(id -u)" = 0 ] || die "run as root: sudo ./deploy/demo.sh down"
+  local labs=0
+  case ${1:-} in
+    --labs) labs=1 ;;
+    "") ;;
+    *) die "usage: deploy/demo.sh down [--labs]" ;;
+  esac
+  echo "==> tearing the demo down"
+  if deploy/lab/wine.sh status >/dev/null 2>&1; then load_wine_env; else say "Wine lab not up: nothing to remove there"; fi
+  teardown
+  if ((labs)); then
+    echo "==> stopping the labs"
+    deploy/lab/lab.sh down
+    deploy/lab/wine.sh down
+  else
+    say "the labs keep running (deploy/demo.sh down --labs stops them)"
+  fi
+  say "files stay in $DEMO (the next run replaces them)"
+}
+
+cmd_tenant_agents() {
+  emulator_pid >/dev/null || die "the tenant emulator is not running (./deploy/demo.sh)"
+  graph_agents | jq .
+}
+
+# ---------------------------------------------------------------------------------------------
+# On failure: what went wrong, from every side we can see.
+
+PERSON_PID=""
+stop_person() {
+  if [ -n "$PERSON_PID" ]; then
+    kill "$PERSON_PID" 2>/dev/null || true
+    wait "$PERSON_PID" 2>/dev/null || true
+    PERSON_PID=""
+  fi
+}
+
+diagnose() {
+  echo
+  echo "==> FAILED in: ${CURRENT:-?} (after $(secs "$T0") s). What there is to see:"
+  if [ -s "$DEMO/emulator.log" ]; then
+    echo "---- last lines of the tenant emulator's log ($DEMO/emulator.log) ----"
+    tail -n 20 "$DEMO/emulator.log"
+  fi
+  if [ -f "$DEMO/provctl.toml" ] && ctl_t 5 health >/dev/null 2>&1; then
+    local id
+    id=$(ctl_t 10 --output json ops list --page-size 1 2>/dev/null | jq -r '.operations[0].id // empty' 2>/dev/null || true)
+    if [ -n "$id" ] && [[ $CURRENT != "provctl apply"* ]]; then
+      echo "---- provd's last operation, its events replayed (provctl ops watch $id) ----"
+      ctl_t 20 ops watch "$id" 2>&1 | tail -n 40 || true
+    fi
+  elif [ -f "$DEMO/provd.toml" ] && [ -f "$DEMO/provd.exe" ] && [ -n "$WINE_ENV" ] && ! port_in_use "$PORT"; then
+    # A Windows service has no stderr (under Wine it is services.exe's /dev/null): run the
+    # same exe and config in the foreground for a few seconds to see what it says.
+    echo "---- provd.exe does not answer; the same exe and config in the foreground for 8 s ----"
+    (
+      eval "$WINE_ENV"
+      timeout 8 wine "$(z "$DEMO/provd.exe")" serve --config "$(z "$DEMO/provd.toml")"
+    ) 2>&1 | tail -n 25 || true
+  fi
+  local logs
+  logs=$(find "$DEMO/state" -name '*.log' -newer "$DEMO/provd.toml" 2>/dev/null | head -n 5 || true)
+  [ -z "$logs" ] || echo "installer logs (msiexec /l*v): $logs"
+  echo "Left running for a look: ./deploy/demo.sh down tears it down."
+}
+
+on_exit() {
+  local rc=$?
+  stop_person
+  if ((rc != 0)) && [ "${RUNNING:-0}" = 1 ]; then diagnose >&2 || true; fi
+  exit "$rc"
+}
+
+# ---------------------------------------------------------------------------------------------
+# The person in front of the browser: approves every device code provd asks for.
+
+person() {
+  set +e
+  local seen=" " codes code body
+  while :; do
+    codes=$(tcurl "$TENANT_URL/_lab/device/pending" 2>/dev/null | jq -r '.value[].user_code' 2>/dev/null)
+    for code in $codes; do
+      [[ $seen == *" $code "* ]] && continue
+      seen="$seen$code "
+      sleep 1 # reads the code off the screen
+      body=$(jq -nc --arg c "$code" --arg u "$TENANT_USER" '{user_code: $c, user: $u}')
+      if tcurl -H 'content-type: application/json' -d "$body" "$TENANT_URL/_lab/device/approve" >/dev/null; then
+        echo "[person] opens $TENANT_URL/devicelogin, enters $code, signs in as $TENANT_USER"
+      else
+        echo "[person] could not approve $code"
+      fi
+    done
+    sleep 1
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
+# The demo
+
+cmd_run() {
+  [ "$(id -u)" = 0 ] || die "run as root (the labs bind AD ports on 127.0.0.x and own a Wine prefix): sudo ./deploy/demo.sh"
+  command -v cargo >/dev/null || die "needs a Rust toolchain (rustup, cargo) on PATH"
+  RUNNING=1
+  trap on_exit EXIT
+  trap 'exit 130' INT TERM
+
+  local missing=()
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
+  if ((${#missing[@]})); then
+    echo "==> installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+
+  # -- 1. the lab
+  section "Samba AD lab, two DCs (deploy/lab/lab.sh up)"
+  deploy/lab/lab.sh up
+  eval "$(deploy/lab/lab.sh env)"
+  ADMIN=(--username "$LAB_ADMIN_UPN" --password-file "$PASSWORD_FILE")
+
+  section "Wine Windows host with the stand-in agent MSI (deploy/lab/wine.sh up)"
+  deploy/lab/wine.sh up
+  load_wine_env
+  say "agent package: $WINE_LAB_MSI"
+
+  # -- 2. builds
+  section "build (debug, shared with the tests): provd, provctl, provd-tenant-emulator; provd.exe"
+  cargo build --locked --bins
+  "$PROVCTL" apply --help >/dev/null 2>&1 || die "this provctl has no 'apply': rebuild (cargo build --bins)"
+  # As deploy/test.sh prepares the Windows target.
+  if ! command -v x86_64-w64-mingw32-gcc >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc-mingw-w64-x86-64 >/dev/null
+  fi
+  rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
+    cargo build --locked --target x86_64-pc-windows-gnu --bin provd
+
+  # -- 3. what an earlier run left
+  section "clean slate: an earlier run's agent, provd service and emulator"
+  teardown
+  rm -rf "$DEMO"
+  mkdir -p "$DEMO"
+  cp "$EXE" "$DEMO/provd.exe" # the service's image: a later cargo build does not touch it
+  for p in "$PORT" "$TENANT_PORT"; do
+    ! port_in_use "$p" || die "port $p is taken by something else (ss -ltnp 'sport = :$p'); set DEMO_PORT / DEMO_TENANT_PORT"
+  done
+
+  # -- 4. PKI
+  section "demo PKI: provd pki init (CA, provd's server certificate, a client per role)"
+  "$PROVD" pki init "$DEMO/pki" --server-dns localhost --server-ip 127.0.0.1 >/dev/null
+  "$PROVD" pki issue --ca-dir "$DEMO/pki" --out "$DEMO/pki" --name tenant-emulator \
+    --server-dns localhost --server-ip 127.0.0.1 >/dev/null
+  say "$(cd "$DEMO/pki" && echo *.pem)"
+  say "client-ROLE.pem carry urn:provd:role:ROLE; provctl --pki-dir .demo/pki --role admin picks client-admin.*"
+  # provctl's connection file: the admin client (relative paths are relative to the file).
+  printf '%s\n' "endpoint = \"https://localhost:$PORT\"" 'ca = "pki/ca.pem"' \
+    'cert = "pki/client-admin.pem"' 'key = "pki/client-admin.key"' >"$DEMO/provctl.toml"
+  (
+    umask 077
+    printf '%s\n' "$LAB_PASSWORD" >"$PASSWORD_FILE"
+  )
+
+  # -- 5. the tenant
+  section "tenant emulator (LAB stand-in for Entra ID and Graph) on $TENANT_URL"
+  NO_COLOR=1 RUST_LOG=info setsid "$EMULATOR" --listen "127.0.0.1:$TENANT_PORT" --tenant "$TENANT_ID" \
+    --tls-cert "$DEMO/pki/tenant-emulator.pem" --tls-key "$DEMO/pki/tenant-emulator.key" \
+    --poll-interval 1 --inactive-after 30 </dev/null >"$DEMO/emulator.out" 2>"$DEMO/emulator.log" &
+  echo $! >"$DEMO/emulator.pid"
+  wait_for "the emulator's 'listening on' line" 20 grep -q '^listening on https://' "$DEMO/emulator.out"
+  emulator_pid >/dev/null || die "the tenant emulator exited: $(tail -n 5 "$DEMO/emulator.log")"
+  say "$(head -n 1 "$DEMO/emulator.out") (pid $(cat "$DEMO/emulator.pid"), log $DEMO/emulator.log)"
+  tcurl "$TENANT_URL/healthz" >/dev/null
+
+  # -- 6. provd.exe as a Windows service
+  section "provd.exe as a Windows service under Wine, https://localhost:$PORT (mTLS)"
+  local dns s
+  # shellcheck disable=SC2086 # one server per word
+  printf -v dns '"%s", ' $LAB_DNS_SERVERS
+  cat >"$DEMO/provd.toml" <<EOF
+# provd.exe's configuration for the demo (written by deploy/demo.sh; keys:
+# deploy/config/provd.example.toml). Paths are Windows paths: Z: is Wine's view of /.
+listen = "127.0.0.1:$PORT"
+state_dir = '$(z "$DEMO/state")'
+
+[tls]
+cert = '$(z "$DEMO/pki/server.pem")'
+key = '$(z "$DEMO/pki/server.key")'
+client_ca = '$(z "$DEMO/pki/ca.pem")'
+
+[log]
+filter = "info"
+
+[directory]
+# The Samba lab: its CA, and its DCs as DNS servers (the host's resolver does not know them).
+ca_file = '$(z "$LAB_CA_PEM")'
+dns_servers = [${dns%, }]
+
+[tenant]
+# Everything Entra at the LAB tenant emulator, whose certificate is from the demo CA.
+tenant = "$TENANT_ID"
+authority = "$TENANT_URL"
+graph = "$TENANT_URL"
+agent_service = "$TENANT_URL"
+ca_file = '$(z "$DEMO/pki/ca.pem")'
+EOF
+  say "config $DEMO/provd.toml"
+  w "$(z "$DEMO/provd.exe")" service install --config "$(z "$DEMO/provd.toml")" >/dev/null ||
+    die "provd.exe service install failed (the SCM started it and it did not report running)"
+  say "wine provd.exe service install --config $(z "$DEMO/provd.toml")"
+  wait_for "provd.exe to answer provctl health over mTLS" 90 ctl_t 5 health
+  say "provctl health: $(ctl health 2>&1 | tr '\n' ' ' | sed 's/ *$//')"
+  if [ "$(ctl --output json agent get | jq -r '.installed // false')" = true ]; then
+    say "an agent is still installed: uninstalling it through provd first"
+    ctl_t 120 agent uninstall --wait >/dev/null
+  fi
+  echo
+  ctl agent get
+
+  # -- 7. the lab admin's part
+  local host
+  host=$(hostname)
+  host=${host%%.*}
+  host=${host:0:15}
+  host=${host^^}
+  section "the domain admin's prerequisites for host $host (deploy/lab/lab.sh prepare-host $host)"
+  deploy/lab/lab.sh prepare-host "$host" | sed 's/^/    /'
+
+  # -- 8. apply
+  section "desired state: .demo/agent-host.toml (deploy/examples/agent-host.toml with the lab's values)"
+  local dcs="" n
+  for n in 1 2; do
+    s=LAB_DC${n}_HOST
+    [ -z "${!s:-}" ] || dcs+="\"${!s}\", "
+  done
+  cat >"$DOC" <<EOF
+# The lab's instance of deploy/examples/agent-host.toml (see there for every key).
+[agent]
+source = "file:///Z:$WINE_LAB_MSI"
+sha256 = "$WINE_LAB_MSI_SHA256"
+accept_license = true
+
+[[domains]]
+domain = "$LAB_DOMAIN"
+preferred_domain_controllers = [${dcs%, }]
+
+[service_account]
+domain = "$LAB_DOMAIN"
+permissions = ["basic_read"]
+[service_account.create]
+name = "$GMSA"
+principals = ["$host\$"]
+
+[writeback]
+enabled = true
+EOF
+  sed 's/^/    /' "$DOC"
+
+  section "provctl apply .demo/agent-host.toml (the plan, then the operation followed to its end)"
+  say "provctl --config .demo/provctl.toml apply .demo/agent-host.toml --username $LAB_ADMIN_UPN --password-file .demo/lab-admin.password"
+  echo
+  person &
+  PERSON_PID=$!
+  ctl_t 600 apply "$DOC" "${ADMIN[@]}" || die "provctl apply did not succeed"
+  stop_person
+  local machine account
+  machine=$(ctl --output json agent get | jq -r '.tenant.machineName // empty')
+  account=${machine%%.*}
+  account=${account:0:15}
+  account=${account^^}
+  [ "$account" = "$host" ] ||
+    die "provd registered the machine as '$machine' (account $account\$), not $host\$: run deploy/lab/lab.sh prepare-host $account"
+
+  # -- 9. the tenant side, idempotence, verify
+  section "admin center: a cloud sync configuration for $LAB_DOMAIN (the agent joins its group)"
+  tcurl -H 'content-type: application/json' -d "{\"domain\": \"$LAB_DOMAIN\"}" \
+    "$TENANT_URL/_lab/published-resources" | jq -r '"    published resource \(.resourceName), agent group \(.agentGroups[0].displayName)"'
+  local agents="" line=""
+  active() {
+    agents=$(graph_agents) &&
+      line=$(jq -er --arg m "$machine" '.value[] | select(.machineName == $m and .status == "active")
+        | "agent \(.id) (\(.machineName)) \(.status), groups: \([.agentGroups[].displayName] | join(", "))"' <<<"$agents")
+  }
+  wait_for "the tenant to list the agent active" 60 active
+  say "Graph: $line"
+
+  section "provctl plan (again): nothing left to do"
+  local plan
+  plan=$(ctl_t 120 plan "$DOC" "${ADMIN[@]}")
+  echo "$plan"
+  grep -q '^plan: no changes' <<<"$plan" || die "a second plan still lists changes"
+
+  section "provctl verify (every check must PASS)"
+  local rc=0
+  ctl_t 300 verify "${ADMIN[@]}" | tee "$DEMO/verify.out" || rc=$?
+  ((rc == 0)) || die "provctl verify exited $rc"
+  grep -Eq '^result: PASS +\([0-9]+ passed, 0 warned, 0 failed, 0 skipped' "$DEMO/verify.out" ||
+    die "verify: not every check passed ($(grep '^result:' "$DEMO/verify.out"))"
+  end_section
+
+  # -- where to look next
+  local P="target/debug/provctl --config .demo/provctl.toml" A="--username $LAB_ADMIN_UPN --password-file .demo/lab-admin.password"
+  cat <<EOF
+
+==> the demo is up and stays running
+  provd.exe     Windows service "provd" under Wine, https://localhost:$PORT (mTLS; client certificates in .demo/pki)
+  the agent     $(ctl --output json agent get | jq -r '"\(.version) installed, services: \([.services[] | "\(.name) \(.state | sub("SERVICE_STATE_"; "") | ascii_downcase) as \(.account)"] | join("; "))"')
+  tenant        provd-tenant-emulator $TENANT_URL (pid $(cat "$DEMO/emulator.pid")), agent $(ctl --output json agent get | jq -r .tenant.agentId)
+
+Try (from $REPO):
+  $P agent get
+  $P ops list
+  $P plan .demo/agent-host.toml $A      # no changes
+  $P verify $A
+  $P writeback get $A
+  target/debug/provctl --endpoint https://localhost:$PORT --pki-dir .demo/pki --role viewer dc get-priority $LAB_DOMAIN
+  curl --cacert .demo/pki/ca.pem --cert .demo/pki/client-viewer.pem --key .demo/pki/client-viewer.key \\
+       -H 'content-type: application/json' -d '{}' https://localhost:$PORT/provd.v1.AgentService/GetAgent
+  ./deploy/demo.sh tenant-agents        # the emulator's Graph agent list (with a sign-in of its own)
+
+Where things are:
+  .demo/provd.toml, .demo/state/ (provd.redb; staged packages and msiexec logs), .demo/pki/, .demo/agent-host.toml
+  provd.exe's own log: none while it runs as a service (Wine gives services no stderr); the
+    operations' events are the record: $P ops watch ID
+  emulator log  .demo/emulator.log
+  agent         $(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/*.txt (heartbeats),
+                registration in drive_c/users/Public/ProvdLabAgent/registration.json
+Tear down:
+  ./deploy/demo.sh down                 # agent, provd service, emulator (labs keep running)
+  ./deploy/demo.sh down --labs          # and stop the Samba DCs and the wineserver
+
+section times:
+EOF
+  printf '  %s\n' "${TIMES[@]}"
+  echo "demo done in $(secs "$T0") s"
+}
+
+case ${1:-run} in
+  run) cmd_run ;;
+  down)
+    shift
+    cmd_down "$@"
+    ;;
+  tenant-agents) cmd_tenant_agents ;;
+  -h | --help | help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
+  *) die "unknown command '$1' (run, down [--labs], tenant-agents, help)" ;;
+esac

@@ -164,6 +164,29 @@ impl Default for HostConfig {
     }
 }
 
+/// OpenTelemetry export. Without an endpoint nothing is exported and no
+/// exporter is built; logs are unaffected either way.
+#[derive(Debug, Clone)]
+pub struct TelemetryConfig {
+    /// OTLP/gRPC collector, `http://host:4317` (h2c) or `https://…` (TLS,
+    /// public web roots).
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported resource.
+    pub service_name: String,
+    /// How often metrics are exported.
+    pub metrics_interval: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "provd".into(),
+            metrics_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The one port: gRPC and HTTP/JSON, always mTLS.
@@ -177,6 +200,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub tenant: TenantConfig,
     pub host: HostConfig,
+    pub telemetry: TelemetryConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8443";
@@ -200,6 +224,16 @@ struct FileConfig {
     tenant: FileTenant,
     #[serde(default)]
     host: FileHost,
+    #[serde(default)]
+    telemetry: FileTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileTelemetry {
+    otlp_endpoint: Option<String>,
+    service_name: Option<String>,
+    metrics_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -261,6 +295,7 @@ pub struct Overrides {
     pub log_filter: Option<String>,
     pub directory_ca_file: Option<PathBuf>,
     pub directory_dns_servers: Vec<SocketAddr>,
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Settings as strings, layered before they are parsed.
@@ -291,6 +326,9 @@ struct Raw {
     tenant_request_timeout: Option<(String, &'static str)>,
     agent_registration_file: Option<PathBuf>,
     program_data: Option<String>,
+    otlp_endpoint: Option<(String, &'static str)>,
+    service_name: Option<(String, &'static str)>,
+    metrics_interval: Option<(String, &'static str)>,
 }
 
 impl Config {
@@ -362,6 +400,10 @@ impl Raw {
         self.tenant_ca_file = t.ca_file.map(rel);
         self.tenant_request_timeout = t.request_timeout.map(|v| (v, FILE));
         self.agent_registration_file = file.host.agent_registration_file.map(rel);
+        let t = file.telemetry;
+        self.otlp_endpoint = t.otlp_endpoint.map(|v| (v, FILE));
+        self.service_name = t.service_name.map(|v| (v, FILE));
+        self.metrics_interval = t.metrics_interval.map(|v| (v, FILE));
         Ok(())
     }
 
@@ -442,6 +484,15 @@ impl Raw {
         if let Some(v) = lookup("PROVD_HOST_AGENT_REGISTRATION_FILE") {
             self.agent_registration_file = Some(v.into());
         }
+        if let Some(v) = lookup("PROVD_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TELEMETRY_SERVICE_NAME") {
+            self.service_name = Some((v, SRC));
+        }
+        if let Some(v) = lookup("PROVD_TELEMETRY_METRICS_INTERVAL") {
+            self.metrics_interval = Some((v, SRC));
+        }
         // Not a provd setting: Windows' own, for the default above.
         self.program_data = env_program_data(lookup);
         Ok(())
@@ -481,6 +532,9 @@ impl Raw {
                 "flag",
             ));
         }
+        if let Some(v) = &o.otlp_endpoint {
+            self.otlp_endpoint = Some((v.clone(), "flag"));
+        }
     }
 
     fn finish(self) -> Result<Config, ConfigError> {
@@ -501,6 +555,8 @@ impl Raw {
                 })
             })
         };
+        let metrics_interval = self.metrics_interval;
+        let metrics_interval_src = metrics_interval.as_ref().map_or("default", |(_, src)| *src);
         Ok(Config {
             listen,
             state_dir: self.state_dir.ok_or(ConfigError::Missing {
@@ -624,6 +680,34 @@ impl Raw {
                 },
                 None => HostConfig::with_program_data(self.program_data.as_deref()),
             },
+            telemetry: TelemetryConfig {
+                otlp_endpoint: otlp_endpoint(self.otlp_endpoint)?,
+                service_name: match self.service_name {
+                    None => TelemetryConfig::default().service_name,
+                    Some((v, src)) if v.trim().is_empty() => {
+                        return Err(ConfigError::Invalid {
+                            source_name: src,
+                            key: "telemetry.service_name".into(),
+                            reason: "must not be empty".into(),
+                        });
+                    }
+                    Some((v, _)) => v,
+                },
+                metrics_interval: match duration(
+                    metrics_interval,
+                    "telemetry.metrics_interval",
+                    TelemetryConfig::default().metrics_interval,
+                )? {
+                    d if d.is_zero() => {
+                        return Err(ConfigError::Invalid {
+                            source_name: metrics_interval_src,
+                            key: "telemetry.metrics_interval".into(),
+                            reason: "must be longer than zero".into(),
+                        });
+                    }
+                    d => d,
+                },
+            },
         })
     }
 }
@@ -655,6 +739,37 @@ fn https_url(
         return Err(invalid("is not a URL"));
     }
     Ok(Some(url.trim_end_matches('/').to_owned()))
+}
+
+/// An OTLP/gRPC endpoint: `http://` or `https://` with a host; empty means
+/// none (so the environment can switch off what the file set).
+fn otlp_endpoint(value: Option<(String, &'static str)>) -> Result<Option<String>, ConfigError> {
+    let Some((url, src)) = value else {
+        return Ok(None);
+    };
+    let url = url.trim();
+    if url.is_empty() {
+        return Ok(None);
+    }
+    let host = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    match host {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(char::is_whitespace) =>
+        {
+            Ok(Some(url.trim_end_matches('/').to_owned()))
+        }
+        _ => Err(ConfigError::Invalid {
+            source_name: src,
+            key: "telemetry.otlp_endpoint".into(),
+            reason: format!(
+                "{url:?} is not an OTLP/gRPC URL like \"http://127.0.0.1:4317\" (http:// or https://)"
+            ),
+        }),
+    }
 }
 
 /// `127.0.0.2:53`, or `127.0.0.2` meaning port 53.
@@ -800,5 +915,87 @@ mod tests {
         .unwrap_err();
         assert!(err.to_string().contains("tenant.graph"), "{err}");
         assert!(err.to_string().contains("https://"), "{err}");
+    }
+
+    #[test]
+    fn telemetry_layers_file_then_env_then_flag() {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/config/provd.example.toml"
+        );
+        let from_file = |env_pairs: &[(&str, &str)], flag: Option<&str>| {
+            Config::load_from(
+                &Overrides {
+                    config_file: Some(example.into()),
+                    otlp_endpoint: flag.map(str::to_owned),
+                    ..Overrides::default()
+                },
+                &env(env_pairs),
+            )
+        };
+        let cfg = from_file(&[], None).unwrap();
+        assert_eq!(
+            cfg.telemetry.otlp_endpoint, None,
+            "nothing exported by default"
+        );
+        assert_eq!(cfg.telemetry.service_name, "provd");
+        assert_eq!(cfg.telemetry.metrics_interval, Duration::from_secs(10));
+
+        let cfg = from_file(
+            &[
+                ("PROVD_OTLP_ENDPOINT", "http://127.0.0.1:4317/"),
+                ("PROVD_TELEMETRY_SERVICE_NAME", "provd-east"),
+                ("PROVD_TELEMETRY_METRICS_INTERVAL", "30s"),
+            ],
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.telemetry.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(cfg.telemetry.service_name, "provd-east");
+        assert_eq!(cfg.telemetry.metrics_interval, Duration::from_secs(30));
+
+        let cfg = from_file(
+            &[("PROVD_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+            Some("https://otel.example:4317"),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.telemetry.otlp_endpoint.as_deref(),
+            Some("https://otel.example:4317")
+        );
+        // An empty value switches export off again.
+        let cfg = from_file(&[("PROVD_OTLP_ENDPOINT", "")], None).unwrap();
+        assert_eq!(cfg.telemetry.otlp_endpoint, None);
+
+        for (key, value, named) in [
+            (
+                "PROVD_OTLP_ENDPOINT",
+                "127.0.0.1:4317",
+                "telemetry.otlp_endpoint",
+            ),
+            ("PROVD_OTLP_ENDPOINT", "grpc://x", "telemetry.otlp_endpoint"),
+            (
+                "PROVD_TELEMETRY_METRICS_INTERVAL",
+                "0s",
+                "telemetry.metrics_interval",
+            ),
+            (
+                "PROVD_TELEMETRY_METRICS_INTERVAL",
+                "soon",
+                "telemetry.metrics_interval",
+            ),
+            (
+                "PROVD_TELEMETRY_SERVICE_NAME",
+                " ",
+                "telemetry.service_name",
+            ),
+        ] {
+            let err = from_file(&[(key, value)], None).unwrap_err();
+            assert!(err.to_string().contains(named), "{key}={value}: {err}");
+            assert!(err.to_string().contains("environment"), "{err}");
+        }
     }
 }

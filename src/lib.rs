@@ -115,6 +115,10 @@ impl DaemonBuilder {
     /// starts serving. Returns once the port accepts connections.
     pub async fn start(self) -> Result<DaemonHandle, DaemonError> {
         transport::tls::install_crypto_provider();
+        // Instruments from the meter provider installed now (by `provd serve`
+        // through `telemetry::init`, or by the embedder); provd itself
+        // installs no global subscriber or provider here.
+        telemetry::refresh_metrics();
         let config = self.config;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| DaemonError::StateDir {
             path: config.state_dir.display().to_string(),

@@ -78,6 +78,10 @@ struct ServeArgs {
     /// DNS server for DC discovery, ip[:port] (repeatable).
     #[arg(long = "directory-dns-server")]
     directory_dns_servers: Vec<SocketAddr>,
+    /// OTLP/gRPC collector to export traces and metrics to, e.g.
+    /// http://127.0.0.1:4317; nothing is exported without one.
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
 }
 
 fn parse_log_format(value: &str) -> Result<LogFormat, String> {
@@ -209,7 +213,7 @@ fn run_service(command: ServiceCommand) -> anyhow::Result<()> {
         ServiceCommand::Uninstall => winservice::uninstall(),
         ServiceCommand::Run(args) => {
             let config = Config::load(&overrides(*args))?;
-            provd::telemetry::init(&config.log);
+            // Logs and exporters start inside the service's runtime.
             winservice::run(config)
         }
     }
@@ -234,15 +238,21 @@ fn overrides(args: ServeArgs) -> Overrides {
         log_filter: args.log_filter,
         directory_ca_file: args.directory_ca_file,
         directory_dns_servers: args.directory_dns_servers,
+        otlp_endpoint: args.otlp_endpoint,
     }
 }
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&overrides(args))?;
-    provd::telemetry::init(&config.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    // Declared after the runtime, so it is dropped (flushing the exporters)
+    // while the runtime still runs.
+    let _telemetry = {
+        let _context = runtime.enter();
+        provd::telemetry::init(&config.log, &config.telemetry)?
+    };
     runtime.block_on(async move {
         let daemon = provd::Daemon::builder(config).start().await?;
         let stop = daemon.stop_token();

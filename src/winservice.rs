@@ -64,6 +64,14 @@ fn status(state: ServiceState, accept: ServiceControlAccept, wait: Duration) -> 
 
 fn run_service() -> anyhow::Result<()> {
     let config = CONFIG.get().cloned().context("no configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    // Dropped before the runtime: the exporters flush through it.
+    let _telemetry = {
+        let _context = runtime.enter();
+        provd::telemetry::init(&config.log, &config.telemetry)?
+    };
     let stop = CancellationToken::new();
     let on_control = stop.clone();
     let handle = service_control_handler::register(SERVICE_NAME, move |control| match control {
@@ -79,9 +87,6 @@ fn run_service() -> anyhow::Result<()> {
         ServiceControlAccept::empty(),
         Duration::from_secs(10),
     ))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(async {
         let daemon = provd::Daemon::builder(config).start().await?;
         handle.set_service_status(status(

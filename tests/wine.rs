@@ -23,16 +23,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::fixtures::*;
-use common::lab::{add_directory, admin, var};
+use common::lab::{admin, var};
 use common::tenant::TenantEmulator;
 use common::*;
 use provd::backends::directory::Change;
 use provd::pki::Role;
 use provd::proto::v1;
 use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd::proto::v1::verify_service_client::VerifyServiceClient;
-use provd::proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic::transport::Channel;
 
 fn wine_env() -> BTreeMap<String, String> {
@@ -384,40 +383,74 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         && e.kind == v1::EventKind::StepSkipped as i32
         && e.message.contains("1.1.1000.0")));
 
-    // The rest of the wizard, against the Samba lab: domain, gMSA (this
-    // host may retrieve its password; the agent service logs on as it),
-    // permissions, the domain published in the tenant, writeback on.
+    // The rest of the wizard as one document (ConfigurationService), against
+    // the Samba lab: domain with DC priority, gMSA (this host may retrieve
+    // its password; the agent service logs on as it), permissions,
+    // writeback on. The agent section is already as desired (a newer
+    // package, registered, running).
     let machine = session.machine_name.clone();
-    prepare_directory(&channel, &machine).await;
+    let host_account = lab_prerequisites(&machine).await;
     tenant.publish(&var("LAB_DOMAIN")).await;
-    let logon = agent(&channel).await.services[0].account.clone();
-    assert!(
-        logon.to_ascii_lowercase().ends_with("\\provagentgmsa$"),
-        "{logon}"
-    );
-    let op = WritebackServiceClient::new(channel.clone())
-        .set_password_writeback(v1::SetPasswordWritebackRequest {
-            enable: true,
-            credential: Some(admin()),
+    let desired = v1::DesiredState {
+        agent: Some(v1::AgentSpec {
+            source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
+            sha256: env["WINE_LAB_MSI_SHA256"].clone(),
+            accept_license: true,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
-    let (events, op) = finish_with(&channel, op, Some(&tenant)).await;
+        }),
+        domains: vec![v1::DomainSpec {
+            domain: var("LAB_DOMAIN"),
+            preferred_domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
+        }],
+        service_account: Some(v1::ServiceAccountSpec {
+            domain: var("LAB_DOMAIN"),
+            account: Some(v1::service_account_spec::Account::Create(
+                v1::CreateGmsaSpec {
+                    name: "provAgentgMSA".into(),
+                    principals_allowed_to_retrieve_password: vec![host_account],
+                    ..Default::default()
+                },
+            )),
+            permissions: vec![v1::PermissionProfile::BasicRead as i32],
+        }),
+        writeback: Some(v1::WritebackSpec { enabled: true }),
+    };
+    let (events, op) = apply(&channel, &desired, &tenant).await;
     assert_eq!(
         op.state,
         v1::OperationState::Succeeded as i32,
         "{:?} {events:#?}",
         op.error
     );
+    assert_eq!(
+        op.result["changed_steps"],
+        format!(
+            "domain {},service-account,permissions,writeback",
+            var("LAB_DOMAIN")
+        )
+    );
     assert!(
         events
             .iter()
-            .any(|e| e.step == "set-tenant-flag" && e.kind == v1::EventKind::StepSucceeded as i32)
+            .any(|e| e.step == "agent" && e.kind == v1::EventKind::StepSkipped as i32)
     );
+    for step in ["configure-service", "set-tenant-flag"] {
+        assert!(
+            events
+                .iter()
+                .any(|e| e.step == step && e.kind == v1::EventKind::StepSucceeded as i32),
+            "{step}: {events:#?}"
+        );
+    }
+    let logon = agent(&channel).await.services[0].account.clone();
+    assert!(
+        logon.to_ascii_lowercase().ends_with("\\provagentgmsa$"),
+        "{logon}"
+    );
+    // The same document again: nothing to do.
+    let (_, op) = apply(&channel, &desired, &tenant).await;
+    assert_eq!(op.state, v1::OperationState::Succeeded as i32);
+    assert_eq!(op.result["changed"], "false");
 
     // Verify: every check passes.
     let (checks, report) = verify(&channel).await;
@@ -451,8 +484,10 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     let (checks, _) = verify(&channel).await;
     let active = find(&checks, "tenant.agent.active");
     assert_eq!(active.status, v1::CheckStatus::Pass as i32, "{active:#?}");
-    // A 403 is named as such, with what to do.
-    tenant.fault(agents_path, 403, 1, None).await;
+    // A 403 is named as such, with what to do. (Every call under the agents
+    // path gets it: Verify's groups run concurrently, and the writeback
+    // flag lives under that path too.)
+    tenant.fault(agents_path, 403, 20, None).await;
     let (checks, report) = verify(&channel).await;
     let registered = find(&checks, "tenant.agent.registered");
     assert_eq!(registered.status, v1::CheckStatus::Fail as i32);
@@ -561,14 +596,13 @@ async fn wait_for_agent(
     }
 }
 
-/// The directory side of the wizard, against the Samba lab.
-async fn prepare_directory(channel: &Channel, machine: &str) {
-    let (_, op) = add_directory(channel, admin(), &[]).await;
-    ok(&op);
-    pin_dc1(channel).await;
+/// What the lab's admin did before running the wizard: a KDS root key,
+/// this host joined (its computer account), a minimum password age of 0
+/// (Microsoft's writeback prerequisite), and no gMSA of an earlier run.
+/// Returns the host's account name.
+async fn lab_prerequisites(machine: &str) -> String {
     let mut s = admin_session().await;
     add_kds_key(s.as_mut()).await;
-    // This host's computer account, as joining the domain would make it.
     let host = provd::workflows::verify::computer_account(machine);
     make_computer(s.as_mut(), host.trim_end_matches('$')).await;
     delete_if_present(
@@ -576,32 +610,30 @@ async fn prepare_directory(channel: &Channel, machine: &str) {
         &format!("CN=provAgentgMSA,CN=Managed Service Accounts,{}", base()),
     )
     .await;
-    // Microsoft's writeback prerequisite: a minimum password age of 0.
     s.modify(&base(), &[Change::Replace("minPwdAge".into(), text("0"))])
         .await
         .unwrap();
     s.unbind().await;
-    let (events, op) = create(channel, gmsa_request("provAgentgMSA", &[&host])).await;
-    ok(&op);
-    assert!(
-        events.iter().any(|e| e.step == "configure-service"
-            && e.kind == v1::EventKind::StepSucceeded as i32),
-        "{events:#?}"
-    );
-    let op = ServiceAccountServiceClient::new(channel.clone())
-        .grant_permissions(v1::GrantPermissionsRequest {
-            domain: var("LAB_DOMAIN"),
-            profiles: vec![v1::PermissionProfile::BasicRead as i32],
-            mode: v1::GrantMode::Apply as i32,
+    host
+}
+
+async fn apply(
+    channel: &Channel,
+    desired: &v1::DesiredState,
+    tenant: &TenantEmulator,
+) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = ConfigurationServiceClient::new(channel.clone())
+        .apply_configuration(v1::ApplyConfigurationRequest {
+            desired: Some(desired.clone()),
             credential: Some(admin()),
-            ..Default::default()
+            request_id: String::new(),
         })
         .await
         .unwrap()
         .into_inner()
         .operation
         .unwrap();
-    ok(&finish(channel, op).await.1);
+    finish_with(channel, op, Some(tenant)).await
 }
 
 async fn verify(channel: &Channel) -> (Vec<v1::Check>, v1::VerifyReport) {

@@ -16,6 +16,10 @@
 #   logs [N]    tail DC N's samba log (default 1)
 #   exec CMD..  run CMD as root inside the lab's name-resolution view (dcN.lab.example.test
 #               resolves, DNS = the DCs), e.g. `lab.sh exec kinit Administrator`
+#   prepare-host NAME
+#               what a domain admin does before the agent wizard runs on host NAME (its
+#               NetBIOS name, e.g. AGENT1): an effective KDS root key, the computer account
+#               NAME$, minPwdAge 0 (writeback). Idempotent; over LDAPS as Administrator
 #   clean       down, then delete everything lab.sh created under LAB_DIR
 #
 # Environment:
@@ -826,6 +830,96 @@ cmd_exec() {
   KRB5_CONFIG=$LAB_DIR/krb5.conf in_lab_ns 1 "$@"
 }
 
+# What the lab's domain admin does before the agent's wizard runs on a host: the three
+# prerequisites provd checks and does not create itself. Over LDAPS as Administrator (no root
+# needed), on the first DC that answers; each step only when missing, so re-running is cheap.
+# The objects are the ones tests/common/fixtures.rs makes (add_kds_key, make_computer).
+cmd_prepare_host() {
+  local name=${1:-}
+  name=${name%\$}
+  [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,14}$ ]] ||
+    die "usage: lab.sh prepare-host NAME (the host's NetBIOS name: 1-15 letters, digits or '-'; got '${1:-}')"
+  name=${name^^}
+  export LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand
+  local n url=""
+  for n in $(dc_list); do
+    if probe_ready "$n"; then
+      url="ldaps://$(dc_ip "$n")"
+      break
+    fi
+  done
+  [ -n "$url" ] || die "no DC is ready (lab.sh status; sudo lab.sh up)"
+  ldap() { # ldap TOOL ARGS...: authenticated as the lab admin on $url
+    local tool=$1
+    shift
+    "$tool" -x -o nettimeout=10 -H "$url" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$@"
+  }
+  add() { # add LDIF: 0 when added or already there (68), else the error
+    local out rc=0
+    out=$(ldap ldapadd <<<"$1" 2>&1) || rc=$?
+    [ "$rc" = 0 ] || [ "$rc" = 68 ] || die "ldapadd on $url failed (rc $rc): $out"
+  }
+
+  # 1. A KDS root key that is effective now (msKds-UseStartTime <= now, as FILETIME), or gMSA
+  #    creation fails with NO_KDS_ROOT_KEY. Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10)).
+  local config_dn="CN=Configuration,$BASE_DN" gkds kds now start found="" out rc=0
+  gkds="CN=Group Key Distribution Service,CN=Services,$config_dn"
+  kds="CN=Master Root Keys,$gkds"
+  now=$((($(date +%s) + 11644473600) * 10000000))
+  out=$(ldap ldapsearch -LLL -o ldif-wrap=no -b "$kds" -s one '(objectClass=msKds-ProvRootKey)' \
+    msKds-UseStartTime 2>&1) || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 32 ] || die "cannot read the KDS root keys on $url (rc $rc): $out"
+  while read -r start; do
+    [[ $start =~ ^[0-9]+$ ]] && ((start <= now)) && found=1
+  done < <(sed -n 's/^msKds-UseStartTime: //p' <<<"$out")
+  if [ -n "$found" ]; then
+    echo "KDS root key: present (an effective one under $kds)"
+  else
+    local id
+    id=$(cat /proc/sys/kernel/random/uuid)
+    add "$(printf 'dn: %s\nobjectClass: container\n' "$gkds")"
+    add "$(printf 'dn: %s\nobjectClass: container\n' "$kds")"
+    add "$(printf '%s\n' "dn: CN=$id,$kds" "objectClass: msKds-ProvRootKey" "cn: $id" \
+      "msKds-Version: 1" "msKds-KDFAlgorithmID: SP800_108_CTR_HMAC" \
+      "msKds-SecretAgreementAlgorithmID: DH" "msKds-PrivateKeyLength: 512" \
+      "msKds-PublicKeyLength: 2048" \
+      "msKds-RootKeyData:: $(head -c 64 /dev/zero | tr '\0' '\7' | base64 -w0)" \
+      "msKds-CreateTime: $now" "msKds-UseStartTime: $((now - 36000 * 10000000))" \
+      "msKds-DomainID: CN=DC1,OU=Domain Controllers,$BASE_DN")"
+    echo "KDS root key: created CN=$id (effective 10 hours ago)"
+  fi
+
+  # 2. The host's computer account NAME$ (the host joined to the domain): the gMSA's
+  #    PrincipalsAllowedToRetrieveManagedPassword names it.
+  rc=0
+  out=$(ldap ldapsearch -LLL -o ldif-wrap=no -b "$BASE_DN" "(sAMAccountName=$name\$)" dn 2>&1) || rc=$?
+  [ "$rc" = 0 ] || die "cannot search for $name\$ on $url (rc $rc): $out"
+  local dn
+  dn=$(sed -n 's/^dn: //p' <<<"$out" | head -n1)
+  if [ -n "$dn" ]; then
+    echo "computer account: $NETBIOS\\$name\$ present ($dn)"
+  else
+    dn="CN=$name,CN=Computers,$BASE_DN"
+    add "$(printf '%s\n' "dn: $dn" "objectClass: computer" "sAMAccountName: $name\$" \
+      "userAccountControl: 4096")"
+    echo "computer account: $NETBIOS\\$name\$ created ($dn)"
+  fi
+
+  # 3. minPwdAge 0: Microsoft's password writeback prerequisite (a reset right after a change
+  #    would be refused otherwise).
+  local age
+  age=$(ldap ldapsearch -LLL -b "$BASE_DN" -s base minPwdAge 2>/dev/null | sed -n 's/^minPwdAge: //p')
+  if [ "$age" = 0 ]; then
+    echo "minPwdAge: 0 already"
+  else
+    rc=0
+    out=$(printf 'dn: %s\nchangetype: modify\nreplace: minPwdAge\nminPwdAge: 0\n' "$BASE_DN" |
+      ldap ldapmodify 2>&1) || rc=$?
+    [ "$rc" = 0 ] || die "cannot set minPwdAge on $url (rc $rc): $out"
+    echo "minPwdAge: 0 (was ${age:-unset})"
+  fi
+}
+
 cmd_clean() {
   need_root clean
   take_lock
@@ -880,6 +974,7 @@ main() {
       "cmd_${cmd//-/_}" "$n"
       ;;
     exec) cmd_exec "$@" ;;
+    prepare-host) cmd_prepare_host "$@" ;;
     clean) cmd_clean ;;
     -h | --help | help | "") usage ;;
     *)

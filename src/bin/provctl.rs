@@ -12,6 +12,8 @@
 // The crate root is this file, so submodules need explicit paths.
 #[path = "provctl/connect.rs"]
 mod connect;
+#[path = "provctl/document.rs"]
+mod document;
 #[path = "provctl/handlers.rs"]
 mod handlers;
 #[path = "provctl/render.rs"]
@@ -81,6 +83,10 @@ struct ConnArgs {
     /// Which client certificate of --pki-dir to use.
     #[arg(long, global = true, value_enum, requires = "pki_dir")]
     role: Option<Role>,
+    /// Start a trace: send a new W3C traceparent with every call and print
+    /// "trace id: <32 hex>" to stderr (the daemon's spans carry that id).
+    #[arg(long, global = true)]
+    trace: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -109,6 +115,12 @@ enum Command {
     /// Domain controllers: discovery and priority (DomainControllerService).
     #[command(subcommand)]
     Dc(DcCommand),
+    /// Reconcile the host with a desired-state document (TOML, YAML or JSON):
+    /// prints the plan, applies it as one operation and follows it; exits 1
+    /// unless it SUCCEEDED.
+    Apply(ApplyArgs),
+    /// What `apply` would change now, changing nothing.
+    Plan(PlanArgs),
     /// Run the end-to-end checks (VerifyService); exits 1 on a FAIL report.
     Verify(VerifyArgs),
     /// Password writeback (WritebackService).
@@ -361,6 +373,30 @@ enum DcCommand {
         #[command(flatten)]
         mutate: MutateArgs,
     },
+}
+
+#[derive(Args, Debug)]
+struct ApplyArgs {
+    /// The desired-state document (e.g. deploy/examples/agent-host.toml).
+    file: PathBuf,
+    /// Start the operation and return without following it.
+    #[arg(long)]
+    no_wait: bool,
+    /// Idempotency key: retrying with the same key returns the same operation.
+    #[arg(long, value_name = "ID")]
+    request_id: Option<String>,
+    /// The domain admin for directory changes.
+    #[command(flatten)]
+    credential: CredentialArgs,
+}
+
+#[derive(Args, Debug)]
+struct PlanArgs {
+    /// The desired-state document.
+    file: PathBuf,
+    /// The domain admin the plan reads the directory as.
+    #[command(flatten)]
+    credential: CredentialArgs,
 }
 
 #[derive(Args, Debug)]

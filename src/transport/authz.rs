@@ -32,6 +32,9 @@ pub const TABLE: &[(&str, &[Role])] = &[
     ),
     ("/provd.v1.DomainControllerService/GetPriority", VIEW),
     ("/provd.v1.DomainControllerService/SetPriority", OPERATE),
+    // Configuration
+    ("/provd.v1.ConfigurationService/ApplyConfiguration", ADMIN),
+    ("/provd.v1.ConfigurationService/PlanConfiguration", VIEW),
     // Verify
     ("/provd.v1.VerifyService/Verify", VIEW),
     // Writeback
@@ -60,6 +63,15 @@ pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
         .iter()
         .find(|(method, _)| *method == path)
         .map(|(_, roles)| *roles)
+}
+
+/// `path` as the table spells it (a `'static` name for spans and metric
+/// labels), or `None` for a path nobody may call.
+pub fn method_name(path: &str) -> Option<&'static str> {
+    TABLE
+        .iter()
+        .find(|(method, _)| *method == path)
+        .map(|(method, _)| *method)
 }
 
 /// True if any of `roles` may call `path`. Default deny.

@@ -30,6 +30,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::SetPasswordWriteback => v1::OperationKind::SetPasswordWriteback,
         OperationKind::Uninstall => v1::OperationKind::Uninstall,
         OperationKind::SignIn => v1::OperationKind::SignIn,
+        OperationKind::ApplyConfiguration => v1::OperationKind::ApplyConfiguration,
     }
 }
 
@@ -47,6 +48,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::SetPasswordWriteback => Some(OperationKind::SetPasswordWriteback),
         v1::OperationKind::Uninstall => Some(OperationKind::Uninstall),
         v1::OperationKind::SignIn => Some(OperationKind::SignIn),
+        v1::OperationKind::ApplyConfiguration => Some(OperationKind::ApplyConfiguration),
     }
 }
 

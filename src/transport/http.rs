@@ -45,11 +45,18 @@ fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
     }
 }
 
+/// The gRPC code a JSON answer stands for (read by the listener for its
+/// span and metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct RpcCode(pub tonic::Code);
+
 pub fn error_response(status: &Status) -> Response {
-    json_response(
+    let mut response = json_response(
         super::status::http_status(status.code()),
         &json_error(status),
-    )
+    );
+    response.extensions_mut().insert(RpcCode(status.code()));
+    response
 }
 
 /// Decodes a proto3-JSON body, naming the offending field on failure.

@@ -2,6 +2,7 @@
 //! converts; workflows decide.
 
 pub mod authz;
+pub mod configuration_api;
 pub mod convert;
 pub mod directory_api;
 pub mod grpc;

@@ -5,21 +5,28 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::Router;
+use http_body::Body as _;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry::KeyValue;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
+use tonic::Code;
 use tower::ServiceExt;
+use tracing::Instrument;
 
-use super::status::{TransportError, transport_status};
+use super::status::{TransportError, code_name, transport_status};
 use super::{authz, http as json};
 use crate::pki::{self, Role};
+use crate::telemetry;
 
 /// The verified client: from its certificate's CN and role URIs.
 #[derive(Debug, Clone)]
@@ -52,25 +59,227 @@ async fn dispatch(
     peer: Arc<Peer>,
     routers: Routers,
 ) -> Result<http::Response<axum::body::Body>, Infallible> {
+    let started = Instant::now();
     let grpc = is_grpc(&request);
     let path = request.uri().path();
+    let method = authz::method_name(path);
+    let span = rpc_span(method, grpc, request.method(), &peer);
+    telemetry::continue_trace(&span, request.headers());
+    let end = RpcEnd {
+        span,
+        started,
+        method: method.unwrap_or(UNKNOWN_METHOD),
+        grpc,
+    };
     if !authz::is_allowed(path, &peer.roles) {
         let err = TransportError::Denied {
             caller: peer.name.clone(),
             method: path.to_owned(),
         };
-        tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, "request denied");
+        end.span.in_scope(|| {
+            tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, "request denied");
+        });
         let status = transport_status(&err);
-        return Ok(if grpc {
+        let response = if grpc {
             status.into_http()
         } else {
             json::error_response(&status)
-        });
+        };
+        return Ok(observe(response, end));
     }
     request.extensions_mut().insert((*peer).clone());
     let request = request.map(axum::body::Body::new);
     let router = if grpc { routers.grpc } else { routers.json };
-    router.oneshot(request).await
+    let response = router.oneshot(request).instrument(end.span.clone()).await?;
+    Ok(observe(response, end))
+}
+
+/// The method label of requests for paths outside the role table.
+const UNKNOWN_METHOD: &str = "unknown";
+
+/// The span of one request, named by the full method path.
+fn rpc_span(
+    method: Option<&'static str>,
+    grpc: bool,
+    http_method: &http::Method,
+    peer: &Peer,
+) -> tracing::Span {
+    let name = method.unwrap_or(UNKNOWN_METHOD);
+    let (service, rpc_method) = name
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .unwrap_or(("", name.trim_start_matches('/')));
+    tracing::info_span!(
+        "rpc",
+        otel.name = name,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        rpc.system = if grpc { "grpc" } else { "http" },
+        rpc.service = service,
+        rpc.method = rpc_method,
+        rpc.grpc.status_code = tracing::field::Empty,
+        http.request.method = http_method.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        client.address = %peer.addr.ip(),
+        peer.cn = %peer.name,
+        peer.roles = ?peer.roles,
+    )
+}
+
+/// What is recorded once the response has been sent (or abandoned).
+struct RpcEnd {
+    span: tracing::Span,
+    started: Instant,
+    method: &'static str,
+    grpc: bool,
+}
+
+impl RpcEnd {
+    fn finish(self, code: Code, http_status: u16) {
+        self.span.record("rpc.grpc.status_code", code as i64);
+        if !self.grpc {
+            self.span.record("http.response.status_code", http_status);
+        }
+        // Server-side errors (OpenTelemetry's gRPC conventions).
+        if matches!(
+            code,
+            Code::Unknown
+                | Code::DeadlineExceeded
+                | Code::Unimplemented
+                | Code::Internal
+                | Code::Unavailable
+                | Code::DataLoss
+        ) {
+            self.span.record("otel.status_code", "ERROR");
+        }
+        let metrics = telemetry::metrics();
+        let labels = [
+            KeyValue::new("method", self.method),
+            KeyValue::new("code", code_name(code)),
+        ];
+        metrics.rpc_requests.add(1, &labels);
+        metrics
+            .rpc_duration
+            .record(self.started.elapsed().as_secs_f64(), &labels);
+    }
+}
+
+/// The status of a response as far as its head tells: gRPC's
+/// `grpc-status` (trailers-only answers), the JSON gateway's code, or the
+/// HTTP status; `None` while a gRPC answer's trailers are still to come.
+fn head_code(response: &http::Response<axum::body::Body>, grpc: bool) -> Option<Code> {
+    if grpc {
+        return match response.headers().get("grpc-status") {
+            Some(value) => Some(grpc_status(value)),
+            None if response.status().is_success() => None,
+            None => Some(Code::Unimplemented),
+        };
+    }
+    if let Some(json::RpcCode(code)) = response.extensions().get() {
+        return Some(*code);
+    }
+    Some(match response.status().as_u16() {
+        200..=299 => Code::Ok,
+        400 => Code::InvalidArgument,
+        404 => Code::NotFound,
+        405 => Code::Unimplemented,
+        _ => Code::Unknown,
+    })
+}
+
+fn grpc_status(value: &http::HeaderValue) -> Code {
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+        .map_or(Code::Unknown, Code::from_i32)
+}
+
+fn observe(
+    response: http::Response<axum::body::Body>,
+    end: RpcEnd,
+) -> http::Response<axum::body::Body> {
+    let code = head_code(&response, end.grpc);
+    let http_status = response.status().as_u16();
+    response.map(|inner| {
+        axum::body::Body::new(ObservedBody {
+            inner,
+            end: Some(end),
+            code,
+            http_status,
+        })
+    })
+}
+
+/// The response body, ending the request's span and recording its metrics
+/// when the last frame went out (for gRPC, after the trailers' status), or
+/// when the client went away first (CANCELLED unless a status was known).
+struct ObservedBody {
+    inner: axum::body::Body,
+    end: Option<RpcEnd>,
+    code: Option<Code>,
+    http_status: u16,
+}
+
+impl ObservedBody {
+    fn finish(&mut self, unfinished: Code) {
+        if let Some(end) = self.end.take() {
+            end.finish(self.code.unwrap_or(unfinished), self.http_status);
+        }
+    }
+}
+
+impl http_body::Body for ObservedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = {
+            let _entered = this.end.as_ref().map(|e| e.span.enter());
+            Pin::new(&mut this.inner).poll_frame(cx)
+        };
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(status) = frame.trailers_ref().and_then(|t| t.get("grpc-status")) {
+                    this.code = Some(grpc_status(status));
+                }
+                if this.inner.is_end_stream() {
+                    this.finish(Code::Ok);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Code::Internal),
+            Poll::Ready(None) => this.finish(if this.end.as_ref().is_some_and(|e| e.grpc) {
+                Code::Unknown
+            } else {
+                Code::Ok
+            }),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ObservedBody {
+    fn drop(&mut self) {
+        let unfinished = if self.inner.is_end_stream() {
+            Code::Ok
+        } else {
+            Code::Cancelled
+        };
+        self.finish(unfinished);
+    }
 }
 
 /// Accepts connections until `shutdown` fires, then waits up to `grace` for
@@ -142,5 +351,48 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => {
             tracing::warn!("shutdown grace period over; closing remaining connections");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, headers: &[(&str, &str)]) -> http::Response<axum::body::Body> {
+        let mut builder = http::Response::builder().status(status);
+        for (k, v) in headers {
+            builder = builder.header(*k, *v);
+        }
+        builder.body(axum::body::Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn status_codes_from_the_response_head() {
+        // gRPC: trailers-only errors carry the status in the head; a
+        // success waits for the trailers.
+        assert_eq!(
+            head_code(&response(200, &[("grpc-status", "5")]), true),
+            Some(Code::NotFound)
+        );
+        assert_eq!(head_code(&response(200, &[]), true), None);
+        assert_eq!(
+            head_code(&response(200, &[("grpc-status", "x")]), true),
+            Some(Code::Unknown)
+        );
+        assert_eq!(
+            head_code(&response(404, &[]), true),
+            Some(Code::Unimplemented)
+        );
+        // JSON: the gateway's code, else the HTTP status.
+        let mut denied = response(403, &[]);
+        denied
+            .extensions_mut()
+            .insert(json::RpcCode(Code::PermissionDenied));
+        assert_eq!(head_code(&denied, false), Some(Code::PermissionDenied));
+        assert_eq!(head_code(&response(200, &[]), false), Some(Code::Ok));
+        assert_eq!(
+            head_code(&response(405, &[]), false),
+            Some(Code::Unimplemented)
+        );
     }
 }

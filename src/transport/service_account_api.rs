@@ -20,7 +20,7 @@ fn status(err: Error) -> Status {
     to_status(&err)
 }
 
-fn encryption_bit(value: i32) -> Option<u32> {
+pub fn encryption_bit(value: i32) -> Option<u32> {
     match v1::EncryptionType::try_from(value).ok()? {
         v1::EncryptionType::Unspecified => None,
         v1::EncryptionType::Rc4 => Some(gmsa::ENC_RC4),
@@ -53,7 +53,7 @@ pub fn profile_to_proto(profile: Profile) -> v1::PermissionProfile {
     }
 }
 
-fn profile_choice(value: i32) -> Option<ProfileChoice> {
+pub fn profile_choice(value: i32) -> Option<ProfileChoice> {
     Some(match v1::PermissionProfile::try_from(value).ok()? {
         v1::PermissionProfile::Unspecified => return None,
         v1::PermissionProfile::BasicRead => ProfileChoice::One(Profile::BasicRead),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::Router;
 
+use super::configuration_api::ConfigurationApi;
 use super::directory_api::{DirectoryApi, DomainControllerApi};
 use super::grpc::{AgentApi, OperationsApi};
 use super::http::{json_routes, probes};
@@ -18,6 +19,7 @@ use crate::workflows::App;
 /// Builds the gRPC and JSON routers over `app`.
 pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     use v1::agent_service_server::{AgentService, AgentServiceServer};
+    use v1::configuration_service_server::{ConfigurationService, ConfigurationServiceServer};
     use v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
     use v1::domain_controller_service_server::{
         DomainControllerService, DomainControllerServiceServer,
@@ -34,6 +36,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     let accounts = ServiceAccountApi { app: app.clone() };
     let writeback = WritebackApi { app: app.clone() };
     let verify = VerifyApi { app: app.clone() };
+    let configuration = ConfigurationApi { app: app.clone() };
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -60,6 +63,7 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
         .add_service(DomainControllerServiceServer::new(dcs.clone()))
         .add_service(VerifyServiceServer::new(verify.clone()))
         .add_service(WritebackServiceServer::new(writeback.clone()))
+        .add_service(ConfigurationServiceServer::new(configuration.clone()))
         .into_axum_router();
 
     let json = probes(app);
@@ -97,6 +101,10 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     let json = json_routes!(json, writeback, WritebackService, {
         unary "/provd.v1.WritebackService/SetPasswordWriteback" => set_password_writeback(v1::SetPasswordWritebackRequest),
         unary "/provd.v1.WritebackService/GetPasswordWriteback" => get_password_writeback(v1::GetPasswordWritebackRequest),
+    });
+    let json = json_routes!(json, configuration, ConfigurationService, {
+        unary "/provd.v1.ConfigurationService/ApplyConfiguration" => apply_configuration(v1::ApplyConfigurationRequest),
+        unary "/provd.v1.ConfigurationService/PlanConfiguration" => plan_configuration(v1::PlanConfigurationRequest),
     });
     Ok(Routers {
         grpc,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
-use super::operations::{OperationSpec, Outcome, Progress};
+use super::operations::{Job, OperationSpec, Outcome, Progress, job};
 use super::tenant::{TenantStatus, TenantWorkflows};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
 use crate::backends::host::installer::version_cmp;
@@ -74,6 +74,24 @@ impl AgentWorkflows {
         }
     }
 
+    /// Install's field checks alone (for a document that embeds it).
+    pub fn check_install(&self, request: &InstallRequest) -> Vec<FieldViolation> {
+        match validate_install(request, self.tenant_cloud) {
+            Err(Error::InvalidArgument(v)) => v,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The version an MSI at a `file://` source installs; `None` for an
+    /// .exe or an unreadable package.
+    pub fn package_version_of(&self, source: &str) -> Option<String> {
+        let path = parse_file_uri(source).ok()?;
+        match package_kind(&path)? {
+            PackageKind::Msi => package_version(&path).ok().map(|(_, v)| v),
+            PackageKind::Exe => None,
+        }
+    }
+
     pub async fn tenant_status(&self) -> Result<TenantStatus, Error> {
         self.tenant.status().await
     }
@@ -128,6 +146,17 @@ impl AgentWorkflows {
         caller: &Caller,
         request: InstallRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_install(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_install(
+        &self,
+        caller: &Caller,
+        request: InstallRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let (plan, request_id) = validate_install(&request, self.tenant_cloud)?;
         let spec = OperationSpec {
             kind: OperationKind::Install,
@@ -138,11 +167,10 @@ impl AgentWorkflows {
         let host = self.host.clone();
         let staging_dir = self.paths.staging_dir.clone();
         let tenant = self.tenant.clone();
-        self.operations
-            .start(spec, move |progress| {
-                run_install(progress, host, tenant, staging_dir, plan)
-            })
-            .await
+        Ok((
+            spec,
+            job(move |progress| run_install(progress, host, tenant, staging_dir, plan)),
+        ))
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
+use super::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, blocking, job, now_ms};
 use super::{Caller, Error, FieldViolation, Operations, validate};
 use crate::backends::directory::{
     BindCredential, Directory, DirectoryError, DirectorySession, ProbeReport, Scope, SrvTarget,
@@ -416,6 +416,17 @@ impl DcWorkflows {
         caller: &Caller,
         request: SetPriorityRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_set_priority(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_set_priority(
+        &self,
+        caller: &Caller,
+        request: SetPriorityRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut violations = Vec::new();
         let domain = dns_name("domain", &request.domain)
             .map_err(|v| violations.push(v))
@@ -455,8 +466,9 @@ impl DcWorkflows {
         let directory = self.directory.clone();
         let etag = request.etag.clone();
         let allow_unreachable = request.allow_unreachable;
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 progress
                     .step_started(
                         "check-members",
@@ -486,8 +498,8 @@ impl DcWorkflows {
                     ("etag".into(), record.etag()),
                     ("changed".into(), changed.to_string()),
                 ]))
-            })
-            .await
+            }),
+        ))
     }
 }
 

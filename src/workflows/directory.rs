@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::dc::{self, DcWorkflows, directory_error, dns_name};
-use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
+use super::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, blocking, job, now_ms};
 use super::{Caller, Error, validate};
 use crate::backends::directory::{BindCredential, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
@@ -153,8 +153,19 @@ impl DirectoryWorkflows {
     pub async fn add(
         &self,
         caller: &Caller,
-        mut request: AddDirectoryRequest,
+        request: AddDirectoryRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_add(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_add(
+        &self,
+        caller: &Caller,
+        mut request: AddDirectoryRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut violations = Vec::new();
         let domain = dns_name("domain", &request.domain)
             .map_err(|v| violations.push(v))
@@ -186,13 +197,14 @@ impl DirectoryWorkflows {
         };
         let store = self.store.clone();
         let dcs = self.dcs.clone();
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 // The credential lives only inside this task and drops (and
                 // zeroizes) when it ends.
                 run_add(progress, store, dcs, domain, credential, preferred).await
-            })
-            .await
+            }),
+        ))
     }
 
     pub async fn remove(

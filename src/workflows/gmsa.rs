@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::dc::{self, DcWorkflows, directory_error, dns_name};
-use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
+use super::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, blocking, job, now_ms};
 use super::permissions::{self, Profile, Resolved, Wanted};
 use super::{Caller, Error, FieldViolation, Operations, validate};
 use crate::backends::directory::{
@@ -575,8 +575,19 @@ impl GmsaWorkflows {
     pub async fn create(
         &self,
         caller: &Caller,
-        mut request: CreateGmsaRequest,
+        request: CreateGmsaRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_create(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_create(
+        &self,
+        caller: &Caller,
+        mut request: CreateGmsaRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
         let domain = dns_name("domain", &request.domain)
             .map_err(|e| v.push(e))
@@ -674,8 +685,9 @@ impl GmsaWorkflows {
             enc,
             principals,
         };
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 let mut session = Self::connect(&dcs, &plan.domain, &credential, &progress).await?;
                 drop(credential);
                 let result = run_create(&progress, session.as_mut(), &store, &plan).await;
@@ -683,8 +695,8 @@ impl GmsaWorkflows {
                 let mut outcome = result?;
                 configure_service(&progress, &host, &store, &mut outcome).await?;
                 Ok(outcome)
-            })
-            .await
+            }),
+        ))
     }
 
     // ------------------------------------------------------------ UseCustomGmsa
@@ -692,8 +704,19 @@ impl GmsaWorkflows {
     pub async fn use_custom(
         &self,
         caller: &Caller,
-        mut request: UseCustomGmsaRequest,
+        request: UseCustomGmsaRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_use_custom(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_use_custom(
+        &self,
+        caller: &Caller,
+        mut request: UseCustomGmsaRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
         let domain = dns_name("domain", &request.domain)
             .map_err(|e| v.push(e))
@@ -739,8 +762,9 @@ impl GmsaWorkflows {
             initiator: caller.name.clone(),
         };
         let (store, dcs, agent_host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 let mut session = Self::connect(&dcs, &domain, &credential, &progress).await?;
                 drop(credential);
                 let result =
@@ -750,8 +774,8 @@ impl GmsaWorkflows {
                 let mut outcome = result?;
                 configure_service(&progress, &agent_host, &store, &mut outcome).await?;
                 Ok(outcome)
-            })
-            .await
+            }),
+        ))
     }
 
     // ------------------------------------------------------------ GetServiceAccount
@@ -830,8 +854,19 @@ impl GmsaWorkflows {
     pub async fn grant(
         &self,
         caller: &Caller,
-        mut request: GrantPermissionsRequest,
+        request: GrantPermissionsRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_grant(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_grant(
+        &self,
+        caller: &Caller,
+        mut request: GrantPermissionsRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
         let domain = dns_name("domain", &request.domain)
             .map_err(|e| v.push(e))
@@ -929,8 +964,9 @@ impl GmsaWorkflows {
         };
         let dcs = self.dcs.clone();
         let profiles: Vec<Profile> = profiles.into_iter().collect();
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 let mut session = Self::connect(&dcs, &domain, &credential, &progress).await?;
                 drop(credential);
                 let result =
@@ -945,8 +981,8 @@ impl GmsaWorkflows {
                     ("unchanged".into(), totals.unchanged.to_string()),
                     ("objects".into(), totals.objects.to_string()),
                 ]))
-            })
-            .await
+            }),
+        ))
     }
 }
 

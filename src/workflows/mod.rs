@@ -3,6 +3,7 @@
 //! traits and plain Rust requests.
 
 pub mod agent;
+pub mod apply;
 pub mod dc;
 pub mod directory;
 pub mod gmsa;
@@ -168,6 +169,7 @@ pub struct App {
     pub writeback: writeback::WritebackWorkflows,
     pub tenant: Arc<tenant::TenantWorkflows>,
     pub verify: verify::VerifyWorkflows,
+    pub apply: Arc<apply::ApplyWorkflows>,
 }
 
 /// The backends a daemon runs with; chosen by `lib.rs` (the only place that
@@ -214,7 +216,7 @@ impl App {
         let agent = agent::AgentWorkflows::new(
             operations.clone(),
             backends.host.clone(),
-            paths,
+            paths.clone(),
             tenant.clone(),
             tenant_settings.cloud,
         );
@@ -248,7 +250,40 @@ impl App {
             backends.host.clone(),
             tenant.clone(),
         );
+        let apply = Arc::new(apply::ApplyWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            backends.host.clone(),
+            tenant.clone(),
+            agent::AgentWorkflows::new(
+                operations.clone(),
+                backends.host.clone(),
+                paths.clone(),
+                tenant.clone(),
+                tenant_settings.cloud,
+            ),
+            directory::DirectoryWorkflows::new(
+                operations.clone(),
+                backends.store.clone(),
+                dcs.clone(),
+            ),
+            dcs.clone(),
+            gmsa::GmsaWorkflows::new(
+                operations.clone(),
+                backends.store.clone(),
+                dcs.clone(),
+                backends.host.clone(),
+            ),
+            writeback::WritebackWorkflows::new(
+                operations.clone(),
+                backends.store.clone(),
+                dcs.clone(),
+                backends.host.clone(),
+                tenant.clone(),
+            ),
+        ));
         Ok(Arc::new(App {
+            apply,
             operations,
             agent,
             dcs,

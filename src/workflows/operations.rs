@@ -14,10 +14,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::{Arc, Mutex as StdMutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use opentelemetry::KeyValue;
 use tokio::sync::{Mutex, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Error, FieldViolation};
 use crate::backends::store::{
@@ -79,6 +81,15 @@ struct Live {
     notices: broadcast::Sender<Notice>,
     cancel: CancellationToken,
     current_step: StdMutex<String>,
+    trace: StdMutex<Trace>,
+}
+
+/// The operation's span (a child of the RPC that started it) and the
+/// running step's span, which is current while the step's code runs (see
+/// [`InStep`]), so backend spans nest under it.
+struct Trace {
+    operation: tracing::Span,
+    step: Option<(String, tracing::Span)>,
 }
 
 pub struct Operations {
@@ -99,6 +110,19 @@ pub struct NewEvent {
     pub message: String,
     pub percent: u32,
     pub attributes: BTreeMap<String, String>,
+}
+
+/// A workflow's work, ready to run under a [`Progress`]: on its own as an
+/// operation, or as one step of an apply.
+pub type Job = Box<dyn FnOnce(Progress) -> JobFuture + Send>;
+pub type JobFuture = std::pin::Pin<Box<dyn Future<Output = Result<Outcome, Error>> + Send>>;
+
+pub fn job<F, Fut>(work: F) -> Job
+where
+    F: FnOnce(Progress) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<Outcome, Error>> + Send + 'static,
+{
+    Box::new(move |progress| Box::pin(work(progress)))
 }
 
 pub(crate) async fn blocking<T, F>(store: &Arc<dyn Store>, f: F) -> Result<T, Error>
@@ -154,6 +178,14 @@ impl Operations {
                 attributes: BTreeMap::from([("state".into(), "INTERRUPTED".into())]),
             };
             tracing::warn!(operation = %id, "operation interrupted by a daemon restart");
+            let ran_ms = now.saturating_sub(op.create_time_ms).max(0);
+            crate::telemetry::metrics().operation_duration.record(
+                Duration::from_millis(u64::try_from(ran_ms).unwrap_or(0)).as_secs_f64(),
+                &[
+                    KeyValue::new("kind", kind_name(op.kind)),
+                    KeyValue::new("outcome", "INTERRUPTED"),
+                ],
+            );
             blocking(&store, move |s| s.append_event(&op, &event)).await?;
         }
         Ok(Arc::new(Self {
@@ -212,6 +244,10 @@ impl Operations {
             notices: broadcast::channel(NOTICE_BUFFER).0,
             cancel: CancellationToken::new(),
             current_step: StdMutex::new(String::new()),
+            trace: StdMutex::new(Trace {
+                operation: tracing::Span::none(),
+                step: None,
+            }),
         });
         let same_request = {
             let mut slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
@@ -253,6 +289,19 @@ impl Operations {
             return Err(err);
         }
         tracing::info!(operation = %record.id, kind = kind_name(spec.kind), initiator = %spec.initiator, "operation started");
+        let started = std::time::Instant::now();
+        let span_name = format!("operation {}", kind_name(spec.kind));
+        let span = tracing::info_span!(
+            parent: &tracing::Span::current(),
+            "operation",
+            otel.name = span_name.as_str(),
+            otel.status_code = tracing::field::Empty,
+            otel.status_description = tracing::field::Empty,
+            operation.id = %record.id,
+            operation.kind = kind_name(spec.kind),
+            operation.outcome = tracing::field::Empty,
+        );
+        live.trace_lock().operation = span.clone();
 
         let engine = self.clone();
         let progress = Progress {
@@ -267,8 +316,12 @@ impl Operations {
                 tracing::error!(operation = %live.id, error = %err, "cannot record start");
             }
             let step_progress = progress.clone();
+            let in_step = InStep {
+                work: Box::pin(work(step_progress)),
+                live: live.clone(),
+            };
             // A separate task so a panicking workflow still ends its operation.
-            let outcome = match tokio::spawn(work(step_progress)).await {
+            let outcome = match tokio::spawn(in_step.instrument(tracing::Span::current())).await {
                 Ok(result) => result,
                 Err(join) => Err(Error::Internal(format!("workflow task failed: {join}"))),
             };
@@ -289,11 +342,19 @@ impl Operations {
                 ),
             };
             let label = state_name(state);
+            live.end_trace(label, error.as_ref().map(|(_, message)| message.as_str()));
             if let Err(err) = progress.transition(state, label, error, result).await {
                 tracing::error!(operation = %live.id, error = %err, "cannot record the end of an operation");
             }
+            crate::telemetry::metrics().operation_duration.record(
+                started.elapsed().as_secs_f64(),
+                &[
+                    KeyValue::new("kind", kind_name(live.kind)),
+                    KeyValue::new("outcome", label),
+                ],
+            );
             engine.release(&live.id);
-        });
+        }.instrument(span));
         Ok(record)
     }
 
@@ -588,7 +649,91 @@ pub struct Progress {
     live: Arc<Live>,
 }
 
+/// Runs a workflow with its current step's span entered on every poll.
+/// (`Progress::emit` yields once after a step change, so code after
+/// `step_started` always runs in a later poll, under the new span.)
+struct InStep<F> {
+    work: std::pin::Pin<Box<F>>,
+    live: Arc<Live>,
+}
+
+impl<F: Future> Future for InStep<F> {
+    type Output = F::Output;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let step = self
+            .live
+            .trace_lock()
+            .step
+            .as_ref()
+            .map(|(_, span)| span.clone());
+        let _entered = step.as_ref().map(tracing::Span::enter);
+        self.work.as_mut().poll(cx)
+    }
+}
+
 impl Live {
+    fn trace_lock(&self) -> std::sync::MutexGuard<'_, Trace> {
+        self.trace.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Opens a step's span at STEP_STARTED (closing the previous one) and
+    /// closes it at its STEP_SUCCEEDED / STEP_SKIPPED. True if the step
+    /// changed.
+    fn trace_step(&self, kind: EventKind, step: &str) -> bool {
+        let mut trace = self.trace_lock();
+        match kind {
+            EventKind::StepStarted => {
+                let name = format!("step {step}");
+                let span = tracing::info_span!(
+                    parent: &trace.operation,
+                    "step",
+                    otel.name = name.as_str(),
+                    otel.status_code = tracing::field::Empty,
+                    otel.status_description = tracing::field::Empty,
+                    step = step,
+                    step.outcome = tracing::field::Empty,
+                );
+                trace.step = Some((step.to_owned(), span));
+                true
+            }
+            EventKind::StepSucceeded | EventKind::StepSkipped => {
+                let Some((_, span)) = trace.step.take_if(|(s, _)| s == step) else {
+                    return false;
+                };
+                let outcome = if kind == EventKind::StepSucceeded {
+                    "SUCCEEDED"
+                } else {
+                    "SKIPPED"
+                };
+                span.record("step.outcome", outcome);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Closes the step still open (the one a failure or cancellation ended)
+    /// and records the outcome on the operation's span.
+    fn end_trace(&self, label: &str, error: Option<&str>) {
+        let mut trace = self.trace_lock();
+        let step = trace.step.take();
+        let spans = step.iter().map(|(_, span)| span).chain([&trace.operation]);
+        for span in spans {
+            if let Some(message) = error {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", message);
+            }
+        }
+        if let Some((_, span)) = &step {
+            span.record("step.outcome", label);
+        }
+        trace.operation.record("operation.outcome", label);
+    }
+
     fn step(&self) -> String {
         self.current_step
             .lock()
@@ -619,6 +764,14 @@ impl Progress {
     /// Records an event; the step of an event of kind STEP_STARTED becomes
     /// the current step.
     pub async fn emit(&self, event: NewEvent) -> Result<(), Error> {
+        let step_changed = event
+            .kind
+            .is_some_and(|kind| self.live.trace_step(kind, &event.step));
+        if step_changed {
+            // Code after this call runs in a later poll, under the new
+            // step's span (see `InStep`).
+            tokio::task::yield_now().await;
+        }
         if event.kind == Some(EventKind::StepStarted) {
             *self
                 .live
@@ -735,6 +888,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
         OperationKind::Uninstall => "UNINSTALL",
         OperationKind::SignIn => "SIGN_IN",
+        OperationKind::ApplyConfiguration => "APPLY_CONFIGURATION",
     }
 }
 

@@ -39,6 +39,11 @@ impl Profile {
         Profile::ConsistencyGuid,
     ];
 
+    /// The inverse of [`Profile::name`].
+    pub fn from_name(name: &str) -> Option<Profile> {
+        Profile::ALL.into_iter().find(|p| p.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Profile::BasicRead => "PERMISSION_PROFILE_BASIC_READ",

@@ -532,7 +532,11 @@ async fn host_checks(run: &Run) -> Vec<Check> {
             "host.provd.service",
             H,
             Status::Pass,
-            format!("provd's service is running (start type {:?})", s.start_type),
+            format!(
+                "provd's service is running (start type {})",
+                s.start_type
+                    .map_or_else(|| "unknown".to_owned(), |t| format!("{t:?}"))
+            ),
         ),
         Ok(s) if s.state == ServiceState::NotInstalled => check(
             "host.provd.service",

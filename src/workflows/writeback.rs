@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dc::{self, DcWorkflows, directory_error, dns_name};
 use super::directory::DirectoryWorkflows;
 use super::gmsa::{self, GrantMode, ProfileStatus};
-use super::operations::{OperationSpec, Outcome};
+use super::operations::{Job, OperationSpec, Outcome, job};
 use super::permissions::{Profile, Resolved};
 use super::tenant::{TenantWorkflows, tenant_error};
 use super::{Caller, Error, FieldViolation, Operations, validate};
@@ -144,8 +144,19 @@ impl WritebackWorkflows {
     pub async fn set(
         &self,
         caller: &Caller,
-        mut request: SetWritebackRequest,
+        request: SetWritebackRequest,
     ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_set(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_set(
+        &self,
+        caller: &Caller,
+        mut request: SetWritebackRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
         let domains = dc::dc_list("domains", &request.domains)
             .map_err(|e| v.push(e))
@@ -221,38 +232,81 @@ impl WritebackWorkflows {
         };
         let dcs = self.dcs.clone();
         let version = self.agent_version().await;
-        self.operations
-            .start(spec, move |progress| async move {
+        Ok((
+            spec,
+            job(move |progress| async move {
                 let (mut added, mut removed) = (0, 0);
                 if enable {
-                    progress.step_started("check-agent", "checking the agent version").await?;
+                    progress
+                        .step_started("check-agent", "checking the agent version")
+                        .await?;
                     match &version {
                         Some(v) if !version_at_least(v, MIN_AGENT_VERSION) => {
                             return Err(Error::FailedPrecondition {
                                 reason: "AGENT_TOO_OLD",
                                 subject: "agent".into(),
-                                message: format!("the agent is {v}; password writeback needs {MIN_AGENT_VERSION} or later: upgrade it with Install"),
+                                message: format!(
+                                    "the agent is {v}; password writeback needs {MIN_AGENT_VERSION} or later: upgrade it with Install"
+                                ),
                             });
                         }
-                        Some(v) => progress.step_succeeded("check-agent", format!("agent {v}")).await?,
-                        None => progress.warning("check-agent", "the installed agent's version cannot be read on this host").await?,
+                        Some(v) => {
+                            progress
+                                .step_succeeded("check-agent", format!("agent {v}"))
+                                .await?
+                        }
+                        None => {
+                            progress
+                                .warning(
+                                    "check-agent",
+                                    "the installed agent's version cannot be read on this host",
+                                )
+                                .await?
+                        }
                     }
                 }
                 // Signed in before anything changes, so a failed sign-in
                 // leaves the directory as it was.
                 let tokens = tenant.ensure_signed_in(&progress).await?;
                 if !enable {
-                    progress.step_started("clear-tenant-flag", "turning the tenant flag off").await?;
-                    tenant.tenant().set_password_writeback(&tokens, &registration.agent_id, false).await.map_err(tenant_error)?;
-                    progress.step_succeeded("clear-tenant-flag", format!("off for agent {}", registration.agent_id)).await?;
+                    progress
+                        .step_started("clear-tenant-flag", "turning the tenant flag off")
+                        .await?;
+                    tenant
+                        .tenant()
+                        .set_password_writeback(&tokens, &registration.agent_id, false)
+                        .await
+                        .map_err(tenant_error)?;
+                    progress
+                        .step_succeeded(
+                            "clear-tenant-flag",
+                            format!("off for agent {}", registration.agent_id),
+                        )
+                        .await?;
                 }
                 for domain in &domains {
                     let step = format!("{} {domain}", if enable { "grant" } else { "revoke" });
-                    progress.step_started(&step, format!("PasswordWriteBack on {domain}")).await?;
+                    progress
+                        .step_started(&step, format!("PasswordWriteBack on {domain}"))
+                        .await?;
                     let order = dcs.order(domain).await?;
-                    let mut session = dcs.connect_in_order(&order, &credential, Some(&progress), &step).await?;
-                    let mode = if enable { GrantMode::Apply } else { GrantMode::Remove };
-                    let result = gmsa::grant_in_session(&progress, session.as_mut(), &trustee, &[Profile::PasswordWriteBack], &[], mode).await;
+                    let mut session = dcs
+                        .connect_in_order(&order, &credential, Some(&progress), &step)
+                        .await?;
+                    let mode = if enable {
+                        GrantMode::Apply
+                    } else {
+                        GrantMode::Remove
+                    };
+                    let result = gmsa::grant_in_session(
+                        &progress,
+                        session.as_mut(),
+                        &trustee,
+                        &[Profile::PasswordWriteBack],
+                        &[],
+                        mode,
+                    )
+                    .await;
                     let readiness = if enable && result.is_ok() {
                         Some(readiness(session.as_mut(), domain, &trustee, 200).await)
                     } else {
@@ -270,12 +324,28 @@ impl WritebackWorkflows {
                             progress.warning(&step, format!("minPwdAge is {} s: a password cannot be changed again before that", r.min_password_age_secs)).await?;
                         }
                     }
-                    progress.step_succeeded(&step, format!("{} added, {} removed", totals.added, totals.removed)).await?;
+                    progress
+                        .step_succeeded(
+                            &step,
+                            format!("{} added, {} removed", totals.added, totals.removed),
+                        )
+                        .await?;
                 }
                 if enable {
-                    progress.step_started("set-tenant-flag", "turning the tenant flag on").await?;
-                    tenant.tenant().set_password_writeback(&tokens, &registration.agent_id, true).await.map_err(tenant_error)?;
-                    progress.step_succeeded("set-tenant-flag", format!("on for agent {}", registration.agent_id)).await?;
+                    progress
+                        .step_started("set-tenant-flag", "turning the tenant flag on")
+                        .await?;
+                    tenant
+                        .tenant()
+                        .set_password_writeback(&tokens, &registration.agent_id, true)
+                        .await
+                        .map_err(tenant_error)?;
+                    progress
+                        .step_succeeded(
+                            "set-tenant-flag",
+                            format!("on for agent {}", registration.agent_id),
+                        )
+                        .await?;
                 }
                 drop(credential);
                 Ok(Outcome::from([
@@ -285,8 +355,8 @@ impl WritebackWorkflows {
                     ("removed".into(), removed.to_string()),
                     ("agent_id".into(), registration.agent_id.clone()),
                 ]))
-            })
-            .await
+            }),
+        ))
     }
 
     pub async fn get(

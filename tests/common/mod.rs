@@ -4,6 +4,7 @@
 
 pub mod fixtures;
 pub mod lab;
+pub mod otlp;
 pub mod tenant;
 
 use std::net::SocketAddr;
@@ -67,6 +68,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         directory: Default::default(),
         tenant: Default::default(),
         host: Default::default(),
+        telemetry: Default::default(),
     }
 }
 

@@ -212,6 +212,25 @@ impl TenantEmulator {
             .to_owned()
     }
 
+    /// Every device code and token the emulator issued so far.
+    pub async fn issued_secrets(&self) -> Vec<String> {
+        let body: Value = self
+            .http
+            .get(self.url("/_lab/issued-secrets"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap().to_owned())
+            .collect()
+    }
+
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }

@@ -23,6 +23,10 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use secrecy::ExposeSecret;
 
+use opentelemetry::KeyValue;
+use tracing::Instrument;
+use tracing::field::Empty;
+
 use super::dns::Dns;
 use super::{
     BindCredential, Change, Directory, DirectoryError, DirectorySession, Entry, ProbeReport,
@@ -91,6 +95,71 @@ fn ldap_error(dc: &str, err: LdapError) -> DirectoryError {
             reason: other.to_string(),
         },
     }
+}
+
+/// A client span for one LDAP call to `dc`; more fields may follow. Never a
+/// password, and binds do not even record the account.
+macro_rules! ldap_span {
+    ($name:literal, $dc:expr $(, $($field:tt)+)?) => {
+        tracing::info_span!(
+            $name,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            server.address = %$dc,
+            outcome = Empty,
+            $($($field)+)?
+        )
+    };
+}
+
+/// The `outcome` label of a failed directory call.
+fn outcome(err: &DirectoryError) -> &'static str {
+    match err {
+        DirectoryError::Unreachable { .. } => "unreachable",
+        DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
+        DirectoryError::InsufficientAccess { .. } => "insufficient_access",
+        DirectoryError::NoSuchObject { .. } => "no_such_object",
+        DirectoryError::Ldap { .. } => "ldap_error",
+        DirectoryError::Dns(_) => "dns_error",
+        DirectoryError::Config(_) => "config_error",
+        DirectoryError::AllFailed(_) => "all_failed",
+    }
+}
+
+/// Runs one LDAP call inside `span`, records its outcome there and counts it
+/// in `provd.directory.calls` {dc, op, outcome}.
+async fn observed<T>(
+    span: tracing::Span,
+    dc: &str,
+    op: &'static str,
+    call: impl Future<Output = Result<T, DirectoryError>>,
+) -> Result<T, DirectoryError> {
+    let result = call.instrument(span.clone()).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(err) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", err.to_string().as_str());
+            outcome(err)
+        }
+    };
+    span.record("outcome", label);
+    crate::telemetry::metrics().directory_calls.add(
+        1,
+        &[
+            KeyValue::new("dc", dc.to_owned()),
+            KeyValue::new("op", op),
+            KeyValue::new("outcome", label),
+        ],
+    );
+    result
+}
+
+/// Attribute names of a change list (values are never recorded: they may
+/// be passwords).
+fn attribute_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    names.collect::<Vec<_>>().join(",")
 }
 
 fn load_roots(ca_file: &Path) -> Result<rustls::RootCertStore, String> {
@@ -185,6 +254,20 @@ impl LdapDirectory {
 
     /// TCP, then TLS (LDAPS or StartTLS) through ldap3 on our stream.
     async fn open(&self, dc: &str) -> Result<Ldap, DirectoryError> {
+        let transport = match self.settings.transport {
+            LdapTransport::Ldaps => "ldaps",
+            LdapTransport::StartTls => "starttls",
+        };
+        let span = ldap_span!(
+            "ldap.connect",
+            dc,
+            ldap.transport = transport,
+            server.port = self.port()
+        );
+        observed(span, dc, "connect", self.open_unobserved(dc)).await
+    }
+
+    async fn open_unobserved(&self, dc: &str) -> Result<Ldap, DirectoryError> {
         let tls = self.tls.clone().map_err(DirectoryError::Config)?;
         let (stream, _) = self.tcp(dc).await?;
         let stream = stream.into_std().map_err(|e| DirectoryError::Unreachable {
@@ -215,27 +298,34 @@ impl LdapDirectory {
         ldap: &mut Ldap,
         credential: Option<&BindCredential>,
     ) -> Result<(), DirectoryError> {
+        let span = ldap_span!("ldap.bind", dc, ldap.anonymous = credential.is_none());
         let (user, password) = match credential {
             Some(c) => (c.username.as_str(), c.password.expose_secret()),
             None => ("", ""),
         };
-        ldap.with_timeout(self.settings.operation_timeout)
-            .simple_bind(user, password)
-            .await
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| ldap_error(dc, e))
+        let timeout = self.settings.operation_timeout;
+        observed(span, dc, "bind", async move {
+            ldap.with_timeout(timeout)
+                .simple_bind(user, password)
+                .await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(dc, e))
+        })
+        .await
     }
 }
 
 #[async_trait::async_trait]
 impl Directory for LdapDirectory {
     async fn srv_lookup(&self, domain: &str) -> Result<Vec<SrvTarget>, DirectoryError> {
-        self.dns.srv(domain).await
+        let span = tracing::info_span!("dns.srv", otel.kind = "client", dns.domain = domain);
+        self.dns.srv(domain).instrument(span).await
     }
 
     async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, DirectoryError> {
-        self.dns.addresses(host).await
+        let span = tracing::info_span!("dns.resolve", otel.kind = "client", dns.host = host);
+        self.dns.addresses(host).instrument(span).await
     }
 
     async fn connect(
@@ -265,9 +355,13 @@ impl Directory for LdapDirectory {
             started: Some(SystemTime::now()),
             ..ProbeReport::default()
         };
+        let span = ldap_span!("ldap.probe", dc, ldap.anonymous = credential.is_none());
         let step = Mutex::new("connect");
         let run = self.probe_steps(dc, credential, &mut report, &step);
-        match tokio::time::timeout(timeout, run).await {
+        match tokio::time::timeout(timeout, run)
+            .instrument(span.clone())
+            .await
+        {
             Ok(Ok(())) => report.reachable = true,
             Ok(Err(err)) => report.error = Some(err),
             Err(_) => {
@@ -275,6 +369,23 @@ impl Directory for LdapDirectory {
                 report.error = Some(format!("timed out after {timeout:?} during {at}"));
             }
         }
+        let label = match &report.error {
+            None => "ok",
+            Some(err) => {
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", err.as_str());
+                "unreachable"
+            }
+        };
+        span.record("outcome", label);
+        crate::telemetry::metrics().directory_calls.add(
+            1,
+            &[
+                KeyValue::new("dc", dc.to_owned()),
+                KeyValue::new("op", "probe"),
+                KeyValue::new("outcome", label),
+            ],
+        );
         report
     }
 }
@@ -400,12 +511,35 @@ async fn read_root_dse(
     ldap: &mut Ldap,
     timeout: Duration,
 ) -> Result<Entry, DirectoryError> {
+    let span = ldap_span!(
+        "ldap.search",
+        dc,
+        ldap.base = "",
+        ldap.scope = "base",
+        ldap.filter = "(objectClass=*)",
+        ldap.entries = Empty,
+    );
+    observed(
+        span,
+        dc,
+        "search",
+        read_root_dse_unobserved(dc, ldap, timeout),
+    )
+    .await
+}
+
+async fn read_root_dse_unobserved(
+    dc: &str,
+    ldap: &mut Ldap,
+    timeout: Duration,
+) -> Result<Entry, DirectoryError> {
     let (entries, _) = ldap
         .with_timeout(timeout)
         .search("", ldap3::Scope::Base, "(objectClass=*)", vec!["*", "+"])
         .await
         .and_then(|r| r.success())
         .map_err(|e| ldap_error(dc, e))?;
+    tracing::Span::current().record("ldap.entries", entries.len());
     entries
         .into_iter()
         .next()
@@ -443,28 +577,44 @@ struct LdapSession {
     settings: LdapSettings,
 }
 
-#[async_trait::async_trait]
-impl DirectorySession for LdapSession {
-    fn server(&self) -> &str {
-        &self.dc
-    }
-
-    async fn root_dse(&mut self) -> Result<Entry, DirectoryError> {
-        read_root_dse(&self.dc, &mut self.ldap, self.settings.operation_timeout).await
-    }
-
-    async fn search(
+impl LdapSession {
+    async fn search_observed(
         &mut self,
         base: &str,
         scope: Scope,
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<Entry>, DirectoryError> {
-        let scope = match scope {
-            Scope::Base => ldap3::Scope::Base,
-            Scope::OneLevel => ldap3::Scope::OneLevel,
-            Scope::Subtree => ldap3::Scope::Subtree,
+        let (scope, scope_name) = match scope {
+            Scope::Base => (ldap3::Scope::Base, "base"),
+            Scope::OneLevel => (ldap3::Scope::OneLevel, "one"),
+            Scope::Subtree => (ldap3::Scope::Subtree, "sub"),
         };
+        let span = ldap_span!(
+            "ldap.search",
+            self.dc,
+            ldap.base = base,
+            ldap.scope = scope_name,
+            ldap.filter = filter,
+            ldap.entries = Empty,
+        );
+        let dc = self.dc.clone();
+        observed(
+            span,
+            &dc,
+            "search",
+            self.search_unobserved(base, scope, filter, attrs),
+        )
+        .await
+    }
+
+    async fn search_unobserved(
+        &mut self,
+        base: &str,
+        scope: ldap3::Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<Entry>, DirectoryError> {
         let adapters: Vec<Box<dyn Adapter<'_, &str, Vec<&str>>>> = vec![
             Box::new(EntriesOnly::new()),
             Box::new(PagedResults::new(self.settings.page_size)),
@@ -485,7 +635,29 @@ impl DirectorySession for LdapSession {
             .await
             .success()
             .map_err(|e| ldap_error(&dc, e))?;
+        tracing::Span::current().record("ldap.entries", out.len());
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectorySession for LdapSession {
+    fn server(&self) -> &str {
+        &self.dc
+    }
+
+    async fn root_dse(&mut self) -> Result<Entry, DirectoryError> {
+        read_root_dse(&self.dc, &mut self.ldap, self.settings.operation_timeout).await
+    }
+
+    async fn search(
+        &mut self,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: &[&str],
+    ) -> Result<Vec<Entry>, DirectoryError> {
+        self.search_observed(base, scope, filter, attrs).await
     }
 
     async fn read_security_descriptor(
@@ -498,31 +670,46 @@ impl DirectorySession for LdapSession {
             crit: true,
             val: Some(sd_flags_value(sd_flags)),
         };
-        let result = self
-            .ldap
-            .with_controls(control)
-            .with_timeout(self.settings.operation_timeout)
-            .search(
-                dn,
-                ldap3::Scope::Base,
-                "(objectClass=*)",
-                vec!["nTSecurityDescriptor"],
-            )
-            .await
-            .and_then(|r| r.success());
-        match result {
-            Ok((entries, _)) => Ok(entries.into_iter().next().and_then(|e| {
-                let e = SearchEntry::construct(e);
-                e.bin_attrs
-                    .into_iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("nTSecurityDescriptor"))
-                    .and_then(|(_, mut v)| v.pop())
-            })),
-            Err(err) => match ldap_error(&self.dc, err) {
-                DirectoryError::NoSuchObject { .. } => Ok(None),
-                other => Err(other),
-            },
-        }
+        let dc = self.dc.clone();
+        let span = ldap_span!(
+            "ldap.sd_read",
+            dc,
+            ldap.dn = dn,
+            ldap.sd_flags = sd_flags,
+            ldap.found = Empty
+        );
+        observed(span, &dc, "sd_read", async {
+            let result = self
+                .ldap
+                .with_controls(control)
+                .with_timeout(self.settings.operation_timeout)
+                .search(
+                    dn,
+                    ldap3::Scope::Base,
+                    "(objectClass=*)",
+                    vec!["nTSecurityDescriptor"],
+                )
+                .await
+                .and_then(|r| r.success());
+            let found = match result {
+                Ok((entries, _)) => Ok(entries.into_iter().next().and_then(|e| {
+                    let e = SearchEntry::construct(e);
+                    e.bin_attrs
+                        .into_iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case("nTSecurityDescriptor"))
+                        .and_then(|(_, mut v)| v.pop())
+                })),
+                Err(err) => match ldap_error(&self.dc, err) {
+                    DirectoryError::NoSuchObject { .. } => Ok(None),
+                    other => Err(other),
+                },
+            };
+            if let Ok(sd) = &found {
+                tracing::Span::current().record("ldap.found", sd.is_some());
+            }
+            found
+        })
+        .await
     }
 
     async fn write_security_descriptor(
@@ -538,14 +725,26 @@ impl DirectorySession for LdapSession {
         };
         let values: HashSet<&[u8]> = HashSet::from([descriptor]);
         let attr: &[u8] = b"nTSecurityDescriptor";
-        self.ldap
+        let dc = self.dc.clone();
+        let span = ldap_span!(
+            "ldap.sd_write",
+            dc,
+            ldap.dn = dn,
+            ldap.sd_flags = sd_flags,
+            ldap.sd_bytes = descriptor.len(),
+        );
+        let call = self
+            .ldap
             .with_controls(control)
             .with_timeout(self.settings.operation_timeout)
-            .modify(dn, vec![Mod::Replace(attr, values)])
-            .await
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| ldap_error(&self.dc, e))
+            .modify(dn, vec![Mod::Replace(attr, values)]);
+        observed(span, &dc, "sd_write", async {
+            call.await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(&dc, e))
+        })
+        .await
     }
 
     async fn add(
@@ -562,13 +761,29 @@ impl DirectorySession for LdapSession {
                 )
             })
             .collect();
-        self.ldap
+        let dc = self.dc.clone();
+        let names = attribute_names(
+            attrs
+                .iter()
+                .map(|(name, _)| std::str::from_utf8(name).unwrap_or("?")),
+        );
+        let span = ldap_span!(
+            "ldap.add",
+            dc,
+            ldap.dn = dn,
+            ldap.attributes = names.as_str()
+        );
+        let call = self
+            .ldap
             .with_timeout(self.settings.operation_timeout)
-            .add(dn, attrs)
-            .await
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| ldap_error(&self.dc, e))
+            .add(dn, attrs);
+        observed(span, &dc, "add", async {
+            call.await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(&dc, e))
+        })
+        .await
     }
 
     async fn modify(&mut self, dn: &str, changes: &[Change]) -> Result<(), DirectoryError> {
@@ -580,23 +795,43 @@ impl DirectorySession for LdapSession {
                 Change::Delete(a, v) => Mod::Delete(a.as_bytes(), value_set(v)),
             })
             .collect();
-        self.ldap
+        let dc = self.dc.clone();
+        let names = attribute_names(changes.iter().map(|c| match c {
+            Change::Replace(a, _) | Change::Add(a, _) | Change::Delete(a, _) => a.as_ref(),
+        }));
+        let span = ldap_span!(
+            "ldap.modify",
+            dc,
+            ldap.dn = dn,
+            ldap.attributes = names.as_str()
+        );
+        let call = self
+            .ldap
             .with_timeout(self.settings.operation_timeout)
-            .modify(dn, mods)
-            .await
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| ldap_error(&self.dc, e))
+            .modify(dn, mods);
+        observed(span, &dc, "modify", async {
+            call.await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(&dc, e))
+        })
+        .await
     }
 
     async fn delete(&mut self, dn: &str) -> Result<(), DirectoryError> {
-        self.ldap
+        let dc = self.dc.clone();
+        let span = ldap_span!("ldap.delete", dc, ldap.dn = dn);
+        let call = self
+            .ldap
             .with_timeout(self.settings.operation_timeout)
-            .delete(dn)
-            .await
-            .and_then(|r| r.success())
-            .map(|_| ())
-            .map_err(|e| ldap_error(&self.dc, e))
+            .delete(dn);
+        observed(span, &dc, "delete", async {
+            call.await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(&dc, e))
+        })
+        .await
     }
 
     async fn unbind(mut self: Box<Self>) {

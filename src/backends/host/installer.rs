@@ -76,6 +76,7 @@ pub fn is_success(code: u32) -> Option<bool> {
 }
 
 /// The ProductVersion (and ProductName) in an MSI's Property table.
+#[tracing::instrument(name = "installer.read_version", skip_all, fields(package = %path.display()))]
 pub fn package_version(path: &Path) -> Result<(String, String), String> {
     let mut package = msi::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let rows = package

@@ -175,6 +175,20 @@ fn control_now(
     })
 }
 
+/// One installer run (msiexec or the package's own setup), as a span with
+/// the program, its action (`/i`, `/x`, `/quiet`) and the exit code; never
+/// the whole command line.
+#[tracing::instrument(
+    name = "installer.run",
+    skip_all,
+    fields(
+        process.executable.name = %Path::new(program).display(),
+        installer.action = %args.first().map(|a| a.to_string_lossy()).unwrap_or_default(),
+        installer.log = %log.display(),
+        process.exit_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    )
+)]
 async fn run_installer(
     program: &OsString,
     args: &[OsString],
@@ -192,6 +206,11 @@ async fn run_installer(
         .map_err(|e| HostError::Io(e.to_string()))?;
     // The full 32-bit code (Windows exit codes are DWORDs).
     let code = status.code().map_or(u32::MAX, |c| c as u32);
+    let span = tracing::Span::current();
+    span.record("process.exit_code", code);
+    if is_success(code).is_none() {
+        span.record("otel.status_code", "ERROR");
+    }
     match is_success(code) {
         Some(reboot_required) => Ok(InstallOutcome { reboot_required }),
         None => Err(HostError::Installer {

@@ -48,6 +48,7 @@ pub enum OperationKind {
     SetPasswordWriteback,
     Uninstall,
     SignIn,
+    ApplyConfiguration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

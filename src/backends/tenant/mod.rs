@@ -18,6 +18,7 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use tracing::Instrument;
 
 use super::host::Cloud;
 
@@ -327,6 +328,59 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     text
 }
 
+/// A client span for one HTTP request to the tenant: method, host and path.
+/// Never the query, a header or a body: tokens, refresh tokens and device
+/// codes travel there.
+fn http_span(method: &reqwest::Method, url: &str) -> tracing::Span {
+    let (host, path) = match reqwest::Url::parse(url) {
+        Ok(u) => (
+            u.host_str().unwrap_or_default().to_owned(),
+            u.path().to_owned(),
+        ),
+        Err(_) => (String::new(), String::new()),
+    };
+    let name = format!("{method} {path}");
+    tracing::info_span!(
+        "tenant.http",
+        otel.name = name.as_str(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method.as_str(),
+        server.address = host.as_str(),
+        url.path = path.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        http.request.resend_count = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
+}
+
+/// Records how a request ended on its span.
+fn record_response(span: &tracing::Span, response: &Result<reqwest::Response, reqwest::Error>) {
+    match response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            span.record("http.response.status_code", status);
+            if status >= 400 {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", status);
+            }
+        }
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "error.type",
+                if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                },
+            );
+        }
+    }
+}
+
 fn transport(err: &reqwest::Error) -> TenantError {
     TenantError::Unavailable(err.to_string())
 }
@@ -395,16 +449,20 @@ impl HttpTenant {
 
     /// Starts a device-code sign-in: what to show the operator.
     pub async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+        let url = self.oauth_url("devicecode");
+        let span = http_span(&reqwest::Method::POST, &url);
         let response = self
             .http
-            .post(self.oauth_url("devicecode"))
+            .post(&url)
             .form(&[
                 ("client_id", self.endpoints.client_id.as_str()),
                 ("scope", self.endpoints.scope.as_str()),
             ])
             .send()
-            .await
-            .map_err(|e| transport(&e))?;
+            .instrument(span.clone())
+            .await;
+        record_response(&span, &response);
+        let response = response.map_err(|e| transport(&e))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| transport(&e))?;
         if !status.is_success() {
@@ -438,16 +496,20 @@ impl HttpTenant {
             if Instant::now() >= code.expires_at {
                 return Err(TenantError::DeviceCodeExpired);
             }
+            let url = self.oauth_url("token");
+            let span = http_span(&reqwest::Method::POST, &url);
             let response = self
                 .http
-                .post(self.oauth_url("token"))
+                .post(&url)
                 .form(&[
                     ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
                     ("client_id", self.endpoints.client_id.as_str()),
                     ("device_code", code.device_code.expose_secret()),
                 ])
                 .send()
+                .instrument(span.clone())
                 .await;
+            record_response(&span, &response);
             let response = match response {
                 Ok(r) => r,
                 // A transient network error does not end the sign-in.
@@ -498,10 +560,17 @@ impl HttpTenant {
             if let Some(body) = body {
                 request = request.json(body);
             }
-            let response = match request.send().await {
+            let span = http_span(&method, url);
+            if attempt > 1 {
+                span.record("http.request.resend_count", attempt - 1);
+            }
+            let response = request.send().instrument(span.clone()).await;
+            record_response(&span, &response);
+            let response = match response {
                 Ok(r) => r,
                 Err(e) => {
                     last = e.to_string();
+                    drop(span);
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(self.retry.max_wait);
                     continue;
@@ -524,11 +593,13 @@ impl HttpTenant {
                     last = format!("HTTP {status}: {}", graph_message(&text));
                     let wait = retry_after.unwrap_or(backoff).min(self.retry.max_wait);
                     tracing::info!(
+                        parent: &span,
                         status,
                         attempt,
                         wait_ms = wait.as_millis() as u64,
                         "tenant throttled or failing; retrying"
                     );
+                    drop(span);
                     tokio::time::sleep(wait).await;
                     backoff = (backoff * 2).min(self.retry.max_wait);
                 }
@@ -549,9 +620,11 @@ impl HttpTenant {
     /// Exchanges a refresh token for fresh tokens (the refresh token
     /// rotates).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+        let url = self.oauth_url("token");
+        let span = http_span(&reqwest::Method::POST, &url);
         let response = self
             .http
-            .post(self.oauth_url("token"))
+            .post(&url)
             .form(&[
                 ("grant_type", "refresh_token"),
                 ("client_id", self.endpoints.client_id.as_str()),
@@ -559,8 +632,10 @@ impl HttpTenant {
                 ("scope", self.endpoints.scope.as_str()),
             ])
             .send()
-            .await
-            .map_err(|e| transport(&e))?;
+            .instrument(span.clone())
+            .await;
+        record_response(&span, &response);
+        let response = response.map_err(|e| transport(&e))?;
         let status = response.status();
         let text = response.text().await.map_err(|e| transport(&e))?;
         if status.is_success() {
@@ -696,7 +771,10 @@ impl HttpTenant {
         urls.dedup();
         let probes = urls.into_iter().map(|url| async move {
             let started = Instant::now();
-            let outcome = match self.http.get(&url).send().await {
+            let span = http_span(&reqwest::Method::GET, &url);
+            let response = self.http.get(&url).send().instrument(span.clone()).await;
+            record_response(&span, &response);
+            let outcome = match response {
                 Ok(_) => Ok(started.elapsed()),
                 Err(e) => Err(error_chain(&e)),
             };

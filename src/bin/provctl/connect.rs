@@ -1,11 +1,16 @@
-//! Connection settings (flags over a TOML file) and the mTLS channel.
+//! Connection settings (flags over a TOML file) and the mTLS channel; with
+//! `--trace`, every call carries one W3C `traceparent` so the daemon's spans
+//! join a trace the operator can look up by the printed id.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::metadata::{AsciiMetadataValue, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use super::{ConnArgs, Role, usage};
 
@@ -31,6 +36,37 @@ pub struct Settings {
     pub cert: PathBuf,
     pub key: PathBuf,
     pub server_name: Option<String>,
+    /// Start a trace (`--trace`).
+    pub trace: bool,
+}
+
+/// The channel every client is built on: mTLS, plus the trace header.
+pub type Channel = InterceptedService<tonic::transport::Channel, TraceHeader>;
+
+/// A new sampled W3C trace context with this process as the caller:
+/// (trace id, `traceparent` value). The parent span id is random too: no
+/// span is exported for it, so the daemon's RPC spans are the trace's tops.
+pub fn new_trace() -> (String, String) {
+    let trace_id = hex::encode(uuid::Uuid::new_v4().as_bytes());
+    let span_id = hex::encode(&uuid::Uuid::new_v4().as_bytes()[..8]);
+    let traceparent = format!("00-{trace_id}-{span_id}-01");
+    (trace_id, traceparent)
+}
+
+/// Adds `traceparent` to every call when a trace was started.
+#[derive(Clone, Debug, Default)]
+pub struct TraceHeader(Option<AsciiMetadataValue>);
+
+impl Interceptor for TraceHeader {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request.metadata_mut().insert("traceparent", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -104,6 +140,7 @@ pub fn resolve(args: &ConnArgs) -> anyhow::Result<Settings> {
         cert,
         key,
         server_name: args.server_name.clone().or(file.server_name),
+        trace: args.trace,
     })
 }
 
@@ -140,15 +177,56 @@ pub async fn connect(settings: &Settings) -> anyhow::Result<Channel> {
         .connect_timeout(CONNECT_TIMEOUT)
         .tls_config(tls)
         .with_context(|| format!("TLS settings for {}", settings.endpoint))?;
-    endpoint
+    let header = if settings.trace {
+        let (trace_id, traceparent) = new_trace();
+        eprintln!("trace id: {trace_id}");
+        Some(MetadataValue::try_from(traceparent).context("traceparent")?)
+    } else {
+        None
+    };
+    let channel = endpoint
         .connect()
         .await
-        .with_context(|| format!("cannot connect to {}", settings.endpoint))
+        .with_context(|| format!("cannot connect to {}", settings.endpoint))?;
+    Ok(InterceptedService::new(channel, TraceHeader(header)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traces_are_w3c_and_random() {
+        let (id, header) = new_trace();
+        let parts: Vec<&str> = header.split('-').collect();
+        assert_eq!(parts.len(), 4, "{header}");
+        assert_eq!(parts[0], "00");
+        assert_eq!(parts[1], id);
+        assert_eq!(id.len(), 32);
+        assert_eq!(parts[2].len(), 16);
+        assert_eq!(parts[3], "01", "sampled");
+        assert!(
+            id.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(new_trace().0, id);
+
+        let mut with = TraceHeader(Some(header.parse().unwrap()));
+        let request = with.call(tonic::Request::new(())).unwrap();
+        assert_eq!(
+            request
+                .metadata()
+                .get("traceparent")
+                .unwrap()
+                .to_str()
+                .unwrap(),
+            header
+        );
+        let request = TraceHeader::default()
+            .call(tonic::Request::new(()))
+            .unwrap();
+        assert!(request.metadata().get("traceparent").is_none());
+    }
 
     #[test]
     fn endpoint_normalization() {

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tonic::transport::Channel;
 use zeroize::Zeroizing;
 
 use provd::proto::v1;
 use provd::proto::v1::agent_service_client::AgentServiceClient;
+use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd::proto::v1::directory_service_client::DirectoryServiceClient;
 use provd::proto::v1::domain_controller_service_client::DomainControllerServiceClient;
 use provd::proto::v1::operations_service_client::OperationsServiceClient;
@@ -19,10 +19,12 @@ use provd::proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+use super::connect::Channel;
 use super::render::{self, Out};
 use super::{
-    AgentCommand, Cli, Command, CredentialArgs, DcCommand, DirectoryCommand, GmsaCommand,
-    MutateArgs, OpsCommand, VerifyArgs, WatchArgs, WritebackCommand, connect, usage,
+    AgentCommand, ApplyArgs, Cli, Command, CredentialArgs, DcCommand, DirectoryCommand,
+    GmsaCommand, MutateArgs, OpsCommand, PlanArgs, VerifyArgs, WatchArgs, WritebackCommand,
+    connect, document, usage,
 };
 
 /// A connected daemon plus where output goes.
@@ -45,6 +47,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gmsa(cmd) => gmsa(&ctx, cmd).await,
         Command::Directory(cmd) => directory(&ctx, cmd).await,
         Command::Dc(cmd) => dc(&ctx, cmd).await,
+        Command::Apply(args) => apply(&ctx, args).await,
+        Command::Plan(args) => plan(&ctx, args).await,
         Command::Verify(args) => verify(&ctx, args).await,
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
@@ -468,6 +472,50 @@ async fn dc(ctx: &Ctx, cmd: DcCommand) -> anyhow::Result<ExitCode> {
             started(ctx, &r, r.operation.as_ref(), mutate.wait).await
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// ConfigurationService
+// ---------------------------------------------------------------------------
+
+/// Plan, then apply and follow: the operator sees what will change before
+/// the events of the changes themselves.
+async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
+    let desired = document::load(&args.file)?;
+    let mut client = ConfigurationServiceClient::new(ctx.channel.clone());
+    let credential = credential(&args.credential)?;
+    if !ctx.out.is_json() {
+        let plan = client
+            .plan_configuration(v1::PlanConfigurationRequest {
+                desired: Some(desired.clone()),
+                credential: credential.clone(),
+            })
+            .await?
+            .into_inner();
+        ctx.out.text(&render::plan(&plan))?;
+    }
+    let r = client
+        .apply_configuration(v1::ApplyConfigurationRequest {
+            desired: Some(desired),
+            credential,
+            request_id: opt(args.request_id.clone()),
+        })
+        .await?
+        .into_inner();
+    started(ctx, &r, r.operation.as_ref(), !args.no_wait).await
+}
+
+async fn plan(ctx: &Ctx, args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let desired = document::load(&args.file)?;
+    let r = ConfigurationServiceClient::new(ctx.channel.clone())
+        .plan_configuration(v1::PlanConfigurationRequest {
+            desired: Some(desired),
+            credential: credential(&args.credential)?,
+        })
+        .await?
+        .into_inner();
+    ctx.out.show(&r, render::plan)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 // ---------------------------------------------------------------------------

@@ -540,6 +540,23 @@ pub fn priority(r: &v1::GetPriorityResponse) -> String {
     out
 }
 
+/// PlanConfiguration's answer: one line per change, grouped by step.
+pub fn plan(r: &v1::PlanConfigurationResponse) -> String {
+    if r.changes.is_empty() {
+        return "plan: no changes; the host is as desired\n".into();
+    }
+    let mut out = format!("plan: {} change(s)\n", r.changes.len());
+    let mut step = "";
+    for c in &r.changes {
+        if c.step != step {
+            step = &c.step;
+            out.push_str(&format!("  {step}\n"));
+        }
+        out.push_str(&format!("    + {:<18} {}\n", c.action, c.detail));
+    }
+    out
+}
+
 /// One short line per check as it arrives (the table follows at the end).
 pub fn check_progress(c: &v1::Check) -> String {
     let mut out = format!("  {:<5} {}", check_status(c.status), c.id);

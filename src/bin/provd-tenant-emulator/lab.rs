@@ -88,6 +88,12 @@ pub async fn create_resource(State(app): State<App>, body: Bytes) -> Response {
     (StatusCode::CREATED, Json(body)).into_response()
 }
 
+/// `GET /_lab/issued-secrets`: every device code, access token and refresh
+/// token issued so far — what must never appear in a client's logs.
+pub async fn issued_secrets(State(app): State<App>) -> Response {
+    Json(json!({ "secrets": app.lock().issued_secrets.clone() })).into_response()
+}
+
 /// `GET /_lab/agent-ca`: the PEM certificate of the agent CA.
 pub async fn agent_ca(State(app): State<App>) -> Response {
     (

@@ -95,6 +95,7 @@ pub async fn devicecode(
     });
     let mut state = app.lock();
     state.device_codes.retain(|c| c.expires_at > now);
+    state.issued_secrets.push(code.device_code.clone());
     state.device_codes.push(code);
     Json(body).into_response()
 }
@@ -245,6 +246,8 @@ fn issue_tokens(app: &App, grant: Grant) -> Response {
     });
     let mut state = app.lock();
     let now = Instant::now();
+    state.issued_secrets.push(access_token.clone());
+    state.issued_secrets.push(refresh_token.clone());
     state.access_tokens.retain(|_, t| t.expires_at > now);
     state.access_tokens.insert(
         access_token,

@@ -118,6 +118,9 @@ pub struct State {
     pub groups: Vec<AgentGroup>,
     pub resources: Vec<PublishedResource>,
     pub faults: Vec<Fault>,
+    /// Every device code, access and refresh token ever issued, for
+    /// `GET /_lab/issued-secrets` (tests scan provd's logs and spans for them).
+    pub issued_secrets: Vec<String>,
 }
 
 /// Everything a handler needs; cheap to clone.

@@ -1,0 +1,308 @@
+//! The desired-state document `provctl apply` / `plan` read: TOML, YAML or
+//! JSON by file extension, in the operator's words (short enum names), turned
+//! into the `provd.v1.DesiredState` the daemon takes. Example:
+//! `deploy/examples/agent-host.toml`.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use provd::proto::v1;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    agent: Option<Agent>,
+    #[serde(default)]
+    domains: Vec<Domain>,
+    service_account: Option<ServiceAccount>,
+    writeback: Option<Writeback>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Agent {
+    source: String,
+    sha256: String,
+    #[serde(default)]
+    accept_license: bool,
+    cloud: Option<String>,
+    #[serde(default)]
+    skip_registration: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Domain {
+    domain: String,
+    #[serde(default)]
+    preferred_domain_controllers: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceAccount {
+    domain: String,
+    create: Option<Create>,
+    custom: Option<Custom>,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Create {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    principals: Vec<String>,
+    #[serde(default)]
+    container_dn: String,
+    #[serde(default)]
+    encryption_types: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Custom {
+    name: String,
+    host_account: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Writeback {
+    enabled: bool,
+}
+
+/// `basic_read`, `BASIC_READ` or `PERMISSION_PROFILE_BASIC_READ`.
+fn enum_value<E>(
+    text: &str,
+    prefix: &str,
+    from_name: impl Fn(&str) -> Option<E>,
+    what: &str,
+) -> anyhow::Result<E> {
+    let upper = text.trim().to_ascii_uppercase().replace(['-', ' '], "_");
+    let full = if upper.starts_with(prefix) {
+        upper
+    } else {
+        format!("{prefix}{upper}")
+    };
+    from_name(&full).with_context(|| format!("{text:?} is not a {what}"))
+}
+
+fn cloud(text: &str) -> anyhow::Result<v1::CloudEnvironment> {
+    Ok(match text.to_ascii_lowercase().as_str() {
+        "public" | "azurepublic" | "azure_public" => v1::CloudEnvironment::AzurePublic,
+        "usgov" | "azureusgovernment" | "azure_us_government" => {
+            v1::CloudEnvironment::AzureUsGovernment
+        }
+        _ => bail!("cloud {text:?} is not \"public\" or \"usgov\""),
+    })
+}
+
+/// Reads and converts the document at `path`.
+pub fn load(path: &Path) -> anyhow::Result<v1::DesiredState> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let document: Document = match extension.as_str() {
+        "toml" => toml::from_str(&text).with_context(|| format!("{}", path.display()))?,
+        "yaml" | "yml" => {
+            serde_norway::from_str(&text).with_context(|| format!("{}", path.display()))?
+        }
+        "json" => serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?,
+        _ => bail!(
+            "{}: name the document .toml, .yaml or .json so its format is known",
+            path.display()
+        ),
+    };
+    convert(document).with_context(|| format!("{}", path.display()))
+}
+
+fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
+    let agent = match document.agent {
+        None => None,
+        Some(a) => Some(v1::AgentSpec {
+            source: a.source,
+            sha256: a.sha256,
+            accept_license: a.accept_license,
+            cloud: a
+                .cloud
+                .as_deref()
+                .map(cloud)
+                .transpose()?
+                .map_or(0, |c| c as i32),
+            skip_registration: a.skip_registration,
+        }),
+    };
+    let service_account = match document.service_account {
+        None => None,
+        Some(s) => {
+            let account = match (s.create, s.custom) {
+                (Some(_), Some(_)) => {
+                    bail!("service_account: name either `create` or `custom`, not both")
+                }
+                (None, None) => bail!("service_account: name `create` or `custom`"),
+                (Some(c), None) => {
+                    let encryption_types = c
+                        .encryption_types
+                        .iter()
+                        .map(|e| {
+                            enum_value(
+                                e,
+                                "ENCRYPTION_TYPE_",
+                                v1::EncryptionType::from_str_name,
+                                "encryption type (rc4, aes128, aes256)",
+                            )
+                            .map(|e| e as i32)
+                        })
+                        .collect::<anyhow::Result<_>>()?;
+                    v1::service_account_spec::Account::Create(v1::CreateGmsaSpec {
+                        name: c.name,
+                        principals_allowed_to_retrieve_password: c.principals,
+                        container_dn: c.container_dn,
+                        encryption_types,
+                    })
+                }
+                (None, Some(c)) => v1::service_account_spec::Account::Custom(v1::CustomGmsaSpec {
+                    name: c.name,
+                    host_account: c.host_account,
+                }),
+            };
+            let permissions = s
+                .permissions
+                .iter()
+                .map(|p| {
+                    enum_value(
+                        p,
+                        "PERMISSION_PROFILE_",
+                        v1::PermissionProfile::from_str_name,
+                        "permission profile (e.g. basic_read, password_write_back, all)",
+                    )
+                    .map(|p| p as i32)
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Some(v1::ServiceAccountSpec {
+                domain: s.domain,
+                account: Some(account),
+                permissions,
+            })
+        }
+    };
+    Ok(v1::DesiredState {
+        agent,
+        domains: document
+            .domains
+            .into_iter()
+            .map(|d| v1::DomainSpec {
+                domain: d.domain,
+                preferred_domain_controllers: d.preferred_domain_controllers,
+            })
+            .collect(),
+        service_account,
+        writeback: document
+            .writeback
+            .map(|w| v1::WritebackSpec { enabled: w.enabled }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn toml_and_yaml_say_the_same() {
+        let (_d1, toml_path) = write(
+            "a.toml",
+            r#"
+[agent]
+source = "file:///srv/agent.msi"
+sha256 = "00"
+accept_license = true
+cloud = "usgov"
+
+[[domains]]
+domain = "lab.example.test"
+preferred_domain_controllers = ["dc1.lab.example.test"]
+
+[service_account]
+domain = "lab.example.test"
+permissions = ["basic_read", "PASSWORD_WRITE_BACK"]
+[service_account.create]
+name = "provAgentgMSA"
+principals = ["AGENT1$"]
+encryption_types = ["aes256"]
+
+[writeback]
+enabled = true
+"#,
+        );
+        let (_d2, yaml_path) = write(
+            "a.yaml",
+            r#"
+agent:
+  source: file:///srv/agent.msi
+  sha256: "00"
+  accept_license: true
+  cloud: usgov
+domains:
+  - domain: lab.example.test
+    preferred_domain_controllers: [dc1.lab.example.test]
+service_account:
+  domain: lab.example.test
+  permissions: [basic_read, PASSWORD_WRITE_BACK]
+  create:
+    name: provAgentgMSA
+    principals: [AGENT1$]
+    encryption_types: [aes256]
+writeback:
+  enabled: true
+"#,
+        );
+        let a = load(&toml_path).unwrap();
+        let b = load(&yaml_path).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            a.agent.unwrap().cloud,
+            v1::CloudEnvironment::AzureUsGovernment as i32
+        );
+        let account = a.service_account.unwrap();
+        assert_eq!(
+            account.permissions,
+            [
+                v1::PermissionProfile::BasicRead as i32,
+                v1::PermissionProfile::PasswordWriteBack as i32
+            ]
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let (_d, path) = write("b.toml", "[agnet]\nsource = \"x\"\n");
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(err.contains("agnet"), "{err}");
+        let (_d, path) = write(
+            "c.toml",
+            "[service_account]\ndomain = \"d.test\"\npermissions = [\"everything\"]\n[service_account.custom]\nname = \"g\"\nhost_account = \"H$\"\n",
+        );
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(
+            err.contains("\"everything\" is not a permission profile"),
+            "{err}"
+        );
+        let (_d, path) = write("d.ini", "");
+        assert!(format!("{:#}", load(&path).unwrap_err()).contains(".toml, .yaml"));
+    }
+}

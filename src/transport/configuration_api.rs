@@ -1,0 +1,113 @@
+//! ConfigurationService gRPC impl: the document's messages converted to the
+//! workflow's plain types; decisions live in `workflows::apply`.
+
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::convert::{cloud_from_proto, operation};
+use super::directory_api::bind_credential;
+use super::grpc::caller;
+use super::service_account_api::{encryption_bit, profile_choice};
+use super::status::to_status;
+use crate::proto::v1;
+use crate::workflows::App;
+use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+
+#[derive(Clone)]
+pub struct ConfigurationApi {
+    pub app: Arc<App>,
+}
+
+fn desired(state: Option<v1::DesiredState>) -> DesiredState {
+    let state = state.unwrap_or_default();
+    DesiredState {
+        agent: state.agent.map(|a| AgentSpec {
+            source: a.source,
+            sha256: a.sha256,
+            accept_license: a.accept_license,
+            cloud: cloud_from_proto(a.cloud),
+            skip_registration: a.skip_registration,
+        }),
+        domains: state
+            .domains
+            .into_iter()
+            .map(|d| DomainSpec {
+                domain: d.domain,
+                preferred: d.preferred_domain_controllers,
+            })
+            .collect(),
+        service_account: state.service_account.map(|s| AccountSpec {
+            domain: s.domain,
+            choice: s.account.map(|a| match a {
+                v1::service_account_spec::Account::Create(c) => AccountChoice::Create {
+                    name: c.name,
+                    principals: c.principals_allowed_to_retrieve_password,
+                    container_dn: c.container_dn,
+                    encryption_types: c
+                        .encryption_types
+                        .iter()
+                        .map(|e| encryption_bit(*e))
+                        .collect(),
+                },
+                v1::service_account_spec::Account::Custom(c) => AccountChoice::Custom {
+                    name: c.name,
+                    host_account: c.host_account,
+                },
+            }),
+            permissions: s.permissions.iter().map(|p| profile_choice(*p)).collect(),
+        }),
+        writeback: state.writeback.map(|w| w.enabled),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::configuration_service_server::ConfigurationService for ConfigurationApi {
+    async fn apply_configuration(
+        &self,
+        request: Request<v1::ApplyConfigurationRequest>,
+    ) -> Result<Response<v1::ApplyConfigurationResponse>, Status> {
+        let who = caller(&request);
+        let mut r = request.into_inner();
+        let record = self
+            .app
+            .apply
+            .apply(
+                &who,
+                desired(r.desired.take()),
+                bind_credential(r.credential.take()),
+                &r.request_id,
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(v1::ApplyConfigurationResponse {
+            operation: Some(operation(&record)),
+        }))
+    }
+
+    async fn plan_configuration(
+        &self,
+        request: Request<v1::PlanConfigurationRequest>,
+    ) -> Result<Response<v1::PlanConfigurationResponse>, Status> {
+        let mut r = request.into_inner();
+        let changes = self
+            .app
+            .apply
+            .plan(
+                desired(r.desired.take()),
+                bind_credential(r.credential.take()),
+            )
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(v1::PlanConfigurationResponse {
+            changes: changes
+                .into_iter()
+                .map(|c| v1::PlannedChange {
+                    step: c.step,
+                    action: c.action.to_owned(),
+                    detail: c.detail,
+                })
+                .collect(),
+        }))
+    }
+}
