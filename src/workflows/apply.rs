@@ -217,6 +217,7 @@ impl ApplyWorkflows {
         let mut changed_steps = Vec::new();
         let cred = || credential.clone().ok_or_else(missing_credential);
         if let Some(spec) = &plan.agent {
+            begin(progress, "agent").await?;
             let changes = self.agent_changes(spec).await?;
             let work = if changes.is_empty() {
                 None
@@ -231,6 +232,7 @@ impl ApplyWorkflows {
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
+            begin(progress, &step).await?;
             let changes = self.domain_changes(d).await?;
             let work = match changes.first().map(|c| c.action) {
                 None => None,
@@ -263,6 +265,7 @@ impl ApplyWorkflows {
             total += section(progress, &step, changes, work, &mut changed_steps).await?;
         }
         if let Some((domain, choice, profiles)) = &plan.account {
+            begin(progress, "service-account").await?;
             let changes = self.account_changes(domain, choice).await?;
             let work = if changes.is_empty() {
                 None
@@ -278,6 +281,7 @@ impl ApplyWorkflows {
             )
             .await?;
 
+            begin(progress, "permissions").await?;
             let changes = self.permission_changes(domain, profiles, &cred()?).await?;
             let work = if changes.is_empty() {
                 None
@@ -305,6 +309,7 @@ impl ApplyWorkflows {
             total += section(progress, "permissions", changes, work, &mut changed_steps).await?;
         }
         if let Some(enabled) = plan.writeback {
+            begin(progress, "writeback").await?;
             let changes = self
                 .writeback_changes(enabled, &plan.domains, &cred()?)
                 .await?;
@@ -861,7 +866,14 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
     }
 }
 
-/// One section as a step: skipped when nothing differs; else each planned
+/// Starts a section's step; what differs is read inside it.
+async fn begin(progress: &Progress, step: &str) -> Result<(), Error> {
+    progress
+        .step_started(step, format!("checking {step}"))
+        .await
+}
+
+/// Ends a section's step: skipped when nothing differs; else each planned
 /// change as a PROGRESS event, the nested job, and STEP_SUCCEEDED.
 async fn section(
     progress: &Progress,
@@ -870,9 +882,6 @@ async fn section(
     work: Option<(OperationSpec, Job)>,
     changed_steps: &mut Vec<String>,
 ) -> Result<usize, Error> {
-    progress
-        .step_started(step, format!("checking {step}"))
-        .await?;
     let Some((_, work)) = work.filter(|_| !changes.is_empty()) else {
         progress.step_skipped(step, "as desired").await?;
         return Ok(0);

@@ -84,12 +84,14 @@ struct Live {
     trace: StdMutex<Trace>,
 }
 
-/// The operation's span (a child of the RPC that started it) and the
-/// running step's span, which is current while the step's code runs (see
-/// [`InStep`]), so backend spans nest under it.
+/// The operation's span (a child of the RPC that started it) and the open
+/// steps' spans, innermost last; the innermost is current while the step's
+/// code runs (see [`InStep`]), so backend spans nest under it. A step that
+/// starts while another is still open (an apply section running a nested
+/// workflow's steps) is that step's child.
 struct Trace {
     operation: tracing::Span,
-    step: Option<(String, tracing::Span)>,
+    steps: Vec<(String, tracing::Span)>,
 }
 
 pub struct Operations {
@@ -246,7 +248,7 @@ impl Operations {
             current_step: StdMutex::new(String::new()),
             trace: StdMutex::new(Trace {
                 operation: tracing::Span::none(),
-                step: None,
+                steps: Vec::new(),
             }),
         });
         let same_request = {
@@ -667,8 +669,8 @@ impl<F: Future> Future for InStep<F> {
         let step = self
             .live
             .trace_lock()
-            .step
-            .as_ref()
+            .steps
+            .last()
             .map(|(_, span)| span.clone());
         let _entered = step.as_ref().map(tracing::Span::enter);
         self.work.as_mut().poll(cx)
@@ -687,9 +689,17 @@ impl Live {
         let mut trace = self.trace_lock();
         match kind {
             EventKind::StepStarted => {
+                // The same step started again replaces itself.
+                if let Some(at) = trace.steps.iter().position(|(s, _)| s == step) {
+                    trace.steps.truncate(at);
+                }
                 let name = format!("step {step}");
+                let parent = trace
+                    .steps
+                    .last()
+                    .map_or_else(|| trace.operation.clone(), |(_, span)| span.clone());
                 let span = tracing::info_span!(
-                    parent: &trace.operation,
+                    parent: &parent,
                     "step",
                     otel.name = name.as_str(),
                     otel.status_code = tracing::field::Empty,
@@ -697,11 +707,12 @@ impl Live {
                     step = step,
                     step.outcome = tracing::field::Empty,
                 );
-                trace.step = Some((step.to_owned(), span));
+                trace.steps.push((step.to_owned(), span));
                 true
             }
             EventKind::StepSucceeded | EventKind::StepSkipped => {
-                let Some((_, span)) = trace.step.take_if(|(s, _)| s == step) else {
+                // Closes the step and any step still open inside it.
+                let Some(at) = trace.steps.iter().rposition(|(s, _)| s == step) else {
                     return false;
                 };
                 let outcome = if kind == EventKind::StepSucceeded {
@@ -709,7 +720,10 @@ impl Live {
                 } else {
                     "SKIPPED"
                 };
-                span.record("step.outcome", outcome);
+                if let Some((_, span)) = trace.steps.get(at) {
+                    span.record("step.outcome", outcome);
+                }
+                trace.steps.truncate(at);
                 true
             }
             _ => false,
@@ -720,15 +734,15 @@ impl Live {
     /// and records the outcome on the operation's span.
     fn end_trace(&self, label: &str, error: Option<&str>) {
         let mut trace = self.trace_lock();
-        let step = trace.step.take();
-        let spans = step.iter().map(|(_, span)| span).chain([&trace.operation]);
+        let steps = std::mem::take(&mut trace.steps);
+        let spans = steps.iter().map(|(_, span)| span).chain([&trace.operation]);
         for span in spans {
             if let Some(message) = error {
                 span.record("otel.status_code", "ERROR");
                 span.record("otel.status_description", message);
             }
         }
-        if let Some((_, span)) = &step {
+        for (_, span) in &steps {
             span.record("step.outcome", label);
         }
         trace.operation.record("operation.outcome", label);
