@@ -14,6 +14,8 @@
 mod connect;
 #[path = "provctl/document.rs"]
 mod document;
+#[path = "provctl/fleet.rs"]
+mod fleet;
 #[path = "provctl/handlers.rs"]
 mod handlers;
 #[path = "provctl/render.rs"]
@@ -121,6 +123,9 @@ enum Command {
     Apply(ApplyArgs),
     /// What `apply` would change now, changing nothing.
     Plan(PlanArgs),
+    /// Many daemons at once, from an inventory (see `fleet apply --help`).
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Run the end-to-end checks (VerifyService); exits 1 on a FAIL report.
     Verify(VerifyArgs),
     /// Password writeback (WritebackService).
@@ -386,6 +391,58 @@ struct ApplyArgs {
     #[arg(long, value_name = "ID")]
     request_id: Option<String>,
     /// The domain admin for directory changes.
+    #[command(flatten)]
+    credential: CredentialArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum FleetCommand {
+    /// Apply one document to every host of an inventory: a canary first
+    /// (the host marked `canary = true`, else the first), then waves; stop
+    /// at the first failure unless --continue-on-error. Prints a table;
+    /// exits 1 unless every host SUCCEEDED.
+    Apply(FleetApplyArgs),
+    /// Verify every host; one row each. Exits 1 if any host FAILs or is
+    /// unreachable.
+    Verify(FleetVerifyArgs),
+}
+
+#[derive(Args, Debug)]
+struct FleetApplyArgs {
+    /// Inventory (TOML): `[defaults]` ca/cert/key/server_name, then
+    /// `[[hosts]]` name, endpoint, optional canary and overrides.
+    #[arg(long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// The desired-state document, as for `apply`.
+    file: PathBuf,
+    /// Hosts applied at once.
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
+    /// Hosts per wave after the canary [default: all the rest].
+    #[arg(long)]
+    wave_size: Option<usize>,
+    /// Least time between two hosts starting an agent registration (the
+    /// document has an agent section), e.g. 30s; 0 for none.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    registration_gap: std::time::Duration,
+    /// Keep going after a host fails.
+    #[arg(long)]
+    continue_on_error: bool,
+    /// Also write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// The domain admin for directory changes (the same on every host).
+    #[command(flatten)]
+    credential: CredentialArgs,
+}
+
+#[derive(Args, Debug)]
+struct FleetVerifyArgs {
+    #[arg(long, value_name = "FILE")]
+    inventory: PathBuf,
+    /// Hosts verified at once.
+    #[arg(long, default_value_t = 10)]
+    concurrency: usize,
     #[command(flatten)]
     credential: CredentialArgs,
 }

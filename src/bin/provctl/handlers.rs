@@ -23,8 +23,8 @@ use super::connect::Channel;
 use super::render::{self, Out};
 use super::{
     AgentCommand, ApplyArgs, Cli, Command, CredentialArgs, DcCommand, DirectoryCommand,
-    GmsaCommand, MutateArgs, OpsCommand, PlanArgs, VerifyArgs, WatchArgs, WritebackCommand,
-    connect, document, usage,
+    FleetCommand, GmsaCommand, MutateArgs, OpsCommand, PlanArgs, VerifyArgs, WatchArgs,
+    WritebackCommand, connect, document, fleet, usage,
 };
 
 /// A connected daemon plus where output goes.
@@ -34,8 +34,12 @@ struct Ctx {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let settings = connect::resolve(&cli.conn)?;
     let out = Out { format: cli.output };
+    // A fleet reaches its hosts through the inventory, not the flags.
+    if let Command::Fleet(cmd) = cli.command {
+        return fleet_command(out, cli.conn.trace, cmd).await;
+    }
+    let settings = connect::resolve(&cli.conn)?;
     let ctx = Ctx {
         channel: connect::connect(&settings).await?,
         out,
@@ -49,6 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Dc(cmd) => dc(&ctx, cmd).await,
         Command::Apply(args) => apply(&ctx, args).await,
         Command::Plan(args) => plan(&ctx, args).await,
+        Command::Fleet(_) => unreachable!("handled before connecting"),
         Command::Verify(args) => verify(&ctx, args).await,
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
@@ -516,6 +521,62 @@ async fn plan(ctx: &Ctx, args: PlanArgs) -> anyhow::Result<ExitCode> {
         .into_inner();
     ctx.out.show(&r, render::plan)?;
     Ok(ExitCode::SUCCESS)
+}
+
+async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        FleetCommand::Apply(args) => {
+            let hosts = fleet::load_inventory(&args.inventory, trace)?;
+            let desired = document::load(&args.file)?;
+            let pacing = fleet::Pacing {
+                concurrency: args.concurrency,
+                wave_size: args.wave_size.unwrap_or(hosts.len()),
+                registration_gap: args.registration_gap,
+                continue_on_error: args.continue_on_error,
+            };
+            let report = fleet::apply(
+                hosts,
+                desired,
+                credential(&args.credential)?,
+                pacing,
+                out.is_json(),
+            )
+            .await;
+            if let Some(path) = &args.report {
+                std::fs::write(path, serde_json::to_vec_pretty(&report)?)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            if out.is_json() {
+                out.json(&report)?;
+            } else {
+                out.text(&fleet::render_report(&report))?;
+            }
+            Ok(if report.succeeded == report.hosts.len() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        FleetCommand::Verify(args) => {
+            let hosts = fleet::load_inventory(&args.inventory, trace)?;
+            let rows = fleet::verify(hosts, credential(&args.credential)?, args.concurrency).await;
+            if out.is_json() {
+                out.json(&rows)?;
+            } else {
+                out.text(&fleet::render_verify(&rows))?;
+            }
+            Ok(
+                if rows
+                    .iter()
+                    .all(|r| r.status == "PASS" || r.status == "WARN")
+                {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            )
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

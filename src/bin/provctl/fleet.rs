@@ -1,0 +1,638 @@
+//! `provctl fleet`: one document applied to many provd daemons, staggered
+//! the way Microsoft's guidance asks (registering many agents at once has
+//! put tenants into quarantine): a canary host first, then waves with
+//! bounded concurrency and a minimum gap between agent registrations;
+//! stop at the first failure unless told to continue; live progress; a
+//! summary table and a JSON report. `fleet verify` gathers Verify from every
+//! host into one table.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, Semaphore};
+
+use provd::proto::v1;
+use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd::proto::v1::operations_service_client::OperationsServiceClient;
+use provd::proto::v1::verify_service_client::VerifyServiceClient;
+
+use super::connect::{self, Settings};
+
+/// The inventory file: defaults, then one entry per host.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InventoryFile {
+    #[serde(default)]
+    defaults: HostFields,
+    hosts: Vec<HostEntry>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostFields {
+    ca: Option<PathBuf>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    server_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HostEntry {
+    name: String,
+    endpoint: String,
+    #[serde(default)]
+    canary: bool,
+    #[serde(flatten)]
+    fields: HostFields,
+}
+
+/// A host ready to connect to.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub name: String,
+    pub settings: Settings,
+    pub canary: bool,
+}
+
+/// Reads an inventory (TOML); relative paths are relative to the file.
+pub fn load_inventory(path: &Path, trace: bool) -> anyhow::Result<Vec<Host>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the inventory {}", path.display()))?;
+    let file: InventoryFile =
+        toml::from_str(&text).with_context(|| format!("inventory {}", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
+    let mut hosts = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, entry) in file.hosts.into_iter().enumerate() {
+        if !names.insert(entry.name.clone()) {
+            bail!(
+                "inventory hosts[{i}]: the name {:?} is used twice",
+                entry.name
+            );
+        }
+        let pick = |own: Option<PathBuf>, default: Option<PathBuf>, what: &str| {
+            own.or(default)
+                .map(rel)
+                .with_context(|| format!("inventory host {:?}: no {what}", entry.name))
+        };
+        hosts.push(Host {
+            settings: Settings {
+                endpoint: entry.endpoint.clone(),
+                ca: pick(entry.fields.ca.clone(), file.defaults.ca.clone(), "ca")?,
+                cert: pick(
+                    entry.fields.cert.clone(),
+                    file.defaults.cert.clone(),
+                    "cert",
+                )?,
+                key: pick(entry.fields.key.clone(), file.defaults.key.clone(), "key")?,
+                server_name: entry
+                    .fields
+                    .server_name
+                    .clone()
+                    .or_else(|| file.defaults.server_name.clone()),
+                trace,
+            },
+            name: entry.name,
+            canary: entry.canary,
+        });
+    }
+    if hosts.is_empty() {
+        bail!("inventory {}: no hosts", path.display());
+    }
+    Ok(hosts)
+}
+
+/// How a fleet apply is paced.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Hosts applied at once within a wave.
+    pub concurrency: usize,
+    /// Hosts per wave after the canary; a wave starts when the previous
+    /// one ended.
+    pub wave_size: usize,
+    /// Least time between two hosts starting an apply that registers an
+    /// agent.
+    pub registration_gap: Duration,
+    pub continue_on_error: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostResult {
+    pub host: String,
+    pub endpoint: String,
+    /// SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, UNREACHABLE, SKIPPED.
+    pub state: String,
+    pub changed: bool,
+    pub changes: u64,
+    pub operation_id: String,
+    pub error: String,
+    pub wave: usize,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub hosts: Vec<HostResult>,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub changed: usize,
+    pub duration_ms: u64,
+}
+
+/// Live display: one line per host plus an overall bar when stderr is a
+/// terminal; plain lines on every state change otherwise.
+struct Display {
+    multi: MultiProgress,
+    overall: ProgressBar,
+    fancy: bool,
+}
+
+impl Display {
+    fn new(hosts: usize, quiet: bool) -> Display {
+        let fancy = !quiet && console_is_terminal();
+        let multi = MultiProgress::with_draw_target(if fancy {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let overall = multi.add(ProgressBar::new(hosts as u64));
+        overall.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} hosts done  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Display {
+            multi,
+            overall,
+            fancy,
+        }
+    }
+
+    fn host_line(&self, name: &str) -> ProgressBar {
+        let bar = self
+            .multi
+            .insert_before(&self.overall, ProgressBar::new_spinner());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>16} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(name.to_owned());
+        bar
+    }
+
+    fn say(&self, quiet: bool, bar: &ProgressBar, name: &str, message: String) {
+        if self.fancy {
+            bar.set_message(message);
+        } else if !quiet {
+            eprintln!("{name:>16} {message}");
+        }
+    }
+}
+
+fn console_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+/// Applies `desired` on every host, canary first, then in waves.
+pub async fn apply(
+    hosts: Vec<Host>,
+    desired: v1::DesiredState,
+    credential: Option<v1::Credential>,
+    pacing: Pacing,
+    quiet: bool,
+) -> Report {
+    let started = Instant::now();
+    let registers = desired.agent.as_ref().is_some_and(|a| !a.skip_registration);
+    let canary = hosts.iter().position(|h| h.canary).unwrap_or(0);
+    let mut order = hosts;
+    let first = order.remove(canary);
+    let mut waves = vec![vec![first]];
+    let size = pacing.wave_size.max(1);
+    let mut rest = order.into_iter().peekable();
+    while rest.peek().is_some() {
+        waves.push(rest.by_ref().take(size).collect());
+    }
+    let display = Arc::new(Display::new(waves.iter().map(Vec::len).sum(), quiet));
+    let gate = Arc::new(Mutex::new(None::<Instant>));
+    let semaphore = Arc::new(Semaphore::new(pacing.concurrency.max(1)));
+    let mut results = Vec::new();
+    let mut stopped = false;
+    for (index, wave) in waves.into_iter().enumerate() {
+        if stopped {
+            for host in wave {
+                results.push(skipped(&host, index, "not started: an earlier host failed"));
+                display.overall.inc(1);
+            }
+            continue;
+        }
+        let mut tasks = tokio::task::JoinSet::new();
+        for host in wave {
+            let (desired, credential) = (desired.clone(), credential.clone());
+            let (display, gate, semaphore) = (display.clone(), gate.clone(), semaphore.clone());
+            let gap = if registers {
+                pacing.registration_gap
+            } else {
+                Duration::ZERO
+            };
+            tasks.spawn(async move {
+                let _permit = semaphore.acquire_owned().await;
+                let bar = display.host_line(&host.name);
+                let result = apply_one(&host, desired, credential, gap, &gate, |m| {
+                    display.say(quiet, &bar, &host.name, m)
+                })
+                .await;
+                let result = HostResult {
+                    wave: index,
+                    ..result
+                };
+                bar.finish_with_message(format!("{} {}", result.state, result.error));
+                display.overall.inc(1);
+                result
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            if let Ok(result) = joined {
+                if result.state != "SUCCEEDED" && !pacing.continue_on_error {
+                    stopped = true;
+                }
+                results.push(result);
+            }
+        }
+    }
+    display.overall.finish();
+    let _ = display.multi.clear();
+    report(results, started.elapsed())
+}
+
+fn skipped(host: &Host, wave: usize, why: &str) -> HostResult {
+    HostResult {
+        host: host.name.clone(),
+        endpoint: host.settings.endpoint.clone(),
+        state: "SKIPPED".into(),
+        changed: false,
+        changes: 0,
+        operation_id: String::new(),
+        error: why.into(),
+        wave,
+        duration_ms: 0,
+    }
+}
+
+fn report(mut hosts: Vec<HostResult>, took: Duration) -> Report {
+    hosts.sort_by(|a, b| (a.wave, &a.host).cmp(&(b.wave, &b.host)));
+    let count = |state: &str| hosts.iter().filter(|h| h.state == state).count();
+    Report {
+        succeeded: count("SUCCEEDED"),
+        skipped: count("SKIPPED"),
+        failed: hosts.len() - count("SUCCEEDED") - count("SKIPPED"),
+        changed: hosts.iter().filter(|h| h.changed).count(),
+        duration_ms: millis(took),
+        hosts,
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+async fn apply_one(
+    host: &Host,
+    desired: v1::DesiredState,
+    credential: Option<v1::Credential>,
+    gap: Duration,
+    gate: &Mutex<Option<Instant>>,
+    say: impl Fn(String),
+) -> HostResult {
+    let started = Instant::now();
+    let mut result = HostResult {
+        host: host.name.clone(),
+        endpoint: host.settings.endpoint.clone(),
+        state: "UNREACHABLE".into(),
+        changed: false,
+        changes: 0,
+        operation_id: String::new(),
+        error: String::new(),
+        wave: 0,
+        duration_ms: 0,
+    };
+    say("connecting".into());
+    let outcome = async {
+        let channel = connect::connect(&host.settings).await?;
+        if !gap.is_zero() {
+            // Registrations start at least `gap` apart, fleet-wide.
+            let mut last = gate.lock().await;
+            if let Some(at) = *last {
+                let wait = (at + gap).saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    say(format!("waiting {}s (registration gap)", wait.as_secs()));
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            *last = Some(Instant::now());
+        }
+        say("applying".into());
+        let op = ConfigurationServiceClient::new(channel.clone())
+            .apply_configuration(v1::ApplyConfigurationRequest {
+                desired: Some(desired),
+                credential,
+                request_id: String::new(),
+            })
+            .await
+            .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+            .into_inner()
+            .operation
+            .context("no operation in the answer")?;
+        let mut stream = OperationsServiceClient::new(channel)
+            .watch_operation(v1::WatchOperationRequest {
+                id: op.id.clone(),
+                after_sequence: 0,
+            })
+            .await?
+            .into_inner();
+        while let Some(item) = stream.message().await? {
+            match item.item {
+                Some(v1::watch_operation_response::Item::Event(e)) => {
+                    if e.kind == v1::EventKind::ActionRequired as i32 {
+                        say(format!(
+                            "sign in: open {} and enter {}",
+                            e.attributes
+                                .get("verification_uri")
+                                .map_or("", String::as_str),
+                            e.attributes.get("user_code").map_or("", String::as_str)
+                        ));
+                    } else if e.kind == v1::EventKind::StepStarted as i32 {
+                        say(format!("{}: {}", e.step, e.message));
+                    }
+                }
+                Some(v1::watch_operation_response::Item::Operation(done)) => {
+                    return Ok::<_, anyhow::Error>(done);
+                }
+                None => {}
+            }
+        }
+        bail!("the watch of operation {} ended early", op.id)
+    }
+    .await;
+    match outcome {
+        Ok(op) => {
+            result.operation_id.clone_from(&op.id);
+            result.state = v1::OperationState::try_from(op.state)
+                .map(|s| {
+                    s.as_str_name()
+                        .trim_start_matches("OPERATION_STATE_")
+                        .to_owned()
+                })
+                .unwrap_or_else(|_| "UNKNOWN".into());
+            result.changed = op.result.get("changed").is_some_and(|c| c == "true");
+            result.changes = op
+                .result
+                .get("changes")
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            if let Some(e) = op.error {
+                result.error = format!("{} at {}: {}", e.code, e.step, e.message);
+            }
+        }
+        Err(e) => result.error = format!("{e:#}"),
+    }
+    result.duration_ms = millis(started.elapsed());
+    result
+}
+
+/// The summary a person reads.
+pub fn render_report(report: &Report) -> String {
+    let width = report
+        .hosts
+        .iter()
+        .map(|h| h.host.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let mut out = format!(
+        "{:<width$}  {:<4}  {:<11}  {:>7}  {:>8}  DETAIL\n",
+        "HOST", "WAVE", "RESULT", "CHANGES", "TIME"
+    );
+    for h in &report.hosts {
+        let detail = if h.error.is_empty() {
+            format!(
+                "{} (operation {})",
+                if h.changed { "changed" } else { "no change" },
+                h.operation_id
+            )
+        } else {
+            h.error.clone()
+        };
+        out.push_str(&format!(
+            "{:<width$}  {:<4}  {:<11}  {:>7}  {:>7.1}s  {detail}\n",
+            h.host,
+            h.wave,
+            h.state,
+            h.changes,
+            h.duration_ms as f64 / 1000.0
+        ));
+    }
+    out.push_str(&format!(
+        "\n{} host(s): {} succeeded ({} changed), {} failed, {} skipped, in {:.1}s\n",
+        report.hosts.len(),
+        report.succeeded,
+        report.changed,
+        report.failed,
+        report.skipped,
+        report.duration_ms as f64 / 1000.0
+    ));
+    out
+}
+
+#[derive(Debug, Serialize)]
+pub struct VerifyRow {
+    pub host: String,
+    pub status: String,
+    pub pass: u32,
+    pub warn: u32,
+    pub fail: u32,
+    pub skip: u32,
+    /// Ids (and subjects) of the FAIL checks, or the error reaching the host.
+    pub failed: Vec<String>,
+}
+
+/// Verify on every host (bounded concurrency), one row each.
+pub async fn verify(
+    hosts: Vec<Host>,
+    credential: Option<v1::Credential>,
+    concurrency: usize,
+) -> Vec<VerifyRow> {
+    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for host in hosts {
+        let (semaphore, credential) = (semaphore.clone(), credential.clone());
+        tasks.spawn(async move {
+            let _permit = semaphore.acquire_owned().await;
+            verify_one(&host, credential)
+                .await
+                .unwrap_or_else(|e| VerifyRow {
+                    host: host.name.clone(),
+                    status: "UNREACHABLE".into(),
+                    pass: 0,
+                    warn: 0,
+                    fail: 0,
+                    skip: 0,
+                    failed: vec![format!("{e:#}")],
+                })
+        });
+    }
+    let mut rows = Vec::new();
+    while let Some(Ok(row)) = tasks.join_next().await {
+        rows.push(row);
+    }
+    rows.sort_by(|a, b| a.host.cmp(&b.host));
+    rows
+}
+
+async fn verify_one(host: &Host, credential: Option<v1::Credential>) -> anyhow::Result<VerifyRow> {
+    let channel = connect::connect(&host.settings).await?;
+    let mut stream = VerifyServiceClient::new(channel)
+        .verify(v1::VerifyRequest {
+            credential,
+            ..Default::default()
+        })
+        .await
+        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+        .into_inner();
+    let mut failed = Vec::new();
+    while let Some(item) = stream.message().await? {
+        match item.item {
+            Some(v1::verify_response::Item::Check(c))
+                if c.status == v1::CheckStatus::Fail as i32 =>
+            {
+                failed.push(if c.subject.is_empty() {
+                    c.id
+                } else {
+                    format!("{} [{}]", c.id, c.subject)
+                });
+            }
+            Some(v1::verify_response::Item::Report(r)) => {
+                return Ok(VerifyRow {
+                    host: host.name.clone(),
+                    status: v1::CheckStatus::try_from(r.status)
+                        .map(|s| {
+                            s.as_str_name()
+                                .trim_start_matches("CHECK_STATUS_")
+                                .to_owned()
+                        })
+                        .unwrap_or_default(),
+                    pass: r.pass_count,
+                    warn: r.warn_count,
+                    fail: r.fail_count,
+                    skip: r.skip_count,
+                    failed,
+                });
+            }
+            _ => {}
+        }
+    }
+    bail!("the verify stream ended without a report")
+}
+
+pub fn render_verify(rows: &[VerifyRow]) -> String {
+    let width = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
+    let mut out = format!(
+        "{:<width$}  {:<11}  {:>4}  {:>4}  {:>4}  {:>4}  FAILED\n",
+        "HOST", "STATUS", "PASS", "WARN", "FAIL", "SKIP"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<width$}  {:<11}  {:>4}  {:>4}  {:>4}  {:>4}  {}\n",
+            r.host,
+            r.status,
+            r.pass,
+            r.warn,
+            r.fail,
+            r.skip,
+            r.failed.join(", ")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventories_take_defaults_and_name_mistakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hosts.toml");
+        std::fs::write(
+            &path,
+            r#"
+[defaults]
+ca = "pki/ca.pem"
+cert = "pki/client-admin.pem"
+key = "pki/client-admin.key"
+
+[[hosts]]
+name = "a"
+endpoint = "https://a.example:8443"
+
+[[hosts]]
+name = "b"
+endpoint = "https://b.example:8443"
+canary = true
+cert = "/elsewhere/b.pem"
+"#,
+        )
+        .unwrap();
+        let hosts = load_inventory(&path, false).unwrap();
+        assert_eq!(hosts.len(), 2);
+        assert_eq!(hosts[0].settings.ca, dir.path().join("pki/ca.pem"));
+        assert_eq!(hosts[1].settings.cert, PathBuf::from("/elsewhere/b.pem"));
+        assert!(hosts[1].canary);
+
+        std::fs::write(
+            &path,
+            "[[hosts]]\nname = \"a\"\nendpoint = \"https://a:1\"\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", load_inventory(&path, false).unwrap_err());
+        assert!(err.contains("no ca"), "{err}");
+    }
+
+    #[test]
+    fn the_report_counts_and_sorts() {
+        let host = |name: &str, wave, state: &str, changed| HostResult {
+            host: name.into(),
+            endpoint: String::new(),
+            state: state.into(),
+            changed,
+            changes: u64::from(changed),
+            operation_id: "op".into(),
+            error: String::new(),
+            wave,
+            duration_ms: 1500,
+        };
+        let r = report(
+            vec![
+                host("c", 1, "FAILED", false),
+                host("b", 1, "SUCCEEDED", true),
+                host("a", 0, "SUCCEEDED", false),
+                host("d", 2, "SKIPPED", false),
+            ],
+            Duration::from_secs(3),
+        );
+        let names: Vec<_> = r.hosts.iter().map(|h| h.host.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d"]);
+        assert_eq!((r.succeeded, r.failed, r.skipped, r.changed), (2, 1, 1, 1));
+        let text = render_report(&r);
+        assert!(
+            text.contains("4 host(s): 2 succeeded (1 changed), 1 failed, 1 skipped"),
+            "{text}"
+        );
+    }
+}
