@@ -2,7 +2,8 @@
 # The README's test command. Installs what the checks need (Debian's mingw
 # for the Windows target; rustup components; the Samba AD lab, which needs
 # root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
-# x86_64-pc-windows-gnu), every test, and then a second stage on the Wine
+# x86_64-pc-windows-gnu), every test, the Python client and Ansible tests
+# (deploy/clients/test.sh: a venv, pytest, ansible-core), and then a second stage on the Wine
 # lab host: provd.exe cross-built and run as a Windows service. Safe to
 # re-run; installs are skipped when present.
 set -euo pipefail
@@ -31,6 +32,8 @@ echo "==> cargo clippy (x86_64-pc-windows-gnu)"
 cargo clippy --locked --target x86_64-pc-windows-gnu -- -D warnings
 echo "==> cargo test"
 cargo test --locked
+echo "==> thin clients: Python package and Ansible collection against running daemons"
+deploy/clients/test.sh
 
 # Stage 2: the Windows path for real, on the Wine lab host.
 echo "==> Wine Windows host (deploy/lab/wine.sh up)"

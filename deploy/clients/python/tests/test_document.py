@@ -1,0 +1,221 @@
+"""The desired-state document, as provctl reads it (src/bin/provctl/document.rs).
+No daemon needed. test_lab.py compares this reader with provctl itself."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import pytest
+
+import provd
+from provd.document import DocumentError, desired_from_dict, load_document, parse_document
+from provd.v1 import common_pb2, configuration_pb2, service_account_pb2
+
+from harness import REPO
+
+EXAMPLES = REPO / "deploy" / "examples"
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_examples_say_the_same_in_toml_and_yaml() -> None:
+    a = load_document(EXAMPLES / "agent-host.toml")
+    b = load_document(EXAMPLES / "agent-host.yaml")
+    assert a == b
+    assert a.agent.accept_license and a.agent.sha256 == "0" * 64
+    assert [d.domain for d in a.domains] == ["contoso.com"]
+    assert list(a.domains[0].preferred_domain_controllers) == ["dc1.contoso.com", "dc2.contoso.com"]
+    assert a.service_account.WhichOneof("account") == "create"
+    assert list(a.service_account.create.principals_allowed_to_retrieve_password) == ["AGENT1$"]
+    assert list(a.service_account.permissions) == [service_account_pb2.PERMISSION_PROFILE_BASIC_READ]
+    assert a.writeback.enabled
+
+
+TOML = """
+[agent]
+source = "file:///srv/agent.msi"
+sha256 = "00"
+accept_license = true
+cloud = "usgov"
+
+[[domains]]
+domain = "lab.example.test"
+preferred_domain_controllers = ["dc1.lab.example.test"]
+
+[service_account]
+domain = "lab.example.test"
+permissions = ["basic_read", "PASSWORD_WRITE_BACK"]
+[service_account.create]
+name = "provAgentgMSA"
+principals = ["AGENT1$"]
+encryption_types = ["aes256"]
+
+[writeback]
+enabled = true
+"""
+
+YAML = """
+agent:
+  source: file:///srv/agent.msi
+  sha256: 00
+  accept_license: true
+  cloud: usgov
+domains:
+  - domain: lab.example.test
+    preferred_domain_controllers: [dc1.lab.example.test]
+service_account:
+  domain: lab.example.test
+  permissions: [basic_read, PASSWORD_WRITE_BACK]
+  create:
+    name: provAgentgMSA
+    principals: [AGENT1$]
+    encryption_types: [aes256]
+writeback:
+  enabled: true
+"""
+
+JSON = """{
+  "agent": {"source": "file:///srv/agent.msi", "sha256": "00", "accept_license": true, "cloud": "usgov"},
+  "domains": [{"domain": "lab.example.test", "preferred_domain_controllers": ["dc1.lab.example.test"]}],
+  "service_account": {
+    "domain": "lab.example.test",
+    "permissions": ["basic_read", "PASSWORD_WRITE_BACK"],
+    "create": {"name": "provAgentgMSA", "principals": ["AGENT1$"], "encryption_types": ["aes256"]}
+  },
+  "writeback": {"enabled": true}
+}"""
+
+
+def test_toml_yaml_and_json_say_the_same(tmp_path: Path) -> None:
+    """document.rs's own test, plus JSON; YAML's plain `00` stays the text "00"."""
+    a = load_document(write(tmp_path, "a.toml", TOML))
+    b = load_document(write(tmp_path, "a.yaml", YAML))
+    c = load_document(write(tmp_path, "a.JSON", JSON))
+    d = load_document(write(tmp_path, "a.yml", YAML))
+    assert a == b == c == d
+    assert a.agent.sha256 == "00"
+    assert a.agent.cloud == common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT
+    assert list(a.service_account.permissions) == [
+        service_account_pb2.PERMISSION_PROFILE_BASIC_READ,
+        service_account_pb2.PERMISSION_PROFILE_PASSWORD_WRITE_BACK,
+    ]
+    assert list(a.service_account.create.encryption_types) == [service_account_pb2.ENCRYPTION_TYPE_AES256]
+    assert a == desired_from_dict(provd.desired_to_dict(a))
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("basic_read", service_account_pb2.PERMISSION_PROFILE_BASIC_READ),
+        ("BASIC_READ", service_account_pb2.PERMISSION_PROFILE_BASIC_READ),
+        ("PERMISSION_PROFILE_BASIC_READ", service_account_pb2.PERMISSION_PROFILE_BASIC_READ),
+        ("password-write-back", service_account_pb2.PERMISSION_PROFILE_PASSWORD_WRITE_BACK),
+        ("  Password Hash Sync ", service_account_pb2.PERMISSION_PROFILE_PASSWORD_HASH_SYNC),
+        ("all", service_account_pb2.PERMISSION_PROFILE_ALL),
+    ],
+)
+def test_permission_names_are_short_and_case_insensitive(text: str, expected: int) -> None:
+    desired = desired_from_dict(
+        {"service_account": {"domain": "d.test", "permissions": [text], "custom": {"name": "g", "host_account": "H$"}}}
+    )
+    assert list(desired.service_account.permissions) == [expected]
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("public", common_pb2.CLOUD_ENVIRONMENT_AZURE_PUBLIC),
+        ("AzurePublic", common_pb2.CLOUD_ENVIRONMENT_AZURE_PUBLIC),
+        ("azure_public", common_pb2.CLOUD_ENVIRONMENT_AZURE_PUBLIC),
+        ("USGOV", common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT),
+        ("AzureUSGovernment", common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT),
+        ("azure_us_government", common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT),
+    ],
+)
+def test_clouds(text: str, expected: int) -> None:
+    desired = desired_from_dict({"agent": {"source": "s", "sha256": "h", "cloud": text}})
+    assert desired.agent.cloud == expected
+
+
+def test_sections_left_out_stay_unset() -> None:
+    desired = parse_document("[[domains]]\ndomain = 'a.test'\n", "toml")
+    assert not desired.HasField("agent")
+    assert not desired.HasField("service_account")
+    assert not desired.HasField("writeback")
+    assert parse_document("", "yaml") == configuration_pb2.DesiredState()
+    # `writeback.enabled = false` is a section that says "off", not an absent one.
+    assert parse_document("writeback:\n  enabled: false\n", "yaml").HasField("writeback")
+
+
+@pytest.mark.parametrize(
+    "name,text,needle",
+    [
+        ("b.toml", '[agnet]\nsource = "x"\n', "unknown field `agnet`"),
+        (
+            "c.toml",
+            '[service_account]\ndomain = "d.test"\npermissions = ["everything"]\n'
+            '[service_account.custom]\nname = "g"\nhost_account = "H$"\n',
+            '"everything" is not a permission profile',
+        ),
+        ("d.ini", "", "name the document .toml, .yaml or .json"),
+        (
+            "e.yaml",
+            "service_account:\n  domain: d.test\n  create: {principals: [A$]}\n  custom: {name: g, host_account: H$}\n",
+            "name either `create` or `custom`, not both",
+        ),
+        ("f.yaml", "service_account:\n  domain: d.test\n", "name `create` or `custom`"),
+        ("g.toml", '[agent]\nsource = "s"\nsha256 = "h"\ncloud = "china"\n', 'cloud "china" is not "public" or "usgov"'),
+        ("h.toml", '[agent]\nsource = "s"\n', "agent: missing field `sha256`"),
+        ("i.toml", '[writeback]\nenabled = "yes"\n', "writeback.enabled: invalid type"),
+        ("j.yaml", "writeback:\n  enabled: 'true'\n", "expected a boolean"),
+        ("k.yaml", "writeback:\n  enabled: yes\n", "expected a boolean"),
+        ("l.json", '{"domains": [{"domain": 5}]}', "domains[0].domain: invalid type: integer `5`, expected a string"),
+        ("m.yaml", "domains:\n  - domain: a.test\n    domain: b.test\n", "duplicate field `domain`"),
+        (
+            "n.yaml",
+            "service_account:\n  domain: d.test\n  create:\n    encryption_types: [des]\n",
+            '"des" is not a encryption type',
+        ),
+        ("o.toml", "domains = 'x'\n", "domains: invalid type"),
+        ("p.toml", "[service_account.create]\nprincipals = [\"A$\"]\nprincipal = 1\n", "unknown field `principal`"),
+    ],
+)
+def test_mistakes_are_named(tmp_path: Path, name: str, text: str, needle: str) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(DocumentError) as caught:
+        load_document(path)
+    message = str(caught.value)
+    assert needle in message, message
+    assert str(path) in message, "the file is named"
+
+
+def test_a_missing_file_is_a_document_error(tmp_path: Path) -> None:
+    with pytest.raises(DocumentError, match="cannot read"):
+        load_document(tmp_path / "absent.toml")
+
+
+def test_lenient_dicts_take_templated_values() -> None:
+    """Ansible hands over templated data: numbers for text, "True" for booleans."""
+    data = {"writeback": {"enabled": "True"}, "domains": [{"domain": "a.test"}]}
+    with pytest.raises(DocumentError):
+        desired_from_dict(data)
+    assert desired_from_dict(data, lenient=True).writeback.enabled
+
+
+def test_a_credential_never_shows_its_password(tmp_path: Path) -> None:
+    secret = "S3cret!pw"
+    path = write(tmp_path, "pw", f"{secret}\r\nsecond line ignored\n")
+    credential = provd.Credential.from_file("LAB\\admin", path)
+    assert credential.to_proto().password == secret, "first line, without CR LF"
+    for text in (repr(credential), str(credential), f"{credential}", repr([credential])):
+        assert secret not in text
+        assert "redacted" in text
+    with pytest.raises(TypeError):
+        pickle.dumps(credential)
+    with pytest.raises(ValueError):
+        provd.Credential("user", "")
