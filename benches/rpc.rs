@@ -416,6 +416,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         log: LogConfig {
             format: LogFormat::Text,
             filter: "warn".into(),
+            file: None,
         },
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),

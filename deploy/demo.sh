@@ -388,6 +388,8 @@ client_ca = '$(z "$DEMO/pki/ca.pem")'
 
 [log]
 filter = "info"
+# A Windows service's stderr goes nowhere: provd.exe logs here.
+file = '$(z "$DEMO/provd.log")'
 
 [directory]
 # The Samba lab: its CA, and its DCs as DNS servers (the host's resolver does not know them).
@@ -518,8 +520,8 @@ Try (from $REPO):
 
 Where things are:
   .demo/provd.toml, .demo/state/ (provd.redb; staged packages and msiexec logs), .demo/pki/, .demo/agent-host.toml
-  provd.exe's own log: none while it runs as a service (Wine gives services no stderr); the
-    operations' events are the record: $P ops watch ID
+  provd.exe's log: .demo/provd.log ([log] file; a service's stderr goes nowhere); every
+    operation's events: $P ops watch ID
   emulator log  .demo/emulator.log
   agent         $(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/*.txt (heartbeats),
                 registration in drive_c/users/Public/ProvdLabAgent/registration.json

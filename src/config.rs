@@ -54,6 +54,9 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A tracing `EnvFilter` directive, e.g. `info,provd=debug`.
     pub filter: String,
+    /// Append log lines to this file instead of stderr (a Windows service
+    /// has no stderr anyone reads).
+    pub file: Option<PathBuf>,
 }
 
 /// How provd reaches domain controllers. There is deliberately no plaintext
@@ -280,6 +283,7 @@ struct FileTls {
 struct FileLog {
     format: Option<LogFormat>,
     filter: Option<String>,
+    file: Option<PathBuf>,
 }
 
 /// Values given on the command line; `None` leaves the lower layers' value.
@@ -293,6 +297,7 @@ pub struct Overrides {
     pub tls_client_ca: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub log_filter: Option<String>,
+    pub log_file: Option<PathBuf>,
     pub directory_ca_file: Option<PathBuf>,
     pub directory_dns_servers: Vec<SocketAddr>,
     pub otlp_endpoint: Option<String>,
@@ -310,6 +315,7 @@ struct Raw {
     reload_interval: Option<(String, &'static str)>,
     log_format: Option<LogFormat>,
     log_filter: Option<String>,
+    log_file: Option<PathBuf>,
     dir_ca_file: Option<PathBuf>,
     dir_dns_servers: Option<(Vec<String>, &'static str)>,
     dir_transport: Option<(String, &'static str)>,
@@ -383,6 +389,7 @@ impl Raw {
         self.reload_interval = file.tls.reload_interval.map(|v| (v, "config file key"));
         self.log_format = file.log.format;
         self.log_filter = file.log.filter;
+        self.log_file = file.log.file.map(rel);
         const FILE: &str = "config file key";
         self.dir_ca_file = file.directory.ca_file.map(rel);
         self.dir_dns_servers = file.directory.dns_servers.map(|v| (v, FILE));
@@ -445,6 +452,9 @@ impl Raw {
         }
         if let Some(v) = lookup("PROVD_LOG_FILTER") {
             self.log_filter = Some(v);
+        }
+        if let Some(v) = lookup("PROVD_LOG_FILE") {
+            self.log_file = Some(v.into());
         }
         if let Some(v) = lookup("PROVD_DIRECTORY_CA_FILE") {
             self.dir_ca_file = Some(v.into());
@@ -520,6 +530,9 @@ impl Raw {
         if let Some(v) = &o.log_filter {
             self.log_filter = Some(v.clone());
         }
+        if let Some(v) = &o.log_file {
+            self.log_file = Some(v.clone());
+        }
         if let Some(v) = &o.directory_ca_file {
             self.dir_ca_file = Some(v.clone());
         }
@@ -594,6 +607,7 @@ impl Raw {
             log: LogConfig {
                 format: self.log_format.unwrap_or_default(),
                 filter: self.log_filter.unwrap_or_else(|| "info".into()),
+                file: self.log_file,
             },
             directory: DirectoryConfig {
                 ca_file: self.dir_ca_file,
@@ -888,11 +902,13 @@ mod tests {
             &env(&[
                 ("PROVD_TENANT_CLOUD", "usgov"),
                 ("PROVD_TENANT_AUTHORITY", "https://127.0.0.1:9443/"),
+                ("PROVD_LOG_FILE", "/var/log/provd.log"),
                 ("ProgramData", r"D:\Data"),
             ]),
         )
         .unwrap();
         assert_eq!(cfg.tenant.cloud, TenantCloud::UsGovernment);
+        assert_eq!(cfg.log.file, Some(PathBuf::from("/var/log/provd.log")));
         assert_eq!(
             cfg.tenant.authority.as_deref(),
             Some("https://127.0.0.1:9443")

@@ -72,6 +72,9 @@ struct ServeArgs {
     /// tracing filter, e.g. "info,provd=debug"
     #[arg(long)]
     log_filter: Option<String>,
+    /// Append log lines to this file instead of stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
     /// CA bundle (PEM) domain controller certificates must chain to.
     #[arg(long)]
     directory_ca_file: Option<PathBuf>,
@@ -236,6 +239,7 @@ fn overrides(args: ServeArgs) -> Overrides {
         tls_client_ca: args.tls_client_ca,
         log_format: args.log_format,
         log_filter: args.log_filter,
+        log_file: args.log_file,
         directory_ca_file: args.directory_ca_file,
         directory_dns_servers: args.directory_dns_servers,
         otlp_endpoint: args.otlp_endpoint,

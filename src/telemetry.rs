@@ -53,6 +53,8 @@ pub const SCOPE: &str = "provd";
 pub enum TelemetryError {
     #[error("telemetry.otlp_endpoint {endpoint}: {reason}")]
     Endpoint { endpoint: String, reason: String },
+    #[error("cannot open log.file {path}: {reason}")]
+    LogFile { path: String, reason: String },
     #[error("cannot build the OTLP {signal} exporter: {reason}")]
     Exporter {
         signal: &'static str,
@@ -120,7 +122,7 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
                 meta.is_event()
             }))
             .with(filter)
-            .with(log_layer(log.format))
+            .with(log_layer(log)?)
             .try_init();
         return Ok(Telemetry {
             tracer: None,
@@ -172,7 +174,7 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         .with_tracked_inactivity(false)
         .with_threads(false)
         .with_filter(tracing_subscriber::filter::LevelFilter::INFO);
-    let logs = log_layer(log.format)
+    let logs = log_layer(log)?
         .with_filter(tracing_subscriber::filter::filter_fn(|meta| {
             meta.is_event()
         }))
@@ -188,22 +190,43 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
     })
 }
 
-/// Log lines to stderr, text or JSON. Callers give it events only: spans are
-/// for traces, and log lines carry their own fields, as they did before
-/// provd had spans.
-fn log_layer<S>(format: LogFormat) -> Box<dyn Layer<S> + Send + Sync>
+/// Log lines to stderr or `log.file` (appended), text or JSON. Callers give
+/// it events only: spans are for traces, and log lines carry their own
+/// fields, as they did before provd had spans.
+fn log_layer<S>(log: &LogConfig) -> Result<Box<dyn Layer<S> + Send + Sync>, TelemetryError>
 where
     S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
 {
-    match format {
+    let Some(path) = &log.file else {
+        return Ok(match log.format {
+            LogFormat::Text => tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .boxed(),
+            LogFormat::Json => tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr)
+                .boxed(),
+        });
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| TelemetryError::LogFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let writer = std::sync::Mutex::new(file);
+    Ok(match log.format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .with_writer(writer)
             .boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
-            .with_writer(std::io::stderr)
+            .with_writer(writer)
             .boxed(),
-    }
+    })
 }
 
 /// A lazily connecting channel to the collector (so provd starts while the

@@ -23,9 +23,14 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn spawn_provd(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_provd"))
-        .args(["serve", "--listen"])
+fn spawn_provd(dir: &std::path::Path, port: u16, log_file: Option<&std::path::Path>) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_provd"));
+    command.arg("serve");
+    if let Some(path) = log_file {
+        command.arg("--log-file").arg(path);
+    }
+    command
+        .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--state-dir")
         .arg(dir.join("state"))
@@ -67,7 +72,7 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
     let port = free_port();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
 
-    let mut first = spawn_provd(dir.path(), port);
+    let mut first = spawn_provd(dir.path(), port, None);
     let channel = connect_when_serving(addr, &pki).await;
     let pipe = fifo(dir.path(), "agent.msi");
     let op = AgentServiceClient::new(channel.clone())
@@ -112,7 +117,9 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
     .unwrap();
     first.wait().unwrap();
 
-    let mut second = spawn_provd(dir.path(), port);
+    // The restart logs to a file, as provd does as a Windows service.
+    let log = dir.path().join("provd.log");
+    let mut second = spawn_provd(dir.path(), port, Some(&log));
     let channel = connect_when_serving(addr, &pki).await;
     let mut ops = OperationsServiceClient::new(channel.clone());
     let after = ops
@@ -123,6 +130,11 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
         .operation
         .unwrap();
     assert_eq!(after.state, v1::OperationState::Interrupted as i32);
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("interrupted by a daemon restart") && logged.contains(&op.id),
+        "{logged}"
+    );
     assert_eq!(after.event_count, before.event_count + 1);
     let error = after.error.unwrap();
     assert_eq!(error.step, "fetch-package");

@@ -156,13 +156,14 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     std::fs::write(
         &config,
         format!(
-            "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\n\
+            "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\nfile = '{}'\n\
              [directory]\nca_file = '{}'\ndns_servers = [{}]\n\
              [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nagent_service = \"{base}\"\nca_file = '{}'\n",
             z(&dir.join("state")),
             z(&dir.join("pki/server.pem")),
             z(&dir.join("pki/server.key")),
             z(&dir.join("pki/ca.pem")),
+            z(&dir.join("provd.log")),
             z(Path::new(&var("LAB_CA_PEM"))),
             dns.join(", "),
             common::tenant::TENANT,
@@ -192,6 +193,9 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         String::from_utf8_lossy(&registered.stderr)
     );
     let channel = wait_for(addr, &pki).await;
+    // A service's stderr goes nowhere: the log file is where provd.exe speaks.
+    let logged = std::fs::read_to_string(dir.join("provd.log")).unwrap_or_default();
+    assert!(logged.contains("provd serving"), "provd.log: {logged:?}");
 
     // Clean slate through the API itself (a previous run may have left the
     // agent installed).

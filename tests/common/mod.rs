@@ -63,6 +63,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         log: LogConfig {
             format: LogFormat::Text,
             filter: "warn".into(),
+            file: None,
         },
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),

@@ -454,6 +454,7 @@ fn init_global() -> Global {
                 &LogConfig {
                     format: LogFormat::Text,
                     filter: "warn".into(),
+                    file: None,
                 },
                 &TelemetryConfig {
                     otlp_endpoint: Some(receiver.endpoint()),
