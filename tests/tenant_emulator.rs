@@ -4,29 +4,28 @@
 
 mod common;
 
-use std::process::Stdio;
+use common::tenant::TenantEmulator;
+
 use std::time::Duration;
 
 use provd::pki::{Ca, PemPair, Role};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 
 const DAY: Duration = Duration::from_secs(86_400);
-const TENANT: &str = "11111111-2222-4333-8444-555555555555";
+const TENANT: &str = common::tenant::TENANT;
 const CLIENT_ID: &str = "1950a258-227b-4e31-a9cf-717495945fc2";
 const SCOPE: &str = "https://graph.microsoft.com/.default offline_access";
 const AGENTS: &str = "/beta/onPremisesPublishingProfiles/provisioning/agents";
 const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The shared lab emulator plus raw HTTP helpers for poking its API.
 struct Emulator {
-    child: Child,
+    inner: TenantEmulator,
     port: u16,
     /// The CA of the emulator's server certificate (PEM).
     ca_pem: String,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
 }
 
 /// An agent registered with the emulator.
@@ -40,50 +39,13 @@ struct Registered {
 
 impl Emulator {
     async fn start(extra: &[&str]) -> Emulator {
-        let dir = tempfile::tempdir().unwrap();
-        provd::transport::tls::install_crypto_provider();
-        let ca = Ca::generate("tenant emulator test CA", DAY).unwrap();
-        let server = ca
-            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
-            .unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.cert_pem()).unwrap();
-        let cert = dir.path().join("server.pem");
-        let key = dir.path().join("server.key");
-        std::fs::write(&cert, &server.cert_pem).unwrap();
-        std::fs::write(&key, &server.key_pem).unwrap();
-
-        let mut child = Command::new(env!("CARGO_BIN_EXE_provd-tenant-emulator"))
-            .args(["--listen", "127.0.0.1:0", "--tenant", TENANT, "--tls-cert"])
-            .arg(&cert)
-            .arg("--tls-key")
-            .arg(&key)
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(20),
-            BufReader::new(stdout).read_line(&mut line),
-        )
-        .await
-        .expect("emulator did not print its address in time")
-        .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on https://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
-        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        let inner = TenantEmulator::start(env!("CARGO_BIN_EXE_provd-tenant-emulator"), extra).await;
+        let ca_pem = std::fs::read_to_string(&inner.ca_file).unwrap();
         Emulator {
-            child,
-            port,
-            ca_pem: ca.cert_pem(),
-            http: common::http_client(&ca.cert_pem(), None),
-            _dir: dir,
+            port: inner.port,
+            http: common::http_client(&ca_pem, None),
+            ca_pem,
+            inner,
         }
     }
 
@@ -91,8 +53,8 @@ impl Emulator {
         format!("https://localhost:{}{path}", self.port)
     }
 
-    async fn stop(mut self) {
-        self.child.kill().await.unwrap();
+    async fn stop(self) {
+        self.inner.stop().await;
     }
 
     async fn json(&self, response: reqwest::Response) -> (StatusCode, Value) {
@@ -769,7 +731,7 @@ fn tenant_client(emu: &Emulator) -> HttpTenant {
             client_id: CLIENT_ID.into(),
             scope: SCOPE.into(),
         },
-        Some(&emu._dir.path().join("ca.pem")),
+        Some(&emu.inner.ca_file),
         Duration::from_secs(10),
         RetryPolicy {
             attempts: 5,

@@ -199,3 +199,22 @@ pub fn agent_report(report: AgentReport, tenant: v1::TenantSession) -> v1::GetAg
         },
     }
 }
+
+/// A request's optional `google.protobuf.Duration`; a negative one is an
+/// INVALID_ARGUMENT naming `field` (ranges are the workflow's to check).
+pub fn duration_from_proto(
+    field: &str,
+    value: Option<pbjson_types::Duration>,
+) -> Result<Option<std::time::Duration>, crate::workflows::Error> {
+    match value {
+        None => Ok(None),
+        Some(d) if d.seconds < 0 || d.nanos < 0 => Err(crate::workflows::Error::invalid(
+            field,
+            "must not be negative",
+        )),
+        Some(d) => Ok(Some(
+            std::time::Duration::from_secs(u64::try_from(d.seconds).unwrap_or(u64::MAX))
+                + std::time::Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
+        )),
+    }
+}

@@ -204,19 +204,8 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
         request: Request<v1::DiscoverDomainControllersRequest>,
     ) -> Result<Response<v1::DiscoverDomainControllersResponse>, Status> {
         let mut req = request.into_inner();
-        let timeout = match req.probe_timeout {
-            None => None,
-            Some(d) if d.seconds < 0 || d.nanos < 0 => {
-                return Err(status(Error::invalid(
-                    "probe_timeout",
-                    "must not be negative",
-                )));
-            }
-            Some(d) => Some(
-                Duration::from_secs(u64::try_from(d.seconds).unwrap_or(u64::MAX))
-                    + Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
-            ),
-        };
+        let timeout = super::convert::duration_from_proto("probe_timeout", req.probe_timeout)
+            .map_err(status)?;
         let discovery = self
             .app
             .dcs

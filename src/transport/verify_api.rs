@@ -2,21 +2,20 @@
 //! `workflows::verify`.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::timestamp;
+use super::convert::{duration_from_proto, timestamp};
 use super::directory_api::{bind_credential, duration};
 use super::grpc::BoxStream;
 use super::status::to_status;
 use crate::proto::v1;
+use crate::workflows::App;
 use crate::workflows::verify::{
     Category, Check, Report, Status as CheckStatus, VerifyItem, VerifyRequest,
 };
-use crate::workflows::{App, Error};
 
 #[derive(Clone)]
 pub struct VerifyApi {
@@ -85,19 +84,8 @@ impl v1::verify_service_server::VerifyService for VerifyApi {
         request: Request<v1::VerifyRequest>,
     ) -> Result<Response<Self::VerifyStream>, Status> {
         let mut r = request.into_inner();
-        let check_timeout = match r.check_timeout {
-            None => None,
-            Some(d) if d.seconds < 0 || d.nanos < 0 => {
-                return Err(to_status(&Error::invalid(
-                    "check_timeout",
-                    "must not be negative",
-                )));
-            }
-            Some(d) => Some(
-                Duration::from_secs(u64::try_from(d.seconds).unwrap_or(u64::MAX))
-                    + Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
-            ),
-        };
+        let check_timeout =
+            duration_from_proto("check_timeout", r.check_timeout).map_err(|e| to_status(&e))?;
         let req = VerifyRequest {
             domains: std::mem::take(&mut r.domains),
             categories: r

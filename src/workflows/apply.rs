@@ -103,11 +103,11 @@ pub struct ApplyWorkflows {
     store: Arc<dyn Store>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    agent: AgentWorkflows,
-    directories: DirectoryWorkflows,
+    agent: Arc<AgentWorkflows>,
+    directories: Arc<DirectoryWorkflows>,
     dcs: Arc<DcWorkflows>,
-    gmsa: GmsaWorkflows,
-    writeback: WritebackWorkflows,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
 }
 
 impl ApplyWorkflows {
@@ -117,11 +117,11 @@ impl ApplyWorkflows {
         store: Arc<dyn Store>,
         host: Arc<dyn Host>,
         tenant: Arc<TenantWorkflows>,
-        agent: AgentWorkflows,
-        directories: DirectoryWorkflows,
+        agent: Arc<AgentWorkflows>,
+        directories: Arc<DirectoryWorkflows>,
         dcs: Arc<DcWorkflows>,
-        gmsa: GmsaWorkflows,
-        writeback: WritebackWorkflows,
+        gmsa: Arc<GmsaWorkflows>,
+        writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {
             operations,

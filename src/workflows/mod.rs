@@ -162,11 +162,11 @@ pub struct Caller {
 /// The domain facade the transport calls: one per daemon.
 pub struct App {
     pub operations: Arc<Operations>,
-    pub agent: agent::AgentWorkflows,
+    pub agent: Arc<agent::AgentWorkflows>,
     pub dcs: Arc<dc::DcWorkflows>,
-    pub directories: directory::DirectoryWorkflows,
-    pub gmsa: gmsa::GmsaWorkflows,
-    pub writeback: writeback::WritebackWorkflows,
+    pub directories: Arc<directory::DirectoryWorkflows>,
+    pub gmsa: Arc<gmsa::GmsaWorkflows>,
+    pub writeback: Arc<writeback::WritebackWorkflows>,
     pub tenant: Arc<tenant::TenantWorkflows>,
     pub verify: verify::VerifyWorkflows,
     pub apply: Arc<apply::ApplyWorkflows>,
@@ -213,74 +213,54 @@ impl App {
             backends.host.clone(),
             tenant_settings.service_ca_pem,
         ));
-        let agent = agent::AgentWorkflows::new(
+        let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),
             backends.host.clone(),
-            paths.clone(),
+            paths,
             tenant.clone(),
             tenant_settings.cloud,
-        );
+        ));
         let dcs = Arc::new(dc::DcWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             backends.directory.clone(),
         ));
-        let directories = directory::DirectoryWorkflows::new(
+        let directories = Arc::new(directory::DirectoryWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             dcs.clone(),
-        );
-        let gmsa = gmsa::GmsaWorkflows::new(
+        ));
+        let gmsa = Arc::new(gmsa::GmsaWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
-        );
-        let writeback = writeback::WritebackWorkflows::new(
+        ));
+        let writeback = Arc::new(writeback::WritebackWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
             tenant.clone(),
-        );
+        ));
         let verify = verify::VerifyWorkflows::new(
-            operations.clone(),
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
             tenant.clone(),
+            gmsa.clone(),
+            writeback.clone(),
         );
         let apply = Arc::new(apply::ApplyWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             backends.host.clone(),
             tenant.clone(),
-            agent::AgentWorkflows::new(
-                operations.clone(),
-                backends.host.clone(),
-                paths.clone(),
-                tenant.clone(),
-                tenant_settings.cloud,
-            ),
-            directory::DirectoryWorkflows::new(
-                operations.clone(),
-                backends.store.clone(),
-                dcs.clone(),
-            ),
+            agent.clone(),
+            directories.clone(),
             dcs.clone(),
-            gmsa::GmsaWorkflows::new(
-                operations.clone(),
-                backends.store.clone(),
-                dcs.clone(),
-                backends.host.clone(),
-            ),
-            writeback::WritebackWorkflows::new(
-                operations.clone(),
-                backends.store.clone(),
-                dcs.clone(),
-                backends.host.clone(),
-                tenant.clone(),
-            ),
+            gmsa.clone(),
+            writeback.clone(),
         ));
         Ok(Arc::new(App {
             apply,

@@ -21,7 +21,7 @@ use super::operations::now_ms;
 use super::permissions::Profile;
 use super::tenant::{TenantWorkflows, tenant_error};
 use super::writeback::{self, MIN_AGENT_VERSION, TenantState, WritebackWorkflows};
-use super::{Error, FieldViolation, Operations};
+use super::{Error, FieldViolation};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::{AGENT_SERVICES, Host, ServiceState, StartType};
 use crate::backends::store::Store;
@@ -129,11 +129,24 @@ struct Run {
     dcs: Arc<DcWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    gmsa: GmsaWorkflows,
-    writeback: WritebackWorkflows,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
     credential: Option<BindCredential>,
     domains: Vec<String>,
     account: Option<AccountRecord>,
+    /// The tenant's writeback flag, read once per run (host and directory
+    /// checks both ask; it is a Graph call).
+    writeback_flag: tokio::sync::OnceCell<TenantState>,
+}
+
+impl Run {
+    async fn writeback_on(&self) -> bool {
+        let flag = self
+            .writeback_flag
+            .get_or_init(|| self.writeback.tenant_state())
+            .await;
+        *flag == TenantState::Enabled
+    }
 }
 
 pub struct VerifyWorkflows {
@@ -141,23 +154,26 @@ pub struct VerifyWorkflows {
     dcs: Arc<DcWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    operations: Arc<Operations>,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
 }
 
 impl VerifyWorkflows {
     pub fn new(
-        operations: Arc<Operations>,
         store: Arc<dyn Store>,
         dcs: Arc<DcWorkflows>,
         host: Arc<dyn Host>,
         tenant: Arc<TenantWorkflows>,
+        gmsa: Arc<GmsaWorkflows>,
+        writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {
             store,
             dcs,
             host,
             tenant,
-            operations,
+            gmsa,
+            writeback,
         }
     }
 
@@ -211,22 +227,12 @@ impl VerifyWorkflows {
             dcs: self.dcs.clone(),
             host: self.host.clone(),
             tenant: self.tenant.clone(),
-            gmsa: GmsaWorkflows::new(
-                self.operations.clone(),
-                self.store.clone(),
-                self.dcs.clone(),
-                self.host.clone(),
-            ),
-            writeback: WritebackWorkflows::new(
-                self.operations.clone(),
-                self.store.clone(),
-                self.dcs.clone(),
-                self.host.clone(),
-                self.tenant.clone(),
-            ),
+            gmsa: self.gmsa.clone(),
+            writeback: self.writeback.clone(),
             credential: request.credential,
             account: gmsa::load_account(&self.store).await?,
             domains,
+            writeback_flag: tokio::sync::OnceCell::new(),
         });
 
         let mut groups: Vec<Group> = Vec::new();
@@ -434,7 +440,7 @@ async fn host_checks(run: &Run) -> Vec<Check> {
         )
         .attr("version", version.clone()),
     );
-    let writeback_on = matches!(run.writeback.tenant_state().await, TenantState::Enabled);
+    let writeback_on = run.writeback_on().await;
     let version_ok = writeback::version_at_least(&version, MIN_AGENT_VERSION);
     out.push(if version_ok || !writeback_on {
         check(
@@ -1038,7 +1044,7 @@ async fn account_checks(
         }
         .remedy("enable the account in Active Directory")
     });
-    let writeback_on = matches!(run.writeback.tenant_state().await, TenantState::Enabled);
+    let writeback_on = run.writeback_on().await;
     let mut required = vec![Profile::BasicRead];
     if writeback_on {
         required.push(Profile::PasswordWriteBack);
