@@ -95,19 +95,48 @@ pub struct Daemon;
 
 impl Daemon {
     pub fn builder(config: Config) -> DaemonBuilder {
-        DaemonBuilder { config, host: None }
+        DaemonBuilder {
+            config,
+            host: None,
+            directory: None,
+            tenant: None,
+            store: None,
+        }
     }
 }
 
+/// Assembles a daemon. Each backend defaults to the real one the config
+/// describes; an embedder (or the hermetic test tier) may replace any.
 pub struct DaemonBuilder {
     config: Config,
     host: Option<Arc<dyn Host>>,
+    directory: Option<Arc<dyn Directory>>,
+    tenant: Option<Arc<dyn Tenant>>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl DaemonBuilder {
     /// Replaces the platform's host backend.
     pub fn host(mut self, host: Arc<dyn Host>) -> Self {
         self.host = Some(host);
+        self
+    }
+
+    /// Replaces the LDAP directory backend.
+    pub fn directory(mut self, directory: Arc<dyn Directory>) -> Self {
+        self.directory = Some(directory);
+        self
+    }
+
+    /// Replaces the HTTP tenant (Entra ID / Graph) backend.
+    pub fn tenant(mut self, tenant: Arc<dyn Tenant>) -> Self {
+        self.tenant = Some(tenant);
+        self
+    }
+
+    /// Replaces the redb store in `state_dir`.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
         self
     }
 
@@ -124,17 +153,25 @@ impl DaemonBuilder {
             path: config.state_dir.display().to_string(),
             reason: e.to_string(),
         })?;
-        let store_path = config.state_dir.join("provd.redb");
-        let store: Arc<dyn Store> = Arc::new(
-            tokio::task::spawn_blocking(move || RedbStore::open(&store_path))
-                .await
-                .map_err(|e| DaemonError::StateDir {
-                    path: "provd.redb".into(),
-                    reason: e.to_string(),
-                })??,
-        );
+        let store: Arc<dyn Store> = match self.store {
+            Some(store) => store,
+            None => {
+                let store_path = config.state_dir.join("provd.redb");
+                Arc::new(
+                    tokio::task::spawn_blocking(move || RedbStore::open(&store_path))
+                        .await
+                        .map_err(|e| DaemonError::StateDir {
+                            path: "provd.redb".into(),
+                            reason: e.to_string(),
+                        })??,
+                )
+            }
+        };
         let host = self.host.unwrap_or_else(|| platform_host(&config.host));
-        let tenant: Arc<dyn Tenant> = Arc::new(tenant_client(&config.tenant)?);
+        let tenant: Arc<dyn Tenant> = match self.tenant {
+            Some(tenant) => tenant,
+            None => Arc::new(tenant_client(&config.tenant)?),
+        };
         let service_ca_pem = match &config.tenant.ca_file {
             None => None,
             Some(path) => {
@@ -146,19 +183,22 @@ impl DaemonBuilder {
                 )
             }
         };
-        let directory: Arc<dyn Directory> = Arc::new(LdapDirectory::new(
-            config.directory.ca_file.as_deref(),
-            &config.directory.dns_servers,
-            LdapSettings {
-                transport: match config.directory.transport {
-                    config::DirectoryTransport::Ldaps => LdapTransport::Ldaps,
-                    config::DirectoryTransport::StartTls => LdapTransport::StartTls,
+        let directory: Arc<dyn Directory> = match self.directory {
+            Some(directory) => directory,
+            None => Arc::new(LdapDirectory::new(
+                config.directory.ca_file.as_deref(),
+                &config.directory.dns_servers,
+                LdapSettings {
+                    transport: match config.directory.transport {
+                        config::DirectoryTransport::Ldaps => LdapTransport::Ldaps,
+                        config::DirectoryTransport::StartTls => LdapTransport::StartTls,
+                    },
+                    connect_timeout: config.directory.connect_timeout,
+                    operation_timeout: config.directory.operation_timeout,
+                    page_size: i32::try_from(config.directory.page_size).unwrap_or(i32::MAX),
                 },
-                connect_timeout: config.directory.connect_timeout,
-                operation_timeout: config.directory.operation_timeout,
-                page_size: i32::try_from(config.directory.page_size).unwrap_or(i32::MAX),
-            },
-        )?);
+            )?),
+        };
         let app = workflows::App::start(
             workflows::Backends {
                 store,
