@@ -1,17 +1,18 @@
 //! Generates the provd.v1 Rust types, tonic services, the file descriptor set
 //! served by reflection, and the proto3-JSON (pbjson) serde impls used by the
 //! HTTP/JSON transport. Generated code lives only in `OUT_DIR` and is included
-//! once, by `src/proto.rs`.
+//! once, by `proto/src/lib.rs`. This is the build script of the provd-proto
+//! package (`proto/Cargo.toml`), run in `proto/`.
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let include = protoc_bin_vendored::include_path()?;
-    let mut protos: Vec<PathBuf> = std::fs::read_dir("proto/provd/v1")?
+    let mut protos: Vec<PathBuf> = std::fs::read_dir("provd/v1")?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|ext| ext == "proto"))
         .collect();
     protos.sort();
-    println!("cargo:rerun-if-changed=proto/provd/v1");
+    println!("cargo:rerun-if-changed=provd/v1");
 
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let descriptor_path = out_dir.join("provd_descriptor.bin");
@@ -24,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         // Credential carries a password: its Debug is hand-written (redacted).
         .skip_debug([".provd.v1.Credential"])
-        .compile_with_config(config, &protos, &[PathBuf::from("proto"), include])?;
+        .compile_with_config(config, &protos, &[PathBuf::from("."), include])?;
 
     let descriptors = std::fs::read(&descriptor_path)?;
     pbjson_build::Builder::new()

@@ -12,6 +12,7 @@
 //! Prints medians and the ratio provd / ldapsearch (target ≤ 1.2).
 //! `ldapsearch` pays a process start each time; the bench also times
 //! `ldapsearch -VV` (start and exit only) so that cost can be read off.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -14,6 +14,7 @@
 //!
 //! The load client runs in this process, on the same tokio runtime as the
 //! in-process servers; the servers run one at a time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,9 +28,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use hdrhistogram::Histogram;
 use provd::config::{Config, DEFAULT_RELOAD_INTERVAL, LogConfig, LogFormat, TlsConfig};
 use provd::pki::{Ca, PemPair, Role};
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

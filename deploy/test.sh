@@ -27,11 +27,11 @@ as_root deploy/lab/lab.sh up
 echo "==> cargo fmt --check"
 cargo fmt --all --check
 echo "==> cargo clippy"
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo clippy (x86_64-pc-windows-gnu)"
-cargo clippy --locked --target x86_64-pc-windows-gnu -- -D warnings
+cargo clippy --locked --workspace --target x86_64-pc-windows-gnu -- -D warnings
 echo "==> cargo test"
-cargo test --locked
+cargo test --locked --workspace
 echo "==> thin clients: Python package and Ansible collection against running daemons"
 deploy/clients/test.sh
 

@@ -9,8 +9,6 @@
 pub mod backends;
 pub mod config;
 pub mod pki;
-pub mod proto;
-pub mod security;
 pub mod telemetry;
 pub mod transport;
 pub mod workflows;

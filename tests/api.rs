@@ -1,6 +1,7 @@
 //! The API in-process: mTLS refusals, the role table for every method,
 //! operations (watch, cancel, idempotency, single writer), HTTP/JSON parity,
 //! reflection and health, and live certificate reload.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -10,9 +11,9 @@ use std::time::Duration;
 use common::*;
 use prost::Message;
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -143,7 +144,7 @@ async fn mtls_refuses_missing_foreign_and_expired_client_certificates() {
 #[tokio::test]
 async fn role_table_covers_every_method_and_is_enforced() {
     let descriptors =
-        prost_types::FileDescriptorSet::decode(provd::proto::FILE_DESCRIPTOR_SET).unwrap();
+        prost_types::FileDescriptorSet::decode(provd_proto::FILE_DESCRIPTOR_SET).unwrap();
     let mut methods = BTreeSet::new();
     for file in &descriptors.file {
         for service in &file.service {

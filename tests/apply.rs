@@ -3,14 +3,15 @@
 //! in tests/wine.rs): the plan lists exactly what apply then does, a second
 //! apply does nothing and says so, a cancel stops between steps and a later
 //! apply finishes the job, and bad documents name their fields.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
 use common::fixtures::*;
 use common::lab::*;
-use provd::proto::v1;
-use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
 use tonic::Code;
 use tonic::transport::Channel;
 

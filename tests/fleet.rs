@@ -2,6 +2,7 @@
 //! each with its own CA and state, all on the Samba lab: the canary goes
 //! first, a second run changes nothing, an unreachable host stops the rest
 //! unless told to continue, and `fleet verify` gathers one row per host.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -85,7 +86,7 @@ impl Fleet {
     /// `provctl --output json fleet …`: (exit code, parsed JSON).
     fn provctl(&self, args: &[&str]) -> (i32, serde_json::Value) {
         let password = self.password_file();
-        let out = Command::new(env!("CARGO_BIN_EXE_provctl"))
+        let out = Command::new(common::workspace_bin("provctl"))
             .args(["--output", "json", "fleet"])
             .args(args)
             .args(["--username", &var("LAB_ADMIN_UPN"), "--password-file"])

@@ -3,15 +3,16 @@
 //! custom one, and grant / plan / remove profiles — checked by their effect:
 //! a trustee granted PasswordWriteBack can reset a user's password, and
 //! cannot once it is removed.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
 use common::fixtures::*;
 use common::lab::*;
 use provd::backends::directory::{Change, DirectoryError, DirectorySession, Scope};
-use provd::proto::v1;
-use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
-use provd::security::{SecurityDescriptor, Sid};
+use provd_proto::v1;
+use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd_sd::{SecurityDescriptor, Sid};
 use tonic::Code;
 use tonic::transport::Channel;
 
@@ -585,7 +586,7 @@ async fn use_custom_gmsa_validates_and_reports_missing_permissions() {
 
 #[tokio::test]
 async fn writeback_needs_a_registered_agent_and_readiness_follows_the_profile() {
-    use provd::proto::v1::writeback_service_client::WritebackServiceClient;
+    use provd_proto::v1::writeback_service_client::WritebackServiceClient;
     let _serial = SERIAL.lock().await;
     let lab = daemon().await;
     pin_dc1(&lab.channel).await;

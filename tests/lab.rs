@@ -2,15 +2,16 @@
 //! `deploy/lab/lab.sh` (two DCs on 127.0.0.2 and 127.0.0.3). These tests
 //! bring the lab up themselves (idempotent; needs root) and run one at a
 //! time, since one of them stops and restarts DC2.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::lab::*;
-use provd::proto::v1;
-use provd::proto::v1::directory_service_client::DirectoryServiceClient;
-use provd::proto::v1::domain_controller_service_client::DomainControllerServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::directory_service_client::DirectoryServiceClient;
+use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
 use tonic::Code;
 use tonic_types::StatusExt;
 

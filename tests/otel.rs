@@ -3,15 +3,16 @@
 //! W3C trace on both transports; operations and their steps nest under the
 //! RPC that started them; LDAP calls nest under the steps (Samba lab);
 //! metrics arrive with their labels; no secret is exported.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
 use common::otlp::{self, SpanRecord, descendants, one, traced};
 use common::*;
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::directory_service_client::DirectoryServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use tonic::Code;
 
 fn named<'a>(spans: &'a [SpanRecord], name: &str) -> Vec<&'a SpanRecord> {
@@ -309,7 +310,9 @@ async fn add_directory_trace_has_ldap_spans_under_its_steps() {
     lab.h.shutdown().await;
 }
 
-const EMULATOR: &str = env!("CARGO_BIN_EXE_provd-tenant-emulator");
+fn emulator() -> String {
+    common::workspace_bin("provd-tenant-emulator")
+}
 
 /// True if `text` holds a run of 40 or more hex digits: the emulator's
 /// tokens and device codes are 64 (two simple UUIDs).
@@ -330,7 +333,7 @@ fn has_long_hex(text: &str) -> bool {
 #[tokio::test]
 async fn sign_in_trace_has_tenant_requests_and_no_token() {
     let receiver = otlp::receiver();
-    let emu = tenant::TenantEmulator::start(EMULATOR, &["--poll-interval", "1"]).await;
+    let emu = tenant::TenantEmulator::start(&emulator(), &["--poll-interval", "1"]).await;
     let h = Harness::start_with(|c| emu.configure(c)).await;
     let admin = h.channel(Role::Admin).await;
     let (trace_id, _, traceparent) = otlp::new_traceparent();
@@ -411,7 +414,7 @@ async fn provctl_trace_starts_a_trace_the_daemon_continues() {
     let (cert, key) = (h.dir.path().join("cli.pem"), h.dir.path().join("cli.key"));
     std::fs::write(&cert, &pair.cert_pem).unwrap();
     std::fs::write(&key, &pair.key_pem).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_provctl"))
+    let out = tokio::process::Command::new(common::workspace_bin("provctl"))
         .arg("--endpoint")
         .arg(h.addr.to_string())
         .args(["--server-name", "localhost", "--trace", "--ca"])

@@ -4,6 +4,7 @@
 //! the apply — RPC, operation, every step, the nested workflow steps and
 //! their LDAP calls — and neither the log nor any exported span or metric
 //! holds the lab password or any code or token the tenant issued.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -16,9 +17,9 @@ use common::otlp::{self, SpanRecord, ancestry, descendants, traced};
 use common::tenant::TenantEmulator;
 use common::{Pki, channel, finish_with};
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 
 fn named<'a>(spans: &'a [SpanRecord], name: &str) -> Vec<&'a SpanRecord> {
     spans.iter().filter(|s| s.name == name).collect()
@@ -28,7 +29,7 @@ fn named<'a>(spans: &'a [SpanRecord], name: &str) -> Vec<&'a SpanRecord> {
 async fn a_full_apply_is_one_trace_with_ldap_spans_and_no_secret_anywhere() {
     let _serial = SERIAL.lock().await;
     let emu = TenantEmulator::start(
-        env!("CARGO_BIN_EXE_provd-tenant-emulator"),
+        &common::workspace_bin("provd-tenant-emulator"),
         &["--poll-interval", "1"],
     )
     .await;

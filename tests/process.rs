@@ -1,7 +1,7 @@
 //! The real `provd` binary: killed with SIGKILL in the middle of an
 //! operation, restarted on the same state, it reports that operation as
 //! INTERRUPTED with its history intact and serves normally.
-
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 #![cfg(unix)]
 
 mod common;
@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::*;
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -4,6 +4,7 @@
 //! remedy once an ACE is removed behind provd's back, PASS once granted
 //! again. The registered-agent half (install, heartbeats, writeback flag)
 //! runs under Wine in `tests/wine.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -13,14 +14,16 @@ use common::fixtures::*;
 use common::lab::*;
 use common::tenant::TenantEmulator;
 use provd::backends::directory::DirectorySession;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
-use provd::proto::v1::verify_service_client::VerifyServiceClient;
-use provd::security::SecurityDescriptor;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd_proto::v1::verify_service_client::VerifyServiceClient;
+use provd_sd::SecurityDescriptor;
 use tonic::transport::Channel;
 
-const EMULATOR: &str = env!("CARGO_BIN_EXE_provd-tenant-emulator");
+fn emulator() -> String {
+    common::workspace_bin("provd-tenant-emulator")
+}
 
 async fn sign_in(channel: &Channel, request_id: &str) -> v1::Operation {
     AgentServiceClient::new(channel.clone())
@@ -48,7 +51,8 @@ async fn tenant_session(channel: &Channel) -> v1::TenantSession {
 async fn sign_in_waits_for_the_operator_then_proceeds() {
     // Tokens live 30 s: less than provd's 5-minute refresh margin, so every
     // use after sign-in goes through the refresh grant.
-    let emu = TenantEmulator::start(EMULATOR, &["--poll-interval", "1", "--token-ttl", "30"]).await;
+    let emu =
+        TenantEmulator::start(&emulator(), &["--poll-interval", "1", "--token-ttl", "30"]).await;
     let h = common::Harness::start_with(|c| emu.configure(c)).await;
     let channel = h.channel(provd::pki::Role::Admin).await;
     assert!(!tenant_session(&channel).await.signed_in);
@@ -131,7 +135,7 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
 #[tokio::test]
 async fn an_expired_device_code_is_a_clear_error() {
     let emu = TenantEmulator::start(
-        EMULATOR,
+        &emulator(),
         &["--poll-interval", "1", "--device-code-ttl", "2"],
     )
     .await;
@@ -246,7 +250,7 @@ async fn grant_basic_read(channel: &Channel) {
 #[tokio::test]
 async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
     let _serial = SERIAL.lock().await;
-    let emu = TenantEmulator::start(EMULATOR, &[]).await;
+    let emu = TenantEmulator::start(&emulator(), &[]).await;
     let d = daemon_with(|c| emu.configure(c)).await;
     let channel = &d.channel;
     ok(&add_directory(channel, admin(), &[]).await.1);

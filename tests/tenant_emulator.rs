@@ -1,6 +1,7 @@
 //! End-to-end tests of the `provd-tenant-emulator` binary: each test spawns
 //! the real binary with a server certificate from a throwaway CA, reads the
 //! bound address from its first stdout line, and talks HTTPS to it.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -39,7 +40,8 @@ struct Registered {
 
 impl Emulator {
     async fn start(extra: &[&str]) -> Emulator {
-        let inner = TenantEmulator::start(env!("CARGO_BIN_EXE_provd-tenant-emulator"), extra).await;
+        let inner =
+            TenantEmulator::start(&common::workspace_bin("provd-tenant-emulator"), extra).await;
         let ca_pem = std::fs::read_to_string(&inner.ca_file).unwrap();
         Emulator {
             port: inner.port,

@@ -14,6 +14,7 @@
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
 //! ignored in the plain test run; `deploy/test.sh` runs it as its Wine stage
 //! with `PROVD_WINE_EXE` pointing at the exe.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
 
@@ -28,10 +29,10 @@ use common::tenant::TenantEmulator;
 use common::*;
 use provd::backends::directory::Change;
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
-use provd::proto::v1::verify_service_client::VerifyServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd_proto::v1::verify_service_client::VerifyServiceClient;
 use tonic::transport::Channel;
 
 fn wine_env() -> BTreeMap<String, String> {
@@ -142,7 +143,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     std::fs::copy(&exe, &exe_in_lab).unwrap();
     // The tenant: agents without a heartbeat for 6 s are inactive (the
     // lab agent beats every 2 s).
-    let emulator_bin = env!("CARGO_BIN_EXE_provd-tenant-emulator");
+    let emulator_bin = &common::workspace_bin("provd-tenant-emulator");
     let tenant = TenantEmulator::start(
         emulator_bin,
         &["--poll-interval", "1", "--inactive-after", "6"],

@@ -10,9 +10,9 @@ use super::directory_api::bind_credential;
 use super::grpc::caller;
 use super::service_account_api::{encryption_bit, profile_choice};
 use super::status::to_status;
-use crate::proto::v1;
 use crate::workflows::App;
 use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+use provd_proto::v1;
 
 #[derive(Clone)]
 pub struct ConfigurationApi {

@@ -7,9 +7,9 @@ use crate::backends::host::{self, ServiceState, StartType};
 use crate::backends::store::{
     EventKind, EventRecord, OperationKind, OperationRecord, OperationState,
 };
-use crate::proto::v1;
 use crate::workflows::agent::AgentReport;
 use crate::workflows::tenant::TenantStatus;
+use provd_proto::v1;
 
 pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp {

@@ -10,10 +10,10 @@ use super::convert::timestamp;
 use super::grpc::caller;
 use super::status::to_status;
 use crate::backends::directory::{BindCredential, ProbeReport};
-use crate::proto::v1;
 use crate::workflows::dc::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
 use crate::workflows::directory::{AddDirectoryRequest, DirectoryRecord};
 use crate::workflows::{App, Error};
+use provd_proto::v1;
 
 fn status(err: Error) -> Status {
     to_status(&err)

@@ -11,9 +11,9 @@ use tonic::{Request, Response, Status};
 use super::convert;
 use super::server::Peer;
 use super::status::to_status;
-use crate::proto::v1;
 use crate::workflows::operations::WatchItem;
 use crate::workflows::{App, Caller, Error, agent, validate};
+use provd_proto::v1;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 

@@ -23,10 +23,11 @@ use tonic::Code;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::status::{TransportError, code_name, transport_status};
+use super::status::{TransportError, transport_status};
 use super::{authz, http as json};
 use crate::pki::{self, Role};
 use crate::telemetry;
+use provd_proto::code_name;
 
 /// The verified client: from its certificate's CN and role URIs.
 #[derive(Debug, Clone)]

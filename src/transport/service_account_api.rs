@@ -8,13 +8,13 @@ use super::convert::{operation, timestamp};
 use super::directory_api::bind_credential;
 use super::grpc::caller;
 use super::status::to_status;
-use crate::proto::v1;
 use crate::workflows::gmsa::{
     self, AccountRecord, CreateGmsaRequest, GrantMode, GrantPermissionsRequest, Origin,
     PrincipalKind, ProfileChoice, ProfileStatus, UseCustomGmsaRequest,
 };
 use crate::workflows::permissions::Profile;
 use crate::workflows::{App, Error};
+use provd_proto::v1;
 
 fn status(err: Error) -> Status {
     to_status(&err)

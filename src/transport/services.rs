@@ -13,8 +13,8 @@ use super::server::Routers;
 use super::service_account_api::ServiceAccountApi;
 use super::verify_api::VerifyApi;
 use super::writeback_api::WritebackApi;
-use crate::proto::{FILE_DESCRIPTOR_SET, v1};
 use crate::workflows::App;
+use provd_proto::{FILE_DESCRIPTOR_SET, v1};
 
 /// Builds the gRPC and JSON routers over `app`.
 pub async fn routers(app: Arc<App>) -> Result<Routers, String> {

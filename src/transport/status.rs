@@ -113,29 +113,6 @@ pub fn http_status(code: Code) -> StatusCode {
     }
 }
 
-/// The canonical upper-snake name of a code, as the JSON body carries it.
-pub fn code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
-}
-
 /// The HTTP/JSON error body: `{"error": {...}}`.
 #[derive(Debug, Serialize)]
 pub struct JsonErrorBody {
@@ -173,7 +150,7 @@ pub fn json_error(status: &Status) -> JsonErrorBody {
     let details = status.get_error_details();
     JsonErrorBody {
         error: JsonError {
-            code: code_name(status.code()),
+            code: provd_proto::code_name(status.code()),
             message: status.message().to_owned(),
             field_violations: details
                 .bad_request()

@@ -11,11 +11,11 @@ use super::convert::{duration_from_proto, timestamp};
 use super::directory_api::{bind_credential, duration};
 use super::grpc::BoxStream;
 use super::status::to_status;
-use crate::proto::v1;
 use crate::workflows::App;
 use crate::workflows::verify::{
     Category, Check, Report, Status as CheckStatus, VerifyItem, VerifyRequest,
 };
+use provd_proto::v1;
 
 #[derive(Clone)]
 pub struct VerifyApi {

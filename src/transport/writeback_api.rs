@@ -9,11 +9,11 @@ use super::directory_api::bind_credential;
 use super::grpc::caller;
 use super::service_account_api::ace_change;
 use super::status::to_status;
-use crate::proto::v1;
 use crate::workflows::writeback::{
     MIN_AGENT_VERSION, SetWritebackRequest, TenantState, version_at_least,
 };
 use crate::workflows::{App, Error};
+use provd_proto::v1;
 
 fn status(err: Error) -> Status {
     to_status(&err)

@@ -458,7 +458,7 @@ async fn read_facts(
         .first_bin("objectSid")
         .ok_or_else(|| Error::Internal(format!("{domain_dn} has no objectSid")))
         .and_then(|b| {
-            crate::security::Sid::from_bytes(b)
+            provd_sd::Sid::from_bytes(b)
                 .map(|s| s.to_string())
                 .map_err(|e| Error::Internal(format!("objectSid of {domain_dn}: {e}")))
         })?;

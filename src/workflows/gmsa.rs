@@ -15,7 +15,7 @@ use crate::backends::directory::{
 };
 use crate::backends::host::{AGENT_SERVICES, Host, ServiceAction, ServiceState};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
-use crate::security::{Ace, Acl, SecurityDescriptor, Sid};
+use provd_sd::{Ace, Acl, SecurityDescriptor, Sid};
 
 const ACCOUNT_NS: &str = "service_account";
 const ACCOUNT_KEY: &str = "current";
@@ -365,7 +365,7 @@ fn membership_sids(entry: &Entry) -> Result<Vec<Sid>, Error> {
         .map(|acl| {
             acl.aces
                 .iter()
-                .filter(|a| a.ace_type == crate::security::AceType::ACCESS_ALLOWED)
+                .filter(|a| a.ace_type == provd_sd::AceType::ACCESS_ALLOWED)
                 .filter_map(|a| a.sid().copied())
                 .collect()
         })

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::Error;
 use super::dc::directory_error;
 use crate::backends::directory::{DirectorySession, SD_FLAGS_DACL, Scope, escape};
-use crate::security::{
+use provd_sd::{
     Ace, AceBody, AceType, Acl, CONTAINER_INHERIT_ACE, INHERIT_ONLY_ACE, INHERITED_ACE,
     NO_PROPAGATE_INHERIT_ACE, OBJECT_INHERIT_ACE, SecurityDescriptor, Sid, rights,
 };

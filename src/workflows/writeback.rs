@@ -15,7 +15,7 @@ use super::{Caller, Error, FieldViolation, Operations, validate};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
-use crate::security::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
+use provd_sd::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
 
 /// The first agent version that supports password writeback.
 pub const MIN_AGENT_VERSION: &str = "1.1.977.0";

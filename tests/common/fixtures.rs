@@ -9,9 +9,9 @@ use provd::backends::directory::ldap::{LdapSettings, LdapTransport};
 use provd::backends::directory::{
     BindCredential, Change, Directory, DirectoryError, DirectorySession, LdapDirectory, Scope,
 };
-use provd::proto::v1;
-use provd::proto::v1::domain_controller_service_client::DomainControllerServiceClient;
-use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
+use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
 use tonic::transport::Channel;
 
 use super::lab::*;

@@ -7,8 +7,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use provd::pki::Role;
-use provd::proto::v1;
-use provd::proto::v1::directory_service_client::DirectoryServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use tonic::transport::Channel;
 
 use super::*;

@@ -230,10 +230,10 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Watches `op` to its terminal state: its events, then the final operation.
 pub async fn finish(
     channel: &Channel,
-    op: provd::proto::v1::Operation,
+    op: provd_proto::v1::Operation,
 ) -> (
-    Vec<provd::proto::v1::OperationEvent>,
-    provd::proto::v1::Operation,
+    Vec<provd_proto::v1::OperationEvent>,
+    provd_proto::v1::Operation,
 ) {
     finish_with(channel, op, None).await
 }
@@ -242,16 +242,16 @@ pub async fn finish(
 /// at `tenant` (as a person would, with the code from the event).
 pub async fn finish_with(
     channel: &Channel,
-    op: provd::proto::v1::Operation,
+    op: provd_proto::v1::Operation,
     tenant: Option<&tenant::TenantEmulator>,
 ) -> (
-    Vec<provd::proto::v1::OperationEvent>,
-    provd::proto::v1::Operation,
+    Vec<provd_proto::v1::OperationEvent>,
+    provd_proto::v1::Operation,
 ) {
     let mut ops =
-        provd::proto::v1::operations_service_client::OperationsServiceClient::new(channel.clone());
+        provd_proto::v1::operations_service_client::OperationsServiceClient::new(channel.clone());
     let mut stream = ops
-        .watch_operation(provd::proto::v1::WatchOperationRequest {
+        .watch_operation(provd_proto::v1::WatchOperationRequest {
             id: op.id,
             after_sequence: 0,
         })
@@ -266,15 +266,35 @@ pub async fn finish_with(
             .unwrap()
             .unwrap();
         match item.item.unwrap() {
-            provd::proto::v1::watch_operation_response::Item::Event(e) => {
+            provd_proto::v1::watch_operation_response::Item::Event(e) => {
                 if let Some(tenant) = tenant
-                    && e.kind == provd::proto::v1::EventKind::ActionRequired as i32
+                    && e.kind == provd_proto::v1::EventKind::ActionRequired as i32
                 {
                     tenant.approve(&e.attributes["user_code"]).await;
                 }
                 events.push(e);
             }
-            provd::proto::v1::watch_operation_response::Item::Operation(op) => return (events, op),
+            provd_proto::v1::watch_operation_response::Item::Operation(op) => return (events, op),
         }
     }
+}
+
+/// A binary of another workspace crate (provctl, the tenant emulator) in the
+/// target directory this test runs from. Cargo sets `CARGO_BIN_EXE_*` only for
+/// the test's own package; `cargo test` at the workspace root builds every
+/// member's binaries before any test runs.
+pub fn workspace_bin(name: &str) -> String {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in target/<profile>/deps");
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: build the workspace's binaries (cargo build --workspace --bins)",
+        path.display()
+    );
+    path.display().to_string()
 }

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, bail};
-use provd::proto::v1;
+use provd_proto::v1;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]

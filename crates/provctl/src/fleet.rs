@@ -15,10 +15,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, Semaphore};
 
-use provd::proto::v1;
-use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
-use provd::proto::v1::verify_service_client::VerifyServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1::verify_service_client::VerifyServiceClient;
 
 use super::connect::{self, Settings};
 

@@ -1,11 +1,12 @@
-//! The security-descriptor codec (`provd::security`) against real
+//! The security-descriptor codec (`provd_sd`) against real
 //! `nTSecurityDescriptor` values from the Samba AD lab (`tests/data/sd/`,
 //! see its README), malformed inputs, and property-based fuzzing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 use std::path::PathBuf;
 
 use proptest::prelude::*;
-use provd::security::*;
+use provd_sd::*;
 use uuid::Uuid;
 
 const DOMAIN: &str = "S-1-5-21-1111111111-2222222222-3333333333";
@@ -50,7 +51,7 @@ fn sample(name: &str) -> &'static Sample {
     samples().iter().find(|s| s.name == name).unwrap()
 }
 
-/// What an SDDL round trip keeps of `sd` (see `provd::security::sddl`):
+/// What an SDDL round trip keeps of `sd` (see `provd_sd::sddl`):
 /// only the SDDL control bits, no ACL (and no ACL flags) whose present flag
 /// is clear, no `rm_control`, ACL revision 4, no padding, the default
 /// layout.

@@ -10,15 +10,10 @@
 //! status other than SERVING; 2 a usage error.
 
 // The crate root is this file, so submodules need explicit paths.
-#[path = "provctl/connect.rs"]
 mod connect;
-#[path = "provctl/document.rs"]
 mod document;
-#[path = "provctl/fleet.rs"]
 mod fleet;
-#[path = "provctl/handlers.rs"]
 mod handlers;
-#[path = "provctl/render.rs"]
 mod render;
 
 use std::path::PathBuf;
@@ -26,7 +21,7 @@ use std::process::ExitCode;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
-use provd::proto::v1;
+use provd_proto::v1;
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -606,7 +601,8 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    provd::transport::tls::install_crypto_provider();
+    // One crypto provider (ring) for every rustls config in the process.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -25,17 +25,11 @@
 //! verified leaf's common name reaches the handlers as
 //! [`agent::PeerCertificate`].
 
-#[path = "provd-tenant-emulator/agent.rs"]
 mod agent;
-#[path = "provd-tenant-emulator/graph.rs"]
 mod graph;
-#[path = "provd-tenant-emulator/lab.rs"]
 mod lab;
-#[path = "provd-tenant-emulator/oauth.rs"]
 mod oauth;
-#[path = "provd-tenant-emulator/respond.rs"]
 mod respond;
-#[path = "provd-tenant-emulator/state.rs"]
 mod state;
 
 use std::io::Write;
@@ -259,7 +253,7 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    provd::transport::tls::install_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
 
     let agent_ca = AgentCa::generate().context("cannot generate the agent CA")?;
     let tls = tls_config(&args.tls_cert, &args.tls_key, &agent_ca.cert_der)?;

@@ -7,15 +7,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use zeroize::Zeroizing;
 
-use provd::proto::v1;
-use provd::proto::v1::agent_service_client::AgentServiceClient;
-use provd::proto::v1::configuration_service_client::ConfigurationServiceClient;
-use provd::proto::v1::directory_service_client::DirectoryServiceClient;
-use provd::proto::v1::domain_controller_service_client::DomainControllerServiceClient;
-use provd::proto::v1::operations_service_client::OperationsServiceClient;
-use provd::proto::v1::service_account_service_client::ServiceAccountServiceClient;
-use provd::proto::v1::verify_service_client::VerifyServiceClient;
-use provd::proto::v1::writeback_service_client::WritebackServiceClient;
+use provd_proto::v1;
+use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
+use provd_proto::v1::directory_service_client::DirectoryServiceClient;
+use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
+use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd_proto::v1::verify_service_client::VerifyServiceClient;
+use provd_proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 

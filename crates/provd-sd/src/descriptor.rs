@@ -370,7 +370,7 @@ fn record_layout(bytes: &[u8], extents: &[(usize, usize, Part)]) -> Option<Layou
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::Ace;
+    use crate::Ace;
 
     fn sample() -> SecurityDescriptor {
         let mut sd = SecurityDescriptor::new();
@@ -381,7 +381,7 @@ mod tests {
         sd.set_dacl(Some(dacl));
         let mut sacl = Acl::new();
         sacl.aces.push(Ace::basic(
-            crate::security::AceType::SYSTEM_AUDIT,
+            crate::AceType::SYSTEM_AUDIT,
             0x40,
             0x20,
             Sid::world(),

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tonic_types::StatusExt;
 
-use provd::proto::v1;
+use provd_proto::v1;
 
 use super::OutputFormat;
 
@@ -638,7 +638,7 @@ pub fn check_category_list(categories: &[i32]) -> String {
 pub fn status(status: &tonic::Status) -> String {
     let mut out = format!(
         "provctl: {}: {}\n",
-        provd::transport::status::code_name(status.code()),
+        provd_proto::code_name(status.code()),
         status.message()
     );
     let details = status.get_error_details();
