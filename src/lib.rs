@@ -8,6 +8,7 @@
 
 pub mod backends;
 pub mod config;
+pub mod model;
 pub mod pki;
 pub mod telemetry;
 pub mod transport;

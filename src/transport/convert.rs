@@ -1,11 +1,11 @@
 //! Conversions between generated `provd.v1` messages and the plain Rust
-//! types of workflows and backends. Parsing only: no decisions.
+//! types of the domain (`model`, workflow reports). Parsing only: no decisions.
 
 use pbjson_types::Timestamp;
 
-use crate::backends::host::{self, ServiceState, StartType};
-use crate::backends::store::{
-    EventKind, EventRecord, OperationKind, OperationRecord, OperationState,
+use crate::model::{
+    self, EventKind, EventRecord, OperationKind, OperationRecord, OperationState, ServiceState,
+    StartType,
 };
 use crate::workflows::agent::AgentReport;
 use crate::workflows::tenant::TenantStatus;
@@ -129,11 +129,11 @@ pub fn event(record: &EventRecord) -> v1::OperationEvent {
     }
 }
 
-pub fn cloud_from_proto(value: i32) -> Option<host::Cloud> {
+pub fn cloud_from_proto(value: i32) -> Option<model::Cloud> {
     match v1::CloudEnvironment::try_from(value).ok()? {
         v1::CloudEnvironment::Unspecified => None,
-        v1::CloudEnvironment::AzurePublic => Some(host::Cloud::AzurePublic),
-        v1::CloudEnvironment::AzureUsGovernment => Some(host::Cloud::AzureUsGovernment),
+        v1::CloudEnvironment::AzurePublic => Some(model::Cloud::AzurePublic),
+        v1::CloudEnvironment::AzureUsGovernment => Some(model::Cloud::AzureUsGovernment),
     }
 }
 

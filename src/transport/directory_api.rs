@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use super::convert::timestamp;
 use super::grpc::caller;
 use super::status::to_status;
-use crate::backends::directory::{BindCredential, ProbeReport};
+use crate::model::{BindCredential, ProbeReport};
 use crate::workflows::dc::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
 use crate::workflows::directory::{AddDirectoryRequest, DirectoryRecord};
 use crate::workflows::{App, Error};

@@ -23,6 +23,8 @@ pub mod installer;
 
 pub use installer::{InstallerFailure, package_version};
 
+pub use crate::model::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType};
+
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
     /// This platform cannot manage the agent.
@@ -48,13 +50,6 @@ pub enum PackageKind {
     Exe,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Cloud {
-    #[default]
-    AzurePublic,
-    AzureUsGovernment,
-}
-
 #[derive(Debug, Clone)]
 pub struct PackageToInstall {
     pub path: PathBuf,
@@ -62,39 +57,6 @@ pub struct PackageToInstall {
     pub cloud: Cloud,
     /// Where the installer writes its verbose log.
     pub log_path: PathBuf,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceState {
-    NotInstalled,
-    Stopped,
-    StartPending,
-    StopPending,
-    Running,
-    Paused,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartType {
-    Automatic,
-    AutomaticDelayed,
-    Manual,
-    Disabled,
-}
-
-#[derive(Debug, Clone)]
-pub struct ServiceStatus {
-    pub name: String,
-    pub display_name: String,
-    pub state: ServiceState,
-    pub start_type: Option<StartType>,
-    pub account: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct AgentStatus {
-    pub installed_version: Option<String>,
-    pub services: Vec<ServiceStatus>,
 }
 
 /// What a successful installer run reported.

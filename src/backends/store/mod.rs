@@ -4,9 +4,11 @@
 
 pub mod redb_store;
 
-use serde::{Deserialize, Serialize};
-
 pub use redb_store::RedbStore;
+
+pub use crate::model::{
+    EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,
+};
 
 /// Schema version written to the store's metadata table. Bump it (and add a
 /// migration in `redb_store`) when a record's encoding changes incompatibly.
@@ -32,93 +34,6 @@ pub enum StoreError {
     /// The operation does not exist.
     #[error("operation {0} not found")]
     NotFound(String),
-}
-
-/// Kinds mirror `provd.v1.OperationKind` without depending on generated code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationKind {
-    Install,
-    CreateGmsa,
-    UseCustomGmsa,
-    GrantPermissions,
-    AddDirectory,
-    RemoveDirectory,
-    SetDcPriority,
-    SetPasswordWriteback,
-    Uninstall,
-    SignIn,
-    ApplyConfiguration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
-#[serde(rename_all = "snake_case")]
-pub enum OperationState {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    Interrupted,
-}
-
-impl OperationState {
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Interrupted
-        )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperationErrorRecord {
-    /// Canonical gRPC code name, e.g. "FAILED_PRECONDITION".
-    pub code: String,
-    pub message: String,
-    pub step: String,
-}
-
-/// Times are milliseconds since the Unix epoch (UTC).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OperationRecord {
-    pub id: String,
-    pub kind: OperationKind,
-    pub state: OperationState,
-    pub request_id: Option<String>,
-    pub description: String,
-    pub initiator: String,
-    pub create_time_ms: i64,
-    pub update_time_ms: i64,
-    pub end_time_ms: Option<i64>,
-    pub error: Option<OperationErrorRecord>,
-    pub cancel_requested: bool,
-    pub event_count: u64,
-    pub result: std::collections::BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    StepStarted,
-    Progress,
-    StepSucceeded,
-    StepSkipped,
-    Warning,
-    ActionRequired,
-    StateChanged,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// 1-based, dense within one operation.
-    pub sequence: u64,
-    pub time_ms: i64,
-    pub step: String,
-    pub kind: EventKind,
-    pub message: String,
-    pub percent: u32,
-    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// Filter and page for [`Store::list_operations`].

@@ -1,0 +1,17 @@
+//! The domain's own types, owned here and nowhere else: operations and their
+//! events, the host's services, directory credentials and probe reports.
+//! Backends implement against them, workflows decide with them, transport
+//! converts them to and from the wire.
+//!
+//! Architecture invariant: this module depends on no other provd module and
+//! on no protocol crate (tonic, ldap3, reqwest).
+
+mod directory;
+mod host;
+mod operation;
+
+pub use directory::{BindCredential, ProbeReport};
+pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType};
+pub use operation::{
+    EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,
+};
