@@ -1,6 +1,7 @@
 //! Authorization: one table from full method name (the gRPC path, which the
 //! HTTP/JSON routes share) to the roles allowed to call it. A method not in
-//! the table is denied. Roles come from the client certificate (see
+//! the table is denied. The provd.v1 rows come from the one RPC table
+//! (`rpc.rs`). Roles come from the client certificate (see
 //! `deploy/pki/README.md`).
 
 use crate::pki::Role;
@@ -9,53 +10,26 @@ const VIEW: &[Role] = &[Role::Viewer, Role::Operator, Role::Admin];
 const OPERATE: &[Role] = &[Role::Operator, Role::Admin];
 const ADMIN: &[Role] = &[Role::Admin];
 
+/// Expands the RPC table into `(path, roles)` pairs, then the standard
+/// services and probes.
+macro_rules! role_table {
+    (() $($service:ident $api:ident {
+        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident;)*
+    })*) => {
+        &[
+            $($((concat!("/provd.v1.", stringify!($service), "/", stringify!($method)), $roles),)*)*
+            ("/grpc.health.v1.Health/Check", VIEW),
+            ("/grpc.health.v1.Health/Watch", VIEW),
+            ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", VIEW),
+            // HTTP probes: any authenticated client.
+            ("/healthz", VIEW),
+            ("/readyz", VIEW),
+        ]
+    };
+}
+
 /// Every callable path and who may call it.
-pub const TABLE: &[(&str, &[Role])] = &[
-    // Agent
-    ("/provd.v1.AgentService/Install", ADMIN),
-    ("/provd.v1.AgentService/Uninstall", ADMIN),
-    ("/provd.v1.AgentService/GetAgent", VIEW),
-    ("/provd.v1.AgentService/SignIn", ADMIN),
-    // Service account
-    ("/provd.v1.ServiceAccountService/CreateGmsa", ADMIN),
-    ("/provd.v1.ServiceAccountService/UseCustomGmsa", ADMIN),
-    ("/provd.v1.ServiceAccountService/GetServiceAccount", VIEW),
-    ("/provd.v1.ServiceAccountService/GrantPermissions", ADMIN),
-    // Directory
-    ("/provd.v1.DirectoryService/AddDirectory", ADMIN),
-    ("/provd.v1.DirectoryService/ListDirectories", VIEW),
-    ("/provd.v1.DirectoryService/RemoveDirectory", ADMIN),
-    // Domain controllers
-    (
-        "/provd.v1.DomainControllerService/DiscoverDomainControllers",
-        VIEW,
-    ),
-    ("/provd.v1.DomainControllerService/GetPriority", VIEW),
-    ("/provd.v1.DomainControllerService/SetPriority", OPERATE),
-    // Configuration
-    ("/provd.v1.ConfigurationService/ApplyConfiguration", ADMIN),
-    ("/provd.v1.ConfigurationService/PlanConfiguration", VIEW),
-    // Verify
-    ("/provd.v1.VerifyService/Verify", VIEW),
-    // Writeback
-    ("/provd.v1.WritebackService/SetPasswordWriteback", OPERATE),
-    ("/provd.v1.WritebackService/GetPasswordWriteback", VIEW),
-    // Operations
-    ("/provd.v1.OperationsService/GetOperation", VIEW),
-    ("/provd.v1.OperationsService/ListOperations", VIEW),
-    ("/provd.v1.OperationsService/WatchOperation", VIEW),
-    ("/provd.v1.OperationsService/CancelOperation", ADMIN),
-    // Standard services
-    ("/grpc.health.v1.Health/Check", VIEW),
-    ("/grpc.health.v1.Health/Watch", VIEW),
-    (
-        "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-        VIEW,
-    ),
-    // HTTP probes: any authenticated client.
-    ("/healthz", VIEW),
-    ("/readyz", VIEW),
-];
+pub const TABLE: &[(&str, &[Role])] = super::rpc::rpc_table!(role_table!());
 
 /// Roles allowed to call `path`, or `None` if the path is not in the table.
 pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {

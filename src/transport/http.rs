@@ -140,7 +140,7 @@ where
 
 /// One JSON route per RPC, calling the gRPC service method.
 macro_rules! json_routes {
-    ($router:ident, $api:expr, $trait:path, { $($kind:ident $path:literal => $method:ident($req:ty)),* $(,)? }) => {{
+    ($router:expr, $api:expr, $trait:path, { $($kind:ident $path:expr => $method:ident($req:ty)),* $(,)? }) => {{
         let mut router = $router;
         $(
             let api = $api.clone();

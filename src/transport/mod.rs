@@ -7,6 +7,7 @@ pub mod convert;
 pub mod directory_api;
 pub mod grpc;
 pub mod http;
+mod rpc;
 pub mod server;
 pub mod service_account_api;
 pub mod services;
