@@ -10,6 +10,10 @@ use crate::model::{
 use crate::workflows::agent::AgentReport;
 use crate::workflows::tenant::TenantStatus;
 use provd_proto::v1;
+use secrecy::SecretString;
+use std::time::{Duration, SystemTime};
+
+use crate::model::BindCredential;
 
 pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp {
@@ -217,4 +221,28 @@ pub fn duration_from_proto(
                 + std::time::Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
         )),
     }
+}
+
+/// Moves the secret out of the request message (whose Drop zeroizes what
+/// is left) into a secret type.
+pub fn bind_credential(credential: Option<v1::Credential>) -> Option<BindCredential> {
+    credential.map(|mut c| BindCredential {
+        username: std::mem::take(&mut c.username),
+        password: SecretString::from(std::mem::take(&mut c.password)),
+    })
+}
+
+pub fn duration(d: Duration) -> pbjson_types::Duration {
+    pbjson_types::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+pub fn system_time(t: SystemTime) -> pbjson_types::Timestamp {
+    let ms = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    timestamp(ms)
 }

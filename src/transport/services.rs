@@ -5,14 +5,12 @@ use std::sync::Arc;
 
 use axum::Router;
 
-use super::configuration_api::ConfigurationApi;
-use super::directory_api::{DirectoryApi, DomainControllerApi};
-use super::grpc::{AgentApi, OperationsApi};
+use super::api::{
+    AgentApi, ConfigurationApi, DirectoryApi, DomainControllerApi, OperationsApi,
+    ServiceAccountApi, VerifyApi, WritebackApi,
+};
 use super::http::{json_routes, probes};
 use super::server::Routers;
-use super::service_account_api::ServiceAccountApi;
-use super::verify_api::VerifyApi;
-use super::writeback_api::WritebackApi;
 use crate::workflows::App;
 use provd_proto::{FILE_DESCRIPTOR_SET, v1};
 

@@ -36,6 +36,12 @@ fn code_for(kind: ErrorKind) -> Code {
     }
 }
 
+impl From<Error> for Status {
+    fn from(err: Error) -> Status {
+        to_status(&err)
+    }
+}
+
 /// A workflow error as a gRPC status, with field violations as a
 /// google.rpc.BadRequest and precondition failures as a
 /// google.rpc.PreconditionFailure.

@@ -4,21 +4,16 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{operation, timestamp};
-use super::directory_api::bind_credential;
-use super::grpc::caller;
-use super::status::to_status;
+use super::caller;
+use crate::transport::convert::bind_credential;
+use crate::transport::convert::{operation, timestamp};
+use crate::workflows::App;
 use crate::workflows::gmsa::{
     self, AccountRecord, CreateGmsaRequest, GrantMode, GrantPermissionsRequest, Origin,
     PrincipalKind, ProfileChoice, ProfileStatus, UseCustomGmsaRequest,
 };
 use crate::workflows::permissions::Profile;
-use crate::workflows::{App, Error};
 use provd_proto::v1;
-
-fn status(err: Error) -> Status {
-    to_status(&err)
-}
 
 pub fn encryption_bit(value: i32) -> Option<u32> {
     match v1::EncryptionType::try_from(value).ok()? {
@@ -180,7 +175,12 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             credential: bind_credential(r.credential.take()),
             request_id: std::mem::take(&mut r.request_id),
         };
-        let record = self.app.gmsa.create(&who, req).await.map_err(status)?;
+        let record = self
+            .app
+            .gmsa
+            .create(&who, req)
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(v1::CreateGmsaResponse {
             operation: Some(operation(&record)),
         }))
@@ -199,7 +199,12 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             host_account: std::mem::take(&mut r.host_account),
             request_id: std::mem::take(&mut r.request_id),
         };
-        let record = self.app.gmsa.use_custom(&who, req).await.map_err(status)?;
+        let record = self
+            .app
+            .gmsa
+            .use_custom(&who, req)
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(v1::UseCustomGmsaResponse {
             operation: Some(operation(&record)),
         }))
@@ -215,7 +220,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             .gmsa
             .get(&r.domain, bind_credential(r.credential.take()))
             .await
-            .map_err(status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(v1::GetServiceAccountResponse {
             configured: report.account.is_some(),
             account: report.account.as_ref().map(account),
@@ -241,7 +246,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             credential: bind_credential(r.credential.take()),
             request_id: std::mem::take(&mut r.request_id),
         };
-        let record = self.app.gmsa.grant(&who, req).await.map_err(status)?;
+        let record = self.app.gmsa.grant(&who, req).await.map_err(Status::from)?;
         Ok(Response::new(v1::GrantPermissionsResponse {
             operation: Some(operation(&record)),
         }))

@@ -4,20 +4,15 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{operation, timestamp};
-use super::directory_api::bind_credential;
-use super::grpc::caller;
-use super::service_account_api::ace_change;
-use super::status::to_status;
+use super::caller;
+use super::service_account::ace_change;
+use crate::transport::convert::bind_credential;
+use crate::transport::convert::{operation, timestamp};
+use crate::workflows::App;
 use crate::workflows::writeback::{
     MIN_AGENT_VERSION, SetWritebackRequest, TenantState, version_at_least,
 };
-use crate::workflows::{App, Error};
 use provd_proto::v1;
-
-fn status(err: Error) -> Status {
-    to_status(&err)
-}
 
 #[derive(Clone)]
 pub struct WritebackApi {
@@ -38,7 +33,12 @@ impl v1::writeback_service_server::WritebackService for WritebackApi {
             credential: bind_credential(r.credential.take()),
             request_id: std::mem::take(&mut r.request_id),
         };
-        let record = self.app.writeback.set(&who, req).await.map_err(status)?;
+        let record = self
+            .app
+            .writeback
+            .set(&who, req)
+            .await
+            .map_err(Status::from)?;
         Ok(Response::new(v1::SetPasswordWritebackResponse {
             operation: Some(operation(&record)),
         }))
@@ -58,7 +58,7 @@ impl v1::writeback_service_server::WritebackService for WritebackApi {
                 r.user_sample_size,
             )
             .await
-            .map_err(status)?;
+            .map_err(Status::from)?;
         let (tenant_state, tenant_message) = match &report.tenant {
             TenantState::Enabled => (v1::WritebackTenantState::Enabled, String::new()),
             TenantState::Disabled => (v1::WritebackTenantState::Disabled, String::new()),

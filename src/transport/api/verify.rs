@@ -7,10 +7,9 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{duration_from_proto, timestamp};
-use super::directory_api::{bind_credential, duration};
-use super::grpc::BoxStream;
-use super::status::to_status;
+use super::BoxStream;
+use crate::transport::convert::{bind_credential, duration};
+use crate::transport::convert::{duration_from_proto, timestamp};
 use crate::workflows::App;
 use crate::workflows::verify::{
     Category, Check, Report, Status as CheckStatus, VerifyItem, VerifyRequest,
@@ -85,7 +84,7 @@ impl v1::verify_service_server::VerifyService for VerifyApi {
     ) -> Result<Response<Self::VerifyStream>, Status> {
         let mut r = request.into_inner();
         let check_timeout =
-            duration_from_proto("check_timeout", r.check_timeout).map_err(|e| to_status(&e))?;
+            duration_from_proto("check_timeout", r.check_timeout).map_err(Status::from)?;
         let req = VerifyRequest {
             domains: std::mem::take(&mut r.domains),
             categories: r
@@ -96,12 +95,7 @@ impl v1::verify_service_server::VerifyService for VerifyApi {
             credential: bind_credential(r.credential.take()),
             check_timeout,
         };
-        let rx = self
-            .app
-            .verify
-            .verify(req)
-            .await
-            .map_err(|e| to_status(&e))?;
+        let rx = self.app.verify.verify(req).await.map_err(Status::from)?;
         let stream = ReceiverStream::new(rx).map(|item| {
             Ok(v1::VerifyResponse {
                 item: Some(match item {

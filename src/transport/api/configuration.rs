@@ -5,11 +5,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::convert::{cloud_from_proto, operation};
-use super::directory_api::bind_credential;
-use super::grpc::caller;
-use super::service_account_api::{encryption_bit, profile_choice};
-use super::status::to_status;
+use super::caller;
+use super::service_account::{encryption_bit, profile_choice};
+use crate::transport::convert::bind_credential;
+use crate::transport::convert::{cloud_from_proto, operation};
 use crate::workflows::App;
 use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
 use provd_proto::v1;
@@ -79,7 +78,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
                 &r.request_id,
             )
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(Status::from)?;
         Ok(Response::new(v1::ApplyConfigurationResponse {
             operation: Some(operation(&record)),
         }))
@@ -98,7 +97,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
                 bind_credential(r.credential.take()),
             )
             .await
-            .map_err(|e| to_status(&e))?;
+            .map_err(Status::from)?;
         Ok(Response::new(v1::PlanConfigurationResponse {
             changes: changes
                 .into_iter()
