@@ -2,7 +2,7 @@
 # The README's test command. Installs what the checks need (Debian's mingw
 # for the Windows target; rustup components; the Samba AD lab, which needs
 # root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
-# x86_64-pc-windows-gnu), every test, the Python client and Ansible tests
+# x86_64-pc-windows-gnu), the unit and hermetic tests, the lab tier, the Python client and Ansible tests
 # (deploy/clients/test.sh: a venv, pytest, ansible-core), and then a second stage on the Wine
 # lab host: provd.exe cross-built and run as a Windows service. Safe to
 # re-run; installs are skipped when present.
@@ -30,8 +30,10 @@ echo "==> cargo clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
 echo "==> cargo clippy (x86_64-pc-windows-gnu)"
 cargo clippy --locked --workspace --target x86_64-pc-windows-gnu -- -D warnings
-echo "==> cargo test"
+echo "==> cargo test (unit + hermetic tier: no root, no lab)"
 cargo test --locked --workspace
+echo "==> lab tier: the same integration binary's Samba AD tests (ignored above)"
+cargo test --locked -p provd --test integration --test otel -- --ignored --test-threads 1
 echo "==> thin clients: Python package and Ansible collection against running daemons"
 deploy/clients/test.sh
 

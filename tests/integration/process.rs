@@ -4,12 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 #![cfg(unix)]
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use provd::pki::Role;
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;

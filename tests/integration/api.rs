@@ -3,12 +3,10 @@
 //! reflection and health, and live certificate reload.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use prost::Message;
 use provd::pki::Role;
 use provd_proto::v1;

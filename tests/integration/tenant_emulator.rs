@@ -3,9 +3,7 @@
 //! bound address from its first stdout line, and talks HTTPS to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-mod common;
-
-use common::tenant::TenantEmulator;
+use crate::common::tenant::TenantEmulator;
 
 use std::time::Duration;
 
@@ -14,7 +12,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 const DAY: Duration = Duration::from_secs(86_400);
-const TENANT: &str = common::tenant::TENANT;
+const TENANT: &str = crate::common::tenant::TENANT;
 const CLIENT_ID: &str = "1950a258-227b-4e31-a9cf-717495945fc2";
 const SCOPE: &str = "https://graph.microsoft.com/.default offline_access";
 const AGENTS: &str = "/beta/onPremisesPublishingProfiles/provisioning/agents";
@@ -40,12 +38,15 @@ struct Registered {
 
 impl Emulator {
     async fn start(extra: &[&str]) -> Emulator {
-        let inner =
-            TenantEmulator::start(&common::workspace_bin("provd-tenant-emulator"), extra).await;
+        let inner = TenantEmulator::start(
+            &crate::common::workspace_bin("provd-tenant-emulator"),
+            extra,
+        )
+        .await;
         let ca_pem = std::fs::read_to_string(&inner.ca_file).unwrap();
         Emulator {
             port: inner.port,
-            http: common::http_client(&ca_pem, None),
+            http: crate::common::http_client(&ca_pem, None),
             ca_pem,
             inner,
         }
@@ -174,7 +175,7 @@ impl Emulator {
 
     /// An HTTPS client that presents `agent`'s certificate, as the agent does.
     fn agent_client(&self, agent: &Registered) -> reqwest::Client {
-        common::http_client(
+        crate::common::http_client(
             &self.ca_pem,
             Some(&PemPair {
                 cert_pem: agent.cert_pem.clone(),
@@ -509,7 +510,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
     // A certificate from another CA does not get through the handshake.
     let rogue_ca = Ca::generate("not the agent CA", DAY).unwrap();
     let rogue = rogue_ca.issue_client(&id, &[Role::Viewer], DAY).unwrap();
-    let rogue_http = common::http_client(&emu.ca_pem, Some(&rogue));
+    let rogue_http = crate::common::http_client(&emu.ca_pem, Some(&rogue));
     let result = rogue_http
         .post(emu.url(&format!("/_agent/{id}/heartbeat")))
         .json(&json!({ "machineName": machine }))

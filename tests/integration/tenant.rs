@@ -6,13 +6,11 @@
 //! runs under Wine in `tests/wine.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-mod common;
-
 use std::time::Duration;
 
-use common::fixtures::*;
-use common::lab::*;
-use common::tenant::TenantEmulator;
+use crate::common::fixtures::*;
+use crate::common::lab::*;
+use crate::common::tenant::TenantEmulator;
 use provd::backends::directory::DirectorySession;
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
@@ -22,7 +20,7 @@ use provd_sd::SecurityDescriptor;
 use tonic::transport::Channel;
 
 fn emulator() -> String {
-    common::workspace_bin("provd-tenant-emulator")
+    crate::common::workspace_bin("provd-tenant-emulator")
 }
 
 async fn sign_in(channel: &Channel, request_id: &str) -> v1::Operation {
@@ -53,7 +51,7 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
     // use after sign-in goes through the refresh grant.
     let emu =
         TenantEmulator::start(&emulator(), &["--poll-interval", "1", "--token-ttl", "30"]).await;
-    let h = common::Harness::start_with(|c| emu.configure(c)).await;
+    let h = crate::common::Harness::start_with(|c| emu.configure(c)).await;
     let channel = h.channel(provd::pki::Role::Admin).await;
     assert!(!tenant_session(&channel).await.signed_in);
 
@@ -99,7 +97,7 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
     assert!(!tenant_session(&channel).await.signed_in);
 
     emu.approve(code).await;
-    let (_, done) = common::finish(&channel, op).await;
+    let (_, done) = crate::common::finish(&channel, op).await;
     assert_eq!(
         done.state,
         v1::OperationState::Succeeded as i32,
@@ -117,7 +115,7 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
     // A second sign-in while the session can be refreshed asks nothing: the
     // refresh token gets a new access token.
     let again = sign_in(&channel, "").await;
-    let (events, again) = common::finish(&channel, again).await;
+    let (events, again) = crate::common::finish(&channel, again).await;
     assert_eq!(again.state, v1::OperationState::Succeeded as i32);
     assert!(
         events
@@ -139,10 +137,10 @@ async fn an_expired_device_code_is_a_clear_error() {
         &["--poll-interval", "1", "--device-code-ttl", "2"],
     )
     .await;
-    let h = common::Harness::start_with(|c| emu.configure(c)).await;
+    let h = crate::common::Harness::start_with(|c| emu.configure(c)).await;
     let channel = h.channel(provd::pki::Role::Admin).await;
     let op = sign_in(&channel, "").await;
-    let (events, done) = common::finish(&channel, op).await;
+    let (events, done) = crate::common::finish(&channel, op).await;
     assert!(
         events
             .iter()
@@ -159,14 +157,14 @@ async fn an_expired_device_code_is_a_clear_error() {
 
 #[tokio::test]
 async fn sign_in_to_an_unreachable_tenant_is_unavailable() {
-    let h = common::Harness::start_with(|c| {
+    let h = crate::common::Harness::start_with(|c| {
         // A port nothing listens on.
         c.tenant.authority = Some("https://127.0.0.1:9".into());
         c.tenant.request_timeout = Duration::from_secs(3);
     })
     .await;
     let channel = h.channel(provd::pki::Role::Admin).await;
-    let (_, done) = common::finish(&channel, sign_in(&channel, "").await).await;
+    let (_, done) = crate::common::finish(&channel, sign_in(&channel, "").await).await;
     assert_eq!(done.state, v1::OperationState::Failed as i32);
     let error = done.error.unwrap();
     assert_eq!(error.code, "UNAVAILABLE", "{error:?}");
@@ -248,6 +246,7 @@ async fn grant_basic_read(channel: &Channel) {
 }
 
 #[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
 async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
     let _serial = SERIAL.lock().await;
     let emu = TenantEmulator::start(&emulator(), &[]).await;
@@ -337,7 +336,7 @@ async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
 
 #[tokio::test]
 async fn verify_rejects_bad_requests_naming_the_field() {
-    let h = common::Harness::start().await;
+    let h = crate::common::Harness::start().await;
     let channel = h.channel(provd::pki::Role::Viewer).await;
     let err = VerifyServiceClient::new(channel.clone())
         .verify(v1::VerifyRequest {

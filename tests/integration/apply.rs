@@ -5,10 +5,8 @@
 //! apply finishes the job, and bad documents name their fields.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-mod common;
-
-use common::fixtures::*;
-use common::lab::*;
+use crate::common::fixtures::*;
+use crate::common::lab::*;
 use provd_proto::v1;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::operations_service_client::OperationsServiceClient;
@@ -104,6 +102,7 @@ async fn fresh(channel: &Channel) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
 async fn plan_is_what_apply_does_and_a_second_apply_does_nothing() {
     let _serial = SERIAL.lock().await;
     let lab = daemon().await;
@@ -179,6 +178,7 @@ async fn plan_is_what_apply_does_and_a_second_apply_does_nothing() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
 async fn a_cancelled_apply_stops_between_steps_and_a_later_one_finishes() {
     let _serial = SERIAL.lock().await;
     let lab = daemon().await;
@@ -207,6 +207,7 @@ async fn a_cancelled_apply_stops_between_steps_and_a_later_one_finishes() {
 }
 
 #[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
 async fn bad_documents_name_their_fields() {
     let _serial = SERIAL.lock().await;
     let lab = daemon().await;

@@ -5,6 +5,9 @@
 //! metrics arrive with their labels; no secret is exported.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
+// Its own binary: these tests install the process-global tracer and meter
+// providers, which other tests' daemons in the same process would write to.
+#[path = "../common/mod.rs"]
 mod common;
 
 use common::otlp::{self, SpanRecord, descendants, one, traced};
@@ -214,6 +217,7 @@ async fn an_unknown_method_is_one_label_and_a_bad_traceparent_starts_a_new_trace
 /// searches), the directory metric counts them, and the password appears in
 /// no export.
 #[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
 async fn add_directory_trace_has_ldap_spans_under_its_steps() {
     let _serial = lab::SERIAL.lock().await;
     let receiver = otlp::receiver();

@@ -1,0 +1,26 @@
+//! provd's integration tests, one binary (one link) with shared helpers.
+//!
+//! Two tiers in it:
+//! - hermetic: an in-process daemon (or the real binary) on 127.0.0.1 with a
+//!   test CA, the tenant emulator on loopback, and the `testkit` fakes; no root,
+//!   no lab. `cargo test --workspace` runs these.
+//! - lab: against the Samba AD DCs of `deploy/lab` (root). Each such test is
+//!   `#[ignore]`d with the reason, and `deploy/test.sh` runs them with
+//!   `cargo test -p provd --test integration --test otel -- --ignored --test-threads 1`.
+//!
+//! Two more binaries: `otel` (it installs process-global telemetry providers)
+//! and `wine` (provd.exe as a Windows service; `deploy/test.sh` stage 2).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod api;
+mod apply;
+mod directory;
+mod fleet;
+mod gmsa;
+mod otel_apply;
+mod process;
+mod tenant;
+mod tenant_emulator;
