@@ -17,6 +17,7 @@ mod common;
 
 mod api;
 mod apply;
+mod architecture;
 mod directory;
 mod fleet;
 mod gmsa;
