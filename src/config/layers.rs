@@ -71,6 +71,12 @@ impl<'a> Layers<'a> {
         self.given.insert(key, Given { raw, source });
     }
 
+    /// Where the value of `key` came from, if any layer gave one.
+    #[cfg(test)]
+    pub(crate) fn source_of(&self, key: &str) -> Option<&Source> {
+        self.given.get(key).map(|g| &g.source)
+    }
+
     /// The typed value of one setting: the winning text parsed, or the
     /// default, or a [`ConfigError::Missing`] naming all three ways to set it.
     pub(crate) fn value<T, P: Parse<T>>(

@@ -22,6 +22,8 @@ mod tls;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_declared;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

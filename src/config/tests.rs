@@ -9,7 +9,7 @@ use clap::{Args, FromArgMatches};
 
 use super::*;
 
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(super) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).into(), (*v).into()))
@@ -17,7 +17,7 @@ fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Overrides as `provd serve` builds them from its command line.
-fn flags(args: &[&str]) -> Overrides {
+pub(super) fn flags(args: &[&str]) -> Overrides {
     let command = Overrides::augment_args(clap::Command::new("provd"));
     let matches = command
         .try_get_matches_from(std::iter::once("provd").chain(args.iter().copied()))
