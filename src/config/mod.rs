@@ -3,11 +3,12 @@
 //! overriding the one before. This is the only module that reads the process
 //! environment; everything else receives a [`Config`].
 //!
-//! Each setting is declared once, in its section's file, with
-//! [`section!`](declare): the field, its TOML key, variable, flag, example,
-//! parser and default. The file, environment and flag layers
-//! ([`layers`], [`flags`]) and `provd serve --help` are all driven by that
-//! declaration, so adding a setting is one edit there.
+//! Each setting is declared once, in its section's file (`tls.rs`,
+//! `log.rs`, …; the top-level keys below), with the `section!` macro of
+//! `declare.rs`: the field, its TOML key, variable, flag, example, parser and
+//! default. The file and environment layers (`layers.rs`), the flags
+//! (`flags.rs`) and `provd serve --help` are all driven by that declaration,
+//! so adding a setting is one edit there.
 
 mod declare;
 mod directory;
