@@ -1,6 +1,6 @@
 //! `provd`: the daemon (`provd serve`) and its operator tools (`provd pki`).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 #[cfg(windows)]
 mod winservice;
 
-use provd::config::{Config, LogFormat, Overrides};
+use provd::config::{Config, Overrides};
 use provd::pki::{self, Role};
 
 #[derive(Parser)]
@@ -51,48 +51,13 @@ enum ServiceCommand {
     Run(Box<ServeArgs>),
 }
 
+/// Every setting's flag comes from its one declaration in `provd::config`
+/// (`--config` and `--listen` … `--telemetry-metrics-interval`; `--help`
+/// lists them with their variables and file keys).
 #[derive(Args)]
 struct ServeArgs {
-    /// TOML config file (see deploy/config/provd.example.toml).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    #[arg(long)]
-    listen: Option<SocketAddr>,
-    #[arg(long)]
-    state_dir: Option<PathBuf>,
-    #[arg(long)]
-    tls_cert: Option<PathBuf>,
-    #[arg(long)]
-    tls_key: Option<PathBuf>,
-    #[arg(long)]
-    tls_client_ca: Option<PathBuf>,
-    /// text or json
-    #[arg(long, value_parser = parse_log_format)]
-    log_format: Option<LogFormat>,
-    /// tracing filter, e.g. "info,provd=debug"
-    #[arg(long)]
-    log_filter: Option<String>,
-    /// Append log lines to this file instead of stderr.
-    #[arg(long)]
-    log_file: Option<PathBuf>,
-    /// CA bundle (PEM) domain controller certificates must chain to.
-    #[arg(long)]
-    directory_ca_file: Option<PathBuf>,
-    /// DNS server for DC discovery, ip[:port] (repeatable).
-    #[arg(long = "directory-dns-server")]
-    directory_dns_servers: Vec<SocketAddr>,
-    /// OTLP/gRPC collector to export traces and metrics to, e.g.
-    /// http://127.0.0.1:4317; nothing is exported without one.
-    #[arg(long)]
-    otlp_endpoint: Option<String>,
-}
-
-fn parse_log_format(value: &str) -> Result<LogFormat, String> {
-    match value {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        other => Err(format!("{other:?} is not one of text, json")),
-    }
+    #[command(flatten)]
+    config: Overrides,
 }
 
 #[derive(Subcommand)]
@@ -215,7 +180,7 @@ fn run_service(command: ServiceCommand) -> anyhow::Result<()> {
         ServiceCommand::Install { config } => winservice::install(config),
         ServiceCommand::Uninstall => winservice::uninstall(),
         ServiceCommand::Run(args) => {
-            let config = Config::load(&overrides(*args))?;
+            let config = Config::load(&args.config)?;
             // Logs and exporters start inside the service's runtime.
             winservice::run(config)
         }
@@ -229,25 +194,8 @@ fn run_service(_command: ServiceCommand) -> anyhow::Result<()> {
     )
 }
 
-fn overrides(args: ServeArgs) -> Overrides {
-    Overrides {
-        config_file: args.config,
-        listen: args.listen,
-        state_dir: args.state_dir,
-        tls_cert: args.tls_cert,
-        tls_key: args.tls_key,
-        tls_client_ca: args.tls_client_ca,
-        log_format: args.log_format,
-        log_filter: args.log_filter,
-        log_file: args.log_file,
-        directory_ca_file: args.directory_ca_file,
-        directory_dns_servers: args.directory_dns_servers,
-        otlp_endpoint: args.otlp_endpoint,
-    }
-}
-
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(&overrides(args))?;
+    let config = Config::load(&args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

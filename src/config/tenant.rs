@@ -1,0 +1,97 @@
+//! `[tenant]`: the Microsoft cloud and tenant provd signs in to and
+//! registers agents with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::declare::section;
+use super::layers::Source;
+use super::parse;
+
+/// The Microsoft cloud whose endpoints the tenant client uses (as the
+/// agent installer's ENVIRONMENTNAME chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TenantCloud {
+    #[default]
+    Public,
+    UsGovernment,
+}
+
+/// The public client id of "Microsoft Graph Command Line Tools", a
+/// Microsoft first-party app that may use the device code flow with
+/// delegated Graph scopes in any tenant.
+pub const DEFAULT_TENANT_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+/// Both provd's short names and the installer's ENVIRONMENTNAME values, so
+/// either can be copied over.
+fn cloud(value: &str, _: &Source) -> Result<TenantCloud, String> {
+    match value {
+        "public" | "AzurePublic" => Ok(TenantCloud::Public),
+        "usgov" | "AzureUSGovernment" => Ok(TenantCloud::UsGovernment),
+        other => Err(format!("{other:?} is not one of \"public\", \"usgov\"")),
+    }
+}
+
+/// An `https://` base URL without a trailing slash: the tenant is only
+/// reached over TLS, and callers append paths.
+fn https_url(url: &str, _: &Source) -> Result<Option<String>, String> {
+    let rest = url.strip_prefix("https://").ok_or_else(|| {
+        format!("{url:?} must start with https:// (the tenant is only reached over TLS)")
+    })?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(format!("{url:?} is not a URL"));
+    }
+    Ok(Some(url.trim_end_matches('/').to_owned()))
+}
+
+section! {
+    #[derive(Debug, Clone)]
+    pub struct TenantConfig: Default {
+        /// "public" or "usgov" (the installer's AzurePublic, AzureUSGovernment).
+        pub cloud: TenantCloud {
+            toml: "tenant.cloud", env: "PROVD_TENANT_CLOUD", flag: "--tenant-cloud",
+            example: "usgov", parse: cloud, default: TenantCloud::Public
+        }
+        /// Tenant id or domain in the sign-in URL; `organizations` lets any
+        /// work account sign in.
+        pub tenant: String {
+            toml: "tenant.tenant", env: "PROVD_TENANT_ID", flag: "--tenant-id",
+            example: "contoso.onmicrosoft.com", parse: parse::text,
+            default: "organizations".into()
+        }
+        /// Public client used for the device code sign-in.
+        pub client_id: String {
+            toml: "tenant.client_id", env: "PROVD_TENANT_CLIENT_ID", flag: "--tenant-client-id",
+            example: "00000000-0000-0000-0000-000000000001", parse: parse::text,
+            default: DEFAULT_TENANT_CLIENT_ID.into()
+        }
+        /// Overrides the cloud's sign-in authority (the lab emulator).
+        pub authority: Option<String> {
+            toml: "tenant.authority", env: "PROVD_TENANT_AUTHORITY", flag: "--tenant-authority",
+            example: "https://127.0.0.1:9443", parse: https_url, default: None
+        }
+        /// Overrides the cloud's Graph endpoint (the lab emulator).
+        pub graph: Option<String> {
+            toml: "tenant.graph", env: "PROVD_TENANT_GRAPH", flag: "--tenant-graph",
+            example: "https://127.0.0.1:9443", parse: https_url, default: None
+        }
+        /// Base URL of the agent registration service. Microsoft does not
+        /// document its own, so registration needs this set (the lab emulator).
+        pub agent_service: Option<String> {
+            toml: "tenant.agent_service", env: "PROVD_TENANT_AGENT_SERVICE",
+            flag: "--tenant-agent-service",
+            example: "https://127.0.0.1:9443", parse: https_url, default: None
+        }
+        /// CA bundle (PEM) to trust for the tenant instead of the public roots.
+        pub ca_file: Option<PathBuf> {
+            toml: "tenant.ca_file", env: "PROVD_TENANT_CA_FILE", flag: "--tenant-ca-file",
+            example: "/etc/provd/tenant-ca.pem", parse: parse::some_path, default: None
+        }
+        /// Limit for each HTTP request to the tenant.
+        pub request_timeout: Duration {
+            toml: "tenant.request_timeout", env: "PROVD_TENANT_REQUEST_TIMEOUT",
+            flag: "--tenant-request-timeout",
+            example: "1m", parse: parse::duration, default: Duration::from_secs(30)
+        }
+    }
+}

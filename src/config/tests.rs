@@ -1,0 +1,224 @@
+//! The tests that came with the single-file config: layering, error
+//! messages, the example file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, FromArgMatches};
+
+use super::*;
+
+pub(super) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect()
+}
+
+/// Overrides as `provd serve` builds them from its command line.
+pub(super) fn flags(args: &[&str]) -> Overrides {
+    let command = Overrides::augment_args(clap::Command::new("provd"));
+    let matches = command
+        .try_get_matches_from(std::iter::once("provd").chain(args.iter().copied()))
+        .unwrap();
+    Overrides::from_arg_matches(&matches).unwrap()
+}
+
+#[test]
+fn layers_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("provd.toml");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:1000\"\nstate_dir = \"state\"\n[tls]\ncert = \"s.pem\"\nkey = \"s.key\"\nclient_ca = \"/etc/ca.pem\"\nreload_interval = \"2s\"\n[log]\nformat = \"json\"\n",
+    )
+    .unwrap();
+    let overrides = flags(&[
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:3000",
+    ]);
+    let cfg = Config::load_from(
+        &overrides,
+        &env(&[
+            ("PROVD_LISTEN", "127.0.0.1:2000"),
+            ("PROVD_TLS_KEY", "/k.pem"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.listen, "127.0.0.1:3000".parse().unwrap());
+    assert_eq!(cfg.state_dir, dir.path().join("state"));
+    assert_eq!(cfg.tls.cert, dir.path().join("s.pem"));
+    assert_eq!(cfg.tls.key, PathBuf::from("/k.pem"));
+    assert_eq!(cfg.tls.client_ca, PathBuf::from("/etc/ca.pem"));
+    assert_eq!(cfg.tls.reload_interval, Duration::from_secs(2));
+    assert_eq!(cfg.log.format, LogFormat::Json);
+}
+
+#[test]
+fn errors_name_the_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("provd.toml");
+    std::fs::write(&file, "listn = \"x\"\n").unwrap();
+    let err = Config::load_from(
+        &Overrides {
+            config_file: Some(file),
+            ..Overrides::default()
+        },
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("listn"), "{err}");
+
+    let err =
+        Config::load_from(&Overrides::default(), &env(&[("PROVD_LISTEN", "nope")])).unwrap_err();
+    assert!(err.to_string().contains("listen"), "{err}");
+
+    let err = Config::load_from(&Overrides::default(), &[]).unwrap_err();
+    assert!(err.to_string().contains("PROVD_STATE_DIR"), "{err}");
+
+    let base = [
+        ("PROVD_STATE_DIR", "/s"),
+        ("PROVD_TLS_CERT", "/c"),
+        ("PROVD_TLS_KEY", "/k"),
+        ("PROVD_TLS_CLIENT_CA", "/a"),
+    ];
+    let mut plain = base.to_vec();
+    plain.push(("PROVD_DIRECTORY_TRANSPORT", "plain"));
+    let err = Config::load_from(&Overrides::default(), &env(&plain)).unwrap_err();
+    assert!(err.to_string().contains("plaintext"), "{err}");
+    let mut dns = base.to_vec();
+    dns.push(("PROVD_DIRECTORY_DNS_SERVERS", "127.0.0.2:53,127.0.0.3"));
+    let cfg = Config::load_from(&Overrides::default(), &env(&dns)).unwrap();
+    assert_eq!(
+        cfg.directory.dns_servers,
+        [
+            "127.0.0.2:53".parse::<SocketAddr>().unwrap(),
+            "127.0.0.3:53".parse().unwrap()
+        ]
+    );
+}
+
+#[test]
+fn the_example_config_loads_and_tenant_settings_layer() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/config/provd.example.toml"
+    );
+    let cfg = Config::load_from(
+        &Overrides {
+            config_file: Some(example.into()),
+            ..Overrides::default()
+        },
+        &env(&[
+            ("PROVD_TENANT_CLOUD", "usgov"),
+            ("PROVD_TENANT_AUTHORITY", "https://127.0.0.1:9443/"),
+            ("PROVD_LOG_FILE", "/var/log/provd.log"),
+            ("ProgramData", r"D:\Data"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(cfg.tenant.cloud, TenantCloud::UsGovernment);
+    assert_eq!(cfg.log.file, Some(PathBuf::from("/var/log/provd.log")));
+    assert_eq!(
+        cfg.tenant.authority.as_deref(),
+        Some("https://127.0.0.1:9443")
+    );
+    assert_eq!(cfg.tenant.tenant, "organizations");
+    assert_eq!(cfg.tenant.client_id, DEFAULT_TENANT_CLIENT_ID);
+    assert!(
+        cfg.host.agent_registration_file.starts_with(r"D:\Data"),
+        "{:?}",
+        cfg.host.agent_registration_file
+    );
+
+    let err = Config::load_from(
+        &Overrides {
+            config_file: Some(example.into()),
+            ..Overrides::default()
+        },
+        &env(&[("PROVD_TENANT_GRAPH", "http://graph.example")]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("tenant.graph"), "{err}");
+    assert!(err.to_string().contains("https://"), "{err}");
+}
+
+#[test]
+fn telemetry_layers_file_then_env_then_flag() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/config/provd.example.toml"
+    );
+    let from_file = |env_pairs: &[(&str, &str)], flag: Option<&str>| {
+        let mut args = vec!["--config", example];
+        args.extend(flag.map(|f| ["--otlp-endpoint", f]).into_iter().flatten());
+        Config::load_from(&flags(&args), &env(env_pairs))
+    };
+    let cfg = from_file(&[], None).unwrap();
+    assert_eq!(
+        cfg.telemetry.otlp_endpoint, None,
+        "nothing exported by default"
+    );
+    assert_eq!(cfg.telemetry.service_name, "provd");
+    assert_eq!(cfg.telemetry.metrics_interval, Duration::from_secs(10));
+
+    let cfg = from_file(
+        &[
+            ("PROVD_OTLP_ENDPOINT", "http://127.0.0.1:4317/"),
+            ("PROVD_TELEMETRY_SERVICE_NAME", "provd-east"),
+            ("PROVD_TELEMETRY_METRICS_INTERVAL", "30s"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.telemetry.otlp_endpoint.as_deref(),
+        Some("http://127.0.0.1:4317")
+    );
+    assert_eq!(cfg.telemetry.service_name, "provd-east");
+    assert_eq!(cfg.telemetry.metrics_interval, Duration::from_secs(30));
+
+    let cfg = from_file(
+        &[("PROVD_OTLP_ENDPOINT", "http://127.0.0.1:4317")],
+        Some("https://otel.example:4317"),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.telemetry.otlp_endpoint.as_deref(),
+        Some("https://otel.example:4317")
+    );
+    // An empty value switches export off again.
+    let cfg = from_file(&[("PROVD_OTLP_ENDPOINT", "")], None).unwrap();
+    assert_eq!(cfg.telemetry.otlp_endpoint, None);
+
+    for (key, value, named) in [
+        (
+            "PROVD_OTLP_ENDPOINT",
+            "127.0.0.1:4317",
+            "telemetry.otlp_endpoint",
+        ),
+        ("PROVD_OTLP_ENDPOINT", "grpc://x", "telemetry.otlp_endpoint"),
+        (
+            "PROVD_TELEMETRY_METRICS_INTERVAL",
+            "0s",
+            "telemetry.metrics_interval",
+        ),
+        (
+            "PROVD_TELEMETRY_METRICS_INTERVAL",
+            "soon",
+            "telemetry.metrics_interval",
+        ),
+        (
+            "PROVD_TELEMETRY_SERVICE_NAME",
+            " ",
+            "telemetry.service_name",
+        ),
+    ] {
+        let err = from_file(&[(key, value)], None).unwrap_err();
+        assert!(err.to_string().contains(named), "{key}={value}: {err}");
+        assert!(err.to_string().contains("environment"), "{err}");
+    }
+}
