@@ -12,6 +12,8 @@ pub mod pki;
 pub mod proto;
 pub mod security;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 pub mod workflows;
 
