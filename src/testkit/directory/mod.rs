@@ -483,11 +483,11 @@ impl Directory for FakeDirectory {
         report.certificate_subject = Some(format!("CN={}", d.host));
         report.certificate_not_after = Some(SystemTime::now() + Duration::from_secs(365 * 86_400));
         report.certificate_trusted = true;
-        if let Some(c) = credential {
-            if let Err(e) = s.check_bind(&d.host, c) {
-                report.error = Some(e.to_string());
-                return report;
-            }
+        if let Some(c) = credential
+            && let Err(e) = s.check_bind(&d.host, c)
+        {
+            report.error = Some(e.to_string());
+            return report;
         }
         report.bind_latency = Some(Duration::from_micros(500));
         let root = s.root_dse(&d.host);

@@ -97,7 +97,7 @@ impl Obj {
     /// The entry as ldap3 would hand it over: an attribute whose values are
     /// all UTF-8 is text, any other is binary.
     pub fn to_entry(&self, attrs: &[&str]) -> Entry {
-        let all = attrs.is_empty() || attrs.iter().any(|a| *a == "*");
+        let all = attrs.is_empty() || attrs.contains(&"*");
         let wanted: Vec<String> = attrs.iter().map(|a| a.to_ascii_lowercase()).collect();
         let mut entry = Entry {
             dn: self.dn.clone(),
