@@ -12,6 +12,8 @@ mod daemon;
 pub mod model;
 pub mod pki;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 pub mod transport;
 pub mod workflows;
 

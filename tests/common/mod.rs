@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod hermetic;
 pub mod lab;
 pub mod otlp;
 pub mod tenant;

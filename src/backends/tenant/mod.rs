@@ -106,6 +106,27 @@ impl std::fmt::Debug for DeviceCode {
     }
 }
 
+impl DeviceCode {
+    /// A device code as another [`Tenant`] implementation hands it out.
+    pub fn new(
+        user_code: String,
+        verification_uri: String,
+        message: String,
+        expires_in: Duration,
+        interval: Duration,
+        device_code: SecretString,
+    ) -> Self {
+        Self {
+            user_code,
+            verification_uri,
+            message,
+            expires_at: Instant::now() + expires_in,
+            interval,
+            device_code,
+        }
+    }
+}
+
 /// Tokens, in memory only (zeroized on drop).
 #[derive(Clone)]
 pub struct Tokens {

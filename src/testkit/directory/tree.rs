@@ -1,0 +1,332 @@
+//! The in-memory directory tree all of a fake domain's DCs share: entries
+//! keyed by normalised DN, naming-context boundaries, searches, and the
+//! seed captured from the Samba lab (`tests/data/samba-lab-domain.json`).
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::filter::{self, Context, Filter};
+use crate::backends::directory::{Entry, Scope};
+
+/// The seed: what a fresh Samba AD domain holds that provd reads.
+pub const SAMBA_FIXTURE: &str = include_str!("../../../tests/data/samba-lab-domain.json");
+
+#[derive(Deserialize)]
+pub struct Fixture {
+    pub domain: String,
+    pub netbios: String,
+    pub domain_sid: String,
+    pub dcs: Vec<FixtureDc>,
+    pub rootdse: BTreeMap<String, FixtureEntry>,
+    pub entries: Vec<FixtureEntry>,
+}
+
+#[derive(Deserialize)]
+pub struct FixtureDc {
+    pub host: String,
+    pub ip: String,
+}
+
+#[derive(Deserialize, Clone)]
+pub struct FixtureEntry {
+    pub dn: String,
+    #[serde(default)]
+    pub attrs: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    pub bin: BTreeMap<String, Vec<String>>,
+}
+
+impl FixtureEntry {
+    pub fn to_obj(&self) -> Obj {
+        let mut attrs: BTreeMap<String, Vec<Vec<u8>>> = self
+            .attrs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    v.iter().map(|s| s.as_bytes().to_vec()).collect(),
+                )
+            })
+            .collect();
+        for (k, vs) in &self.bin {
+            attrs.insert(
+                k.to_ascii_lowercase(),
+                vs.iter().filter_map(|h| hex::decode(h).ok()).collect(),
+            );
+        }
+        Obj {
+            dn: self.dn.clone(),
+            attrs,
+        }
+    }
+}
+
+/// One stored object: its DN as written and its values by lower-case name.
+#[derive(Debug, Clone, Default)]
+pub struct Obj {
+    pub dn: String,
+    pub attrs: BTreeMap<String, Vec<Vec<u8>>>,
+}
+
+impl Obj {
+    pub fn get(&self, attr: &str) -> &[Vec<u8>] {
+        self.attrs
+            .get(&attr.to_ascii_lowercase())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn text(&self, attr: &str) -> Option<String> {
+        self.get(attr)
+            .first()
+            .and_then(|v| String::from_utf8(v.clone()).ok())
+    }
+
+    pub fn set_text(&mut self, attr: &str, value: &str) {
+        self.attrs
+            .insert(attr.to_ascii_lowercase(), vec![value.as_bytes().to_vec()]);
+    }
+
+    pub fn has_class(&self, class: &str) -> bool {
+        self.get("objectClass")
+            .iter()
+            .any(|c| filter::value_eq(c, class.as_bytes()))
+    }
+
+    /// The entry as ldap3 would hand it over: an attribute whose values are
+    /// all UTF-8 is text, any other is binary.
+    pub fn to_entry(&self, attrs: &[&str]) -> Entry {
+        let all = attrs.is_empty() || attrs.contains(&"*");
+        let wanted: Vec<String> = attrs.iter().map(|a| a.to_ascii_lowercase()).collect();
+        let mut entry = Entry {
+            dn: self.dn.clone(),
+            ..Entry::default()
+        };
+        for (name, values) in &self.attrs {
+            // Like AD, the security descriptor only comes when asked for.
+            let asked = wanted.contains(name);
+            if !(asked || all && name != "ntsecuritydescriptor") {
+                continue;
+            }
+            if values.iter().all(|v| std::str::from_utf8(v).is_ok()) {
+                entry.attrs.insert(
+                    name.clone(),
+                    values
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                        .collect(),
+                );
+            } else {
+                entry.bin_attrs.insert(name.clone(), values.clone());
+            }
+        }
+        entry
+    }
+}
+
+/// Normalises a DN for lookups: RDNs split on unescaped commas, spaces
+/// around separators dropped, lower case.
+pub fn norm(dn: &str) -> String {
+    rdns(dn)
+        .iter()
+        .map(|r| match r.split_once('=') {
+            Some((t, v)) => format!("{}={}", t.trim(), v.trim()),
+            None => r.trim().to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+        .to_ascii_lowercase()
+}
+
+/// The RDNs of a DN, split on commas not escaped with a backslash.
+pub fn rdns(dn: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut escaped = false;
+    for c in dn.chars() {
+        if escaped {
+            cur.push(c);
+            escaped = false;
+        } else if c == '\\' {
+            cur.push(c);
+            escaped = true;
+        } else if c == ',' {
+            out.push(std::mem::take(&mut cur));
+        } else {
+            cur.push(c);
+        }
+    }
+    if !cur.trim().is_empty() || !out.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// The parent DN (as written), `None` for a single RDN.
+pub fn parent(dn: &str) -> Option<String> {
+    let parts = rdns(dn);
+    (parts.len() > 1).then(|| parts[1..].join(",").trim().to_owned())
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Tree {
+    pub objects: BTreeMap<String, Obj>,
+    /// Normalised naming contexts, longest first.
+    pub naming_contexts: Vec<String>,
+}
+
+impl Tree {
+    pub fn get(&self, dn: &str) -> Option<&Obj> {
+        self.objects.get(&norm(dn))
+    }
+
+    pub fn get_mut(&mut self, dn: &str) -> Option<&mut Obj> {
+        self.objects.get_mut(&norm(dn))
+    }
+
+    pub fn insert(&mut self, obj: Obj) {
+        self.objects.insert(norm(&obj.dn), obj);
+    }
+
+    pub fn has_children(&self, dn: &str) -> bool {
+        let suffix = format!(",{}", norm(dn));
+        self.objects.keys().any(|k| k.ends_with(&suffix))
+    }
+
+    /// The naming context holding a (normalised) DN.
+    fn nc_of(&self, ndn: &str) -> Option<&str> {
+        self.naming_contexts
+            .iter()
+            .find(|nc| ndn == nc.as_str() || ndn.ends_with(&format!(",{nc}")))
+            .map(String::as_str)
+    }
+
+    /// Entries in scope, in DN order. A subtree search stays inside the
+    /// base's naming context: AD (and Samba) answer the nested contexts
+    /// (Configuration under the domain, Schema under Configuration) with
+    /// search references, which provd skips.
+    pub fn scope(&self, base: &str, scope: Scope) -> Option<Vec<&Obj>> {
+        let nbase = norm(base);
+        let base_obj = self.objects.get(&nbase)?;
+        let suffix = format!(",{nbase}");
+        let nc = self.nc_of(&nbase);
+        Some(match scope {
+            Scope::Base => vec![base_obj],
+            Scope::OneLevel => self
+                .objects
+                .iter()
+                .filter(|(k, _)| {
+                    k.strip_suffix(&suffix)
+                        .is_some_and(|head| rdns(head).len() == 1)
+                        && self.nc_of(k) == nc
+                })
+                .map(|(_, o)| o)
+                .collect(),
+            Scope::Subtree => self
+                .objects
+                .iter()
+                .filter(|(k, _)| (**k == nbase || k.ends_with(&suffix)) && self.nc_of(k) == nc)
+                .map(|(_, o)| o)
+                .collect(),
+        })
+    }
+
+    pub fn search(&self, base: &str, scope: Scope, filter: &Filter) -> Option<Vec<&Obj>> {
+        let objs = self.scope(base, scope)?;
+        Some(
+            objs.into_iter()
+                .filter(|o| filter.matches(&Cx { tree: self, obj: o }))
+                .collect(),
+        )
+    }
+
+    /// The schema class entry named `ldap_name` (lDAPDisplayName).
+    pub fn schema_class(&self, ldap_name: &str) -> Option<&Obj> {
+        let schema = self
+            .naming_contexts
+            .iter()
+            .find(|n| n.starts_with("cn=schema,"))?;
+        let suffix = format!(",{schema}");
+        self.objects.iter().find_map(|(k, o)| {
+            (k.ends_with(&suffix)
+                && o.has_class("classSchema")
+                && o.text("lDAPDisplayName")
+                    .is_some_and(|n| n.eq_ignore_ascii_case(ldap_name)))
+            .then_some(o)
+        })
+    }
+}
+
+struct Cx<'a> {
+    tree: &'a Tree,
+    obj: &'a Obj,
+}
+
+impl Context for Cx<'_> {
+    fn values(&self, attr: &str) -> Vec<Vec<u8>> {
+        if attr == "distinguishedname" && self.obj.get(attr).is_empty() {
+            return vec![self.obj.dn.as_bytes().to_vec()];
+        }
+        self.obj.get(attr).to_vec()
+    }
+
+    fn category_matches(&self, value: &[u8]) -> bool {
+        let Some(have) = self.obj.text("objectCategory") else {
+            return false;
+        };
+        let value = String::from_utf8_lossy(value);
+        if value.contains('=') {
+            return norm(&value) == norm(&have);
+        }
+        // A class name stands for that class's defaultObjectCategory.
+        if let Some(cat) = self
+            .tree
+            .schema_class(&value)
+            .and_then(|c| c.text("defaultObjectCategory"))
+        {
+            return norm(&cat) == norm(&have);
+        }
+        rdns(&have)
+            .first()
+            .and_then(|r| r.split_once('='))
+            .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case(&value))
+    }
+
+    fn in_chain(&self, attr: &str, dn: &str) -> bool {
+        let target = norm(dn);
+        let mut seen = std::collections::BTreeSet::new();
+        let mut todo = vec![norm(&self.obj.dn)];
+        while let Some(cur) = todo.pop() {
+            if !seen.insert(cur.clone()) {
+                continue;
+            }
+            let Some(o) = self.tree.objects.get(&cur) else {
+                continue;
+            };
+            for v in o.get(attr) {
+                let n = norm(&String::from_utf8_lossy(v));
+                if n == target {
+                    return true;
+                }
+                todo.push(n);
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns() {
+        assert_eq!(norm("CN=A\\, B , DC=Lab"), "cn=a\\, b,dc=lab");
+        assert_eq!(
+            parent("CN=x,DC=lab,DC=test").as_deref(),
+            Some("DC=lab,DC=test")
+        );
+        assert_eq!(parent("DC=test"), None);
+    }
+}

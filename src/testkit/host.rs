@@ -1,0 +1,287 @@
+//! `FakeHost`: the Windows host as the workflows see it — the agent
+//! package's installed version, its two services and their states, install
+//! outcomes by injected installer exit code (mapped as the real host maps
+//! them), the service logon account and the registration handed over.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::backends::host::installer::{InstallerFailure, is_success};
+use crate::backends::host::{
+    AGENT_SERVICES, AgentIdentity, AgentStatus, Host, HostError, InstallOutcome, PackageToInstall,
+    ServiceAction, ServiceState, ServiceStatus, StartType,
+};
+
+struct State {
+    installed_version: Option<String>,
+    /// Version an install puts in place.
+    package_version: String,
+    services: BTreeMap<String, (ServiceState, String)>,
+    install_exit_code: u32,
+    installs: Vec<PackageToInstall>,
+    identity: Option<(String, String, String)>,
+    unavailable: Option<String>,
+    fail_start: bool,
+}
+
+#[derive(Clone)]
+pub struct FakeHost {
+    machine: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for FakeHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeHost {
+    /// A Windows host without the agent; installs succeed (exit code 0)
+    /// and put version 1.1.1370.0 in place.
+    pub fn new() -> Self {
+        Self {
+            machine: "HOST1".into(),
+            state: Arc::new(Mutex::new(State {
+                installed_version: None,
+                package_version: "1.1.1370.0".into(),
+                services: BTreeMap::new(),
+                install_exit_code: 0,
+                installs: Vec::new(),
+                identity: None,
+                unavailable: None,
+                fail_start: false,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The agent already installed at `version`, services running.
+    pub fn with_agent(self, version: &str) -> Self {
+        {
+            let mut s = self.lock();
+            s.installed_version = Some(version.to_owned());
+            for (name, _) in AGENT_SERVICES {
+                s.services.insert(
+                    name.to_owned(),
+                    (ServiceState::Running, "LocalSystem".into()),
+                );
+            }
+        }
+        self
+    }
+
+    /// The next installer runs exit with `code` (0, 3010 and 1641 succeed).
+    pub fn set_install_exit_code(&self, code: u32) {
+        self.lock().install_exit_code = code;
+    }
+
+    /// The version an install puts in place.
+    pub fn set_package_version(&self, version: &str) {
+        self.lock().package_version = version.to_owned();
+    }
+
+    pub fn set_service_state(&self, name: &str, state: ServiceState) {
+        let mut s = self.lock();
+        let account = s
+            .services
+            .get(name)
+            .map(|(_, a)| a.clone())
+            .unwrap_or_else(|| "LocalSystem".into());
+        s.services.insert(name.to_owned(), (state, account));
+    }
+
+    /// Starting a service fails (it stays stopped), as a service without
+    /// "Log on as a service" does.
+    pub fn fail_service_start(&self, fail: bool) {
+        self.lock().fail_start = fail;
+    }
+
+    /// The host cannot manage the agent at all (like a non-Windows host).
+    pub fn set_unavailable(&self, reason: Option<&str>) {
+        self.lock().unavailable = reason.map(str::to_owned);
+    }
+
+    pub fn installed_version(&self) -> Option<String> {
+        self.lock().installed_version.clone()
+    }
+
+    /// The logon account of a service.
+    pub fn service_account(&self, name: &str) -> Option<String> {
+        self.lock().services.get(name).map(|(_, a)| a.clone())
+    }
+
+    pub fn service_state(&self, name: &str) -> ServiceState {
+        self.lock()
+            .services
+            .get(name)
+            .map_or(ServiceState::NotInstalled, |(s, _)| *s)
+    }
+
+    /// Installer runs so far.
+    pub fn installs(&self) -> Vec<PackageToInstall> {
+        self.lock().installs.clone()
+    }
+
+    /// (agent id, machine name, service URL) of the identity handed over.
+    pub fn registration(&self) -> Option<(String, String, String)> {
+        self.lock().identity.clone()
+    }
+
+    fn display_name(name: &str) -> String {
+        AGENT_SERVICES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or_else(|| name.to_owned(), |(_, d)| (*d).to_owned())
+    }
+
+    fn status(s: &State, name: &str) -> ServiceStatus {
+        let (state, account) = s
+            .services
+            .get(name)
+            .cloned()
+            .unwrap_or((ServiceState::NotInstalled, String::new()));
+        ServiceStatus {
+            name: name.to_owned(),
+            display_name: Self::display_name(name),
+            state,
+            start_type: (state != ServiceState::NotInstalled).then_some(StartType::Automatic),
+            account,
+        }
+    }
+
+    fn available(&self) -> Result<(), HostError> {
+        match &self.lock().unavailable {
+            Some(r) => Err(HostError::Unavailable(r.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Host for FakeHost {
+    fn availability(&self) -> Result<(), String> {
+        self.lock().unavailable.clone().map_or(Ok(()), Err)
+    }
+
+    fn machine_name(&self) -> String {
+        self.machine.clone()
+    }
+
+    async fn agent_identity(&self) -> Result<Option<String>, HostError> {
+        self.available()?;
+        Ok(self.lock().identity.as_ref().map(|(id, _, _)| id.clone()))
+    }
+
+    async fn install_agent_identity(&self, identity: &AgentIdentity) -> Result<(), HostError> {
+        self.available()?;
+        self.lock().identity = Some((
+            identity.agent_id.clone(),
+            identity.machine_name.clone(),
+            identity.service_url.clone(),
+        ));
+        Ok(())
+    }
+
+    async fn service_status(&self, name: &str) -> Result<ServiceStatus, HostError> {
+        self.available()?;
+        Ok(Self::status(&self.lock(), name))
+    }
+
+    async fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        match s.services.get_mut(name) {
+            Some((_, a)) => {
+                *a = account.to_owned();
+                Ok(())
+            }
+            None => Err(HostError::Io(format!(
+                "OpenServiceW {name}: The specified service does not exist as an installed service. (os error 1060)"
+            ))),
+        }
+    }
+
+    async fn agent_status(&self) -> Result<AgentStatus, HostError> {
+        self.available()?;
+        let s = self.lock();
+        Ok(AgentStatus {
+            installed_version: s.installed_version.clone(),
+            services: AGENT_SERVICES
+                .iter()
+                .map(|(n, _)| Self::status(&s, n))
+                .collect(),
+        })
+    }
+
+    async fn install_package(
+        &self,
+        package: &PackageToInstall,
+    ) -> Result<InstallOutcome, HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        s.installs.push(package.clone());
+        let code = s.install_exit_code;
+        match is_success(code) {
+            Some(reboot_required) => {
+                s.installed_version = Some(s.package_version.clone());
+                for (name, _) in AGENT_SERVICES {
+                    s.services
+                        .entry(name.to_owned())
+                        .or_insert((ServiceState::Running, "LocalSystem".into()));
+                }
+                Ok(InstallOutcome { reboot_required })
+            }
+            None => Err(HostError::Installer {
+                code,
+                failure: InstallerFailure::from_code(code),
+                log: package.log_path.display().to_string(),
+            }),
+        }
+    }
+
+    async fn uninstall_agent(&self, _log_path: &Path) -> Result<Option<InstallOutcome>, HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        if s.installed_version.take().is_none() {
+            return Ok(None);
+        }
+        for (name, _) in AGENT_SERVICES {
+            s.services.remove(name);
+        }
+        Ok(Some(InstallOutcome {
+            reboot_required: false,
+        }))
+    }
+
+    async fn control_service(
+        &self,
+        name: &str,
+        action: ServiceAction,
+        _timeout: std::time::Duration,
+    ) -> Result<ServiceState, HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        let fail_start = s.fail_start;
+        let Some((state, _)) = s.services.get_mut(name) else {
+            return Err(HostError::Io(format!(
+                "OpenServiceW {name}: The specified service does not exist as an installed service. (os error 1060)"
+            )));
+        };
+        match action {
+            ServiceAction::Stop => *state = ServiceState::Stopped,
+            ServiceAction::Start | ServiceAction::Restart if fail_start => {
+                *state = ServiceState::Stopped;
+                return Err(HostError::Io(format!(
+                    "StartServiceW {name}: The service did not start due to a logon failure. (os error 1069)"
+                )));
+            }
+            ServiceAction::Start | ServiceAction::Restart => *state = ServiceState::Running,
+        }
+        Ok(*state)
+    }
+}

@@ -1,0 +1,311 @@
+//! `FakeTenant`: Entra sign-in and Graph as provd's workflows see them,
+//! in memory. The device code is approved at once (unless told
+//! otherwise), tokens are plainly fake strings, an agent becomes known
+//! through `register_agent`, and failures come back as the
+//! [`TenantError`] variants `HttpTenant` returns once its retries give up.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+
+use crate::backends::tenant::{
+    AgentGroup, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration,
+    Tenant, TenantError, Tokens,
+};
+
+/// What a Graph call, the sign-in or the registration answers, when not
+/// the happy path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantFault {
+    /// 429 on every retry: `Unavailable` naming HTTP 429.
+    Throttled,
+    /// 503 on every retry: `Unavailable` naming HTTP 503.
+    ServerError,
+    /// 403: `Forbidden`.
+    Forbidden,
+    /// The person signing in declined: `AccessDenied`.
+    Declined,
+    /// Nobody approved in time: `DeviceCodeExpired`.
+    Expired,
+}
+
+/// Which calls a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TenantCall {
+    SignIn,
+    ListAgents,
+    PublishedResources,
+    Register,
+    Writeback,
+}
+
+#[derive(Default)]
+struct State {
+    agents: Vec<ProvisioningAgent>,
+    resources: Vec<PublishedResource>,
+    writeback: BTreeMap<String, bool>,
+    faults: BTreeMap<TenantCall, TenantFault>,
+    sign_ins: u32,
+    registrations: Vec<(String, String)>,
+    endpoints_down: bool,
+}
+
+#[derive(Clone)]
+pub struct FakeTenant {
+    tenant: String,
+    agent_service: Option<String>,
+    state: Arc<Mutex<State>>,
+}
+
+impl Default for FakeTenant {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakeTenant {
+    /// Tenant `contoso.example` with an agent service configured.
+    pub fn new() -> Self {
+        Self {
+            tenant: "contoso.example".into(),
+            agent_service: Some("https://agents.fake.invalid".into()),
+            state: Arc::new(Mutex::new(State::default())),
+        }
+    }
+
+    /// Without an agent service (registration is then refused as provd
+    /// refuses it for an unconfigured tenant).
+    pub fn without_agent_service(mut self) -> Self {
+        self.agent_service = None;
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `call` fails with `fault` until [`Self::clear_faults`].
+    pub fn fail(&self, call: TenantCall, fault: TenantFault) {
+        self.lock().faults.insert(call, fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// The probes of the sign-in and Graph endpoints fail.
+    pub fn set_endpoints_down(&self, down: bool) {
+        self.lock().endpoints_down = down;
+    }
+
+    /// Marks an agent active or inactive (as Graph reports it).
+    pub fn set_agent_active(&self, agent_id: &str, active: bool) {
+        if let Some(a) = self.lock().agents.iter_mut().find(|a| a.id == agent_id) {
+            a.active = active;
+        }
+    }
+
+    /// An agent registered elsewhere (another machine).
+    pub fn add_agent(&self, agent: ProvisioningAgent) {
+        self.lock().agents.push(agent);
+    }
+
+    /// Publishes `domain` for the agent groups given.
+    pub fn publish(&self, domain: &str, group_ids: &[&str]) {
+        let mut s = self.lock();
+        let id = format!("resource-{}", s.resources.len() + 1);
+        s.resources.push(PublishedResource {
+            id,
+            domain: domain.to_owned(),
+            group_ids: group_ids.iter().map(|g| (*g).to_owned()).collect(),
+        });
+    }
+
+    pub fn agents(&self) -> Vec<ProvisioningAgent> {
+        self.lock().agents.clone()
+    }
+
+    /// (machine name, CSR) of every registration received.
+    pub fn registrations(&self) -> Vec<(String, String)> {
+        self.lock().registrations.clone()
+    }
+
+    pub fn writeback_flag(&self, agent_id: &str) -> Option<bool> {
+        self.lock().writeback.get(agent_id).copied()
+    }
+
+    /// How many device-code sign-ins completed.
+    pub fn sign_ins(&self) -> u32 {
+        self.lock().sign_ins
+    }
+
+    fn check(&self, call: TenantCall) -> Result<(), TenantError> {
+        let Some(fault) = self.lock().faults.get(&call).copied() else {
+            return Ok(());
+        };
+        let url = format!("https://graph.fake.invalid/{call:?}");
+        Err(match fault {
+            TenantFault::Throttled => TenantError::Unavailable(format!(
+                "{url} still failing after 6 attempts: HTTP 429: Too Many Requests"
+            )),
+            TenantFault::ServerError => TenantError::Unavailable(format!(
+                "{url} still failing after 6 attempts: HTTP 503: Service Unavailable"
+            )),
+            TenantFault::Forbidden => TenantError::Forbidden(
+                "Authorization_RequestDenied: Insufficient privileges".into(),
+            ),
+            TenantFault::Declined => TenantError::AccessDenied,
+            TenantFault::Expired => TenantError::DeviceCodeExpired,
+        })
+    }
+
+    fn tokens(n: u32) -> Tokens {
+        Tokens {
+            access: SecretString::from(format!("fake-access-token-{n}")),
+            refresh: Some(SecretString::from(format!("fake-refresh-token-{n}"))),
+            expires_at: Instant::now() + Duration::from_secs(3600),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Tenant for FakeTenant {
+    fn tenant(&self) -> &str {
+        &self.tenant
+    }
+
+    fn agent_service(&self) -> Option<&str> {
+        self.agent_service.as_deref()
+    }
+
+    async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+        self.check(TenantCall::SignIn).or_else(|e| match e {
+            // Declined/expired surface while waiting, as with Entra.
+            TenantError::AccessDenied | TenantError::DeviceCodeExpired => Ok(()),
+            other => Err(other),
+        })?;
+        Ok(DeviceCode::new(
+            "FAKE-CODE".into(),
+            "https://login.fake.invalid/device".into(),
+            String::new(),
+            Duration::from_secs(900),
+            Duration::from_millis(10),
+            SecretString::from("fake-device-code"),
+        ))
+    }
+
+    async fn wait_for_tokens(
+        &self,
+        _code: &DeviceCode,
+        cancel: &CancellationToken,
+    ) -> Result<Tokens, TenantError> {
+        if cancel.is_cancelled() {
+            return Err(TenantError::Cancelled);
+        }
+        self.check(TenantCall::SignIn)?;
+        let mut s = self.lock();
+        s.sign_ins += 1;
+        Ok(Self::tokens(s.sign_ins))
+    }
+
+    async fn refresh(&self, _refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+        self.check(TenantCall::SignIn)?;
+        Ok(Self::tokens(self.lock().sign_ins))
+    }
+
+    async fn list_agents(&self, _tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError> {
+        self.check(TenantCall::ListAgents)?;
+        Ok(self.lock().agents.clone())
+    }
+
+    async fn list_published_resources(
+        &self,
+        _tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError> {
+        self.check(TenantCall::PublishedResources)?;
+        Ok(self.lock().resources.clone())
+    }
+
+    async fn register_agent(
+        &self,
+        _tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError> {
+        self.check(TenantCall::Register)?;
+        if !csr_pem.contains("BEGIN CERTIFICATE REQUEST") {
+            return Err(TenantError::Protocol("the CSR is not PEM".into()));
+        }
+        let mut s = self.lock();
+        let agent_id = format!("00000000-0000-4000-8000-{:012}", s.agents.len() + 1);
+        s.registrations
+            .push((machine_name.to_owned(), csr_pem.to_owned()));
+        s.agents.push(ProvisioningAgent {
+            id: agent_id.clone(),
+            machine_name: machine_name.to_owned(),
+            external_ip: "192.0.2.10".into(),
+            active: true,
+            groups: vec![AgentGroup {
+                id: "group-default".into(),
+                display_name: "Default".into(),
+            }],
+        });
+        s.writeback.insert(agent_id.clone(), false);
+        Ok(Registration {
+            agent_id,
+            certificate_pem: "-----BEGIN CERTIFICATE-----\nZmFrZSBhZ2VudCBjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n".into(),
+        })
+    }
+
+    async fn password_writeback(
+        &self,
+        _tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError> {
+        self.check(TenantCall::Writeback)?;
+        self.lock()
+            .writeback
+            .get(agent_id)
+            .copied()
+            .ok_or_else(|| TenantError::NotFound(format!("agent {agent_id}")))
+    }
+
+    async fn set_password_writeback(
+        &self,
+        _tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError> {
+        self.check(TenantCall::Writeback)?;
+        let mut s = self.lock();
+        match s.writeback.get_mut(agent_id) {
+            Some(flag) => {
+                *flag = enabled;
+                Ok(())
+            }
+            None => Err(TenantError::NotFound(format!("agent {agent_id}"))),
+        }
+    }
+
+    async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        let down = self.lock().endpoints_down;
+        let mut urls = vec![
+            "https://login.fake.invalid/".to_owned(),
+            "https://graph.fake.invalid/".to_owned(),
+        ];
+        urls.extend(self.agent_service.clone());
+        urls.into_iter()
+            .map(|url| EndpointProbe {
+                outcome: if down {
+                    Err(format!("{url}: connection refused"))
+                } else {
+                    Ok(Duration::from_millis(3))
+                },
+                url,
+            })
+            .collect()
+    }
+}

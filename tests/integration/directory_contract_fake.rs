@@ -1,0 +1,47 @@
+//! The directory contract (`provd::testkit::contract`) on `FakeDirectory`:
+//! no root, no lab. The same suite runs on the Samba lab in
+//! `directory_contract_lab.rs`.
+
+use std::sync::Arc;
+
+use provd::testkit::FakeDirectory;
+use provd::testkit::contract::{self, ContractEnv};
+
+fn env() -> ContractEnv {
+    let fake = FakeDirectory::new();
+    ContractEnv {
+        directory: Arc::new(fake.clone()),
+        domain: fake.domain(),
+        dcs: fake.dcs(),
+        credential: fake.admin_credential(),
+        base_dn: fake.base_dn(),
+        domain_sid: fake.domain_sid().to_string(),
+        unreachable_dc: "127.0.0.9".into(),
+    }
+}
+
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            contract::$name(&env()).await;
+        }
+    )*};
+}
+
+contract!(
+    connect_and_root_dse,
+    bad_password_is_invalid_credentials,
+    searches_the_workflows_use,
+    add_search_modify_delete_roundtrip,
+    missing_objects_are_no_such_object,
+    dacl_write_reads_back_byte_equal,
+    srv_lookup_lists_the_dcs,
+    probe_of_a_live_dc,
+    unreachable_dc,
+);
+
+#[tokio::test]
+async fn run_all_on_one_fake() {
+    contract::run_all(&env()).await;
+}
