@@ -29,3 +29,4 @@ mod process;
 mod samba_fixture;
 mod tenant;
 mod tenant_emulator;
+mod workflows;

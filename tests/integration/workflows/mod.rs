@@ -1,0 +1,15 @@
+//! Every workflow on the hermetic tier: the real daemon over mTLS, driven
+//! through its gRPC API, on the testkit's fakes (`FakeDirectory` seeded from
+//! a Samba capture, `FakeTenant`, `FakeHost`). Each file covers one proto
+//! service's workflows: the happy path, idempotency, and the failure paths a
+//! real DC or tenant rarely produces on demand.
+
+mod agent;
+mod apply;
+mod directory;
+mod domain_controllers;
+mod operations;
+mod permissions;
+mod service_account;
+mod verify;
+mod writeback;
