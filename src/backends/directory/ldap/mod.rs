@@ -1,0 +1,353 @@
+//! [`Directory`] over ldap3 + rustls. provd resolves the DC itself (through
+//! the configured DNS servers), opens the TCP connection, and hands it to
+//! ldap3 with the DC's host name as the TLS name, so certificate checks use
+//! the name even when the host's resolver cannot see the domain's DNS.
+//!
+//! Binds are simple binds, and only ever over TLS: LDAPS (636) or StartTLS
+//! (389); there is no plaintext mode to configure.
+//!
+//! Connecting and binding live here; `session` is a bound connection (the
+//! [`DirectorySession`] operations), `probe` the reachability probe of one
+//! DC, `time` the GeneralizedTime parser.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, StdStream};
+use rustls::ClientConfig;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::ExposeSecret;
+
+use opentelemetry::KeyValue;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::dns::Dns;
+use super::{BindCredential, Directory, DirectoryError, DirectorySession, ProbeReport, SrvTarget};
+
+pub use time::parse_generalized_time;
+
+use session::LdapSession;
+
+/// How provd reaches DCs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LdapTransport {
+    /// TLS from the first byte, port 636.
+    Ldaps,
+    /// Plain LDAP on 389 upgraded with StartTLS before anything else.
+    StartTls,
+}
+
+#[derive(Debug, Clone)]
+pub struct LdapSettings {
+    pub transport: LdapTransport,
+    pub connect_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub page_size: i32,
+}
+
+pub struct LdapDirectory {
+    tls: Result<Arc<ClientConfig>, String>,
+    roots: Option<Arc<rustls::RootCertStore>>,
+    dns: Dns,
+    settings: LdapSettings,
+}
+
+fn ldap_error(dc: &str, err: LdapError) -> DirectoryError {
+    match err {
+        LdapError::LdapResult { result } => {
+            let reason = if result.text.is_empty() {
+                format!("result code {}", result.rc)
+            } else {
+                result.text.clone()
+            };
+            match result.rc {
+                49 => DirectoryError::InvalidCredentials {
+                    dc: dc.into(),
+                    reason,
+                },
+                50 => DirectoryError::InsufficientAccess {
+                    dc: dc.into(),
+                    reason,
+                },
+                32 => DirectoryError::NoSuchObject {
+                    dc: dc.into(),
+                    reason,
+                },
+                // busy, unavailable, unwilling: another DC may serve.
+                51..=53 => DirectoryError::Unreachable {
+                    dc: dc.into(),
+                    reason,
+                },
+                code => DirectoryError::Ldap {
+                    dc: dc.into(),
+                    code,
+                    reason,
+                },
+            }
+        }
+        other => DirectoryError::Unreachable {
+            dc: dc.into(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// A client span for one LDAP call to `dc`; more fields may follow. Never a
+/// password, and binds do not even record the account.
+macro_rules! ldap_span {
+    ($name:literal, $dc:expr $(, $($field:tt)+)?) => {
+        tracing::info_span!(
+            $name,
+            otel.kind = "client",
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            server.address = %$dc,
+            outcome = Empty,
+            $($($field)+)?
+        )
+    };
+}
+
+// Declared after `ldap_span!`, which they use (macro_rules scope is textual).
+mod probe;
+mod session;
+mod time;
+
+/// The `outcome` label of a failed directory call.
+fn outcome(err: &DirectoryError) -> &'static str {
+    match err {
+        DirectoryError::Unreachable { .. } => "unreachable",
+        DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
+        DirectoryError::InsufficientAccess { .. } => "insufficient_access",
+        DirectoryError::NoSuchObject { .. } => "no_such_object",
+        DirectoryError::Ldap { .. } => "ldap_error",
+        DirectoryError::Dns(_) => "dns_error",
+        DirectoryError::Config(_) => "config_error",
+        DirectoryError::AllFailed(_) => "all_failed",
+    }
+}
+
+/// Runs one LDAP call inside `span`, records its outcome there and counts it
+/// in `provd.directory.calls` {dc, op, outcome}.
+async fn observed<T>(
+    span: tracing::Span,
+    dc: &str,
+    op: &'static str,
+    call: impl Future<Output = Result<T, DirectoryError>>,
+) -> Result<T, DirectoryError> {
+    let result = call.instrument(span.clone()).await;
+    let label = match &result {
+        Ok(_) => "ok",
+        Err(err) => {
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", err.to_string().as_str());
+            outcome(err)
+        }
+    };
+    span.record("outcome", label);
+    crate::telemetry::metrics().directory_calls.add(
+        1,
+        &[
+            KeyValue::new("dc", dc.to_owned()),
+            KeyValue::new("op", op),
+            KeyValue::new("outcome", label),
+        ],
+    );
+    result
+}
+
+fn load_roots(ca_file: &Path) -> Result<rustls::RootCertStore, String> {
+    let pem = std::fs::read(ca_file).map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{}: {e}", ca_file.display()))?;
+        roots
+            .add(cert)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no certificate", ca_file.display()));
+    }
+    Ok(roots)
+}
+
+impl LdapDirectory {
+    /// `ca_file`: the CA bundle DC certificates must chain to; without one,
+    /// every connection fails with a configuration error naming the key.
+    pub fn new(
+        ca_file: Option<&Path>,
+        dns_servers: &[SocketAddr],
+        settings: LdapSettings,
+    ) -> Result<Self, DirectoryError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (tls, roots) = match ca_file.map(load_roots) {
+            None => (
+                Err(
+                    "directory.ca_file is not configured: provd verifies every DC certificate"
+                        .to_owned(),
+                ),
+                None,
+            ),
+            Some(Err(e)) => (Err(e), None),
+            Some(Ok(roots)) => {
+                let roots = Arc::new(roots);
+                let config = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| DirectoryError::Config(e.to_string()))?
+                    .with_root_certificates(roots.clone())
+                    .with_no_client_auth();
+                (Ok(Arc::new(config)), Some(roots))
+            }
+        };
+        Ok(Self {
+            tls,
+            roots,
+            dns: Dns::new(dns_servers)?,
+            settings,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        match self.settings.transport {
+            LdapTransport::Ldaps => 636,
+            LdapTransport::StartTls => 389,
+        }
+    }
+
+    async fn tcp(&self, dc: &str) -> Result<(tokio::net::TcpStream, IpAddr), DirectoryError> {
+        let addresses = self
+            .dns
+            .addresses(dc)
+            .await
+            .map_err(|e| DirectoryError::Unreachable {
+                dc: dc.into(),
+                reason: e.to_string(),
+            })?;
+        let mut last = String::new();
+        for ip in addresses {
+            let addr = SocketAddr::new(ip, self.port());
+            match tokio::time::timeout(
+                self.settings.connect_timeout,
+                tokio::net::TcpStream::connect(addr),
+            )
+            .await
+            {
+                Ok(Ok(stream)) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok((stream, ip));
+                }
+                Ok(Err(e)) => last = format!("connect to {addr}: {e}"),
+                Err(_) => last = format!("connect to {addr}: timed out"),
+            }
+        }
+        Err(DirectoryError::Unreachable {
+            dc: dc.into(),
+            reason: last,
+        })
+    }
+
+    /// TCP, then TLS (LDAPS or StartTLS) through ldap3 on our stream.
+    async fn open(&self, dc: &str) -> Result<Ldap, DirectoryError> {
+        let transport = match self.settings.transport {
+            LdapTransport::Ldaps => "ldaps",
+            LdapTransport::StartTls => "starttls",
+        };
+        let span = ldap_span!(
+            "ldap.connect",
+            dc,
+            ldap.transport = transport,
+            server.port = self.port()
+        );
+        observed(span, dc, "connect", self.open_unobserved(dc)).await
+    }
+
+    async fn open_unobserved(&self, dc: &str) -> Result<Ldap, DirectoryError> {
+        let tls = self.tls.clone().map_err(DirectoryError::Config)?;
+        let (stream, _) = self.tcp(dc).await?;
+        let stream = stream.into_std().map_err(|e| DirectoryError::Unreachable {
+            dc: dc.into(),
+            reason: e.to_string(),
+        })?;
+        let starttls = self.settings.transport == LdapTransport::StartTls;
+        let url = if starttls {
+            format!("ldap://{dc}:389")
+        } else {
+            format!("ldaps://{dc}:636")
+        };
+        let settings = LdapConnSettings::new()
+            .set_config(tls)
+            .set_conn_timeout(self.settings.connect_timeout)
+            .set_starttls(starttls)
+            .set_std_stream(StdStream::Tcp(stream));
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &url)
+            .await
+            .map_err(|e| ldap_error(dc, e))?;
+        ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    async fn bind(
+        &self,
+        dc: &str,
+        ldap: &mut Ldap,
+        credential: Option<&BindCredential>,
+    ) -> Result<(), DirectoryError> {
+        let span = ldap_span!("ldap.bind", dc, ldap.anonymous = credential.is_none());
+        let (user, password) = match credential {
+            Some(c) => (c.username.as_str(), c.password.expose_secret()),
+            None => ("", ""),
+        };
+        let timeout = self.settings.operation_timeout;
+        observed(span, dc, "bind", async move {
+            ldap.with_timeout(timeout)
+                .simple_bind(user, password)
+                .await
+                .and_then(|r| r.success())
+                .map(|_| ())
+                .map_err(|e| ldap_error(dc, e))
+        })
+        .await
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for LdapDirectory {
+    async fn srv_lookup(&self, domain: &str) -> Result<Vec<SrvTarget>, DirectoryError> {
+        let span = tracing::info_span!("dns.srv", otel.kind = "client", dns.domain = domain);
+        self.dns.srv(domain).instrument(span).await
+    }
+
+    async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, DirectoryError> {
+        let span = tracing::info_span!("dns.resolve", otel.kind = "client", dns.host = host);
+        self.dns.addresses(host).instrument(span).await
+    }
+
+    async fn connect(
+        &self,
+        dc: &str,
+        credential: &BindCredential,
+    ) -> Result<Box<dyn DirectorySession>, DirectoryError> {
+        let mut ldap = self.open(dc).await?;
+        if let Err(err) = self.bind(dc, &mut ldap, Some(credential)).await {
+            let _ = ldap.unbind().await;
+            return Err(err);
+        }
+        Ok(Box::new(LdapSession {
+            dc: dc.to_owned(),
+            ldap,
+            settings: self.settings.clone(),
+        }))
+    }
+    async fn probe(
+        &self,
+        dc: &str,
+        credential: Option<&BindCredential>,
+        timeout: Duration,
+    ) -> ProbeReport {
+        self.run_probe(dc, credential, timeout).await
+    }
+}

@@ -1,0 +1,226 @@
+//! Microsoft Graph (beta `onPremisesPublishingProfiles/provisioning`): the
+//! tenant's agents and published resources, the agent's password writeback
+//! flag, and agent registration with the configured agent service.
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use serde::Deserialize;
+
+use super::http::HttpTenant;
+use super::{AgentGroup, ProvisioningAgent, PublishedResource, Registration, TenantError, Tokens};
+
+#[derive(Deserialize)]
+struct GraphList<T> {
+    value: Vec<T>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentBody {
+    id: String,
+    #[serde(default)]
+    machine_name: String,
+    #[serde(default)]
+    external_ip: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    agent_groups: Vec<GroupBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupBody {
+    id: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResourceBody {
+    id: String,
+    #[serde(default)]
+    resource_name: String,
+    #[serde(default)]
+    agent_groups: Vec<GroupBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RegisterBody {
+    agent_id: String,
+    certificate: String,
+}
+
+#[derive(Deserialize)]
+struct WritebackBody {
+    enabled: bool,
+}
+
+/// Characters escaped in one URL path segment.
+const PATH_SEGMENT: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b'?')
+    .add(b'<')
+    .add(b'>')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}');
+
+impl HttpTenant {
+    /// A Graph call with the retry policy: 429 and 5xx are retried, waiting
+    /// Retry-After when given, else exponential backoff.
+    async fn graph_get(&self, path: &str, tokens: &Tokens) -> Result<String, TenantError> {
+        let url = format!("{}{path}", self.endpoints.graph.trim_end_matches('/'));
+        self.send_with_retry(&url, tokens, reqwest::Method::GET, None)
+            .await
+    }
+
+    /// The tenant's provisioning agents with their groups.
+    pub async fn list_agents(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<ProvisioningAgent>, TenantError> {
+        let text = self
+            .graph_get(
+                "/beta/onPremisesPublishingProfiles/provisioning/agents?$expand=agentGroups",
+                tokens,
+            )
+            .await?;
+        let list: GraphList<AgentBody> = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("agent list: {e}")))?;
+        Ok(list
+            .value
+            .into_iter()
+            .map(|a| ProvisioningAgent {
+                id: a.id,
+                machine_name: a.machine_name,
+                external_ip: a.external_ip,
+                // The documentation's example says "Active".
+                active: a.status.eq_ignore_ascii_case("active"),
+                groups: a
+                    .agent_groups
+                    .into_iter()
+                    .map(|g| AgentGroup {
+                        id: g.id,
+                        display_name: g.display_name,
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The published resources (one per AD domain) with their agent groups.
+    pub async fn list_published_resources(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError> {
+        let text = self
+            .graph_get(
+                "/beta/onPremisesPublishingProfiles/provisioning/publishedResources?$expand=agentGroups",
+                tokens,
+            )
+            .await?;
+        let list: GraphList<ResourceBody> = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("published resources: {e}")))?;
+        Ok(list
+            .value
+            .into_iter()
+            .map(|r| PublishedResource {
+                id: r.id,
+                domain: r.resource_name.to_ascii_lowercase(),
+                group_ids: r.agent_groups.into_iter().map(|g| g.id).collect(),
+            })
+            .collect())
+    }
+
+    fn agent_service_url(&self, leaf: &str) -> Result<String, TenantError> {
+        let base = self.agent_service.as_deref().ok_or_else(|| {
+            TenantError::Config(
+                "tenant.agent_service is not set: Microsoft does not document its agent \
+                 registration service, so provd registers agents only with a service that \
+                 speaks the lab emulator's shape"
+                    .into(),
+            )
+        })?;
+        Ok(format!("{base}{leaf}"))
+    }
+
+    /// Registers this machine's agent: CSR in, client certificate out.
+    pub async fn register_agent(
+        &self,
+        tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError> {
+        let url = self.agent_service_url("/_agent/register")?;
+        let body = serde_json::json!({ "machineName": machine_name, "csr": csr_pem });
+        let text = self
+            .send_with_retry(&url, tokens, reqwest::Method::POST, Some(&body))
+            .await?;
+        let answer: RegisterBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("registration answer: {e}")))?;
+        Ok(Registration {
+            agent_id: answer.agent_id,
+            certificate_pem: answer.certificate,
+        })
+    }
+
+    fn writeback_url(&self, agent_id: &str) -> String {
+        format!(
+            "{}/beta/onPremisesPublishingProfiles/provisioning/agents/{}/passwordWriteback",
+            self.endpoints.graph.trim_end_matches('/'),
+            utf8_percent_encode(agent_id, PATH_SEGMENT)
+        )
+    }
+
+    /// The agent's password writeback flag (modelled endpoint, see the
+    /// emulator's graph module).
+    pub async fn password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError> {
+        let text = self
+            .send_with_retry(
+                &self.writeback_url(agent_id),
+                tokens,
+                reqwest::Method::GET,
+                None,
+            )
+            .await?;
+        let body: WritebackBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
+        Ok(body.enabled)
+    }
+
+    pub async fn set_password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError> {
+        let body = serde_json::json!({ "enabled": enabled });
+        let text = self
+            .send_with_retry(
+                &self.writeback_url(agent_id),
+                tokens,
+                reqwest::Method::PUT,
+                Some(&body),
+            )
+            .await?;
+        let answer: WritebackBody = serde_json::from_str(&text)
+            .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
+        if answer.enabled != enabled {
+            return Err(TenantError::Protocol(format!(
+                "asked to set the writeback flag to {enabled}, the tenant says {}",
+                answer.enabled
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,367 @@
+//! The HTTPS client every tenant call goes through: its TLS roots, a client
+//! span per request (never a token), retries on 429/5xx that honour
+//! Retry-After, and the [`Tenant`] implementation over it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::{
+    DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration, Tenant,
+    TenantEndpoints, TenantError, Tokens,
+};
+
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub attempts: u32,
+    pub first_backoff: Duration,
+    /// The longest single wait, whatever Retry-After says.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            first_backoff: Duration::from_millis(250),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct HttpTenant {
+    pub(super) http: reqwest::Client,
+    pub(super) endpoints: TenantEndpoints,
+    pub(super) retry: RetryPolicy,
+    pub(super) agent_service: Option<String>,
+}
+
+/// The error and its causes, e.g. "error sending request: tcp connect
+/// error: Connection refused".
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A client span for one HTTP request to the tenant: method, host and path.
+/// Never the query, a header or a body: tokens, refresh tokens and device
+/// codes travel there.
+pub(super) fn http_span(method: &reqwest::Method, url: &str) -> tracing::Span {
+    let (host, path) = match reqwest::Url::parse(url) {
+        Ok(u) => (
+            u.host_str().unwrap_or_default().to_owned(),
+            u.path().to_owned(),
+        ),
+        Err(_) => (String::new(), String::new()),
+    };
+    let name = format!("{method} {path}");
+    tracing::info_span!(
+        "tenant.http",
+        otel.name = name.as_str(),
+        otel.kind = "client",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method.as_str(),
+        server.address = host.as_str(),
+        url.path = path.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        http.request.resend_count = tracing::field::Empty,
+        "error.type" = tracing::field::Empty,
+    )
+}
+
+/// Records how a request ended on its span.
+pub(super) fn record_response(
+    span: &tracing::Span,
+    response: &Result<reqwest::Response, reqwest::Error>,
+) {
+    match response {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            span.record("http.response.status_code", status);
+            if status >= 400 {
+                span.record("otel.status_code", "ERROR");
+                span.record("error.type", status);
+            }
+        }
+        Err(e) => {
+            span.record("otel.status_code", "ERROR");
+            span.record(
+                "error.type",
+                if e.is_timeout() {
+                    "timeout"
+                } else if e.is_connect() {
+                    "connect"
+                } else {
+                    "transport"
+                },
+            );
+        }
+    }
+}
+
+pub(super) fn transport(err: &reqwest::Error) -> TenantError {
+    TenantError::Unavailable(err.to_string())
+}
+
+impl HttpTenant {
+    /// `ca_file`: a PEM bundle to trust instead of the public web roots (the
+    /// lab emulator's CA).
+    pub fn new(
+        endpoints: TenantEndpoints,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+        retry: RetryPolicy,
+    ) -> Result<Self, TenantError> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert =
+                        cert.map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                    roots
+                        .add(cert)
+                        .map_err(|e| TenantError::Config(format!("{}: {e}", path.display())))?;
+                }
+            }
+            None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TenantError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| TenantError::Config(e.to_string()))?;
+        Ok(Self {
+            http,
+            endpoints,
+            retry,
+            agent_service: None,
+        })
+    }
+
+    /// Where agents register and heartbeat (`POST {base}/_agent/register`).
+    /// Microsoft does not document its registration service; provd only
+    /// registers with a service that speaks the lab emulator's shape.
+    pub fn with_agent_service(mut self, base_url: Option<String>) -> Self {
+        self.agent_service = base_url.map(|u| u.trim_end_matches('/').to_owned());
+        self
+    }
+
+    pub(super) async fn send_with_retry(
+        &self,
+        url: &str,
+        tokens: &Tokens,
+        method: reqwest::Method,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, TenantError> {
+        let mut backoff = self.retry.first_backoff;
+        let mut last = String::new();
+        for attempt in 1..=self.retry.attempts {
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(tokens.access.expose_secret());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let span = http_span(&method, url);
+            if attempt > 1 {
+                span.record("http.request.resend_count", attempt - 1);
+            }
+            let response = request.send().instrument(span.clone()).await;
+            record_response(&span, &response);
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => {
+                    last = e.to_string();
+                    drop(span);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(self.retry.max_wait);
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.map_err(|e| transport(&e))?;
+            match status {
+                200..=299 => return Ok(text),
+                401 => return Err(TenantError::Unauthorized(graph_message(&text))),
+                403 => return Err(TenantError::Forbidden(graph_message(&text))),
+                404 => return Err(TenantError::NotFound(graph_message(&text))),
+                429 | 500..=599 => {
+                    last = format!("HTTP {status}: {}", graph_message(&text));
+                    let wait = retry_after.unwrap_or(backoff).min(self.retry.max_wait);
+                    tracing::info!(
+                        parent: &span,
+                        status,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "tenant throttled or failing; retrying"
+                    );
+                    drop(span);
+                    tokio::time::sleep(wait).await;
+                    backoff = (backoff * 2).min(self.retry.max_wait);
+                }
+                other => {
+                    return Err(TenantError::Protocol(format!(
+                        "HTTP {other}: {}",
+                        graph_message(&text)
+                    )));
+                }
+            }
+        }
+        Err(TenantError::Unavailable(format!(
+            "{url} still failing after {} attempts: {last}",
+            self.retry.attempts
+        )))
+    }
+
+    /// Any HTTP answer over TLS counts as reachable: the point is the
+    /// network path (firewall, proxy, TLS inspection), not the resource.
+    pub async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        let mut urls = vec![
+            self.endpoints.authority.clone(),
+            self.endpoints.graph.clone(),
+        ];
+        urls.extend(self.agent_service.clone());
+        urls.dedup();
+        let probes = urls.into_iter().map(|url| async move {
+            let started = Instant::now();
+            let span = http_span(&reqwest::Method::GET, &url);
+            let response = self.http.get(&url).send().instrument(span.clone()).await;
+            record_response(&span, &response);
+            let outcome = match response {
+                Ok(_) => Ok(started.elapsed()),
+                Err(e) => Err(error_chain(&e)),
+            };
+            EndpointProbe { url, outcome }
+        });
+        futures_util::future::join_all(probes).await
+    }
+}
+
+/// `{"error":{"code":..., "message":...}}` → "code: message".
+fn graph_message(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            Some(format!(
+                "{}: {}",
+                e.get("code")?.as_str()?,
+                e.get("message")
+                    .and_then(|m| m.as_str())
+                    .unwrap_or_default()
+            ))
+        })
+        .unwrap_or_else(|| text.chars().take(200).collect())
+}
+
+#[async_trait::async_trait]
+impl Tenant for HttpTenant {
+    fn tenant(&self) -> &str {
+        &self.endpoints.tenant
+    }
+
+    fn agent_service(&self) -> Option<&str> {
+        self.agent_service.as_deref()
+    }
+
+    async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+        HttpTenant::start_device_code(self).await
+    }
+
+    async fn wait_for_tokens(
+        &self,
+        code: &DeviceCode,
+        cancel: &CancellationToken,
+    ) -> Result<Tokens, TenantError> {
+        HttpTenant::wait_for_tokens(self, code, cancel).await
+    }
+
+    async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+        HttpTenant::refresh(self, refresh_token).await
+    }
+
+    async fn list_agents(&self, tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError> {
+        HttpTenant::list_agents(self, tokens).await
+    }
+
+    async fn list_published_resources(
+        &self,
+        tokens: &Tokens,
+    ) -> Result<Vec<PublishedResource>, TenantError> {
+        HttpTenant::list_published_resources(self, tokens).await
+    }
+
+    async fn register_agent(
+        &self,
+        tokens: &Tokens,
+        machine_name: &str,
+        csr_pem: &str,
+    ) -> Result<Registration, TenantError> {
+        HttpTenant::register_agent(self, tokens, machine_name, csr_pem).await
+    }
+
+    async fn password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+    ) -> Result<bool, TenantError> {
+        HttpTenant::password_writeback(self, tokens, agent_id).await
+    }
+
+    async fn set_password_writeback(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        enabled: bool,
+    ) -> Result<(), TenantError> {
+        HttpTenant::set_password_writeback(self, tokens, agent_id, enabled).await
+    }
+
+    async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
+        HttpTenant::probe_endpoints(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn graph_errors_are_summarised() {
+        assert_eq!(
+            graph_message(r#"{"error":{"code":"Authorization_RequestDenied","message":"nope"}}"#),
+            "Authorization_RequestDenied: nope"
+        );
+        assert_eq!(graph_message("plain"), "plain");
+    }
+}

@@ -1,0 +1,207 @@
+//! The desired-state document ApplyConfiguration and PlanConfiguration
+//! take, and its validation into a [`Plan`]: every violation at once, each
+//! under its field path (`desired.domains[1].domain`, …).
+
+use std::collections::BTreeSet;
+
+use super::{ApplyWorkflows, install_request};
+use crate::backends::directory::BindCredential;
+use crate::backends::host::Cloud;
+use crate::workflows::dc::{self, dns_name};
+use crate::workflows::directory::DirectoryWorkflows;
+use crate::workflows::gmsa::{self, ProfileChoice};
+use crate::workflows::permissions::Profile;
+use crate::workflows::{Error, FieldViolation};
+
+#[derive(Debug, Clone, Default)]
+pub struct AgentSpec {
+    pub source: String,
+    pub sha256: String,
+    pub accept_license: bool,
+    pub cloud: Option<Cloud>,
+    pub skip_registration: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DomainSpec {
+    pub domain: String,
+    pub preferred: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum AccountChoice {
+    Create {
+        name: String,
+        principals: Vec<String>,
+        container_dn: String,
+        encryption_types: Vec<Option<u32>>,
+    },
+    Custom {
+        name: String,
+        host_account: String,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AccountSpec {
+    pub domain: String,
+    /// `None`: the document named neither (rejected).
+    pub choice: Option<AccountChoice>,
+    /// `None` entries: values the transport could not map (rejected).
+    pub permissions: Vec<Option<ProfileChoice>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    pub agent: Option<AgentSpec>,
+    pub domains: Vec<DomainSpec>,
+    pub service_account: Option<AccountSpec>,
+    pub writeback: Option<bool>,
+}
+
+/// A validated document: domain names normalized, profiles expanded.
+#[derive(Debug, Clone)]
+pub(super) struct Plan {
+    pub(super) agent: Option<AgentSpec>,
+    pub(super) domains: Vec<DomainSpec>,
+    pub(super) account: Option<(String, AccountChoice, Vec<Profile>)>,
+    pub(super) writeback: Option<bool>,
+}
+
+impl ApplyWorkflows {
+    pub(super) async fn validate(
+        &self,
+        desired: DesiredState,
+        credential: Option<&BindCredential>,
+    ) -> Result<Plan, Error> {
+        let mut v = Vec::new();
+        let prefix = |path: &str, list: Vec<FieldViolation>| {
+            list.into_iter()
+                .map(|f| FieldViolation::new(format!("{path}.{}", f.field), f.description))
+                .collect::<Vec<_>>()
+        };
+        if let Some(spec) = &desired.agent {
+            v.extend(prefix(
+                "desired.agent",
+                self.agent.check_install(&install_request(spec)),
+            ));
+        }
+        let mut domains = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (i, d) in desired.domains.iter().enumerate() {
+            let path = format!("desired.domains[{i}]");
+            let name = dns_name(&format!("{path}.domain"), &d.domain)
+                .map_err(|e| v.push(e))
+                .ok();
+            let preferred = dc::dc_list(
+                &format!("{path}.preferred_domain_controllers"),
+                &d.preferred,
+            )
+            .map_err(|e| v.push(e))
+            .ok();
+            if let (Some(domain), Some(preferred)) = (name, preferred) {
+                if !seen.insert(domain.clone()) {
+                    v.push(FieldViolation::new(
+                        format!("{path}.domain"),
+                        format!("{domain} is listed twice"),
+                    ));
+                }
+                domains.push(DomainSpec { domain, preferred });
+            }
+        }
+        let mut account = None;
+        if let Some(spec) = &desired.service_account {
+            let path = "desired.service_account";
+            let domain = dns_name(&format!("{path}.domain"), &spec.domain)
+                .map_err(|e| v.push(e))
+                .ok();
+            let added = DirectoryWorkflows::list_domains(&self.store).await?;
+            if let Some(d) = &domain
+                && !seen.contains(d)
+                && !added.contains(d)
+            {
+                v.push(FieldViolation::new(
+                    format!("{path}.domain"),
+                    format!("{d} is neither in desired.domains nor added"),
+                ));
+            }
+            let choice = match &spec.choice {
+                None => {
+                    v.push(FieldViolation::new(
+                        format!("{path}.account"),
+                        "name either `create` or `custom`",
+                    ));
+                    None
+                }
+                Some(AccountChoice::Create {
+                    name, principals, ..
+                }) => {
+                    let _ = gmsa::gmsa_name(&format!("{path}.create.name"), name)
+                        .map_err(|e| v.push(e));
+                    if principals.is_empty() {
+                        v.push(FieldViolation::new(
+                            format!("{path}.create.principals_allowed_to_retrieve_password"),
+                            "at least one computer account or group (this host's, e.g. \"AGENT1$\")",
+                        ));
+                    }
+                    spec.choice.clone()
+                }
+                Some(AccountChoice::Custom { name, host_account }) => {
+                    if name.trim().is_empty() {
+                        v.push(FieldViolation::new(
+                            format!("{path}.custom.name"),
+                            "is required",
+                        ));
+                    }
+                    if host_account.trim().is_empty() {
+                        v.push(FieldViolation::new(
+                            format!("{path}.custom.host_account"),
+                            "is required (this host's computer account, e.g. \"AGENT1$\")",
+                        ));
+                    }
+                    spec.choice.clone()
+                }
+            };
+            let mut profiles = BTreeSet::new();
+            for (i, p) in spec.permissions.iter().enumerate() {
+                match p {
+                    Some(ProfileChoice::One(p)) => {
+                        profiles.insert(*p);
+                    }
+                    Some(ProfileChoice::All) => profiles.extend(Profile::ALL),
+                    None => v.push(FieldViolation::new(
+                        format!("{path}.permissions[{i}]"),
+                        "is not a permission profile",
+                    )),
+                }
+            }
+            if profiles.is_empty() {
+                profiles.insert(Profile::BasicRead);
+            }
+            if let (Some(domain), Some(choice)) = (domain, choice) {
+                account = Some((domain, choice, profiles.into_iter().collect()));
+            }
+        }
+        let needs_credential = !desired.domains.is_empty()
+            || desired.service_account.is_some()
+            || desired.writeback.is_some();
+        if needs_credential {
+            match credential {
+                None => v.push(FieldViolation::new(
+                    "credential",
+                    "is required: the document changes the directory",
+                )),
+                Some(c) => v.extend(dc::credential("credential", Some(c))),
+            }
+        }
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        Ok(Plan {
+            agent: desired.agent,
+            domains,
+            account,
+            writeback: desired.writeback,
+        })
+    }
+}

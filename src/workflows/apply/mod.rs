@@ -1,0 +1,375 @@
+//! ConfigurationService: one desired-state document reconciled section by
+//! section (agent → domains → service account → permissions → writeback),
+//! the same order the wizard walks. Each section first works out what
+//! differs (the same code PlanConfiguration runs); nothing differing is a
+//! skip, anything else runs the single-RPC workflow's job under this
+//! operation's progress, so apply does exactly what the plan listed.
+//!
+//! `document` holds the desired-state types and their validation (field
+//! paths under `desired.`); `sections` works out what differs per section.
+
+mod document;
+mod sections;
+
+use std::sync::Arc;
+
+use super::agent::{AgentWorkflows, InstallRequest};
+use super::dc::{DcWorkflows, SetPriorityRequest};
+use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
+use super::gmsa::{
+    CreateGmsaRequest, GmsaWorkflows, GrantMode, GrantPermissionsRequest, ProfileChoice,
+    UseCustomGmsaRequest,
+};
+use super::operations::{Job, OperationSpec, Outcome, Progress};
+use super::permissions::Profile;
+use super::tenant::TenantWorkflows;
+use super::writeback::{SetWritebackRequest, WritebackWorkflows};
+use super::{Caller, Error, Operations, validate};
+use crate::backends::directory::BindCredential;
+use crate::backends::host::Host;
+use crate::backends::store::{OperationKind, OperationRecord, Store};
+
+pub use document::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+pub use sections::Change;
+
+use document::Plan;
+
+pub struct ApplyWorkflows {
+    operations: Arc<Operations>,
+    store: Arc<dyn Store>,
+    host: Arc<dyn Host>,
+    tenant: Arc<TenantWorkflows>,
+    agent: Arc<AgentWorkflows>,
+    directories: Arc<DirectoryWorkflows>,
+    dcs: Arc<DcWorkflows>,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
+}
+
+impl ApplyWorkflows {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        operations: Arc<Operations>,
+        store: Arc<dyn Store>,
+        host: Arc<dyn Host>,
+        tenant: Arc<TenantWorkflows>,
+        agent: Arc<AgentWorkflows>,
+        directories: Arc<DirectoryWorkflows>,
+        dcs: Arc<DcWorkflows>,
+        gmsa: Arc<GmsaWorkflows>,
+        writeback: Arc<WritebackWorkflows>,
+    ) -> Self {
+        Self {
+            operations,
+            store,
+            host,
+            tenant,
+            agent,
+            directories,
+            dcs,
+            gmsa,
+            writeback,
+        }
+    }
+
+    /// PlanConfiguration.
+    pub async fn plan(
+        &self,
+        desired: DesiredState,
+        credential: Option<BindCredential>,
+    ) -> Result<Vec<Change>, Error> {
+        let plan = self.validate(desired, credential.as_ref()).await?;
+        let mut changes = Vec::new();
+        if let Some(spec) = &plan.agent {
+            changes.extend(self.agent_changes(spec).await?);
+        }
+        for d in &plan.domains {
+            changes.extend(self.domain_changes(d).await?);
+        }
+        if let Some((domain, choice, profiles)) = &plan.account {
+            let credential = credential.clone().ok_or_else(missing_credential)?;
+            changes.extend(self.account_changes(domain, choice).await?);
+            changes.extend(
+                self.permission_changes(domain, profiles, &credential)
+                    .await?,
+            );
+        }
+        if let Some(enabled) = plan.writeback {
+            let credential = credential.clone().ok_or_else(missing_credential)?;
+            changes.extend(
+                self.writeback_changes(enabled, &plan.domains, &credential)
+                    .await?,
+            );
+        }
+        Ok(changes)
+    }
+
+    /// ApplyConfiguration: one operation, one step per section.
+    pub async fn apply(
+        self: &Arc<Self>,
+        caller: &Caller,
+        desired: DesiredState,
+        credential: Option<BindCredential>,
+        request_id: &str,
+    ) -> Result<OperationRecord, Error> {
+        let request_id = validate::request_id("request_id", request_id)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let plan = self.validate(desired, credential.as_ref()).await?;
+        let mut sections = Vec::new();
+        if plan.agent.is_some() {
+            sections.push("agent".to_owned());
+        }
+        sections.extend(plan.domains.iter().map(|d| format!("domain {}", d.domain)));
+        if plan.account.is_some() {
+            sections.push("service-account".into());
+            sections.push("permissions".into());
+        }
+        if plan.writeback.is_some() {
+            sections.push("writeback".into());
+        }
+        let spec = OperationSpec {
+            kind: OperationKind::ApplyConfiguration,
+            request_id,
+            description: format!("apply a configuration ({})", sections.join(", ")),
+            initiator: caller.name.clone(),
+        };
+        let this = self.clone();
+        let caller = caller.clone();
+        self.operations
+            .start(spec, move |progress| async move {
+                this.run(&progress, &caller, plan, credential).await
+            })
+            .await
+    }
+
+    async fn run(
+        &self,
+        progress: &Progress,
+        caller: &Caller,
+        plan: Plan,
+        credential: Option<BindCredential>,
+    ) -> Result<Outcome, Error> {
+        let mut total = 0usize;
+        let mut changed_steps = Vec::new();
+        let cred = || credential.clone().ok_or_else(missing_credential);
+        if let Some(spec) = &plan.agent {
+            begin(progress, "agent").await?;
+            let changes = self.agent_changes(spec).await?;
+            let work = if changes.is_empty() {
+                None
+            } else {
+                Some(
+                    self.agent
+                        .prepare_install(caller, install_request(spec))
+                        .await?,
+                )
+            };
+            total += section(progress, "agent", changes, work, &mut changed_steps).await?;
+        }
+        for d in &plan.domains {
+            let step = format!("domain {}", d.domain);
+            begin(progress, &step).await?;
+            let changes = self.domain_changes(d).await?;
+            let work = match changes.first().map(|c| c.action) {
+                None => None,
+                Some("add") => Some(
+                    self.directories
+                        .prepare_add(
+                            caller,
+                            AddDirectoryRequest {
+                                domain: d.domain.clone(),
+                                credential: Some(cred()?),
+                                preferred_domain_controllers: d.preferred.clone(),
+                                request_id: String::new(),
+                            },
+                        )
+                        .await?,
+                ),
+                Some(_) => Some(
+                    self.dcs
+                        .prepare_set_priority(
+                            caller,
+                            SetPriorityRequest {
+                                domain: d.domain.clone(),
+                                domain_controllers: d.preferred.clone(),
+                                ..Default::default()
+                            },
+                        )
+                        .await?,
+                ),
+            };
+            total += section(progress, &step, changes, work, &mut changed_steps).await?;
+        }
+        if let Some((domain, choice, profiles)) = &plan.account {
+            begin(progress, "service-account").await?;
+            let changes = self.account_changes(domain, choice).await?;
+            let work = if changes.is_empty() {
+                None
+            } else {
+                Some(self.account_job(caller, domain, choice, cred()?).await?)
+            };
+            total += section(
+                progress,
+                "service-account",
+                changes,
+                work,
+                &mut changed_steps,
+            )
+            .await?;
+
+            begin(progress, "permissions").await?;
+            let changes = self.permission_changes(domain, profiles, &cred()?).await?;
+            let work = if changes.is_empty() {
+                None
+            } else {
+                let missing = changes
+                    .iter()
+                    .filter_map(|c| Profile::from_name(&c.detail))
+                    .map(|p| Some(ProfileChoice::One(p)))
+                    .collect();
+                Some(
+                    self.gmsa
+                        .prepare_grant(
+                            caller,
+                            GrantPermissionsRequest {
+                                domain: domain.clone(),
+                                profiles: missing,
+                                mode: Some(GrantMode::Apply),
+                                credential: Some(cred()?),
+                                ..Default::default()
+                            },
+                        )
+                        .await?,
+                )
+            };
+            total += section(progress, "permissions", changes, work, &mut changed_steps).await?;
+        }
+        if let Some(enabled) = plan.writeback {
+            begin(progress, "writeback").await?;
+            let changes = self
+                .writeback_changes(enabled, &plan.domains, &cred()?)
+                .await?;
+            let work = if changes.is_empty() {
+                None
+            } else {
+                Some(
+                    self.writeback
+                        .prepare_set(
+                            caller,
+                            SetWritebackRequest {
+                                enable: enabled,
+                                domains: Vec::new(),
+                                credential: Some(cred()?),
+                                request_id: String::new(),
+                            },
+                        )
+                        .await?,
+                )
+            };
+            total += section(progress, "writeback", changes, work, &mut changed_steps).await?;
+        }
+        drop(credential);
+        Ok(Outcome::from([
+            ("changed".into(), (total > 0).to_string()),
+            ("changes".into(), total.to_string()),
+            ("changed_steps".into(), changed_steps.join(",")),
+        ]))
+    }
+
+    async fn account_job(
+        &self,
+        caller: &Caller,
+        domain: &str,
+        choice: &AccountChoice,
+        credential: BindCredential,
+    ) -> Result<(OperationSpec, Job), Error> {
+        match choice {
+            AccountChoice::Create {
+                name,
+                principals,
+                container_dn,
+                encryption_types,
+            } => {
+                self.gmsa
+                    .prepare_create(
+                        caller,
+                        CreateGmsaRequest {
+                            name: name.clone(),
+                            container_dn: container_dn.clone(),
+                            encryption_types: encryption_types.clone(),
+                            principals: principals.clone(),
+                            domain: domain.to_owned(),
+                            credential: Some(credential),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+            }
+            AccountChoice::Custom { name, host_account } => {
+                self.gmsa
+                    .prepare_use_custom(
+                        caller,
+                        UseCustomGmsaRequest {
+                            name: name.clone(),
+                            domain: domain.to_owned(),
+                            credential: Some(credential),
+                            host_account: host_account.clone(),
+                            request_id: String::new(),
+                        },
+                    )
+                    .await
+            }
+        }
+    }
+}
+
+fn missing_credential() -> Error {
+    Error::invalid(
+        "credential",
+        "is required: the document changes the directory",
+    )
+}
+
+fn install_request(spec: &AgentSpec) -> InstallRequest {
+    InstallRequest {
+        source: spec.source.clone(),
+        sha256: spec.sha256.clone(),
+        accept_license: spec.accept_license,
+        cloud: spec.cloud,
+        request_id: String::new(),
+        skip_registration: spec.skip_registration,
+    }
+}
+
+/// Starts a section's step; what differs is read inside it.
+async fn begin(progress: &Progress, step: &str) -> Result<(), Error> {
+    progress
+        .step_started(step, format!("checking {step}"))
+        .await
+}
+
+/// Ends a section's step: skipped when nothing differs; else each planned
+/// change as a PROGRESS event, the nested job, and STEP_SUCCEEDED.
+async fn section(
+    progress: &Progress,
+    step: &str,
+    changes: Vec<Change>,
+    work: Option<(OperationSpec, Job)>,
+    changed_steps: &mut Vec<String>,
+) -> Result<usize, Error> {
+    let Some((_, work)) = work.filter(|_| !changes.is_empty()) else {
+        progress.step_skipped(step, "as desired").await?;
+        return Ok(0);
+    };
+    for c in &changes {
+        progress
+            .progress(step, format!("{}: {}", c.action, c.detail), 0)
+            .await?;
+    }
+    work(progress.clone()).await?;
+    progress
+        .step_succeeded(step, format!("{} change(s) made", changes.len()))
+        .await?;
+    changed_steps.push(step.to_owned());
+    Ok(changes.len())
+}

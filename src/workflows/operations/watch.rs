@@ -1,0 +1,221 @@
+//! Reading operations: get (from memory, a cache of finished ones, or the
+//! store), list, watch (subscribe, then replay, then follow) and cancel.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::progress::NewEvent;
+use super::{Notice, Operations, blocking, state_name};
+use crate::backends::store::{
+    EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
+    StoreError,
+};
+use crate::workflows::Error;
+
+/// Default and maximum `page_size` of ListOperations.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// One item of a watch stream.
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    Event(EventRecord),
+    /// The terminal operation; always the last item.
+    Finished(OperationRecord),
+    /// The stream could not go on (the store failed); the last item.
+    Failed(String),
+}
+
+/// Entries of the finished-operation cache before it starts over.
+const FINISHED_CACHE_ENTRIES: usize = 1024;
+
+impl Operations {
+    /// The operation as it is now. The hot read path: a running operation
+    /// comes from memory, a finished one (immutable from then on) from a
+    /// small cache, and only a miss reads the store — directly, since redb
+    /// reads never wait on the disk's fsync.
+    pub async fn get(&self, id: &str) -> Result<OperationRecord, Error> {
+        if let Some(live) = self.live(id) {
+            return Ok(live.record.lock().await.clone());
+        }
+        if let Some(hit) = self.finished_cache(|c| c.get(id).cloned()) {
+            return Ok(hit);
+        }
+        let record = self
+            .store
+            .get_operation(id)?
+            .ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
+        if record.state.is_terminal() {
+            self.finished_cache(|c| {
+                if c.len() >= FINISHED_CACHE_ENTRIES {
+                    c.clear();
+                }
+                c.insert(record.id.clone(), record.clone());
+            });
+        }
+        Ok(record)
+    }
+
+    fn finished_cache<T>(&self, f: impl FnOnce(&mut HashMap<String, OperationRecord>) -> T) -> T {
+        f(&mut self.finished.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub async fn list(
+        &self,
+        page_size: usize,
+        page_token: &str,
+        state: Option<OperationState>,
+        kind: Option<OperationKind>,
+    ) -> Result<ListPage, Error> {
+        let limit = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > MAX_PAGE_SIZE => {
+                return Err(Error::invalid(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE_SIZE}"),
+                ));
+            }
+            n => n,
+        };
+        let query = ListQuery {
+            state,
+            kind,
+            limit,
+            after: (!page_token.is_empty()).then(|| page_token.to_owned()),
+        };
+        match blocking(&self.store, move |s| s.list_operations(&query)).await {
+            Err(Error::Store(StoreError::Corrupt { key, .. })) if key == "page_token" => Err(
+                Error::invalid("page_token", "is not a token this server returned"),
+            ),
+            other => other,
+        }
+    }
+
+    /// Requests cooperative cancellation.
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<OperationRecord, Error> {
+        if let Some(live) = self.live(id) {
+            let mut record = live.record.lock().await;
+            if !record.state.is_terminal() {
+                if !record.cancel_requested {
+                    let event = NewEvent {
+                        step: live.step(),
+                        kind: Some(EventKind::Progress),
+                        message: format!("cancellation requested by {by}"),
+                        ..NewEvent::default()
+                    };
+                    self.append_locked(&live, &mut record, event, |r| r.cancel_requested = true)
+                        .await?;
+                }
+                live.cancel.cancel();
+                return Ok(record.clone());
+            }
+        }
+        let record = self.get(id).await?;
+        match record.state {
+            OperationState::Cancelled => Ok(record),
+            OperationState::Succeeded | OperationState::Failed | OperationState::Interrupted => {
+                Err(Error::FailedPrecondition {
+                    reason: "OPERATION_FINISHED",
+                    subject: format!("operations/{id}"),
+                    message: format!(
+                        "operation {id} already ended in state {}; nothing to cancel",
+                        state_name(record.state)
+                    ),
+                })
+            }
+            // Not live but not terminal: between creation and the slot; report as is.
+            OperationState::Pending | OperationState::Running => Ok(record),
+        }
+    }
+
+    /// Streams the events after `after`, then the terminal operation.
+    pub async fn watch(
+        self: &Arc<Self>,
+        id: &str,
+        after: u64,
+    ) -> Result<mpsc::Receiver<WatchItem>, Error> {
+        let live = self.live(id);
+        // Subscribe before reading anything, so nothing recorded later is missed.
+        let notices = live.as_ref().map(|l| l.notices.subscribe());
+        let still_running = match &live {
+            Some(l) => !l.record.lock().await.state.is_terminal(),
+            None => {
+                self.get(id).await?;
+                false
+            }
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let engine = self.clone();
+        let id = id.to_owned();
+        tokio::spawn(async move {
+            let result = engine
+                .pump(&id, after, still_running.then_some(notices).flatten(), &tx)
+                .await;
+            if let Err(err) = result {
+                let _ = tx.send(WatchItem::Failed(err.to_string())).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn pump(
+        &self,
+        id: &str,
+        after: u64,
+        notices: Option<broadcast::Receiver<Notice>>,
+        tx: &mpsc::Sender<WatchItem>,
+    ) -> Result<(), Error> {
+        let mut last = after;
+        if !self.replay(id, &mut last, tx).await? {
+            return Ok(());
+        }
+        if let Some(mut notices) = notices {
+            loop {
+                match notices.recv().await {
+                    Ok(Notice::Event(event)) => {
+                        if event.sequence > last {
+                            last = event.sequence;
+                            if tx.send(WatchItem::Event(event)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Ok(Notice::Finished) | Err(broadcast::error::RecvError::Closed) => break,
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if !self.replay(id, &mut last, tx).await? {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+            // Events recorded together with the terminal state.
+            if !self.replay(id, &mut last, tx).await? {
+                return Ok(());
+            }
+        }
+        let record = self.get(id).await?;
+        let _ = tx.send(WatchItem::Finished(record)).await;
+        Ok(())
+    }
+
+    /// Sends stored events after `last`; false once the watcher has gone.
+    async fn replay(
+        &self,
+        id: &str,
+        last: &mut u64,
+        tx: &mpsc::Sender<WatchItem>,
+    ) -> Result<bool, Error> {
+        let key = id.to_owned();
+        let after = *last;
+        let events = blocking(&self.store, move |s| s.events_after(&key, after)).await?;
+        for event in events {
+            *last = event.sequence;
+            if tx.send(WatchItem::Event(event)).await.is_err() {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,393 @@
+//! VerifyService: read-only checks of the whole setup — host, tenant, each
+//! domain, password writeback — streamed as they finish, then a summary.
+//!
+//! Checks run in groups that share one read (the agent status, the tenant's
+//! agent list, one bind per domain); groups run concurrently, each under the
+//! per-check time limit. A check that fails is a FAIL result with a remedy,
+//! never an error of the call. One file per group: `host`, `tenant`,
+//! `directory` (DCs, the gMSA and its permissions, and the host's right to
+//! its password), `writeback`.
+
+mod directory;
+mod host;
+mod tenant;
+mod writeback;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::backends::directory::BindCredential;
+use crate::backends::host::Host;
+use crate::backends::store::Store;
+use crate::workflows::dc::{self, DcWorkflows, dns_name};
+use crate::workflows::directory::DirectoryWorkflows;
+use crate::workflows::gmsa::{self, AccountRecord, GmsaWorkflows};
+use crate::workflows::operations::now_ms;
+use crate::workflows::tenant::TenantWorkflows;
+use crate::workflows::writeback::{TenantState, WritebackWorkflows};
+use crate::workflows::{Error, FieldViolation};
+
+pub use directory::computer_account;
+pub use host::PROVD_SERVICE;
+
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Category {
+    Host,
+    Tenant,
+    Directory,
+    Writeback,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub id: &'static str,
+    pub category: Category,
+    pub status: Status,
+    pub subject: String,
+    pub message: String,
+    pub remedy: String,
+    pub duration: Duration,
+    pub attributes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub status: Status,
+    pub pass: u32,
+    pub warn: u32,
+    pub fail: u32,
+    pub skip: u32,
+    pub start_time_ms: i64,
+    pub duration: Duration,
+}
+
+pub enum VerifyItem {
+    Check(Check),
+    Report(Report),
+}
+
+#[derive(Debug, Default)]
+pub struct VerifyRequest {
+    pub domains: Vec<String>,
+    /// `None` marks a category the transport could not map (UNSPECIFIED).
+    pub categories: Vec<Option<Category>>,
+    pub credential: Option<BindCredential>,
+    pub check_timeout: Option<Duration>,
+}
+
+/// Builds one check; `subject`, remedy and attributes are added by the
+/// builder methods.
+fn check(
+    id: &'static str,
+    category: Category,
+    status: Status,
+    message: impl Into<String>,
+) -> Check {
+    Check {
+        id,
+        category,
+        status,
+        subject: String::new(),
+        message: message.into(),
+        remedy: String::new(),
+        duration: Duration::ZERO,
+        attributes: BTreeMap::new(),
+    }
+}
+
+impl Check {
+    fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = subject.into();
+        self
+    }
+    fn remedy(mut self, remedy: impl Into<String>) -> Self {
+        self.remedy = remedy.into();
+        self
+    }
+    fn attr(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// Everything a run needs, shared by its groups.
+struct Run {
+    dcs: Arc<DcWorkflows>,
+    host: Arc<dyn Host>,
+    tenant: Arc<TenantWorkflows>,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
+    credential: Option<BindCredential>,
+    domains: Vec<String>,
+    account: Option<AccountRecord>,
+    /// The tenant's writeback flag, read once per run (host and directory
+    /// checks both ask; it is a Graph call).
+    writeback_flag: tokio::sync::OnceCell<TenantState>,
+}
+
+impl Run {
+    async fn writeback_on(&self) -> bool {
+        let flag = self
+            .writeback_flag
+            .get_or_init(|| self.writeback.tenant_state())
+            .await;
+        *flag == TenantState::Enabled
+    }
+}
+
+pub struct VerifyWorkflows {
+    store: Arc<dyn Store>,
+    dcs: Arc<DcWorkflows>,
+    host: Arc<dyn Host>,
+    tenant: Arc<TenantWorkflows>,
+    gmsa: Arc<GmsaWorkflows>,
+    writeback: Arc<WritebackWorkflows>,
+}
+
+impl VerifyWorkflows {
+    pub fn new(
+        store: Arc<dyn Store>,
+        dcs: Arc<DcWorkflows>,
+        host: Arc<dyn Host>,
+        tenant: Arc<TenantWorkflows>,
+        gmsa: Arc<GmsaWorkflows>,
+        writeback: Arc<WritebackWorkflows>,
+    ) -> Self {
+        Self {
+            store,
+            dcs,
+            host,
+            tenant,
+            gmsa,
+            writeback,
+        }
+    }
+
+    /// Validates, then runs the checks in the background; the receiver gets
+    /// each check as it finishes and the report last. Dropping the receiver
+    /// stops the remaining checks.
+    pub async fn verify(
+        &self,
+        request: VerifyRequest,
+    ) -> Result<mpsc::Receiver<VerifyItem>, Error> {
+        let mut v = Vec::new();
+        let mut categories = Vec::new();
+        for (i, c) in request.categories.iter().enumerate() {
+            match c {
+                Some(c) => categories.push(*c),
+                None => v.push(FieldViolation::new(
+                    format!("categories[{i}]"),
+                    "must not be CHECK_CATEGORY_UNSPECIFIED",
+                )),
+            }
+        }
+        let mut domains = Vec::new();
+        for (i, d) in request.domains.iter().enumerate() {
+            match dns_name(&format!("domains[{i}]"), d) {
+                Ok(d) => domains.push(d),
+                Err(e) => v.push(e),
+            }
+        }
+        let timeout = request.check_timeout.unwrap_or(DEFAULT_CHECK_TIMEOUT);
+        if !(Duration::from_secs(1)..=Duration::from_secs(120)).contains(&timeout) {
+            v.push(FieldViolation::new(
+                "check_timeout",
+                "must be from 1s to 120s",
+            ));
+        }
+        if request.credential.is_some() {
+            v.extend(dc::credential("credential", request.credential.as_ref()));
+        }
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let added = DirectoryWorkflows::list_domains(&self.store).await?;
+        if let Some(missing) = domains.iter().find(|d| !added.contains(d)) {
+            return Err(Error::NotFound(format!("directory {missing}")));
+        }
+        if domains.is_empty() {
+            domains = added;
+        }
+        let wanted = |c: Category| categories.is_empty() || categories.contains(&c);
+        let run = Arc::new(Run {
+            dcs: self.dcs.clone(),
+            host: self.host.clone(),
+            tenant: self.tenant.clone(),
+            gmsa: self.gmsa.clone(),
+            writeback: self.writeback.clone(),
+            credential: request.credential,
+            account: gmsa::load_account(&self.store).await?,
+            domains,
+            writeback_flag: tokio::sync::OnceCell::new(),
+        });
+
+        let mut groups: Vec<Group> = Vec::new();
+        if wanted(Category::Host) {
+            groups.push(Group::Host);
+        }
+        if wanted(Category::Tenant) {
+            groups.push(Group::Tenant);
+        }
+        for d in &run.domains {
+            if wanted(Category::Directory) || wanted(Category::Host) {
+                groups.push(Group::Directory {
+                    domain: d.clone(),
+                    directory: wanted(Category::Directory),
+                    host: wanted(Category::Host),
+                });
+            }
+        }
+        if wanted(Category::Writeback) {
+            groups.push(Group::Writeback);
+        }
+
+        let (tx, rx) = mpsc::channel(64);
+        // The checks' spans (LDAP probes, tenant requests) stay in the
+        // caller's Verify trace.
+        tokio::spawn(drive(run, groups, timeout, tx).instrument(tracing::Span::current()));
+        Ok(rx)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Group {
+    Host,
+    Tenant,
+    Directory {
+        domain: String,
+        directory: bool,
+        host: bool,
+    },
+    Writeback,
+}
+
+impl Group {
+    /// What a group reports when it runs out of time.
+    fn timeout_check(&self, limit: Duration) -> Check {
+        let (id, category, subject) = match self {
+            Group::Host => ("host.agent.installed", Category::Host, String::new()),
+            Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
+            Group::Directory { domain, .. } => (
+                "directory.dc.reachable",
+                Category::Directory,
+                domain.clone(),
+            ),
+            Group::Writeback => ("writeback.consistent", Category::Writeback, String::new()),
+        };
+        check(
+            id,
+            category,
+            Status::Fail,
+            format!("the checks did not finish within {}s", limit.as_secs()),
+        )
+        .subject(subject)
+        .remedy("look for an unreachable DC or tenant endpoint, or raise check_timeout")
+    }
+}
+
+async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sender<VerifyItem>) {
+    let started = Instant::now();
+    let start_time_ms = now_ms();
+    let mut tasks = tokio::task::JoinSet::new();
+    for group in groups {
+        let run = run.clone();
+        tasks.spawn(
+            async move {
+                let began = Instant::now();
+                let outcome = tokio::time::timeout(
+                    limit,
+                    std::panic::AssertUnwindSafe(run_group(&run, &group)).catch_unwind(),
+                )
+                .await;
+                let mut checks = match outcome {
+                    Ok(Ok(checks)) => checks,
+                    Ok(Err(_)) => vec![{
+                        let mut c = group.timeout_check(limit);
+                        c.message = "the check panicked (a bug in provd)".into();
+                        c
+                    }],
+                    Err(_) => vec![group.timeout_check(limit)],
+                };
+                let took = began.elapsed();
+                for c in &mut checks {
+                    if c.duration.is_zero() {
+                        c.duration = took;
+                    }
+                }
+                checks
+            }
+            .instrument(tracing::Span::current()),
+        );
+    }
+    let mut report = Report {
+        status: Status::Skip,
+        pass: 0,
+        warn: 0,
+        fail: 0,
+        skip: 0,
+        start_time_ms,
+        duration: Duration::ZERO,
+    };
+    loop {
+        let next = tokio::select! {
+            next = tasks.join_next() => next,
+            () = tx.closed() => {
+                tasks.abort_all();
+                return;
+            }
+        };
+        let Some(joined) = next else { break };
+        let Ok(checks) = joined else { continue };
+        for c in checks {
+            match c.status {
+                Status::Pass => report.pass += 1,
+                Status::Warn => report.warn += 1,
+                Status::Fail => report.fail += 1,
+                Status::Skip => report.skip += 1,
+            }
+            if tx.send(VerifyItem::Check(c)).await.is_err() {
+                tasks.abort_all();
+                return;
+            }
+        }
+    }
+    report.status = if report.fail > 0 {
+        Status::Fail
+    } else if report.warn > 0 {
+        Status::Warn
+    } else if report.pass > 0 {
+        Status::Pass
+    } else {
+        Status::Skip
+    };
+    report.duration = started.elapsed();
+    let _ = tx.send(VerifyItem::Report(report)).await;
+}
+
+async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
+    match group {
+        Group::Host => host::checks(run).await,
+        Group::Tenant => tenant::checks(run).await,
+        Group::Directory {
+            domain,
+            directory,
+            host,
+        } => directory::checks(run, domain, *directory, *host).await,
+        Group::Writeback => writeback::checks(run).await,
+    }
+}

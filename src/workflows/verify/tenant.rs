@@ -1,0 +1,215 @@
+//! Tenant checks: the endpoints answer over TLS, this machine's agent is
+//! registered and active, and it serves each domain through an agent group.
+
+use super::{Category, Check, Run, Status, check};
+use crate::backends::host::AGENT_SERVICES;
+use crate::workflows::tenant::tenant_error;
+
+pub(super) async fn checks(run: &Run) -> Vec<Check> {
+    use Category::Tenant as T;
+    let mut out = Vec::new();
+    let tenant = run.tenant.tenant().clone();
+    let probes = tenant.probe_endpoints().await;
+    let failed: Vec<String> = probes
+        .iter()
+        .filter_map(|p| p.outcome.as_ref().err().map(|e| format!("{}: {e}", p.url)))
+        .collect();
+    let urls: Vec<&str> = probes.iter().map(|p| p.url.as_str()).collect();
+    out.push(if failed.is_empty() {
+        check(
+            "tenant.endpoints.reachable",
+            T,
+            Status::Pass,
+            format!("reached {} over TLS", urls.join(", ")),
+        )
+    } else {
+        check(
+            "tenant.endpoints.reachable",
+            T,
+            Status::Fail,
+            format!("cannot reach {}", failed.join("; ")),
+        )
+        .remedy(
+            "allow outbound HTTPS (443) to the login, Graph and agent service hosts; proxies \
+             must not inspect TLS",
+        )
+    });
+    let registration = match run.tenant.registration().await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            out.push(
+                check(
+                    "tenant.agent.registered",
+                    T,
+                    Status::Fail,
+                    "this machine's agent is not registered with the tenant",
+                )
+                .remedy("run Install (it signs in and registers the agent)"),
+            );
+            return out;
+        }
+        Err(e) => {
+            out.push(check(
+                "tenant.agent.registered",
+                T,
+                Status::Fail,
+                e.to_string(),
+            ));
+            return out;
+        }
+    };
+    let skip_all = |out: &mut Vec<Check>, why: String, remedy: &str| {
+        for id in ["tenant.agent.registered", "tenant.agent.active"] {
+            out.push(
+                check(id, T, Status::Skip, why.clone())
+                    .remedy(remedy)
+                    .attr("agent_id", registration.agent_id.clone()),
+            );
+        }
+    };
+    let tokens = match run.tenant.tokens().await {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            skip_all(
+                &mut out,
+                "provd holds no tenant session (tokens are in memory only)".into(),
+                "sign in with `provctl agent sign-in`, then verify again",
+            );
+            return out;
+        }
+        Err(e) => {
+            skip_all(&mut out, e.to_string(), "");
+            return out;
+        }
+    };
+    let agents = match tenant.list_agents(&tokens).await {
+        Ok(a) => a,
+        Err(e) => {
+            let e = tenant_error(e);
+            out.push(
+                check(
+                    "tenant.agent.registered",
+                    T,
+                    Status::Fail,
+                    format!("cannot list the tenant's agents: {e}"),
+                )
+                .remedy("sign in as a Hybrid Identity Administrator; check the tenant endpoints"),
+            );
+            return out;
+        }
+    };
+    let Some(agent) = agents.iter().find(|a| a.id == registration.agent_id) else {
+        out.push(
+            check(
+                "tenant.agent.registered",
+                T,
+                Status::Fail,
+                format!(
+                    "agent {} is not in the tenant's list of {} agent(s)",
+                    registration.agent_id,
+                    agents.len()
+                ),
+            )
+            .attr("agent_id", registration.agent_id.clone())
+            .remedy("register it again: run Install"),
+        );
+        return out;
+    };
+    out.push(
+        check(
+            "tenant.agent.registered",
+            T,
+            Status::Pass,
+            format!(
+                "agent {} is registered as {} ({})",
+                agent.id, agent.machine_name, agent.external_ip
+            ),
+        )
+        .attr("agent_id", agent.id.clone())
+        .attr("machine_name", agent.machine_name.clone()),
+    );
+    out.push(if agent.active {
+        check(
+            "tenant.agent.active",
+            T,
+            Status::Pass,
+            format!("the tenant lists agent {} as active", agent.id),
+        )
+        .attr("agent_id", agent.id.clone())
+    } else {
+        check(
+            "tenant.agent.active",
+            T,
+            Status::Fail,
+            format!(
+                "the tenant lists agent {} as inactive: it has not reported recently",
+                agent.id
+            ),
+        )
+        .attr("agent_id", agent.id.clone())
+        .remedy(format!(
+            "start the service {} and allow it outbound HTTPS",
+            AGENT_SERVICES[0].1
+        ))
+    });
+    if run.domains.is_empty() {
+        return out;
+    }
+    let resources = match tenant.list_published_resources(&tokens).await {
+        Ok(r) => r,
+        Err(e) => {
+            out.push(check(
+                "tenant.agent.groups",
+                T,
+                Status::Fail,
+                format!("cannot read published resources: {}", tenant_error(e)),
+            ));
+            return out;
+        }
+    };
+    let agent_groups: Vec<&str> = agent.groups.iter().map(|g| g.id.as_str()).collect();
+    for domain in &run.domains {
+        let resource = resources.iter().find(|r| r.domain == *domain);
+        out.push(match resource {
+            None => check(
+                "tenant.agent.groups",
+                T,
+                Status::Fail,
+                format!(
+                    "the tenant has no cloud sync configuration (published resource) for {domain}"
+                ),
+            )
+            .subject(domain.clone())
+            .remedy(format!(
+                "create a cloud sync configuration for {domain} in the Microsoft Entra admin center"
+            )),
+            Some(r)
+                if r.group_ids
+                    .iter()
+                    .any(|g| agent_groups.contains(&g.as_str())) =>
+            {
+                check(
+                    "tenant.agent.groups",
+                    T,
+                    Status::Pass,
+                    format!("agent {} serves {domain} through its agent group", agent.id),
+                )
+                .subject(domain.clone())
+            }
+            Some(_) => check(
+                "tenant.agent.groups",
+                T,
+                Status::Fail,
+                format!(
+                    "agent {} is in none of the agent groups that serve {domain}",
+                    agent.id
+                ),
+            )
+            .subject(domain.clone())
+            .remedy(format!(
+                "assign the agent to {domain}'s agent group in the Microsoft Entra admin center"
+            )),
+        });
+    }
+    out
+}
