@@ -10,8 +10,8 @@ use super::convert::timestamp;
 use super::grpc::caller;
 use super::status::to_status;
 use crate::backends::directory::{BindCredential, ProbeReport};
-use crate::workflows::dc::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
 use crate::workflows::directory::{AddDirectoryRequest, DirectoryRecord};
+use crate::workflows::domain_controllers::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
 use crate::workflows::{App, Error};
 use provd_proto::v1;
 

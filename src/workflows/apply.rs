@@ -9,17 +9,17 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::agent::{AgentWorkflows, InstallRequest};
-use super::dc::{self, DcWorkflows, SetPriorityRequest, dns_name};
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
-use super::gmsa::{
-    self, CreateGmsaRequest, GmsaWorkflows, GrantMode, GrantPermissionsRequest, Origin,
-    ProfileChoice, UseCustomGmsaRequest,
-};
+use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
 use super::operations::{Job, OperationSpec, Outcome, Progress};
-use super::permissions::Profile;
+use super::permissions::{GrantMode, GrantPermissionsRequest, Profile, ProfileChoice};
+use super::service_account::{
+    self, CreateGmsaRequest, Origin, ServiceAccountWorkflows, UseCustomGmsaRequest,
+};
 use super::tenant::TenantWorkflows;
+use super::validate::{self, dc_list, dns_name};
 use super::writeback::{SetWritebackRequest, TenantState, WritebackWorkflows};
-use super::{Caller, Error, FieldViolation, Operations, validate};
+use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::{AGENT_SERVICES, Cloud, Host, ServiceState};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
@@ -105,8 +105,8 @@ pub struct ApplyWorkflows {
     tenant: Arc<TenantWorkflows>,
     agent: Arc<AgentWorkflows>,
     directories: Arc<DirectoryWorkflows>,
-    dcs: Arc<DcWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
 }
 
@@ -119,8 +119,8 @@ impl ApplyWorkflows {
         tenant: Arc<TenantWorkflows>,
         agent: Arc<AgentWorkflows>,
         directories: Arc<DirectoryWorkflows>,
-        dcs: Arc<DcWorkflows>,
-        gmsa: Arc<GmsaWorkflows>,
+        dcs: Arc<DomainControllerWorkflows>,
+        gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {
@@ -412,7 +412,7 @@ impl ApplyWorkflows {
             let name = dns_name(&format!("{path}.domain"), &d.domain)
                 .map_err(|e| v.push(e))
                 .ok();
-            let preferred = dc::dc_list(
+            let preferred = dc_list(
                 &format!("{path}.preferred_domain_controllers"),
                 &d.preferred,
             )
@@ -455,7 +455,7 @@ impl ApplyWorkflows {
                 Some(AccountChoice::Create {
                     name, principals, ..
                 }) => {
-                    let _ = gmsa::gmsa_name(&format!("{path}.create.name"), name)
+                    let _ = service_account::gmsa_name(&format!("{path}.create.name"), name)
                         .map_err(|e| v.push(e));
                     if principals.is_empty() {
                         v.push(FieldViolation::new(
@@ -510,7 +510,7 @@ impl ApplyWorkflows {
                     "credential",
                     "is required: the document changes the directory",
                 )),
-                Some(c) => v.extend(dc::credential("credential", Some(c))),
+                Some(c) => v.extend(validate::credential("credential", Some(c))),
             }
         }
         if !v.is_empty() {
@@ -631,10 +631,10 @@ impl ApplyWorkflows {
         choice: &AccountChoice,
     ) -> Result<Vec<Change>, Error> {
         const STEP: &str = "service-account";
-        let recorded = gmsa::load_account(&self.store).await?;
-        let same_sam = |record: &gmsa::AccountRecord, name: &str| {
+        let recorded = service_account::load_account(&self.store).await?;
+        let same_sam = |record: &service_account::AccountRecord, name: &str| {
             let want = if name.is_empty() {
-                gmsa::DEFAULT_GMSA
+                service_account::DEFAULT_GMSA
             } else {
                 name
             };
@@ -679,7 +679,7 @@ impl ApplyWorkflows {
             }
             (_, AccountChoice::Create { name, .. }) => {
                 let name = if name.is_empty() {
-                    gmsa::DEFAULT_GMSA
+                    service_account::DEFAULT_GMSA
                 } else {
                     name
                 };
@@ -734,7 +734,7 @@ impl ApplyWorkflows {
         credential: &BindCredential,
     ) -> Result<Vec<Change>, Error> {
         const STEP: &str = "permissions";
-        let recorded = gmsa::load_account(&self.store).await?;
+        let recorded = service_account::load_account(&self.store).await?;
         let held: BTreeSet<Profile> = match recorded.filter(|a| a.domain == domain) {
             // Planned before the account exists: every profile is missing.
             None => BTreeSet::new(),
@@ -841,7 +841,7 @@ impl ApplyWorkflows {
     }
 }
 
-fn describe(record: &Option<gmsa::AccountRecord>) -> String {
+fn describe(record: &Option<service_account::AccountRecord>) -> String {
     match record {
         None => "none".into(),
         Some(r) => format!("{} in {}", r.sam_account_name, r.domain),

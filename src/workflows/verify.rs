@@ -14,12 +14,13 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::dc::{self, DcWorkflows, dns_name};
 use super::directory::DirectoryWorkflows;
-use super::gmsa::{self, AccountRecord, GmsaWorkflows};
+use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
 use super::operations::now_ms;
 use super::permissions::Profile;
+use super::service_account::{self, AccountRecord, ServiceAccountWorkflows};
 use super::tenant::{TenantWorkflows, tenant_error};
+use super::validate::{self, dns_name};
 use super::writeback::{self, MIN_AGENT_VERSION, TenantState, WritebackWorkflows};
 use super::{Error, FieldViolation};
 use crate::backends::directory::BindCredential;
@@ -126,10 +127,10 @@ impl Check {
 
 /// Everything a run needs, shared by its groups.
 struct Run {
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     credential: Option<BindCredential>,
     domains: Vec<String>,
@@ -151,20 +152,20 @@ impl Run {
 
 pub struct VerifyWorkflows {
     store: Arc<dyn Store>,
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
 }
 
 impl VerifyWorkflows {
     pub fn new(
         store: Arc<dyn Store>,
-        dcs: Arc<DcWorkflows>,
+        dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
         tenant: Arc<TenantWorkflows>,
-        gmsa: Arc<GmsaWorkflows>,
+        gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {
@@ -210,7 +211,10 @@ impl VerifyWorkflows {
             ));
         }
         if request.credential.is_some() {
-            v.extend(dc::credential("credential", request.credential.as_ref()));
+            v.extend(validate::credential(
+                "credential",
+                request.credential.as_ref(),
+            ));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
@@ -230,7 +234,7 @@ impl VerifyWorkflows {
             gmsa: self.gmsa.clone(),
             writeback: self.writeback.clone(),
             credential: request.credential,
-            account: gmsa::load_account(&self.store).await?,
+            account: service_account::load_account(&self.store).await?,
             domains,
             writeback_flag: tokio::sync::OnceCell::new(),
         });
@@ -1114,30 +1118,25 @@ async fn retrievable_check(
     .subject(domain)
     .attr("host_account", host_account.clone());
     let result = async {
-        let order = run.dcs.order(domain).await?;
-        let mut session = run
-            .dcs
-            .connect_in_order(&order, credential, None, "verify")
-            .await?;
-        let outcome = async {
-            let root = session.root_dse().await.map_err(dc::directory_error)?;
+        let mut session = DcSession::open(&run.dcs, domain, credential, Connect::Quiet).await?;
+        async {
+            let root = session.root_dse().await?;
             let domain_dn = root
                 .first("defaultNamingContext")
                 .unwrap_or_default()
                 .to_owned();
             let Some(entry) =
-                gmsa::read_account_entry(session.as_mut(), &domain_dn, account).await?
+                service_account::read_account_entry(session.as_mut(), &domain_dn, account).await?
             else {
                 return Ok(Err(format!(
                     "{} does not exist",
                     account.distinguished_name
                 )));
             };
-            gmsa::host_may_retrieve(session.as_mut(), &domain_dn, &entry, &host_account).await
+            service_account::host_may_retrieve(session.as_mut(), &domain_dn, &entry, &host_account)
+                .await
         }
-        .await;
-        session.unbind().await;
-        outcome
+        .await
     }
     .await;
     match result {
