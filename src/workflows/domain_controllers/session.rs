@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use tracing::Instrument;
+
 use super::DomainControllerWorkflows;
 use crate::backends::directory::{
     BindCredential, Change, DirectoryError, DirectorySession, Entry, Scope, escape,
@@ -115,7 +117,8 @@ impl Drop for DcSession {
     fn drop(&mut self) {
         let session = std::mem::replace(&mut self.session, Box::new(Unbound));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(session.unbind());
+            // In the dropping code's span, where the awaited unbind was.
+            runtime.spawn(session.unbind().instrument(tracing::Span::current()));
         }
     }
 }
