@@ -7,10 +7,12 @@
 //! on no protocol crate (tonic, ldap3, reqwest).
 
 mod directory;
+mod generalized_time;
 mod host;
 mod operation;
 
 pub use directory::{BindCredential, ProbeReport};
+pub use generalized_time::parse_generalized_time;
 pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType};
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::dc::{self, DcWorkflows, directory_error, dns_name};
+use super::domain_controllers::{self, Connect, DcSession, DomainControllerWorkflows};
 use super::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, blocking, job, now_ms};
-use super::{Caller, Error, validate};
+use super::validate::{self, dc_list, dns_name};
+use super::{Caller, Error};
 use crate::backends::directory::{BindCredential, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 
@@ -100,7 +101,7 @@ pub struct AddDirectoryRequest {
 pub struct DirectoryWorkflows {
     operations: Arc<Operations>,
     store: Arc<dyn Store>,
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
 }
 
 use super::Operations;
@@ -121,7 +122,11 @@ pub fn level_name(version: i32) -> &'static str {
 }
 
 impl DirectoryWorkflows {
-    pub fn new(operations: Arc<Operations>, store: Arc<dyn Store>, dcs: Arc<DcWorkflows>) -> Self {
+    pub fn new(
+        operations: Arc<Operations>,
+        store: Arc<dyn Store>,
+        dcs: Arc<DomainControllerWorkflows>,
+    ) -> Self {
         Self {
             operations,
             store,
@@ -170,8 +175,11 @@ impl DirectoryWorkflows {
         let domain = dns_name("domain", &request.domain)
             .map_err(|v| violations.push(v))
             .ok();
-        violations.extend(dc::credential("credential", request.credential.as_ref()));
-        let preferred = dc::dc_list(
+        violations.extend(validate::credential(
+            "credential",
+            request.credential.as_ref(),
+        ));
+        let preferred = dc_list(
             "preferred_domain_controllers",
             &request.preferred_domain_controllers,
         )
@@ -245,7 +253,7 @@ impl DirectoryWorkflows {
                     .await?;
                 let key = domain.clone();
                 blocking(&store, move |s| s.put_config(DIRECTORY_NS, &key, None)).await?;
-                dc::clear_priority(&store, &domain).await?;
+                domain_controllers::clear_priority(&store, &domain).await?;
                 progress
                     .step_succeeded(
                         "remove",
@@ -271,32 +279,23 @@ async fn load(store: &Arc<dyn Store>, domain: &str) -> Result<Option<DirectoryRe
 async fn run_add(
     progress: Progress,
     store: Arc<dyn Store>,
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     domain: String,
     credential: BindCredential,
     preferred: Vec<String>,
 ) -> Result<Outcome, Error> {
-    progress
-        .step_started(
-            "connect",
-            format!("binding to a domain controller of {domain}"),
-        )
-        .await?;
-    let order = if preferred.is_empty() {
-        dcs.order(&domain).await?
-    } else {
-        preferred.clone()
-    };
-    let mut session = dcs
-        .connect_in_order(&order, &credential, Some(&progress), "connect")
-        .await?;
+    let mut session = DcSession::open_preferring(
+        &dcs,
+        &domain,
+        &preferred,
+        &credential,
+        Connect::Step(&progress),
+    )
+    .await?;
     drop(credential);
     let served_by = session.server().to_owned();
-    progress
-        .step_succeeded("connect", format!("bound to {served_by}"))
-        .await?;
     let read = read_facts(&progress, session.as_mut(), &domain).await;
-    session.unbind().await;
+    drop(session);
     let mut record = read?;
     record.last_domain_controller = served_by;
 
@@ -337,8 +336,16 @@ async fn run_add(
         progress
             .step_started("set-priority", "storing the preferred domain controllers")
             .await?;
-        dc::check_members(&**dcs.directory(), &domain, &preferred, false, &progress).await?;
-        let (_, changed) = dc::store_priority(&store, &domain, preferred, None).await?;
+        domain_controllers::check_members(
+            &**dcs.directory(),
+            &domain,
+            &preferred,
+            false,
+            &progress,
+        )
+        .await?;
+        let (_, changed) =
+            domain_controllers::store_priority(&store, &domain, preferred, None).await?;
         if changed {
             progress.step_succeeded("set-priority", "stored").await?;
         } else {
@@ -406,7 +413,7 @@ async fn read_facts(
     progress
         .step_started("read-rootdse", "reading the RootDSE")
         .await?;
-    let root = session.root_dse().await.map_err(directory_error)?;
+    let root = session.root_dse().await?;
     let need = |name: &str| -> Result<String, Error> {
         root.first(name).map(str::to_owned).ok_or_else(|| {
             Error::Internal(format!("RootDSE of {} has no {name}", session_name(&root)))
@@ -507,7 +514,7 @@ async fn read_facts(
     {
         Ok(keys) => !keys.is_empty(),
         Err(crate::backends::directory::DirectoryError::NoSuchObject { .. }) => false,
-        Err(e) => return Err(directory_error(e)),
+        Err(e) => return Err(e.into()),
     };
     let level_check = |what: &str, version: i32| Prerequisite {
         name: format!("{what}.functional_level"),
@@ -584,8 +591,7 @@ async fn one(
 ) -> Result<Option<Entry>, Error> {
     Ok(session
         .search(base, scope, filter, attrs)
-        .await
-        .map_err(directory_error)?
+        .await?
         .into_iter()
         .next())
 }

@@ -2,7 +2,11 @@
 //! [`FieldViolation`] naming the field, so a request's violations can be
 //! reported together.
 
+use std::collections::BTreeSet;
+
 use super::FieldViolation;
+use super::domain_controllers::MAX_PRIORITY_DCS;
+use crate::backends::directory::BindCredential;
 
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -54,6 +58,133 @@ pub fn operation_id(field: &str, value: &str) -> Result<String, FieldViolation> 
         .map_err(|_| FieldViolation::new(field, "is not an operation id (a UUID)"))
 }
 
+/// Lower-cases and checks a DNS domain or host name.
+pub(crate) fn dns_name(field: &str, value: &str) -> Result<String, FieldViolation> {
+    let name = value.trim_end_matches('.').to_ascii_lowercase();
+    if name.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    if name.len() > 253 {
+        return Err(FieldViolation::new(field, "must be at most 253 characters"));
+    }
+    for label in name.split('.') {
+        let ok = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !ok {
+            return Err(FieldViolation::new(
+                field,
+                "must be a DNS name: dot-separated labels of letters, digits and hyphens \
+                 (1 to 63 characters each)",
+            ));
+        }
+    }
+    Ok(name)
+}
+
+/// The DC list of a request: valid names, no duplicates, at most 16.
+pub(crate) fn dc_list(field: &str, values: &[String]) -> Result<Vec<String>, FieldViolation> {
+    if values.len() > MAX_PRIORITY_DCS {
+        return Err(FieldViolation::new(
+            field,
+            format!("at most {MAX_PRIORITY_DCS} domain controllers"),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = dns_name(&format!("{field}[{i}]"), v)?;
+            if !seen.insert(name.clone()) {
+                return Err(FieldViolation::new(
+                    format!("{field}[{i}]"),
+                    format!("{name} is listed twice"),
+                ));
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
+/// Checks a credential's fields (the password is never echoed).
+pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Vec<FieldViolation> {
+    use secrecy::ExposeSecret;
+    let Some(c) = credential else {
+        return vec![FieldViolation::new(field, "is required")];
+    };
+    let mut v = Vec::new();
+    if c.username.trim().is_empty() {
+        v.push(FieldViolation::new(
+            format!("{field}.username"),
+            "is required",
+        ));
+    } else if c.username.len() > 1024 || c.username.contains('\0') {
+        v.push(FieldViolation::new(
+            format!("{field}.username"),
+            "must be at most 1024 bytes without NUL",
+        ));
+    }
+    let password = c.password.expose_secret();
+    if password.is_empty() {
+        v.push(FieldViolation::new(
+            format!("{field}.password"),
+            "is required",
+        ));
+    } else if password.len() > 1024 || password.contains('\0') {
+        v.push(FieldViolation::new(
+            format!("{field}.password"),
+            "must be at most 1024 bytes without NUL",
+        ));
+    }
+    v
+}
+
+/// A DN inside the domain: ends with the domain DN, no NUL, at most 2048.
+pub(crate) fn dn_in_domain(
+    field: &str,
+    value: &str,
+    domain_dn: &str,
+) -> Result<String, FieldViolation> {
+    if value.len() > 2048 || value.contains('\0') {
+        return Err(FieldViolation::new(
+            field,
+            "must be at most 2048 bytes without NUL",
+        ));
+    }
+    let lower = value.to_ascii_lowercase();
+    if !(lower == domain_dn.to_ascii_lowercase()
+        || lower.ends_with(&format!(",{}", domain_dn.to_ascii_lowercase())))
+    {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be a DN inside {domain_dn}"),
+        ));
+    }
+    if !value.contains('=') {
+        return Err(FieldViolation::new(field, "is not a distinguished name"));
+    }
+    Ok(value.to_owned())
+}
+
+/// A principal named by sAMAccountName, DN or SID: trimmed, bounded, no NUL.
+pub(crate) fn principal_name(field: &str, value: &str) -> Result<String, FieldViolation> {
+    if value.trim().is_empty() {
+        return Err(FieldViolation::new(field, "must not be empty"));
+    }
+    if value.len() > 2048 || value.contains('\0') {
+        return Err(FieldViolation::new(
+            field,
+            "must be at most 2048 bytes without NUL",
+        ));
+    }
+    Ok(value.trim().to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +225,41 @@ mod tests {
         assert!(operation_id("id", "nope").is_err());
         let id = uuid::Uuid::new_v4().to_string();
         assert_eq!(operation_id("id", &id.to_uppercase()).unwrap(), id);
+    }
+
+    #[test]
+    fn dns_names() {
+        assert_eq!(
+            dns_name("d", "Lab.Example.TEST.").unwrap(),
+            "lab.example.test"
+        );
+        for bad in [
+            "",
+            "*)(uid=*",
+            ",DC=evil",
+            "a..b",
+            "-a.b",
+            "a\0b",
+            &"a".repeat(254),
+        ] {
+            assert!(dns_name("d", bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(dns_name("d", &format!("{}.test", "a".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn dc_lists() {
+        let list = dc_list("dcs", &["DC1.lab.test".into(), "dc2.lab.test".into()]).unwrap();
+        assert_eq!(list, ["dc1.lab.test", "dc2.lab.test"]);
+        let dup = dc_list("dcs", &["dc1.lab.test".into(), "DC1.lab.test".into()]).unwrap_err();
+        assert_eq!(dup.field, "dcs[1]");
+        assert!(dc_list("dcs", &vec!["a.b".to_owned(); 17]).is_err());
+    }
+
+    #[test]
+    fn dns_in_domain() {
+        assert!(dn_in_domain("c", "OU=x,DC=lab,DC=test", "DC=lab,DC=test").is_ok());
+        assert!(dn_in_domain("c", "OU=x,DC=evil,DC=test", "DC=lab,DC=test").is_err());
+        assert!(dn_in_domain("c", "x,DC=lab,DC=test\0", "DC=lab,DC=test").is_err());
     }
 }

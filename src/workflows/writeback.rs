@@ -5,13 +5,16 @@
 
 use std::sync::Arc;
 
-use super::dc::{self, DcWorkflows, directory_error, dns_name};
 use super::directory::DirectoryWorkflows;
-use super::gmsa::{self, GrantMode, ProfileStatus};
+use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, naming_contexts};
 use super::operations::{Job, OperationSpec, Outcome, job};
-use super::permissions::{Profile, Resolved};
+use super::permissions::{
+    self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
+};
+use super::service_account::load_account;
 use super::tenant::{TenantWorkflows, tenant_error};
-use super::{Caller, Error, FieldViolation, Operations, validate};
+use super::validate::{self, dc_list, dns_name};
+use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
@@ -68,7 +71,7 @@ pub struct WritebackReport {
 pub struct WritebackWorkflows {
     operations: Arc<Operations>,
     store: Arc<dyn Store>,
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
 }
@@ -87,7 +90,7 @@ impl WritebackWorkflows {
     pub fn new(
         operations: Arc<Operations>,
         store: Arc<dyn Store>,
-        dcs: Arc<DcWorkflows>,
+        dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
         tenant: Arc<TenantWorkflows>,
     ) -> Self {
@@ -158,10 +161,13 @@ impl WritebackWorkflows {
         mut request: SetWritebackRequest,
     ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
-        let domains = dc::dc_list("domains", &request.domains)
+        let domains = dc_list("domains", &request.domains)
             .map_err(|e| v.push(e))
             .ok();
-        v.extend(dc::credential("credential", request.credential.as_ref()));
+        v.extend(validate::credential(
+            "credential",
+            request.credential.as_ref(),
+        ));
         let request_id = validate::request_id("request_id", &request.request_id)
             .map_err(|e| v.push(e))
             .ok()
@@ -191,7 +197,7 @@ impl WritebackWorkflows {
         if domains.is_empty() {
             domains = added;
         }
-        let account = gmsa::load_account(&self.store).await?;
+        let account = load_account(&self.store).await?;
         let trustee = match account {
             Some(a) => a.sid,
             None if retried => String::new(),
@@ -289,16 +295,19 @@ impl WritebackWorkflows {
                     progress
                         .step_started(&step, format!("PasswordWriteBack on {domain}"))
                         .await?;
-                    let order = dcs.order(domain).await?;
-                    let mut session = dcs
-                        .connect_in_order(&order, &credential, Some(&progress), &step)
-                        .await?;
+                    let mut session = DcSession::open(
+                        &dcs,
+                        domain,
+                        &credential,
+                        Connect::Within(&progress, &step),
+                    )
+                    .await?;
                     let mode = if enable {
                         GrantMode::Apply
                     } else {
                         GrantMode::Remove
                     };
-                    let result = gmsa::grant_in_session(
+                    let totals = grant_in_session(
                         &progress,
                         session.as_mut(),
                         &trustee,
@@ -306,14 +315,13 @@ impl WritebackWorkflows {
                         &[],
                         mode,
                     )
-                    .await;
-                    let readiness = if enable && result.is_ok() {
+                    .await?;
+                    let readiness = if enable {
                         Some(readiness(session.as_mut(), domain, &trustee, 200).await)
                     } else {
                         None
                     };
-                    session.unbind().await;
-                    let totals = result?;
+                    drop(session);
                     added += totals.added;
                     removed += totals.removed;
                     if let Some(Ok(r)) = readiness {
@@ -383,7 +391,7 @@ impl WritebackWorkflows {
             n => n,
         };
         if credential.is_some() {
-            v.extend(dc::credential("credential", credential.as_ref()));
+            v.extend(validate::credential("credential", credential.as_ref()));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
@@ -396,7 +404,7 @@ impl WritebackWorkflows {
             Some(d) => vec![d],
             None => added,
         };
-        let account = gmsa::load_account(&self.store).await?;
+        let account = load_account(&self.store).await?;
         let mut reports = Vec::new();
         for d in &domains {
             let report = match (&credential, &account) {
@@ -414,12 +422,7 @@ impl WritebackWorkflows {
                     ..Default::default()
                 },
                 (Some(c), Some(a)) => {
-                    let order = self.dcs.order(d).await;
-                    let session = match order {
-                        Ok(order) => self.dcs.connect_in_order(&order, c, None, "read").await,
-                        Err(e) => Err(e),
-                    };
-                    match session {
+                    match DcSession::open(&self.dcs, d, c, Connect::Quiet).await {
                         Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
                         Err(e) => DomainReadiness {
                             domain: d.clone(),
@@ -428,7 +431,7 @@ impl WritebackWorkflows {
                         },
                         Ok(mut s) => {
                             let r = readiness(s.as_mut(), d, &a.sid, sample).await;
-                            s.unbind().await;
+                            drop(s);
                             r.unwrap_or_else(|e| DomainReadiness {
                                 domain: d.clone(),
                                 read_error: Some(e.to_string()),
@@ -522,17 +525,7 @@ async fn readiness(
     trustee: &str,
     sample: usize,
 ) -> Result<DomainReadiness, Error> {
-    let root = session.root_dse().await.map_err(directory_error)?;
-    let get = |n: &str| {
-        root.first(n)
-            .map(str::to_owned)
-            .ok_or_else(|| Error::Internal(format!("RootDSE has no {n}")))
-    };
-    let (domain_dn, config_dn, schema_dn) = (
-        get("defaultNamingContext")?,
-        get("configurationNamingContext")?,
-        get("schemaNamingContext")?,
-    );
+    let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
     let sid: Sid = trustee
         .parse()
         .map_err(|e| Error::Internal(format!("trustee {trustee}: {e}")))?;
@@ -543,11 +536,11 @@ async fn readiness(
         &[Profile::PasswordWriteBack],
     )
     .await?;
-    let dacl = super::permissions::read_dacl(session, &domain_dn)
+    let dacl = permissions::read_dacl(session, &domain_dn)
         .await?
         .dacl
         .unwrap_or_default();
-    let status = gmsa::status_of(
+    let status = status_of(
         Profile::PasswordWriteBack,
         &resolved,
         sid,
@@ -556,8 +549,7 @@ async fn readiness(
     );
     let min_age = session
         .search(&domain_dn, Scope::Base, "(objectClass=*)", &["minPwdAge"])
-        .await
-        .map_err(directory_error)?
+        .await?
         .into_iter()
         .next()
         .and_then(|e| e.first("minPwdAge").and_then(|v| v.parse::<i64>().ok()))
@@ -569,8 +561,7 @@ async fn readiness(
             "(&(objectCategory=person)(objectClass=user))",
             &["nTSecurityDescriptor"],
         )
-        .await
-        .map_err(directory_error)?;
+        .await?;
     let mut r = DomainReadiness {
         domain: domain.to_owned(),
         status: Some(status),

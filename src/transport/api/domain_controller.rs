@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use crate::model::ProbeReport;
 use crate::transport::convert::{bind_credential, duration, system_time, timestamp};
 use crate::workflows::App;
-use crate::workflows::dc::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
+use crate::workflows::domain_controllers::{DiscoveredDc, PriorityRecord, SetPriorityRequest};
 use provd_proto::v1;
 
 use super::caller;

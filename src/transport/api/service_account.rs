@@ -5,30 +5,30 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::caller;
-use crate::transport::convert::bind_credential;
-use crate::transport::convert::{operation, timestamp};
+use crate::transport::convert::{bind_credential, operation, timestamp};
 use crate::workflows::App;
-use crate::workflows::gmsa::{
-    self, AccountRecord, CreateGmsaRequest, GrantMode, GrantPermissionsRequest, Origin,
-    PrincipalKind, ProfileChoice, ProfileStatus, UseCustomGmsaRequest,
+use crate::workflows::permissions::{
+    AceChange, GrantMode, GrantPermissionsRequest, Profile, ProfileChoice, ProfileStatus,
 };
-use crate::workflows::permissions::Profile;
+use crate::workflows::service_account::{
+    self, AccountRecord, CreateGmsaRequest, Origin, PrincipalKind, UseCustomGmsaRequest,
+};
 use provd_proto::v1;
 
 pub fn encryption_bit(value: i32) -> Option<u32> {
     match v1::EncryptionType::try_from(value).ok()? {
         v1::EncryptionType::Unspecified => None,
-        v1::EncryptionType::Rc4 => Some(gmsa::ENC_RC4),
-        v1::EncryptionType::Aes128 => Some(gmsa::ENC_AES128),
-        v1::EncryptionType::Aes256 => Some(gmsa::ENC_AES256),
+        v1::EncryptionType::Rc4 => Some(service_account::ENC_RC4),
+        v1::EncryptionType::Aes128 => Some(service_account::ENC_AES128),
+        v1::EncryptionType::Aes256 => Some(service_account::ENC_AES256),
     }
 }
 
 fn encryption_types(bits: u32) -> Vec<i32> {
     [
-        (gmsa::ENC_RC4, v1::EncryptionType::Rc4),
-        (gmsa::ENC_AES128, v1::EncryptionType::Aes128),
-        (gmsa::ENC_AES256, v1::EncryptionType::Aes256),
+        (service_account::ENC_RC4, v1::EncryptionType::Rc4),
+        (service_account::ENC_AES128, v1::EncryptionType::Aes128),
+        (service_account::ENC_AES256, v1::EncryptionType::Aes256),
     ]
     .into_iter()
     .filter(|(bit, _)| bits & bit != 0)
@@ -76,7 +76,7 @@ fn grant_mode(value: i32) -> Option<GrantMode> {
     }
 }
 
-pub fn ace_change(c: &gmsa::AceChange) -> v1::AceChange {
+pub fn ace_change(c: &AceChange) -> v1::AceChange {
     v1::AceChange {
         object_dn: c.object_dn.clone(),
         action: if c.add {

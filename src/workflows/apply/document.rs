@@ -7,10 +7,11 @@ use std::collections::BTreeSet;
 use super::{ApplyWorkflows, install_request};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Cloud;
-use crate::workflows::dc::{self, dns_name};
 use crate::workflows::directory::DirectoryWorkflows;
-use crate::workflows::gmsa::{self, ProfileChoice};
 use crate::workflows::permissions::Profile;
+use crate::workflows::permissions::ProfileChoice;
+use crate::workflows::service_account;
+use crate::workflows::validate::{self, dns_name};
 use crate::workflows::{Error, FieldViolation};
 
 #[derive(Debug, Clone, Default)]
@@ -93,7 +94,7 @@ impl ApplyWorkflows {
             let name = dns_name(&format!("{path}.domain"), &d.domain)
                 .map_err(|e| v.push(e))
                 .ok();
-            let preferred = dc::dc_list(
+            let preferred = validate::dc_list(
                 &format!("{path}.preferred_domain_controllers"),
                 &d.preferred,
             )
@@ -136,7 +137,7 @@ impl ApplyWorkflows {
                 Some(AccountChoice::Create {
                     name, principals, ..
                 }) => {
-                    let _ = gmsa::gmsa_name(&format!("{path}.create.name"), name)
+                    let _ = service_account::gmsa_name(&format!("{path}.create.name"), name)
                         .map_err(|e| v.push(e));
                     if principals.is_empty() {
                         v.push(FieldViolation::new(
@@ -191,7 +192,7 @@ impl ApplyWorkflows {
                     "credential",
                     "is required: the document changes the directory",
                 )),
-                Some(c) => v.extend(dc::credential("credential", Some(c))),
+                Some(c) => v.extend(validate::credential("credential", Some(c))),
             }
         }
         if !v.is_empty() {

@@ -14,14 +14,12 @@ mod sections;
 use std::sync::Arc;
 
 use super::agent::{AgentWorkflows, InstallRequest};
-use super::dc::{DcWorkflows, SetPriorityRequest};
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
-use super::gmsa::{
-    CreateGmsaRequest, GmsaWorkflows, GrantMode, GrantPermissionsRequest, ProfileChoice,
-    UseCustomGmsaRequest,
-};
+use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
 use super::operations::{Job, OperationSpec, Outcome, Progress};
 use super::permissions::Profile;
+use super::permissions::{GrantMode, GrantPermissionsRequest, ProfileChoice};
+use super::service_account::{CreateGmsaRequest, ServiceAccountWorkflows, UseCustomGmsaRequest};
 use super::tenant::TenantWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
@@ -41,8 +39,8 @@ pub struct ApplyWorkflows {
     tenant: Arc<TenantWorkflows>,
     agent: Arc<AgentWorkflows>,
     directories: Arc<DirectoryWorkflows>,
-    dcs: Arc<DcWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
 }
 
@@ -55,8 +53,8 @@ impl ApplyWorkflows {
         tenant: Arc<TenantWorkflows>,
         agent: Arc<AgentWorkflows>,
         directories: Arc<DirectoryWorkflows>,
-        dcs: Arc<DcWorkflows>,
-        gmsa: Arc<GmsaWorkflows>,
+        dcs: Arc<DomainControllerWorkflows>,
+        gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {

@@ -9,8 +9,8 @@ use crate::backends::directory::BindCredential;
 use crate::backends::host::{AGENT_SERVICES, ServiceState};
 use crate::workflows::Error;
 use crate::workflows::directory::DirectoryWorkflows;
-use crate::workflows::gmsa::{self, Origin};
 use crate::workflows::permissions::Profile;
+use crate::workflows::service_account::{self, Origin};
 use crate::workflows::writeback::TenantState;
 
 /// Users sampled when planning writeback (only presence matters here).
@@ -138,10 +138,10 @@ impl ApplyWorkflows {
         choice: &AccountChoice,
     ) -> Result<Vec<Change>, Error> {
         const STEP: &str = "service-account";
-        let recorded = gmsa::load_account(&self.store).await?;
-        let same_sam = |record: &gmsa::AccountRecord, name: &str| {
+        let recorded = service_account::load_account(&self.store).await?;
+        let same_sam = |record: &service_account::AccountRecord, name: &str| {
             let want = if name.is_empty() {
-                gmsa::DEFAULT_GMSA
+                service_account::DEFAULT_GMSA
             } else {
                 name
             };
@@ -186,7 +186,7 @@ impl ApplyWorkflows {
             }
             (_, AccountChoice::Create { name, .. }) => {
                 let name = if name.is_empty() {
-                    gmsa::DEFAULT_GMSA
+                    service_account::DEFAULT_GMSA
                 } else {
                     name
                 };
@@ -241,7 +241,7 @@ impl ApplyWorkflows {
         credential: &BindCredential,
     ) -> Result<Vec<Change>, Error> {
         const STEP: &str = "permissions";
-        let recorded = gmsa::load_account(&self.store).await?;
+        let recorded = service_account::load_account(&self.store).await?;
         let held: BTreeSet<Profile> = match recorded.filter(|a| a.domain == domain) {
             // Planned before the account exists: every profile is missing.
             None => BTreeSet::new(),
@@ -348,7 +348,7 @@ impl ApplyWorkflows {
     }
 }
 
-fn describe(record: &Option<gmsa::AccountRecord>) -> String {
+fn describe(record: &Option<service_account::AccountRecord>) -> String {
     match record {
         None => "none".into(),
         Some(r) => format!("{} in {}", r.sam_account_name, r.domain),

@@ -7,9 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use super::{Category, Check, Run, Status, check};
 use crate::backends::directory::BindCredential;
-use crate::workflows::dc;
-use crate::workflows::gmsa::{self, AccountRecord};
+use crate::workflows::domain_controllers::{Connect, DcSession};
 use crate::workflows::permissions::Profile;
+use crate::workflows::service_account::{self, AccountRecord};
 
 /// A DC certificate expiring sooner than this is a WARN.
 const CERT_WARN_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -348,30 +348,25 @@ async fn retrievable_check(
     .subject(domain)
     .attr("host_account", host_account.clone());
     let result = async {
-        let order = run.dcs.order(domain).await?;
-        let mut session = run
-            .dcs
-            .connect_in_order(&order, credential, None, "verify")
-            .await?;
-        let outcome = async {
-            let root = session.root_dse().await.map_err(dc::directory_error)?;
+        let mut session = DcSession::open(&run.dcs, domain, credential, Connect::Quiet).await?;
+        async {
+            let root = session.root_dse().await?;
             let domain_dn = root
                 .first("defaultNamingContext")
                 .unwrap_or_default()
                 .to_owned();
             let Some(entry) =
-                gmsa::read_account_entry(session.as_mut(), &domain_dn, account).await?
+                service_account::read_account_entry(session.as_mut(), &domain_dn, account).await?
             else {
                 return Ok(Err(format!(
                     "{} does not exist",
                     account.distinguished_name
                 )));
             };
-            gmsa::host_may_retrieve(session.as_mut(), &domain_dn, &entry, &host_account).await
+            service_account::host_may_retrieve(session.as_mut(), &domain_dn, &entry, &host_account)
+                .await
         }
-        .await;
-        session.unbind().await;
-        outcome
+        .await
     }
     .await;
     match result {

@@ -24,11 +24,12 @@ use tracing::Instrument;
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::Store;
-use crate::workflows::dc::{self, DcWorkflows, dns_name};
 use crate::workflows::directory::DirectoryWorkflows;
-use crate::workflows::gmsa::{self, AccountRecord, GmsaWorkflows};
+use crate::workflows::domain_controllers::DomainControllerWorkflows;
 use crate::workflows::operations::now_ms;
+use crate::workflows::service_account::{self, AccountRecord, ServiceAccountWorkflows};
 use crate::workflows::tenant::TenantWorkflows;
+use crate::workflows::validate::{self, dns_name};
 use crate::workflows::writeback::{TenantState, WritebackWorkflows};
 use crate::workflows::{Error, FieldViolation};
 
@@ -127,10 +128,10 @@ impl Check {
 
 /// Everything a run needs, shared by its groups.
 struct Run {
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     credential: Option<BindCredential>,
     domains: Vec<String>,
@@ -152,20 +153,20 @@ impl Run {
 
 pub struct VerifyWorkflows {
     store: Arc<dyn Store>,
-    dcs: Arc<DcWorkflows>,
+    dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    gmsa: Arc<GmsaWorkflows>,
+    gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
 }
 
 impl VerifyWorkflows {
     pub fn new(
         store: Arc<dyn Store>,
-        dcs: Arc<DcWorkflows>,
+        dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
         tenant: Arc<TenantWorkflows>,
-        gmsa: Arc<GmsaWorkflows>,
+        gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
     ) -> Self {
         Self {
@@ -211,7 +212,10 @@ impl VerifyWorkflows {
             ));
         }
         if request.credential.is_some() {
-            v.extend(dc::credential("credential", request.credential.as_ref()));
+            v.extend(validate::credential(
+                "credential",
+                request.credential.as_ref(),
+            ));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
@@ -231,7 +235,7 @@ impl VerifyWorkflows {
             gmsa: self.gmsa.clone(),
             writeback: self.writeback.clone(),
             credential: request.credential,
-            account: gmsa::load_account(&self.store).await?,
+            account: service_account::load_account(&self.store).await?,
             domains,
             writeback_flag: tokio::sync::OnceCell::new(),
         });

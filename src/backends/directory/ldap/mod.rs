@@ -28,8 +28,6 @@ use tracing::field::Empty;
 use super::dns::Dns;
 use super::{BindCredential, Directory, DirectoryError, DirectorySession, ProbeReport, SrvTarget};
 
-pub use time::parse_generalized_time;
-
 use session::LdapSession;
 
 /// How provd reaches DCs.

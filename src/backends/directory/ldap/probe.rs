@@ -14,9 +14,10 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::session::read_root_dse;
-use super::time::{parse_generalized_time, signed_secs};
+use super::time::signed_secs;
 use super::{LdapDirectory, LdapTransport};
 use crate::backends::directory::{BindCredential, ProbeReport};
+use crate::model::parse_generalized_time;
 
 impl LdapDirectory {
     /// Connects, handshakes (recording the certificate whatever its trust),

@@ -1,0 +1,135 @@
+//! The domain facade the transport calls, and what a daemon builds it from.
+
+use std::sync::Arc;
+
+use super::operations::Operations;
+use super::{
+    Error, agent, apply, directory, domain_controllers, service_account, tenant, verify, writeback,
+};
+use crate::backends::directory::Directory;
+use crate::backends::host::{Cloud, Host};
+use crate::backends::store::Store;
+use crate::backends::tenant::Tenant;
+
+/// Who is calling: from the verified client certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Caller {
+    pub name: String,
+}
+
+/// The domain facade the transport calls: one per daemon.
+pub struct App {
+    pub operations: Arc<Operations>,
+    pub agent: Arc<agent::AgentWorkflows>,
+    pub dcs: Arc<domain_controllers::DomainControllerWorkflows>,
+    pub directories: Arc<directory::DirectoryWorkflows>,
+    pub gmsa: Arc<service_account::ServiceAccountWorkflows>,
+    pub writeback: Arc<writeback::WritebackWorkflows>,
+    pub tenant: Arc<tenant::TenantWorkflows>,
+    pub verify: verify::VerifyWorkflows,
+    pub apply: Arc<apply::ApplyWorkflows>,
+}
+
+/// The backends a daemon runs with; chosen by `lib.rs` (the only place that
+/// names concrete backends).
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub host: Arc<dyn Host>,
+    pub directory: Arc<dyn Directory>,
+    pub tenant: Arc<dyn Tenant>,
+}
+
+/// Settings of the tenant side that workflows act on.
+#[derive(Debug, Clone, Default)]
+pub struct TenantSettings {
+    /// The cloud the tenant client is configured for.
+    pub cloud: Cloud,
+    /// PEM the registered agent trusts for the agent service (lab CA).
+    pub service_ca_pem: Option<String>,
+}
+
+/// Filesystem locations workflows may write to.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// Where fetched packages are staged before they are verified and run.
+    pub staging_dir: std::path::PathBuf,
+}
+
+impl App {
+    /// Builds the workflows and recovers operations a previous run left
+    /// unfinished (they become INTERRUPTED).
+    pub async fn start(
+        backends: Backends,
+        paths: Paths,
+        tenant_settings: TenantSettings,
+    ) -> Result<Arc<App>, Error> {
+        let operations = Operations::recover(backends.store.clone()).await?;
+        let tenant = Arc::new(tenant::TenantWorkflows::new(
+            operations.clone(),
+            backends.tenant.clone(),
+            backends.store.clone(),
+            backends.host.clone(),
+            tenant_settings.service_ca_pem,
+        ));
+        let agent = Arc::new(agent::AgentWorkflows::new(
+            operations.clone(),
+            backends.host.clone(),
+            paths,
+            tenant.clone(),
+            tenant_settings.cloud,
+        ));
+        let dcs = Arc::new(domain_controllers::DomainControllerWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            backends.directory.clone(),
+        ));
+        let directories = Arc::new(directory::DirectoryWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+        ));
+        let gmsa = Arc::new(service_account::ServiceAccountWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+        ));
+        let writeback = Arc::new(writeback::WritebackWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+            tenant.clone(),
+        ));
+        let verify = verify::VerifyWorkflows::new(
+            backends.store.clone(),
+            dcs.clone(),
+            backends.host.clone(),
+            tenant.clone(),
+            gmsa.clone(),
+            writeback.clone(),
+        );
+        let apply = Arc::new(apply::ApplyWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            backends.host.clone(),
+            tenant.clone(),
+            agent.clone(),
+            directories.clone(),
+            dcs.clone(),
+            gmsa.clone(),
+            writeback.clone(),
+        ));
+        Ok(Arc::new(App {
+            apply,
+            operations,
+            agent,
+            dcs,
+            directories,
+            gmsa,
+            writeback,
+            tenant,
+            verify,
+        }))
+    }
+}

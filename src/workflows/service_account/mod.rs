@@ -1,0 +1,465 @@
+//! ServiceAccountService: create a gMSA, adopt a custom one, report the
+//! recorded account, and grant / plan / remove permission profiles (the
+//! engine is [`crate::workflows::permissions`]'s). Create and adopt both end
+//! by making the agent service log on as the gMSA.
+
+mod account;
+mod create;
+mod custom;
+mod logon;
+
+use std::sync::Arc;
+
+use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
+use super::operations::{Job, NewEvent, OperationSpec, Progress, job};
+use super::permissions::{GrantPermissionsRequest, ProfileStatus};
+use super::validate::{self, dn_in_domain, dns_name, principal_name};
+use super::{Caller, Error, FieldViolation, Operations};
+use crate::backends::directory::{BindCredential, escape};
+use crate::backends::host::Host;
+use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
+use account::read_live;
+use create::{GmsaPlan, run_create};
+use custom::run_use_custom;
+use logon::configure_service;
+
+pub use account::{AccountRecord, Origin, Principal, PrincipalKind};
+pub(crate) use account::{gmsa_name, load_account};
+pub(crate) use logon::{host_may_retrieve, read_account_entry};
+
+pub const DEFAULT_GMSA: &str = "provAgentgMSA$";
+pub const DEFAULT_INTERVAL_DAYS: u32 = 30;
+pub const MAX_INTERVAL_DAYS: u32 = 36_500;
+pub const ENC_RC4: u32 = 0x4;
+pub const ENC_AES128: u32 = 0x8;
+pub const ENC_AES256: u32 = 0x10;
+
+/// CreateGmsa as the transport hands it over.
+#[derive(Debug, Default)]
+pub struct CreateGmsaRequest {
+    pub name: String,
+    pub container_dn: String,
+    pub dns_host_name: String,
+    pub password_interval_days: u32,
+    /// Bits of msDS-SupportedEncryptionTypes; `None` for a value the
+    /// transport could not map (rejected).
+    pub encryption_types: Vec<Option<u32>>,
+    pub principals: Vec<String>,
+    pub domain: String,
+    pub credential: Option<BindCredential>,
+    pub request_id: String,
+}
+
+#[derive(Debug, Default)]
+pub struct UseCustomGmsaRequest {
+    pub name: String,
+    pub domain: String,
+    pub credential: Option<BindCredential>,
+    pub host_account: String,
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceAccountReport {
+    pub account: Option<AccountRecord>,
+    pub domain: String,
+    pub live: bool,
+    pub live_unavailable_reason: String,
+    pub permissions: Vec<ProfileStatus>,
+}
+
+pub struct ServiceAccountWorkflows {
+    operations: Arc<Operations>,
+    store: Arc<dyn Store>,
+    dcs: Arc<DomainControllerWorkflows>,
+    host: Arc<dyn Host>,
+}
+
+fn enc_names(bits: u32) -> String {
+    let mut v = Vec::new();
+    if bits & ENC_RC4 != 0 {
+        v.push("RC4");
+    }
+    if bits & ENC_AES128 != 0 {
+        v.push("AES128");
+    }
+    if bits & ENC_AES256 != 0 {
+        v.push("AES256");
+    }
+    if v.is_empty() {
+        format!("0x{bits:x}")
+    } else {
+        format!("{} (0x{bits:x})", v.join("+"))
+    }
+}
+
+async fn event(
+    progress: &Progress,
+    step: &str,
+    kind: EventKind,
+    message: String,
+    attrs: &[(&str, String)],
+) -> Result<(), Error> {
+    progress
+        .emit(NewEvent {
+            step: step.into(),
+            kind: Some(kind),
+            message,
+            attributes: attrs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            ..NewEvent::default()
+        })
+        .await
+}
+
+impl ServiceAccountWorkflows {
+    pub fn new(
+        operations: Arc<Operations>,
+        store: Arc<dyn Store>,
+        dcs: Arc<DomainControllerWorkflows>,
+        host: Arc<dyn Host>,
+    ) -> Self {
+        Self {
+            operations,
+            store,
+            dcs,
+            host,
+        }
+    }
+
+    // ------------------------------------------------------------ CreateGmsa
+
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateGmsaRequest,
+    ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_create(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_create(
+        &self,
+        caller: &Caller,
+        mut request: CreateGmsaRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
+        let mut v = Vec::new();
+        let domain = dns_name("domain", &request.domain)
+            .map_err(|e| v.push(e))
+            .ok();
+        let name = gmsa_name("name", &request.name).map_err(|e| v.push(e)).ok();
+        let domain_dn = domain.as_deref().map(escape::domain_dn);
+        let container = match (&domain_dn, request.container_dn.is_empty()) {
+            (Some(d), true) => Some(format!("CN=Managed Service Accounts,{d}")),
+            (Some(d), false) => dn_in_domain("container_dn", &request.container_dn, d)
+                .map_err(|e| v.push(e))
+                .ok(),
+            (None, _) => None,
+        };
+        let dns_host = match (&domain, &name, request.dns_host_name.is_empty()) {
+            (Some(d), Some(n), true) => Some(format!(
+                "{}.{d}",
+                n.trim_end_matches('$').to_ascii_lowercase()
+            )),
+            (_, _, false) => dns_name("dns_host_name", &request.dns_host_name)
+                .map_err(|e| v.push(e))
+                .ok(),
+            _ => None,
+        };
+        let interval = match request.password_interval_days {
+            0 => DEFAULT_INTERVAL_DAYS,
+            n if n > MAX_INTERVAL_DAYS => {
+                v.push(FieldViolation::new(
+                    "password_interval_days",
+                    format!("must be at most {MAX_INTERVAL_DAYS}"),
+                ));
+                DEFAULT_INTERVAL_DAYS
+            }
+            n => n,
+        };
+        let mut enc = 0;
+        for (i, t) in request.encryption_types.iter().enumerate() {
+            match t {
+                Some(bit) => enc |= bit,
+                None => v.push(FieldViolation::new(
+                    format!("encryption_types[{i}]"),
+                    "must be RC4, AES128 or AES256",
+                )),
+            }
+        }
+        if enc == 0 {
+            enc = ENC_AES128 | ENC_AES256;
+        }
+        if request.principals.is_empty() {
+            v.push(FieldViolation::new(
+                "principals_allowed_to_retrieve_password",
+                "at least one computer account or group is required (the agent host's, e.g. \"AGENT1$\")",
+            ));
+        } else if request.principals.len() > 100 {
+            v.push(FieldViolation::new(
+                "principals_allowed_to_retrieve_password",
+                "at most 100",
+            ));
+        }
+        let principals: Vec<String> = request
+            .principals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                principal_name(&format!("principals_allowed_to_retrieve_password[{i}]"), p)
+                    .map_err(|e| v.push(e))
+                    .ok()
+            })
+            .collect();
+        v.extend(validate::credential(
+            "credential",
+            request.credential.as_ref(),
+        ));
+        let request_id = validate::request_id("request_id", &request.request_id)
+            .map_err(|e| v.push(e))
+            .ok()
+            .flatten();
+        let (Some(domain), Some(name), Some(container), Some(dns_host), Some(credential)) =
+            (domain, name, container, dns_host, request.credential.take())
+        else {
+            return Err(Error::InvalidArgument(v));
+        };
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let spec = OperationSpec {
+            kind: OperationKind::CreateGmsa,
+            request_id,
+            description: format!("create the gMSA {name} in {domain}"),
+            initiator: caller.name.clone(),
+        };
+        let (store, dcs, host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
+        let plan = GmsaPlan {
+            domain,
+            name,
+            container,
+            dns_host,
+            interval,
+            enc,
+            principals,
+        };
+        Ok((
+            spec,
+            job(move |progress| async move {
+                let mut session =
+                    DcSession::open(&dcs, &plan.domain, &credential, Connect::Step(&progress))
+                        .await?;
+                drop(credential);
+                let mut outcome = run_create(&progress, session.as_mut(), &store, &plan).await?;
+                drop(session);
+                configure_service(&progress, &host, &store, &mut outcome).await?;
+                Ok(outcome)
+            }),
+        ))
+    }
+
+    // ------------------------------------------------------------ UseCustomGmsa
+
+    pub async fn use_custom(
+        &self,
+        caller: &Caller,
+        request: UseCustomGmsaRequest,
+    ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_use_custom(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_use_custom(
+        &self,
+        caller: &Caller,
+        mut request: UseCustomGmsaRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
+        let mut v = Vec::new();
+        let domain = dns_name("domain", &request.domain)
+            .map_err(|e| v.push(e))
+            .ok();
+        let name = if request.name.contains('=') {
+            principal_name("name", &request.name)
+                .map_err(|e| v.push(e))
+                .ok()
+        } else if request.name.is_empty() {
+            v.push(FieldViolation::new("name", "is required"));
+            None
+        } else {
+            gmsa_name("name", &request.name).map_err(|e| v.push(e)).ok()
+        };
+        let host = if request.host_account.is_empty() {
+            v.push(FieldViolation::new(
+                "host_account",
+                "is required here: this host's computer account is unknown without the Windows host backend",
+            ));
+            None
+        } else {
+            principal_name("host_account", &request.host_account)
+                .map_err(|e| v.push(e))
+                .ok()
+        };
+        v.extend(validate::credential(
+            "credential",
+            request.credential.as_ref(),
+        ));
+        let request_id = validate::request_id("request_id", &request.request_id)
+            .map_err(|e| v.push(e))
+            .ok()
+            .flatten();
+        let (Some(domain), Some(name), Some(host), Some(credential)) =
+            (domain, name, host, request.credential.take())
+        else {
+            return Err(Error::InvalidArgument(v));
+        };
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let spec = OperationSpec {
+            kind: OperationKind::UseCustomGmsa,
+            request_id,
+            description: format!("use the custom gMSA {name} of {domain}"),
+            initiator: caller.name.clone(),
+        };
+        let (store, dcs, agent_host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
+        Ok((
+            spec,
+            job(move |progress| async move {
+                let mut session =
+                    DcSession::open(&dcs, &domain, &credential, Connect::Step(&progress)).await?;
+                drop(credential);
+                let mut outcome =
+                    run_use_custom(&progress, session.as_mut(), &store, &domain, &name, &host)
+                        .await?;
+                drop(session);
+                configure_service(&progress, &agent_host, &store, &mut outcome).await?;
+                Ok(outcome)
+            }),
+        ))
+    }
+
+    // ------------------------------------------------------------ GetServiceAccount
+
+    pub async fn get(
+        &self,
+        domain: &str,
+        credential: Option<BindCredential>,
+    ) -> Result<ServiceAccountReport, Error> {
+        let mut v = Vec::new();
+        let domain = if domain.is_empty() {
+            None
+        } else {
+            dns_name("domain", domain).map_err(|e| v.push(e)).ok()
+        };
+        if credential.is_some() {
+            v.extend(validate::credential("credential", credential.as_ref()));
+        }
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
+        let account = load_account(&self.store).await?;
+        let Some(account) = account else {
+            return Ok(ServiceAccountReport {
+                account: None,
+                domain: domain.unwrap_or_default(),
+                live: false,
+                live_unavailable_reason: "no service account is recorded".into(),
+                permissions: Vec::new(),
+            });
+        };
+        let domain = domain.unwrap_or_else(|| account.domain.clone());
+        let Some(credential) = credential else {
+            return Ok(ServiceAccountReport {
+                account: Some(account),
+                domain,
+                live: false,
+                live_unavailable_reason:
+                    "no credential given, and this host cannot bind as its computer account".into(),
+                permissions: Vec::new(),
+            });
+        };
+        // The DCs' order failing is the call's error; only the bind's
+        // failure makes the report "not live".
+        let order = self.dcs.order(&domain).await?;
+        let mut session = match DcSession::open_preferring(
+            &self.dcs,
+            &domain,
+            &order,
+            &credential,
+            Connect::Quiet,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
+            Err(e) => {
+                return Ok(ServiceAccountReport {
+                    account: Some(account),
+                    domain,
+                    live: false,
+                    live_unavailable_reason: e.to_string(),
+                    permissions: Vec::new(),
+                });
+            }
+        };
+        drop(credential);
+        let (fresh, permissions) = read_live(session.as_mut(), &account, &domain).await?;
+        drop(session);
+        Ok(ServiceAccountReport {
+            account: Some(fresh),
+            domain,
+            live: true,
+            live_unavailable_reason: String::new(),
+            permissions,
+        })
+    }
+
+    // ------------------------------------------------------------ GrantPermissions
+
+    pub async fn grant(
+        &self,
+        caller: &Caller,
+        request: GrantPermissionsRequest,
+    ) -> Result<OperationRecord, Error> {
+        let (spec, job) = self.prepare_grant(caller, request).await?;
+        self.operations.start(spec, job).await
+    }
+
+    /// Validates and checks preconditions now; the job does the work, in
+    /// its own operation or as a step of an apply.
+    pub async fn prepare_grant(
+        &self,
+        caller: &Caller,
+        request: GrantPermissionsRequest,
+    ) -> Result<(OperationSpec, Job), Error> {
+        let mut grant = request.validate()?;
+        // Without a trustee, the grant is for the recorded account.
+        let trustee = match grant.trustee.take() {
+            Some(t) => t,
+            None => match load_account(&self.store).await? {
+                Some(a) => a.sid,
+                None if self
+                    .operations
+                    .is_retry(grant.request_id.as_deref())
+                    .await? =>
+                {
+                    String::new()
+                }
+                None => {
+                    return Err(Error::FailedPrecondition {
+                        reason: "NO_SERVICE_ACCOUNT",
+                        subject: "trustee".into(),
+                        message: "no trustee: name one, or record the agent's account first with CreateGmsa or UseCustomGmsa".into(),
+                    });
+                }
+            },
+        };
+        Ok(grant.prepare(caller, self.dcs.clone(), trustee))
+    }
+}
