@@ -8,7 +8,7 @@ use serde::Serialize;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation as RpcFieldViolation, StatusExt};
 
-use crate::workflows::{Error, ErrorKind};
+use crate::workflows::{Error, ErrorKind, PreconditionReason};
 
 /// Errors of the transport layer itself (before a workflow is reached).
 #[derive(Debug, thiserror::Error)]
@@ -57,7 +57,7 @@ pub fn to_status(err: &Error) -> Status {
         )),
         Error::OperationRunning { id, .. } => {
             Some(ErrorDetails::with_precondition_failure_violation(
-                "OPERATION_RUNNING",
+                PreconditionReason::OperationRunning.as_str(),
                 format!("operations/{id}"),
                 message.clone(),
             ))
@@ -65,7 +65,7 @@ pub fn to_status(err: &Error) -> Status {
         Error::FailedPrecondition {
             reason, subject, ..
         } => Some(ErrorDetails::with_precondition_failure_violation(
-            *reason,
+            reason.as_str(),
             subject.clone(),
             message.clone(),
         )),
@@ -76,7 +76,7 @@ pub fn to_status(err: &Error) -> Status {
         | Error::Unavailable(_)
         | Error::Unimplemented(_)
         | Error::Cancelled
-        | Error::Internal(_)
+        | Error::Internal { .. }
         | Error::Store(_) => None,
     };
     if matches!(code, Code::Internal) {
@@ -184,5 +184,58 @@ pub fn json_error(status: &Status) -> JsonErrorBody {
                 })
                 .unwrap_or_default(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provd_proto::v1;
+
+    /// The reasons workflows raise and the ones the contract documents are
+    /// the same list, under the same stable strings.
+    #[test]
+    fn precondition_reasons_match_the_contract() {
+        for reason in PreconditionReason::ALL {
+            let name = format!("PRECONDITION_REASON_{}", reason.as_str());
+            assert!(
+                v1::PreconditionReason::from_str_name(&name).is_some(),
+                "{name} is not in common.proto"
+            );
+        }
+        let documented = (1..)
+            .map_while(|n| v1::PreconditionReason::try_from(n).ok())
+            .count();
+        assert_eq!(documented, PreconditionReason::ALL.len());
+    }
+
+    #[test]
+    fn a_failed_precondition_carries_its_reason_and_subject() {
+        let status = Status::from(Error::FailedPrecondition {
+            reason: PreconditionReason::NotRegistered,
+            subject: "agent".into(),
+            message: "register first".into(),
+        });
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        let violations = status
+            .get_details_precondition_failure()
+            .map(|p| p.violations)
+            .unwrap_or_default();
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].r#type, "NOT_REGISTERED");
+        assert_eq!(violations[0].subject, "agent");
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_in_the_chain_and_the_message() {
+        let cause = std::io::Error::other("disk full");
+        let err = Error::internal("cannot write the staged package", cause);
+        assert_eq!(
+            err.to_string(),
+            "internal error: cannot write the staged package: disk full"
+        );
+        let source = std::error::Error::source(&err).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("disk full"));
+        assert_eq!(Status::from(err).code(), Code::Internal);
     }
 }

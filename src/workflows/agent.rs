@@ -16,6 +16,7 @@ use crate::backends::host::{
     ServiceAction, ServiceState, package_kind, package_version,
 };
 use crate::backends::store::{OperationKind, OperationRecord};
+use crate::workflows::PreconditionReason;
 
 /// Install as the transport hands it over: raw fields, validated here.
 #[derive(Debug, Clone, Default)]
@@ -429,7 +430,7 @@ async fn run_uninstall(
         .step_started("stop-services", "stopping the agent services")
         .await?;
     let unavailable = |reason: String| Error::FailedPrecondition {
-        reason: "HOST_UNAVAILABLE",
+        reason: PreconditionReason::HostUnavailable,
         subject: "host".into(),
         message: format!("cannot uninstall: {reason}"),
     };
@@ -472,7 +473,7 @@ async fn run_uninstall(
         .await?;
     tokio::fs::create_dir_all(&staging_dir)
         .await
-        .map_err(|e| Error::Internal(format!("{}: {e}", staging_dir.display())))?;
+        .map_err(|e| Error::internal(staging_dir.display().to_string(), e))?;
     let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
     let changed = match host.uninstall_agent(&log).await {
         Ok(None) => {
@@ -506,7 +507,7 @@ async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(),
             ServiceState::Running => {}
             ServiceState::NotInstalled => {
                 return Err(Error::FailedPrecondition {
-                    reason: "SERVICE_MISSING",
+                    reason: PreconditionReason::ServiceMissing,
                     subject: service.name.clone(),
                     message: format!(
                         "the package did not install the service {} ({})",
@@ -540,7 +541,7 @@ const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 fn installer_error(err: HostError, log_path: &Path) -> Error {
     match err {
         HostError::Unavailable(reason) => Error::FailedPrecondition {
-            reason: "HOST_UNAVAILABLE",
+            reason: PreconditionReason::HostUnavailable,
             subject: "host".into(),
             message: format!("cannot install the package: {reason}"),
         },
@@ -552,7 +553,7 @@ fn installer_error(err: HostError, log_path: &Path) -> Error {
                     Error::invalid("source", message)
                 }
                 _ => Error::FailedPrecondition {
-                    reason: "INSTALLER_FAILED",
+                    reason: PreconditionReason::InstallerFailed,
                     subject: log_path.display().to_string(),
                     message,
                 },
@@ -572,9 +573,9 @@ async fn fetch(
 ) -> Result<([u8; 32], u64), Error> {
     let cancel = progress.cancellation().clone();
     let open = async {
-        tokio::fs::create_dir_all(staging_dir).await.map_err(|e| {
-            Error::Internal(format!("cannot create {}: {e}", staging_dir.display()))
-        })?;
+        tokio::fs::create_dir_all(staging_dir)
+            .await
+            .map_err(|e| Error::internal(format!("cannot create {}", staging_dir.display()), e))?;
         let reader = open_source(source).await?;
         let total = tokio::fs::metadata(source)
             .await
@@ -583,7 +584,7 @@ async fn fetch(
             .map(|m| m.len());
         let out = tokio::fs::File::create(staged)
             .await
-            .map_err(|e| Error::Internal(format!("cannot create {}: {e}", staged.display())))?;
+            .map_err(|e| Error::internal(format!("cannot create {}", staged.display()), e))?;
         Ok::<_, Error>((reader, total, out))
     };
     let (mut reader, total, mut out) = tokio::select! {
@@ -605,7 +606,7 @@ async fn fetch(
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
             .await
-            .map_err(|e| Error::Internal(format!("cannot write {}: {e}", staged.display())))?;
+            .map_err(|e| Error::internal(format!("cannot write {}", staged.display()), e))?;
         copied += n as u64;
         if let Some(total) = total.filter(|t| *t > 0) {
             let percent = u32::try_from(copied.saturating_mul(100) / total).unwrap_or(100);
@@ -623,14 +624,14 @@ async fn fetch(
     }
     out.flush()
         .await
-        .map_err(|e| Error::Internal(format!("cannot write {}: {e}", staged.display())))?;
+        .map_err(|e| Error::internal(format!("cannot write {}", staged.display()), e))?;
     Ok((hasher.finalize().into(), copied))
 }
 
 fn source_error(source: &Path, err: &std::io::Error) -> Error {
     match err.kind() {
         std::io::ErrorKind::NotFound => Error::FailedPrecondition {
-            reason: "PACKAGE_NOT_FOUND",
+            reason: PreconditionReason::PackageNotFound,
             subject: format!("file://{}", source.display()),
             message: format!("package {} does not exist", source.display()),
         },

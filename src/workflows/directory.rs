@@ -105,6 +105,7 @@ pub struct DirectoryWorkflows {
 }
 
 use super::Operations;
+use crate::workflows::PreconditionReason;
 
 pub fn level_name(version: i32) -> &'static str {
     match version {
@@ -139,7 +140,7 @@ impl DirectoryWorkflows {
         let mut out = Vec::new();
         for (domain, bytes) in rows {
             let record: DirectoryRecord = serde_json::from_slice(&bytes)
-                .map_err(|e| Error::Internal(format!("stored directory {domain}: {e}")))?;
+                .map_err(|e| Error::internal(format!("stored directory {domain}"), e))?;
             let priority = self.dcs.priority(&domain).await?;
             out.push((record, priority.dcs));
         }
@@ -272,7 +273,7 @@ async fn load(store: &Arc<dyn Store>, domain: &str) -> Result<Option<DirectoryRe
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| Error::Internal(format!("stored directory {domain}: {e}"))),
+            .map_err(|e| Error::internal(format!("stored directory {domain}"), e)),
     }
 }
 
@@ -322,7 +323,7 @@ async fn run_add(
     }
     if let Some(p) = record.prerequisites.iter().find(|p| p.blocking && !p.ok) {
         return Err(Error::FailedPrecondition {
-            reason: "DIRECTORY_PREREQUISITE",
+            reason: PreconditionReason::DirectoryPrerequisite,
             subject: p.name.clone(),
             message: format!("{domain}: {}", p.message),
         });
@@ -382,7 +383,8 @@ async fn run_add(
     };
     if changed {
         record.update_time_ms = now;
-        let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(&record)
+            .map_err(|e| Error::internal("encoding a record for the store", e))?;
         let key = domain.clone();
         blocking(&store, move |s| {
             s.put_config(DIRECTORY_NS, &key, Some(&bytes))
@@ -416,14 +418,14 @@ async fn read_facts(
     let root = session.root_dse().await?;
     let need = |name: &str| -> Result<String, Error> {
         root.first(name).map(str::to_owned).ok_or_else(|| {
-            Error::Internal(format!("RootDSE of {} has no {name}", session_name(&root)))
+            Error::internal_msg(format!("RootDSE of {} has no {name}", session_name(&root)))
         })
     };
     let domain_dn = need("defaultNamingContext")?;
     let expected = escape::domain_dn(domain);
     if !domain_dn.eq_ignore_ascii_case(&expected) {
         return Err(Error::FailedPrecondition {
-            reason: "WRONG_DOMAIN",
+            reason: PreconditionReason::WrongDomain,
             subject: domain.to_owned(),
             message: format!("the domain controller serves {domain_dn}, not {domain} ({expected})"),
         });
@@ -460,14 +462,14 @@ async fn read_facts(
         &["objectSid"],
     )
     .await?
-    .ok_or_else(|| Error::Internal(format!("{domain_dn} cannot be read")))?;
+    .ok_or_else(|| Error::internal_msg(format!("{domain_dn} cannot be read")))?;
     let domain_sid = domain_entry
         .first_bin("objectSid")
-        .ok_or_else(|| Error::Internal(format!("{domain_dn} has no objectSid")))
+        .ok_or_else(|| Error::internal_msg(format!("{domain_dn} has no objectSid")))
         .and_then(|b| {
             provd_sd::Sid::from_bytes(b)
                 .map(|s| s.to_string())
-                .map_err(|e| Error::Internal(format!("objectSid of {domain_dn}: {e}")))
+                .map_err(|e| Error::internal(format!("objectSid of {domain_dn}"), e))
         })?;
     let partitions = format!("CN=Partitions,{configuration_dn}");
     let filter = format!(

@@ -2,7 +2,9 @@
 //! directory failures into it.
 
 use crate::backends::directory::DirectoryError;
+use crate::backends::host::HostError;
 use crate::backends::store::StoreError;
+use crate::backends::tenant::TenantError;
 
 /// A bad field in a request: which field (proto field path) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +18,87 @@ impl FieldViolation {
         Self {
             field: field.into(),
             description: description.into(),
+        }
+    }
+}
+
+/// Why a request failed with FAILED_PRECONDITION. `as_str` is the stable
+/// string clients match (`PreconditionFailure.Violation.type`); the contract
+/// documents each as `provd.v1.PreconditionReason` (`common.proto`), and a
+/// transport test keeps the two lists equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PreconditionReason {
+    OperationRunning,
+    OperationFinished,
+    HostUnavailable,
+    PackageNotFound,
+    InstallerFailed,
+    ServiceMissing,
+    AgentTooOld,
+    TenantNotConfigured,
+    NotSignedIn,
+    DeviceCodeExpired,
+    NotRegistered,
+    NoDirectory,
+    DirectoryConfig,
+    DirectoryPrerequisite,
+    WrongDomain,
+    NoGmsaClass,
+    NoKdsRootKey,
+    GmsaConflict,
+    GmsaInvalid,
+    BadGmsaMembership,
+    NoServiceAccount,
+}
+
+impl PreconditionReason {
+    pub const ALL: [Self; 21] = [
+        Self::OperationRunning,
+        Self::OperationFinished,
+        Self::HostUnavailable,
+        Self::PackageNotFound,
+        Self::InstallerFailed,
+        Self::ServiceMissing,
+        Self::AgentTooOld,
+        Self::TenantNotConfigured,
+        Self::NotSignedIn,
+        Self::DeviceCodeExpired,
+        Self::NotRegistered,
+        Self::NoDirectory,
+        Self::DirectoryConfig,
+        Self::DirectoryPrerequisite,
+        Self::WrongDomain,
+        Self::NoGmsaClass,
+        Self::NoKdsRootKey,
+        Self::GmsaConflict,
+        Self::GmsaInvalid,
+        Self::BadGmsaMembership,
+        Self::NoServiceAccount,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OperationRunning => "OPERATION_RUNNING",
+            Self::OperationFinished => "OPERATION_FINISHED",
+            Self::HostUnavailable => "HOST_UNAVAILABLE",
+            Self::PackageNotFound => "PACKAGE_NOT_FOUND",
+            Self::InstallerFailed => "INSTALLER_FAILED",
+            Self::ServiceMissing => "SERVICE_MISSING",
+            Self::AgentTooOld => "AGENT_TOO_OLD",
+            Self::TenantNotConfigured => "TENANT_NOT_CONFIGURED",
+            Self::NotSignedIn => "NOT_SIGNED_IN",
+            Self::DeviceCodeExpired => "DEVICE_CODE_EXPIRED",
+            Self::NotRegistered => "NOT_REGISTERED",
+            Self::NoDirectory => "NO_DIRECTORY",
+            Self::DirectoryConfig => "DIRECTORY_CONFIG",
+            Self::DirectoryPrerequisite => "DIRECTORY_PREREQUISITE",
+            Self::WrongDomain => "WRONG_DOMAIN",
+            Self::NoGmsaClass => "NO_GMSA_CLASS",
+            Self::NoKdsRootKey => "NO_KDS_ROOT_KEY",
+            Self::GmsaConflict => "GMSA_CONFLICT",
+            Self::GmsaInvalid => "GMSA_INVALID",
+            Self::BadGmsaMembership => "BAD_GMSA_MEMBERSHIP",
+            Self::NoServiceAccount => "NO_SERVICE_ACCOUNT",
         }
     }
 }
@@ -37,8 +120,7 @@ pub enum Error {
     /// what the operator can do.
     #[error("{message}")]
     FailedPrecondition {
-        /// Short machine-readable category, e.g. "HOST_UNAVAILABLE".
-        reason: &'static str,
+        reason: PreconditionReason,
         /// What the precondition is about, e.g. "operations/<id>"; may be empty.
         subject: String,
         message: String,
@@ -61,11 +143,22 @@ pub enum Error {
     /// The operation was cancelled by CancelOperation.
     #[error("cancelled")]
     Cancelled,
-    /// A bug or an unexpected local failure (I/O on the state directory).
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// A bug or an unexpected local failure (I/O on the state directory),
+    /// with the failure that caused it when there is one.
+    #[error("internal error: {context}{}", cause_suffix(.source.as_deref()))]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// The cause, as it followed the context in the message before the chain
+/// was kept.
+fn cause_suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> String {
+    source.map(|e| format!(": {e}")).unwrap_or_default()
 }
 
 fn describe_violations(violations: &[FieldViolation]) -> String {
@@ -123,7 +216,7 @@ impl Error {
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::Unimplemented(_) => ErrorKind::Unimplemented,
             Self::Cancelled => ErrorKind::Cancelled,
-            Self::Internal(_) => ErrorKind::Internal,
+            Self::Internal { .. } => ErrorKind::Internal,
             Self::Store(StoreError::NotFound(_)) => ErrorKind::NotFound,
             Self::Store(_) => ErrorKind::Internal,
         }
@@ -131,6 +224,25 @@ impl Error {
 
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
+    }
+
+    /// An internal failure caused by `source`, described by `context`.
+    pub fn internal(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// An internal failure with no underlying error (a broken invariant).
+    pub fn internal_msg(context: impl Into<String>) -> Self {
+        Self::Internal {
+            context: context.into(),
+            source: None,
+        }
     }
 }
 
@@ -144,12 +256,65 @@ impl From<DirectoryError> for Error {
             DirectoryError::Unreachable { .. }
             | DirectoryError::AllFailed(_)
             | DirectoryError::Dns(_) => Error::Unavailable(err.to_string()),
-            DirectoryError::Ldap { .. } => Error::Internal(err.to_string()),
+            DirectoryError::Ldap { .. } => Error::internal("the directory answered", err),
             DirectoryError::Config(_) => Error::FailedPrecondition {
-                reason: "DIRECTORY_CONFIG",
+                reason: PreconditionReason::DirectoryConfig,
                 subject: "directory".into(),
                 message: err.to_string(),
             },
+        }
+    }
+}
+
+/// Maps a tenant failure to the workflow error the operator can act on.
+impl From<TenantError> for Error {
+    fn from(err: TenantError) -> Self {
+        match err {
+            TenantError::Config(m) => Error::FailedPrecondition {
+                reason: PreconditionReason::TenantNotConfigured,
+                subject: "tenant".into(),
+                message: m,
+            },
+            TenantError::Unavailable(m) => {
+                Error::Unavailable(format!("the tenant did not answer: {m}"))
+            }
+            TenantError::Unauthorized(m) => {
+                Error::Unauthenticated(format!("the tenant rejected the sign-in (401): {m}"))
+            }
+            TenantError::Forbidden(m) => Error::PermissionDenied(format!(
+                "the signed-in account may not do this (403): {m}; sign in as a Hybrid Identity \
+             Administrator or Global Administrator"
+            )),
+            TenantError::NotFound(m) => Error::NotFound(format!("in the tenant: {m}")),
+            TenantError::DeviceCodeExpired => Error::FailedPrecondition {
+                reason: PreconditionReason::DeviceCodeExpired,
+                subject: "sign-in".into(),
+                message: "the device code expired before anyone signed in with it; run the \
+                      operation again and complete the sign-in within the code's lifetime"
+                    .into(),
+            },
+            TenantError::AccessDenied => {
+                Error::PermissionDenied("the sign-in was declined at the verification page".into())
+            }
+            TenantError::Cancelled => Error::Cancelled,
+            TenantError::Protocol(m) => {
+                Error::Unavailable(format!("unexpected tenant answer: {m}"))
+            }
+        }
+    }
+}
+
+/// A host failure outside the installer (whose exit codes Install maps with
+/// the log path, in `agent.rs`).
+impl From<HostError> for Error {
+    fn from(err: HostError) -> Self {
+        match err {
+            HostError::Unavailable(m) => Error::FailedPrecondition {
+                reason: PreconditionReason::HostUnavailable,
+                subject: "host".into(),
+                message: m,
+            },
+            other => Error::Unavailable(other.to_string()),
         }
     }
 }

@@ -17,5 +17,5 @@ pub mod verify;
 pub mod writeback;
 
 pub use app::{App, Backends, Caller, Paths, TenantSettings};
-pub use error::{Error, ErrorKind, FieldViolation};
+pub use error::{Error, ErrorKind, FieldViolation, PreconditionReason};
 pub use operations::Operations;

@@ -17,9 +17,10 @@ use zeroize::Zeroizing;
 
 use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
 use super::{Caller, Error, Operations, validate};
-use crate::backends::host::{AgentIdentity, Host, HostError};
+use crate::backends::host::{AgentIdentity, Host};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 use crate::backends::tenant::{Tenant, TenantError, Tokens};
+use crate::workflows::PreconditionReason;
 
 const REGISTRATION_NS: &str = "tenant";
 const REGISTRATION_KEY: &str = "registration";
@@ -58,40 +59,6 @@ pub struct TenantWorkflows {
     /// not a public one (the lab).
     service_ca_pem: Option<String>,
     tokens: tokio::sync::Mutex<Option<Tokens>>,
-}
-
-/// Maps a tenant failure to the workflow error the operator can act on.
-pub fn tenant_error(err: TenantError) -> Error {
-    match err {
-        TenantError::Config(m) => Error::FailedPrecondition {
-            reason: "TENANT_NOT_CONFIGURED",
-            subject: "tenant".into(),
-            message: m,
-        },
-        TenantError::Unavailable(m) => {
-            Error::Unavailable(format!("the tenant did not answer: {m}"))
-        }
-        TenantError::Unauthorized(m) => {
-            Error::Unauthenticated(format!("the tenant rejected the sign-in (401): {m}"))
-        }
-        TenantError::Forbidden(m) => Error::PermissionDenied(format!(
-            "the signed-in account may not do this (403): {m}; sign in as a Hybrid Identity \
-             Administrator or Global Administrator"
-        )),
-        TenantError::NotFound(m) => Error::NotFound(format!("in the tenant: {m}")),
-        TenantError::DeviceCodeExpired => Error::FailedPrecondition {
-            reason: "DEVICE_CODE_EXPIRED",
-            subject: "sign-in".into(),
-            message: "the device code expired before anyone signed in with it; run the \
-                      operation again and complete the sign-in within the code's lifetime"
-                .into(),
-        },
-        TenantError::AccessDenied => {
-            Error::PermissionDenied("the sign-in was declined at the verification page".into())
-        }
-        TenantError::Cancelled => Error::Cancelled,
-        TenantError::Protocol(m) => Error::Unavailable(format!("unexpected tenant answer: {m}")),
-    }
 }
 
 impl TenantWorkflows {
@@ -136,12 +103,13 @@ impl TenantWorkflows {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|e| Error::Internal(format!("stored registration: {e}"))),
+                .map_err(|e| Error::internal("stored registration", e)),
         }
     }
 
     async fn save_registration(&self, record: &RegistrationRecord) -> Result<(), Error> {
-        let bytes = serde_json::to_vec(record).map_err(|e| Error::Internal(e.to_string()))?;
+        let bytes = serde_json::to_vec(record)
+            .map_err(|e| Error::internal("encoding a record for the store", e))?;
         blocking(&self.store, move |s| {
             s.put_config(REGISTRATION_NS, REGISTRATION_KEY, Some(&bytes))
         })
@@ -211,7 +179,7 @@ impl TenantWorkflows {
                 *guard = None;
                 Ok(None)
             }
-            Err(e) => Err(tenant_error(e)),
+            Err(e) => Err(Error::from(e)),
         }
     }
 
@@ -236,11 +204,7 @@ impl TenantWorkflows {
                 .await?;
             return Ok(tokens);
         }
-        let code = self
-            .tenant
-            .start_device_code()
-            .await
-            .map_err(tenant_error)?;
+        let code = self.tenant.start_device_code().await.map_err(Error::from)?;
         let expires_in = code.expires_at.saturating_duration_since(Instant::now());
         let message = if code.message.is_empty() {
             format!(
@@ -268,7 +232,7 @@ impl TenantWorkflows {
             .tenant
             .wait_for_tokens(&code, progress.cancellation())
             .await
-            .map_err(tenant_error)?;
+            .map_err(Error::from)?;
         *self.tokens.lock().await = Some(tokens.clone());
         progress
             .step_succeeded(STEP, "signed in; the session is kept in memory only")
@@ -289,7 +253,7 @@ impl TenantWorkflows {
         progress
             .step_started(STEP, "registering this machine's agent with the tenant")
             .await?;
-        let on_host = self.host.agent_identity().await.map_err(host_error)?;
+        let on_host = self.host.agent_identity().await.map_err(Error::from)?;
         if let (Some(record), Some(id)) = (self.registration().await?, on_host)
             && record.agent_id == id
         {
@@ -310,7 +274,7 @@ impl TenantWorkflows {
             .agent_service()
             .map(str::to_owned)
             .ok_or_else(|| {
-                tenant_error(TenantError::Config(
+                Error::from(TenantError::Config(
                     "tenant.agent_service is not set: Microsoft does not document its agent \
                  registration service, so provd registers agents only with a service that \
                  speaks the lab emulator's shape"
@@ -322,7 +286,7 @@ impl TenantWorkflows {
             .tenant
             .register_agent(tokens, &machine_name, &csr_pem)
             .await
-            .map_err(tenant_error)?;
+            .map_err(Error::from)?;
         let identity = AgentIdentity {
             agent_id: registered.agent_id.clone(),
             machine_name: machine_name.clone(),
@@ -335,7 +299,7 @@ impl TenantWorkflows {
         self.host
             .install_agent_identity(&identity)
             .await
-            .map_err(host_error)?;
+            .map_err(Error::from)?;
         let record = RegistrationRecord {
             agent_id: registered.agent_id,
             machine_name,
@@ -362,7 +326,7 @@ impl TenantWorkflows {
 
 pub fn not_signed_in() -> Error {
     Error::FailedPrecondition {
-        reason: "NOT_SIGNED_IN",
+        reason: PreconditionReason::NotSignedIn,
         subject: "tenant".into(),
         message: "provd holds no tenant session (tokens are kept in memory only, so a restart \
                   ends it): sign in with SignIn (`provctl agent sign-in`)"
@@ -370,21 +334,10 @@ pub fn not_signed_in() -> Error {
     }
 }
 
-fn host_error(err: HostError) -> Error {
-    match err {
-        HostError::Unavailable(m) => Error::FailedPrecondition {
-            reason: "HOST_UNAVAILABLE",
-            subject: "host".into(),
-            message: m,
-        },
-        other => Error::Unavailable(other.to_string()),
-    }
-}
-
 /// An ECDSA P-256 key for the agent and a CSR naming the machine. The key
 /// PEM is zeroized when dropped.
 fn agent_key_and_csr(machine_name: &str) -> Result<(Zeroizing<String>, String), Error> {
-    let internal = |e: rcgen::Error| Error::Internal(format!("agent key: {e}"));
+    let internal = |e: rcgen::Error| Error::internal("agent key", e);
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(internal)?;
     params

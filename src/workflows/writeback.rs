@@ -12,12 +12,13 @@ use super::permissions::{
     self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
 };
 use super::service_account::load_account;
-use super::tenant::{TenantWorkflows, tenant_error};
+use super::tenant::TenantWorkflows;
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
+use crate::workflows::PreconditionReason;
 use provd_sd::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
 
 /// The first agent version that supports password writeback.
@@ -131,7 +132,7 @@ impl WritebackWorkflows {
         {
             Ok(true) => TenantState::Enabled,
             Ok(false) => TenantState::Disabled,
-            Err(e) => TenantState::Unknown(tenant_error(e).to_string()),
+            Err(e) => TenantState::Unknown(Error::from(e).to_string()),
         }
     }
 
@@ -188,7 +189,7 @@ impl WritebackWorkflows {
             }
             if domains.is_empty() && added.is_empty() {
                 return Err(Error::FailedPrecondition {
-                    reason: "NO_DIRECTORY",
+                    reason: PreconditionReason::NoDirectory,
                     subject: "domains".into(),
                     message: "no domain is added: add one with AddDirectory first".into(),
                 });
@@ -203,7 +204,7 @@ impl WritebackWorkflows {
             None if retried => String::new(),
             None => {
                 return Err(Error::FailedPrecondition {
-                    reason: "NO_SERVICE_ACCOUNT",
+                    reason: PreconditionReason::NoServiceAccount,
                     subject: "service_account".into(),
                     message:
                         "no service account is recorded: run CreateGmsa or UseCustomGmsa first"
@@ -216,7 +217,7 @@ impl WritebackWorkflows {
             None if retried => Default::default(),
             None => {
                 return Err(Error::FailedPrecondition {
-                    reason: "NOT_REGISTERED",
+                    reason: PreconditionReason::NotRegistered,
                     subject: "agent".into(),
                     message: "this machine's agent is not registered with the tenant: run \
                               Install first"
@@ -249,7 +250,7 @@ impl WritebackWorkflows {
                     match &version {
                         Some(v) if !version_at_least(v, MIN_AGENT_VERSION) => {
                             return Err(Error::FailedPrecondition {
-                                reason: "AGENT_TOO_OLD",
+                                reason: PreconditionReason::AgentTooOld,
                                 subject: "agent".into(),
                                 message: format!(
                                     "the agent is {v}; password writeback needs {MIN_AGENT_VERSION} or later: upgrade it with Install"
@@ -282,7 +283,7 @@ impl WritebackWorkflows {
                         .tenant()
                         .set_password_writeback(&tokens, &registration.agent_id, false)
                         .await
-                        .map_err(tenant_error)?;
+                        .map_err(Error::from)?;
                     progress
                         .step_succeeded(
                             "clear-tenant-flag",
@@ -347,7 +348,7 @@ impl WritebackWorkflows {
                         .tenant()
                         .set_password_writeback(&tokens, &registration.agent_id, true)
                         .await
-                        .map_err(tenant_error)?;
+                        .map_err(Error::from)?;
                     progress
                         .step_succeeded(
                             "set-tenant-flag",
@@ -528,7 +529,7 @@ async fn readiness(
     let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
     let sid: Sid = trustee
         .parse()
-        .map_err(|e| Error::Internal(format!("trustee {trustee}: {e}")))?;
+        .map_err(|e| Error::internal(format!("trustee {trustee}"), e))?;
     let resolved = Resolved::resolve(
         session,
         &schema_dn,

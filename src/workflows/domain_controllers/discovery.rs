@@ -142,7 +142,7 @@ impl DomainControllerWorkflows {
         let root = session.root_dse().await?;
         let config = root
             .first("configurationNamingContext")
-            .ok_or_else(|| Error::Internal("RootDSE has no configurationNamingContext".into()))?
+            .ok_or_else(|| Error::internal_msg("RootDSE has no configurationNamingContext"))?
             .to_owned();
         let sites = format!("CN=Sites,{config}");
         let dsas = session

@@ -206,7 +206,7 @@ pub(crate) async fn load_priority(
     match bytes {
         None => Ok(PriorityRecord::default()),
         Some(b) => serde_json::from_slice(&b)
-            .map_err(|e| Error::Internal(format!("stored DC priority of {domain}: {e}"))),
+            .map_err(|e| Error::internal(format!("stored DC priority of {domain}"), e)),
     }
 }
 
@@ -235,7 +235,8 @@ pub(crate) async fn store_priority(
         generation: current.generation + 1,
         update_time_ms: Some(now_ms()),
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| Error::internal("encoding a record for the store", e))?;
     let key = domain.to_owned();
     blocking(store, move |s| {
         s.put_config(PRIORITY_NS, &key, Some(&bytes))

@@ -236,7 +236,7 @@ pub(crate) async fn naming_contexts(
     let get = |n: &str| {
         root.first(n)
             .map(str::to_owned)
-            .ok_or_else(|| Error::Internal(format!("RootDSE has no {n}")))
+            .ok_or_else(|| Error::internal_msg(format!("RootDSE has no {n}")))
     };
     Ok((
         get("defaultNamingContext")?,
@@ -276,9 +276,8 @@ pub(crate) async fn find_account(
 pub(crate) fn entry_sid(entry: &Entry) -> Result<Sid, Error> {
     entry
         .first_bin("objectSid")
-        .ok_or_else(|| Error::Internal(format!("{} has no objectSid", entry.dn)))
+        .ok_or_else(|| Error::internal_msg(format!("{} has no objectSid", entry.dn)))
         .and_then(|b| {
-            Sid::from_bytes(b)
-                .map_err(|e| Error::Internal(format!("objectSid of {}: {e}", entry.dn)))
+            Sid::from_bytes(b).map_err(|e| Error::internal(format!("objectSid of {}", entry.dn), e))
         })
 }

@@ -111,7 +111,7 @@ where
     let store = store.clone();
     tokio::task::spawn_blocking(move || f(store.as_ref()))
         .await
-        .map_err(|e| Error::Internal(format!("store task failed: {e}")))?
+        .map_err(|e| Error::internal("store task failed", e))?
         .map_err(Error::from)
 }
 
@@ -244,7 +244,7 @@ impl Operations {
             // A separate task so a panicking workflow still ends its operation.
             let outcome = match tokio::spawn(in_step.instrument(tracing::Span::current())).await {
                 Ok(result) => result,
-                Err(join) => Err(Error::Internal(format!("workflow task failed: {join}"))),
+                Err(join) => Err(Error::internal("workflow task failed", join)),
             };
             let (state, error, result) = match outcome {
                 Ok(result) => (OperationState::Succeeded, None, result),

@@ -13,6 +13,7 @@ use crate::backends::store::{
     StoreError,
 };
 use crate::workflows::Error;
+use crate::workflows::PreconditionReason;
 
 /// Default and maximum `page_size` of ListOperations.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -117,7 +118,7 @@ impl Operations {
             OperationState::Cancelled => Ok(record),
             OperationState::Succeeded | OperationState::Failed | OperationState::Interrupted => {
                 Err(Error::FailedPrecondition {
-                    reason: "OPERATION_FINISHED",
+                    reason: PreconditionReason::OperationFinished,
                     subject: format!("operations/{id}"),
                     message: format!(
                         "operation {id} already ended in state {}; nothing to cancel",

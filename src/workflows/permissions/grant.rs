@@ -494,7 +494,7 @@ pub(crate) async fn grant_in_session(
             sd.set_dacl(Some(dacl));
             let bytes = sd
                 .to_bytes()
-                .map_err(|e| Error::Internal(format!("encoding the DACL of {dn}: {e}")))?;
+                .map_err(|e| Error::internal(format!("encoding the DACL of {dn}"), e))?;
             session
                 .write_security_descriptor(dn, SD_FLAGS_DACL, &bytes)
                 .await
@@ -542,7 +542,7 @@ pub(crate) async fn grant_in_session(
                 let there = super::is_exactly_present(&dacl, ace)
                     || (*add && super::is_present(&dacl, ace));
                 if there != *add {
-                    return Err(Error::Internal(format!(
+                    return Err(Error::internal_msg(format!(
                         "the DC did not keep the change to {dn}: {} is {}",
                         super::ace_sddl(ace),
                         if *add { "missing" } else { "still there" }

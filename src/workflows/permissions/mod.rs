@@ -212,7 +212,7 @@ pub(crate) async fn read_dacl(
         .await?
         .ok_or_else(|| Error::NotFound(format!("object {dn}")))?;
     SecurityDescriptor::parse(&bytes)
-        .map_err(|e| Error::Internal(format!("the security descriptor of {dn}: {e}")))
+        .map_err(|e| Error::internal(format!("the security descriptor of {dn}"), e))
 }
 
 /// The SDDL of one ACE with the trustee as a SID string (never an alias).

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::DEFAULT_GMSA;
 use crate::backends::directory::{DirectorySession, Entry, Scope, escape};
 use crate::backends::store::Store;
+use crate::workflows::PreconditionReason;
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
 use crate::workflows::operations::{blocking, now_ms};
 use crate::workflows::permissions::{ProfileStatus, profile_statuses};
@@ -145,7 +146,7 @@ pub(super) fn membership_sids(entry: &Entry) -> Result<Vec<Sid>, Error> {
         return Ok(Vec::new());
     };
     let sd = SecurityDescriptor::parse(bytes).map_err(|e| Error::FailedPrecondition {
-        reason: "BAD_GMSA_MEMBERSHIP",
+        reason: PreconditionReason::BadGmsaMembership,
         subject: entry.dn.clone(),
         message: format!(
             "msDS-GroupMSAMembership of {} is not a valid security descriptor: {e}",
@@ -171,7 +172,7 @@ pub(super) fn membership_descriptor(sids: &[Sid]) -> Result<Vec<u8>, Error> {
         .collect();
     SecurityDescriptor::from_sddl(&format!("O:BAD:{aces}"), None)
         .and_then(|sd| sd.to_bytes())
-        .map_err(|e| Error::Internal(format!("building msDS-GroupMSAMembership: {e}")))
+        .map_err(|e| Error::internal("building msDS-GroupMSAMembership", e))
 }
 
 pub(super) async fn resolve_sid(
@@ -273,7 +274,7 @@ pub(crate) async fn load_account(store: &Arc<dyn Store>) -> Result<Option<Accoun
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
-            .map_err(|e| Error::Internal(format!("stored service account: {e}"))),
+            .map_err(|e| Error::internal("stored service account", e)),
     }
 }
 
@@ -281,7 +282,8 @@ pub(super) async fn save_account(
     store: &Arc<dyn Store>,
     record: &AccountRecord,
 ) -> Result<(), Error> {
-    let bytes = serde_json::to_vec(record).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = serde_json::to_vec(record)
+        .map_err(|e| Error::internal("encoding a record for the store", e))?;
     blocking(store, move |s| {
         s.put_config(ACCOUNT_NS, ACCOUNT_KEY, Some(&bytes))
     })
@@ -322,7 +324,7 @@ pub(super) async fn read_live(
     let sid: Sid = account
         .sid
         .parse()
-        .map_err(|e| Error::Internal(format!("recorded SID {}: {e}", account.sid)))?;
+        .map_err(|e| Error::internal(format!("recorded SID {}", account.sid), e))?;
     let statuses = profile_statuses(session, &domain_dn, &config_dn, &schema_dn, sid).await?;
     Ok((fresh, statuses))
 }

@@ -14,6 +14,7 @@ use super::{enc_names, event};
 use crate::backends::directory::{Change, DirectoryError, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, Store};
 use crate::workflows::Error;
+use crate::workflows::PreconditionReason;
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
 use crate::workflows::operations::{Outcome, Progress, now_ms};
 use provd_sd::Sid;
@@ -69,7 +70,7 @@ async fn check_kds(session: &mut dyn DirectorySession, config_dn: &str) -> Resul
             .to_owned(),
     };
     Err(Error::FailedPrecondition {
-        reason: "NO_KDS_ROOT_KEY",
+        reason: PreconditionReason::NoKdsRootKey,
         subject: base,
         message,
     })
@@ -95,7 +96,7 @@ pub(super) async fn run_create(
         .await?;
     if class.is_empty() {
         return Err(Error::FailedPrecondition {
-            reason: "NO_GMSA_CLASS",
+            reason: PreconditionReason::NoGmsaClass,
             subject: schema_dn,
             message: "the schema lacks msDS-GroupManagedServiceAccount: extend it to the Windows Server 2012 schema".into(),
         });
@@ -175,7 +176,7 @@ pub(super) async fn run_create(
                 .map(|c| changed = c)?;
             find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
                 .await?
-                .ok_or_else(|| Error::Internal(format!("{} vanished", plan.name)))?
+                .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))?
         }
         None => {
             let cn = plan.name.trim_end_matches('$');
@@ -212,7 +213,7 @@ pub(super) async fn run_create(
                 .await?;
             find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
                 .await?
-                .ok_or_else(|| Error::Internal(format!("{dn} cannot be read back")))?
+                .ok_or_else(|| Error::internal_msg(format!("{dn} cannot be read back")))?
         }
     };
 
@@ -302,7 +303,7 @@ async fn reconcile_existing(
     }
     if !conflicts.is_empty() {
         return Err(Error::FailedPrecondition {
-            reason: "GMSA_CONFLICT",
+            reason: PreconditionReason::GmsaConflict,
             subject: entry.dn.clone(),
             message: format!(
                 "{} exists and differs: {}; nothing was changed",

@@ -13,6 +13,7 @@ use super::{ENC_AES128, ENC_AES256, ENC_RC4, enc_names, event};
 use crate::backends::directory::DirectorySession;
 use crate::backends::store::{EventKind, Store};
 use crate::workflows::Error;
+use crate::workflows::PreconditionReason;
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
 use crate::workflows::operations::{Outcome, Progress};
 use crate::workflows::permissions::profile_statuses;
@@ -64,7 +65,7 @@ pub(super) async fn run_use_custom(
     }
     if !problems.is_empty() {
         return Err(Error::FailedPrecondition {
-            reason: "GMSA_INVALID",
+            reason: PreconditionReason::GmsaInvalid,
             subject: entry.dn.clone(),
             message: format!("{} cannot be used: {}", entry.dn, problems.join("; ")),
         });

@@ -40,7 +40,7 @@ pub(super) async fn configure_service(
         return progress.step_skipped(STEP, "no agent host here").await;
     }
     let Some(account) = load_account(store).await? else {
-        return Err(Error::Internal("the account was not recorded".into()));
+        return Err(Error::internal_msg("the account was not recorded"));
     };
     let logon = format!("{}\\{}", account.netbios, account.sam_account_name);
     let current = host

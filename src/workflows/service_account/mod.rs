@@ -18,6 +18,7 @@ use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, escape};
 use crate::backends::host::Host;
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
+use crate::workflows::PreconditionReason;
 use account::read_live;
 use create::{GmsaPlan, run_create};
 use custom::run_use_custom;
@@ -453,7 +454,7 @@ impl ServiceAccountWorkflows {
                 }
                 None => {
                     return Err(Error::FailedPrecondition {
-                        reason: "NO_SERVICE_ACCOUNT",
+                        reason: PreconditionReason::NoServiceAccount,
                         subject: "trustee".into(),
                         message: "no trustee: name one, or record the agent's account first with CreateGmsa or UseCustomGmsa".into(),
                     });

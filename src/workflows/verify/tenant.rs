@@ -3,7 +3,7 @@
 
 use super::{Category, Check, Run, Status, check};
 use crate::backends::host::AGENT_SERVICES;
-use crate::workflows::tenant::tenant_error;
+use crate::workflows::Error;
 
 pub(super) async fn checks(run: &Run) -> Vec<Check> {
     use Category::Tenant as T;
@@ -85,7 +85,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
     let agents = match tenant.list_agents(&tokens).await {
         Ok(a) => a,
         Err(e) => {
-            let e = tenant_error(e);
+            let e = Error::from(e);
             out.push(
                 check(
                     "tenant.agent.registered",
@@ -162,7 +162,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
                 "tenant.agent.groups",
                 T,
                 Status::Fail,
-                format!("cannot read published resources: {}", tenant_error(e)),
+                format!("cannot read published resources: {}", Error::from(e)),
             ));
             return out;
         }
