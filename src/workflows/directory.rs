@@ -255,6 +255,19 @@ impl DirectoryWorkflows {
                 let key = domain.clone();
                 blocking(&store, move |s| s.put_config(DIRECTORY_NS, &key, None)).await?;
                 domain_controllers::clear_priority(&store, &domain).await?;
+                let account = super::service_account::load_account(&store).await?;
+                if let Some(account) = account.filter(|a| a.domain.eq_ignore_ascii_case(&domain)) {
+                    progress
+                        .warning(
+                            "remove",
+                            format!(
+                                "the agent's service account {} lives in {domain}; it stays \
+                                 in the directory, but provd no longer manages this domain",
+                                account.sam_account_name
+                            ),
+                        )
+                        .await?;
+                }
                 progress
                     .step_succeeded(
                         "remove",
@@ -295,7 +308,10 @@ async fn run_add(
     .await?;
     drop(credential);
     let served_by = session.server().to_owned();
-    let read = read_facts(&progress, session.as_mut(), &domain).await;
+    let from_preferred = preferred
+        .iter()
+        .any(|dc| dc.eq_ignore_ascii_case(&served_by));
+    let read = read_facts(&progress, session.as_mut(), &domain, from_preferred).await;
     drop(session);
     let mut record = read?;
     record.last_domain_controller = served_by;
@@ -407,10 +423,13 @@ async fn run_add(
     ]))
 }
 
+/// `from_preferred`: the serving DC was named by the request, so a DC of
+/// another domain is the request's mistake, not the environment's.
 async fn read_facts(
     progress: &Progress,
     session: &mut dyn DirectorySession,
     domain: &str,
+    from_preferred: bool,
 ) -> Result<DirectoryRecord, Error> {
     progress
         .step_started("read-rootdse", "reading the RootDSE")
@@ -424,10 +443,18 @@ async fn read_facts(
     let domain_dn = need("defaultNamingContext")?;
     let expected = escape::domain_dn(domain);
     if !domain_dn.eq_ignore_ascii_case(&expected) {
-        return Err(Error::FailedPrecondition {
-            reason: PreconditionReason::WrongDomain,
-            subject: domain.to_owned(),
-            message: format!("the domain controller serves {domain_dn}, not {domain} ({expected})"),
+        let message = format!(
+            "{} serves {domain_dn}, not {domain} ({expected})",
+            session.server()
+        );
+        return Err(if from_preferred {
+            Error::invalid("preferred_domain_controllers", message)
+        } else {
+            Error::FailedPrecondition {
+                reason: PreconditionReason::WrongDomain,
+                subject: domain.to_owned(),
+                message,
+            }
         });
     }
     let configuration_dn = need("configurationNamingContext")?;

@@ -329,7 +329,14 @@ pub(crate) async fn grant_in_session(
             entry_sid(&entry)?
         }
     };
-    let resolved = Resolved::resolve(session, &schema_dn, &config_dn, profiles).await?;
+    // A removal must see every other profile whole to know which shared ACEs
+    // they still need (`kept_for_other_profile`), so it resolves them all.
+    let to_resolve: &[Profile] = if mode.removes() {
+        &Profile::ALL
+    } else {
+        profiles
+    };
+    let resolved = Resolved::resolve(session, &schema_dn, &config_dn, to_resolve).await?;
     let (wanted, dropped) = super::wanted(profiles, &resolved, sid, &domain_dn, ous);
     for (profile, description, missing) in &dropped {
         progress
@@ -573,10 +580,12 @@ fn kept_for_other_profile(
         .into_iter()
         .filter(|p| !profiles.contains(p))
         .find(|other| {
-            let (needs, _) = super::wanted(&[*other], resolved, sid, domain_dn, ous);
-            needs
-                .iter()
-                .any(|n| n.ace == w.ace && n.object_dn.eq_ignore_ascii_case(&w.object_dn))
+            let (needs, dropped) = super::wanted(&[*other], resolved, sid, domain_dn, ous);
+            // A profile whose ACEs could not all be resolved is not held whole.
+            dropped.is_empty()
+                && needs
+                    .iter()
+                    .any(|n| n.ace == w.ace && n.object_dn.eq_ignore_ascii_case(&w.object_dn))
                 && needs
                     .iter()
                     .filter(|n| n.object_dn.eq_ignore_ascii_case(&w.object_dn))

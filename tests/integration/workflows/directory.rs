@@ -376,7 +376,6 @@ async fn preferred_dcs_become_the_priority_and_are_used_in_order() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: a preferred DC serving another domain fails FAILED_PRECONDITION (contract: INVALID_ARGUMENT) and the message does not name the DC"]
 async fn a_preferred_dc_of_another_domain_is_an_invalid_argument_naming_it() {
     let d = Hermetic::start().await;
     let mut request = add_request("other.example.test");
@@ -430,7 +429,6 @@ async fn removing_an_unknown_or_malformed_domain_is_refused_at_the_call() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: RemoveDirectory emits no WARNING when the recorded service account lives in the domain"]
 async fn removing_the_domain_of_the_recorded_account_warns() {
     let d = Hermetic::start().await;
     ok(&d.add_directory().await.1);

@@ -158,7 +158,6 @@ async fn basic_read_plan_and_apply() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: REMOVE of BASIC_READ alone keeps Replicating Directory Changes, claiming PASSWORD_HASH_SYNC is held (other profiles are checked against GUIDs resolved only for the requested ones)"]
 async fn basic_read_remove_takes_all_eight_aces() {
     round_trip(PermissionProfile::BasicRead, 8, true).await;
 }
@@ -169,7 +168,6 @@ async fn password_hash_sync_plan_and_apply() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: REMOVE of PASSWORD_HASH_SYNC alone keeps Replicating Directory Changes, claiming BASIC_READ is held though none of its read ACEs are"]
 async fn password_hash_sync_remove_takes_both_aces() {
     round_trip(PermissionProfile::PasswordHashSync, 2, true).await;
 }
