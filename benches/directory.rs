@@ -66,7 +66,7 @@ fn time_command(mut cmd: impl FnMut() -> Command) -> Duration {
 }
 
 fn main() {
-    provd::transport::tls::install_crypto_provider();
+    provd::install_crypto_provider();
     let env = lab_env();
     let get = |k: &str| env.get(k).unwrap_or_else(|| panic!("{k} missing")).clone();
     let (dc1, ip1, ca, upn, password, base) = (

@@ -56,7 +56,7 @@ const DAY: Duration = Duration::from_secs(86_400);
 
 fn main() -> Result<()> {
     let requests = requests_per_level()?;
-    provd::transport::tls::install_crypto_provider();
+    provd::install_crypto_provider();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

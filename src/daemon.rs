@@ -217,7 +217,7 @@ impl DaemonBuilder {
             config.tls.reload_interval,
             stop.clone(),
         )?;
-        let routers = crate::transport::services::routers(app.clone())
+        let routers = crate::transport::services::routers(app)
             .await
             .map_err(DaemonError::Reflection)?;
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -242,7 +242,6 @@ impl DaemonBuilder {
             local_addr,
             stop,
             task,
-            app,
         })
     }
 }
@@ -252,17 +251,11 @@ pub struct DaemonHandle {
     local_addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
-    app: Arc<crate::workflows::App>,
 }
 
 impl DaemonHandle {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
-    }
-
-    /// The workflows facade (for embedders that call provd in-process).
-    pub fn app(&self) -> &Arc<crate::workflows::App> {
-        &self.app
     }
 
     /// A token that stops the daemon when cancelled.

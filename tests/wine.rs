@@ -608,7 +608,7 @@ async fn wait_for_agent(
 async fn lab_prerequisites(machine: &str) -> String {
     let mut s = admin_session().await;
     add_kds_key(s.as_mut()).await;
-    let host = provd::workflows::verify::computer_account(machine);
+    let host = provd::model::computer_account(machine);
     make_computer(s.as_mut(), host.trim_end_matches('$')).await;
     delete_if_present(
         s.as_mut(),

@@ -41,3 +41,11 @@ pub struct AgentStatus {
     pub installed_version: Option<String>,
     pub services: Vec<ServiceStatus>,
 }
+
+/// The host's computer account: the first DNS label, at most 15
+/// characters (the NetBIOS limit), plus `$`.
+pub fn computer_account(machine_name: &str) -> String {
+    let label = machine_name.split('.').next().unwrap_or_default();
+    let short: String = label.chars().take(15).collect();
+    format!("{}$", short.to_ascii_uppercase())
+}

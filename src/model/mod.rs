@@ -13,7 +13,7 @@ mod operation;
 
 pub use directory::{BindCredential, ProbeReport};
 pub use generalized_time::parse_generalized_time;
-pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType};
+pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType, computer_account};
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,
 };

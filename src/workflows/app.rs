@@ -25,7 +25,6 @@ pub struct App {
     pub directories: Arc<directory::DirectoryWorkflows>,
     pub gmsa: Arc<service_account::ServiceAccountWorkflows>,
     pub writeback: Arc<writeback::WritebackWorkflows>,
-    pub tenant: Arc<tenant::TenantWorkflows>,
     pub verify: verify::VerifyWorkflows,
     pub apply: Arc<apply::ApplyWorkflows>,
 }
@@ -128,7 +127,6 @@ impl App {
             directories,
             gmsa,
             writeback,
-            tenant,
             verify,
         }))
     }

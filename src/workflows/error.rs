@@ -36,7 +36,6 @@ pub enum PreconditionReason {
     ServiceMissing,
     AgentTooOld,
     TenantNotConfigured,
-    NotSignedIn,
     DeviceCodeExpired,
     NotRegistered,
     NoDirectory,
@@ -52,7 +51,7 @@ pub enum PreconditionReason {
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 20] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -61,7 +60,6 @@ impl PreconditionReason {
         Self::ServiceMissing,
         Self::AgentTooOld,
         Self::TenantNotConfigured,
-        Self::NotSignedIn,
         Self::DeviceCodeExpired,
         Self::NotRegistered,
         Self::NoDirectory,
@@ -86,7 +84,6 @@ impl PreconditionReason {
             Self::ServiceMissing => "SERVICE_MISSING",
             Self::AgentTooOld => "AGENT_TOO_OLD",
             Self::TenantNotConfigured => "TENANT_NOT_CONFIGURED",
-            Self::NotSignedIn => "NOT_SIGNED_IN",
             Self::DeviceCodeExpired => "DEVICE_CODE_EXPIRED",
             Self::NotRegistered => "NOT_REGISTERED",
             Self::NoDirectory => "NO_DIRECTORY",

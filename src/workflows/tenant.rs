@@ -20,7 +20,6 @@ use super::{Caller, Error, Operations, validate};
 use crate::backends::host::{AgentIdentity, Host};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 use crate::backends::tenant::{Tenant, TenantError, Tokens};
-use crate::workflows::PreconditionReason;
 
 const REGISTRATION_NS: &str = "tenant";
 const REGISTRATION_KEY: &str = "registration";
@@ -183,11 +182,6 @@ impl TenantWorkflows {
         }
     }
 
-    /// Tokens, or the error an operation-less caller reports.
-    pub async fn require_tokens(&self) -> Result<Tokens, Error> {
-        self.tokens().await?.ok_or_else(not_signed_in)
-    }
-
     /// The `sign-in` step: skipped while a session is valid, otherwise a
     /// device-code sign-in relayed to the operator.
     pub async fn ensure_signed_in(&self, progress: &Progress) -> Result<Tokens, Error> {
@@ -321,16 +315,6 @@ impl TenantWorkflows {
 
     pub fn tenant(&self) -> &Arc<dyn Tenant> {
         &self.tenant
-    }
-}
-
-pub fn not_signed_in() -> Error {
-    Error::FailedPrecondition {
-        reason: PreconditionReason::NotSignedIn,
-        subject: "tenant".into(),
-        message: "provd holds no tenant session (tokens are kept in memory only, so a restart \
-                  ends it): sign in with SignIn (`provctl agent sign-in`)"
-            .into(),
     }
 }
 

@@ -19,7 +19,7 @@ use super::lab::*;
 pub const DC1: &str = "dc1.lab.example.test";
 
 pub fn backend() -> LdapDirectory {
-    provd::transport::tls::install_crypto_provider();
+    provd::install_crypto_provider();
     let dns: Vec<_> = var("LAB_DNS_SERVERS")
         .split_whitespace()
         .map(|s| s.parse().unwrap())

@@ -27,7 +27,7 @@ pub struct Pki {
 impl Pki {
     /// A CA plus server files in `dir` (server.pem, server.key, ca.pem).
     pub fn create(dir: &Path) -> Pki {
-        provd::transport::tls::install_crypto_provider();
+        provd::install_crypto_provider();
         std::fs::create_dir_all(dir).unwrap();
         let ca = Ca::generate("provd test CA", DAY).unwrap();
         let server = ca
@@ -144,7 +144,7 @@ pub async fn channel(
 pub fn rustls_client(ca_pem: &str, pair: Option<&PemPair>) -> rustls::ClientConfig {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    provd::transport::tls::install_crypto_provider();
+    provd::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.unwrap()).unwrap();

@@ -30,7 +30,7 @@ impl TenantEmulator {
     /// `--inactive-after 6`).
     pub async fn start(binary: &str, extra: &[&str]) -> TenantEmulator {
         let dir = tempfile::tempdir().unwrap();
-        provd::transport::tls::install_crypto_provider();
+        provd::install_crypto_provider();
         let ca = Ca::generate("tenant emulator lab CA", DAY).unwrap();
         let server = ca
             .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)

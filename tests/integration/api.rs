@@ -159,7 +159,7 @@ async fn role_table_covers_every_method_and_is_enforced() {
     assert!(methods.len() >= 19, "{methods:?}");
     for method in &methods {
         assert!(
-            provd::transport::authz::allowed_roles(method).is_some(),
+            provd::authz::allowed_roles(method).is_some(),
             "{method} is not in the authorization table"
         );
     }
@@ -168,7 +168,7 @@ async fn role_table_covers_every_method_and_is_enforced() {
     for role in Role::ALL {
         let channel = h.channel(role).await;
         let http = h.http(role);
-        for (path, allowed) in provd::transport::authz::TABLE {
+        for (path, allowed) in provd::authz::TABLE {
             let expect_allowed = allowed.contains(&role);
             if path.starts_with("/provd.") || path.starts_with("/grpc.") {
                 let mut grpc = tonic::client::Grpc::new(channel.clone());

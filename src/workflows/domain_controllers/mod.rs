@@ -16,8 +16,8 @@ use super::{Caller, Error, Operations};
 use crate::backends::directory::Directory;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
+pub use discovery::DiscoveredDc;
 pub(crate) use discovery::check_members;
-pub use discovery::{DiscoveredDc, Discovery};
 pub(crate) use session::{Connect, DcSession, entry_sid, find_account, naming_contexts};
 
 const PRIORITY_NS: &str = "dc_priority";

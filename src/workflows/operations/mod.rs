@@ -35,7 +35,7 @@ use crate::backends::store::{
 };
 
 pub use progress::{NewEvent, Progress};
-pub use watch::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, WatchItem};
+pub use watch::WatchItem;
 
 use progress::{InStep, Trace};
 
@@ -119,12 +119,6 @@ impl Operations {
     fn live(&self, id: &str) -> Option<Arc<Live>> {
         let slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
         slot.as_ref().filter(|l| l.id == id).cloned()
-    }
-
-    /// The operation in the writer slot, if any: (id, kind).
-    pub fn running(&self) -> Option<(String, OperationKind)> {
-        let slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|l| (l.id.clone(), l.kind))
     }
 
     /// Starts `work` as a new operation, or returns the operation an earlier

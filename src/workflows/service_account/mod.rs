@@ -24,7 +24,7 @@ use create::{GmsaPlan, run_create};
 use custom::run_use_custom;
 use logon::configure_service;
 
-pub use account::{AccountRecord, Origin, Principal, PrincipalKind};
+pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{gmsa_name, load_account};
 pub(crate) use logon::{host_may_retrieve, read_account_entry};
 

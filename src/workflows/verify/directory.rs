@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use super::{Category, Check, Run, Status, check};
 use crate::backends::directory::BindCredential;
+use crate::model::computer_account;
 use crate::workflows::domain_controllers::{Connect, DcSession};
 use crate::workflows::permissions::Profile;
 use crate::workflows::service_account::{self, AccountRecord};
@@ -322,14 +323,6 @@ async fn account_checks(
         ))
     });
     out
-}
-
-/// The host's computer account: the first DNS label, at most 15
-/// characters (the NetBIOS limit), plus `$`.
-pub fn computer_account(machine_name: &str) -> String {
-    let label = machine_name.split('.').next().unwrap_or_default();
-    let short: String = label.chars().take(15).collect();
-    format!("{}$", short.to_ascii_uppercase())
 }
 
 async fn retrievable_check(

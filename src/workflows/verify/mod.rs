@@ -33,9 +33,6 @@ use crate::workflows::validate::{self, dns_name};
 use crate::workflows::writeback::{TenantState, WritebackWorkflows};
 use crate::workflows::{Error, FieldViolation};
 
-pub use directory::computer_account;
-pub use host::PROVD_SERVICE;
-
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
