@@ -1,6 +1,6 @@
 """The desired-state document `provctl apply` / `plan` read, for Python.
 
-The same format as src/bin/provctl/document.rs, rule for rule: TOML, YAML or
+The same format as crates/provctl/src/document.rs, rule for rule: TOML, YAML or
 JSON chosen by the file extension (.toml, .yaml/.yml, .json); unknown keys
 are an error; enum values take short names, case-insensitive (`basic_read`,
 `BASIC_READ` or `PERMISSION_PROFILE_BASIC_READ`; `-` and spaces count as

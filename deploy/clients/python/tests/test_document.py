@@ -1,4 +1,4 @@
-"""The desired-state document, as provctl reads it (src/bin/provctl/document.rs).
+"""The desired-state document, as provctl reads it (crates/provctl/src/document.rs).
 No daemon needed. test_lab.py compares this reader with provctl itself."""
 
 from __future__ import annotations
