@@ -11,5 +11,6 @@ mod domain_controllers;
 mod operations;
 mod permissions;
 mod service_account;
+mod support_tb;
 mod verify;
 mod writeback;
