@@ -12,5 +12,6 @@ mod operations;
 mod permissions;
 mod service_account;
 mod support_ta;
+mod support_tb;
 mod verify;
 mod writeback;
