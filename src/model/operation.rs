@@ -46,6 +46,10 @@ pub struct OperationErrorRecord {
     pub code: String,
     pub message: String,
     pub step: String,
+    /// For FAILED_PRECONDITION, the stable reason string (e.g.
+    /// "DEVICE_CODE_EXPIRED"); absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Times are milliseconds since the Unix epoch (UTC).

@@ -105,6 +105,7 @@ pub fn operation(record: &OperationRecord) -> v1::Operation {
             code: e.code.clone(),
             message: e.message.clone(),
             step: e.step.clone(),
+            reason: e.reason.clone().unwrap_or_default(),
         }),
         cancel_requested: record.cancel_requested,
         event_count: record.event_count,

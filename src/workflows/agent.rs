@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio_util::sync::CancellationToken;
 
 use super::operations::{Job, OperationSpec, Outcome, Progress, job};
 use super::tenant::{TenantStatus, TenantWorkflows};
@@ -84,12 +85,30 @@ impl AgentWorkflows {
     }
 
     /// The version an MSI at a `file://` source installs; `None` for an
-    /// .exe or an unreadable package.
-    pub fn package_version_of(&self, source: &str) -> Option<String> {
-        let path = parse_file_uri(source).ok()?;
-        match package_kind(&path)? {
-            PackageKind::Msi => package_version(&path).ok().map(|(_, v)| v),
-            PackageKind::Exe => None,
+    /// .exe, a pipe or an unreadable package. Reading an MSI is blocking
+    /// I/O, so it runs on the blocking pool, and `cancel` ends the wait.
+    pub async fn package_version_of(
+        &self,
+        source: &str,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Option<String>, Error> {
+        let Some(path) = parse_file_uri(source).ok() else {
+            return Ok(None);
+        };
+        if package_kind(&path) != Some(PackageKind::Msi) {
+            return Ok(None);
+        }
+        // Only a regular file can be read ahead of the install: a named pipe
+        // would block the reader until a writer comes, and its bytes are
+        // Install's to stream. Its version is then unknown, as an .exe's.
+        if !tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let read = tokio::task::spawn_blocking(move || package_version(&path).ok().map(|(_, v)| v));
+        let never = CancellationToken::new();
+        tokio::select! {
+            version = read => Ok(version.ok().flatten()),
+            () = cancel.unwrap_or(&never).cancelled() => Err(Error::Cancelled),
         }
     }
 
@@ -502,6 +521,7 @@ async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(),
         .agent_status()
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
+    let mut started = 0;
     for service in &status.services {
         match service.state {
             ServiceState::Running => {}
@@ -526,12 +546,20 @@ async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(),
                         0,
                     )
                     .await?;
+                started += 1;
             }
         }
     }
-    progress
-        .step_succeeded("start-services", "both agent services are running")
-        .await
+    // Nothing to start is a skip, so a repeated Install reads as no work.
+    if started == 0 {
+        progress
+            .step_skipped("start-services", "both agent services are running")
+            .await
+    } else {
+        progress
+            .step_succeeded("start-services", "both agent services are running")
+            .await
+    }
 }
 
 /// How long a service may take to start or stop.

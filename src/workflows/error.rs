@@ -223,6 +223,16 @@ impl Error {
         Self::InvalidArgument(vec![FieldViolation::new(field, description)])
     }
 
+    /// The reason of a FAILED_PRECONDITION, which operations record and the
+    /// transport sends as the PreconditionFailure's type.
+    pub fn precondition_reason(&self) -> Option<PreconditionReason> {
+        match self {
+            Self::FailedPrecondition { reason, .. } => Some(*reason),
+            Self::OperationRunning { .. } => Some(PreconditionReason::OperationRunning),
+            _ => None,
+        }
+    }
+
     /// An internal failure caused by `source`, described by `context`.
     pub fn internal(
         context: impl Into<String>,

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::directory::DirectoryWorkflows;
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, naming_contexts};
-use super::operations::{Job, OperationSpec, Outcome, job};
+use super::operations::{Job, OperationSpec, Outcome, Progress, job};
 use super::permissions::{
     self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
 };
@@ -18,6 +18,7 @@ use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
+use crate::backends::tenant::Tokens;
 use crate::workflows::PreconditionReason;
 use provd_sd::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
 
@@ -276,19 +277,7 @@ impl WritebackWorkflows {
                 // leaves the directory as it was.
                 let tokens = tenant.ensure_signed_in(&progress).await?;
                 if !enable {
-                    progress
-                        .step_started("clear-tenant-flag", "turning the tenant flag off")
-                        .await?;
-                    tenant
-                        .tenant()
-                        .set_password_writeback(&tokens, &registration.agent_id, false)
-                        .await
-                        .map_err(Error::from)?;
-                    progress
-                        .step_succeeded(
-                            "clear-tenant-flag",
-                            format!("off for agent {}", registration.agent_id),
-                        )
+                    set_tenant_flag(&progress, &tenant, &tokens, &registration.agent_id, false)
                         .await?;
                 }
                 for domain in &domains {
@@ -333,27 +322,15 @@ impl WritebackWorkflows {
                             progress.warning(&step, format!("minPwdAge is {} s: a password cannot be changed again before that", r.min_password_age_secs)).await?;
                         }
                     }
-                    progress
-                        .step_succeeded(
-                            &step,
-                            format!("{} added, {} removed", totals.added, totals.removed),
-                        )
-                        .await?;
+                    let summary = format!("{} added, {} removed", totals.added, totals.removed);
+                    if totals.added + totals.removed == 0 {
+                        progress.step_skipped(&step, summary).await?;
+                    } else {
+                        progress.step_succeeded(&step, summary).await?;
+                    }
                 }
                 if enable {
-                    progress
-                        .step_started("set-tenant-flag", "turning the tenant flag on")
-                        .await?;
-                    tenant
-                        .tenant()
-                        .set_password_writeback(&tokens, &registration.agent_id, true)
-                        .await
-                        .map_err(Error::from)?;
-                    progress
-                        .step_succeeded(
-                            "set-tenant-flag",
-                            format!("on for agent {}", registration.agent_id),
-                        )
+                    set_tenant_flag(&progress, &tenant, &tokens, &registration.agent_id, true)
                         .await?;
                 }
                 drop(credential);
@@ -584,6 +561,35 @@ async fn readiness(
         }
     }
     Ok(r)
+}
+
+/// Step `set-tenant-flag` / `clear-tenant-flag`: reads the flag first, so a
+/// flag already as wanted is a skip and is not written again.
+async fn set_tenant_flag(
+    progress: &Progress,
+    tenant: &TenantWorkflows,
+    tokens: &Tokens,
+    agent_id: &str,
+    on: bool,
+) -> Result<(), Error> {
+    let (step, what) = if on {
+        ("set-tenant-flag", "on")
+    } else {
+        ("clear-tenant-flag", "off")
+    };
+    progress
+        .step_started(step, format!("turning the tenant flag {what}"))
+        .await?;
+    let backend = tenant.tenant();
+    if backend.password_writeback(tokens, agent_id).await? == on {
+        return progress
+            .step_skipped(step, format!("already {what} for agent {agent_id}"))
+            .await;
+    }
+    backend.set_password_writeback(tokens, agent_id, on).await?;
+    progress
+        .step_succeeded(step, format!("{what} for agent {agent_id}"))
+        .await
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl ApplyWorkflows {
         let plan = self.validate(desired, credential.as_ref()).await?;
         let mut changes = Vec::new();
         if let Some(spec) = &plan.agent {
-            changes.extend(self.agent_changes(spec).await?);
+            changes.extend(self.agent_changes(spec, None).await?);
         }
         for d in &plan.domains {
             changes.extend(self.domain_changes(d).await?);
@@ -152,7 +152,9 @@ impl ApplyWorkflows {
         let cred = || credential.clone().ok_or_else(missing_credential);
         if let Some(spec) = &plan.agent {
             begin(progress, "agent").await?;
-            let changes = self.agent_changes(spec).await?;
+            let changes = self
+                .agent_changes(spec, Some(progress.cancellation()))
+                .await?;
             let work = if changes.is_empty() {
                 None
             } else {

@@ -3,6 +3,8 @@
 
 use std::collections::BTreeSet;
 
+use tokio_util::sync::CancellationToken;
+
 use super::ApplyWorkflows;
 use super::document::{AccountChoice, AgentSpec, DomainSpec};
 use crate::backends::directory::BindCredential;
@@ -33,10 +35,15 @@ fn change(step: &str, action: &'static str, detail: impl Into<String>) -> Change
 }
 
 impl ApplyWorkflows {
-    pub(super) async fn agent_changes(&self, spec: &AgentSpec) -> Result<Vec<Change>, Error> {
+    /// `cancel`: the operation's token when applying (Plan has none).
+    pub(super) async fn agent_changes(
+        &self,
+        spec: &AgentSpec,
+        cancel: Option<&CancellationToken>,
+    ) -> Result<Vec<Change>, Error> {
         const STEP: &str = "agent";
         let mut out = Vec::new();
-        let wanted = self.agent.package_version_of(&spec.source);
+        let wanted = self.agent.package_version_of(&spec.source, cancel).await?;
         let status = match self.host.availability() {
             Ok(()) => self
                 .host

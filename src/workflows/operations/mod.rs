@@ -29,7 +29,7 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Error, FieldViolation};
+use super::{Error, FieldViolation, PreconditionReason};
 use crate::backends::store::{
     EventKind, EventRecord, OperationKind, OperationRecord, OperationState, Store, StoreError,
 };
@@ -247,17 +247,22 @@ impl Operations {
                     Some((
                         Error::Cancelled.kind().as_str(),
                         "cancelled by request".into(),
+                        None,
                     )),
                     BTreeMap::new(),
                 ),
                 Err(err) => (
                     OperationState::Failed,
-                    Some((err.kind().as_str(), err.to_string())),
+                    Some((
+                        err.kind().as_str(),
+                        err.to_string(),
+                        err.precondition_reason().map(PreconditionReason::as_str),
+                    )),
                     BTreeMap::new(),
                 ),
             };
             let label = state_name(state);
-            live.end_trace(label, error.as_ref().map(|(_, message)| message.as_str()));
+            live.end_trace(label, error.as_ref().map(|(_, message, _)| message.as_str()));
             if let Err(err) = progress.transition(state, label, error, result).await {
                 tracing::error!(operation = %live.id, error = %err, "cannot record the end of an operation");
             }

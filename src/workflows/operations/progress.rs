@@ -244,7 +244,7 @@ impl Progress {
         &self,
         state: OperationState,
         label: &str,
-        error: Option<(&'static str, String)>,
+        error: Option<(&'static str, String, Option<&'static str>)>,
         result: Outcome,
     ) -> Result<(), Error> {
         let step = self.live.step();
@@ -253,7 +253,7 @@ impl Progress {
             step: step.clone(),
             kind: Some(EventKind::StateChanged),
             message: match &error {
-                Some((_, message)) => format!("{label}: {message}"),
+                Some((_, message, _)) => format!("{label}: {message}"),
                 None => label.to_owned(),
             },
             percent: 0,
@@ -266,10 +266,11 @@ impl Progress {
                 if state.is_terminal() {
                     r.end_time_ms = Some(now);
                     r.result = result;
-                    r.error = error.map(|(code, message)| OperationErrorRecord {
+                    r.error = error.map(|(code, message, reason)| OperationErrorRecord {
                         code: code.to_owned(),
                         message,
                         step,
+                        reason: reason.map(str::to_owned),
                     });
                 }
             })

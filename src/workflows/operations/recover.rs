@@ -41,6 +41,7 @@ impl Operations {
                     last_step
                 ),
                 step: last_step.clone(),
+                reason: None,
             });
             let event = EventRecord {
                 sequence: op.event_count,

@@ -277,7 +277,6 @@ async fn a_second_install_does_no_work_and_says_so() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: start-services records STEP_SUCCEEDED, not a skip, when both services already run (contract: a repeated Install's steps are skips)"]
 async fn a_second_install_skips_start_services_too() {
     let d = Hermetic::start_with(with_agent("1.1.1370.0")).await;
     let (events, op) = install_msi(&d, "1.1.1370.0", true).await;
@@ -430,7 +429,6 @@ async fn sign_in_declined_expired_throttled_and_5xx_map_to_the_contracts_codes()
 }
 
 #[tokio::test]
-#[ignore = "product bug: an expired device code fails the operation with FAILED_PRECONDITION but the reason DEVICE_CODE_EXPIRED the contract names appears nowhere in the operation (OperationError has only code, message, step)"]
 async fn an_expired_device_code_names_device_code_expired() {
     let d = Hermetic::start().await;
     d.fakes
@@ -438,11 +436,10 @@ async fn an_expired_device_code_names_device_code_expired() {
         .fail(TenantCall::SignIn, TenantFault::Expired);
     let error = failed(&sign_in(&d).await.1);
     assert_eq!(error.code, "FAILED_PRECONDITION");
-    assert!(
-        error.message.contains("DEVICE_CODE_EXPIRED"),
-        "{}",
-        error.message
-    );
+    // The operation records the same stable reason a PreconditionFailure
+    // detail carries.
+    assert_eq!(error.reason, "DEVICE_CODE_EXPIRED", "{error:?}");
+    assert_eq!(error.step, "sign-in");
     d.shutdown().await;
 }
 

@@ -196,7 +196,6 @@ async fn enabling_twice_changes_nothing_the_second_time() {
 }
 
 #[tokio::test]
-#[ignore = "product bug: a repeated enable records set-tenant-flag (and the grant step) as STEP_SUCCEEDED, not skips (contract: each step is recorded as a skip)"]
 async fn enabling_twice_records_each_step_as_a_skip() {
     let d = Hermetic::start().await;
     full_setup(&d).await;
