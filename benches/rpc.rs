@@ -424,6 +424,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         tenant: Default::default(),
         host: Default::default(),
         telemetry: Default::default(),
+        http: Default::default(),
     })
 }
 

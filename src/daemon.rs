@@ -217,7 +217,7 @@ impl DaemonBuilder {
             config.tls.reload_interval,
             stop.clone(),
         )?;
-        let routers = crate::transport::services::routers(app)
+        let routers = crate::transport::services::routers(app, &config.http.allowed_origins)
             .await
             .map_err(DaemonError::Reflection)?;
         let listener = tokio::net::TcpListener::bind(config.listen)

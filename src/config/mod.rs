@@ -14,6 +14,7 @@ mod declare;
 mod directory;
 mod flags;
 mod host;
+mod http;
 mod layers;
 mod log;
 mod parse;
@@ -33,6 +34,7 @@ use std::time::Duration;
 pub use directory::{DirectoryConfig, DirectoryTransport};
 pub use flags::Overrides;
 pub use host::HostConfig;
+pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use telemetry::TelemetryConfig;
 pub use tenant::{DEFAULT_TENANT_CLIENT_ID, TenantCloud, TenantConfig};
@@ -91,6 +93,7 @@ section! {
         pub tenant: TenantConfig,
         pub host: HostConfig,
         pub telemetry: TelemetryConfig,
+        pub http: HttpConfig,
     }
 }
 

@@ -1,8 +1,11 @@
 //! The HTTP/JSON face of the API, on the same port as gRPC.
 //!
 //! Every RPC is `POST /<package>.<Service>/<Method>` (the gRPC path) with the
-//! request message as proto3 JSON (pbjson) in the body; an empty body is the
-//! empty message. Unary answers are the response message as JSON; server
+//! request message as proto3 JSON (pbjson) in the body, declared as
+//! `content-type: application/json` (else 415); an empty body is the empty
+//! message, and nothing may follow the JSON value (else 400). A request that
+//! carries an `Origin` not in `http.allowed_origins` is refused with 403
+//! (`server.rs`): the checks a browser's cross-site request cannot pass. Unary answers are the response message as JSON; server
 //! streams are newline-delimited JSON, one `{"result": message}` per line and
 //! a final `{"error": {...}}` line if the stream fails. Errors are the
 //! matching HTTP status with `{"error": {"code", "message",
@@ -65,7 +68,7 @@ pub fn decode_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Tran
         return Ok(T::default());
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    serde_path_to_error::deserialize(&mut de).map_err(|err| {
+    let message = serde_path_to_error::deserialize(&mut de).map_err(|err| {
         let path = err.path().to_string();
         let reason = err.inner().to_string();
         let field = if path.is_empty() || path == "." {
@@ -79,13 +82,41 @@ pub fn decode_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Tran
             path
         };
         TransportError::BadJson { field, reason }
-    })
+    })?;
+    // One JSON value and nothing after it: `{..} xx` is not a request.
+    de.end().map_err(|err| TransportError::BadJson {
+        field: "body".into(),
+        reason: err.to_string(),
+    })?;
+    Ok(message)
+}
+
+/// True when the body is declared as JSON (`application/json`, any
+/// parameters). A browser can send `text/plain` or a form across sites
+/// without asking first; it cannot send `application/json` so.
+fn declared_json(parts: &http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("application/json"))
 }
 
 pub async fn read_request<T: DeserializeOwned + Default>(
     request: HttpRequest,
 ) -> Result<tonic::Request<T>, Response> {
     let (parts, body) = request.into_parts();
+    if !declared_json(&parts) {
+        let found = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .unwrap_or_default();
+        let mut response = error_response(&transport_status(&TransportError::NotJson { found }));
+        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+        return Err(response);
+    }
     let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
         .map_err(|e| {

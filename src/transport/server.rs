@@ -45,6 +45,18 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Routers {
     pub grpc: Router,
     pub json: Router,
+    /// `http.allowed_origins`: the web origins a request may come from.
+    pub allowed_origins: Arc<[String]>,
+}
+
+/// The request's `Origin`, when it names one that is not allowed. Browsers
+/// send `Origin` on cross-site POSTs; provctl, gRPC clients and scripts send
+/// none, so refusing foreign origins stops cross-site request forgery
+/// without touching them.
+fn foreign_origin<B>(request: &http::Request<B>, allowed: &[String]) -> Option<String> {
+    let origin = request.headers().get(http::header::ORIGIN)?;
+    let origin = String::from_utf8_lossy(origin.as_bytes()).to_ascii_lowercase();
+    (!allowed.contains(&origin)).then_some(origin)
 }
 
 fn is_grpc(request: &http::Request<hyper::body::Incoming>) -> bool {
@@ -72,13 +84,17 @@ async fn dispatch(
         method: method.unwrap_or(UNKNOWN_METHOD),
         grpc,
     };
-    if !authz::is_allowed(path, &peer.roles) {
-        let err = TransportError::Denied {
+    let refused = match foreign_origin(&request, &routers.allowed_origins) {
+        Some(origin) => Some(TransportError::ForeignOrigin { origin }),
+        None if !authz::is_allowed(path, &peer.roles) => Some(TransportError::Denied {
             caller: peer.name.clone(),
             method: path.to_owned(),
-        };
+        }),
+        None => None,
+    };
+    if let Some(err) = refused {
         end.span.in_scope(|| {
-            tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, "request denied");
+            tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, reason = %err, "request denied");
         });
         let status = transport_status(&err);
         let response = if grpc {

@@ -45,7 +45,7 @@ struct Apis {
 }
 
 /// Builds the gRPC and JSON routers over `app`.
-pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
+pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Routers, String> {
     use v1::agent_service_server::{AgentService, AgentServiceServer};
     use v1::configuration_service_server::{ConfigurationService, ConfigurationServiceServer};
     use v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
@@ -104,5 +104,6 @@ pub async fn routers(app: Arc<App>) -> Result<Routers, String> {
     Ok(Routers {
         grpc,
         json: Router::new().merge(json),
+        allowed_origins: allowed_origins.into(),
     })
 }

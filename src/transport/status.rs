@@ -19,6 +19,12 @@ pub enum TransportError {
     /// The caller's certificate carries no role allowed for the method.
     #[error("{caller} may not call {method}")]
     Denied { caller: String, method: String },
+    /// A browser request from a web origin not in `http.allowed_origins`.
+    #[error("requests from origin {origin} are refused (http.allowed_origins)")]
+    ForeignOrigin { origin: String },
+    /// An HTTP/JSON call whose body is not declared as JSON.
+    #[error("content-type must be application/json, not {found:?}")]
+    NotJson { found: String },
 }
 
 fn code_for(kind: ErrorKind) -> Code {
@@ -95,7 +101,14 @@ pub fn transport_status(err: &TransportError) -> Status {
             err.to_string(),
             ErrorDetails::with_bad_request_violation(field.clone(), reason.clone()),
         ),
-        TransportError::Denied { .. } => Status::permission_denied(err.to_string()),
+        TransportError::Denied { .. } | TransportError::ForeignOrigin { .. } => {
+            Status::permission_denied(err.to_string())
+        }
+        TransportError::NotJson { .. } => Status::with_error_details(
+            Code::InvalidArgument,
+            err.to_string(),
+            ErrorDetails::with_bad_request_violation("content-type", err.to_string()),
+        ),
     }
 }
 

@@ -71,6 +71,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         tenant: Default::default(),
         host: Default::default(),
         telemetry: Default::default(),
+        http: Default::default(),
     }
 }
 

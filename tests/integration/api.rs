@@ -187,7 +187,13 @@ async fn role_table_covers_every_method_and_is_enforced() {
                     "gRPC {path} as {role}: {:?}",
                     result.err()
                 );
-                let response = http.post(h.url(path)).body("{}").send().await.unwrap();
+                let response = http
+                    .post(h.url(path))
+                    .header("content-type", "application/json")
+                    .body("{}")
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(
                     response.status() != 403,
                     expect_allowed,
@@ -424,6 +430,7 @@ async fn bad_requests_name_the_field_on_both_transports() {
     // Same request as JSON: same code and fields.
     let response = http
         .post(h.url("/provd.v1.AgentService/Install"))
+        .header("content-type", "application/json")
         .body(r#"{"source":"https://example.test/agent.msi","sha256":"abc"}"#)
         .send()
         .await
@@ -442,6 +449,7 @@ async fn bad_requests_name_the_field_on_both_transports() {
     // Malformed JSON: 400 naming the field whose value has the wrong type.
     let response = http
         .post(h.url("/provd.v1.AgentService/Install"))
+        .header("content-type", "application/json")
         .body(r#"{"source": 12}"#)
         .send()
         .await
@@ -454,6 +462,7 @@ async fn bad_requests_name_the_field_on_both_transports() {
     );
     let response = http
         .post(h.url("/provd.v1.OperationsService/GetOperation"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await
@@ -518,6 +527,7 @@ async fn json_and_grpc_give_the_same_answers() {
         .into_inner();
     let json_list: v1::ListOperationsResponse = http
         .post(h.url("/provd.v1.OperationsService/ListOperations"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap()
@@ -534,6 +544,7 @@ async fn json_and_grpc_give_the_same_answers() {
     assert!(!agent.host_available);
     let json_agent: v1::GetAgentResponse = http
         .post(h.url("/provd.v1.AgentService/GetAgent"))
+        .header("content-type", "application/json")
         .send()
         .await
         .unwrap()
@@ -699,5 +710,97 @@ async fn certificates_reload_without_restart() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let still = raw_healthz(h.addr, rustls_client(&new_ca.cert_pem(), Some(&new_client))).await;
     assert_eq!(still.as_deref(), Ok("HTTP/1.1 200 OK"));
+    h.shutdown().await;
+}
+
+/// What a browser holding an admin certificate can be made to send across
+/// sites: a text/plain or form body, an `Origin` of another site, a JSON
+/// value with bytes after it. None starts an operation; gRPC is unaffected.
+#[tokio::test]
+async fn cross_site_requests_are_refused_on_the_json_path() {
+    let h = Harness::start().await;
+    let http = h.http(Role::Admin);
+    let uninstall = h.url("/provd.v1.AgentService/Uninstall");
+
+    let response = http
+        .post(&uninstall)
+        .header("content-type", "text/plain")
+        .body("{}=\r\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "INVALID_ARGUMENT");
+    assert_eq!(body["error"]["fieldViolations"][0]["field"], "content-type");
+
+    let response = http
+        .post(&uninstall)
+        .header("content-type", "application/json")
+        .header("origin", "https://evil.example")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("https://evil.example"),
+        "{body}"
+    );
+
+    let response = http
+        .post(h.url("/provd.v1.OperationsService/ListOperations"))
+        .header("content-type", "application/json")
+        .body(r#"{"pageSize":1} xx"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("column"),
+        "names the position: {body}"
+    );
+
+    // Nothing was started by any of them.
+    let ops = OperationsServiceClient::new(h.channel(Role::Viewer).await)
+        .list_operations(v1::ListOperationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ops.operations.is_empty(), "{ops:?}");
+    h.shutdown().await;
+}
+
+/// An origin the operator allows (`http.allowed_origins`) is served.
+#[tokio::test]
+async fn an_allowed_origin_is_served() {
+    let h = Harness::start_with(|c| {
+        c.http.allowed_origins = vec!["https://admin.example.test".into()];
+    })
+    .await;
+    let http = h.http(Role::Viewer);
+    let ask = |origin: &'static str| {
+        http.post(h.url("/provd.v1.AgentService/GetAgent"))
+            .header("content-type", "application/json; charset=utf-8")
+            .header("origin", origin)
+            .body("{}")
+            .send()
+    };
+    assert_eq!(
+        ask("https://ADMIN.example.test").await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        ask("https://other.example.test").await.unwrap().status(),
+        403
+    );
     h.shutdown().await;
 }

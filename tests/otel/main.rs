@@ -39,6 +39,7 @@ async fn rpc_operation_and_step_spans_continue_the_callers_trace() {
         .http(Role::Viewer)
         .post(h.url("/provd.v1.AgentService/GetAgent"))
         .header("traceparent", &traceparent)
+        .header("content-type", "application/json")
         .body("{}")
         .send()
         .await
