@@ -81,6 +81,8 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        // grpc.health.v1 is served too, so reflection lists it.
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| e.to_string())?;
 

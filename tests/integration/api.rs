@@ -642,6 +642,8 @@ async fn reflection_lists_every_service_and_health_serves() {
         "provd.v1.VerifyService",
         "provd.v1.WritebackService",
         "provd.v1.OperationsService",
+        "provd.v1.ConfigurationService",
+        "grpc.health.v1.Health",
     ] {
         assert!(names.contains(service), "{service} missing from {names:?}");
     }

@@ -206,3 +206,39 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+/// `truncate -s 0 state/provd.redb; provd serve`: the daemon refuses to
+/// start, naming the file and the way out, instead of serving an empty store.
+#[tokio::test]
+async fn an_emptied_state_file_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    Pki::create(&dir.path().join("pki"));
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::File::create(dir.path().join("state/provd.redb")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_provd"))
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .arg("--tls-cert")
+        .arg(dir.path().join("pki/server.pem"))
+        .arg("--tls-key")
+        .arg(dir.path().join("pki/server.key"))
+        .arg("--tls-client-ca")
+        .arg(dir.path().join("pki/ca.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("provd.redb") && text.contains("empty"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::metadata(dir.path().join("state/provd.redb"))
+            .unwrap()
+            .len(),
+        0,
+        "the file is left for the operator"
+    );
+}

@@ -100,7 +100,27 @@ impl RedbStore {
             std::fs::create_dir_all(parent)
                 .map_err(|e| open_err(format!("creating directory {}: {e}", parent.display())))?;
         }
-        let db = Database::create(path).map_err(|e| open_err(e.to_string()))?;
+        // Only a missing file means "new store": an emptied or foreign file
+        // must not silently become one, losing every record.
+        let existed = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                return Err(open_err(
+                    "the file is empty (0 bytes), so every operation and setting it held is \
+                     gone; restore it from a backup, or move it away to start with an empty \
+                     store"
+                        .into(),
+                ));
+            }
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(open_err(e.to_string())),
+        };
+        let db = if existed {
+            Database::open(path)
+        } else {
+            Database::create(path)
+        }
+        .map_err(|e| open_err(e.to_string()))?;
 
         let txn = db.begin_write().map_err(io)?;
         {
@@ -118,6 +138,15 @@ impl RedbStore {
                     });
                 }
                 Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+                // A store file provd did not write (or whose marker is gone).
+                None if existed => {
+                    return Err(open_err(
+                        "it holds no provd schema marker: not a provd state store, or its \
+                         contents were lost; restore it from a backup, or move it away to \
+                         start with an empty store"
+                            .into(),
+                    ));
+                }
                 // New store, or an older schema. There are no migrations yet
                 // (version 1 is the first); add them here when bumping.
                 _ => {
@@ -362,422 +391,5 @@ impl Store for RedbStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::backends::store::{EventKind, OperationKind, OperationState};
-    use std::collections::BTreeMap;
-
-    fn op(id: &str, t: i64, kind: OperationKind, state: OperationState) -> OperationRecord {
-        OperationRecord {
-            id: id.to_string(),
-            kind,
-            state,
-            request_id: None,
-            description: format!("op {id}"),
-            initiator: "tester".to_string(),
-            create_time_ms: t,
-            update_time_ms: t,
-            end_time_ms: None,
-            error: None,
-            cancel_requested: false,
-            event_count: 0,
-            result: BTreeMap::new(),
-        }
-    }
-
-    fn event(seq: u64) -> EventRecord {
-        EventRecord {
-            sequence: seq,
-            time_ms: 1000 + seq as i64,
-            step: "step".to_string(),
-            kind: EventKind::Progress,
-            message: format!("event {seq}"),
-            percent: seq as u32,
-            attributes: BTreeMap::from([("k".to_string(), seq.to_string())]),
-        }
-    }
-
-    fn open_tmp() -> (tempfile::TempDir, RedbStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(&dir.path().join("nested/dir/state.redb")).unwrap();
-        (dir, store)
-    }
-
-    #[test]
-    fn create_and_get() {
-        let (_dir, store) = open_tmp();
-        let mut rec = op("a", 10, OperationKind::Install, OperationState::Pending);
-        rec.result.insert("x".into(), "y".into());
-        store.create_operation(&rec).unwrap();
-        assert_eq!(store.get_operation("a").unwrap(), Some(rec));
-        assert_eq!(store.get_operation("missing").unwrap(), None);
-    }
-
-    #[test]
-    fn duplicate_operation_id_rejected() {
-        let (_dir, store) = open_tmp();
-        let rec = op("a", 10, OperationKind::Install, OperationState::Pending);
-        store.create_operation(&rec).unwrap();
-        assert!(store.create_operation(&rec).is_err());
-    }
-
-    #[test]
-    fn request_id_collision() {
-        let (_dir, store) = open_tmp();
-        let mut first = op("a", 10, OperationKind::Install, OperationState::Pending);
-        first.request_id = Some("req-1".into());
-        store.create_operation(&first).unwrap();
-        assert_eq!(
-            store.operation_for_request_id("req-1").unwrap().as_deref(),
-            Some("a")
-        );
-        assert_eq!(store.operation_for_request_id("req-2").unwrap(), None);
-
-        let mut second = op("b", 11, OperationKind::Install, OperationState::Pending);
-        second.request_id = Some("req-1".into());
-        match store.create_operation(&second) {
-            Err(StoreError::RequestIdTaken { existing }) => assert_eq!(existing, "a"),
-            other => panic!("expected RequestIdTaken, got {other:?}"),
-        }
-        // The failed create left nothing behind.
-        assert_eq!(store.get_operation("b").unwrap(), None);
-        let page = store
-            .list_operations(&ListQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(page.operations.len(), 1);
-    }
-
-    #[test]
-    fn update_and_append_require_existing_operation() {
-        let (_dir, store) = open_tmp();
-        let rec = op("ghost", 10, OperationKind::Install, OperationState::Running);
-        assert!(matches!(
-            store.update_operation(&rec),
-            Err(StoreError::NotFound(id)) if id == "ghost"
-        ));
-        assert!(matches!(
-            store.append_event(&rec, &event(1)),
-            Err(StoreError::NotFound(id)) if id == "ghost"
-        ));
-        assert!(store.events_after("ghost", 0).unwrap().is_empty());
-    }
-
-    #[test]
-    fn update_replaces_record() {
-        let (_dir, store) = open_tmp();
-        let mut rec = op("a", 10, OperationKind::Install, OperationState::Pending);
-        store.create_operation(&rec).unwrap();
-        rec.state = OperationState::Succeeded;
-        rec.end_time_ms = Some(20);
-        store.update_operation(&rec).unwrap();
-        assert_eq!(store.get_operation("a").unwrap(), Some(rec));
-    }
-
-    #[test]
-    fn events_after_ordering() {
-        let (_dir, store) = open_tmp();
-        let mut a = op("a", 10, OperationKind::Install, OperationState::Running);
-        let mut b = op("b", 11, OperationKind::Install, OperationState::Running);
-        store.create_operation(&a).unwrap();
-        store.create_operation(&b).unwrap();
-        // Interleave, and go past 9 so lexical vs numeric order would differ.
-        for seq in 1..=12 {
-            a.event_count = seq;
-            a.update_time_ms = 100 + seq as i64;
-            store.append_event(&a, &event(seq)).unwrap();
-            if seq <= 3 {
-                b.event_count = seq;
-                store.append_event(&b, &event(seq)).unwrap();
-            }
-        }
-        let all = store.events_after("a", 0).unwrap();
-        assert_eq!(
-            all.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            (1..=12).collect::<Vec<_>>()
-        );
-        assert_eq!(all[4], event(5));
-        let tail = store.events_after("a", 9).unwrap();
-        assert_eq!(
-            tail.iter().map(|e| e.sequence).collect::<Vec<_>>(),
-            vec![10, 11, 12]
-        );
-        assert!(store.events_after("a", 12).unwrap().is_empty());
-        assert!(store.events_after("a", u64::MAX).unwrap().is_empty());
-        assert_eq!(store.events_after("b", 1).unwrap().len(), 2);
-        // The operation record was stored with the event.
-        let stored = store.get_operation("a").unwrap().unwrap();
-        assert_eq!(stored.event_count, 12);
-        assert_eq!(stored.update_time_ms, 112);
-    }
-
-    fn ids(page: &ListPage) -> Vec<&str> {
-        page.operations.iter().map(|o| o.id.as_str()).collect()
-    }
-
-    #[test]
-    fn list_paging_newest_first_with_filters() {
-        let (_dir, store) = open_tmp();
-        use OperationKind::*;
-        use OperationState::*;
-        let records = [
-            op("op01", 100, Install, Succeeded),
-            op("op02", 200, CreateGmsa, Running),
-            op("op03", 300, Install, Running),
-            op("op04", 300, Install, Failed), // same time as op03: id breaks tie
-            op("op05", 400, AddDirectory, Running),
-            op("op06", 500, Install, Running),
-            op("op07", -50, Install, Running), // negative times sort oldest
-            op("op08", 600, CreateGmsa, Succeeded),
-        ];
-        for r in &records {
-            store.create_operation(r).unwrap();
-        }
-
-        // Unfiltered, pages of 3.
-        let mut query = ListQuery {
-            limit: 3,
-            ..Default::default()
-        };
-        let p1 = store.list_operations(&query).unwrap();
-        assert_eq!(ids(&p1), ["op08", "op06", "op05"]);
-        query.after = p1.next.clone();
-        let p2 = store.list_operations(&query).unwrap();
-        assert_eq!(ids(&p2), ["op04", "op03", "op02"]);
-        query.after = p2.next.clone();
-        let p3 = store.list_operations(&query).unwrap();
-        assert_eq!(ids(&p3), ["op01", "op07"]);
-        assert_eq!(p3.next, None);
-
-        // Exactly-full last page: no next cursor.
-        let all = store
-            .list_operations(&ListQuery {
-                limit: 8,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(all.operations.len(), 8);
-        assert_eq!(all.next, None);
-
-        // Filter by kind + state across pages of 2.
-        let mut query = ListQuery {
-            state: Some(Running),
-            kind: Some(Install),
-            limit: 2,
-            after: None,
-        };
-        let p1 = store.list_operations(&query).unwrap();
-        assert_eq!(ids(&p1), ["op06", "op03"]);
-        assert!(p1.next.is_some());
-        query.after = p1.next.clone();
-        let p2 = store.list_operations(&query).unwrap();
-        assert_eq!(ids(&p2), ["op07"]);
-        assert_eq!(p2.next, None);
-
-        // Filter where the page fills exactly and no more matches follow.
-        let p = store
-            .list_operations(&ListQuery {
-                kind: Some(CreateGmsa),
-                limit: 2,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(ids(&p), ["op08", "op02"]);
-        assert_eq!(p.next, None);
-
-        // State-only filter.
-        let p = store
-            .list_operations(&ListQuery {
-                state: Some(Succeeded),
-                limit: 1,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(ids(&p), ["op08"]);
-        let p = store
-            .list_operations(&ListQuery {
-                state: Some(Succeeded),
-                limit: 1,
-                after: p.next,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(ids(&p), ["op01"]);
-        assert_eq!(p.next, None);
-
-        // Malformed cursors.
-        for bad in ["", "nocolon", "abc:op01", "12:"] {
-            let r = store.list_operations(&ListQuery {
-                limit: 2,
-                after: Some(bad.to_string()),
-                ..Default::default()
-            });
-            assert!(
-                matches!(r, Err(StoreError::Corrupt { ref key, .. }) if key == "page_token"),
-                "cursor {bad:?}: {r:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn list_tracks_create_time_changes() {
-        let (_dir, store) = open_tmp();
-        let mut a = op("a", 10, OperationKind::Install, OperationState::Pending);
-        store
-            .create_operation(&op(
-                "b",
-                20,
-                OperationKind::Install,
-                OperationState::Pending,
-            ))
-            .unwrap();
-        store.create_operation(&a).unwrap();
-        a.create_time_ms = 30;
-        store.update_operation(&a).unwrap();
-        let page = store
-            .list_operations(&ListQuery {
-                limit: 10,
-                ..Default::default()
-            })
-            .unwrap();
-        assert_eq!(ids(&page), ["a", "b"]);
-    }
-
-    #[test]
-    fn unfinished_operations_excludes_terminal() {
-        let (_dir, store) = open_tmp();
-        use OperationState::*;
-        for (i, state) in [Pending, Running, Succeeded, Failed, Cancelled, Interrupted]
-            .into_iter()
-            .enumerate()
-        {
-            store
-                .create_operation(&op(
-                    &format!("op{i}"),
-                    i as i64,
-                    OperationKind::Install,
-                    state,
-                ))
-                .unwrap();
-        }
-        let unfinished = store.unfinished_operations().unwrap();
-        assert_eq!(
-            unfinished.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(),
-            ["op0", "op1"]
-        );
-    }
-
-    #[test]
-    fn data_survives_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        let mut rec = op("a", 10, OperationKind::Install, OperationState::Running);
-        rec.request_id = Some("req".into());
-        {
-            let store = RedbStore::open(&path).unwrap();
-            store.create_operation(&rec).unwrap();
-            rec.event_count = 1;
-            store.append_event(&rec, &event(1)).unwrap();
-            store.put_config("ns", "k", Some(b"v")).unwrap();
-        }
-        let store = RedbStore::open(&path).unwrap();
-        assert_eq!(store.get_operation("a").unwrap(), Some(rec));
-        assert_eq!(
-            store.operation_for_request_id("req").unwrap().as_deref(),
-            Some("a")
-        );
-        assert_eq!(store.events_after("a", 0).unwrap(), vec![event(1)]);
-        assert_eq!(store.get_config("ns", "k").unwrap(), Some(b"v".to_vec()));
-        assert_eq!(store.unfinished_operations().unwrap().len(), 1);
-    }
-
-    #[test]
-    fn second_open_while_open_fails() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        let _store = RedbStore::open(&path).unwrap();
-        assert!(matches!(
-            RedbStore::open(&path),
-            Err(StoreError::Open { .. })
-        ));
-    }
-
-    #[test]
-    fn unopenable_path_is_open_error() {
-        let dir = tempfile::tempdir().unwrap();
-        // A directory where the file should be.
-        let path = dir.path().join("is-a-dir");
-        std::fs::create_dir(&path).unwrap();
-        match RedbStore::open(&path) {
-            Err(StoreError::Open { path: p, reason }) => {
-                assert!(p.contains("is-a-dir"));
-                assert!(!reason.is_empty());
-            }
-            other => panic!("expected Open error, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn schema_too_new_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.redb");
-        drop(RedbStore::open(&path).unwrap());
-        {
-            let db = Database::create(&path).unwrap();
-            let txn = db.begin_write().unwrap();
-            {
-                let mut meta = txn.open_table(META).unwrap();
-                meta.insert(SCHEMA_VERSION_KEY, u64::from(SCHEMA_VERSION) + 1)
-                    .unwrap();
-            }
-            txn.commit().unwrap();
-        }
-        match RedbStore::open(&path) {
-            Err(StoreError::SchemaTooNew { found, supported }) => {
-                assert_eq!(found, SCHEMA_VERSION + 1);
-                assert_eq!(supported, SCHEMA_VERSION);
-            }
-            other => panic!("expected SchemaTooNew, got {other:?}"),
-        }
-    }
-
-    #[test]
-    fn config_put_get_delete_list() {
-        let (_dir, store) = open_tmp();
-        store.put_config("ns", "b", Some(b"2")).unwrap();
-        store.put_config("ns", "a", Some(b"1")).unwrap();
-        store.put_config("ns2", "a", Some(b"other")).unwrap();
-        store.put_config("n", "z", Some(b"prefix")).unwrap();
-        store.put_config("ns", "", Some(b"empty key")).unwrap();
-        assert_eq!(store.get_config("ns", "a").unwrap(), Some(b"1".to_vec()));
-        assert_eq!(store.get_config("ns", "missing").unwrap(), None);
-
-        store.put_config("ns", "a", Some(b"1b")).unwrap();
-        assert_eq!(
-            store.list_config("ns").unwrap(),
-            vec![
-                (String::new(), b"empty key".to_vec()),
-                ("a".to_string(), b"1b".to_vec()),
-                ("b".to_string(), b"2".to_vec()),
-            ]
-        );
-
-        store.put_config("ns", "a", None).unwrap();
-        store.put_config("ns", "never-existed", None).unwrap();
-        assert_eq!(store.get_config("ns", "a").unwrap(), None);
-        assert_eq!(
-            store.list_config("ns").unwrap(),
-            vec![
-                (String::new(), b"empty key".to_vec()),
-                ("b".to_string(), b"2".to_vec())
-            ]
-        );
-        assert_eq!(
-            store.list_config("ns2").unwrap(),
-            vec![("a".to_string(), b"other".to_vec())]
-        );
-        assert!(store.list_config("none").unwrap().is_empty());
-    }
-}
+#[path = "redb_store_tests.rs"]
+mod tests;
