@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor_path)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
+        // prost's codec, but a request that does not decode is INVALID_ARGUMENT.
+        .codec_path("crate::codec::ContractCodec")
         // Credential carries a password: its Debug is hand-written (redacted).
         .skip_debug([".provd.v1.Credential"])
         .compile_with_config(config, &protos, &[PathBuf::from("."), include])?;

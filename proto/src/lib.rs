@@ -9,6 +9,8 @@
 
 use tonic::Code;
 
+pub mod codec;
+
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("provd.v1");

@@ -806,3 +806,25 @@ async fn an_allowed_origin_is_served() {
     );
     h.shutdown().await;
 }
+
+/// A request whose bytes do not decode (here: invalid UTF-8 in the string
+/// field `id`) is the caller's mistake on gRPC too, as it is on HTTP/JSON.
+#[tokio::test]
+async fn an_undecodable_grpc_request_is_invalid_argument() {
+    let h = Harness::start().await;
+    let mut grpc = tonic::client::Grpc::new(h.channel(Role::Viewer).await);
+    grpc.ready().await.unwrap();
+    // prost encodes a Vec<u8> as field 1, length-delimited: GetOperation's
+    // `id`, here not UTF-8.
+    let status = grpc
+        .unary(
+            tonic::Request::new(vec![0xff_u8, 0xfe, 0xfd]),
+            http::uri::PathAndQuery::from_static("/provd.v1.OperationsService/GetOperation"),
+            tonic_prost::ProstCodec::<Vec<u8>, ()>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("decode"), "{status:?}");
+    h.shutdown().await;
+}
