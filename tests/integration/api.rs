@@ -828,3 +828,44 @@ async fn an_undecodable_grpc_request_is_invalid_argument() {
     assert!(status.message().contains("decode"), "{status:?}");
     h.shutdown().await;
 }
+
+/// Enum numbers the contract does not define, and a missing required
+/// document, are named instead of read as "no filter" / "empty document".
+#[tokio::test]
+async fn unknown_enum_filters_and_a_missing_document_are_named() {
+    use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
+    let h = Harness::start().await;
+    let channel = h.channel(Role::Viewer).await;
+    let mut operations = OperationsServiceClient::new(channel.clone());
+    for (request, field) in [
+        (
+            v1::ListOperationsRequest {
+                state: 99,
+                ..Default::default()
+            },
+            "state",
+        ),
+        (
+            v1::ListOperationsRequest {
+                kind: -5,
+                ..Default::default()
+            },
+            "kind",
+        ),
+    ] {
+        let status = operations.list_operations(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let fields: Vec<_> = status
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        assert_eq!(fields, [field]);
+    }
+    let status = ConfigurationServiceClient::new(channel)
+        .plan_configuration(v1::PlanConfigurationRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("desired"), "{status:?}");
+    h.shutdown().await;
+}

@@ -9,8 +9,8 @@ use super::caller;
 use super::service_account::{encryption_bit, profile_choice};
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{cloud_from_proto, operation};
-use crate::workflows::App;
 use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+use crate::workflows::{App, Error};
 use provd_proto::v1;
 
 #[derive(Clone)]
@@ -18,9 +18,10 @@ pub struct ConfigurationApi {
     pub app: Arc<App>,
 }
 
-fn desired(state: Option<v1::DesiredState>) -> DesiredState {
-    let state = state.unwrap_or_default();
-    DesiredState {
+/// The document, which the contract requires.
+fn desired(state: Option<v1::DesiredState>) -> Result<DesiredState, Status> {
+    let state = state.ok_or_else(|| Status::from(Error::invalid("desired", "is required")))?;
+    Ok(DesiredState {
         agent: state.agent.map(|a| AgentSpec {
             source: a.source,
             sha256: a.sha256,
@@ -57,7 +58,7 @@ fn desired(state: Option<v1::DesiredState>) -> DesiredState {
             permissions: s.permissions.iter().map(|p| profile_choice(*p)).collect(),
         }),
         writeback: state.writeback.map(|w| w.enabled),
-    }
+    })
 }
 
 #[tonic::async_trait]
@@ -73,7 +74,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
             .apply
             .apply(
                 &who,
-                desired(r.desired.take()),
+                desired(r.desired.take())?,
                 bind_credential(r.credential.take()),
                 &r.request_id,
             )
@@ -93,7 +94,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
             .app
             .apply
             .plan(
-                desired(r.desired.take()),
+                desired(r.desired.take())?,
                 bind_credential(r.credential.take()),
             )
             .await
