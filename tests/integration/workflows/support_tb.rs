@@ -166,11 +166,7 @@ pub fn precondition(status: &Status) -> (String, String) {
 }
 
 /// Whether an event of `kind` was recorded for `step`.
-pub fn has(events: &[v1::OperationEvent], step: &str, kind: v1::EventKind) -> bool {
-    events
-        .iter()
-        .any(|e| e.step == step && e.kind == kind as i32)
-}
+pub use super::support_ta::step_is as has;
 
 /// The steps that were started, in order, without repeats.
 pub fn steps_started(events: &[v1::OperationEvent]) -> Vec<String> {
