@@ -59,6 +59,11 @@ pub struct OperationRecord {
     pub kind: OperationKind,
     pub state: OperationState,
     pub request_id: Option<String>,
+    /// With `request_id`: the digest of the request that started it, so a
+    /// different request reusing the id is refused. `None` in records
+    /// written before provd kept it (any request then matches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_fingerprint: Option<String>,
     pub description: String,
     pub initiator: String,
     pub create_time_ms: i64,

@@ -32,6 +32,7 @@ fn code_for(kind: ErrorKind) -> Code {
         ErrorKind::InvalidArgument => Code::InvalidArgument,
         ErrorKind::NotFound => Code::NotFound,
         ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+        ErrorKind::AlreadyExists => Code::AlreadyExists,
         ErrorKind::Aborted => Code::Aborted,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::PermissionDenied => Code::PermissionDenied,
@@ -60,6 +61,10 @@ pub fn to_status(err: &Error) -> Status {
                 .iter()
                 .map(|v| RpcFieldViolation::new(v.field.clone(), v.description.clone()))
                 .collect::<Vec<_>>(),
+        )),
+        Error::RequestIdReused { .. } => Some(ErrorDetails::with_bad_request_violation(
+            "request_id",
+            message.clone(),
         )),
         Error::OperationRunning { id, .. } => {
             Some(ErrorDetails::with_precondition_failure_violation(

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use super::operations::{Job, OperationSpec, Outcome, Progress, job};
+use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
 use super::tenant::{TenantStatus, TenantWorkflows};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
 use crate::backends::host::installer::version_cmp;
@@ -151,6 +151,7 @@ impl AgentWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::Uninstall,
             request_id,
+            fingerprint: RequestFingerprint::new(),
             description: "uninstall the agent package".into(),
             initiator: caller.name.clone(),
         };
@@ -181,6 +182,11 @@ impl AgentWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::Install,
             request_id,
+            fingerprint: RequestFingerprint::new()
+                .text("source", &plan.source.to_string_lossy())
+                .text("sha256", &hex::encode(plan.digest))
+                .variant("cloud", &plan.cloud)
+                .flag("register", plan.register),
             description: format!("install agent package from {}", request.source),
             initiator: caller.name.clone(),
         };

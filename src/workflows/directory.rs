@@ -7,7 +7,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::domain_controllers::{self, Connect, DcSession, DomainControllerWorkflows};
-use super::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, blocking, job, now_ms};
+use super::operations::{
+    Job, NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms,
+};
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error};
 use crate::backends::directory::{BindCredential, DirectorySession, Entry, Scope, escape};
@@ -201,6 +203,9 @@ impl DirectoryWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::AddDirectory,
             request_id,
+            fingerprint: RequestFingerprint::new()
+                .text("domain", &domain)
+                .list("preferred_domain_controllers", &preferred),
             description: format!("add the directory {domain}"),
             initiator: caller.name.clone(),
         };
@@ -240,6 +245,7 @@ impl DirectoryWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::RemoveDirectory,
             request_id,
+            fingerprint: RequestFingerprint::new().text("domain", &domain),
             description: format!("remove the directory {domain}"),
             initiator: caller.name.clone(),
         };

@@ -122,6 +122,17 @@ pub enum Error {
         subject: String,
         message: String,
     },
+    /// A `request_id` already names an operation that a different request
+    /// started (another kind, or other fields).
+    #[error(
+        "request_id {request_id} already names operation {operation} ({kind}), started by a \
+         different request; repeat that request to follow it, or use a new request_id"
+    )]
+    RequestIdReused {
+        request_id: String,
+        operation: String,
+        kind: String,
+    },
     /// A compare-and-set lost (e.g. a stale etag).
     #[error("{0}")]
     Aborted(String),
@@ -173,6 +184,7 @@ pub enum ErrorKind {
     InvalidArgument,
     NotFound,
     FailedPrecondition,
+    AlreadyExists,
     Aborted,
     Unauthenticated,
     PermissionDenied,
@@ -188,6 +200,7 @@ impl ErrorKind {
             Self::InvalidArgument => "INVALID_ARGUMENT",
             Self::NotFound => "NOT_FOUND",
             Self::FailedPrecondition => "FAILED_PRECONDITION",
+            Self::AlreadyExists => "ALREADY_EXISTS",
             Self::Aborted => "ABORTED",
             Self::Unauthenticated => "UNAUTHENTICATED",
             Self::PermissionDenied => "PERMISSION_DENIED",
@@ -207,6 +220,7 @@ impl Error {
             Self::OperationRunning { .. } | Self::FailedPrecondition { .. } => {
                 ErrorKind::FailedPrecondition
             }
+            Self::RequestIdReused { .. } => ErrorKind::AlreadyExists,
             Self::Aborted(_) => ErrorKind::Aborted,
             Self::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Self::PermissionDenied(_) => ErrorKind::PermissionDenied,

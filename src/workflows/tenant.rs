@@ -15,7 +15,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::operations::{NewEvent, OperationSpec, Outcome, Progress, blocking, now_ms};
+use super::operations::{
+    NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, now_ms,
+};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::host::{AgentIdentity, Host};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
@@ -126,6 +128,7 @@ impl TenantWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::SignIn,
             request_id,
+            fingerprint: RequestFingerprint::new(),
             description: format!("sign in to tenant {}", self.tenant.tenant()),
             initiator: caller.name.clone(),
         };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::directory::DirectoryWorkflows;
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, naming_contexts};
-use super::operations::{Job, OperationSpec, Outcome, Progress, job};
+use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
 use super::permissions::{
     self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
 };
@@ -180,6 +180,10 @@ impl WritebackWorkflows {
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
         }
+        // The domains as asked: an empty list means "every added domain".
+        let fingerprint = RequestFingerprint::new()
+            .flag("enable", request.enable)
+            .list("domains", &domains);
         let retried = self.operations.is_retry(request_id.as_deref()).await?;
         let added = self.added_domains().await?;
         if !retried {
@@ -231,6 +235,7 @@ impl WritebackWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::SetPasswordWriteback,
             request_id,
+            fingerprint,
             description: format!(
                 "{} password writeback for {}",
                 if enable { "enable" } else { "disable" },

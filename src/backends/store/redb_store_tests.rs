@@ -9,6 +9,7 @@ fn op(id: &str, t: i64, kind: OperationKind, state: OperationState) -> Operation
         kind,
         state,
         request_id: None,
+        request_fingerprint: None,
         description: format!("op {id}"),
         initiator: "tester".to_string(),
         create_time_ms: t,

@@ -8,6 +8,7 @@ use super::{ApplyWorkflows, install_request};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Cloud;
 use crate::workflows::directory::DirectoryWorkflows;
+use crate::workflows::operations::RequestFingerprint;
 use crate::workflows::permissions::Profile;
 use crate::workflows::permissions::ProfileChoice;
 use crate::workflows::service_account;
@@ -67,6 +68,48 @@ pub(super) struct Plan {
     pub(super) domains: Vec<DomainSpec>,
     pub(super) account: Option<(String, AccountChoice, Vec<Profile>)>,
     pub(super) writeback: Option<bool>,
+}
+
+impl Plan {
+    /// The document as an apply's request fingerprint (every section, in
+    /// the document's order).
+    pub(super) fn fingerprint(&self) -> RequestFingerprint {
+        let mut f = RequestFingerprint::new();
+        if let Some(a) = &self.agent {
+            f = f
+                .text("agent.source", &a.source)
+                .text("agent.sha256", &a.sha256.to_ascii_lowercase())
+                .flag("agent.accept_license", a.accept_license)
+                .variant("agent.cloud", &a.cloud)
+                .flag("agent.skip_registration", a.skip_registration);
+        }
+        for d in &self.domains {
+            f = f
+                .text("domains.domain", &d.domain)
+                .list("domains.preferred", &d.preferred);
+        }
+        if let Some((domain, choice, profiles)) = &self.account {
+            f = f.text("service_account.domain", domain);
+            f = match choice {
+                AccountChoice::Create {
+                    name,
+                    principals,
+                    container_dn,
+                    encryption_types,
+                } => f
+                    .text("create.name", name)
+                    .list("create.principals", principals)
+                    .text("create.container_dn", container_dn)
+                    .variant("create.encryption_types", encryption_types),
+                AccountChoice::Custom { name, host_account } => f
+                    .text("custom.name", name)
+                    .text("custom.host_account", host_account),
+            };
+            let names: Vec<_> = profiles.iter().map(|p| p.name()).collect();
+            f = f.list("service_account.permissions", &names);
+        }
+        f.variant("writeback", &self.writeback)
+    }
 }
 
 impl ApplyWorkflows {

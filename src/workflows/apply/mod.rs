@@ -128,6 +128,7 @@ impl ApplyWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::ApplyConfiguration,
             request_id,
+            fingerprint: plan.fingerprint(),
             description: format!("apply a configuration ({})", sections.join(", ")),
             initiator: caller.name.clone(),
         };

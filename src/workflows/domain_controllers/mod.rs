@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::operations::{Job, OperationSpec, Outcome, blocking, job, now_ms};
+use super::operations::{Job, OperationSpec, Outcome, RequestFingerprint, blocking, job, now_ms};
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error, Operations};
 use crate::backends::directory::Directory;
@@ -143,6 +143,10 @@ impl DomainControllerWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::SetDcPriority,
             request_id,
+            fingerprint: RequestFingerprint::new()
+                .text("domain", &domain)
+                .list("domain_controllers", &dcs)
+                .text("etag", &request.etag),
             description: format!("set the DC priority of {domain}"),
             initiator: caller.name.clone(),
         };

@@ -15,6 +15,7 @@
 //! steps and their spans, cancellation points); `watch` the reads (get,
 //! list, watch) and cancel; `recover` the start-up recovery.
 
+mod fingerprint;
 mod progress;
 mod recover;
 mod watch;
@@ -29,11 +30,12 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::{Error, FieldViolation, PreconditionReason};
+use super::{Error, PreconditionReason};
 use crate::backends::store::{
     EventKind, EventRecord, OperationKind, OperationRecord, OperationState, Store, StoreError,
 };
 
+pub use fingerprint::RequestFingerprint;
 pub use progress::{NewEvent, Progress};
 pub use watch::WatchItem;
 
@@ -55,6 +57,8 @@ pub fn now_ms() -> i64 {
 pub struct OperationSpec {
     pub kind: OperationKind,
     pub request_id: Option<String>,
+    /// The request's non-secret fields, compared when `request_id` is reused.
+    pub fingerprint: RequestFingerprint,
     pub description: String,
     pub initiator: String,
 }
@@ -141,6 +145,7 @@ impl Operations {
             kind: spec.kind,
             state: OperationState::Pending,
             request_id: spec.request_id.clone(),
+            request_fingerprint: spec.request_id.as_ref().map(|_| spec.fingerprint.hex()),
             description: spec.description.clone(),
             initiator: spec.initiator.clone(),
             create_time_ms: now,
@@ -187,7 +192,7 @@ impl Operations {
         };
         if let Some(running) = same_request {
             let record = running.record.lock().await.clone();
-            return self.check_same_kind(record, &spec);
+            return self.check_same_request(record, &spec);
         }
         let created = blocking(&self.store, {
             let record = record.clone();
@@ -300,25 +305,28 @@ impl Operations {
         })
         .await?;
         match found {
-            Some(existing) => self.check_same_kind(existing, spec).map(Some),
+            Some(existing) => self.check_same_request(existing, spec).map(Some),
             None => Ok(None),
         }
     }
 
-    fn check_same_kind(
+    /// A retry must be the same request: same kind and, where the record
+    /// kept one, the same fingerprint.
+    fn check_same_request(
         &self,
         existing: OperationRecord,
         spec: &OperationSpec,
     ) -> Result<OperationRecord, Error> {
-        if existing.kind != spec.kind {
-            return Err(Error::InvalidArgument(vec![FieldViolation::new(
-                "request_id",
-                format!(
-                    "already used by operation {} of kind {}; use a new request id",
-                    existing.id,
-                    kind_name(existing.kind)
-                ),
-            )]));
+        let same_fields = existing
+            .request_fingerprint
+            .as_ref()
+            .is_none_or(|kept| *kept == spec.fingerprint.hex());
+        if existing.kind != spec.kind || !same_fields {
+            return Err(Error::RequestIdReused {
+                request_id: existing.request_id.clone().unwrap_or_default(),
+                operation: existing.id,
+                kind: kind_name(existing.kind).to_owned(),
+            });
         }
         Ok(existing)
     }

@@ -13,7 +13,9 @@ use crate::backends::store::{EventKind, OperationKind};
 use crate::workflows::domain_controllers::{
     Connect, DcSession, DomainControllerWorkflows, entry_sid, find_account, naming_contexts,
 };
-use crate::workflows::operations::{Job, NewEvent, OperationSpec, Outcome, Progress, job};
+use crate::workflows::operations::{
+    Job, NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, job,
+};
 use crate::workflows::validate::{self, dn_in_domain, dns_name, principal_name};
 use crate::workflows::{Caller, Error, FieldViolation};
 use provd_sd::{Ace, Acl, Sid};
@@ -90,6 +92,8 @@ pub(crate) struct ValidGrant {
     pub(crate) trustee: Option<String>,
     credential: BindCredential,
     pub(crate) request_id: Option<String>,
+    /// Taken before the trustee is resolved, so a retry matches.
+    fingerprint: RequestFingerprint,
 }
 
 impl GrantPermissionsRequest {
@@ -166,14 +170,25 @@ impl GrantPermissionsRequest {
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
         }
+        let profiles: Vec<Profile> = profiles.into_iter().collect();
+        let fingerprint = RequestFingerprint::new()
+            .text("domain", &domain)
+            .list(
+                "profiles",
+                &profiles.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            )
+            .list("organizational_units", &ous)
+            .variant("mode", &mode)
+            .text("trustee", trustee.as_deref().unwrap_or_default());
         Ok(ValidGrant {
             domain,
-            profiles: profiles.into_iter().collect(),
+            profiles,
             ous,
             mode,
             trustee,
             credential,
             request_id,
+            fingerprint,
         })
     }
 }
@@ -193,11 +208,13 @@ impl ValidGrant {
             mode,
             credential,
             request_id,
+            fingerprint,
             ..
         } = self;
         let spec = OperationSpec {
             kind: OperationKind::GrantPermissions,
             request_id,
+            fingerprint,
             description: format!(
                 "{} {} for {trustee} in {domain}",
                 mode.name(),

@@ -11,7 +11,7 @@ mod logon;
 use std::sync::Arc;
 
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
-use super::operations::{Job, NewEvent, OperationSpec, Progress, job};
+use super::operations::{Job, NewEvent, OperationSpec, Progress, RequestFingerprint, job};
 use super::permissions::{GrantPermissionsRequest, ProfileStatus};
 use super::validate::{self, dn_in_domain, dns_name, principal_name};
 use super::{Caller, Error, FieldViolation, Operations};
@@ -235,6 +235,14 @@ impl ServiceAccountWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::CreateGmsa,
             request_id,
+            fingerprint: RequestFingerprint::new()
+                .text("domain", &domain)
+                .text("name", &name)
+                .text("container_dn", &container)
+                .text("dns_host_name", &dns_host)
+                .number("password_interval_days", u64::from(interval))
+                .number("encryption_types", u64::from(enc))
+                .list("principals_allowed_to_retrieve_password", &principals),
             description: format!("create the gMSA {name} in {domain}"),
             initiator: caller.name.clone(),
         };
@@ -325,6 +333,10 @@ impl ServiceAccountWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::UseCustomGmsa,
             request_id,
+            fingerprint: RequestFingerprint::new()
+                .text("domain", &domain)
+                .text("name", &name)
+                .text("host_account", &host),
             description: format!("use the custom gMSA {name} of {domain}"),
             initiator: caller.name.clone(),
         };

@@ -479,7 +479,9 @@ async fn a_retried_request_id_returns_the_first_operation_without_redoing_it() {
 
     // The same key for another kind of operation is refused, naming it.
     let err = remove(&d, DOMAIN, "add-lab-1").await.unwrap_err();
-    assert_fields(&err, &["request_id"]);
+    assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
+    assert_eq!(fields(&err), ["request_id"]);
+    assert!(err.message().contains(&first.id), "{}", err.message());
     assert_eq!(list_directories(&d).await.len(), 1);
     d.shutdown().await;
 }

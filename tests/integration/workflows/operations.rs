@@ -48,7 +48,7 @@ async fn a_repeated_request_id_returns_the_same_operation() {
 }
 
 #[tokio::test]
-async fn a_request_id_reused_for_another_kind_is_invalid() {
+async fn a_request_id_reused_for_another_kind_already_exists() {
     let d = Hermetic::start().await;
     let op = d
         .agent()
@@ -59,7 +59,8 @@ async fn a_request_id_reused_for_another_kind_is_invalid() {
         .unwrap()
         .into_inner()
         .operation;
-    ok(&d.finish(op).await.1);
+    let first = d.finish(op).await.1;
+    ok(&first);
     let err = d
         .agent()
         .uninstall(v1::UninstallRequest {
@@ -67,8 +68,51 @@ async fn a_request_id_reused_for_another_kind_is_invalid() {
         })
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+    assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
     assert_eq!(violations(&err), ["request_id"]);
+    assert!(err.message().contains(&first.id), "{}", err.message());
+    d.shutdown().await;
+}
+
+/// Issue 13, item 6: the same id with other fields of the same kind used to
+/// return the first operation with OK, as if the new request ran.
+#[tokio::test]
+async fn a_request_id_reused_with_other_fields_already_exists() {
+    let d = Hermetic::start().await;
+    ok(&d.add_directory().await.1);
+    let remove = |domain: &str| v1::RemoveDirectoryRequest {
+        domain: domain.into(),
+        request_id: "remove-1".into(),
+    };
+    let op = d
+        .directories()
+        .remove_directory(remove(DOMAIN))
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    let first = d.finish(op).await.1;
+    ok(&first);
+    // The same request again, spelled differently, is a retry.
+    let again = d
+        .directories()
+        .remove_directory(remove(&DOMAIN.to_uppercase()))
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    // Another domain under the same id is not.
+    let err = d
+        .directories()
+        .remove_directory(remove("other.example.test"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
+    assert_eq!(violations(&err), ["request_id"]);
+    assert!(err.message().contains(&first.id), "{}", err.message());
+    assert!(err.message().contains("REMOVE_DIRECTORY"), "{}", err.message());
     d.shutdown().await;
 }
 
