@@ -196,6 +196,10 @@ impl DaemonBuilder {
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),
+                packages: crate::workflows::PackageLimits {
+                    max_bytes: config.host.max_package_bytes,
+                    allow_fifo: config.host.allow_fifo_packages,
+                },
             },
             crate::workflows::TenantSettings {
                 cloud: match config.tenant.cloud {

@@ -41,3 +41,12 @@ pub(crate) fn socket_addr(value: &str, _: &Source) -> Result<SocketAddr, String>
         .parse()
         .map_err(|e| format!("{value:?} is not an address:port ({e})"))
 }
+
+/// `true` or `false`, as TOML writes them.
+pub(crate) fn boolean(value: &str, _: &Source) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{value:?} is not true or false")),
+    }
+}

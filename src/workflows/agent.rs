@@ -4,11 +4,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
+use super::staging::fetch;
 use super::tenant::{TenantStatus, TenantWorkflows};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
 use crate::backends::host::installer::version_cmp;
@@ -55,9 +54,6 @@ pub struct AgentWorkflows {
     /// The cloud provd's tenant is configured for.
     tenant_cloud: Cloud,
 }
-
-/// Chunk size for streaming a package through the hasher.
-const COPY_CHUNK: usize = 256 * 1024;
 
 impl AgentWorkflows {
     pub fn new(
@@ -191,11 +187,11 @@ impl AgentWorkflows {
             initiator: caller.name.clone(),
         };
         let host = self.host.clone();
-        let staging_dir = self.paths.staging_dir.clone();
+        let paths = self.paths.clone();
         let tenant = self.tenant.clone();
         Ok((
             spec,
-            job(move |progress| run_install(progress, host, tenant, staging_dir, plan)),
+            job(move |progress| run_install(progress, host, tenant, paths, plan)),
         ))
     }
 }
@@ -260,24 +256,32 @@ fn validate_install(
     }
 }
 
-/// `file:///abs/path` (or `file:///C:/path` on Windows) to a path.
+/// `file:///abs/path` (or `file:///C:/path` on Windows) to a path, with
+/// the URI's percent-escapes decoded (`My%20Agent.msi` is `My Agent.msi`).
 fn parse_file_uri(value: &str) -> Result<PathBuf, FieldViolation> {
     if value.is_empty() {
         return Err(FieldViolation::new("source", "is required"));
     }
+    validate::max_len("source", value, validate::MAX_SOURCE_LEN)?;
     let Some(rest) = value.strip_prefix("file://") else {
         return Err(FieldViolation::new(
             "source",
             "must be a file:// URI (e.g. file:///srv/AADConnectProvisioningAgentSetup.msi)",
         ));
     };
-    if value.contains('\0') {
-        return Err(FieldViolation::new("source", "must not contain NUL"));
+    let rest = percent_encoding::percent_decode_str(rest)
+        .decode_utf8()
+        .map_err(|_| FieldViolation::new("source", "decodes to a path that is not UTF-8"))?;
+    if rest.contains('\0') {
+        return Err(FieldViolation::new(
+            "source",
+            "must not contain NUL (nor %00)",
+        ));
     }
     let path = if cfg!(windows) {
         rest.trim_start_matches('/').to_owned()
     } else {
-        rest.to_owned()
+        rest.into_owned()
     };
     let path = PathBuf::from(path);
     if !path.is_absolute() {
@@ -293,7 +297,7 @@ async fn run_install(
     progress: Progress,
     host: Arc<dyn Host>,
     tenant: Arc<TenantWorkflows>,
-    staging_dir: PathBuf,
+    paths: Paths,
     plan: InstallPlan,
 ) -> Result<Outcome, Error> {
     let file_name = plan
@@ -301,7 +305,9 @@ async fn run_install(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "package".into());
-    let staged = staging_dir.join(format!("{}-{file_name}", progress.operation_id()));
+    let staged = paths
+        .staging_dir
+        .join(format!("{}-{file_name}", progress.operation_id()));
 
     progress
         .step_started(
@@ -309,7 +315,14 @@ async fn run_install(
             format!("copying {} to the staging directory", plan.source.display()),
         )
         .await?;
-    let fetched = fetch(&progress, &plan.source, &staging_dir, &staged).await;
+    let fetched = fetch(
+        &progress,
+        &plan.source,
+        &paths.staging_dir,
+        &staged,
+        paths.packages,
+    )
+    .await;
     let (digest, bytes) = match fetched {
         Ok(ok) => ok,
         Err(err) => {
@@ -326,11 +339,12 @@ async fn run_install(
         .await?;
     if digest != plan.digest {
         let _ = tokio::fs::remove_file(&staged).await;
+        // The fetched file's own digest is not said: the path may resolve
+        // to a file the caller could not otherwise read.
         return Err(Error::invalid(
             "sha256",
             format!(
-                "the package's SHA-256 is {}, not the expected {}; nothing was installed",
-                hex::encode(digest),
+                "the package's SHA-256 does not match the expected {}; nothing was installed",
                 hex::encode(plan.digest)
             ),
         ));
@@ -597,104 +611,6 @@ fn installer_error(err: HostError, log_path: &Path) -> Error {
     }
 }
 
-/// Streams `source` into `staged`, hashing as it goes; stops at once when
-/// the operation is cancelled, including while waiting on a slow source.
-async fn fetch(
-    progress: &Progress,
-    source: &Path,
-    staging_dir: &Path,
-    staged: &Path,
-) -> Result<([u8; 32], u64), Error> {
-    let cancel = progress.cancellation().clone();
-    let open = async {
-        tokio::fs::create_dir_all(staging_dir)
-            .await
-            .map_err(|e| Error::internal(format!("cannot create {}", staging_dir.display()), e))?;
-        let reader = open_source(source).await?;
-        let total = tokio::fs::metadata(source)
-            .await
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
-        let out = tokio::fs::File::create(staged)
-            .await
-            .map_err(|e| Error::internal(format!("cannot create {}", staged.display()), e))?;
-        Ok::<_, Error>((reader, total, out))
-    };
-    let (mut reader, total, mut out) = tokio::select! {
-        opened = open => opened?,
-        () = cancel.cancelled() => return Err(Error::Cancelled),
-    };
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; COPY_CHUNK];
-    let mut copied: u64 = 0;
-    let mut last_reported = 0u32;
-    loop {
-        let n = tokio::select! {
-            read = reader.read(&mut buf) => read.map_err(|e| source_error(source, &e))?,
-            () = cancel.cancelled() => return Err(Error::Cancelled),
-        };
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])
-            .await
-            .map_err(|e| Error::internal(format!("cannot write {}", staged.display()), e))?;
-        copied += n as u64;
-        if let Some(total) = total.filter(|t| *t > 0) {
-            let percent = u32::try_from(copied.saturating_mul(100) / total).unwrap_or(100);
-            if percent >= last_reported + 25 {
-                last_reported = percent;
-                progress
-                    .progress(
-                        "fetch-package",
-                        format!("{copied} of {total} bytes"),
-                        percent,
-                    )
-                    .await?;
-            }
-        }
-    }
-    out.flush()
-        .await
-        .map_err(|e| Error::internal(format!("cannot write {}", staged.display()), e))?;
-    Ok((hasher.finalize().into(), copied))
-}
-
-fn source_error(source: &Path, err: &std::io::Error) -> Error {
-    match err.kind() {
-        std::io::ErrorKind::NotFound => Error::FailedPrecondition {
-            reason: PreconditionReason::PackageNotFound,
-            subject: format!("file://{}", source.display()),
-            message: format!("package {} does not exist", source.display()),
-        },
-        _ => Error::Unavailable(format!("cannot read package {}: {err}", source.display())),
-    }
-}
-
-/// Opens the package. A named pipe (FIFO) is read asynchronously so a
-/// producer can stream the package and cancellation never waits on it.
-async fn open_source(source: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>, Error> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        let meta = tokio::fs::metadata(source)
-            .await
-            .map_err(|e| source_error(source, &e))?;
-        if meta.file_type().is_fifo() {
-            let pipe = tokio::net::unix::pipe::OpenOptions::new()
-                .open_receiver(source)
-                .map_err(|e| source_error(source, &e))?;
-            return Ok(Box::new(pipe));
-        }
-    }
-    let file = tokio::fs::File::open(source)
-        .await
-        .map_err(|e| source_error(source, &e))?;
-    Ok(Box::new(file))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -761,6 +677,32 @@ mod tests {
         .unwrap();
         assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
         assert!(!plan.register);
+    }
+
+    #[test]
+    fn file_uris_are_percent_decoded_and_bounded() {
+        let path = parse_file_uri("file:///srv/My%20Agent%2Bx.msi").unwrap();
+        assert_eq!(path, PathBuf::from("/srv/My Agent+x.msi"));
+        for bad in [
+            "file:///srv/a%00.msi",
+            "file:///srv/a\0.msi",
+            "file:///srv/%FF.msi",
+            "file://srv/a.msi",
+        ] {
+            let v = parse_file_uri(bad).unwrap_err();
+            assert_eq!(v.field, "source", "{bad}");
+        }
+        assert!(
+            parse_file_uri("file:///srv/a%FF.msi")
+                .unwrap_err()
+                .description
+                .contains("UTF-8")
+        );
+        let longest = format!("file:///{}.msi", "a".repeat(4096 - 12));
+        assert_eq!(longest.len(), 4096);
+        assert!(parse_file_uri(&longest).is_ok());
+        let v = parse_file_uri(&format!("file:///{}.msi", "a".repeat(4096 - 11))).unwrap_err();
+        assert!(v.description.contains("4096"), "{}", v.description);
     }
 
     #[test]

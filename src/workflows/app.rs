@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use super::operations::Operations;
 use super::{
-    Error, agent, apply, directory, domain_controllers, service_account, tenant, verify, writeback,
+    Error, PackageLimits, agent, apply, directory, domain_controllers, service_account, staging,
+    tenant, verify, writeback,
 };
 use crate::backends::directory::Directory;
 use crate::backends::host::{Cloud, Host};
@@ -47,22 +48,28 @@ pub struct TenantSettings {
     pub service_ca_pem: Option<String>,
 }
 
-/// Filesystem locations workflows may write to.
+/// Filesystem locations workflows may write to, and the bounds on what
+/// they copy there.
 #[derive(Debug, Clone)]
 pub struct Paths {
     /// Where fetched packages are staged before they are verified and run.
     pub staging_dir: std::path::PathBuf,
+    /// What Install copies into `staging_dir`.
+    pub packages: PackageLimits,
 }
 
 impl App {
-    /// Builds the workflows and recovers operations a previous run left
-    /// unfinished (they become INTERRUPTED).
+    /// Builds the workflows and recovers what a previous run left
+    /// unfinished: its operations become INTERRUPTED, then its staged
+    /// packages and partial copies are removed (none is in use once no
+    /// operation runs).
     pub async fn start(
         backends: Backends,
         paths: Paths,
         tenant_settings: TenantSettings,
     ) -> Result<Arc<App>, Error> {
         let operations = Operations::recover(backends.store.clone()).await?;
+        staging::clean(&backends.store, &paths.staging_dir).await;
         let tenant = Arc::new(tenant::TenantWorkflows::new(
             operations.clone(),
             backends.tenant.clone(),

@@ -48,10 +48,11 @@ pub enum PreconditionReason {
     GmsaInvalid,
     BadGmsaMembership,
     NoServiceAccount,
+    PackageTooLarge,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 20] = [
+    pub const ALL: [Self; 21] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -72,6 +73,7 @@ impl PreconditionReason {
         Self::GmsaInvalid,
         Self::BadGmsaMembership,
         Self::NoServiceAccount,
+        Self::PackageTooLarge,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +98,7 @@ impl PreconditionReason {
             Self::GmsaInvalid => "GMSA_INVALID",
             Self::BadGmsaMembership => "BAD_GMSA_MEMBERSHIP",
             Self::NoServiceAccount => "NO_SERVICE_ACCOUNT",
+            Self::PackageTooLarge => "PACKAGE_TOO_LARGE",
         }
     }
 }

@@ -185,6 +185,60 @@ pub(crate) fn principal_name(field: &str, value: &str) -> Result<String, FieldVi
     Ok(value.trim().to_owned())
 }
 
+// ---------------------------------------------------------------------------
+// Length and count bounds of AgentService, OperationsService and
+// WritebackService request fields the proto documents (issue 13, item 5):
+// each bounds what a request may make provd store, echo or search with.
+
+/// `InstallRequest.source` (and `AgentSpec.source`), the URI in bytes:
+/// Linux's PATH_MAX, far above the 260 of Windows' MAX_PATH installers keep
+/// to. The operation's description carries it.
+pub const MAX_SOURCE_LEN: usize = 4096;
+
+/// `ListOperationsRequest.page_token`, in bytes; the tokens provd issues
+/// are under 64.
+pub const MAX_PAGE_TOKEN_LEN: usize = 128;
+
+/// `SetPasswordWritebackRequest.domains`: at most this many names.
+pub const MAX_WRITEBACK_DOMAINS: usize = 64;
+
+/// A string field of at most `max` bytes.
+pub(crate) fn max_len(field: &str, value: &str, max: usize) -> Result<(), FieldViolation> {
+    if value.len() > max {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {max} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// A list of DNS names (`dns_name` each): at most `max`, no duplicates.
+pub(crate) fn dns_names(
+    field: &str,
+    values: &[String],
+    max: usize,
+) -> Result<Vec<String>, FieldViolation> {
+    if values.len() > max {
+        return Err(FieldViolation::new(field, format!("at most {max} names")));
+    }
+    let mut seen = BTreeSet::new();
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let name = dns_name(&format!("{field}[{i}]"), v)?;
+            if !seen.insert(name.clone()) {
+                return Err(FieldViolation::new(
+                    format!("{field}[{i}]"),
+                    format!("{name} is listed twice"),
+                ));
+            }
+            Ok(name)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,5 +315,40 @@ mod tests {
         assert!(dn_in_domain("c", "OU=x,DC=lab,DC=test", "DC=lab,DC=test").is_ok());
         assert!(dn_in_domain("c", "OU=x,DC=evil,DC=test", "DC=lab,DC=test").is_err());
         assert!(dn_in_domain("c", "x,DC=lab,DC=test\0", "DC=lab,DC=test").is_err());
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::*;
+
+    #[test]
+    fn lengths_are_bytes_and_inclusive() {
+        assert!(max_len("f", &"a".repeat(4096), MAX_SOURCE_LEN).is_ok());
+        let err = max_len("f", &"a".repeat(4097), MAX_SOURCE_LEN).unwrap_err();
+        assert_eq!(err.field, "f");
+        assert!(err.description.contains("4096"), "{}", err.description);
+        // 2 bytes a character: 2049 characters are 4098 bytes.
+        assert!(max_len("f", &"é".repeat(2049), MAX_SOURCE_LEN).is_err());
+    }
+
+    #[test]
+    fn dns_name_lists_are_counted_checked_and_distinct() {
+        let names = dns_names("d", &["A.test".into(), "b.test".into()], 2).unwrap();
+        assert_eq!(names, ["a.test", "b.test"]);
+        assert_eq!(
+            dns_names("d", &vec!["a.test".to_owned(); 3], 2)
+                .unwrap_err()
+                .field,
+            "d"
+        );
+        let dup = dns_names("d", &["a.test".into(), "A.TEST.".into()], 2).unwrap_err();
+        assert_eq!(dup.field, "d[1]");
+        assert_eq!(
+            dns_names("d", &["ok.test".into(), "bad..test".into()], 2)
+                .unwrap_err()
+                .field,
+            "d[1]"
+        );
     }
 }

@@ -13,7 +13,7 @@ use super::permissions::{
 };
 use super::service_account::load_account;
 use super::tenant::TenantWorkflows;
-use super::validate::{self, dc_list, dns_name};
+use super::validate::{self, dns_name};
 use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
@@ -163,9 +163,10 @@ impl WritebackWorkflows {
         mut request: SetWritebackRequest,
     ) -> Result<(OperationSpec, Job), Error> {
         let mut v = Vec::new();
-        let domains = dc_list("domains", &request.domains)
-            .map_err(|e| v.push(e))
-            .ok();
+        let domains =
+            validate::dns_names("domains", &request.domains, validate::MAX_WRITEBACK_DOMAINS)
+                .map_err(|e| v.push(e))
+                .ok();
         v.extend(validate::credential(
             "credential",
             request.credential.as_ref(),

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use provd::config::{Config, LogConfig, LogFormat, TlsConfig};
+use provd::config::{Config, HostConfig, LogConfig, LogFormat, TlsConfig};
 use provd::pki::{Ca, PemPair, Role};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -69,7 +69,11 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),
         tenant: Default::default(),
-        host: Default::default(),
+        // Tests hold an Install in flight by streaming its package from a pipe.
+        host: HostConfig {
+            allow_fifo_packages: true,
+            ..Default::default()
+        },
         telemetry: Default::default(),
         http: Default::default(),
     }

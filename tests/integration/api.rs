@@ -321,7 +321,14 @@ async fn operation_lifecycle_watch_single_writer_idempotency_and_cancel() {
         (error.code.as_str(), error.step.as_str()),
         ("INVALID_ARGUMENT", "verify-package")
     );
-    assert!(error.message.contains(&sha), "{}", error.message);
+    // Only the expected digest: never the fetched file's own.
+    assert!(
+        error.message.contains("does not match"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains(&"0".repeat(64)), "{}", error.message);
+    assert!(!error.message.contains(&sha), "{}", error.message);
     let staged: Vec<_> = std::fs::read_dir(h.dir.path().join("state/staging"))
         .unwrap()
         .collect();

@@ -38,7 +38,12 @@ fn spawn_provd(dir: &std::path::Path, port: u16, log_file: Option<&std::path::Pa
         .arg(dir.join("pki/server.key"))
         .arg("--tls-client-ca")
         .arg(dir.join("pki/ca.pem"))
-        .args(["--log-filter", "warn"])
+        // Held installs stream their package from a pipe.
+        .args(["--host-allow-fifo-packages", "true"])
+        .args([
+            "--log-filter",
+            if log_file.is_some() { "info" } else { "warn" },
+        ])
         .stdin(Stdio::null())
         .spawn()
         .unwrap()
@@ -203,6 +208,90 @@ async fn kill_9_mid_operation_leaves_it_interrupted_after_restart() {
         .unwrap();
     assert_ne!(fresh.id, op.id);
 
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
+/// Killed while a package is half copied (its pipe still open), provd
+/// removes the partial copy at the next start, with every other staged
+/// file no operation in the store owns; the installer log of a recorded
+/// operation stays (its error may name it).
+#[tokio::test]
+async fn kill_9_mid_download_leaves_no_partial_copy_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::create(&dir.path().join("pki"));
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut first = spawn_provd(dir.path(), port, None);
+    let channel = connect_when_serving(addr, &pki).await;
+
+    let pipe = fifo(dir.path(), "agent.msi");
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn({
+        let pipe = pipe.clone();
+        move || {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().write(true).open(pipe).unwrap();
+            f.write_all(&[1u8; 100 * 1024]).unwrap();
+            // Open until the daemon is gone: the download never finishes.
+            let _ = held.recv();
+        }
+    });
+    let op = AgentServiceClient::new(channel)
+        .install(v1::InstallRequest {
+            source: format!("file://{}", pipe.display()),
+            sha256: "0".repeat(64),
+            accept_license: true,
+            skip_registration: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let staging = dir.path().join("state/staging");
+    let partial = staging.join(format!("{}-agent.msi", op.id));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(&partial).map_or(true, |m| m.len() < 100 * 1024) {
+        assert!(tokio::time::Instant::now() < deadline, "nothing copied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // What earlier runs may have left beside it.
+    let own_log = staging.join(format!("{}-agent.log", op.id));
+    let gone = "5d0c9a52-3a1e-4c8e-9d51-2f7f3b1c9e40";
+    let strays = [
+        staging.join(format!("{gone}-AgentSetup.log")),
+        staging.join(format!("uninstall-{gone}.log")),
+        staging.join(format!("{gone}-AgentSetup.exe")),
+    ];
+    for file in strays.iter().chain([&own_log]) {
+        std::fs::write(file, b"x").unwrap();
+    }
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(first.id()).unwrap()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    first.wait().unwrap();
+    release.send(()).unwrap();
+    writer.join().unwrap();
+    assert!(partial.exists(), "kill -9 leaves the partial copy");
+
+    let log = dir.path().join("provd.log");
+    let mut second = spawn_provd(dir.path(), port, Some(&log));
+    connect_when_serving(addr, &pki).await;
+    assert!(!partial.exists(), "the partial copy survived the restart");
+    for stray in &strays {
+        assert!(!stray.exists(), "{} survived the restart", stray.display());
+    }
+    assert!(own_log.exists(), "the recorded operation's log was removed");
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        logged.contains("removed 4 files a previous run left in the staging directory"),
+        "{logged}"
+    );
     second.kill().unwrap();
     second.wait().unwrap();
 }

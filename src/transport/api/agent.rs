@@ -8,7 +8,7 @@ use crate::transport::convert;
 use crate::workflows::{App, agent};
 use provd_proto::v1;
 
-use super::caller;
+use super::{caller, known_or_unset};
 
 #[derive(Clone)]
 pub struct AgentApi {
@@ -27,7 +27,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             source: req.source,
             sha256: req.sha256,
             accept_license: req.accept_license,
-            cloud: convert::cloud_from_proto(req.cloud),
+            cloud: known_or_unset("cloud", req.cloud, convert::cloud_from_proto)?,
             request_id: req.request_id,
             skip_registration: req.skip_registration,
         };

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::caller;
 use super::service_account::{encryption_bit, profile_choice};
+use super::{caller, known_or_unset};
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{cloud_from_proto, operation};
 use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
@@ -21,14 +21,18 @@ pub struct ConfigurationApi {
 /// The document, which the contract requires.
 fn desired(state: Option<v1::DesiredState>) -> Result<DesiredState, Status> {
     let state = state.ok_or_else(|| Status::from(Error::invalid("desired", "is required")))?;
-    Ok(DesiredState {
-        agent: state.agent.map(|a| AgentSpec {
+    let agent = match state.agent {
+        None => None,
+        Some(a) => Some(AgentSpec {
+            cloud: known_or_unset("desired.agent.cloud", a.cloud, cloud_from_proto)?,
             source: a.source,
             sha256: a.sha256,
             accept_license: a.accept_license,
-            cloud: cloud_from_proto(a.cloud),
             skip_registration: a.skip_registration,
         }),
+    };
+    Ok(DesiredState {
+        agent,
         domains: state
             .domains
             .into_iter()

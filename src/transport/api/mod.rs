@@ -48,3 +48,21 @@ pub fn caller<T>(request: &Request<T>) -> Caller {
 fn required_id(field: &str, value: &str) -> Result<String, Status> {
     validate::operation_id(field, value).map_err(|v| Status::from(Error::InvalidArgument(vec![v])))
 }
+
+/// An optional enum field: 0 (unspecified) is unset; a number the contract
+/// does not define is the caller's mistake, not "unset".
+fn known_or_unset<T>(
+    field: &str,
+    value: i32,
+    parse: fn(i32) -> Option<T>,
+) -> Result<Option<T>, Status> {
+    if value == 0 {
+        return Ok(None);
+    }
+    parse(value).map(Some).ok_or_else(|| {
+        Status::from(Error::invalid(
+            field,
+            format!("{value} is not a value of the enum"),
+        ))
+    })
+}

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::transport::convert;
+use crate::workflows::App;
 use crate::workflows::operations::WatchItem;
-use crate::workflows::{App, Error};
 use provd_proto::v1;
 
-use super::{BoxStream, caller, required_id};
+use super::{BoxStream, caller, known_or_unset, required_id};
 
 #[derive(Clone)]
 pub struct OperationsApi {
@@ -99,22 +99,4 @@ impl v1::operations_service_server::OperationsService for OperationsApi {
             operation: Some(convert::operation(&record)),
         }))
     }
-}
-
-/// An optional enum filter: 0 (unspecified) is no filter; a number the
-/// contract does not define is the caller's mistake, not "no filter".
-fn known_or_unset<T>(
-    field: &str,
-    value: i32,
-    parse: fn(i32) -> Option<T>,
-) -> Result<Option<T>, Status> {
-    if value == 0 {
-        return Ok(None);
-    }
-    parse(value).map(Some).ok_or_else(|| {
-        Status::from(Error::invalid(
-            field,
-            format!("{value} is not a value of the enum"),
-        ))
-    })
 }

@@ -12,8 +12,8 @@ use crate::backends::store::{
     EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
     StoreError,
 };
-use crate::workflows::Error;
 use crate::workflows::PreconditionReason;
+use crate::workflows::{Error, validate};
 
 /// Default and maximum `page_size` of ListOperations.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -80,6 +80,8 @@ impl Operations {
             }
             n => n,
         };
+        validate::max_len("page_token", page_token, validate::MAX_PAGE_TOKEN_LEN)
+            .map_err(|v| Error::InvalidArgument(vec![v]))?;
         let query = ListQuery {
             state,
             kind,

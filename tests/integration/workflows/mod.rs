@@ -9,6 +9,7 @@ mod apply;
 mod directory;
 mod domain_controllers;
 mod operations;
+mod packages;
 mod permissions;
 mod service_account;
 mod support_ta;

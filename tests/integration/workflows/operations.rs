@@ -350,6 +350,17 @@ async fn list_rejects_a_huge_page_and_a_foreign_token() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violations(&err), ["page_token"]);
+    // Shaped like a token (time:id) but longer than any provd issues.
+    let err = d
+        .operations()
+        .list_operations(v1::ListOperationsRequest {
+            page_token: format!("1:{}", "a".repeat(127)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), ["page_token"]);
+    assert!(err.message().contains("128 bytes"), "{}", err.message());
     d.shutdown().await;
 }
 

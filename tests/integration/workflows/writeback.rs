@@ -134,6 +134,18 @@ async fn bad_request_fields_are_named() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violations(&err), ["domains[1]", "credential", "request_id"]);
+    let err = d
+        .writeback()
+        .set_password_writeback(v1::SetPasswordWritebackRequest {
+            enable: true,
+            domains: (0..65).map(|i| format!("d{i}.example.test")).collect(),
+            credential: Some(admin()),
+            request_id: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&err), ["domains"]);
+    assert!(err.message().contains("at most 64"), "{}", err.message());
 
     let err = d
         .writeback()
