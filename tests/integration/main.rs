@@ -18,6 +18,7 @@ mod common;
 mod api;
 mod apply;
 mod architecture;
+mod client_chain;
 mod directory;
 mod directory_contract_fake;
 mod directory_contract_lab;
