@@ -223,3 +223,23 @@ pub fn probes(app: Arc<App>) -> Router {
             }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provd_proto::v1;
+
+    /// An enum field of the wrong type names the values it takes, saying
+    /// "expected" once (pbjson's text after serde's; see build.rs).
+    #[test]
+    fn a_wrong_enum_value_names_the_values_once() {
+        let err = decode_json::<v1::ListOperationsRequest>(br#"{"state": true}"#).unwrap_err();
+        let TransportError::BadJson { field, reason } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(field, "state");
+        assert!(reason.contains("expected one of: ["), "{reason}");
+        assert!(reason.contains("OPERATION_STATE_RUNNING"), "{reason}");
+        assert!(!reason.contains("expected expected"), "{reason}");
+    }
+}
