@@ -33,5 +33,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     pbjson_build::Builder::new()
         .register_descriptors(&descriptors)?
         .build(&[".provd.v1"])?;
+    // pbjson's visitors expect "expected one of: [..]", and serde puts its
+    // own "expected " before that ("expected expected one of"); tested in
+    // transport/http.rs.
+    let serde_path = out_dir.join("provd.v1.serde.rs");
+    let generated = std::fs::read_to_string(&serde_path)?;
+    std::fs::write(
+        &serde_path,
+        generated.replace(r#""expected one of: {:?}""#, r#""one of: {:?}""#),
+    )?;
     Ok(())
 }

@@ -2,18 +2,26 @@
 //!
 //! Every RPC is `POST /<package>.<Service>/<Method>` (the gRPC path) with the
 //! request message as proto3 JSON (pbjson) in the body, declared as
-//! `content-type: application/json` (else 415); an empty body is the empty
-//! message, and nothing may follow the JSON value (else 400). A request that
-//! carries an `Origin` not in `http.allowed_origins` is refused with 403
-//! (`server.rs`): the checks a browser's cross-site request cannot pass. Unary answers are the response message as JSON; server
-//! streams are newline-delimited JSON, one `{"result": message}` per line and
-//! a final `{"error": {...}}` line if the stream fails. Errors are the
-//! matching HTTP status with `{"error": {"code", "message",
-//! "fieldViolations", "preconditionViolations"}}` (see `status.rs`).
-//! Handlers call the very same gRPC service methods.
+//! `content-type: application/json` (else 415), of at most 4 MiB (else 413);
+//! an empty body is the empty message, and nothing may follow the JSON value
+//! (else 400). A request that carries an `Origin` not in
+//! `http.allowed_origins` is refused with 403 (`server.rs`): the checks a
+//! browser's cross-site request cannot pass. Unary answers are the response
+//! message as JSON; server streams are newline-delimited JSON, one
+//! `{"result": message}` per line and a final `{"error": {...}}` line if the
+//! stream fails. Handlers call the very same gRPC service methods.
 //!
 //! Plus `GET /healthz` (the process serves) and `GET /readyz` (the state
 //! store answers).
+//!
+//! Errors are `{"error": {"code", "message", "fieldViolations",
+//! "preconditionViolations"}}` (`status.rs`), `code` being the gRPC code of
+//! the same answer over gRPC, with the HTTP status a person can act on: the
+//! code's, or the transport's own (`transport_http_status`): 404 for a path
+//! that is no method (the listener, before authorization, or the fallback
+//! here for gRPC-only methods), 405 with `allow` for the wrong HTTP method,
+//! 413, 415, 431 (header limit: `limits.rs`). A refused request's body is
+//! read and dropped before the answer ([`refuse`]).
 
 use std::sync::Arc;
 
@@ -27,11 +35,11 @@ use serde::de::DeserializeOwned;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::status::{TransportError, json_error, transport_status};
+use super::limits::{self, MAX_MESSAGE_BYTES};
+use super::status::{
+    TransportError, http_status, json_error, transport_http_status, transport_status,
+};
 use crate::workflows::App;
-
-/// The largest JSON request body accepted.
-pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
 fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
@@ -54,12 +62,24 @@ fn json_response<T: Serialize>(status: StatusCode, value: &T) -> Response {
 pub struct RpcCode(pub tonic::Code);
 
 pub fn error_response(status: &Status) -> Response {
-    let mut response = json_response(
-        super::status::http_status(status.code()),
-        &json_error(status),
-    );
+    error_response_as(http_status(status.code()), status)
+}
+
+fn error_response_as(http: StatusCode, status: &Status) -> Response {
+    let mut response = json_response(http, &json_error(status));
     response.extensions_mut().insert(RpcCode(status.code()));
     response
+}
+
+/// The answer to a request the transport refuses: its body read and
+/// dropped first (`limits::discard`), then the error.
+pub async fn refuse<B>(request: http::Request<B>, err: &TransportError) -> Response
+where
+    B: http_body::Body + Unpin,
+{
+    let (parts, mut body) = request.into_parts();
+    limits::discard(&parts.headers, &mut body).await;
+    error_response_as(transport_http_status(err), &transport_status(err))
 }
 
 /// Decodes a proto3-JSON body, naming the offending field on failure.
@@ -94,9 +114,8 @@ pub fn decode_json<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Tran
 /// True when the body is declared as JSON (`application/json`, any
 /// parameters). A browser can send `text/plain` or a form across sites
 /// without asking first; it cannot send `application/json` so.
-fn declared_json(parts: &http::request::Parts) -> bool {
-    parts
-        .headers
+fn declared_json(headers: &http::HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
@@ -106,25 +125,22 @@ fn declared_json(parts: &http::request::Parts) -> bool {
 pub async fn read_request<T: DeserializeOwned + Default>(
     request: HttpRequest,
 ) -> Result<tonic::Request<T>, Response> {
-    let (parts, body) = request.into_parts();
-    if !declared_json(&parts) {
-        let found = parts
-            .headers
+    if !declared_json(request.headers()) {
+        let found = request
+            .headers()
             .get(header::CONTENT_TYPE)
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .unwrap_or_default();
-        let mut response = error_response(&transport_status(&TransportError::NotJson { found }));
-        *response.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-        return Err(response);
+        return Err(refuse(request, &TransportError::NotJson { found }).await);
     }
-    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|e| {
-            error_response(&transport_status(&TransportError::BadJson {
-                field: "body".into(),
-                reason: e.to_string(),
-            }))
-        })?;
+    let (parts, mut body) = request.into_parts();
+    let bytes = match limits::read_body(&parts.headers, &mut body, MAX_MESSAGE_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let request = http::Request::from_parts(parts, body);
+            return Err(refuse(request, &err).await);
+        }
+    };
     let message: T = decode_json(&bytes).map_err(|e| error_response(&transport_status(&e)))?;
     Ok(tonic::Request::from_http(http::Request::from_parts(
         parts, message,
@@ -196,6 +212,25 @@ macro_rules! json_routes {
 }
 pub(crate) use json_routes;
 
+/// The JSON router's answers for a path it has no route for (the gRPC-only
+/// methods of the role table: 404) and for a route called with an HTTP
+/// method it does not take (405; axum adds the `allow` header). Set after
+/// every route.
+pub fn with_fallbacks(router: Router) -> Router {
+    router
+        .method_not_allowed_fallback(|request: HttpRequest| async move {
+            let err = TransportError::WrongMethod {
+                method: request.method().to_string(),
+                path: request.uri().path().to_owned(),
+            };
+            refuse(request, &err).await
+        })
+        .fallback(|request: HttpRequest| async move {
+            let path = request.uri().path().to_owned();
+            refuse(request, &TransportError::NoSuchMethod { path }).await
+        })
+}
+
 pub fn probes(app: Arc<App>) -> Router {
     Router::new()
         .route(
@@ -222,4 +257,24 @@ pub fn probes(app: Arc<App>) -> Router {
                 }
             }),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use provd_proto::v1;
+
+    /// An enum field of the wrong type names the values it takes, saying
+    /// "expected" once (pbjson's text after serde's; see build.rs).
+    #[test]
+    fn a_wrong_enum_value_names_the_values_once() {
+        let err = decode_json::<v1::ListOperationsRequest>(br#"{"state": true}"#).unwrap_err();
+        let TransportError::BadJson { field, reason } = err else {
+            panic!("{err}");
+        };
+        assert_eq!(field, "state");
+        assert!(reason.contains("expected one of: ["), "{reason}");
+        assert!(reason.contains("OPERATION_STATE_RUNNING"), "{reason}");
+        assert!(!reason.contains("expected expected"), "{reason}");
+    }
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod authz;
 pub mod convert;
 pub mod http;
+pub mod limits;
 mod rpc;
 pub mod server;
 pub mod services;

@@ -1,7 +1,9 @@
 //! The listener: one TCP port, TLS with a required client certificate, then
-//! HTTP/2 or HTTP/1.1. Each request is authorized against the role table and
-//! dispatched by content type: `application/grpc*` to the tonic services,
-//! anything else to the HTTP/JSON routes.
+//! HTTP/2 or HTTP/1.1. Each request is checked against the limits
+//! (`limits.rs`), the allowed origins and the role table ([`refusal`]), then
+//! dispatched by content type: `application/grpc*` to the tonic services
+//! (each message's size checked on the way), anything else to the HTTP/JSON
+//! routes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,6 +25,7 @@ use tonic::Code;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use super::limits::{self, GrpcMessageLimit, MAX_HEADER_BYTES};
 use super::status::{TransportError, transport_status};
 use super::{authz, http as json};
 use crate::pki::{self, Role};
@@ -59,6 +62,37 @@ fn foreign_origin<B>(request: &http::Request<B>, allowed: &[String]) -> Option<S
     (!allowed.contains(&origin)).then_some(origin)
 }
 
+/// Why the listener refuses `request` before routing it, if it does: in
+/// this order, header fields too large, a foreign origin, a path that names
+/// no method, a caller without a role for it (default deny).
+fn refusal<B>(
+    request: &http::Request<B>,
+    peer: &Peer,
+    allowed_origins: &[String],
+) -> Option<TransportError> {
+    let path = request.uri().path();
+    if limits::header_bytes(request) > MAX_HEADER_BYTES {
+        return Some(TransportError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
+    }
+    if let Some(origin) = foreign_origin(request, allowed_origins) {
+        return Some(TransportError::ForeignOrigin { origin });
+    }
+    if authz::method_name(path).is_none() {
+        return Some(TransportError::NoSuchMethod {
+            path: path.to_owned(),
+        });
+    }
+    if !authz::is_allowed(path, &peer.roles) {
+        return Some(TransportError::Denied {
+            caller: peer.name.clone(),
+            method: path.to_owned(),
+        });
+    }
+    None
+}
+
 fn is_grpc(request: &http::Request<hyper::body::Incoming>) -> bool {
     request
         .headers()
@@ -84,28 +118,28 @@ async fn dispatch(
         method: method.unwrap_or(UNKNOWN_METHOD),
         grpc,
     };
-    let refused = match foreign_origin(&request, &routers.allowed_origins) {
-        Some(origin) => Some(TransportError::ForeignOrigin { origin }),
-        None if !authz::is_allowed(path, &peer.roles) => Some(TransportError::Denied {
-            caller: peer.name.clone(),
-            method: path.to_owned(),
-        }),
-        None => None,
-    };
-    if let Some(err) = refused {
-        end.span.in_scope(|| {
-            tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, reason = %err, "request denied");
+    if let Some(err) = refusal(&request, &peer, &routers.allowed_origins) {
+        end.span.in_scope(|| match err {
+            TransportError::Denied { .. } | TransportError::ForeignOrigin { .. } => {
+                tracing::warn!(caller = %peer.name, method = %path, roles = ?peer.roles, reason = %err, "request denied");
+            }
+            _ => tracing::info!(caller = %peer.name, reason = %err, "request refused"),
         });
-        let status = transport_status(&err);
         let response = if grpc {
-            status.into_http()
+            transport_status(&err).into_http()
         } else {
-            json::error_response(&status)
+            json::refuse(request, &err)
+                .instrument(end.span.clone())
+                .await
         };
         return Ok(observe(response, end));
     }
     request.extensions_mut().insert((*peer).clone());
-    let request = request.map(axum::body::Body::new);
+    let request = if grpc {
+        request.map(|body| axum::body::Body::new(GrpcMessageLimit::new(body)))
+    } else {
+        request.map(axum::body::Body::new)
+    };
     let router = if grpc { routers.grpc } else { routers.json };
     let response = router.oneshot(request).instrument(end.span.clone()).await?;
     Ok(observe(response, end))
@@ -356,7 +390,12 @@ pub async fn serve(
             let service = hyper::service::service_fn(move |request| {
                 dispatch(request, peer.clone(), routers.clone())
             });
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // Above limits::MAX_HEADER_BYTES, so the JSON 431 answers first.
+            builder.http1().max_headers(limits::H1_MAX_HEADERS);
+            builder
+                .http2()
+                .max_header_list_size(limits::H2_MAX_HEADER_LIST_BYTES);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(peer = %addr, error = %err, "connection ended with an error");

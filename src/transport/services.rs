@@ -9,7 +9,7 @@ use super::api::{
     AgentApi, ConfigurationApi, DirectoryApi, DomainControllerApi, OperationsApi,
     ServiceAccountApi, VerifyApi, WritebackApi,
 };
-use super::http::{json_routes, probes};
+use super::http::{json_routes, probes, with_fallbacks};
 use super::server::Routers;
 use crate::workflows::App;
 use provd_proto::{FILE_DESCRIPTOR_SET, v1};
@@ -105,7 +105,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     let json = super::rpc::rpc_table!(json_router!(probes(app), apis));
     Ok(Routers {
         grpc,
-        json: Router::new().merge(json),
+        json: with_fallbacks(Router::new().merge(json)),
         allowed_origins: allowed_origins.into(),
     })
 }

@@ -25,6 +25,18 @@ pub enum TransportError {
     /// An HTTP/JSON call whose body is not declared as JSON.
     #[error("content-type must be application/json, not {found:?}")]
     NotJson { found: String },
+    /// A path that names no method (nothing else is said about it).
+    #[error("no method {path}")]
+    NoSuchMethod { path: String },
+    /// An HTTP/JSON route called with an HTTP method it does not take.
+    #[error("{method} is not allowed on {path}; the allow header names the methods that are")]
+    WrongMethod { method: String, path: String },
+    /// A JSON body or a gRPC message over the limit (`limits.rs`).
+    #[error("the request is larger than the limit of {limit} bytes")]
+    TooLarge { limit: usize },
+    /// Header fields and URI over the limit (`limits.rs`).
+    #[error("the request's header fields are larger than the limit of {limit} bytes")]
+    HeadersTooLarge { limit: usize },
 }
 
 fn code_for(kind: ErrorKind) -> Code {
@@ -114,6 +126,31 @@ pub fn transport_status(err: &TransportError) -> Status {
             err.to_string(),
             ErrorDetails::with_bad_request_violation("content-type", err.to_string()),
         ),
+        // gRPC's answer to a method it does not serve.
+        TransportError::NoSuchMethod { .. } | TransportError::WrongMethod { .. } => {
+            Status::unimplemented(err.to_string())
+        }
+        // gRPC's convention for a message over the size limit.
+        TransportError::TooLarge { .. } | TransportError::HeadersTooLarge { .. } => {
+            Status::resource_exhausted(err.to_string())
+        }
+    }
+}
+
+/// The HTTP status of a transport error: where HTTP has a more exact one
+/// than its gRPC code's (`http_status`), that one. The JSON body still
+/// carries the gRPC code.
+pub fn transport_http_status(err: &TransportError) -> StatusCode {
+    match err {
+        TransportError::BadJson { .. } => StatusCode::BAD_REQUEST,
+        TransportError::Denied { .. } | TransportError::ForeignOrigin { .. } => {
+            StatusCode::FORBIDDEN
+        }
+        TransportError::NotJson { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        TransportError::NoSuchMethod { .. } => StatusCode::NOT_FOUND,
+        TransportError::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
+        TransportError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        TransportError::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Server-side mutual TLS: one rustls configuration (ring provider) that
-//! requires a client certificate chaining to the configured CA, offers both
+//! requires a client certificate signed directly by a certificate in the
+//! configured CA file (no intermediate CAs; see [`DirectClientVerifier`]), offers both
 //! `h2` (gRPC, JSON) and `http/1.1` (JSON, health) by ALPN, and is republished
 //! through a `watch` channel whenever the certificate, key or CA files change,
 //! so rotation needs no restart. A bad new file keeps the old configuration
@@ -9,10 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +26,12 @@ pub enum TlsError {
     Empty { path: String, what: &'static str },
     #[error("{path}: {reason}")]
     Invalid { path: String, reason: String },
+    /// A client certificate that chains to the CA only through an
+    /// intermediate the client sent.
+    #[error(
+        "client certificate is not signed directly by the client CA; intermediate CAs are not accepted"
+    )]
+    IntermediateCa,
 }
 
 /// The three files that make up the server's TLS identity and trust.
@@ -92,12 +101,13 @@ fn server_config_from_pem(
         })?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let inner = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsError::Invalid {
             path: files.client_ca.display().to_string(),
             reason: e.to_string(),
         })?;
+    let verifier = Arc::new(DirectClientVerifier { inner });
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Invalid {
@@ -112,6 +122,72 @@ fn server_config_from_pem(
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// webpki's client verification, given none of the intermediates the client
+/// sent: a client certificate must be signed directly by a certificate in
+/// the CA file. The provd CA signs leaves only (path length 0), but webpki
+/// does not apply a trust anchor's own path length, and CAs made elsewhere
+/// may have none; ignoring intermediates enforces it for every CA. A leaf
+/// that is itself a CA is refused by webpki (`CaUsedAsEndEntity`).
+#[derive(Debug)]
+struct DirectClientVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for DirectClientVerifier {
+    fn offer_client_auth(&self) -> bool {
+        self.inner.offer_client_auth()
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        self.inner.client_auth_mandatory()
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        match self.inner.verify_client_cert(end_entity, &[], now) {
+            // Say why in the log when a sub-CA's leaf is what failed.
+            Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer))
+                if !intermediates.is_empty() =>
+            {
+                Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+                    rustls::OtherError(Arc::new(TlsError::IntermediateCa)),
+                )))
+            }
+            result => result,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
 }
 
 /// The live server configuration plus the task that keeps it current.

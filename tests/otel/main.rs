@@ -187,11 +187,11 @@ async fn an_unknown_method_is_one_label_and_a_bad_traceparent_starts_a_new_trace
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 403);
+    assert_eq!(answer.status(), 404);
     let point = receiver
         .wait_for_point(
             "provd.rpc.requests",
-            &[("method", "unknown"), ("code", "PERMISSION_DENIED")],
+            &[("method", "unknown"), ("code", "UNIMPLEMENTED")],
         )
         .await;
     assert!(point.value >= 1.0);
@@ -210,7 +210,7 @@ async fn an_unknown_method_is_one_label_and_a_bad_traceparent_starts_a_new_trace
     let span = one(&spans, "unknown");
     assert_eq!(span.parent_span_id, "", "{span:#?}");
     assert_eq!(span.attr("rpc.system"), Some("http"));
-    assert_eq!(span.attr("http.response.status_code"), Some("403"));
+    assert_eq!(span.attr("http.response.status_code"), Some("404"));
     h.shutdown().await;
 }
 
