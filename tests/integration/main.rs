@@ -29,4 +29,5 @@ mod process;
 mod samba_fixture;
 mod tenant;
 mod tenant_emulator;
+mod validation;
 mod workflows;

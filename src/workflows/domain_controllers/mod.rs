@@ -123,6 +123,9 @@ impl DomainControllerWorkflows {
         let dcs = dc_list("domain_controllers", &request.domain_controllers)
             .map_err(|v| violations.push(v))
             .ok();
+        if let Err(v) = validate::etag("etag", &request.etag) {
+            violations.push(v);
+        }
         let request_id = validate::request_id("request_id", &request.request_id)
             .map_err(|v| violations.push(v))
             .ok()
