@@ -83,6 +83,7 @@ pub async fn run_all(env: &ContractEnv) {
     searches_the_workflows_use(env).await;
     add_search_modify_delete_roundtrip(env).await;
     missing_objects_are_no_such_object(env).await;
+    a_malformed_base_dn_is_rejected(env).await;
     dacl_write_reads_back_byte_equal(env).await;
     srv_lookup_lists_the_dcs(env).await;
     probe_of_a_live_dc(env).await;
@@ -475,6 +476,21 @@ pub async fn missing_objects_are_no_such_object(env: &ContractEnv) {
             .expect("sd read")
             .is_none()
     );
+    session.unbind().await;
+}
+
+/// A search base that is no DN is `Rejected` with invalidDNSyntax (34), as
+/// Samba answered issue 13's `x)(objectClass=*` ("invalid basedn"), not an
+/// internal LDAP error.
+pub async fn a_malformed_base_dn_is_rejected(env: &ContractEnv) {
+    let mut session = env.session().await;
+    match session
+        .search("x)(objectClass=*", Scope::Base, "(objectClass=*)", &["cn"])
+        .await
+    {
+        Err(DirectoryError::Rejected { code: 34, .. }) => {}
+        other => panic!("a search based at no DN gave {other:?}"),
+    }
     session.unbind().await;
 }
 

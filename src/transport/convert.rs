@@ -205,23 +205,36 @@ pub fn agent_report(report: AgentReport, tenant: v1::TenantSession) -> v1::GetAg
     }
 }
 
-/// A request's optional `google.protobuf.Duration`; a negative one is an
-/// INVALID_ARGUMENT naming `field` (ranges are the workflow's to check).
+/// The largest `seconds` google.protobuf.Duration allows (10,000 years).
+const MAX_DURATION_SECS: i64 = 315_576_000_000;
+
+/// A request's optional `google.protobuf.Duration`. One its own definition
+/// refuses (nanos outside 0..1e9, seconds beyond 10,000 years) or a
+/// negative one is an INVALID_ARGUMENT naming `field` (ranges are the
+/// workflow's to check).
 pub fn duration_from_proto(
     field: &str,
     value: Option<pbjson_types::Duration>,
 ) -> Result<Option<std::time::Duration>, crate::workflows::Error> {
-    match value {
-        None => Ok(None),
-        Some(d) if d.seconds < 0 || d.nanos < 0 => Err(crate::workflows::Error::invalid(
-            field,
-            "must not be negative",
-        )),
-        Some(d) => Ok(Some(
-            std::time::Duration::from_secs(u64::try_from(d.seconds).unwrap_or(u64::MAX))
-                + std::time::Duration::from_nanos(u64::try_from(d.nanos).unwrap_or(0)),
-        )),
+    let Some(d) = value else { return Ok(None) };
+    let invalid = |why: &str| crate::workflows::Error::invalid(field, why);
+    if d.seconds < 0 || d.nanos < 0 {
+        return Err(invalid("must not be negative"));
     }
+    let (Ok(seconds), Ok(nanos)) = (u64::try_from(d.seconds), u32::try_from(d.nanos)) else {
+        return Err(invalid("must not be negative"));
+    };
+    if d.seconds > MAX_DURATION_SECS {
+        return Err(invalid(
+            "seconds must be at most 315576000000, as google.protobuf.Duration says",
+        ));
+    }
+    if nanos >= 1_000_000_000 {
+        return Err(invalid(
+            "nanos must be below 1000000000, as google.protobuf.Duration says",
+        ));
+    }
+    Ok(Some(std::time::Duration::new(seconds, nanos)))
 }
 
 /// Moves the secret out of the request message (whose Drop zeroizes what
@@ -246,4 +259,34 @@ pub fn system_time(t: SystemTime) -> pbjson_types::Timestamp {
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0);
     timestamp(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_google_protobuf_duration_defines_them() {
+        let d = |seconds, nanos| Some(pbjson_types::Duration { seconds, nanos });
+        assert_eq!(duration_from_proto("t", None).unwrap(), None);
+        assert_eq!(
+            duration_from_proto("t", d(1, 500_000_000)).unwrap(),
+            Some(Duration::from_millis(1500))
+        );
+        assert!(duration_from_proto("t", d(MAX_DURATION_SECS, 999_999_999)).is_ok());
+        for (seconds, nanos) in [
+            (1, 1_000_000_000),
+            (0, i32::MAX),
+            (-1, 0),
+            (1, -1),
+            (MAX_DURATION_SECS + 1, 0),
+            (i64::MAX, 0),
+        ] {
+            let err = duration_from_proto("t", d(seconds, nanos)).unwrap_err();
+            assert!(
+                err.to_string().starts_with("invalid argument: t: "),
+                "{err}"
+            );
+        }
+    }
 }

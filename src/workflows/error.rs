@@ -49,10 +49,11 @@ pub enum PreconditionReason {
     BadGmsaMembership,
     NoServiceAccount,
     PackageTooLarge,
+    DirectoryRejected,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 21] = [
+    pub const ALL: [Self; 22] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -74,6 +75,7 @@ impl PreconditionReason {
         Self::BadGmsaMembership,
         Self::NoServiceAccount,
         Self::PackageTooLarge,
+        Self::DirectoryRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +101,7 @@ impl PreconditionReason {
             Self::BadGmsaMembership => "BAD_GMSA_MEMBERSHIP",
             Self::NoServiceAccount => "NO_SERVICE_ACCOUNT",
             Self::PackageTooLarge => "PACKAGE_TOO_LARGE",
+            Self::DirectoryRejected => "DIRECTORY_REJECTED",
         }
     }
 }
@@ -280,6 +283,16 @@ impl From<DirectoryError> for Error {
             DirectoryError::Unreachable { .. }
             | DirectoryError::AllFailed(_)
             | DirectoryError::Dns(_) => Error::Unavailable(err.to_string()),
+            DirectoryError::NoDnsRecords { ref name, kind } => {
+                Error::NotFound(format!("a DNS {kind} record for {name}"))
+            }
+            // A backstop: requests are validated first, but a DC may still
+            // refuse a value it finds malformed; that is no provd fault.
+            DirectoryError::Rejected { ref dc, .. } => Error::FailedPrecondition {
+                reason: PreconditionReason::DirectoryRejected,
+                subject: dc.clone(),
+                message: err.to_string(),
+            },
             DirectoryError::Ldap { .. } => Error::internal("the directory answered", err),
             DirectoryError::Config(_) => Error::FailedPrecondition {
                 reason: PreconditionReason::DirectoryConfig,
@@ -340,5 +353,34 @@ impl From<HostError> for Error {
             },
             other => Error::Unavailable(other.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_value_is_a_precondition_and_no_dns_record_not_found() {
+        let refused = Error::from(DirectoryError::from_result_code(
+            "dc1.lab.example.test",
+            34,
+            "invalid basedn".into(),
+        ));
+        assert_eq!(refused.kind(), ErrorKind::FailedPrecondition);
+        assert_eq!(
+            refused.precondition_reason(),
+            Some(PreconditionReason::DirectoryRejected)
+        );
+        assert!(refused.to_string().contains("invalid basedn"), "{refused}");
+        let missing = Error::from(DirectoryError::NoDnsRecords {
+            name: "_ldap._tcp.dc._msdcs.x.test".into(),
+            kind: "SRV",
+        });
+        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert_eq!(
+            missing.to_string(),
+            "a DNS SRV record for _ldap._tcp.dc._msdcs.x.test not found"
+        );
     }
 }

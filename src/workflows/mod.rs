@@ -6,6 +6,7 @@ pub mod agent;
 mod app;
 pub mod apply;
 pub mod directory;
+mod dn;
 pub mod domain_controllers;
 mod error;
 pub mod operations;

@@ -4,7 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use provd_sd::Sid;
+
 use super::FieldViolation;
+use super::dn;
 use super::domain_controllers::MAX_PRIORITY_DCS;
 use crate::backends::directory::BindCredential;
 
@@ -64,6 +67,12 @@ pub(crate) fn dns_name(field: &str, value: &str) -> Result<String, FieldViolatio
     if name.is_empty() {
         return Err(FieldViolation::new(field, "is required"));
     }
+    if name.parse::<std::net::IpAddr>().is_ok() || numeric_label(name.rsplit('.').next()) {
+        return Err(FieldViolation::new(
+            field,
+            "must be a DNS name, not an IP address (its last label may not be a number)",
+        ));
+    }
     if name.len() > 253 {
         return Err(FieldViolation::new(field, "must be at most 253 characters"));
     }
@@ -84,6 +93,16 @@ pub(crate) fn dns_name(field: &str, value: &str) -> Result<String, FieldViolatio
         }
     }
     Ok(name)
+}
+
+/// Whether a DNS label is a number as inet_aton reads one (`127`, `0x7f`),
+/// which makes `10.1` or `0x7f000001` an address to some resolvers.
+fn numeric_label(label: Option<&str>) -> bool {
+    let Some(label) = label else { return false };
+    match label.strip_prefix("0x") {
+        Some(hex) => hex.bytes().all(|b| b.is_ascii_hexdigit()),
+        None => label.bytes().all(|b| b.is_ascii_digit()),
+    }
 }
 
 /// The DC list of a request: valid names, no duplicates, at most 16.
@@ -144,45 +163,172 @@ pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Ve
     v
 }
 
-/// A DN inside the domain: ends with the domain DN, no NUL, at most 2048.
+/// A DN inside the domain (or the domain root itself), as
+/// [`distinguished_name`] checks it.
 pub(crate) fn dn_in_domain(
     field: &str,
     value: &str,
     domain_dn: &str,
 ) -> Result<String, FieldViolation> {
-    if value.len() > 2048 || value.contains('\0') {
-        return Err(FieldViolation::new(
-            field,
-            "must be at most 2048 bytes without NUL",
-        ));
-    }
-    let lower = value.to_ascii_lowercase();
-    if !(lower == domain_dn.to_ascii_lowercase()
-        || lower.ends_with(&format!(",{}", domain_dn.to_ascii_lowercase())))
-    {
-        return Err(FieldViolation::new(
-            field,
-            format!("must be a DN inside {domain_dn}"),
-        ));
-    }
-    if !value.contains('=') {
-        return Err(FieldViolation::new(field, "is not a distinguished name"));
+    let rdns = parse_dn(field, value)?;
+    let outside = || FieldViolation::new(field, format!("must be a DN inside {domain_dn}"));
+    let domain = dn::parse(domain_dn).map_err(|_| outside())?;
+    let Some(tail) = rdns.len().checked_sub(domain.len()).map(|at| &rdns[at..]) else {
+        return Err(outside());
+    };
+    let same = |a: &dn::Ava, b: &dn::Ava| {
+        a.attr.eq_ignore_ascii_case(&b.attr) && a.value.eq_ignore_ascii_case(&b.value)
+    };
+    let inside = tail
+        .iter()
+        .zip(&domain)
+        .all(|(r, d)| r.len() == d.len() && r.iter().zip(d).all(|(a, b)| same(a, b)));
+    if !inside {
+        return Err(outside());
     }
     Ok(value.to_owned())
 }
 
-/// A principal named by sAMAccountName, DN or SID: trimmed, bounded, no NUL.
+/// DNs: at most this many bytes.
+pub const MAX_DN_LEN: usize = 2048;
+/// sAMAccountName: the schema's limit (rangeUpper), which groups may use.
+pub const MAX_SAM_LEN: usize = 256;
+/// sAMAccountName of a user or computer account: the SAM's limit.
+pub const MAX_COMPUTER_SAM_LEN: usize = 20;
+/// A list of enum values (duplicates collapse, so more is never needed).
+pub const MAX_ENUM_LIST: usize = 16;
+/// A list of names: domains, principals, organizational units.
+pub const MAX_NAME_LIST: usize = 100;
+pub const MAX_ETAG_LEN: usize = 128;
+
+/// A trustee: a DN (if it has `=`), a SID string (if it starts with
+/// `S-1-`), else a sAMAccountName of at most 256 characters. Trimmed.
 pub(crate) fn principal_name(field: &str, value: &str) -> Result<String, FieldViolation> {
-    if value.trim().is_empty() {
+    let value = value.trim();
+    if value.is_empty() {
         return Err(FieldViolation::new(field, "must not be empty"));
     }
-    if value.len() > 2048 || value.contains('\0') {
+    if value.contains('=') {
+        distinguished_name(field, value)
+    } else if value
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("S-1-"))
+    {
+        sid_string(field, value)
+    } else {
+        sam_account_name(field, value, MAX_SAM_LEN)
+    }
+}
+
+/// An account named by DN (if it has `=`) or by sAMAccountName of at most
+/// `max_sam` characters; a SID is refused where the contract takes names
+/// only. Trimmed.
+pub(crate) fn account_name(
+    field: &str,
+    value: &str,
+    max_sam: usize,
+) -> Result<String, FieldViolation> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(FieldViolation::new(field, "must not be empty"));
+    }
+    if value.contains('=') {
+        return distinguished_name(field, value);
+    }
+    if value.parse::<Sid>().is_ok() {
         return Err(FieldViolation::new(
             field,
-            "must be at most 2048 bytes without NUL",
+            "name the account by sAMAccountName or DN, not by SID",
         ));
     }
-    Ok(value.trim().to_owned())
+    sam_account_name(field, value, max_sam)
+}
+
+/// A DN as RFC 4514 writes it (spaces around separators allowed), at most
+/// 2048 bytes.
+pub(crate) fn distinguished_name(field: &str, value: &str) -> Result<String, FieldViolation> {
+    parse_dn(field, value)?;
+    Ok(value.to_owned())
+}
+
+fn parse_dn(field: &str, value: &str) -> Result<Vec<Vec<dn::Ava>>, FieldViolation> {
+    if value.len() > MAX_DN_LEN {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {MAX_DN_LEN} bytes"),
+        ));
+    }
+    dn::parse(value)
+        .map_err(|why| FieldViolation::new(field, format!("is not a distinguished name: {why}")))
+}
+
+/// A SID string, `S-1-<authority>-<sub-authority>…`; returned canonical.
+pub(crate) fn sid_string(field: &str, value: &str) -> Result<String, FieldViolation> {
+    // The value is not echoed: the parser's message would quote it.
+    value
+        .get(1..)
+        .map(|rest| format!("S{rest}"))
+        .and_then(|v| v.parse::<Sid>().ok())
+        .map(|sid| sid.to_string())
+        .ok_or_else(|| {
+            FieldViolation::new(
+                field,
+                "is not a SID string (S-1-<authority>-<sub-authority>…)",
+            )
+        })
+}
+
+/// A sAMAccountName: at most `max` characters, none that AD forbids
+/// (`"/\[]:;|=,+*?<>` and control characters), not only dots and spaces.
+pub(crate) fn sam_account_name(
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Result<String, FieldViolation> {
+    if value.chars().count() > max {
+        return Err(FieldViolation::new(
+            field,
+            format!("a sAMAccountName has at most {max} characters"),
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| c.is_control() || "\"/\\[]:;|=,+*?<>".contains(*c))
+    {
+        return Err(FieldViolation::new(
+            field,
+            format!("character {bad:?} is not allowed in a sAMAccountName"),
+        ));
+    }
+    if value.chars().all(|c| c == '.' || c == ' ') {
+        return Err(FieldViolation::new(
+            field,
+            "a sAMAccountName is not only dots and spaces",
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// An etag as provd issues them: at most 128 bytes of printable ASCII.
+/// Checked before anything echoes it.
+pub(crate) fn etag(field: &str, value: &str) -> Result<(), FieldViolation> {
+    if value.len() > MAX_ETAG_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(FieldViolation::new(
+            field,
+            format!(
+                "must be at most {MAX_ETAG_LEN} printable ASCII characters, as GetPriority returns it"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A repeated field of at most `max` entries.
+pub(crate) fn at_most<T>(field: &str, list: &[T], max: usize) -> Result<(), FieldViolation> {
+    if list.len() > max {
+        return Err(FieldViolation::new(field, format!("at most {max} entries")));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
@@ -299,6 +445,22 @@ mod tests {
             assert!(dns_name("d", bad).is_err(), "{bad:?} accepted");
         }
         assert!(dns_name("d", &format!("{}.test", "a".repeat(64))).is_err());
+        for ip in [
+            "127.0.0.2",
+            "127.0.0.2.",
+            "::1",
+            "10.1",
+            "0x7f000001",
+            "1.2.0x7F",
+        ] {
+            let err = dns_name("d", ip).unwrap_err();
+            assert!(err.description.contains("IP address"), "{ip:?}: {err:?}");
+        }
+        assert!(
+            dns_name("d", "0xdc.lab.test").is_ok(),
+            "only the last label"
+        );
+        assert!(dns_name("d", "1lab.test1").is_ok());
     }
 
     #[test]
@@ -315,6 +477,78 @@ mod tests {
         assert!(dn_in_domain("c", "OU=x,DC=lab,DC=test", "DC=lab,DC=test").is_ok());
         assert!(dn_in_domain("c", "OU=x,DC=evil,DC=test", "DC=lab,DC=test").is_err());
         assert!(dn_in_domain("c", "x,DC=lab,DC=test\0", "DC=lab,DC=test").is_err());
+        let domain = "DC=lab,DC=test";
+        for ok in [
+            domain,
+            "ou=x , dc=LAB, dc=test",
+            r"OU=a\,DC=evil,DC=lab,DC=test",
+        ] {
+            assert!(dn_in_domain("c", ok, domain).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "x)(objectClass=*",
+            "OU=x,DC=test",
+            r"OU=x,DC=lab\,DC=test",
+            "OU=x,DC=lab+CN=y,DC=test",
+            "OU=x,DC=notlab,DC=test",
+            &format!("OU={},{domain}", "a".repeat(2048)),
+        ] {
+            assert_eq!(dn_in_domain("c", bad, domain).unwrap_err().field, "c");
+        }
+    }
+
+    #[test]
+    fn principals_by_dn_sid_or_account_name() {
+        assert_eq!(principal_name("t", " svc$ ").unwrap(), "svc$");
+        assert_eq!(principal_name("t", "s-1-5-32-544").unwrap(), "S-1-5-32-544");
+        assert!(principal_name("t", "CN=a,DC=lab").is_ok());
+        assert!(principal_name("t", &"g".repeat(256)).is_ok());
+        for bad in [
+            "",
+            "  ",
+            "x)(objectClass=*",
+            "S-1-5-21-x",
+            "S-1-",
+            "a[b]",
+            "a\tb",
+            "..",
+            &"g".repeat(257),
+        ] {
+            assert_eq!(principal_name("t", bad).unwrap_err().field, "t", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn accounts_by_dn_or_account_name() {
+        assert_eq!(account_name("h", "AGENT1$", 20).unwrap(), "AGENT1$");
+        assert!(account_name("h", "CN=AGENT1,CN=Computers,DC=lab", 20).is_ok());
+        assert!(account_name("h", &"A".repeat(20), 20).is_ok());
+        assert!(account_name("h", &"A".repeat(21), 20).is_err());
+        assert!(account_name("h", "S-1-5-32-544", 256).is_err(), "no SIDs");
+        assert!(account_name("h", "S-1-admins", 256).is_ok(), "not a SID");
+        assert!(account_name("h", "x)(objectClass=*", 256).is_err());
+        for c in "\"/\\[]:;|,+*?<>\u{7f}".chars() {
+            assert!(
+                sam_account_name("n", &format!("a{c}b"), 256).is_err(),
+                "{c:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn etags_and_lists() {
+        assert!(etag("e", "").is_ok());
+        assert!(etag("e", "g42").is_ok());
+        assert!(etag("e", &"g".repeat(128)).is_ok());
+        for bad in ["g".repeat(129), "g 1".into(), "g\n".into(), "é".into()] {
+            let err = etag("e", &bad).unwrap_err();
+            assert!(!err.description.contains(&bad));
+        }
+        assert!(at_most("l", &[1; 16], MAX_ENUM_LIST).is_ok());
+        assert_eq!(
+            at_most("l", &[1; 17], MAX_ENUM_LIST).unwrap_err().field,
+            "l"
+        );
     }
 }
 

@@ -31,4 +31,5 @@ mod process;
 mod samba_fixture;
 mod tenant;
 mod tenant_emulator;
+mod validation;
 mod workflows;

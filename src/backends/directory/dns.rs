@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig};
+use hickory_resolver::net::NetError;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{Resolver, TokioResolver};
@@ -47,12 +48,12 @@ impl Dns {
     }
 
     pub async fn srv(&self, domain: &str) -> Result<Vec<SrvTarget>, DirectoryError> {
-        let name = format!("_ldap._tcp.dc._msdcs.{domain}.");
+        let name = format!("_ldap._tcp.dc._msdcs.{domain}");
         let lookup = self
             .resolver
-            .srv_lookup(name.as_str())
+            .srv_lookup(format!("{name}.").as_str())
             .await
-            .map_err(|e| DirectoryError::Dns(format!("SRV {name}: {e}")))?;
+            .map_err(|e| lookup_error(e, name.clone(), "SRV"))?;
         let mut targets: Vec<SrvTarget> = lookup
             .answers()
             .iter()
@@ -89,11 +90,24 @@ impl Dns {
             .resolver
             .lookup_ip(fqdn.as_str())
             .await
-            .map_err(|e| DirectoryError::Dns(format!("{host}: {e}")))?;
+            .map_err(|e| lookup_error(e, host.to_owned(), "A or AAAA"))?;
         let addrs: Vec<IpAddr> = lookup.iter().collect();
         if addrs.is_empty() {
-            return Err(DirectoryError::Dns(format!("{host}: no addresses")));
+            return Err(DirectoryError::NoDnsRecords {
+                name: host.to_owned(),
+                kind: "A or AAAA",
+            });
         }
         Ok(addrs)
+    }
+}
+
+/// "No such record" is an answer, said in words: hickory's own message for
+/// it is the query's Debug text.
+fn lookup_error(err: NetError, name: String, kind: &'static str) -> DirectoryError {
+    if err.is_no_records_found() {
+        DirectoryError::NoDnsRecords { name, kind }
+    } else {
+        DirectoryError::Dns(format!("{kind} {name}: {err}"))
     }
 }

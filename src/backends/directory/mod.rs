@@ -28,6 +28,15 @@ pub enum DirectoryError {
     /// The object does not exist (LDAP result 32).
     #[error("{dc}: no such object: {reason}")]
     NoSuchObject { dc: String, reason: String },
+    /// The DC refused a value it was sent (LDAP 19 constraintViolation, 21
+    /// invalidAttributeSyntax, 34 invalidDNSyntax, 64 namingViolation):
+    /// another DC or a retry will not help, a different request may.
+    #[error("{dc} refused the request: LDAP error {code} ({}): {reason}", result_name(*.code))]
+    Rejected {
+        dc: String,
+        code: u32,
+        reason: String,
+    },
     /// Any other LDAP result code.
     #[error("{dc}: LDAP error {code}: {reason}")]
     Ldap {
@@ -35,7 +44,11 @@ pub enum DirectoryError {
         code: u32,
         reason: String,
     },
-    /// A DNS query failed or returned nothing.
+    /// DNS answered that `name` has no record of this type (NXDOMAIN or no
+    /// data): it did answer, so this is not an outage.
+    #[error("DNS has no {kind} record for {name}")]
+    NoDnsRecords { name: String, kind: &'static str },
+    /// A DNS query failed.
     #[error("DNS: {0}")]
     Dns(String),
     /// Local configuration (CA bundle, etc.) is unusable.
@@ -54,7 +67,33 @@ fn describe_attempts(attempts: &[(String, String)]) -> String {
         .join(", ")
 }
 
+/// The names of the result codes [`DirectoryError::Rejected`] carries.
+fn result_name(code: u32) -> &'static str {
+    match code {
+        19 => "constraintViolation",
+        21 => "invalidAttributeSyntax",
+        34 => "invalidDNSyntax",
+        64 => "namingViolation",
+        _ => "rejected",
+    }
+}
+
 impl DirectoryError {
+    /// The error an LDAP result code (other than success) means, classified
+    /// by what the caller can do about it; backends and fakes share it.
+    pub fn from_result_code(dc: &str, code: u32, reason: String) -> Self {
+        let dc = dc.to_owned();
+        match code {
+            49 => Self::InvalidCredentials { dc, reason },
+            50 => Self::InsufficientAccess { dc, reason },
+            32 => Self::NoSuchObject { dc, reason },
+            // busy, unavailable, unwilling: another DC may serve.
+            51..=53 => Self::Unreachable { dc, reason },
+            19 | 21 | 34 | 64 => Self::Rejected { dc, code, reason },
+            code => Self::Ldap { dc, code, reason },
+        }
+    }
+
     /// True when trying the next DC may help.
     pub fn is_failover(&self) -> bool {
         matches!(self, Self::Unreachable { .. })
@@ -205,6 +244,26 @@ pub trait Directory: Send + Sync + 'static {
 
 #[cfg(test)]
 mod tests {
+    use super::DirectoryError;
+
+    #[test]
+    fn result_codes_by_what_the_caller_can_do() {
+        let e = |code| DirectoryError::from_result_code("dc1", code, "why".into());
+        assert!(matches!(e(49), DirectoryError::InvalidCredentials { .. }));
+        assert!(matches!(e(32), DirectoryError::NoSuchObject { .. }));
+        assert!(e(52).is_failover());
+        for code in [19, 21, 34, 64] {
+            let err = e(code);
+            assert!(matches!(err, DirectoryError::Rejected { .. }), "{code}");
+            assert!(!err.is_failover());
+        }
+        assert_eq!(
+            e(34).to_string(),
+            "dc1 refused the request: LDAP error 34 (invalidDNSyntax): why"
+        );
+        assert!(matches!(e(68), DirectoryError::Ldap { code: 68, .. }));
+    }
+
     #[test]
     fn sd_flags_ber() {
         // The value the lab notes use for DACL only: MAMCAQQ= → 30 03 02 01 04.

@@ -407,11 +407,11 @@ impl State {
 impl Directory for FakeDirectory {
     async fn srv_lookup(&self, domain: &str) -> Result<Vec<SrvTarget>, DirectoryError> {
         let s = self.lock();
-        let name = format!("_ldap._tcp.dc._msdcs.{domain}.");
         if !domain.trim_end_matches('.').eq_ignore_ascii_case(&s.domain) {
-            return Err(DirectoryError::Dns(format!(
-                "SRV {name}: no record found for Query {{ name: Name(\"{name}\"), query_type: SRV, query_class: IN }}"
-            )));
+            return Err(DirectoryError::NoDnsRecords {
+                name: format!("_ldap._tcp.dc._msdcs.{domain}"),
+                kind: "SRV",
+            });
         }
         let mut targets: Vec<SrvTarget> = s
             .dcs
@@ -434,7 +434,10 @@ impl Directory for FakeDirectory {
         let s = self.lock();
         s.dc(host)
             .map(|d| vec![d.ip])
-            .ok_or_else(|| DirectoryError::Dns(format!("{host}: no record found for {host}.")))
+            .ok_or_else(|| DirectoryError::NoDnsRecords {
+                name: host.to_owned(),
+                kind: "A or AAAA",
+            })
     }
 
     async fn connect(
@@ -539,6 +542,9 @@ impl DirectorySession for FakeSession {
         if base.is_empty() && scope == Scope::Base {
             let root = s.root_dse(&self.dc);
             return Ok(vec![root]);
+        }
+        if !base.is_empty() && !tree::is_dn(base) {
+            return Err(ops::ldap(&self.dc, 34, "0000208F: NameErr: invalid basedn"));
         }
         let found = s
             .tree

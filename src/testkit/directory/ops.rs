@@ -24,12 +24,9 @@ const SACL_BITS: u16 = SE_SACL_PRESENT
     | SE_SACL_AUTO_INHERITED
     | SE_SACL_PROTECTED;
 
+/// An LDAP result, classified as the real backend classifies it.
 pub fn ldap(dc: &str, code: u32, reason: impl Into<String>) -> DirectoryError {
-    DirectoryError::Ldap {
-        dc: dc.into(),
-        code,
-        reason: reason.into(),
-    }
+    DirectoryError::from_result_code(dc, code, reason.into())
 }
 
 pub fn no_such_object(dc: &str, dn: &str) -> DirectoryError {

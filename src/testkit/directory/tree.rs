@@ -163,6 +163,21 @@ pub fn rdns(dn: &str) -> Vec<String> {
     out
 }
 
+/// Whether `dn` is shaped like one: each RDN starts `type=value`, the type
+/// a name or an OID. Enough to refuse what Samba answers "invalid basedn"
+/// (34), e.g. `x)(objectClass=*`.
+pub fn is_dn(dn: &str) -> bool {
+    rdns(dn).iter().all(|rdn| {
+        rdn.split_once('=').is_some_and(|(t, v)| {
+            let t = t.trim();
+            let name = t.starts_with(|c: char| c.is_ascii_alphabetic())
+                && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let oid = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.');
+            (name || oid) && !v.trim().is_empty()
+        })
+    })
+}
+
 /// The parent DN (as written), `None` for a single RDN.
 pub fn parent(dn: &str) -> Option<String> {
     let parts = rdns(dn);

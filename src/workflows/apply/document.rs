@@ -11,7 +11,7 @@ use crate::workflows::directory::DirectoryWorkflows;
 use crate::workflows::operations::RequestFingerprint;
 use crate::workflows::permissions::Profile;
 use crate::workflows::permissions::ProfileChoice;
-use crate::workflows::service_account;
+use crate::workflows::service_account::{self, CreateGmsaRequest, UseCustomGmsaRequest};
 use crate::workflows::validate::{self, dns_name};
 use crate::workflows::{Error, FieldViolation};
 
@@ -132,7 +132,16 @@ impl ApplyWorkflows {
         }
         let mut domains = Vec::new();
         let mut seen = BTreeSet::new();
-        for (i, d) in desired.domains.iter().enumerate() {
+        let too_many =
+            validate::at_most("desired.domains", &desired.domains, validate::MAX_NAME_LIST);
+        // Too many is reported alone, not entry by entry.
+        let listed = if too_many.is_ok() {
+            &desired.domains[..]
+        } else {
+            &[]
+        };
+        v.extend(too_many.err());
+        for (i, d) in listed.iter().enumerate() {
             let path = format!("desired.domains[{i}]");
             let name = dns_name(&format!("{path}.domain"), &d.domain)
                 .map_err(|e| v.push(e))
@@ -178,36 +187,48 @@ impl ApplyWorkflows {
                     None
                 }
                 Some(AccountChoice::Create {
-                    name, principals, ..
+                    name,
+                    principals,
+                    container_dn,
+                    encryption_types,
                 }) => {
-                    let _ = service_account::gmsa_name(&format!("{path}.create.name"), name)
-                        .map_err(|e| v.push(e));
-                    if principals.is_empty() {
-                        v.push(FieldViolation::new(
-                            format!("{path}.create.principals_allowed_to_retrieve_password"),
-                            "at least one computer account or group (this host's, e.g. \"AGENT1$\")",
-                        ));
-                    }
+                    let request = CreateGmsaRequest {
+                        name: name.clone(),
+                        container_dn: container_dn.clone(),
+                        encryption_types: encryption_types.clone(),
+                        principals: principals.clone(),
+                        ..Default::default()
+                    };
+                    let mut found = Vec::new();
+                    service_account::create_fields(domain.as_deref(), &request, &mut found);
+                    v.extend(prefix(&format!("{path}.create"), found));
                     spec.choice.clone()
                 }
                 Some(AccountChoice::Custom { name, host_account }) => {
-                    if name.trim().is_empty() {
-                        v.push(FieldViolation::new(
-                            format!("{path}.custom.name"),
-                            "is required",
-                        ));
-                    }
-                    if host_account.trim().is_empty() {
-                        v.push(FieldViolation::new(
-                            format!("{path}.custom.host_account"),
-                            "is required (this host's computer account, e.g. \"AGENT1$\")",
-                        ));
-                    }
+                    let request = UseCustomGmsaRequest {
+                        name: name.clone(),
+                        host_account: host_account.clone(),
+                        ..Default::default()
+                    };
+                    let mut found = Vec::new();
+                    service_account::custom_fields(&request, &mut found);
+                    v.extend(prefix(&format!("{path}.custom"), found));
                     spec.choice.clone()
                 }
             };
             let mut profiles = BTreeSet::new();
-            for (i, p) in spec.permissions.iter().enumerate() {
+            let too_many = validate::at_most(
+                &format!("{path}.permissions"),
+                &spec.permissions,
+                validate::MAX_ENUM_LIST,
+            );
+            let listed = if too_many.is_ok() {
+                &spec.permissions[..]
+            } else {
+                &[]
+            };
+            v.extend(too_many.err());
+            for (i, p) in listed.iter().enumerate() {
                 match p {
                     Some(ProfileChoice::One(p)) => {
                         profiles.insert(*p);

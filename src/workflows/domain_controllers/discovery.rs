@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{Connect, DEFAULT_PROBE_TIMEOUT, DcSession, DomainControllerWorkflows};
 use crate::backends::directory::{
-    BindCredential, Directory, ProbeReport, Scope, SrvTarget, escape,
+    BindCredential, Directory, DirectoryError, ProbeReport, Scope, SrvTarget, escape,
 };
 use crate::backends::store::EventKind;
 use crate::workflows::operations::{NewEvent, Progress};
@@ -53,6 +53,8 @@ impl DomainControllerWorkflows {
                 }
                 None
             }
+            // DNS answered: it lists no DC of the domain.
+            Err(DirectoryError::NoDnsRecords { .. }) => None,
             Err(e) => Some(e.to_string()),
         };
         let directory_unavailable_reason = match &credential {
@@ -74,12 +76,7 @@ impl DomainControllerWorkflows {
             },
         };
         if found.is_empty() {
-            return Err(match srv_error {
-                Some(e) if directory_unavailable_reason.is_some() => {
-                    Error::Unavailable(format!("cannot find the DCs of {domain}: {e}"))
-                }
-                _ => Error::NotFound(format!("domain controllers of {domain}")),
-            });
+            return Err(not_found(&domain, srv_error, directory_unavailable_reason));
         }
         for dc in found.values_mut() {
             dc.addresses = self
@@ -173,6 +170,26 @@ impl DomainControllerWorkflows {
                 Some((host, site_of(&s.dn)))
             })
             .collect())
+    }
+}
+
+/// Neither source knows a DC of `domain`: UNAVAILABLE when neither could
+/// be read, else NOT_FOUND saying what each source said.
+fn not_found(domain: &str, srv_error: Option<String>, directory: Option<String>) -> Error {
+    let srv = super::srv_name(domain);
+    match (srv_error, directory) {
+        (Some(e), Some(_)) => Error::Unavailable(format!("cannot find the DCs of {domain}: {e}")),
+        (srv_error, directory) => Error::NotFound(format!(
+            "a domain controller of {domain} ({}; {})",
+            match srv_error {
+                None => format!("DNS has no SRV record {srv}"),
+                Some(e) => format!("the SRV record {srv} could not be read: {e}"),
+            },
+            match directory {
+                None => "the directory lists none".to_owned(),
+                Some(why) => format!("the directory's own list was not read: {why}"),
+            }
+        )),
     }
 }
 

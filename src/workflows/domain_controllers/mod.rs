@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::operations::{Job, OperationSpec, Outcome, RequestFingerprint, blocking, job, now_ms};
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error, Operations};
-use crate::backends::directory::Directory;
+use crate::backends::directory::{Directory, DirectoryError};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use discovery::DiscoveredDc;
@@ -82,14 +82,19 @@ impl DomainControllerWorkflows {
         if !priority.dcs.is_empty() {
             return Ok(priority.dcs);
         }
-        let srv = self
-            .directory
-            .srv_lookup(domain)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot find the DCs of {domain}: {e}")))?;
+        let srv = match self.directory.srv_lookup(domain).await {
+            Ok(srv) => srv,
+            Err(DirectoryError::NoDnsRecords { .. }) => Vec::new(),
+            Err(e) => {
+                return Err(Error::Unavailable(format!(
+                    "cannot find the DCs of {domain}: {e}"
+                )));
+            }
+        };
         if srv.is_empty() {
             return Err(Error::Unavailable(format!(
-                "DNS lists no domain controller for {domain}"
+                "DNS lists no domain controller for {domain} (no SRV record {})",
+                srv_name(domain)
             )));
         }
         Ok(srv.into_iter().map(|t| t.host).collect())
@@ -118,6 +123,9 @@ impl DomainControllerWorkflows {
         let dcs = dc_list("domain_controllers", &request.domain_controllers)
             .map_err(|v| violations.push(v))
             .ok();
+        if let Err(v) = validate::etag("etag", &request.etag) {
+            violations.push(v);
+        }
         let request_id = validate::request_id("request_id", &request.request_id)
             .map_err(|v| violations.push(v))
             .ok()
@@ -189,6 +197,11 @@ impl DomainControllerWorkflows {
             }),
         ))
     }
+}
+
+/// The SRV record that lists `domain`'s DCs.
+pub(crate) fn srv_name(domain: &str) -> String {
+    format!("_ldap._tcp.dc._msdcs.{domain}")
 }
 
 /// SetPriority as the transport hands it over.

@@ -111,7 +111,14 @@ impl GrantPermissionsRequest {
                 "at least one profile is required",
             ));
         }
-        for (i, p) in request.profiles.iter().enumerate() {
+        let too_many = validate::at_most("profiles", &request.profiles, validate::MAX_ENUM_LIST);
+        let listed = if too_many.is_ok() {
+            &request.profiles[..]
+        } else {
+            &[]
+        };
+        v.extend(too_many.err());
+        for (i, p) in listed.iter().enumerate() {
             match p {
                 Some(ProfileChoice::One(p)) => {
                     profiles.insert(*p);
@@ -124,9 +131,14 @@ impl GrantPermissionsRequest {
             }
         }
         let domain_dn = domain.as_deref().map(escape::domain_dn);
-        if request.organizational_units.len() > 100 {
-            v.push(FieldViolation::new("organizational_units", "at most 100"));
-        }
+        v.extend(
+            validate::at_most(
+                "organizational_units",
+                &request.organizational_units,
+                validate::MAX_NAME_LIST,
+            )
+            .err(),
+        );
         let ous: Vec<String> = match &domain_dn {
             Some(d) => request
                 .organizational_units

@@ -20,7 +20,7 @@ use crate::workflows::operations::{Outcome, Progress, now_ms};
 use provd_sd::Sid;
 
 /// A validated CreateGmsa request.
-pub(super) struct GmsaPlan {
+pub(crate) struct GmsaPlan {
     pub(super) domain: String,
     pub(super) name: String,
     pub(super) container: String,

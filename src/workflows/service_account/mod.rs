@@ -7,26 +7,28 @@ mod account;
 mod create;
 mod custom;
 mod logon;
+mod request;
 
 use std::sync::Arc;
 
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
 use super::operations::{Job, NewEvent, OperationSpec, Progress, RequestFingerprint, job};
 use super::permissions::{GrantPermissionsRequest, ProfileStatus};
-use super::validate::{self, dn_in_domain, dns_name, principal_name};
-use super::{Caller, Error, FieldViolation, Operations};
-use crate::backends::directory::{BindCredential, escape};
+use super::validate::{self, dns_name};
+use super::{Caller, Error, Operations};
+use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 use crate::workflows::PreconditionReason;
 use account::read_live;
-use create::{GmsaPlan, run_create};
+use create::run_create;
 use custom::run_use_custom;
 use logon::configure_service;
 
 pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{gmsa_name, load_account};
 pub(crate) use logon::{host_may_retrieve, read_account_entry};
+pub(crate) use request::{create_fields, custom_fields};
 
 pub const DEFAULT_GMSA: &str = "provAgentgMSA$";
 pub const DEFAULT_INTERVAL_DAYS: u32 = 30;
@@ -152,70 +154,7 @@ impl ServiceAccountWorkflows {
         let domain = dns_name("domain", &request.domain)
             .map_err(|e| v.push(e))
             .ok();
-        let name = gmsa_name("name", &request.name).map_err(|e| v.push(e)).ok();
-        let domain_dn = domain.as_deref().map(escape::domain_dn);
-        let container = match (&domain_dn, request.container_dn.is_empty()) {
-            (Some(d), true) => Some(format!("CN=Managed Service Accounts,{d}")),
-            (Some(d), false) => dn_in_domain("container_dn", &request.container_dn, d)
-                .map_err(|e| v.push(e))
-                .ok(),
-            (None, _) => None,
-        };
-        let dns_host = match (&domain, &name, request.dns_host_name.is_empty()) {
-            (Some(d), Some(n), true) => Some(format!(
-                "{}.{d}",
-                n.trim_end_matches('$').to_ascii_lowercase()
-            )),
-            (_, _, false) => dns_name("dns_host_name", &request.dns_host_name)
-                .map_err(|e| v.push(e))
-                .ok(),
-            _ => None,
-        };
-        let interval = match request.password_interval_days {
-            0 => DEFAULT_INTERVAL_DAYS,
-            n if n > MAX_INTERVAL_DAYS => {
-                v.push(FieldViolation::new(
-                    "password_interval_days",
-                    format!("must be at most {MAX_INTERVAL_DAYS}"),
-                ));
-                DEFAULT_INTERVAL_DAYS
-            }
-            n => n,
-        };
-        let mut enc = 0;
-        for (i, t) in request.encryption_types.iter().enumerate() {
-            match t {
-                Some(bit) => enc |= bit,
-                None => v.push(FieldViolation::new(
-                    format!("encryption_types[{i}]"),
-                    "must be RC4, AES128 or AES256",
-                )),
-            }
-        }
-        if enc == 0 {
-            enc = ENC_AES128 | ENC_AES256;
-        }
-        if request.principals.is_empty() {
-            v.push(FieldViolation::new(
-                "principals_allowed_to_retrieve_password",
-                "at least one computer account or group is required (the agent host's, e.g. \"AGENT1$\")",
-            ));
-        } else if request.principals.len() > 100 {
-            v.push(FieldViolation::new(
-                "principals_allowed_to_retrieve_password",
-                "at most 100",
-            ));
-        }
-        let principals: Vec<String> = request
-            .principals
-            .iter()
-            .enumerate()
-            .filter_map(|(i, p)| {
-                principal_name(&format!("principals_allowed_to_retrieve_password[{i}]"), p)
-                    .map_err(|e| v.push(e))
-                    .ok()
-            })
-            .collect();
+        let plan = request::create_fields(domain.as_deref(), &request, &mut v);
         v.extend(validate::credential(
             "credential",
             request.credential.as_ref(),
@@ -224,38 +163,28 @@ impl ServiceAccountWorkflows {
             .map_err(|e| v.push(e))
             .ok()
             .flatten();
-        let (Some(domain), Some(name), Some(container), Some(dns_host), Some(credential)) =
-            (domain, name, container, dns_host, request.credential.take())
-        else {
+        let (Some(plan), Some(credential)) = (plan, request.credential.take()) else {
             return Err(Error::InvalidArgument(v));
         };
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
         }
+        let (name, domain) = (&plan.name, &plan.domain);
         let spec = OperationSpec {
             kind: OperationKind::CreateGmsa,
             request_id,
             fingerprint: RequestFingerprint::new()
-                .text("domain", &domain)
-                .text("name", &name)
-                .text("container_dn", &container)
-                .text("dns_host_name", &dns_host)
-                .number("password_interval_days", u64::from(interval))
-                .number("encryption_types", u64::from(enc))
-                .list("principals_allowed_to_retrieve_password", &principals),
+                .text("domain", domain)
+                .text("name", name)
+                .text("container_dn", &plan.container)
+                .text("dns_host_name", &plan.dns_host)
+                .number("password_interval_days", u64::from(plan.interval))
+                .number("encryption_types", u64::from(plan.enc))
+                .list("principals_allowed_to_retrieve_password", &plan.principals),
             description: format!("create the gMSA {name} in {domain}"),
             initiator: caller.name.clone(),
         };
         let (store, dcs, host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
-        let plan = GmsaPlan {
-            domain,
-            name,
-            container,
-            dns_host,
-            interval,
-            enc,
-            principals,
-        };
         Ok((
             spec,
             job(move |progress| async move {
@@ -293,27 +222,7 @@ impl ServiceAccountWorkflows {
         let domain = dns_name("domain", &request.domain)
             .map_err(|e| v.push(e))
             .ok();
-        let name = if request.name.contains('=') {
-            principal_name("name", &request.name)
-                .map_err(|e| v.push(e))
-                .ok()
-        } else if request.name.is_empty() {
-            v.push(FieldViolation::new("name", "is required"));
-            None
-        } else {
-            gmsa_name("name", &request.name).map_err(|e| v.push(e)).ok()
-        };
-        let host = if request.host_account.is_empty() {
-            v.push(FieldViolation::new(
-                "host_account",
-                "is required here: this host's computer account is unknown without the Windows host backend",
-            ));
-            None
-        } else {
-            principal_name("host_account", &request.host_account)
-                .map_err(|e| v.push(e))
-                .ok()
-        };
+        let account = request::custom_fields(&request, &mut v);
         v.extend(validate::credential(
             "credential",
             request.credential.as_ref(),
@@ -322,8 +231,8 @@ impl ServiceAccountWorkflows {
             .map_err(|e| v.push(e))
             .ok()
             .flatten();
-        let (Some(domain), Some(name), Some(host), Some(credential)) =
-            (domain, name, host, request.credential.take())
+        let (Some(domain), Some((name, host)), Some(credential)) =
+            (domain, account, request.credential.take())
         else {
             return Err(Error::InvalidArgument(v));
         };

@@ -185,6 +185,16 @@ impl VerifyWorkflows {
     ) -> Result<mpsc::Receiver<VerifyItem>, Error> {
         let mut v = Vec::new();
         let mut categories = Vec::new();
+        // Too long a list is reported alone, not entry by entry.
+        for bounded in [
+            validate::at_most("domains", &request.domains, validate::MAX_NAME_LIST),
+            validate::at_most("categories", &request.categories, validate::MAX_ENUM_LIST),
+        ] {
+            v.extend(bounded.err());
+        }
+        if !v.is_empty() {
+            return Err(Error::InvalidArgument(v));
+        }
         for (i, c) in request.categories.iter().enumerate() {
             match c {
                 Some(c) => categories.push(*c),

@@ -51,7 +51,8 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
     };
     out.push(flag);
     let on = report.tenant == TenantState::Enabled;
-    if !on && !any_aces && report.tenant == TenantState::Disabled {
+    let unseen = unseen(&report);
+    if !on && !any_aces && report.tenant == TenantState::Disabled && unseen.is_empty() {
         for id in ["writeback.aces", "writeback.agent_version"] {
             out.push(check(id, W, Status::Skip, "password writeback is off"));
         }
@@ -155,7 +156,17 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             "the installed agent's version cannot be read on this host",
         ),
     });
-    out.push(if report.consistent {
+    out.push(if !unseen.is_empty() {
+        check(
+            "writeback.consistent",
+            W,
+            Status::Skip,
+            format!(
+                "cannot tell whether the tenant and the directory agree: {}",
+                unseen.join("; ")
+            ),
+        )
+    } else if report.consistent {
         check("writeback.consistent", W, Status::Pass, report.message.clone())
     } else {
         check("writeback.consistent", W, Status::Fail, report.message.clone()).remedy(
@@ -163,4 +174,20 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
         )
     });
     out
+}
+
+/// What the report could not see: the tenant flag, or a domain's ACEs.
+/// Consistency is then unknown, which is a SKIP, not a FAIL.
+fn unseen(report: &writeback::WritebackReport) -> Vec<String> {
+    let tenant = match &report.tenant {
+        TenantState::Unknown(why) => Some(format!("the tenant flag is unknown ({why})")),
+        TenantState::Enabled | TenantState::Disabled => None,
+    };
+    tenant
+        .into_iter()
+        .chain(report.domains.iter().filter_map(|d| {
+            let why = d.read_error.as_ref()?;
+            Some(format!("the ACEs of {} were not read ({why})", d.domain))
+        }))
+        .collect()
 }

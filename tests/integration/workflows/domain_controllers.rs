@@ -413,3 +413,31 @@ async fn a_dc_gone_mid_create_gmsa_fails_it_cleanly_and_the_retry_uses_the_next(
     assert_eq!((writes[0].dc.as_str(), writes[0].op), (DC2, WriteOp::Add));
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn discover_of_a_domain_without_srv_records_is_not_found_in_words() {
+    let d = Hermetic::start().await;
+    for credential in [None, Some(admin())] {
+        let with = credential.is_some();
+        let err = d
+            .dcs()
+            .discover_domain_controllers(v1::DiscoverDomainControllersRequest {
+                domain: "nowhere.example.test".into(),
+                credential,
+                skip_probe: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        let message = err.message();
+        assert_eq!(err.code(), Code::NotFound, "credential {with}: {message}");
+        assert!(
+            message.contains("_ldap._tcp.dc._msdcs.nowhere.example.test"),
+            "{message}"
+        );
+        for debug in ["Query {", "Name(", "query_type"] {
+            assert!(!message.contains(debug), "{message}");
+        }
+    }
+    d.shutdown().await;
+}

@@ -255,7 +255,9 @@ async fn write_faults_fail_the_create_without_a_partial_account() {
     let error = failed(&op);
     assert_eq!(error.step, "create-account");
     assert_contains(&error.message, &["constraint violation"]);
-    assert_ne!(error.code, "UNAVAILABLE", "a constraint is not a DC outage");
+    // Not a DC outage, nor provd's fault: the DC refused the value.
+    assert_eq!(error.code, "FAILED_PRECONDITION", "{error:?}");
+    assert_eq!(error.reason, "DIRECTORY_REJECTED");
     assert!(d.fakes.directory.entry(&dn).is_none());
     assert!(!configured(&d).await);
 

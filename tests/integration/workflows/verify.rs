@@ -288,3 +288,53 @@ async fn bad_request_fields_are_named_and_unknown_domains_not_found() {
     assert!(err.message().contains("other.example.test"));
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_a_credential_writeback_consistency_is_skip_saying_why() {
+    let d = Hermetic::start().await;
+    healthy(&d).await;
+    let no_credential = v1::VerifyRequest {
+        categories: vec![v1::CheckCategory::Writeback as i32],
+        ..Default::default()
+    };
+    let (checks, _) = verify_with(&d, no_credential.clone()).await.unwrap();
+    let consistent = find(&checks, "writeback.consistent")[0];
+    assert_eq!(status(consistent), Skip, "{consistent:#?}");
+    assert!(
+        consistent.message.contains(DOMAIN),
+        "{}",
+        consistent.message
+    );
+    assert!(
+        consistent.message.contains("no credential"),
+        "{}",
+        consistent.message
+    );
+    assert!(consistent.remedy.is_empty());
+
+    // Off in the tenant, the ACEs it could not read are no PASS either.
+    let op = d
+        .writeback()
+        .set_password_writeback(v1::SetPasswordWritebackRequest {
+            enable: false,
+            credential: Some(admin()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    ok(&d.finish(op).await.1);
+    let (checks, _) = verify_with(&d, no_credential).await.unwrap();
+    let consistent = find(&checks, "writeback.consistent")[0];
+    assert_eq!(status(consistent), Skip, "{consistent:#?}");
+    assert!(
+        consistent.message.contains(DOMAIN),
+        "{}",
+        consistent.message
+    );
+    // With the credential it can look, and it agrees.
+    let (checks, _) = verify(&d).await;
+    assert_eq!(status(find(&checks, "writeback.consistent")[0]), Pass);
+    d.shutdown().await;
+}

@@ -62,30 +62,7 @@ fn ldap_error(dc: &str, err: LdapError) -> DirectoryError {
             } else {
                 result.text.clone()
             };
-            match result.rc {
-                49 => DirectoryError::InvalidCredentials {
-                    dc: dc.into(),
-                    reason,
-                },
-                50 => DirectoryError::InsufficientAccess {
-                    dc: dc.into(),
-                    reason,
-                },
-                32 => DirectoryError::NoSuchObject {
-                    dc: dc.into(),
-                    reason,
-                },
-                // busy, unavailable, unwilling: another DC may serve.
-                51..=53 => DirectoryError::Unreachable {
-                    dc: dc.into(),
-                    reason,
-                },
-                code => DirectoryError::Ldap {
-                    dc: dc.into(),
-                    code,
-                    reason,
-                },
-            }
+            DirectoryError::from_result_code(dc, result.rc, reason)
         }
         other => DirectoryError::Unreachable {
             dc: dc.into(),
@@ -122,7 +99,9 @@ fn outcome(err: &DirectoryError) -> &'static str {
         DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
         DirectoryError::InsufficientAccess { .. } => "insufficient_access",
         DirectoryError::NoSuchObject { .. } => "no_such_object",
+        DirectoryError::Rejected { .. } => "rejected",
         DirectoryError::Ldap { .. } => "ldap_error",
+        DirectoryError::NoDnsRecords { .. } => "dns_no_records",
         DirectoryError::Dns(_) => "dns_error",
         DirectoryError::Config(_) => "config_error",
         DirectoryError::AllFailed(_) => "all_failed",
