@@ -24,6 +24,7 @@ mod directory_contract_lab;
 mod fleet;
 mod gmsa;
 mod hermetic_smoke;
+mod hostile;
 mod otel_apply;
 mod process;
 mod samba_fixture;

@@ -112,7 +112,11 @@ async fn a_request_id_reused_with_other_fields_already_exists() {
     assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
     assert_eq!(violations(&err), ["request_id"]);
     assert!(err.message().contains(&first.id), "{}", err.message());
-    assert!(err.message().contains("REMOVE_DIRECTORY"), "{}", err.message());
+    assert!(
+        err.message().contains("REMOVE_DIRECTORY"),
+        "{}",
+        err.message()
+    );
     d.shutdown().await;
 }
 
