@@ -826,6 +826,12 @@ async fn an_undecodable_grpc_request_is_invalid_argument() {
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().contains("decode"), "{status:?}");
+    // Named as a field violation, as the JSON path names it.
+    let fields: Vec<String> = tonic_types::StatusExt::get_error_details(&status)
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default();
+    assert_eq!(fields, ["id"], "{status:?}");
     h.shutdown().await;
 }
 
