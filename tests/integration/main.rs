@@ -25,6 +25,7 @@ mod directory_contract_lab;
 mod fleet;
 mod gmsa;
 mod hermetic_smoke;
+mod hostile;
 mod http_errors;
 mod otel_apply;
 mod process;
