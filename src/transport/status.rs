@@ -8,7 +8,7 @@ use serde::Serialize;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, FieldViolation as RpcFieldViolation, StatusExt};
 
-use crate::workflows::{Error, ErrorKind, PreconditionReason};
+use crate::workflows::{Error, ErrorKind, MAX_REPORTED_VIOLATIONS, PreconditionReason};
 
 /// Errors of the transport layer itself (before a workflow is reached).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,7 @@ pub fn to_status(err: &Error) -> Status {
         Error::InvalidArgument(violations) => Some(ErrorDetails::with_bad_request(
             violations
                 .iter()
+                .take(MAX_REPORTED_VIOLATIONS)
                 .map(|v| RpcFieldViolation::new(v.field.clone(), v.description.clone()))
                 .collect::<Vec<_>>(),
         )),
@@ -292,5 +293,23 @@ mod tests {
         let source = std::error::Error::source(&err).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("disk full"));
         assert_eq!(Status::from(err).code(), Code::Internal);
+    }
+
+    #[test]
+    fn thousands_of_violations_are_reported_as_the_first_few_and_a_count() {
+        let violations = (0..10_000)
+            .map(|i| crate::workflows::FieldViolation::new(format!("ous[{i}]"), "not a DN"))
+            .collect();
+        let status = Status::from(Error::InvalidArgument(violations));
+        let reported = status
+            .get_details_bad_request()
+            .map_or(0, |b| b.field_violations.len());
+        assert_eq!(reported, MAX_REPORTED_VIOLATIONS);
+        assert!(
+            status.message().ends_with("; and 9968 more"),
+            "{}",
+            status.message()
+        );
+        assert!(status.message().len() < 2048);
     }
 }

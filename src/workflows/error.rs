@@ -175,12 +175,26 @@ fn cause_suffix(source: Option<&(dyn std::error::Error + Send + Sync)>) -> Strin
     source.map(|e| format!(": {e}")).unwrap_or_default()
 }
 
+/// The most violations one error reports: a request with thousands of bad
+/// entries must not turn into an answer too large for a client's header
+/// limits (gRPC carries details in a header).
+pub const MAX_REPORTED_VIOLATIONS: usize = 32;
+
 fn describe_violations(violations: &[FieldViolation]) -> String {
-    violations
+    let mut text = violations
         .iter()
+        .take(MAX_REPORTED_VIOLATIONS)
         .map(|v| format!("{}: {}", v.field, v.description))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if let Some(more) = violations
+        .len()
+        .checked_sub(MAX_REPORTED_VIOLATIONS)
+        .filter(|n| *n > 0)
+    {
+        text.push_str(&format!("; and {more} more"));
+    }
+    text
 }
 
 /// The canonical code families of [`Error`]; their names are the gRPC code

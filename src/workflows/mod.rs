@@ -19,6 +19,6 @@ pub mod verify;
 pub mod writeback;
 
 pub use app::{App, Backends, Caller, Paths, TenantSettings};
-pub use error::{Error, ErrorKind, FieldViolation, PreconditionReason};
+pub use error::{Error, ErrorKind, FieldViolation, MAX_REPORTED_VIOLATIONS, PreconditionReason};
 pub use operations::Operations;
 pub use staging::PackageLimits;

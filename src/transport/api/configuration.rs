@@ -9,8 +9,8 @@ use super::service_account::{encryption_bit, profile_choice};
 use super::{caller, known_or_unset};
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{cloud_from_proto, operation};
+use crate::workflows::App;
 use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
-use crate::workflows::{App, Error};
 use provd_proto::v1;
 
 #[derive(Clone)]
@@ -18,9 +18,11 @@ pub struct ConfigurationApi {
     pub app: Arc<App>,
 }
 
-/// The document, which the contract requires.
-fn desired(state: Option<v1::DesiredState>) -> Result<DesiredState, Status> {
-    let state = state.ok_or_else(|| Status::from(Error::invalid("desired", "is required")))?;
+/// The document, when the request has one (the workflow requires it).
+fn desired(state: Option<v1::DesiredState>) -> Result<Option<DesiredState>, Status> {
+    let Some(state) = state else {
+        return Ok(None);
+    };
     let agent = match state.agent {
         None => None,
         Some(a) => Some(AgentSpec {
@@ -31,7 +33,7 @@ fn desired(state: Option<v1::DesiredState>) -> Result<DesiredState, Status> {
             skip_registration: a.skip_registration,
         }),
     };
-    Ok(DesiredState {
+    Ok(Some(DesiredState {
         agent,
         domains: state
             .domains
@@ -62,7 +64,7 @@ fn desired(state: Option<v1::DesiredState>) -> Result<DesiredState, Status> {
             permissions: s.permissions.iter().map(|p| profile_choice(*p)).collect(),
         }),
         writeback: state.writeback.map(|w| w.enabled),
-    })
+    }))
 }
 
 #[tonic::async_trait]

@@ -115,10 +115,16 @@ impl Plan {
 impl ApplyWorkflows {
     pub(super) async fn validate(
         &self,
-        desired: DesiredState,
+        desired: Option<DesiredState>,
         credential: Option<&BindCredential>,
     ) -> Result<Plan, Error> {
         let mut v = Vec::new();
+        // Missing, the document is reported with the request's other
+        // mistakes rather than alone.
+        let desired = desired.unwrap_or_else(|| {
+            v.push(FieldViolation::new("desired", "is required"));
+            DesiredState::default()
+        });
         let prefix = |path: &str, list: Vec<FieldViolation>| {
             list.into_iter()
                 .map(|f| FieldViolation::new(format!("{path}.{}", f.field), f.description))
@@ -258,6 +264,8 @@ impl ApplyWorkflows {
                 )),
                 Some(c) => v.extend(validate::credential("credential", Some(c))),
             }
+        } else if let Some(c) = credential {
+            v.extend(validate::credential("credential", Some(c)));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));

@@ -73,7 +73,7 @@ impl ApplyWorkflows {
     /// PlanConfiguration.
     pub async fn plan(
         &self,
-        desired: DesiredState,
+        desired: Option<DesiredState>,
         credential: Option<BindCredential>,
     ) -> Result<Vec<Change>, Error> {
         let plan = self.validate(desired, credential.as_ref()).await?;
@@ -106,13 +106,23 @@ impl ApplyWorkflows {
     pub async fn apply(
         self: &Arc<Self>,
         caller: &Caller,
-        desired: DesiredState,
+        desired: Option<DesiredState>,
         credential: Option<BindCredential>,
         request_id: &str,
     ) -> Result<OperationRecord, Error> {
-        let request_id = validate::request_id("request_id", request_id)
-            .map_err(|v| Error::InvalidArgument(vec![v]))?;
-        let plan = self.validate(desired, credential.as_ref()).await?;
+        let request_id = validate::request_id("request_id", request_id);
+        let (plan, request_id) = match (
+            self.validate(desired, credential.as_ref()).await,
+            request_id,
+        ) {
+            (Ok(plan), Ok(request_id)) => (plan, request_id),
+            (Err(Error::InvalidArgument(mut v)), Err(bad_id)) => {
+                v.push(bad_id);
+                return Err(Error::InvalidArgument(v));
+            }
+            (Ok(_), Err(bad_id)) => return Err(Error::InvalidArgument(vec![bad_id])),
+            (Err(err), _) => return Err(err),
+        };
         let mut sections = Vec::new();
         if plan.agent.is_some() {
             sections.push("agent".to_owned());

@@ -131,17 +131,20 @@ impl GrantPermissionsRequest {
             }
         }
         let domain_dn = domain.as_deref().map(escape::domain_dn);
-        v.extend(
-            validate::at_most(
-                "organizational_units",
-                &request.organizational_units,
-                validate::MAX_NAME_LIST,
-            )
-            .err(),
+        let too_many = validate::at_most(
+            "organizational_units",
+            &request.organizational_units,
+            validate::MAX_NAME_LIST,
         );
+        // Too many is reported alone, not entry by entry.
+        let listed: &[String] = if too_many.is_ok() {
+            &request.organizational_units
+        } else {
+            &[]
+        };
+        v.extend(too_many.err());
         let ous: Vec<String> = match &domain_dn {
-            Some(d) => request
-                .organizational_units
+            Some(d) => listed
                 .iter()
                 .enumerate()
                 .filter_map(|(i, ou)| {
@@ -150,7 +153,16 @@ impl GrantPermissionsRequest {
                         .ok()
                 })
                 .collect(),
-            None => Vec::new(),
+            // Without a domain, each OU is still checked as a DN.
+            None => {
+                for (i, ou) in listed.iter().enumerate() {
+                    v.extend(
+                        validate::distinguished_name(&format!("organizational_units[{i}]"), ou)
+                            .err(),
+                    );
+                }
+                Vec::new()
+            }
         };
         let mode = request.mode;
         if mode.is_none() {

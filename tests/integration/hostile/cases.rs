@@ -35,6 +35,9 @@ pub struct Case {
     pub field: String,
     /// JSON field path (`desired.agent.source` with json names).
     pub json_field: String,
+    /// The proto path with each oneof member named by its oneof, as
+    /// prost's decode errors name it (`desired.service_account.account.name`).
+    pub oneof_field: String,
     /// What was sent, for the report (`1 MiB`, `enum 99`, ...).
     pub label: &'static str,
     /// `None`: the case cannot be said over gRPC.
@@ -87,8 +90,14 @@ impl Schema {
     }
 
     fn field_cases(&self, message: &str, at: &Path, depth: usize, out: &mut Vec<Case>) {
-        for field in &self.message(message).field {
-            let path = at.child(field);
+        let descriptor = self.message(message);
+        for field in &descriptor.field {
+            let oneof = field
+                .oneof_index
+                .filter(|_| !field.proto3_optional())
+                .and_then(|i| descriptor.oneof_decl.get(usize::try_from(i).ok()?))
+                .map(|o| o.name().to_owned());
+            let path = at.child(field, oneof);
             let repeated = field.label() == Label::Repeated;
             match field.r#type() {
                 Type::Message if field.type_name() == ".google.protobuf.Duration" => {
@@ -124,6 +133,7 @@ fn collect(scope: &str, message: &DescriptorProto, into: &mut BTreeMap<String, D
 struct Path {
     proto: Vec<String>,
     json: Vec<String>,
+    oneof: Vec<String>,
     /// (field number, is a repeated element) of each parent, outermost first.
     parents: Vec<(u32, bool)>,
     number: u32,
@@ -131,13 +141,15 @@ struct Path {
 }
 
 impl Path {
-    fn child(&self, field: &FieldDescriptorProto) -> Path {
+    fn child(&self, field: &FieldDescriptorProto, oneof: Option<String>) -> Path {
         let mut path = self.clone();
         if self.number != 0 {
             path.parents.push((self.number, self.element));
         }
         path.proto.push(field.name().to_owned());
         path.json.push(field.json_name().to_owned());
+        path.oneof
+            .push(oneof.unwrap_or_else(|| field.name().to_owned()));
         path.number = u32::try_from(field.number()).unwrap();
         path.element = false;
         path
@@ -186,6 +198,7 @@ impl Path {
         Case {
             field: self.proto_name(),
             json_field: self.json_name(),
+            oneof_field: self.oneof.join("."),
             label,
             wire: wire.map(|leaf| self.wrap_wire(leaf)),
             json: json.map(|value| self.wrap_json(&value)),
@@ -369,6 +382,7 @@ fn whole_body_cases(message: &DescriptorProto) -> Vec<Case> {
     let body = |label, wire: Option<Vec<u8>>, json: Option<&str>, expect| Case {
         field: "body".into(),
         json_field: "body".into(),
+        oneof_field: "body".into(),
         label,
         wire,
         json: json.map(str::to_owned),
@@ -405,6 +419,7 @@ fn whole_body_cases(message: &DescriptorProto) -> Vec<Case> {
         Case {
             field: "noSuchField".into(),
             json_field: "noSuchField".into(),
+            oneof_field: "noSuchField".into(),
             label: "unknown JSON field",
             wire: None,
             json: Some("{\"noSuchField\":1}".into()),

@@ -100,6 +100,7 @@ fn mutated_contract_cases_never_get_a_server_error() {
         let any_answer = super::cases::Case {
             field: "body".into(),
             json_field: "body".into(),
+            oneof_field: "body".into(),
             label: "mutated",
             wire: None,
             json: None,

@@ -227,11 +227,13 @@ fn judge(case: &Case, got: &Answer) -> Option<String> {
     if case.field == "body" {
         return None;
     }
-    let wanted = normalized(&case.field);
+    let wanted = [normalized(&case.field), normalized(&case.oneof_field)];
     let leaf = case.field.rsplit('.').next().unwrap_or_default();
     let named = got.fields.iter().any(|f| {
         let f = normalized(f);
-        f == wanted || f.starts_with(&format!("{wanted}.")) || wanted.ends_with(&format!(".{f}"))
+        wanted
+            .iter()
+            .any(|w| f == *w || f.starts_with(&format!("{w}.")) || w.ends_with(&format!(".{f}")))
     }) || (got.fields.is_empty()
         && (got.message.contains(leaf) || got.message.contains(&case.json_field)));
     (!named).then(|| {
