@@ -224,7 +224,9 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         before
             .services
             .iter()
-            .all(|s| s.state == v1::ServiceState::NotInstalled as i32)
+            .all(|s| s.state == v1::ServiceState::NotInstalled as i32),
+        "{:?}",
+        before.services
     );
 
     // A corrupt package (wrong digest): refused, nothing installed.
