@@ -244,7 +244,7 @@ fn scalar_cases(path: &Path, kind: Type, repeated: bool) -> Vec<Case> {
                 "NUL",
                 Some(wire::len_field(n, b"a\0b")),
                 Some(quoted("a\0b")),
-                Expect::NoServerError,
+                Expect::NamesField,
             );
             add(
                 "specials",
