@@ -1,65 +1,14 @@
-//! Field validation shared by workflows. Each check returns a
-//! [`FieldViolation`] naming the field, so a request's violations can be
-//! reported together.
+//! Names that reach the directory: DNS names, DNs (RFC 4514, parsed by
+//! `workflows::dn`), SID strings and sAMAccountNames.
 
 use std::collections::BTreeSet;
 
 use provd_sd::Sid;
 
-use super::FieldViolation;
-use super::dn;
-use super::domain_controllers::MAX_PRIORITY_DCS;
-use crate::backends::directory::BindCredential;
-
-pub const MAX_REQUEST_ID_LEN: usize = 128;
-
-/// `request_id`: optional; at most 128 characters of `[A-Za-z0-9._:-]`.
-pub fn request_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
-    if value.is_empty() {
-        return Ok(None);
-    }
-    if value.len() > MAX_REQUEST_ID_LEN {
-        return Err(FieldViolation::new(
-            field,
-            format!("must be at most {MAX_REQUEST_ID_LEN} characters"),
-        ));
-    }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
-    {
-        return Err(FieldViolation::new(
-            field,
-            format!("character {bad:?} is not allowed; use [A-Za-z0-9._:-]"),
-        ));
-    }
-    Ok(Some(value.to_owned()))
-}
-
-/// A SHA-256 digest written as 64 hex digits.
-pub fn sha256_hex(field: &str, value: &str) -> Result<[u8; 32], FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    let mut digest = [0u8; 32];
-    if value.len() != 64 || hex::decode_to_slice(value, &mut digest).is_err() {
-        return Err(FieldViolation::new(
-            field,
-            "must be 64 hexadecimal digits (a SHA-256 digest)",
-        ));
-    }
-    Ok(digest)
-}
-
-/// An operation id: a UUID as provd issues them.
-pub fn operation_id(field: &str, value: &str) -> Result<String, FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new(field, "is required"));
-    }
-    uuid::Uuid::parse_str(value)
-        .map(|u| u.hyphenated().to_string())
-        .map_err(|_| FieldViolation::new(field, "is not an operation id (a UUID)"))
-}
+use super::bounds::*;
+use crate::workflows::FieldViolation;
+use crate::workflows::dn;
+use crate::workflows::domain_controllers::MAX_PRIORITY_DCS;
 
 /// Lower-cases and checks a DNS domain or host name.
 pub(crate) fn dns_name(field: &str, value: &str) -> Result<String, FieldViolation> {
@@ -130,39 +79,6 @@ pub(crate) fn dc_list(field: &str, values: &[String]) -> Result<Vec<String>, Fie
         .collect()
 }
 
-/// Checks a credential's fields (the password is never echoed).
-pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Vec<FieldViolation> {
-    use secrecy::ExposeSecret;
-    let Some(c) = credential else {
-        return vec![FieldViolation::new(field, "is required")];
-    };
-    let mut v = Vec::new();
-    if c.username.trim().is_empty() {
-        v.push(FieldViolation::new(
-            format!("{field}.username"),
-            "is required",
-        ));
-    } else if c.username.len() > 1024 || c.username.contains('\0') {
-        v.push(FieldViolation::new(
-            format!("{field}.username"),
-            "must be at most 1024 bytes without NUL",
-        ));
-    }
-    let password = c.password.expose_secret();
-    if password.is_empty() {
-        v.push(FieldViolation::new(
-            format!("{field}.password"),
-            "is required",
-        ));
-    } else if password.len() > 1024 || password.contains('\0') {
-        v.push(FieldViolation::new(
-            format!("{field}.password"),
-            "must be at most 1024 bytes without NUL",
-        ));
-    }
-    v
-}
-
 /// A DN inside the domain (or the domain root itself), as
 /// [`distinguished_name`] checks it.
 pub(crate) fn dn_in_domain(
@@ -188,18 +104,6 @@ pub(crate) fn dn_in_domain(
     }
     Ok(value.to_owned())
 }
-
-/// DNs: at most this many bytes.
-pub const MAX_DN_LEN: usize = 2048;
-/// sAMAccountName: the schema's limit (rangeUpper), which groups may use.
-pub const MAX_SAM_LEN: usize = 256;
-/// sAMAccountName of a user or computer account: the SAM's limit.
-pub const MAX_COMPUTER_SAM_LEN: usize = 20;
-/// A list of enum values (duplicates collapse, so more is never needed).
-pub const MAX_ENUM_LIST: usize = 16;
-/// A list of names: domains, principals, organizational units.
-pub const MAX_NAME_LIST: usize = 100;
-pub const MAX_ETAG_LEN: usize = 128;
 
 /// A trustee: a DN (if it has `=`), a SID string (if it starts with
 /// `S-1-`), else a sAMAccountName of at most 256 characters. Trimmed.
@@ -309,56 +213,6 @@ pub(crate) fn sam_account_name(
     Ok(value.to_owned())
 }
 
-/// An etag as provd issues them: at most 128 bytes of printable ASCII.
-/// Checked before anything echoes it.
-pub(crate) fn etag(field: &str, value: &str) -> Result<(), FieldViolation> {
-    if value.len() > MAX_ETAG_LEN || !value.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(FieldViolation::new(
-            field,
-            format!(
-                "must be at most {MAX_ETAG_LEN} printable ASCII characters, as GetPriority returns it"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A repeated field of at most `max` entries.
-pub(crate) fn at_most<T>(field: &str, list: &[T], max: usize) -> Result<(), FieldViolation> {
-    if list.len() > max {
-        return Err(FieldViolation::new(field, format!("at most {max} entries")));
-    }
-    Ok(())
-}
-
-// ---------------------------------------------------------------------------
-// Length and count bounds of AgentService, OperationsService and
-// WritebackService request fields the proto documents (issue 13, item 5):
-// each bounds what a request may make provd store, echo or search with.
-
-/// `InstallRequest.source` (and `AgentSpec.source`), the URI in bytes:
-/// Linux's PATH_MAX, far above the 260 of Windows' MAX_PATH installers keep
-/// to. The operation's description carries it.
-pub const MAX_SOURCE_LEN: usize = 4096;
-
-/// `ListOperationsRequest.page_token`, in bytes; the tokens provd issues
-/// are under 64.
-pub const MAX_PAGE_TOKEN_LEN: usize = 128;
-
-/// `SetPasswordWritebackRequest.domains`: at most this many names.
-pub const MAX_WRITEBACK_DOMAINS: usize = 64;
-
-/// A string field of at most `max` bytes.
-pub(crate) fn max_len(field: &str, value: &str, max: usize) -> Result<(), FieldViolation> {
-    if value.len() > max {
-        return Err(FieldViolation::new(
-            field,
-            format!("must be at most {max} bytes"),
-        ));
-    }
-    Ok(())
-}
-
 /// A list of DNS names (`dns_name` each): at most `max`, no duplicates.
 pub(crate) fn dns_names(
     field: &str,
@@ -390,45 +244,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn request_ids() {
-        assert_eq!(request_id("r", "").unwrap(), None);
-        assert_eq!(
-            request_id("r", "abc-1.2:3_x").unwrap().as_deref(),
-            Some("abc-1.2:3_x")
-        );
-        assert!(
-            request_id("r", "a b")
-                .unwrap_err()
-                .description
-                .contains("' '")
-        );
-        assert!(request_id("r", &"a".repeat(129)).is_err());
-        assert!(request_id("r", "x\0").is_err());
-    }
-
-    #[test]
-    fn digests() {
-        let ok = "AB".repeat(32);
-        assert_eq!(sha256_hex("s", &ok).unwrap(), [0xab; 32]);
-        assert!(
-            sha256_hex("s", "")
-                .unwrap_err()
-                .description
-                .contains("required")
-        );
-        assert!(sha256_hex("s", &"zz".repeat(32)).is_err());
-        assert!(sha256_hex("s", "abcd").is_err());
-    }
-
-    #[test]
-    fn operation_ids() {
-        assert!(operation_id("id", "nope").is_err());
-        let id = uuid::Uuid::new_v4().to_string();
-        assert_eq!(operation_id("id", &id.to_uppercase()).unwrap(), id);
-    }
-
-    #[test]
-    fn dns_names() {
+    fn dns_name_rules() {
         assert_eq!(
             dns_name("d", "Lab.Example.TEST.").unwrap(),
             "lab.example.test"
@@ -533,37 +349,6 @@ mod tests {
                 "{c:?}"
             );
         }
-    }
-
-    #[test]
-    fn etags_and_lists() {
-        assert!(etag("e", "").is_ok());
-        assert!(etag("e", "g42").is_ok());
-        assert!(etag("e", &"g".repeat(128)).is_ok());
-        for bad in ["g".repeat(129), "g 1".into(), "g\n".into(), "é".into()] {
-            let err = etag("e", &bad).unwrap_err();
-            assert!(!err.description.contains(&bad));
-        }
-        assert!(at_most("l", &[1; 16], MAX_ENUM_LIST).is_ok());
-        assert_eq!(
-            at_most("l", &[1; 17], MAX_ENUM_LIST).unwrap_err().field,
-            "l"
-        );
-    }
-}
-
-#[cfg(test)]
-mod bounds_tests {
-    use super::*;
-
-    #[test]
-    fn lengths_are_bytes_and_inclusive() {
-        assert!(max_len("f", &"a".repeat(4096), MAX_SOURCE_LEN).is_ok());
-        let err = max_len("f", &"a".repeat(4097), MAX_SOURCE_LEN).unwrap_err();
-        assert_eq!(err.field, "f");
-        assert!(err.description.contains("4096"), "{}", err.description);
-        // 2 bytes a character: 2049 characters are 4098 bytes.
-        assert!(max_len("f", &"é".repeat(2049), MAX_SOURCE_LEN).is_err());
     }
 
     #[test]

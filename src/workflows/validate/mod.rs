@@ -1,0 +1,141 @@
+//! Field validation shared by workflows. Each check returns a
+//! [`FieldViolation`] naming the field, so a request's violations can be
+//! reported together.
+//!
+//! `names`: DNS names, DNs, SIDs and account names (checked before any DC
+//! sees them); `bounds`: the lengths and counts the proto documents.
+
+mod bounds;
+mod names;
+
+pub use bounds::*;
+pub(crate) use names::*;
+
+use super::FieldViolation;
+use crate::backends::directory::BindCredential;
+
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// `request_id`: optional; at most 128 characters of `[A-Za-z0-9._:-]`.
+pub fn request_id(field: &str, value: &str) -> Result<Option<String>, FieldViolation> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    if value.len() > MAX_REQUEST_ID_LEN {
+        return Err(FieldViolation::new(
+            field,
+            format!("must be at most {MAX_REQUEST_ID_LEN} characters"),
+        ));
+    }
+    if let Some(bad) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
+    {
+        return Err(FieldViolation::new(
+            field,
+            format!("character {bad:?} is not allowed; use [A-Za-z0-9._:-]"),
+        ));
+    }
+    Ok(Some(value.to_owned()))
+}
+
+/// A SHA-256 digest written as 64 hex digits.
+pub fn sha256_hex(field: &str, value: &str) -> Result<[u8; 32], FieldViolation> {
+    if value.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    let mut digest = [0u8; 32];
+    if value.len() != 64 || hex::decode_to_slice(value, &mut digest).is_err() {
+        return Err(FieldViolation::new(
+            field,
+            "must be 64 hexadecimal digits (a SHA-256 digest)",
+        ));
+    }
+    Ok(digest)
+}
+
+/// An operation id: a UUID as provd issues them.
+pub fn operation_id(field: &str, value: &str) -> Result<String, FieldViolation> {
+    if value.is_empty() {
+        return Err(FieldViolation::new(field, "is required"));
+    }
+    uuid::Uuid::parse_str(value)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| FieldViolation::new(field, "is not an operation id (a UUID)"))
+}
+
+/// Checks a credential's fields (the password is never echoed).
+pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Vec<FieldViolation> {
+    use secrecy::ExposeSecret;
+    let Some(c) = credential else {
+        return vec![FieldViolation::new(field, "is required")];
+    };
+    let mut v = Vec::new();
+    if c.username.trim().is_empty() {
+        v.push(FieldViolation::new(
+            format!("{field}.username"),
+            "is required",
+        ));
+    } else if c.username.len() > 1024 || c.username.contains('\0') {
+        v.push(FieldViolation::new(
+            format!("{field}.username"),
+            "must be at most 1024 bytes without NUL",
+        ));
+    }
+    let password = c.password.expose_secret();
+    if password.is_empty() {
+        v.push(FieldViolation::new(
+            format!("{field}.password"),
+            "is required",
+        ));
+    } else if password.len() > 1024 || password.contains('\0') {
+        v.push(FieldViolation::new(
+            format!("{field}.password"),
+            "must be at most 1024 bytes without NUL",
+        ));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        assert_eq!(request_id("r", "").unwrap(), None);
+        assert_eq!(
+            request_id("r", "abc-1.2:3_x").unwrap().as_deref(),
+            Some("abc-1.2:3_x")
+        );
+        assert!(
+            request_id("r", "a b")
+                .unwrap_err()
+                .description
+                .contains("' '")
+        );
+        assert!(request_id("r", &"a".repeat(129)).is_err());
+        assert!(request_id("r", "x\0").is_err());
+    }
+
+    #[test]
+    fn digests() {
+        let ok = "AB".repeat(32);
+        assert_eq!(sha256_hex("s", &ok).unwrap(), [0xab; 32]);
+        assert!(
+            sha256_hex("s", "")
+                .unwrap_err()
+                .description
+                .contains("required")
+        );
+        assert!(sha256_hex("s", &"zz".repeat(32)).is_err());
+        assert!(sha256_hex("s", "abcd").is_err());
+    }
+
+    #[test]
+    fn operation_ids() {
+        assert!(operation_id("id", "nope").is_err());
+        let id = uuid::Uuid::new_v4().to_string();
+        assert_eq!(operation_id("id", &id.to_uppercase()).unwrap(), id);
+    }
+}
