@@ -13,7 +13,7 @@ use crate::workflows::PreconditionReason;
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
 use crate::workflows::operations::{blocking, now_ms};
 use crate::workflows::permissions::{ProfileStatus, profile_statuses};
-use crate::workflows::{Error, FieldViolation};
+use crate::workflows::{Error, FieldViolation, validate};
 use provd_sd::{SecurityDescriptor, Sid};
 
 const ACCOUNT_NS: &str = "service_account";
@@ -83,21 +83,14 @@ pub(crate) fn gmsa_name(field: &str, value: &str) -> Result<String, FieldViolati
             "must be 1 to 15 characters before the trailing $",
         ));
     }
-    if let Some(bad) = base
-        .chars()
-        .find(|c| c.is_control() || "\"/\\[]:;|=,+*?<>@$".contains(*c))
-    {
+    // `@` and a second `$` are legal in a sAMAccountName, not in a gMSA's.
+    if let Some(bad) = base.chars().find(|c| matches!(c, '@' | '$')) {
         return Err(FieldViolation::new(
             field,
-            format!("character {bad:?} is not allowed in a sAMAccountName"),
+            format!("character {bad:?} is not allowed in a gMSA's name"),
         ));
     }
-    if base.chars().all(|c| c == '.' || c == ' ') {
-        return Err(FieldViolation::new(
-            field,
-            "must not be only dots and spaces",
-        ));
-    }
+    validate::sam_account_name(field, base, 15)?;
     Ok(format!("{base}$"))
 }
 
