@@ -117,6 +117,7 @@ fn product_source_files_stay_readable() {
         "src",
         "proto/src",
         "crates/provd-sd/src",
+        "crates/provd-psscript/src",
         "crates/provctl/src",
     ] {
         for file in rust_files(dir) {
@@ -230,4 +231,14 @@ fn the_product_does_not_depend_on_lab_stand_ins() {
         !deps.contains("provd-tenant-emulator"),
         "provd depends on the lab emulator"
     );
+}
+
+#[test]
+fn the_script_checker_ships_in_nothing() {
+    // provd-psscript (and tree-sitter's C parser) serve the parse test and the lab
+    // stand-in's build script only.
+    let deps = normal_dependencies("provd");
+    for test_only in ["provd-psscript", "tree-sitter", "tree-sitter-powershell"] {
+        assert!(!deps.contains(test_only), "provd depends on {test_only}");
+    }
 }

@@ -29,6 +29,7 @@ mod hostile;
 mod http_errors;
 mod otel_apply;
 mod process;
+mod ps_scripts;
 mod samba_fixture;
 mod tenant;
 mod tenant_emulator;

@@ -1,0 +1,3 @@
+//! The agent's own configuration, through Microsoft's PowerShell module (issue 14).
+
+pub mod scripts;
