@@ -1,5 +1,5 @@
 //! The daemon's assembly: the one place that names concrete backends (LDAP,
-//! HTTP tenant, redb store, the platform's host), unless the embedder or the
+//! HTTP tenant, redb store, the platform's host and agent module), unless the embedder or the
 //! hermetic test tier replaced them through [`DaemonBuilder`]; then the
 //! workflows over them, and the transport over the workflows.
 
@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::agent_config::{AgentConfig, UnavailableAgentConfig};
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
 #[cfg(not(windows))]
@@ -54,6 +55,12 @@ fn platform_host(config: &config::HostConfig) -> Arc<dyn Host> {
     }
 }
 
+/// How the platform provd was built for runs the agent's PowerShell module
+/// (nowhere yet: the Windows runner comes next).
+fn platform_agent_config() -> Arc<dyn AgentConfig> {
+    Arc::new(UnavailableAgentConfig::for_this_platform())
+}
+
 /// The tenant client for the configured cloud, or the overridden
 /// endpoints (the lab emulator).
 fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonError> {
@@ -89,6 +96,7 @@ impl Daemon {
             directory: None,
             tenant: None,
             store: None,
+            agent_config: None,
         }
     }
 }
@@ -101,6 +109,7 @@ pub struct DaemonBuilder {
     directory: Option<Arc<dyn Directory>>,
     tenant: Option<Arc<dyn Tenant>>,
     store: Option<Arc<dyn Store>>,
+    agent_config: Option<Arc<dyn AgentConfig>>,
 }
 
 impl DaemonBuilder {
@@ -119,6 +128,12 @@ impl DaemonBuilder {
     /// Replaces the HTTP tenant (Entra ID / Graph) backend.
     pub fn tenant(mut self, tenant: Arc<dyn Tenant>) -> Self {
         self.tenant = Some(tenant);
+        self
+    }
+
+    /// Replaces the platform's agent-module runner (PowerShell on Windows).
+    pub fn agent_config(mut self, agent_config: Arc<dyn AgentConfig>) -> Self {
+        self.agent_config = Some(agent_config);
         self
     }
 
@@ -156,6 +171,7 @@ impl DaemonBuilder {
             }
         };
         let host = self.host.unwrap_or_else(|| platform_host(&config.host));
+        let agent_config = self.agent_config.unwrap_or_else(platform_agent_config);
         let tenant: Arc<dyn Tenant> = match self.tenant {
             Some(tenant) => tenant,
             None => Arc::new(tenant_client(&config.tenant)?),
@@ -193,6 +209,7 @@ impl DaemonBuilder {
                 host,
                 directory,
                 tenant,
+                agent_config,
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),

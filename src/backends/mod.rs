@@ -1,6 +1,7 @@
 //! Backends: traits the workflows call, each with a real implementation.
-//! Only `lib.rs` chooses concrete backends.
+//! Only `src/daemon.rs` chooses concrete backends.
 
+pub mod agent_config;
 pub mod directory;
 pub mod host;
 pub mod store;
