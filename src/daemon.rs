@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::backends::agent_config::{AgentConfig, UnavailableAgentConfig};
+use crate::backends::agent_config::AgentConfig;
+#[cfg(not(windows))]
+use crate::backends::agent_config::UnavailableAgentConfig;
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
 #[cfg(not(windows))]
@@ -55,10 +57,23 @@ fn platform_host(config: &config::HostConfig) -> Arc<dyn Host> {
     }
 }
 
-/// How the platform provd was built for runs the agent's PowerShell module
-/// (nowhere yet: the Windows runner comes next).
-fn platform_agent_config() -> Arc<dyn AgentConfig> {
-    Arc::new(UnavailableAgentConfig::for_this_platform())
+/// How the platform provd was built for runs the agent's PowerShell module.
+#[cfg_attr(not(windows), allow(unused_variables))]
+fn platform_agent_config(config: &config::AgentModuleConfig) -> Arc<dyn AgentConfig> {
+    #[cfg(windows)]
+    {
+        Arc::new(
+            crate::backends::agent_config::windows::PowerShellAgentConfig::new(
+                config.powershell.clone(),
+                config.scripts_dir.clone(),
+                config.script_timeout,
+            ),
+        )
+    }
+    #[cfg(not(windows))]
+    {
+        Arc::new(UnavailableAgentConfig::for_this_platform())
+    }
 }
 
 /// The tenant client for the configured cloud, or the overridden
@@ -171,7 +186,9 @@ impl DaemonBuilder {
             }
         };
         let host = self.host.unwrap_or_else(|| platform_host(&config.host));
-        let agent_config = self.agent_config.unwrap_or_else(platform_agent_config);
+        let agent_config = self
+            .agent_config
+            .unwrap_or_else(|| platform_agent_config(&config.agent_module));
         let tenant: Arc<dyn Tenant> = match self.tenant {
             Some(tenant) => tenant,
             None => Arc::new(tenant_client(&config.tenant)?),

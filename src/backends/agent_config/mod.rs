@@ -10,15 +10,20 @@
 //!
 //! provd never builds PowerShell text: each action is a fixed, reviewed
 //! script ([`scripts`]) that reads its arguments, secrets included, as one
-//! JSON object on stdin and answers one result line. [`AgentConfig`] is
-//! what workflows call; [`UnavailableAgentConfig`] answers where the module
-//! cannot run (the Windows runner is the next step).
+//! JSON object on stdin and answers one result line ([`protocol`]).
+//! [`AgentConfig`] is what workflows call; `windows::PowerShellAgentConfig`
+//! runs the scripts, [`UnavailableAgentConfig`] answers on every other
+//! platform.
 
 pub mod scripts;
 
 pub mod classify;
 mod error;
+pub mod protocol;
+pub mod transcript;
 mod unavailable;
+#[cfg(windows)]
+pub mod windows;
 
 #[cfg(test)]
 mod tests;
