@@ -423,6 +423,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         directory: Default::default(),
         tenant: Default::default(),
         host: Default::default(),
+        agent_module: Default::default(),
         telemetry: Default::default(),
         http: Default::default(),
     })

@@ -1,5 +1,5 @@
 //! The daemon's assembly: the one place that names concrete backends (LDAP,
-//! HTTP tenant, redb store, the platform's host), unless the embedder or the
+//! HTTP tenant, redb store, the platform's host and agent module), unless the embedder or the
 //! hermetic test tier replaced them through [`DaemonBuilder`]; then the
 //! workflows over them, and the transport over the workflows.
 
@@ -8,6 +8,9 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::backends::agent_config::AgentConfig;
+#[cfg(not(windows))]
+use crate::backends::agent_config::UnavailableAgentConfig;
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
 #[cfg(not(windows))]
@@ -54,6 +57,25 @@ fn platform_host(config: &config::HostConfig) -> Arc<dyn Host> {
     }
 }
 
+/// How the platform provd was built for runs the agent's PowerShell module.
+#[cfg_attr(not(windows), allow(unused_variables))]
+fn platform_agent_config(config: &config::AgentModuleConfig) -> Arc<dyn AgentConfig> {
+    #[cfg(windows)]
+    {
+        Arc::new(
+            crate::backends::agent_config::windows::PowerShellAgentConfig::new(
+                config.powershell.clone(),
+                config.scripts_dir.clone(),
+                config.script_timeout,
+            ),
+        )
+    }
+    #[cfg(not(windows))]
+    {
+        Arc::new(UnavailableAgentConfig::for_this_platform())
+    }
+}
+
 /// The tenant client for the configured cloud, or the overridden
 /// endpoints (the lab emulator).
 fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonError> {
@@ -89,6 +111,7 @@ impl Daemon {
             directory: None,
             tenant: None,
             store: None,
+            agent_config: None,
         }
     }
 }
@@ -101,6 +124,7 @@ pub struct DaemonBuilder {
     directory: Option<Arc<dyn Directory>>,
     tenant: Option<Arc<dyn Tenant>>,
     store: Option<Arc<dyn Store>>,
+    agent_config: Option<Arc<dyn AgentConfig>>,
 }
 
 impl DaemonBuilder {
@@ -119,6 +143,12 @@ impl DaemonBuilder {
     /// Replaces the HTTP tenant (Entra ID / Graph) backend.
     pub fn tenant(mut self, tenant: Arc<dyn Tenant>) -> Self {
         self.tenant = Some(tenant);
+        self
+    }
+
+    /// Replaces the platform's agent-module runner (PowerShell on Windows).
+    pub fn agent_config(mut self, agent_config: Arc<dyn AgentConfig>) -> Self {
+        self.agent_config = Some(agent_config);
         self
     }
 
@@ -156,6 +186,9 @@ impl DaemonBuilder {
             }
         };
         let host = self.host.unwrap_or_else(|| platform_host(&config.host));
+        let agent_config = self
+            .agent_config
+            .unwrap_or_else(|| platform_agent_config(&config.agent_module));
         let tenant: Arc<dyn Tenant> = match self.tenant {
             Some(tenant) => tenant,
             None => Arc::new(tenant_client(&config.tenant)?),
@@ -193,6 +226,7 @@ impl DaemonBuilder {
                 host,
                 directory,
                 tenant,
+                agent_config,
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),

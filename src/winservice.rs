@@ -27,7 +27,7 @@ static CONFIG: OnceLock<Config> = OnceLock::new();
 
 // The macro expands to the FFI entry point the SCM calls; its body converts
 // raw argument pointers, which needs `unsafe` inside windows-service's own
-// helper. This is the only unsafe code provd has.
+// helper. The reviewed unsafe code provd has is listed in ARCHITECTURE.md.
 #[allow(unsafe_code)]
 mod entry {
     windows_service::define_windows_service!(ffi_service_main, service_main);

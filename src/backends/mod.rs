@@ -1,5 +1,5 @@
 //! Backends: traits the workflows call, each with a real implementation.
-//! Only `lib.rs` chooses concrete backends.
+//! Only `src/daemon.rs` chooses concrete backends.
 
 pub mod agent_config;
 pub mod directory;

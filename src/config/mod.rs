@@ -10,6 +10,7 @@
 //! (`flags.rs`) and `provd serve --help` are all driven by that declaration,
 //! so adding a setting is one edit there.
 
+mod agent_module;
 mod declare;
 mod directory;
 mod flags;
@@ -31,6 +32,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use agent_module::AgentModuleConfig;
 pub use directory::{DirectoryConfig, DirectoryTransport};
 pub use flags::Overrides;
 pub use host::HostConfig;
@@ -92,6 +94,7 @@ section! {
         pub directory: DirectoryConfig,
         pub tenant: TenantConfig,
         pub host: HostConfig,
+        pub agent_module: AgentModuleConfig,
         pub telemetry: TelemetryConfig,
         pub http: HttpConfig,
     }

@@ -1,5 +1,5 @@
 //! The hermetic test tier: in-memory stand-ins for the directory, the
-//! tenant and the host, and the directory backend contract suite that runs
+//! tenant, the host and the agent's PowerShell module, and the directory backend contract suite that runs
 //! against both the fake and the real LDAP backend.
 //!
 //! Only built with the `testkit` cargo feature; the integration tests get it
@@ -11,11 +11,13 @@
 //! trait methods return errors, never panic, on any input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod agent_config;
 pub mod contract;
 pub mod directory;
 pub mod host;
 pub mod tenant;
 
+pub use agent_config::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeAgentConfig};
 pub use directory::{FakeDirectory, WriteOp};
 pub use host::FakeHost;
 pub use tenant::FakeTenant;

@@ -7,6 +7,7 @@ use super::{
     Error, PackageLimits, agent, apply, directory, domain_controllers, service_account, staging,
     tenant, verify, writeback,
 };
+use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::Directory;
 use crate::backends::host::{Cloud, Host};
 use crate::backends::store::Store;
@@ -28,15 +29,23 @@ pub struct App {
     pub writeback: Arc<writeback::WritebackWorkflows>,
     pub verify: verify::VerifyWorkflows,
     pub apply: Arc<apply::ApplyWorkflows>,
+    /// The agent's PowerShell module, for the workflows that will
+    /// configure the agent through it (issue 14).
+    #[expect(
+        dead_code,
+        reason = "no workflow configures the agent through its module yet"
+    )]
+    pub agent_config: Arc<dyn AgentConfig>,
 }
 
-/// The backends a daemon runs with; chosen by `lib.rs` (the only place that
-/// names concrete backends).
+/// The backends a daemon runs with; chosen by `src/daemon.rs` (the only
+/// place that names concrete backends).
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub host: Arc<dyn Host>,
     pub directory: Arc<dyn Directory>,
     pub tenant: Arc<dyn Tenant>,
+    pub agent_config: Arc<dyn AgentConfig>,
 }
 
 /// Settings of the tenant side that workflows act on.
@@ -135,6 +144,7 @@ impl App {
             gmsa,
             writeback,
             verify,
+            agent_config: backends.agent_config,
         }))
     }
 }

@@ -1,6 +1,7 @@
 //! The layer's one error type, its code families, and the conversion of
-//! directory failures into it.
+//! each backend's failures into it.
 
+use crate::backends::agent_config::AgentConfigError;
 use crate::backends::directory::DirectoryError;
 use crate::backends::host::HostError;
 use crate::backends::store::StoreError;
@@ -50,10 +51,14 @@ pub enum PreconditionReason {
     NoServiceAccount,
     PackageTooLarge,
     DirectoryRejected,
+    AgentModuleMissing,
+    AgentExecutionPolicy,
+    AgentModuleConflict,
+    AgentServiceNotManaged,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 22] = [
+    pub const ALL: [Self; 26] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -76,6 +81,10 @@ impl PreconditionReason {
         Self::NoServiceAccount,
         Self::PackageTooLarge,
         Self::DirectoryRejected,
+        Self::AgentModuleMissing,
+        Self::AgentExecutionPolicy,
+        Self::AgentModuleConflict,
+        Self::AgentServiceNotManaged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -102,6 +111,10 @@ impl PreconditionReason {
             Self::NoServiceAccount => "NO_SERVICE_ACCOUNT",
             Self::PackageTooLarge => "PACKAGE_TOO_LARGE",
             Self::DirectoryRejected => "DIRECTORY_REJECTED",
+            Self::AgentModuleMissing => "AGENT_MODULE_MISSING",
+            Self::AgentExecutionPolicy => "AGENT_EXECUTION_POLICY",
+            Self::AgentModuleConflict => "AGENT_MODULE_CONFLICT",
+            Self::AgentServiceNotManaged => "AGENT_SERVICE_NOT_MANAGED",
         }
     }
 }
@@ -366,6 +379,46 @@ impl From<HostError> for Error {
                 message: m,
             },
             other => Error::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Maps a failure of the agent's PowerShell module. The message (with its
+/// remedy) is the backend's; the reason says which kind of fix it is.
+impl From<AgentConfigError> for Error {
+    fn from(err: AgentConfigError) -> Self {
+        let precondition =
+            |reason, subject: &str, err: AgentConfigError| Error::FailedPrecondition {
+                reason,
+                subject: subject.into(),
+                message: err.to_string(),
+            };
+        match err {
+            AgentConfigError::Unavailable(_) => {
+                precondition(PreconditionReason::HostUnavailable, "host", err)
+            }
+            AgentConfigError::ModuleMissing { .. } => {
+                precondition(PreconditionReason::AgentModuleMissing, "agent", err)
+            }
+            AgentConfigError::ModuleTooOld { .. } | AgentConfigError::ParameterBinding { .. } => {
+                precondition(PreconditionReason::AgentTooOld, "agent", err)
+            }
+            AgentConfigError::ExecutionPolicy { .. } => {
+                precondition(PreconditionReason::AgentExecutionPolicy, "host", err)
+            }
+            AgentConfigError::AssemblyConflict { .. } => {
+                precondition(PreconditionReason::AgentModuleConflict, "agent", err)
+            }
+            AgentConfigError::ServiceAccountNotManaged { ref service } => {
+                let service = service.clone();
+                precondition(PreconditionReason::AgentServiceNotManaged, &service, err)
+            }
+            AgentConfigError::TokenRejected { .. } => Error::Unauthenticated(err.to_string()),
+            AgentConfigError::Cmdlet { .. }
+            | AgentConfigError::Timeout { .. }
+            | AgentConfigError::Io(_) => Error::Unavailable(err.to_string()),
+            AgentConfigError::Cancelled => Error::Cancelled,
+            AgentConfigError::Protocol(_) => Error::internal("the agent's module script", err),
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
             allow_fifo_packages: true,
             ..Default::default()
         },
+        agent_module: Default::default(),
         telemetry: Default::default(),
         http: Default::default(),
     }

@@ -64,6 +64,8 @@ fn only_the_daemon_assembly_names_concrete_backends() {
         "RedbStore",
         "WindowsHost",
         "UnavailableHost",
+        "PowerShellAgentConfig",
+        "UnavailableAgentConfig",
     ];
     let hits: Vec<String> = lines_naming("src", CONCRETE)
         .into_iter()

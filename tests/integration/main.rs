@@ -15,6 +15,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod agent_config;
 mod api;
 mod apply;
 mod architecture;
