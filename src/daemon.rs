@@ -65,8 +65,10 @@ fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonErro
     if let Some(authority) = &config.authority {
         endpoints.authority.clone_from(authority);
     }
+    // Only where Graph is reached changes: the scope keeps naming the
+    // cloud's Graph resource, the audience the tenant (and the lab
+    // emulator) issues Graph tokens for.
     if let Some(graph) = &config.graph {
-        endpoints.scope = format!("{graph}/.default offline_access");
         endpoints.graph.clone_from(graph);
     }
     Ok(HttpTenant::new(

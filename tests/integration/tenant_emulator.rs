@@ -3,6 +3,8 @@
 //! bound address from its first stdout line, and talks HTTPS to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
+mod audiences;
+
 use crate::common::tenant::TenantEmulator;
 
 use std::time::Duration;
