@@ -359,3 +359,63 @@ fn pem_of(der: &[u8]) -> String {
         lines.join("\n")
     )
 }
+
+#[tokio::test]
+async fn provds_client_reads_who_signed_in_and_names_a_refused_audience() {
+    let emu = Emulator::start(&["--poll-interval", "1"]).await;
+    let client = tenant_client(&emu);
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let registration = ClientScope {
+        client_id: CONNECTOR.into(),
+        scope: format!("{REGISTRATION}/user_impersonation"),
+    };
+    let code = client.start_device_code(&registration).await.unwrap();
+    emu.decide(&code.user_code, true).await;
+    let tokens = client.wait_for_tokens(&code, &cancel).await.unwrap();
+    assert_eq!(tokens.tenant_id.as_deref(), Some(TENANT));
+    assert_eq!(
+        tokens.user_principal_name.as_deref(),
+        Some("admin@lab.example.test")
+    );
+    // The registration token is no Graph token; the refresh grant gets one.
+    assert!(matches!(
+        client.list_agents(&tokens).await,
+        Err(TenantError::Unauthorized(_))
+    ));
+    let graph = ClientScope {
+        client_id: CONNECTOR.into(),
+        scope: "https://graph.microsoft.com/.default".into(),
+    };
+    let refresh = tokens.refresh.clone().unwrap();
+    let graph_tokens = client.refresh(&graph, &refresh).await.unwrap();
+    assert!(client.list_agents(&graph_tokens).await.unwrap().is_empty());
+    assert_eq!(graph_tokens.tenant_id.as_deref(), Some(TENANT));
+
+    // A client the tenant refuses the registration audience.
+    let cli = ClientScope {
+        client_id: GRAPH_CLI.into(),
+        scope: "https://graph.microsoft.com/.default".into(),
+    };
+    let code = client.start_device_code(&cli).await.unwrap();
+    emu.decide(&code.user_code, true).await;
+    let cli_tokens = client.wait_for_tokens(&code, &cancel).await.unwrap();
+    let refused = ClientScope {
+        client_id: GRAPH_CLI.into(),
+        scope: registration.scope.clone(),
+    };
+    match client
+        .refresh(&refused, cli_tokens.refresh.as_ref().unwrap())
+        .await
+    {
+        Err(TenantError::ConsentRequired {
+            client_id,
+            scope,
+            message,
+        }) => {
+            assert_eq!((client_id.as_str(), scope), (GRAPH_CLI, refused.scope));
+            assert!(message.starts_with("AADSTS65001"), "{message}");
+        }
+        other => panic!("expected ConsentRequired, got {:?}", other.map(|_| ())),
+    }
+    emu.stop().await;
+}
