@@ -1,23 +1,36 @@
 #!/usr/bin/env bash
 # wine.sh - provd's Wine lab: a Windows-like host on Linux (Debian 12, Wine 8.0) on which
 # provd's Windows code path runs for real (SCM, msiexec, registry), plus a LAB STAND-IN agent
-# package (NOT Microsoft's agent) that registers the agent's two services.
+# package (NOT Microsoft's agent) that registers the agent's two services, and a LAB STAND-IN
+# powershell.exe (NOT PowerShell) that runs only provd's agent-module scripts
+# (src/backends/agent_config/scripts/*.ps1) and does in the lab what the module's cmdlets do.
 #
 # Usage: wine.sh COMMAND
-#   up      install packages if missing, build the shim, the stand-in agent and the MSIs,
-#           create the prefix once, start the persistent wineserver. Idempotent.
+#   up      install packages if missing, build the shim, the stand-in agent, the placeholder
+#           DLLs, the MSIs and the stand-in powershell.exe, create the prefix once, start the
+#           persistent wineserver, put the stand-in over Wine's stub powershell.exe. Idempotent.
 #   down    stop this prefix's wineserver (and with it every wine process of the prefix)
 #   status  packages, prefix, wineserver, services.exe, MSIs (exit 0 only if the lab is up)
 #   env     print `export` lines for the tests:  eval "$(deploy/lab/wine.sh env)"
 #   smoke   install / reinstall / upgrade / uninstall the stand-in MSIs and a failing one,
-#           checking services, heartbeats, the Uninstall entry and exit codes; leaves
-#           nothing installed. Prints PASS/FAIL per check, exits non-zero on any FAIL.
+#           checking services, heartbeats, the Uninstall entry and exit codes, and the
+#           stand-in powershell.exe running provd's scripts (module-info, use-gmsa,
+#           add-domain, list-domains) and refusing others; leaves nothing installed.
+#           Prints PASS/FAIL per check, exits non-zero on any FAIL.
 #   clean   down, then delete WINE_LAB_DIR
+#   tenant-emulator URL CA_FILE [HEARTBEAT_SECONDS]
+#           where the stand-in powershell.exe registers the agent (Connect-AADCloudSyncAzureAD):
+#           writes HKLM\SOFTWARE\ProvdLab\TenantEmulator {Url, CaPem, HeartbeatIntervalSeconds}.
+#           Run it once the emulator is up (the demo and the Wine test will have to, when
+#           provd's Install registers through the module: issue 14).
+#   tenant-emulator none
+#           removes that key (the stand-in's Connect then fails, saying so)
 #
 # Environment:
 #   WINE_LAB_DIR   lab state (default /var/tmp/provd-wine; refused inside the repository):
 #                  prefix/, tmp/ (wine's TMPDIR), packages/ (the MSIs), logs/, build/ (shim,
-#                  exe, custom-action DLL), target-agent/ (cargo target dir of the agent)
+#                  exes, custom-action and placeholder DLLs), target-agent/ (cargo target dir
+#                  of the agent and of the powershell.exe stand-in)
 #   WINE_TIMEOUT   seconds any single wine command may take (default 120)
 #
 # Needs root for up/down/smoke/clean (packages; wine refuses a prefix owned by another user,
@@ -46,11 +59,23 @@ readonly DISPLAY_NAME='Microsoft Azure AD Connect Provisioning Agent (provd lab 
 readonly AGENT_DIR_NAME='Microsoft Azure AD Connect Provisioning Agent'
 readonly UNINSTALL_KEY='HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall'
 # Bump when the way MSIs are built changes: every MSI is then rebuilt by the next `up`.
-readonly MSI_FORMAT=1
+readonly MSI_FORMAT=2
+# The placeholder Newtonsoft.Json.dll the good MSIs ship (the module is built against 12), and
+# the 13.x one a test swaps in to see Add-AADCloudSyncADDomain fail (azure-docs#104689).
+readonly NEWTONSOFT_12=12.0.3.23909
+readonly NEWTONSOFT_13=13.0.1.25517
+# The powershell.exe stand-in's lab-only settings (deploy/lab/windows/powershell/src/main.rs).
+readonly PS_LAB_KEY='HKLM\SOFTWARE\ProvdLab\PowerShell'
+readonly EMULATOR_KEY='HKLM\SOFTWARE\ProvdLab\TenantEmulator'
+# The Samba lab's NetBIOS domain (deploy/lab/lab.sh NETBIOS): the stand-in's
+# Add-AADCloudSyncGMSA puts it before the gMSA's name (a real host is joined to its domain).
+readonly LAB_NETBIOS=LAB
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
 readonly WIN_SRC=$SCRIPT_DIR/windows
+# provd's agent-module scripts, which the powershell.exe stand-in is built to run.
+readonly PS_SCRIPTS=$SCRIPT_DIR/../../src/backends/agent_config/scripts
 WINE_LAB_DIR=${WINE_LAB_DIR:-/var/tmp/provd-wine}
 WINE_TIMEOUT=${WINE_TIMEOUT:-120}
 PREFIX=$WINE_LAB_DIR/prefix
@@ -313,6 +338,46 @@ build_dll() {
   say "built $name.dll"
 }
 
+# build_placeholder FILE NAME VERSION DESCRIPTION PRODUCT: build/FILE, a DLL with no code and a
+# version resource (placeholder.c + placeholder.rc.in); rebuilt only when an input changed.
+build_placeholder() {
+  local out=$BUILD/$1 name=$2 version=$3 desc=$4 product=$5 rc want
+  want="c=$(sha256 "$WIN_SRC/placeholder.c") rc=$(sha256 "$WIN_SRC/placeholder.rc.in") $name $version $desc $product"
+  if [ -f "$out" ] && [ "$(cat "$out.inputs" 2>/dev/null)" = "$want" ]; then return 0; fi
+  rc=$BUILD/tmp/$1.rc
+  sed -e "s/@VERSION@/$version/g" -e "s/@COMMAS@/${version//./,}/g" -e "s/@NAME@/$name/g" \
+    -e "s/@DESCRIPTION@/$desc/g" -e "s/@PRODUCT@/$product/g" "$WIN_SRC/placeholder.rc.in" >"$rc"
+  x86_64-w64-mingw32-windres -O coff -o "$rc.o" "$rc"
+  TMPDIR=$BUILD/tmp x86_64-w64-mingw32-gcc -O2 -Wall -shared -s -o "$out.tmp" "$WIN_SRC/placeholder.c" "$rc.o"
+  mv "$out.tmp" "$out"
+  echo "$want" >"$out.inputs"
+  say "built $1 (FileVersion $version)"
+}
+
+build_placeholders() {
+  local v
+  for v in "$VERSION_GOOD" "$VERSION_NEWER"; do
+    build_placeholder "Microsoft.CloudSync.PowerShell-$v.dll" Microsoft.CloudSync.PowerShell.dll "$v" \
+      'LAB STAND-IN placeholder for the agent PowerShell module' 'provd lab stand-in agent'
+  done
+  build_placeholder Newtonsoft.Json-12.dll Newtonsoft.Json.dll "$NEWTONSOFT_12" \
+    'LAB STAND-IN placeholder for Json.NET 12' 'Json.NET (provd lab placeholder)'
+  build_placeholder Newtonsoft.Json-13.dll Newtonsoft.Json.dll "$NEWTONSOFT_13" \
+    'LAB STAND-IN placeholder for Json.NET 13' 'Json.NET (provd lab placeholder)'
+}
+
+# The powershell.exe stand-in: its own crate like the agent (own lock file, not in provd's
+# workspace), sharing the agent's target dir (the same dependencies, built once). Its build.rs
+# reads provd's scripts from this checkout and plans them with crates/provd-psscript.
+build_powershell() {
+  local t exe=$AGENT_TARGET/$RUST_TARGET/release/powershell.exe
+  t=$(mark)
+  (cd "$WIN_SRC/powershell" && TMPDIR=$BUILD/tmp cargo build --quiet --release --locked --target "$RUST_TARGET" \
+    --target-dir "$AGENT_TARGET") >&2
+  cmp -s "$exe" "$BUILD/powershell.exe" || install -m 0644 "$exe" "$BUILD/powershell.exe"
+  say "powershell.exe stand-in ready ($(since "$t")s)"
+}
+
 build_agent() {
   local t exe=$AGENT_TARGET/$RUST_TARGET/release/provd-lab-agent.exe
   t=$(mark)
@@ -334,11 +399,16 @@ build_msi() {
   stamp=$BUILD/$(basename "$out").inputs
   want="format=$MSI_FORMAT wixl=$(wixl --version) version=$version wxs=$(sha256 "$wxs")"
   want+=" exe=$(sha256 "$BUILD/provd-lab-agent.exe") dll=$(sha256 "$BUILD/failaction.dll")"
+  if [ "$kind" != bad ]; then
+    want+=" module=$(sha256 "$BUILD/Microsoft.CloudSync.PowerShell-$version.dll") json=$(sha256 "$BUILD/Newtonsoft.Json-12.dll")"
+  fi
   if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
   # wixl resolves File/@Source and Binary/@SourceFile against the current directory only
-  # (an absolute path fails), hence the cd and the bare file names.
+  # (an absolute path fails), hence the cd and the bare file names. bad.wxs uses neither dll.
   (cd "$BUILD" && wixl -a x64 -D "Version=$version" -D "ProductCode=$(product_code "$kind" "$version")" \
-    -D AgentExe=provd-lab-agent.exe -D FailDll=failaction.dll -o "$out.tmp" "$wxs")
+    -D AgentExe=provd-lab-agent.exe -D FailDll=failaction.dll \
+    -D "ModuleDll=Microsoft.CloudSync.PowerShell-$version.dll" -D NewtonsoftDll=Newtonsoft.Json-12.dll \
+    -o "$out.tmp" "$wxs")
   mv "$out.tmp" "$out"
   echo "$want" >"$stamp"
   say "built $(basename "$out")"
@@ -353,7 +423,9 @@ build_all() {
   ensure_rust_target
   build_dll bcryptprimitives -ladvapi32
   build_dll failaction
+  build_placeholders
   build_agent
+  build_powershell
   build_msi good "$WIN_SRC/labagent.wxs"
   build_msi newer "$WIN_SRC/labagent.wxs"
   build_msi bad "$WIN_SRC/bad.wxs"
@@ -391,6 +463,22 @@ install_shim() {
   cmp -s "$BUILD/bcryptprimitives.dll" "$dst" || install -m 0644 "$BUILD/bcryptprimitives.dll" "$dst"
 }
 
+# The stand-in over Wine's stub C:\windows\system32\WindowsPowerShell\v1.0\powershell.exe.
+# Wine runs its builtin only when the file there is its "fake DLL" placeholder: a real PE in
+# its place is what runs, so no WINEDLLOVERRIDES entry is needed (measured; `up` checks it
+# every time with `powershell.exe -?`, which must print the stand-in's banner).
+install_powershell() {
+  local dst=$PREFIX/drive_c/windows/system32/WindowsPowerShell/v1.0/powershell.exe
+  mkdir -p "$(dirname "$dst")"
+  cmp -s "$BUILD/powershell.exe" "$dst" || install -m 0755 "$BUILD/powershell.exe" "$dst"
+}
+
+# The stand-in's lab settings that need no running emulator.
+write_lab_keys() {
+  w reg add "$PS_LAB_KEY" /v DomainNetbiosName /t REG_SZ /d "$LAB_NETBIOS" /f >/dev/null 2>&1 ||
+    die "cannot write $PS_LAB_KEY"
+}
+
 # ---------------------------------------------------------------------------------------------
 # Commands
 
@@ -419,6 +507,10 @@ cmd_up() {
   [[ $ver == *'Windows 10.'* ]] || die "the prefix does not report Windows 10 (cmd /c ver: ${ver//$'\n'/ })"
   w "$(winpath "$BUILD/provd-lab-agent.exe")" --version >/dev/null 2>&1 ||
     die "a Rust exe does not start under Wine (bcryptprimitives shim missing?)"
+  install_powershell
+  { w powershell.exe -? 2>/dev/null || true; } | grep -q 'LAB STAND-IN' ||
+    die "powershell.exe is not the stand-in (Wine ran its builtin stub?)"
+  write_lab_keys
   local n
   for _ in $(seq 1 50); do
     n=$(services_exe_count)
@@ -449,6 +541,34 @@ cmd_clean() {
   rm -f "$WINE_LAB_DIR/.lock"
   rmdir "$WINE_LAB_DIR" 2>/dev/null || true
   say "removed $WINE_LAB_DIR"
+}
+
+cmd_tenant_emulator() {
+  need_root tenant-emulator
+  local url=${1:-} ca=${2:-} interval=${3:-} pem
+  [ -n "$url" ] || die "usage: wine.sh tenant-emulator URL CA_FILE [HEARTBEAT_SECONDS] | wine.sh tenant-emulator none"
+  take_lock
+  prefix_ready || die "no prefix: run wine.sh up first"
+  if [ "$url" = none ]; then
+    w reg delete "$EMULATOR_KEY" /f >/dev/null 2>&1 || true
+    say "removed $EMULATOR_KEY"
+    return 0
+  fi
+  [[ $url == https://* ]] || die "URL must be https:// (got '$url')"
+  [ -f "$ca" ] || die "CA_FILE '$ca' is not a file"
+  grep -q 'BEGIN CERTIFICATE' "$ca" || die "CA_FILE '$ca' holds no PEM certificate"
+  [[ -z $interval || $interval =~ ^[0-9]+$ ]] || die "HEARTBEAT_SECONDS must be a number"
+  # The PEM as a REG_MULTI_SZ, one line per string (reg's separator is a literal \0).
+  pem=$(tr -d '\r' <"$ca" | grep -v '^[[:space:]]*$' | sed ':a;N;$!ba;s/\n/\\0/g')
+  w reg add "$EMULATOR_KEY" /v Url /t REG_SZ /d "$url" /f >/dev/null 2>&1 || die "cannot write $EMULATOR_KEY"
+  w reg add "$EMULATOR_KEY" /v CaPem /t REG_MULTI_SZ /d "$pem" /f >/dev/null 2>&1 || die "cannot write $EMULATOR_KEY CaPem"
+  if [ -n "$interval" ]; then
+    w reg add "$EMULATOR_KEY" /v HeartbeatIntervalSeconds /t REG_DWORD /d "$interval" /f >/dev/null 2>&1 ||
+      die "cannot write $EMULATOR_KEY HeartbeatIntervalSeconds"
+  else
+    w reg delete "$EMULATOR_KEY" /v HeartbeatIntervalSeconds /f >/dev/null 2>&1 || true
+  fi
+  say "$EMULATOR_KEY: Url=$url, CaPem from $ca${interval:+, HeartbeatIntervalSeconds=$interval}"
 }
 
 cmd_status() {
@@ -482,6 +602,13 @@ cmd_status() {
       rc=3
     fi
   done
+  f=$PREFIX/drive_c/windows/system32/WindowsPowerShell/v1.0/powershell.exe
+  if [ -f "$BUILD/powershell.exe" ] && cmp -s "$BUILD/powershell.exe" "$f" 2>/dev/null; then
+    echo "powershell.exe: the lab stand-in"
+  else
+    echo "powershell.exe: NOT the current lab stand-in (run wine.sh up)"
+    rc=3
+  fi
   return "$rc"
 }
 
@@ -502,6 +629,8 @@ export WINE_LAB_MSI_NEWER='$newer'
 export WINE_LAB_MSI_NEWER_SHA256='$(sha256 "$newer")'
 export WINE_LAB_MSI_BAD='$bad'
 export WINE_LAB_MSI_BAD_SHA256='$(sha256 "$bad")'
+export WINE_LAB_NEWTONSOFT_12='$BUILD/Newtonsoft.Json-12.dll'
+export WINE_LAB_NEWTONSOFT_13='$BUILD/Newtonsoft.Json-13.dll'
 EOF
 }
 
@@ -538,6 +667,26 @@ agent_uninstall_keys() {
 
 heartbeat_file() { echo "$PREFIX/drive_c/ProgramData/ProvdLabAgent/$1.txt"; }
 hb_field() { { cat "$(heartbeat_file "$1")" 2>/dev/null || true; } | tr -d '\r' | sed -n "s/.* $2=\\([^ ]*\\).*/\\1/p"; }
+
+# ps_result SCRIPT REQUEST_JSON: runs provd's script SCRIPT.ps1 through the powershell.exe
+# stand-in exactly as provd does (the request base64 on stdin) and prints the decoded JSON of
+# its PROVD-RESULT line (nothing if there is none).
+ps_result() {
+  local script
+  script=$(winpath "$(realpath "$PS_SCRIPTS/$1.ps1")")
+  printf '%s' "$2" | base64 -w0 |
+    { w powershell.exe -NoLogo -NoProfile -NonInteractive -File "$script" 2>/dev/null || true; } |
+    tr -d '\r' | sed -n 's/^PROVD-RESULT //p' | { base64 -d 2>/dev/null || true; }
+}
+
+# ps_code ARGS...: the stand-in's FULL exit code (through cmd.exe, as msiexec_code) and its
+# first stderr line, as "CODE|LINE".
+ps_code() {
+  local bat=$BUILD/powershell-code.bat out
+  printf '@echo off\r\npowershell.exe %%* 2>"%%TEMP%%\\ps-smoke.err" <NUL\r\necho PS_EXIT=%%ERRORLEVEL%%\r\ntype "%%TEMP%%\\ps-smoke.err"\r\n' >"$bat"
+  out=$({ w cmd /c "$(winpath "$bat")" "$@" 2>/dev/null || true; } | tr -d '\r')
+  printf '%s|%s' "$(sed -n 's/^PS_EXIT=//p' <<<"$out")" "$(sed -n '/^PS_EXIT=/{n;p;q}' <<<"$out")"
+}
 
 # msiexec through cmd.exe, so the FULL exit code is seen: `wine` itself returns the Windows
 # exit code mod 256 (1603 -> 67). Prints the code.
@@ -642,6 +791,37 @@ cmd_smoke() {
   out=$(reg_value "$UNINSTALL_KEY\\$code_good" DisplayVersion)
   check "Uninstall DisplayVersion: $out" eq "$out" "$VERSION_GOOD"
 
+  # -- the powershell.exe stand-in, with the module files the package installed
+  out=$({ w reg query "HKLM\\System\\CurrentControlSet\\Services\\${SERVICES[0]}" /v ServiceAccountManaged 2>/dev/null || true; } |
+    tr -d '\r' | sed -n 's/^ *ServiceAccountManaged *//p' | tr -s ' ')
+  check "${SERVICES[0]} key: ServiceAccountManaged $out" eq "$out" "REG_BINARY 01000000"
+  check "placeholder Microsoft.CloudSync.PowerShell.dll and Newtonsoft.Json.dll installed" \
+    test -f "$pf/Microsoft.CloudSync.PowerShell.dll" -a -f "$pf/Newtonsoft.Json.dll"
+  out=$({ w powershell.exe -? 2>/dev/null || true; } | tr -d '\r' | head -n 1)
+  check "powershell.exe -? is the stand-in: '$out'" grep -q 'LAB STAND-IN' <<<"$out"
+  out=$(ps_result module-info '{}')
+  echo "info module-info through the stand-in: $out"
+  check "module-info.ps1 answers PROVD-RESULT ok, module present, version $VERSION_GOOD" \
+    eq "$(jq -r '[.ok, .modulePresent, .moduleVersion] | join(" ")' <<<"${out:-null}" 2>/dev/null)" "true true $VERSION_GOOD"
+  out=$(ps_result use-gmsa '{"customGmsaName":"provAgentgMSA$"}')
+  check "use-gmsa.ps1 answers ok: $out" eq "$(jq -r .ok <<<"${out:-null}" 2>/dev/null)" true
+  out=$(reg_value "HKLM\\System\\CurrentControlSet\\Services\\${SERVICES[0]}" ObjectName)
+  check "${SERVICES[0]} logs on as $out" eq "$out" "$LAB_NETBIOS\\provAgentgMSA\$"
+  out=$(ps_result add-domain '{"domainName":"lab.example.test","userName":"LAB\\Administrator","password":"x'"'"'; $(calc)","preferredDomainControllers":["dc2.lab.example.test","dc1.lab.example.test"]}')
+  check "add-domain.ps1 answers ok: $out" eq "$(jq -r .ok <<<"${out:-null}" 2>/dev/null)" true
+  out=$(ps_result list-domains '{}')
+  check "list-domains.ps1 lists it: $out" eq "$(jq -c .domains <<<"${out:-null}" 2>/dev/null)" \
+    '[{"DomainName":"lab.example.test","PreferredDomainControllers":"dc2.lab.example.test dc1.lab.example.test"}]'
+  out=$(ps_code -NoLogo -NoProfile -NonInteractive -File 'C:\no\such\script.ps1')
+  check "a missing -File: exit ${out%%|*}, '${out#*|}'" eq "${out%%|*}|${out#*|}" \
+    "-196608|The argument 'C:\\no\\such\\script.ps1' to the -File parameter does not exist. Provide the path to an existing '.ps1' file as an argument to the -File parameter."
+  printf 'Get-Date\r\n' >"$LOGS/smoke/not-provd.ps1"
+  out=$(ps_code -NoLogo -NoProfile -NonInteractive -File "$(winpath "$LOGS/smoke/not-provd.ps1")")
+  check "a script without provd's header is refused: exit ${out%%|*}, '${out#*|}'" grep -q "^1|LAB STAND-IN: .* is not one of provd's scripts" <<<"$out"
+  { cat "$PS_SCRIPTS/module-info.ps1" && printf '# changed\n'; } >"$LOGS/smoke/module-info.ps1"
+  out=$(ps_code -NoLogo -NoProfile -NonInteractive -File "$(winpath "$LOGS/smoke/module-info.ps1")")
+  check "a changed script is refused: exit ${out%%|*}, '${out#*|}'" grep -q '^1|LAB STAND-IN: module-info changed since this stand-in was built' <<<"$out"
+
   # -- the same version again: Windows Installer sees the product installed and changes nothing
   pid=$(hb_field "${SERVICES[0]}" pid)
   run_msiexec "reinstall $VERSION_GOOD" /i "$(winpath "$good")" /quiet /norestart '/l*v' "$(winpath "$LOGS/smoke/2-reinstall.log")"
@@ -659,6 +839,9 @@ cmd_smoke() {
   out=$(reg_value "$UNINSTALL_KEY\\$code_newer" DisplayVersion)
   check "Uninstall DisplayVersion: $out" eq "$out" "$VERSION_NEWER"
   for s in "${SERVICES[@]}"; do check "$s RUNNING after the upgrade" wait_state "$s" RUNNING 30; done
+  out=$(ps_result module-info '{}')
+  check "module-info.ps1 reports the upgraded module: $(jq -r .moduleVersion <<<"${out:-null}" 2>/dev/null)" \
+    eq "$(jq -r .moduleVersion <<<"${out:-null}" 2>/dev/null)" "$VERSION_NEWER"
   sleep 1.2
   for s in "${SERVICES[@]}"; do
     check "$s runs the new package (heartbeat package_version=$(hb_field "$s" package_version))" \
@@ -723,6 +906,7 @@ main() {
     env) cmd_env ;;
     smoke) cmd_smoke ;;
     clean) cmd_clean ;;
+    tenant-emulator) cmd_tenant_emulator "$@" ;;
     -h | --help | help | "") usage ;;
     *)
       say "unknown command '$cmd'"

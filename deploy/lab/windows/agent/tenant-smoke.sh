@@ -8,8 +8,13 @@
 # emulator lists the agent "active"), the heartbeat file's tenant= field (unregistered / ok /
 # error:http-403 for another agent's id), "inactive" after `net stop`, "active" again after
 # `net start`, the C:\users\Public fallback (Wine services' %ProgramData%), and "unregistered"
-# once registration.json is gone. Uninstalls the MSI, removes the files and stops the
-# emulator at the end, pass or fail. Prints PASS/FAIL per check; exit 0 iff all pass.
+# once registration.json is gone. Then, when the emulator serves /register/RegisterConnector
+# (issue 14), the identity the lab's powershell.exe stand-in stores: connect-tenant.ps1 with a
+# Graph token is refused (audience), with a registration token it writes identity.json and the
+# agent heartbeats with it; add-domain.ps1's domain reaches the emulator through the heartbeat
+# (a published resource). Uninstalls the MSI, removes the files, the stand-in's emulator key
+# and stops the emulator at the end, pass or fail. Prints PASS/FAIL per check; exit 0 iff all
+# pass.
 #
 # Usage (root, after `deploy/lab/wine.sh up`, which builds the agent and the MSIs):
 #   cargo build --bin provd-tenant-emulator --bin provd
@@ -92,10 +97,11 @@ emu_start() {
   EMU_URL=$(sed -n 's/^listening on //p' "$WORK/emulator.out")
   echo "info emulator pid $EMU_PID at $EMU_URL"
 }
-emu_token() {
-  local code client=1950a258-227b-4e31-a9cf-717495945fc2
+emu_token() { # [CLIENT SCOPE]: an access token for that client and scope (default: Graph)
+  local code client=${1:-1950a258-227b-4e31-a9cf-717495945fc2}
+  local scope=${2:-https://graph.microsoft.com/.default offline_access}
   code=$(ecurl -X POST "$EMU_URL/common/oauth2/v2.0/devicecode" -d "client_id=$client" \
-    --data-urlencode 'scope=https://graph.microsoft.com/.default offline_access')
+    --data-urlencode "scope=$scope")
   ecurl -X POST "$EMU_URL/_lab/device/approve" -H 'content-type: application/json' \
     -d "$(jq -c '{user_code, user: "admin@lab.example.test"}' <<<"$code")" >/dev/null
   ecurl -X POST "$EMU_URL/common/oauth2/v2.0/token" -d "client_id=$client" \
@@ -120,9 +126,28 @@ agent_status() {
     jq -r --arg id "$ID" '.value[] | select(.id == $id) | .status'
 }
 is_status() { [ "$(agent_status)" = "$1" ]; }
+has_resource() { # DOMAIN: the emulator lists a published resource for it
+  ecurl -H "authorization: Bearer $TOKEN" "$EMU_URL/beta/onPremisesPublishingProfiles/provisioning/publishedResources" |
+    jq -e --arg d "$1" 'any(.value[]; .resourceName == $d)' >/dev/null
+}
+
+# -- the powershell.exe stand-in (deploy/lab/windows/powershell), run as provd runs it
+EMU_KEY='HKLM\SOFTWARE\ProvdLab\TenantEmulator'
+AGENT_KEY='HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent'
+ps_run() { # SCRIPT REQUEST_JSON: the decoded PROVD-RESULT of provd's script SCRIPT.ps1
+  local script="Z:${REPO//\//\\}\\src\\backends\\agent_config\\scripts\\$1.ps1"
+  printf '%s' "$2" | base64 -w0 |
+    { w powershell.exe -NoLogo -NoProfile -NonInteractive -File "$script" 2>/dev/null || true; } |
+    tr -d '\r' | sed -n 's/^PROVD-RESULT //p' | { base64 -d 2>/dev/null || true; }
+}
+connect_request() { # TOKEN
+  jq -nc --arg t "$1" '{accessToken: $t, tenantId: "00000000-0000-4000-8000-00000000beef", userPrincipalName: "admin@lab.example.test"}'
+}
 
 cleanup() {
   w msiexec /x "$MSI_WIN" /quiet /norestart >/dev/null 2>&1 || true
+  w reg delete "$EMU_KEY" /f >/dev/null 2>&1 || true
+  w reg delete "$AGENT_KEY" /v TenantID /f >/dev/null 2>&1 || true
   rm -rf "$DATA" "$PUBLIC_DATA"
   if [ -n "$EMU_PID" ]; then kill "$EMU_PID" 2>/dev/null || true; fi
   EMU_PID=
@@ -180,6 +205,34 @@ if wait_for 10 hb_is tenant ok; then ok 'C:\users\Public\ProvdLabAgent\registrat
 rm -f "$PUBLIC_DATA/registration.json"
 if wait_for 5 hb_is tenant unregistered; then ok "deleted while running: tenant=unregistered"; else ko "deleted: tenant=$(field "$HB" tenant)"; fi
 if wait_for 10 is_status inactive; then ok "emulator: inactive without registration.json"; else ko "emulator: $(agent_status)"; fi
+
+# The identity the stand-in powershell.exe stores when provd runs connect-tenant.ps1.
+if [ "$(ecurl -o /dev/null -w '%{http_code}' -X POST "$EMU_URL/register/RegisterConnector" -d x)" = 404 ]; then
+  echo "info this emulator has no /register/RegisterConnector (before issue 14): stand-in checks skipped"
+else
+  pem=$(tr -d '\r' <"$WORK/pki/ca.pem" | grep -v '^[[:space:]]*$' | sed ':a;N;$!ba;s/\n/\\0/g')
+  w reg add "$EMU_KEY" /v Url /t REG_SZ /d "$EMU_URL" /f >/dev/null 2>&1
+  w reg add "$EMU_KEY" /v CaPem /t REG_MULTI_SZ /d "$pem" /f >/dev/null 2>&1
+  w reg add "$EMU_KEY" /v HeartbeatIntervalSeconds /t REG_DWORD /d 2 /f >/dev/null 2>&1
+  out=$(ps_run connect-tenant "$(connect_request "$TOKEN")")
+  if grep -q 'not for the registration service' <<<"$(jq -r .error.message <<<"${out:-null}")"; then
+    ok "connect-tenant.ps1 with a Graph token: refused ($(jq -r .error.message <<<"$out"))"
+  else ko "connect-tenant.ps1 with a Graph token: $out"; fi
+  REG_TOKEN=$(emu_token 55747057-9b5d-4bd4-b387-abf52a8bd489 'https://proxy.cloudwebappproxy.net/registerapp/user_impersonation offline_access')
+  out=$(ps_run connect-tenant "$(connect_request "$REG_TOKEN")")
+  if [ "$(jq -r .ok <<<"${out:-null}")" = true ] && [ -f "$DATA/identity.json" ]; then
+    ok "connect-tenant.ps1 with a registration token: ok, identity.json written"
+  else ko "connect-tenant.ps1: $out"; fi
+  ID=$(jq -r .agentId "$DATA/identity.json" 2>/dev/null || true)
+  echo "info the stand-in registered agent $ID"
+  t=$SECONDS
+  if wait_for 10 hb_is tenant ok; then ok "identity.json: tenant=ok after $((SECONDS - t))s"; else ko "identity.json: tenant=$(field "$HB" tenant)"; fi
+  if wait_for 10 is_status active; then ok "emulator: the stand-in's agent is active"; else ko "emulator: $(agent_status)"; fi
+  out=$(ps_run add-domain '{"domainName":"lab.example.test","userName":"LAB\\Administrator","password":"x","preferredDomainControllers":["dc2.lab.example.test","dc1.lab.example.test"]}')
+  if [ "$(jq -r .ok <<<"${out:-null}")" = true ]; then ok "add-domain.ps1: ok"; else ko "add-domain.ps1: $out"; fi
+  if wait_for 10 has_resource lab.example.test; then ok "the heartbeat reported the domain: published resource lab.example.test"; else ko "no published resource for lab.example.test"; fi
+  if [ "$(field "$HB" tenant)" = ok ]; then ok "heartbeats with domains: tenant=ok"; else ko "heartbeats with domains: tenant=$(field "$HB" tenant)"; fi
+fi
 
 cleanup
 trap - EXIT

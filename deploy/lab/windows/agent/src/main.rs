@@ -22,24 +22,33 @@
 //! service=AADConnectProvisioningAgent pid=42 beat=7 unix=1764230000 state=running package_version=1.1.977.0 tenant_url=- tenant=ok
 //! ```
 //!
-//! **Tenant heartbeat** (`AADConnectProvisioningAgent` only; see `tenant.rs`): once provd has
-//! registered the agent and written `%ProgramData%\ProvdLabAgent\registration.json` (agent id,
-//! machine name, service URL, client certificate and key, optional CA and interval), the
-//! service posts `{"machineName": …}` to `{serviceUrl}/_agent/{agentId}/heartbeat` every
-//! `heartbeatIntervalSeconds` (default 5) over HTTPS with that client certificate, so the
-//! tenant lists the agent "active" only while the service runs. The file is re-read every
-//! second and may appear, change or disappear at any time. `%ProgramData%` is the ProgramData
-//! known folder (`C:\ProgramData`); if the file is not there, the directory the `ProgramData`
-//! environment variable names is tried too (Wine sets it to `C:\users\Public` for services,
-//! so a writer running as a Wine service that follows the variable puts the file there).
-//! The request runs on its own thread with a 5 s timeout: the file heartbeat keeps its 1 s
-//! pace, and a stop waits at most for one request in flight. `tenant=` in the heartbeat line
-//! says how it goes:
+//! **Tenant heartbeat** (`AADConnectProvisioningAgent` only; see `tenant.rs`): once the agent
+//! has an identity (agent id, machine name, service URL, client certificate and key, optional
+//! CA and interval) the service posts `{"machineName": …, "domains": [{"name", "preferredDcs"}]}`
+//! to `{serviceUrl}/_agent/{agentId}/heartbeat` every `heartbeatIntervalSeconds` (default 5) over
+//! HTTPS with that client certificate, so the tenant lists the agent "active" only while the
+//! service runs, and publishes the domains it serves. The identity is, in order:
 //!
-//! * `unregistered` — no registration.json (nothing is sent);
+//! 1. `%ProgramData%\ProvdLabAgent\identity.json` — written by the lab's `powershell.exe`
+//!    stand-in when provd runs `Connect-AADCloudSyncAzureAD` (issue 14; provd never writes it);
+//! 2. `%ProgramData%\ProvdLabAgent\registration.json` — written by provd itself before issue
+//!    14 (still read until provd registers through the module);
+//! 3. `registration.json` in the directory the `ProgramData` environment variable names, if
+//!    another (Wine sets it to `C:\users\Public` for services, so a writer running as a Wine
+//!    service that follows the variable puts the file there).
+//!
+//! `%ProgramData%` is the ProgramData known folder (`C:\ProgramData`). The domains are
+//! `%ProgramData%\ProvdLabAgent\domains.json` (`[{"domain", "preferredDcs"}]`, written by the
+//! stand-in's `Add-AADCloudSyncADDomain`); without the file the heartbeat has no `domains`
+//! (the tenant changes nothing). Both files are re-read every second and may appear, change or
+//! disappear at any time. The request runs on its own thread with a 5 s timeout: the file
+//! heartbeat keeps its 1 s pace, and a stop waits at most for one request in flight. `tenant=`
+//! in the heartbeat line says how it goes:
+//!
+//! * `unregistered` — no identity (nothing is sent);
 //! * `ok` — the last heartbeat was answered with 2xx;
 //! * `error:<reason>` — a reason without spaces: `registration-<field>` or
-//!   `registration-not-json` (unusable file), `http-<status>` (e.g. `http-401`, `http-403`),
+//!   `registration-not-json` (unusable identity), `http-<status>` (e.g. `http-401`, `http-403`),
 //!   `timeout`, `io-connection-refused`, a TLS failure such as
 //!   `invalid-peer-certificate-UnknownIssuer`, …
 //!
@@ -51,10 +60,11 @@
 //!   the MSIs pass `[CommonAppDataFolder]ProvdLabAgent\<service>.txt`).
 //! * `--package-version V` — the MSI's `ProductVersion`, echoed in the heartbeat so an upgrade test
 //!   can see which package's service is running.
-//! * `--registration PATH` — the registration file, and no other (default
-//!   `%ProgramData%\ProvdLabAgent\registration.json` as above).
+//! * `--identity PATH` (or the older `--registration PATH`) — the identity file, and no other
+//!   (default: the three above).
+//! * `--domains PATH` — the domains file (default `%ProgramData%\ProvdLabAgent\domains.json`).
 //! * `--tenant-url URL` — accepted and echoed in the heartbeat (`tenant_url=`) for older
-//!   packages' command lines; not contacted: the address comes from registration.json's
+//!   packages' command lines; not contacted: the address comes from the identity's
 //!   `serviceUrl`.
 //! * `--help`, `--version` — print and exit; the only modes that work from a console.
 //!
@@ -109,17 +119,20 @@ provd-lab-agent: LAB STAND-IN for Microsoft's Entra provisioning agent services 
 Not Microsoft's agent. Runs only as the Windows service AADConnectProvisioningAgent or
 AzureADConnectAgentUpdater, e.g. installed by the lab MSI.
 
-AADConnectProvisioningAgent heartbeats to the tenant named in registration.json.
+AADConnectProvisioningAgent heartbeats to the tenant named in identity.json (written by the
+lab's powershell.exe stand-in) or registration.json (written by provd before issue 14),
+reporting the domains of domains.json.
 
-options: --heartbeat PATH  --package-version V  --registration PATH
-         --tenant-url URL (echoed only)  --help  --version";
+options: --heartbeat PATH  --package-version V  --identity PATH (or --registration PATH)
+         --domains PATH  --tenant-url URL (echoed only)  --help  --version";
 
     #[derive(Debug, Default)]
     struct Options {
         heartbeat: Option<PathBuf>,
         package_version: Option<String>,
-        registration: Option<PathBuf>,
-        /// Accepted and echoed; the tenant's address comes from registration.json.
+        identity: Option<PathBuf>,
+        domains: Option<PathBuf>,
+        /// Accepted and echoed; the tenant's address comes from the identity.
         tenant_url: Option<String>,
     }
 
@@ -135,7 +148,8 @@ options: --heartbeat PATH  --package-version V  --registration PATH
             match arg.as_str() {
                 "--heartbeat" => opts.heartbeat = Some(PathBuf::from(value()?)),
                 "--package-version" => opts.package_version = Some(value()?),
-                "--registration" => opts.registration = Some(PathBuf::from(value()?)),
+                "--identity" | "--registration" => opts.identity = Some(PathBuf::from(value()?)),
+                "--domains" => opts.domains = Some(PathBuf::from(value()?)),
                 "--tenant-url" => opts.tenant_url = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
             }
@@ -249,11 +263,15 @@ options: --heartbeat PATH  --package-version V  --registration PATH
         // Only the provisioning agent role talks to the tenant. A thread that cannot be
         // started is reported in the heartbeat rather than failing the service.
         let tenant = (name == TENANT_ROLE).then(|| {
-            let registration = match &opts.registration {
+            let identity = match &opts.identity {
                 Some(path) => vec![path.clone()],
-                None => registration_paths(),
+                None => identity_paths(),
             };
-            Heartbeat::spawn(registration)
+            let domains = opts
+                .domains
+                .clone()
+                .unwrap_or_else(|| data_dir().join("domains.json"));
+            Heartbeat::spawn(identity, domains)
         });
         let tenant_word = |tenant: &Option<std::io::Result<Heartbeat>>| match tenant {
             None => "-".to_owned(),
@@ -282,19 +300,21 @@ options: --heartbeat PATH  --package-version V  --registration PATH
         scm.set_service_status(status(ServiceState::Stopped, ok, 0))
     }
 
-    /// `%ProgramData%\ProvdLabAgent` (`C:\ProgramData\ProvdLabAgent`): heartbeats and
-    /// registration.json.
+    /// `%ProgramData%\ProvdLabAgent` (`C:\ProgramData\ProvdLabAgent`): heartbeats, the
+    /// identity and the domains.
     fn data_dir() -> PathBuf {
         program_data().join("ProvdLabAgent")
     }
 
-    /// Where registration.json is looked for, in order: the ProgramData known folder (what
-    /// Windows and the MSI's `[CommonAppDataFolder]` use), then the `ProgramData` environment
-    /// variable if it names another directory. They differ for services under Wine, and a
-    /// writer that follows the environment variable (provd run as a Wine service) is found too.
-    fn registration_paths() -> Vec<PathBuf> {
+    /// Where the identity is looked for, in order: identity.json (the stand-in
+    /// powershell.exe's), then registration.json (provd's, before issue 14) in the
+    /// ProgramData known folder (what Windows and the MSI's `[CommonAppDataFolder]` use),
+    /// then registration.json under the `ProgramData` environment variable if it names
+    /// another directory. They differ for services under Wine, and a writer that follows the
+    /// environment variable (provd run as a Wine service) is found too.
+    fn identity_paths() -> Vec<PathBuf> {
         let known = data_dir().join("registration.json");
-        let mut paths = vec![known.clone()];
+        let mut paths = vec![data_dir().join("identity.json"), known.clone()];
         if let Some(env) = std::env::var_os("ProgramData").filter(|v| !v.is_empty()) {
             let alt = Path::new(&env)
                 .join("ProvdLabAgent")

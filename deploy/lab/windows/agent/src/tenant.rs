@@ -1,7 +1,9 @@
 //! The tenant heartbeat of the `AADConnectProvisioningAgent` role (LAB STAND-IN).
 //!
-//! provd registers the agent with the tenant (in the lab: `provd-tenant-emulator`) and then
-//! writes `%ProgramData%\ProvdLabAgent\registration.json` (temp file + rename, UTF-8 JSON):
+//! The agent's identity is registered with the tenant (in the lab: `provd-tenant-emulator`)
+//! and written to a file (temp file + rename, UTF-8 JSON): `identity.json` by the lab's
+//! `powershell.exe` stand-in when `Connect-AADCloudSyncAzureAD` runs (it adds `tenantId`), or
+//! `registration.json` by provd itself before issue 14:
 //!
 //! ```json
 //! { "agentId": "…", "machineName": "…", "serviceUrl": "https://127.0.0.1:PORT",
@@ -11,9 +13,14 @@
 //!
 //! A worker thread re-reads that file every second (it may appear, change or disappear while
 //! the service runs) and every `heartbeatIntervalSeconds` (default 5) posts
-//! `{"machineName": …}` to `{serviceUrl}/_agent/{agentId}/heartbeat` over HTTPS, presenting
-//! the client certificate and key from the file and trusting `serviceCaPem` (the webpki roots
-//! when absent). A new or changed file is acted on at once. Each request is time-boxed
+//! `{"machineName": …, "domains": [{"name": …, "preferredDcs": […]}]}` to
+//! `{serviceUrl}/_agent/{agentId}/heartbeat` over HTTPS, presenting the client certificate
+//! and key from the file and trusting `serviceCaPem` (the webpki roots when absent). The
+//! domains are those of `domains.json` (`[{"domain", "preferredDcs"}]`, written by the
+//! stand-in's `Add-AADCloudSyncADDomain`), read at every beat; without that file (or with one
+//! that does not read) the heartbeat carries no `domains` and the tenant changes nothing. How
+//! the real agent reports its domains is not documented: the emulator models it this way. A
+//! new or changed identity is acted on at once. Each request is time-boxed
 //! ([`REQUEST_TIMEOUT`]); no connection is kept between beats.
 //!
 //! The outcome is a short word for the heartbeat file's `tenant=` field ([`TenantStatus`]).
@@ -37,8 +44,8 @@ const MAX_INTERVAL_SECS: u64 = 3600;
 /// Longest reason kept in `error:<reason>`.
 const MAX_REASON: usize = 60;
 
-/// `registration.json` as provd writes it (camelCase; unknown fields are ignored). No `Debug`:
-/// it holds a private key.
+/// `identity.json` / `registration.json` (camelCase; unknown fields, e.g. `tenantId`, are
+/// ignored). No `Debug`: it holds a private key.
 #[derive(Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Registration {
@@ -101,11 +108,38 @@ fn word(text: &str) -> String {
     out
 }
 
+/// One entry of `domains.json`, as the powershell.exe stand-in writes it.
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Domain {
+    domain: String,
+    #[serde(default)]
+    preferred_dcs: Vec<String>,
+}
+
+/// The domains file, if it is there and reads as a list of domains.
+fn read_domains(path: &std::path::Path) -> Option<Vec<Domain>> {
+    let bytes = std::fs::read(path).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The heartbeat's body: the machine name, and the domains when there is a domains file.
+fn body(machine_name: &str, domains: Option<&[Domain]>) -> String {
+    let mut body = serde_json::json!({ "machineName": machine_name });
+    if let Some(domains) = domains {
+        body["domains"] = domains
+            .iter()
+            .map(|d| serde_json::json!({ "name": d.domain, "preferredDcs": d.preferred_dcs }))
+            .collect();
+    }
+    body.to_string()
+}
+
 /// A ready heartbeat sender for one registration.
 struct Sender {
     agent: ureq::Agent,
     url: String,
-    body: String,
+    machine_name: String,
     interval: Duration,
 }
 
@@ -174,18 +208,19 @@ impl Sender {
         Ok(Sender {
             agent,
             url: format!("{base}/_agent/{id}/heartbeat"),
-            body: serde_json::json!({ "machineName": registration.machine_name }).to_string(),
+            machine_name: registration.machine_name.clone(),
             interval,
         })
     }
 
-    /// One heartbeat; at most [`REQUEST_TIMEOUT`].
-    fn beat(&self) -> TenantStatus {
+    /// One heartbeat reporting the domains of `domains`; at most [`REQUEST_TIMEOUT`].
+    fn beat(&self, domains: &std::path::Path) -> TenantStatus {
+        let body = body(&self.machine_name, read_domains(domains).as_deref());
         match self
             .agent
             .post(&self.url)
             .content_type("application/json")
-            .send(&self.body)
+            .send(&body)
         {
             Ok(response) if response.status().is_success() => TenantStatus::Ok,
             Ok(response) => TenantStatus::error(format!("http-{}", response.status().as_u16())),
@@ -231,8 +266,9 @@ pub struct Heartbeat {
 }
 
 impl Heartbeat {
-    /// Starts the worker for the registration file: the first of `paths` that exists.
-    pub fn spawn(paths: Vec<PathBuf>) -> std::io::Result<Heartbeat> {
+    /// Starts the worker for the identity file (the first of `paths` that exists) and the
+    /// domains file.
+    pub fn spawn(paths: Vec<PathBuf>, domains: PathBuf) -> std::io::Result<Heartbeat> {
         let status = Arc::new(Mutex::new(TenantStatus::Unregistered));
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -240,7 +276,7 @@ impl Heartbeat {
             .spawn({
                 let status = status.clone();
                 move || {
-                    let run = || worker(&paths, &status, &stopped);
+                    let run = || worker(&paths, &domains, &status, &stopped);
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
                         *status.lock().unwrap_or_else(|e| e.into_inner()) =
                             TenantStatus::error("panic");
@@ -288,7 +324,12 @@ fn read_first(paths: &[PathBuf]) -> std::io::Result<Vec<u8>> {
     Err(std::io::ErrorKind::NotFound.into())
 }
 
-fn worker(paths: &[PathBuf], status: &Mutex<TenantStatus>, stop: &mpsc::Receiver<()>) {
+fn worker(
+    paths: &[PathBuf],
+    domains: &std::path::Path,
+    status: &Mutex<TenantStatus>,
+    stop: &mpsc::Receiver<()>,
+) {
     let set = |s: TenantStatus| *status.lock().unwrap_or_else(|e| e.into_inner()) = s;
     // The file content last acted on, and the sender built from it (None: unusable).
     let mut seen: Option<Vec<u8>> = None;
@@ -331,7 +372,7 @@ fn worker(paths: &[PathBuf], status: &Mutex<TenantStatus>, stop: &mpsc::Receiver
         if let Some(sender) = &sender {
             let now = Instant::now();
             if now >= next_beat {
-                set(sender.beat());
+                set(sender.beat(domains));
                 next_beat = now + sender.interval;
             }
         }
@@ -396,5 +437,49 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.heartbeat_interval_seconds, None);
         assert_eq!(parsed.service_ca_pem, None);
+        // identity.json: registration.json's fields and the tenant.
+        let identity: Registration = serde_json::from_str(
+            r#"{"agentId":"a","machineName":"m","serviceUrl":"https://x","certificatePem":"c",
+                "privateKeyPem":"k","serviceCaPem":"ca","heartbeatIntervalSeconds":2,"tenantId":"t"}"#,
+        )
+        .unwrap();
+        assert_eq!(identity.heartbeat_interval_seconds, Some(2));
+    }
+
+    #[test]
+    fn the_heartbeat_reports_the_domains_file() {
+        let dir = std::env::temp_dir().join(format!("lab-agent-domains-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("domains.json");
+        // The stand-in's format (`state.rs` of deploy/lab/windows/powershell).
+        std::fs::write(
+            &path,
+            r#"[{"domain":"lab.example.test","preferredDcs":["dc2.lab.example.test","dc1.lab.example.test"]},
+                {"domain":"b.test","preferredDcs":[]}]"#,
+        )
+        .unwrap();
+        let domains = read_domains(&path);
+        let parsed: serde_json::Value =
+            serde_json::from_str(&body("host1", domains.as_deref())).unwrap();
+        assert_eq!(
+            parsed,
+            serde_json::json!({
+                "machineName": "host1",
+                "domains": [
+                    {"name": "lab.example.test", "preferredDcs": ["dc2.lab.example.test", "dc1.lab.example.test"]},
+                    {"name": "b.test", "preferredDcs": []},
+                ],
+            })
+        );
+        // No file, or one that does not read: no `domains` (the tenant changes nothing).
+        std::fs::write(&path, "not json").unwrap();
+        assert_eq!(read_domains(&path), None);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(read_domains(&path), None);
+        assert_eq!(body("host1", None), r#"{"machineName":"host1"}"#);
+        assert_eq!(
+            body("host1", Some(&[])),
+            r#"{"domains":[],"machineName":"host1"}"#
+        );
     }
 }
