@@ -17,8 +17,11 @@ use crate::backends::directory::{Directory, LdapDirectory};
 use crate::backends::host::UnavailableHost;
 use crate::backends::host::{Cloud, Host};
 use crate::backends::store::{RedbStore, Store};
-use crate::backends::tenant::{HttpTenant, RetryPolicy, Tenant, TenantEndpoints};
+use crate::backends::tenant::{
+    ClientScope, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
+};
 use crate::config::{self, Config};
+use crate::workflows::SignInClients;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -79,16 +82,14 @@ fn platform_agent_config(config: &config::AgentModuleConfig) -> Arc<dyn AgentCon
 /// The tenant client for the configured cloud, or the overridden
 /// endpoints (the lab emulator).
 fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonError> {
-    let cloud = match config.cloud {
-        config::TenantCloud::Public => Cloud::AzurePublic,
-        config::TenantCloud::UsGovernment => Cloud::AzureUsGovernment,
-    };
-    let mut endpoints = TenantEndpoints::for_cloud(cloud, &config.tenant, &config.client_id);
+    let mut endpoints = TenantEndpoints::for_cloud(cloud(config), &config.tenant);
     if let Some(authority) = &config.authority {
         endpoints.authority.clone_from(authority);
     }
+    // Only where Graph is reached changes: `tenant.graph_scope` keeps
+    // naming the resource, the audience the tenant (and the lab emulator)
+    // issues Graph tokens for.
     if let Some(graph) = &config.graph {
-        endpoints.scope = format!("{graph}/.default offline_access");
         endpoints.graph.clone_from(graph);
     }
     Ok(HttpTenant::new(
@@ -98,6 +99,30 @@ fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonErro
         RetryPolicy::default(),
     )?
     .with_agent_service(config.agent_service.clone()))
+}
+
+fn cloud(config: &config::TenantConfig) -> Cloud {
+    match config.cloud {
+        config::TenantCloud::Public => Cloud::AzurePublic,
+        config::TenantCloud::UsGovernment => Cloud::AzureUsGovernment,
+    }
+}
+
+/// The clients and scopes of the sign-in (`[tenant]`).
+fn sign_in_clients(config: &config::TenantConfig) -> SignInClients {
+    SignInClients {
+        registration: ClientScope {
+            client_id: config.registration_client_id.clone(),
+            scope: config.registration_scope.clone(),
+        },
+        graph: ClientScope {
+            client_id: config.client_id.clone(),
+            scope: config
+                .graph_scope
+                .clone()
+                .unwrap_or_else(|| graph_scope(cloud(config))),
+        },
+    }
 }
 
 /// Entry point for embedding provd.
@@ -236,11 +261,9 @@ impl DaemonBuilder {
                 },
             },
             crate::workflows::TenantSettings {
-                cloud: match config.tenant.cloud {
-                    config::TenantCloud::Public => Cloud::AzurePublic,
-                    config::TenantCloud::UsGovernment => Cloud::AzureUsGovernment,
-                },
+                cloud: cloud(&config.tenant),
                 service_ca_pem,
+                clients: sign_in_clients(&config.tenant),
             },
         )
         .await?;

@@ -39,7 +39,10 @@ pub use host::HostConfig;
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
 pub use telemetry::TelemetryConfig;
-pub use tenant::{DEFAULT_TENANT_CLIENT_ID, TenantCloud, TenantConfig};
+pub use tenant::{
+    DEFAULT_REGISTRATION_CLIENT_ID, DEFAULT_REGISTRATION_SCOPE, DEFAULT_TENANT_CLIENT_ID,
+    TenantCloud, TenantConfig,
+};
 pub use tls::{DEFAULT_RELOAD_INTERVAL, TlsConfig};
 
 use declare::section;

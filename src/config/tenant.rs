@@ -1,5 +1,18 @@
 //! `[tenant]`: the Microsoft cloud and tenant provd signs in to and
-//! registers agents with.
+//! registers agents with, and the clients and scopes of the sign-in.
+//!
+//! provd signs in once (device code) and holds tokens for two resources:
+//! the connector registration service, which the agent's module takes in
+//! `Connect-AADCloudSyncAzureAD -AccessToken`, and Microsoft Graph for
+//! provd's own reads. The registration client and scope are MICROSOFT'S
+//! CONNECTOR FACTS, NOT DOCUMENTED FOR THIS AGENT: Microsoft documents
+//! them for the private network connector's unattended registration
+//! (<https://learn.microsoft.com/entra/global-secure-access/how-to-register-connector-powershell>),
+//! the provisioning agent is built on the same connector framework, and
+//! which audience `Connect-AADCloudSyncAzureAD -AccessToken` expects — and
+//! whether that client may use the device code flow or get Graph tokens —
+//! is documented nowhere. Hence all of them are configuration, with the
+//! connector's values as defaults.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,6 +34,31 @@ pub enum TenantCloud {
 /// Microsoft first-party app that may use the device code flow with
 /// delegated Graph scopes in any tenant.
 pub const DEFAULT_TENANT_CLIENT_ID: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
+
+/// The connector framework's public client for unattended registration
+/// (the private network connector page; see the module doc).
+pub const DEFAULT_REGISTRATION_CLIENT_ID: &str = "55747057-9b5d-4bd4-b387-abf52a8bd489";
+
+/// The connector registration service's delegated scope (same page).
+pub const DEFAULT_REGISTRATION_SCOPE: &str =
+    "https://proxy.cloudwebappproxy.net/registerapp/user_impersonation";
+
+/// One OAuth scope (`resource/permission`): provd adds `openid profile
+/// offline_access` itself, and a token is for one resource, so a list is
+/// refused here rather than half-ignored by the tenant.
+fn one_scope(value: &str, _: &Source) -> Result<String, String> {
+    if value.is_empty() || value.contains(char::is_whitespace) || !value.contains('/') {
+        return Err(format!(
+            "{value:?} is not one scope like \"https://graph.microsoft.com/.default\" \
+             (provd adds openid profile offline_access itself)"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn some_scope(value: &str, source: &Source) -> Result<Option<String>, String> {
+    one_scope(value, source).map(Some)
+}
 
 /// Both provd's short names and the installer's ENVIRONMENTNAME values, so
 /// either can be copied over.
@@ -59,11 +97,35 @@ section! {
             example: "contoso.onmicrosoft.com", parse: parse::text,
             default: "organizations".into()
         }
-        /// Public client used for the device code sign-in.
+        /// Public client for Graph when the tenant refuses Graph to the
+        /// registration client: a second device code, for this client.
         pub client_id: String {
             toml: "tenant.client_id", env: "PROVD_TENANT_CLIENT_ID", flag: "--tenant-client-id",
             example: "00000000-0000-0000-0000-000000000001", parse: parse::text,
             default: DEFAULT_TENANT_CLIENT_ID.into()
+        }
+        /// Public client of the device code sign-in, for the registration
+        /// scope and then (refresh grant) Graph.
+        pub registration_client_id: String {
+            toml: "tenant.registration_client_id", env: "PROVD_TENANT_REGISTRATION_CLIENT_ID",
+            flag: "--tenant-registration-client-id",
+            example: "00000000-0000-0000-0000-000000000002", parse: parse::text,
+            default: DEFAULT_REGISTRATION_CLIENT_ID.into()
+        }
+        /// Scope of the registration token the agent's module is given.
+        pub registration_scope: String {
+            toml: "tenant.registration_scope", env: "PROVD_TENANT_REGISTRATION_SCOPE",
+            flag: "--tenant-registration-scope",
+            example: "api://00000000-0000-0000-0000-000000000003/user_impersonation",
+            parse: one_scope, default: DEFAULT_REGISTRATION_SCOPE.into()
+        }
+        /// Scope of provd's Graph token. Default: the cloud's Graph,
+        /// https://graph.microsoft.com/.default (public) or
+        /// https://graph.microsoft.us/.default (usgov).
+        pub graph_scope: Option<String> {
+            toml: "tenant.graph_scope", env: "PROVD_TENANT_GRAPH_SCOPE",
+            flag: "--tenant-graph-scope",
+            example: "https://graph.microsoft.us/.default", parse: some_scope, default: None
         }
         /// Overrides the cloud's sign-in authority (the lab emulator).
         pub authority: Option<String> {

@@ -147,6 +147,44 @@ fn the_example_config_loads_and_tenant_settings_layer() {
 }
 
 #[test]
+fn sign_in_defaults_are_the_connector_facts_and_a_scope_is_one_scope() {
+    let cfg = Config::load_from(
+        &flags(&["--state-dir", "/s", "--tls-cert", "c", "--tls-key", "k"]),
+        &env(&[("PROVD_TLS_CLIENT_CA", "ca")]),
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.tenant.registration_client_id,
+        "55747057-9b5d-4bd4-b387-abf52a8bd489"
+    );
+    assert_eq!(
+        cfg.tenant.registration_scope,
+        "https://proxy.cloudwebappproxy.net/registerapp/user_impersonation"
+    );
+    // Unset: the cloud's Graph (resolved where the cloud is known).
+    assert_eq!(cfg.tenant.graph_scope, None);
+    for bad in [
+        "https://graph.microsoft.com/.default offline_access",
+        "User.Read",
+        "",
+    ] {
+        let err = Config::load_from(
+            &flags(&["--state-dir", "/s", "--tls-cert", "c", "--tls-key", "k"]),
+            &env(&[
+                ("PROVD_TLS_CLIENT_CA", "ca"),
+                ("PROVD_TENANT_GRAPH_SCOPE", bad),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("tenant.graph_scope"),
+            "{bad}: {err}"
+        );
+        assert!(err.to_string().contains("one scope"), "{bad}: {err}");
+    }
+}
+
+#[test]
 fn telemetry_layers_file_then_env_then_flag() {
     let example = concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -49,12 +49,14 @@ pub struct Backends {
 }
 
 /// Settings of the tenant side that workflows act on.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TenantSettings {
     /// The cloud the tenant client is configured for.
     pub cloud: Cloud,
     /// PEM the registered agent trusts for the agent service (lab CA).
     pub service_ca_pem: Option<String>,
+    /// The clients and scopes of the sign-in.
+    pub clients: tenant::SignInClients,
 }
 
 /// Filesystem locations workflows may write to, and the bounds on what
@@ -85,6 +87,7 @@ impl App {
             backends.store.clone(),
             backends.host.clone(),
             tenant_settings.service_ca_pem,
+            tenant_settings.clients,
         ));
         let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),

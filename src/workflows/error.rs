@@ -357,6 +357,12 @@ impl From<TenantError> for Error {
                       operation again and complete the sign-in within the code's lifetime"
                     .into(),
             },
+            e @ TenantError::ConsentRequired { .. } => Error::PermissionDenied(format!(
+                "{e}; the clients and scopes provd signs in with are configuration \
+                 (tenant.registration_client_id, tenant.registration_scope, tenant.client_id, \
+                 tenant.graph_scope): use ones this tenant allows, or have an administrator \
+                 consent to them"
+            )),
             TenantError::AccessDenied => {
                 Error::PermissionDenied("the sign-in was declined at the verification page".into())
             }

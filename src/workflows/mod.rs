@@ -22,3 +22,4 @@ pub use app::{App, Backends, Caller, Paths, TenantSettings};
 pub use error::{Error, ErrorKind, FieldViolation, MAX_REPORTED_VIOLATIONS, PreconditionReason};
 pub use operations::Operations;
 pub use staging::PackageLimits;
+pub use tenant::SignInClients;

@@ -125,6 +125,18 @@ impl Hermetic {
         super::finish(&self.channel, op.expect("the RPC returned no operation")).await
     }
 
+    /// SignIn, watched to its end.
+    pub async fn sign_in(&self) -> (Vec<v1::OperationEvent>, v1::Operation) {
+        let op = self
+            .agent()
+            .sign_in(v1::SignInRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .operation;
+        self.finish(op).await
+    }
+
     /// AddDirectory of the fake's domain as Administrator.
     pub async fn add_directory(&self) -> (Vec<v1::OperationEvent>, v1::Operation) {
         self.add_directory_as(admin()).await

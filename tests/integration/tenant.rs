@@ -45,6 +45,35 @@ async fn tenant_session(channel: &Channel) -> v1::TenantSession {
         .unwrap()
 }
 
+async fn watch(channel: &Channel, id: &str) -> tonic::Streaming<v1::WatchOperationResponse> {
+    v1::operations_service_client::OperationsServiceClient::new(channel.clone())
+        .watch_operation(v1::WatchOperationRequest {
+            id: id.into(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next ACTION_REQUIRED event of a watched operation.
+async fn next_action(
+    stream: &mut tonic::Streaming<v1::WatchOperationResponse>,
+) -> v1::OperationEvent {
+    loop {
+        let item = tokio::time::timeout(Duration::from_secs(30), stream.message())
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the operation ended without asking");
+        if let Some(v1::watch_operation_response::Item::Event(e)) = item.item
+            && e.kind == v1::EventKind::ActionRequired as i32
+        {
+            return e;
+        }
+    }
+}
+
 #[tokio::test]
 async fn sign_in_waits_for_the_operator_then_proceeds() {
     // Tokens live 30 s: less than provd's 5-minute refresh margin, so every
@@ -58,27 +87,8 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
     let op = sign_in(&channel, "").await;
     assert_eq!(op.kind, v1::OperationKind::SignIn as i32);
     // Read the event stream until the code shows up, as provctl does.
-    let mut ops = v1::operations_service_client::OperationsServiceClient::new(channel.clone());
-    let mut stream = ops
-        .watch_operation(v1::WatchOperationRequest {
-            id: op.id.clone(),
-            after_sequence: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let action = loop {
-        let item = tokio::time::timeout(Duration::from_secs(30), stream.message())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(v1::watch_operation_response::Item::Event(e)) = item.item
-            && e.kind == v1::EventKind::ActionRequired as i32
-        {
-            break e;
-        }
-    };
+    let mut stream = watch(&channel, &op.id).await;
+    let action = next_action(&mut stream).await;
     assert_eq!(action.step, "sign-in");
     let uri = &action.attributes["verification_uri"];
     let code = &action.attributes["user_code"];
@@ -86,7 +96,7 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
     assert!(action.message.contains(code.as_str()), "{}", action.message);
     // Nobody signed in yet: the operation waits (polling every second).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let waiting = ops
+    let waiting = v1::operations_service_client::OperationsServiceClient::new(channel.clone())
         .get_operation(v1::GetOperationRequest { id: op.id.clone() })
         .await
         .unwrap()
@@ -127,6 +137,54 @@ async fn sign_in_waits_for_the_operator_then_proceeds() {
             .iter()
             .any(|e| e.kind == v1::EventKind::ActionRequired as i32)
     );
+    emu.stop().await;
+}
+
+#[tokio::test]
+async fn a_tenant_refusing_graph_to_the_registration_client_gets_a_second_device_code() {
+    // This tenant gives the connector client only the registration
+    // audience; Graph CLI (unlisted) may have Graph.
+    let table = format!(
+        "--client-audience={}=https://proxy.cloudwebappproxy.net/registerapp",
+        provd::config::DEFAULT_REGISTRATION_CLIENT_ID
+    );
+    let emu = TenantEmulator::start(&emulator(), &["--poll-interval", "1", &table]).await;
+    let h = crate::common::Harness::start_with(|c| emu.configure(c)).await;
+    let channel = h.channel(provd::pki::Role::Admin).await;
+    let op = sign_in(&channel, "").await;
+    let mut stream = watch(&channel, &op.id).await;
+    // The operator approves each code as it is relayed.
+    let mut asked = Vec::new();
+    for _ in 0..2 {
+        let action = next_action(&mut stream).await;
+        emu.approve(&action.attributes["user_code"]).await;
+        asked.push(action.attributes["client_id"].clone());
+    }
+    assert_eq!(
+        asked,
+        [
+            provd::config::DEFAULT_REGISTRATION_CLIENT_ID,
+            provd::config::DEFAULT_TENANT_CLIENT_ID
+        ]
+    );
+    let (events, done) = crate::common::finish(&channel, op).await;
+    assert_eq!(
+        done.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?}",
+        done.error
+    );
+    let warning = events
+        .iter()
+        .find(|e| e.kind == v1::EventKind::Warning as i32)
+        .expect("a WARNING says why a second code was asked");
+    assert!(
+        warning.message.contains("AADSTS65001"),
+        "{}",
+        warning.message
+    );
+    assert_eq!(done.result["tenant_id"], crate::common::tenant::TENANT);
+    assert!(tenant_session(&channel).await.signed_in);
     emu.stop().await;
 }
 

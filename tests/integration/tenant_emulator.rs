@@ -3,6 +3,8 @@
 //! bound address from its first stdout line, and talks HTTPS to it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
+mod audiences;
+
 use crate::common::tenant::TenantEmulator;
 
 use std::time::Duration;
@@ -722,7 +724,16 @@ async fn faults_throttle_then_recover_and_deny() {
 // provd's own tenant client (backends::tenant) against the emulator.
 // ---------------------------------------------------------------------------
 
-use provd::backends::tenant::{HttpTenant, RetryPolicy, TenantEndpoints, TenantError};
+use provd::backends::tenant::{ClientScope, HttpTenant, RetryPolicy, TenantEndpoints, TenantError};
+
+/// The client and scope the tests sign in with (provd adds the OpenID
+/// Connect scopes).
+fn graph_client() -> ClientScope {
+    ClientScope {
+        client_id: CLIENT_ID.into(),
+        scope: "https://graph.microsoft.com/.default".into(),
+    }
+}
 
 fn tenant_client(emu: &Emulator) -> HttpTenant {
     let base = format!("https://localhost:{}", emu.port);
@@ -731,8 +742,6 @@ fn tenant_client(emu: &Emulator) -> HttpTenant {
             authority: base.clone(),
             graph: base,
             tenant: TENANT.into(),
-            client_id: CLIENT_ID.into(),
-            scope: SCOPE.into(),
         },
         Some(&emu.inner.ca_file),
         Duration::from_secs(10),
@@ -760,7 +769,7 @@ async fn approve(emu: &Emulator, user_code: &str) {
 async fn tenant_client_signs_in_by_device_code_and_lists_agents_through_throttling() {
     let emu = Emulator::start(&["--poll-interval", "1"]).await;
     let client = tenant_client(&emu);
-    let code = client.start_device_code().await.unwrap();
+    let code = client.start_device_code(&graph_client()).await.unwrap();
     assert!(code.verification_uri.ends_with("/devicelogin"), "{code:?}");
     assert!(!code.user_code.is_empty());
 
@@ -831,13 +840,13 @@ async fn tenant_client_reports_expired_and_declined_sign_ins() {
     let emu = Emulator::start(&["--poll-interval", "1", "--device-code-ttl", "2"]).await;
     let client = tenant_client(&emu);
     let cancel = tokio_util::sync::CancellationToken::new();
-    let code = client.start_device_code().await.unwrap();
+    let code = client.start_device_code(&graph_client()).await.unwrap();
     match client.wait_for_tokens(&code, &cancel).await {
         Err(TenantError::DeviceCodeExpired) => {}
         other => panic!("expected DeviceCodeExpired, got {:?}", other.map(|_| ())),
     }
 
-    let code = client.start_device_code().await.unwrap();
+    let code = client.start_device_code(&graph_client()).await.unwrap();
     let (status, body) = emu
         .post(
             "/_lab/device/deny",

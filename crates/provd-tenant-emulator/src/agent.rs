@@ -1,22 +1,29 @@
-//! The agent side (not Graph): registration and heartbeat.
+//! The agent side (not Graph): the older registration path, heartbeats and
+//! the agent's own writeback call. (`POST /register/RegisterConnector`, the
+//! connector framework's registration, is in `register.rs`.)
 //!
 //! Microsoft does not document agent registration as an API. Public
 //! third-party research shows the agent sending a certificate signing
 //! request to a registration service and receiving a client certificate;
-//! the emulator models exactly that, "CSR in, certificate out", with its own
-//! agent CA generated at start (`GET /_lab/agent-ca` returns it). The real
-//! agent authenticates later calls with that certificate, and so does a
-//! heartbeat here: the emulator's TLS asks for a client certificate (without
-//! requiring one, so OAuth and Graph clients need none) and trusts only its
-//! agent CA. `POST /_agent/{id}/heartbeat` then needs a certificate whose
-//! common name is `{id}` (none: 401; another agent's: 403), and the body's
-//! machine name must be the registered one (409).
+//! `POST /_agent/register` `{machineName, csr}` with a Graph bearer token is
+//! the emulator's own older shape of that, "CSR in, certificate out", kept
+//! while provd's register step still uses it. Both paths sign with the
+//! emulator's agent CA generated at start (`GET /_lab/agent-ca`). The real
+//! agent authenticates later calls with that certificate, and so do the
+//! heartbeat and the writeback call here: the emulator's TLS asks for a
+//! client certificate (without requiring one, so OAuth and Graph clients
+//! need none) and trusts only its agent CA. `/_agent/{id}/…` then needs a
+//! certificate whose common name is `{id}` (none: 401; another agent's:
+//! 403); a heartbeat's machine name must be the registered one (409).
 //!
 //! Agent status semantics (active/inactive) follow
 //! <https://learn.microsoft.com/entra/identity/hybrid/cloud-sync/how-to-install>
 //! and the `onPremisesAgent.status` property
 //! (<https://learn.microsoft.com/graph/api/resources/onpremisesagent?view=graph-rest-beta>),
-//! with a configurable `--inactive-after` instead of about an hour.
+//! with a configurable `--inactive-after` instead of about an hour. How an
+//! agent reports its domains, and how it sets the writeback flag, are not
+//! documented: the heartbeat carries the domains, and `PUT
+//! /_agent/{id}/passwordWriteback` the flag (both modelled).
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -30,7 +37,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::graph::authenticate;
-use crate::respond::{graph_error, graph_json};
+use crate::publish::domain_name;
+use crate::respond::{GraphError, graph_error, graph_json};
 use crate::state::{Agent, App};
 
 /// Upper bound for a machine name (a DNS host name).
@@ -47,6 +55,22 @@ pub struct Register {
 #[serde(rename_all = "camelCase")]
 pub struct Heartbeat {
     machine_name: String,
+    /// The AD domains the agent serves (absent: no change). Other fields
+    /// of an entry (e.g. the preferred DCs a lab agent reports) are not
+    /// the tenant's business and are ignored.
+    #[serde(default)]
+    domains: Option<Vec<ReportedDomain>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportedDomain {
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Writeback {
+    enabled: bool,
 }
 
 /// The client certificate of the TLS connection a request came over, after
@@ -74,7 +98,8 @@ impl PeerCertificate {
     }
 }
 
-fn valid_machine_name(name: &str) -> bool {
+/// A DNS host name.
+pub fn valid_machine_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_MACHINE_NAME
         && name
@@ -90,7 +115,8 @@ pub async fn register(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let grant = match authenticate(&app, &headers) {
+    // provd's register step sends its Graph token here.
+    let grant = match authenticate(&app, &headers, &app.settings.graph_audience) {
         Ok(grant) => grant,
         Err(r) => return r.into_response(),
     };
@@ -132,40 +158,79 @@ pub async fn register(
         .into_response()
 }
 
-/// `POST /_agent/{id}/heartbeat` `{machineName}` over a connection that
-/// presented the agent's client certificate (CN = `{id}`): the agent is
-/// alive.
+/// The request came over a TLS connection that presented the certificate
+/// issued to agent `id` (CN = `{id}`): otherwise 401 (no certificate) or
+/// 403 (another agent's).
+fn agent_peer(peer: Option<Extension<PeerCertificate>>, id: &str) -> Result<(), GraphError> {
+    let Some(Extension(peer)) = peer else {
+        return Err(GraphError {
+            status: StatusCode::UNAUTHORIZED,
+            code: "InvalidAuthenticationToken",
+            message: "A client certificate is needed: present the certificate issued to the agent at registration.".into(),
+        });
+    };
+    if peer.common_name.as_deref() != Some(id) {
+        return Err(GraphError {
+            status: StatusCode::FORBIDDEN,
+            code: "Authorization_RequestDenied",
+            message: format!("The client certificate was not issued to agent '{id}'."),
+        });
+    }
+    Ok(())
+}
+
+/// The body of a request that came over agent `id`'s own certificate.
+fn agent_request<T: serde::de::DeserializeOwned>(
+    peer: Option<Extension<PeerCertificate>>,
+    id: &str,
+    body: &[u8],
+) -> Result<T, GraphError> {
+    agent_peer(peer, id)?;
+    graph_json(body)
+}
+
+fn unknown_agent(id: &str) -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "Request_ResourceNotFound",
+        &format!("Agent '{id}' is not registered."),
+    )
+}
+
+/// `POST /_agent/{id}/heartbeat` `{machineName, domains?: [{name}]}` over a
+/// connection that presented the agent's client certificate: the agent is
+/// alive, and serves the domains it names (each gets its published
+/// resource and agent group, `publish.rs`).
 pub async fn heartbeat(
     State(app): State<App>,
     Path(id): Path<String>,
     peer: Option<Extension<PeerCertificate>>,
     body: Bytes,
 ) -> Response {
-    let Some(Extension(peer)) = peer else {
-        return graph_error(
-            StatusCode::UNAUTHORIZED,
-            "InvalidAuthenticationToken",
-            "A client certificate is needed: present the certificate issued to the agent at registration.",
-        );
-    };
-    if peer.common_name.as_deref() != Some(id.as_str()) {
-        return graph_error(
-            StatusCode::FORBIDDEN,
-            "Authorization_RequestDenied",
-            &format!("The client certificate was not issued to agent '{id}'."),
-        );
-    }
-    let request: Heartbeat = match graph_json(&body) {
+    let request: Heartbeat = match agent_request(peer, &id, &body) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
+    let domains = match request
+        .domains
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|d| domain_name(&d.name))
+        .collect::<Option<Vec<_>>>()
+    {
+        Some(domains) => domains,
+        None => {
+            return graph_error(
+                StatusCode::BAD_REQUEST,
+                "BadRequest",
+                "domains[].name must be DNS domain names.",
+            );
+        }
+    };
     let mut state = app.lock();
     let Some(agent) = state.agents.iter_mut().find(|a| a.id == id) else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "Request_ResourceNotFound",
-            &format!("Agent '{id}' is not registered."),
-        );
+        return unknown_agent(&id);
     };
     if !agent
         .machine_name
@@ -178,5 +243,31 @@ pub async fn heartbeat(
         );
     }
     agent.last_seen = Instant::now();
+    for domain in domains {
+        state.serve_domain(&id, &domain);
+    }
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `PUT /_agent/{id}/passwordWriteback` `{"enabled": bool}` over the
+/// agent's own client certificate: what the agent does when
+/// `Set-AADCloudSyncPasswordWritebackConfiguration` runs on its host. Not
+/// documented by Microsoft (modelled, like the Graph read of the flag in
+/// `graph.rs`).
+pub async fn put_writeback(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    peer: Option<Extension<PeerCertificate>>,
+    body: Bytes,
+) -> Response {
+    let request: Writeback = match agent_request(peer, &id, &body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    let mut state = app.lock();
+    let Some(agent) = state.agents.iter_mut().find(|a| a.id == id) else {
+        return unknown_agent(&id);
+    };
+    agent.password_writeback = request.enabled;
+    Json(json!({ "enabled": agent.password_writeback })).into_response()
 }

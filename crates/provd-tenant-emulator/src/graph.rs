@@ -30,8 +30,11 @@ use crate::state::{Agent, AgentGroup, App, Grant, PublishedResource, State as Te
 
 const CONTEXT_BASE: &str = "https://graph.microsoft.com/beta/$metadata";
 
-/// Checks `Authorization: Bearer <token>` against the issued access tokens.
-pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Grant, GraphError> {
+/// Checks `Authorization: Bearer <token>` against the issued access tokens:
+/// known, unexpired, and issued for `audience` (Graph answers a token for
+/// another resource with 401 "Access token validation failure. Invalid
+/// audience.").
+pub fn authenticate(app: &App, headers: &HeaderMap, audience: &str) -> Result<Grant, GraphError> {
     let invalid = |message: &str| GraphError {
         status: StatusCode::UNAUTHORIZED,
         code: "InvalidAuthenticationToken",
@@ -51,12 +54,20 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Grant, GraphError>
     };
     let state = app.lock();
     match state.access_tokens.get(token) {
-        Some(t) if t.expires_at > Instant::now() => Ok(t.grant.clone()),
-        Some(_) => Err(invalid("Lifetime validation failed, the token is expired.")),
-        None => Err(invalid(
-            "Access token validation failure. Invalid audience or unknown token.",
+        Some(t) if t.expires_at <= Instant::now() => {
+            Err(invalid("Lifetime validation failed, the token is expired."))
+        }
+        Some(t) if t.grant.audience != audience => Err(invalid(
+            "Access token validation failure. Invalid audience.",
         )),
+        Some(t) => Ok(t.grant.clone()),
+        None => Err(invalid("Access token validation failure. Unknown token.")),
     }
+}
+
+/// [`authenticate`] for the Graph audience.
+fn graph_caller(app: &App, headers: &HeaderMap) -> Result<Grant, GraphError> {
+    authenticate(app, headers, &app.settings.graph_audience)
 }
 
 /// The `$expand` entries of a query string (comma separated).
@@ -128,7 +139,7 @@ pub async fn list_agents(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let expand = expands(query.as_deref()).iter().any(|e| e == "agentGroups");
@@ -148,7 +159,7 @@ pub async fn get_agent(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let expand = expands(query.as_deref()).iter().any(|e| e == "agentGroups");
@@ -171,7 +182,7 @@ pub async fn list_groups(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let expand = expands(query.as_deref());
@@ -209,7 +220,7 @@ pub async fn list_resources(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let expand = expands(query.as_deref()).iter().any(|e| e == "agentGroups");
@@ -246,7 +257,7 @@ pub async fn get_writeback(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let state = app.lock();
@@ -263,7 +274,7 @@ pub async fn put_writeback(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = authenticate(&app, &headers) {
+    if let Err(r) = graph_caller(&app, &headers) {
         return r.into_response();
     }
     let request: Writeback = match graph_json(&body) {

@@ -17,11 +17,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::publish::domain_name;
 use crate::respond::{graph_code_for, graph_error, graph_json, oauth_error};
-use crate::state::{AgentGroup, App, Fault, PublishedResource};
-
-/// Longest accepted AD domain name.
-const MAX_DOMAIN: usize = 253;
+use crate::state::{App, Fault};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,46 +29,31 @@ pub struct NewResource {
 
 /// `POST /_lab/published-resources` `{domain}`: creates a published
 /// resource for the AD domain plus an agent group, and links every
-/// registered agent to the group (what the agent's configuration wizard
-/// does for the chosen domain).
+/// registered agent to the group — by hand what an agent reporting the
+/// domain in its heartbeat does (`publish.rs`); kept for tests that need a
+/// published resource without an agent.
 pub async fn create_resource(State(app): State<App>, body: Bytes) -> Response {
     let request: NewResource = match graph_json(&body) {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
-    let domain = request.domain.trim().to_ascii_lowercase();
-    let valid = !domain.is_empty()
-        && domain.len() <= MAX_DOMAIN
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !valid {
+    let Some(domain) = domain_name(&request.domain) else {
         return graph_error(
             StatusCode::BAD_REQUEST,
             "BadRequest",
             "domain must be a DNS domain name.",
         );
-    }
+    };
     let mut state = app.lock();
-    if state.resources.iter().any(|r| r.resource_name == domain) {
+    if state.resource(&domain).is_some() {
         return graph_error(
             StatusCode::CONFLICT,
             "Conflict",
             &format!("A published resource for {domain} already exists."),
         );
     }
-    let group = AgentGroup {
-        id: uuid::Uuid::new_v4().to_string(),
-        display_name: format!("Group-{domain}"),
-        is_default: state.groups.is_empty(),
-        agent_ids: state.agents.iter().map(|a| a.id.clone()).collect(),
-    };
-    let resource = PublishedResource {
-        id: uuid::Uuid::new_v4().to_string(),
-        display_name: domain.clone(),
-        resource_name: domain,
-        group_ids: vec![group.id.clone()],
-    };
+    let agent_ids = state.agents.iter().map(|a| a.id.clone()).collect();
+    let (resource, group) = state.add_resource(&domain, agent_ids);
     let body = json!({
         "id": resource.id,
         "displayName": resource.display_name,
@@ -83,8 +66,6 @@ pub async fn create_resource(State(app): State<App>, body: Bytes) -> Response {
             "publishingType": "provisioning",
         }],
     });
-    state.groups.push(group);
-    state.resources.push(resource);
     (StatusCode::CREATED, Json(body)).into_response()
 }
 

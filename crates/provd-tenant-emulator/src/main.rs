@@ -8,9 +8,16 @@
 //! - Microsoft Graph beta provisioning agents, agent groups and published
 //!   resources
 //!   (<https://learn.microsoft.com/graph/api/onpremisesagent-list?view=graph-rest-beta>);
-//! - agent registration (CSR in, certificate out) and heartbeats, which
-//!   Microsoft does not document (modelled); a heartbeat must come over a
-//!   TLS connection that presented the agent's own client certificate;
+//! - token audiences: each token is for one resource, derived from the
+//!   scope; Graph accepts only Graph tokens and the registration service
+//!   only registration tokens; which client may have which audience is the
+//!   `--client-audience` table (`audience.rs`);
+//! - the connector registration `POST /register/RegisterConnector`, whose
+//!   shape follows public third-party research, not Microsoft documentation
+//!   (`register.rs`); the older `/_agent/register`, heartbeats (which may
+//!   report the agent's domains) and the agent's writeback call, which
+//!   Microsoft does not document (modelled); the agent's calls must come
+//!   over a TLS connection that presented its own client certificate;
 //! - lab controls under `/_lab/` (approve/deny device codes, create
 //!   published resources, inject faults) that a real tenant does not have.
 //!
@@ -26,11 +33,16 @@
 //! [`agent::PeerCertificate`].
 
 mod agent;
+mod audience;
 mod graph;
 mod lab;
 mod oauth;
+mod publish;
+mod register;
 mod respond;
 mod state;
+mod tokens;
+mod xml;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -41,7 +53,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use clap::Parser;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::server::WebPkiClientVerifier;
@@ -56,6 +68,13 @@ use state::{AgentCa, App, Settings};
 
 /// The tenant id used when `--tenant` is not given (a fixed LAB GUID).
 const DEFAULT_TENANT: &str = "00000000-0000-4000-8000-00000000beef";
+
+/// The connector framework's public client for unattended registration
+/// (Microsoft's private network connector page; see `register.rs`).
+const CONNECTOR_CLIENT: &str = "55747057-9b5d-4bd4-b387-abf52a8bd489";
+
+/// Microsoft Graph Command Line Tools, provd's default Graph client.
+const GRAPH_CLI_CLIENT: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
 
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -91,6 +110,40 @@ struct Args {
     /// An agent without a heartbeat for this long is listed "inactive".
     #[arg(long, default_value = "30", value_parser = parse_duration)]
     inactive_after: Duration,
+    /// Audience (`aud`) of Microsoft Graph tokens: what a scope like
+    /// `https://graph.microsoft.com/.default` asks for.
+    #[arg(long, default_value = "https://graph.microsoft.com")]
+    graph_audience: String,
+    /// Audience of the connector registration service's tokens.
+    #[arg(long, default_value = "https://proxy.cloudwebappproxy.net/registerapp")]
+    registration_audience: String,
+    /// CLIENT=AUDIENCE: that public client may get tokens for that audience
+    /// (repeatable). Given at all, it replaces the LAB defaults: the
+    /// connector client 55747057-… both audiences, Graph Command Line Tools
+    /// 14d82eec-… Graph only. A client not listed gets Graph tokens only.
+    #[arg(long = "client-audience", value_parser = parse_client_audience)]
+    client_audience: Vec<(String, String)>,
+}
+
+fn parse_client_audience(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((client, audience)) if !client.is_empty() && !audience.is_empty() => {
+            Ok((client.to_owned(), audience.to_owned()))
+        }
+        _ => Err("expected CLIENT=AUDIENCE".to_owned()),
+    }
+}
+
+/// The `--client-audience` table, or the LAB defaults.
+fn client_audiences(args: &Args) -> Vec<(String, String)> {
+    if !args.client_audience.is_empty() {
+        return args.client_audience.clone();
+    }
+    vec![
+        (CONNECTOR_CLIENT.into(), args.registration_audience.clone()),
+        (CONNECTOR_CLIENT.into(), args.graph_audience.clone()),
+        (GRAPH_CLI_CLIENT.into(), args.graph_audience.clone()),
+    ]
 }
 
 /// Whole seconds ("30") or a humantime duration ("2s", "500ms", "15m").
@@ -129,8 +182,13 @@ fn router(app: App) -> Router {
             &format!("{PROVISIONING}/publishedResources"),
             get(graph::list_resources),
         )
+        .route(
+            "/register/RegisterConnector",
+            post(register::register_connector),
+        )
         .route("/_agent/register", post(agent::register))
         .route("/_agent/{id}/heartbeat", post(agent::heartbeat))
+        .route("/_agent/{id}/passwordWriteback", put(agent::put_writeback))
         .route("/_lab/device/approve", post(oauth::lab_approve))
         .route("/_lab/device/deny", post(oauth::lab_deny))
         .route("/_lab/device/pending", get(oauth::lab_pending))
@@ -261,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
+    let client_audiences = client_audiences(&args);
     let app = App::new(
         Settings {
             tenant: args.tenant,
@@ -269,6 +328,9 @@ async fn main() -> anyhow::Result<()> {
             poll_interval: args.poll_interval,
             token_ttl: args.token_ttl,
             inactive_after: args.inactive_after,
+            graph_audience: args.graph_audience,
+            registration_audience: args.registration_audience,
+            client_audiences,
         },
         agent_ca,
     );

@@ -1,7 +1,9 @@
 //! OAuth 2.0 device authorization grant (RFC 8628) with the Microsoft
-//! identity platform's request and response shapes, plus the refresh-token
-//! grant, and the `/_lab/device/*` controls that stand in for the human
-//! signing in on another device.
+//! identity platform's request and response shapes, and the `/_lab/device/*`
+//! controls that stand in for the human signing in on another device. The
+//! refresh-token grant and the token answer are in `tokens.rs`; which
+//! resource a scope asks for, and whether the client may have it, in
+//! `audience.rs` (checked when the approved code is redeemed).
 //!
 //! Shapes follow
 //! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>
@@ -22,11 +24,12 @@ use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::audience::{allowed, audience_of, not_consented};
 use crate::respond::{field, graph_error, graph_json, oauth_error, parse_urlencoded};
 use crate::state::{
-    AccessToken, App, Decision, DeviceCode, Grant, normalize_user_code, random_token,
-    random_user_code,
+    App, Decision, DeviceCode, Grant, normalize_user_code, random_token, random_user_code,
 };
+use crate::tokens::{self, issue_tokens};
 
 /// `grant_type` of a device code token request.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -108,7 +111,7 @@ pub async fn token(State(app): State<App>, Path(tenant): Path<String>, body: Byt
     let form = parse_urlencoded(&String::from_utf8_lossy(&body));
     match field(&form, "grant_type") {
         Some(DEVICE_CODE_GRANT) => device_code_grant(&app, &form),
-        Some("refresh_token") => refresh_grant(&app, &form),
+        Some("refresh_token") => tokens::refresh_grant(&app, &form),
         Some(other) => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
@@ -190,79 +193,23 @@ fn device_code_grant(app: &App, form: &[(String, String)]) -> Response {
         }
         Decision::Approved { user } => {
             let code = state.device_codes.remove(index);
+            let audience = audience_of(&code.scope, &app.settings.graph_audience);
+            // The person signed in, but the tenant gives this client no
+            // token for this resource: the sign-in ends here.
+            if !allowed(&app.settings, &code.client_id, &audience) {
+                return not_consented(&code.client_id, &audience);
+            }
             let grant = Grant {
                 user,
                 client_id: code.client_id,
                 scope: code.scope,
+                audience,
+                tenant: app.settings.tenant.clone(),
             };
             drop(state);
             issue_tokens(app, grant)
         }
     }
-}
-
-fn refresh_grant(app: &App, form: &[(String, String)]) -> Response {
-    let (Some(client_id), Some(refresh_token)) =
-        (field(form, "client_id"), field(form, "refresh_token"))
-    else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "AADSTS900144: The request body must contain 'client_id' and 'refresh_token'.",
-        );
-    };
-    let mut state = app.lock();
-    let Some(grant) = state.refresh_tokens.get(refresh_token).cloned() else {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "AADSTS9002313: Invalid request. The refresh token is unknown or was already used.",
-        );
-    };
-    if grant.client_id != client_id {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "AADSTS70000: The refresh token was issued to a different client_id.",
-        );
-    }
-    // Refresh tokens rotate: the old one is spent.
-    state.refresh_tokens.remove(refresh_token);
-    drop(state);
-    issue_tokens(app, grant)
-}
-
-fn issue_tokens(app: &App, grant: Grant) -> Response {
-    let access_token = random_token();
-    let refresh_token = random_token();
-    let ttl = app.settings.token_ttl;
-    let body = json!({
-        "token_type": "Bearer",
-        "scope": grant.scope,
-        "expires_in": ttl.as_secs(),
-        "ext_expires_in": ttl.as_secs(),
-        "access_token": access_token,
-        "refresh_token": refresh_token,
-    });
-    let mut state = app.lock();
-    let now = Instant::now();
-    state.issued_secrets.push(access_token.clone());
-    state.issued_secrets.push(refresh_token.clone());
-    state.access_tokens.retain(|_, t| t.expires_at > now);
-    state.access_tokens.insert(
-        access_token,
-        AccessToken {
-            grant: grant.clone(),
-            expires_at: now + ttl,
-        },
-    );
-    state.refresh_tokens.insert(refresh_token, grant);
-    let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        axum::http::header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-    response
 }
 
 /// `GET /devicelogin`: where a human would sign in. The emulator has no

@@ -32,6 +32,14 @@ pub struct Settings {
     pub token_ttl: Duration,
     /// An agent without a heartbeat for this long is "inactive".
     pub inactive_after: Duration,
+    /// The audience (`aud`) of Graph tokens; Graph endpoints accept no other.
+    pub graph_audience: String,
+    /// The audience of the connector registration service's tokens;
+    /// `POST /register/RegisterConnector` accepts no other.
+    pub registration_audience: String,
+    /// (client id, audience) pairs: which public client may get a token
+    /// for which audience (see `audience.rs`).
+    pub client_audiences: Vec<(String, String)>,
 }
 
 /// What the (emulated) user did with a device code.
@@ -55,12 +63,16 @@ pub struct DeviceCode {
     pub decision: Decision,
 }
 
-/// Who a token was issued to.
+/// Who a token was issued to, for which resource, in which tenant.
 #[derive(Debug, Clone)]
 pub struct Grant {
     pub user: String,
     pub client_id: String,
     pub scope: String,
+    /// The resource the access token is for (its `aud`), from `scope`.
+    pub audience: String,
+    /// The tenant id the user signed in to (the `tid` claim).
+    pub tenant: String,
 }
 
 /// An issued access token.
@@ -118,6 +130,8 @@ pub struct State {
     pub groups: Vec<AgentGroup>,
     pub resources: Vec<PublishedResource>,
     pub faults: Vec<Fault>,
+    /// A stable object id (`oid`) per signed-in user.
+    pub user_oids: HashMap<String, String>,
     /// Every device code, access and refresh token ever issued, for
     /// `GET /_lab/issued-secrets` (tests scan provd's logs and spans for them).
     pub issued_secrets: Vec<String>,
@@ -145,6 +159,16 @@ impl App {
     /// so poisoning is ignored.
     pub fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    /// The user's object id, the same for every token of that user.
+    pub fn oid_of(&mut self, user: &str) -> String {
+        self.user_oids
+            .entry(user.to_ascii_lowercase())
+            .or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone()
     }
 }
 
@@ -228,11 +252,27 @@ impl AgentCa {
     }
 
     /// Signs a PEM CSR (whose signature rcgen verifies) as an agent client
-    /// certificate. The subject and extensions requested in the CSR are not
-    /// trusted: the certificate gets `CN=<agent id>`, no SANs, the
-    /// clientAuth EKU and a 180-day validity.
+    /// certificate: see [`AgentCa::sign`].
     pub fn sign_csr(&self, csr_pem: &str, agent_id: &str) -> Result<String, rcgen::Error> {
-        let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
+        Ok(self.sign(csr, agent_id)?.pem())
+    }
+
+    /// Signs a DER (PKCS#10) CSR, as `RegisterConnector` carries it, and
+    /// returns the certificate's DER.
+    pub fn sign_csr_der(&self, csr_der: Vec<u8>, agent_id: &str) -> Result<Vec<u8>, rcgen::Error> {
+        let csr = CertificateSigningRequestParams::from_der(&csr_der.into())?;
+        Ok(self.sign(csr, agent_id)?.der().to_vec())
+    }
+
+    /// The subject and extensions requested in the CSR are not trusted:
+    /// the certificate gets `CN=<agent id>`, no SANs, the clientAuth EKU
+    /// and a 180-day validity.
+    fn sign(
+        &self,
+        mut csr: CertificateSigningRequestParams,
+        agent_id: &str,
+    ) -> Result<rcgen::Certificate, rcgen::Error> {
         let now = OffsetDateTime::now_utc();
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, agent_id);
@@ -247,6 +287,6 @@ impl AgentCa {
         csr.params.serial_number = Some(SerialNumber::from_slice(&serial));
         csr.params.not_before = now - time::Duration::minutes(1);
         csr.params.not_after = now + AGENT_CERT_VALIDITY;
-        Ok(csr.signed_by(&self.issuer)?.pem())
+        csr.signed_by(&self.issuer)
     }
 }

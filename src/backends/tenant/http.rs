@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration, Tenant,
-    TenantEndpoints, TenantError, Tokens,
+    ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration,
+    Tenant, TenantEndpoints, TenantError, Tokens,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -294,8 +294,8 @@ impl Tenant for HttpTenant {
         self.agent_service.as_deref()
     }
 
-    async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
-        HttpTenant::start_device_code(self).await
+    async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError> {
+        HttpTenant::start_device_code(self, client).await
     }
 
     async fn wait_for_tokens(
@@ -306,8 +306,12 @@ impl Tenant for HttpTenant {
         HttpTenant::wait_for_tokens(self, code, cancel).await
     }
 
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
-        HttpTenant::refresh(self, refresh_token).await
+    async fn refresh(
+        &self,
+        client: &ClientScope,
+        refresh_token: &SecretString,
+    ) -> Result<Tokens, TenantError> {
+        HttpTenant::refresh(self, client, refresh_token).await
     }
 
     async fn list_agents(&self, tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError> {

@@ -9,11 +9,20 @@
 //!
 //! [`HttpTenant`] (`http`: the client, retries, spans) signs in through
 //! `oauth` and reads Graph through `graph`; `endpoints` says where each
-//! cloud's sign-in and Graph live.
+//! cloud's sign-in and Graph live; `id_token` reads who signed in.
+//!
+//! Sign-in is per client and resource ([`ClientScope`]): one access token
+//! is for one resource (its audience), and a refresh token, bound to the
+//! user and the client but not to a resource, gets tokens for any resource
+//! the tenant lets that client have
+//! (<https://learn.microsoft.com/entra/identity-platform/refresh-tokens>).
+//! Which clients and resources provd asks for is the workflows' choice
+//! (`workflows::tenant`).
 
 mod endpoints;
 mod graph;
 mod http;
+mod id_token;
 mod oauth;
 
 use std::time::{Duration, Instant};
@@ -21,7 +30,7 @@ use std::time::{Duration, Instant};
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
-pub use endpoints::TenantEndpoints;
+pub use endpoints::{TenantEndpoints, graph_scope};
 pub use http::{HttpTenant, RetryPolicy};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -43,6 +52,14 @@ pub enum TenantError {
     /// The person signing in declined.
     #[error("the sign-in was declined")]
     AccessDenied,
+    /// The tenant gives this client no token for this resource (no consent
+    /// or preauthorization: AADSTS65001, AADSTS65002).
+    #[error("the tenant gives client {client_id} no token for {scope}: {message}")]
+    ConsentRequired {
+        client_id: String,
+        scope: String,
+        message: String,
+    },
     #[error("the sign-in was cancelled")]
     Cancelled,
     /// 404: the tenant does not know the thing asked for.
@@ -53,6 +70,15 @@ pub enum TenantError {
     Protocol(String),
 }
 
+/// A public client and the resource scope it asks for (e.g.
+/// `https://graph.microsoft.com/.default`); the tenant client adds the
+/// OpenID Connect scopes (`openid profile offline_access`) itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientScope {
+    pub client_id: String,
+    pub scope: String,
+}
+
 /// What the operator must do to sign in. `device_code` stays secret.
 pub struct DeviceCode {
     pub user_code: String,
@@ -60,6 +86,8 @@ pub struct DeviceCode {
     pub message: String,
     pub expires_at: Instant,
     pub interval: Duration,
+    /// Who asked: the poll must name the same client and scope.
+    pub client: ClientScope,
     device_code: SecretString,
 }
 
@@ -68,6 +96,7 @@ impl std::fmt::Debug for DeviceCode {
         f.debug_struct("DeviceCode")
             .field("user_code", &self.user_code)
             .field("verification_uri", &self.verification_uri)
+            .field("client", &self.client)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +109,7 @@ impl DeviceCode {
         message: String,
         expires_in: Duration,
         interval: Duration,
+        client: ClientScope,
         device_code: SecretString,
     ) -> Self {
         Self {
@@ -88,17 +118,24 @@ impl DeviceCode {
             message,
             expires_at: Instant::now() + expires_in,
             interval,
+            client,
             device_code,
         }
     }
 }
 
-/// Tokens, in memory only (zeroized on drop).
+/// Tokens for one resource, in memory only (zeroized on drop).
 #[derive(Clone)]
 pub struct Tokens {
     pub access: SecretString,
     pub refresh: Option<SecretString>,
     pub expires_at: Instant,
+    /// Who signed in, from the answer's id_token (`tid`,
+    /// `preferred_username`) when there was one. Read without verifying
+    /// the token's signature (`id_token.rs`): inputs for the agent's
+    /// module, never a reason to allow anything.
+    pub tenant_id: Option<String>,
+    pub user_principal_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,13 +186,24 @@ pub trait Tenant: Send + Sync + 'static {
     fn tenant(&self) -> &str;
     /// The agent service's base URL, when one is configured.
     fn agent_service(&self) -> Option<&str>;
-    async fn start_device_code(&self) -> Result<DeviceCode, TenantError>;
+    /// A device-code sign-in for `client` (its scope plus the OpenID
+    /// Connect scopes).
+    async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError>;
+    /// Polls until the person signs in (tokens for the code's client and
+    /// scope), declines, or the code expires.
     async fn wait_for_tokens(
         &self,
         code: &DeviceCode,
         cancel: &CancellationToken,
     ) -> Result<Tokens, TenantError>;
-    async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError>;
+    /// Tokens for `client.scope` from a refresh token of `client.client_id`
+    /// (any resource the tenant lets that client have:
+    /// [`TenantError::ConsentRequired`] otherwise).
+    async fn refresh(
+        &self,
+        client: &ClientScope,
+        refresh_token: &SecretString,
+    ) -> Result<Tokens, TenantError>;
     async fn list_agents(&self, tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError>;
     async fn list_published_resources(
         &self,

@@ -1,5 +1,9 @@
 //! Sign-in with the OAuth 2.0 device authorization grant (RFC 8628):
-//! device code, polling for the tokens, refresh.
+//! device code, polling for the tokens, refresh — each for one client and
+//! one resource scope, plus `openid profile offline_access` (an id_token
+//! naming who signed in, and a refresh token). Shapes:
+//! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-device-code>,
+//! <https://learn.microsoft.com/entra/identity-platform/v2-oauth2-auth-code-flow#refresh-the-access-token>.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +13,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::http::{HttpTenant, http_span, record_response, transport};
-use super::{DeviceCode, TenantError, Tokens};
+use super::{ClientScope, DeviceCode, TenantError, Tokens, id_token};
+
+/// The OpenID Connect scopes added to every request: `openid` for the
+/// id_token, `offline_access` for the refresh token.
+const OIDC_SCOPES: &str = "openid profile offline_access";
 
 #[derive(Deserialize)]
 struct DeviceCodeBody {
@@ -34,6 +42,8 @@ struct TokenBody {
     refresh_token: Option<String>,
     #[serde(default)]
     expires_in: u64,
+    #[serde(default)]
+    id_token: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -41,6 +51,39 @@ struct OAuthError {
     error: String,
     #[serde(default)]
     error_description: String,
+    #[serde(default)]
+    error_codes: Vec<u64>,
+    #[serde(default)]
+    suberror: String,
+}
+
+impl OAuthError {
+    /// The tenant gives the client no token for the resource: AADSTS65001
+    /// (no consent) or AADSTS65002 (a Microsoft client not preauthorized
+    /// for a Microsoft resource), per
+    /// <https://learn.microsoft.com/entra/identity-platform/reference-error-codes>;
+    /// `consent_required` as error or MSAL's suberror says the same.
+    fn consent_required(&self) -> bool {
+        self.error_codes.iter().any(|c| matches!(c, 65001 | 65002))
+            || self.error == "consent_required"
+            || self.suberror == "consent_required"
+            || ["AADSTS65001", "AADSTS65002"]
+                .iter()
+                .any(|code| self.error_description.starts_with(code))
+    }
+
+    fn into_consent(self, client: &ClientScope) -> TenantError {
+        TenantError::ConsentRequired {
+            client_id: client.client_id.clone(),
+            scope: client.scope.clone(),
+            message: self.error_description,
+        }
+    }
+}
+
+/// `scope` plus the OpenID Connect scopes.
+fn with_oidc(scope: &str) -> String {
+    format!("{scope} {OIDC_SCOPES}")
 }
 
 impl HttpTenant {
@@ -52,16 +95,17 @@ impl HttpTenant {
         )
     }
 
-    /// Starts a device-code sign-in: what to show the operator.
-    pub async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+    /// Starts a device-code sign-in for `client`: what to show the operator.
+    pub async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError> {
         let url = self.oauth_url("devicecode");
         let span = http_span(&reqwest::Method::POST, &url);
+        let scope = with_oidc(&client.scope);
         let response = self
             .http
             .post(&url)
             .form(&[
-                ("client_id", self.endpoints.client_id.as_str()),
-                ("scope", self.endpoints.scope.as_str()),
+                ("client_id", client.client_id.as_str()),
+                ("scope", scope.as_str()),
             ])
             .send()
             .instrument(span.clone())
@@ -81,6 +125,7 @@ impl HttpTenant {
             message: body.message,
             expires_at: Instant::now() + Duration::from_secs(body.expires_in),
             interval: Duration::from_secs(body.interval.max(1)),
+            client: client.clone(),
             device_code: SecretString::from(body.device_code),
         })
     }
@@ -108,7 +153,7 @@ impl HttpTenant {
                 .post(&url)
                 .form(&[
                     ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-                    ("client_id", self.endpoints.client_id.as_str()),
+                    ("client_id", code.client.client_id.as_str()),
                     ("device_code", code.device_code.expose_secret()),
                 ])
                 .send()
@@ -128,31 +173,37 @@ impl HttpTenant {
             if status.is_success() {
                 return tokens(&text);
             }
-            match serde_json::from_str::<OAuthError>(&text).map(|e| e.error) {
-                Ok(e) if e == "authorization_pending" => {}
-                Ok(e) if e == "slow_down" => interval += Duration::from_secs(5),
-                Ok(e) if e == "expired_token" => return Err(TenantError::DeviceCodeExpired),
-                Ok(e) if e == "access_denied" || e == "authorization_declined" => {
+            match serde_json::from_str::<OAuthError>(&text) {
+                Ok(e) if e.error == "authorization_pending" => {}
+                Ok(e) if e.error == "slow_down" => interval += Duration::from_secs(5),
+                Ok(e) if e.error == "expired_token" => return Err(TenantError::DeviceCodeExpired),
+                Ok(e) if e.error == "access_denied" || e.error == "authorization_declined" => {
                     return Err(TenantError::AccessDenied);
                 }
+                Ok(e) if e.consent_required() => return Err(e.into_consent(&code.client)),
                 _ => return Err(oauth_failure(status.as_u16(), &text)),
             }
         }
     }
 
-    /// Exchanges a refresh token for fresh tokens (the refresh token
-    /// rotates).
-    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+    /// Exchanges `client`'s refresh token for tokens for `client.scope`
+    /// (the answer may carry a new refresh token: keep the newest).
+    pub async fn refresh(
+        &self,
+        client: &ClientScope,
+        refresh_token: &SecretString,
+    ) -> Result<Tokens, TenantError> {
         let url = self.oauth_url("token");
         let span = http_span(&reqwest::Method::POST, &url);
+        let scope = with_oidc(&client.scope);
         let response = self
             .http
             .post(&url)
             .form(&[
                 ("grant_type", "refresh_token"),
-                ("client_id", self.endpoints.client_id.as_str()),
+                ("client_id", client.client_id.as_str()),
                 ("refresh_token", refresh_token.expose_secret()),
-                ("scope", self.endpoints.scope.as_str()),
+                ("scope", scope.as_str()),
             ])
             .send()
             .instrument(span.clone())
@@ -165,6 +216,7 @@ impl HttpTenant {
             return tokens(&text);
         }
         match serde_json::from_str::<OAuthError>(&text) {
+            Ok(e) if e.consent_required() => Err(e.into_consent(client)),
             Ok(e) if e.error == "invalid_grant" => Err(TenantError::Unauthorized(format!(
                 "the refresh token was refused: {}",
                 e.error_description
@@ -177,10 +229,16 @@ impl HttpTenant {
 fn tokens(text: &str) -> Result<Tokens, TenantError> {
     let body: TokenBody = serde_json::from_str(text)
         .map_err(|e| TenantError::Protocol(format!("token answer: {e}")))?;
+    let (tenant_id, user_principal_name) = match &body.id_token {
+        Some(token) => id_token::signed_in(token)?,
+        None => (None, None),
+    };
     Ok(Tokens {
         access: SecretString::from(body.access_token),
         refresh: body.refresh_token.map(SecretString::from),
         expires_at: Instant::now() + Duration::from_secs(body.expires_in),
+        tenant_id,
+        user_principal_name,
     })
 }
 

@@ -403,17 +403,6 @@ async fn get_agent_reports_the_package_services_and_registration() {
     d.shutdown().await;
 }
 
-async fn sign_in(d: &Hermetic) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = d
-        .agent()
-        .sign_in(v1::SignInRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    d.finish(op).await
-}
-
 #[tokio::test]
 async fn sign_in_declined_expired_throttled_and_5xx_map_to_the_contracts_codes() {
     for (fault, code, needle) in [
@@ -424,7 +413,7 @@ async fn sign_in_declined_expired_throttled_and_5xx_map_to_the_contracts_codes()
     ] {
         let d = Hermetic::start().await;
         d.fakes.tenant.fail(TenantCall::SignIn, fault);
-        let (_, op) = sign_in(&d).await;
+        let (_, op) = d.sign_in().await;
         assert_eq!(op.kind, v1::OperationKind::SignIn as i32);
         let error = failed(&op);
         assert_eq!(error.code, code, "{fault:?}: {}", error.message);
@@ -442,7 +431,7 @@ async fn an_expired_device_code_names_device_code_expired() {
     d.fakes
         .tenant
         .fail(TenantCall::SignIn, TenantFault::Expired);
-    let error = failed(&sign_in(&d).await.1);
+    let error = failed(&d.sign_in().await.1);
     assert_eq!(error.code, "FAILED_PRECONDITION");
     // The operation records the same stable reason a PreconditionFailure
     // detail carries.
@@ -454,11 +443,11 @@ async fn an_expired_device_code_names_device_code_expired() {
 #[tokio::test]
 async fn sign_in_with_a_valid_session_is_skipped() {
     let d = Hermetic::start().await;
-    let (events, op) = sign_in(&d).await;
+    let (events, op) = d.sign_in().await;
     ok(&op);
     assert!(has(&events, "sign-in", ActionRequired));
     assert!(op.result["token_expires_in_secs"].parse::<u64>().unwrap() > 0);
-    let (events, op) = sign_in(&d).await;
+    let (events, op) = d.sign_in().await;
     ok(&op);
     assert!(has(&events, "sign-in", StepSkipped));
     assert!(!has(&events, "sign-in", ActionRequired));

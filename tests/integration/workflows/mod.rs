@@ -12,6 +12,7 @@ mod operations;
 mod packages;
 mod permissions;
 mod service_account;
+mod sign_in;
 mod support_ta;
 mod support_tb;
 mod verify;

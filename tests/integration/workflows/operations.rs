@@ -10,14 +10,7 @@ use provd_proto::v1;
 use tonic::Code;
 
 async fn sign_in(d: &Hermetic) -> v1::Operation {
-    let op = d
-        .agent()
-        .sign_in(v1::SignInRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    d.finish(op).await.1
+    d.sign_in().await.1
 }
 
 #[cfg(unix)]

@@ -1,13 +1,16 @@
-//! The tenant session: device-code sign-in relayed to the remote operator as
-//! an ACTION_REQUIRED event, tokens kept in memory only (refreshed before
-//! they expire), and this machine's agent registration.
+//! The tenant side of the workflows: the session (`session.rs`:
+//! device-code sign-in relayed to the remote operator as an
+//! ACTION_REQUIRED event, tokens for the registration service and Graph
+//! kept in memory only and refreshed before they expire), the SignIn
+//! operation, and this machine's agent registration.
 //!
 //! Any operation that needs the tenant runs the `sign-in` step through
 //! [`TenantWorkflows::ensure_signed_in`]: skipped while a token is valid,
 //! otherwise the operator gets the code and URL as an event and the step
 //! waits (cancellable) until they approve, decline, or the code expires.
 
-use std::collections::BTreeMap;
+mod session;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,19 +18,16 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::operations::{
-    NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, now_ms,
-};
+use super::operations::{OperationSpec, Outcome, Progress, RequestFingerprint, blocking, now_ms};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::host::{AgentIdentity, Host};
-use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
+use crate::backends::store::{OperationKind, OperationRecord, Store};
 use crate::backends::tenant::{Tenant, TenantError, Tokens};
+
+pub use session::SignInClients;
 
 const REGISTRATION_NS: &str = "tenant";
 const REGISTRATION_KEY: &str = "registration";
-
-/// Tokens this close to expiry are refreshed before use.
-const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 
 /// How often the registered agent reports to the agent service.
 pub const AGENT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
@@ -59,7 +59,8 @@ pub struct TenantWorkflows {
     /// The CA the agent should trust for the agent service, when that is
     /// not a public one (the lab).
     service_ca_pem: Option<String>,
-    tokens: tokio::sync::Mutex<Option<Tokens>>,
+    clients: SignInClients,
+    session: tokio::sync::Mutex<Option<session::Session>>,
 }
 
 impl TenantWorkflows {
@@ -69,6 +70,7 @@ impl TenantWorkflows {
         store: Arc<dyn Store>,
         host: Arc<dyn Host>,
         service_ca_pem: Option<String>,
+        clients: SignInClients,
     ) -> Self {
         Self {
             operations,
@@ -76,15 +78,18 @@ impl TenantWorkflows {
             store,
             host,
             service_ca_pem,
-            tokens: tokio::sync::Mutex::new(None),
+            clients,
+            session: tokio::sync::Mutex::new(None),
         }
     }
 
+    /// The session as GetAgent reports it: the Graph tokens'.
     pub async fn status(&self) -> Result<TenantStatus, Error> {
-        let (signed_in, expires) = match &*self.tokens.lock().await {
-            Some(t) => {
-                let left = t.expires_at.saturating_duration_since(Instant::now());
-                (!left.is_zero() || t.refresh.is_some(), left.as_secs())
+        let (signed_in, expires) = match &*self.session.lock().await {
+            Some(session) => {
+                let (expires_at, usable) = session.graph_state();
+                let left = expires_at.saturating_duration_since(Instant::now());
+                (usable, left.as_secs())
             }
             None => (false, 0),
         };
@@ -135,106 +140,35 @@ impl TenantWorkflows {
         let this = self.clone();
         self.operations
             .start(spec, move |progress| async move {
-                this.ensure_signed_in(&progress).await?;
-                let left = this.token_lifetime().await;
-                Ok(Outcome::from([(
-                    "token_expires_in_secs".into(),
-                    left.as_secs().to_string(),
-                )]))
+                let graph = this.ensure_signed_in(&progress).await?;
+                let registration = this.registration_tokens().await?;
+                let left = |t: &Tokens| {
+                    t.expires_at
+                        .saturating_duration_since(Instant::now())
+                        .as_secs()
+                        .to_string()
+                };
+                let mut outcome =
+                    Outcome::from([("token_expires_in_secs".to_owned(), left(&graph))]);
+                if let Some(registration) = &registration {
+                    outcome.insert(
+                        "registration_token_expires_in_secs".into(),
+                        left(registration),
+                    );
+                }
+                // Who signed in (id_token claims, not secrets).
+                let who = [
+                    ("tenant_id", &graph.tenant_id),
+                    ("user_principal_name", &graph.user_principal_name),
+                ];
+                for (key, value) in who {
+                    if let Some(value) = value {
+                        outcome.insert(key.into(), value.clone());
+                    }
+                }
+                Ok(outcome)
             })
             .await
-    }
-
-    async fn token_lifetime(&self) -> Duration {
-        self.tokens
-            .lock()
-            .await
-            .as_ref()
-            .map_or(Duration::ZERO, |t| {
-                t.expires_at.saturating_duration_since(Instant::now())
-            })
-    }
-
-    /// A valid access token, refreshed when close to expiry; `None` when
-    /// there is no session (never signed in, or provd restarted: tokens are
-    /// never written down).
-    pub async fn tokens(&self) -> Result<Option<Tokens>, Error> {
-        let mut guard = self.tokens.lock().await;
-        let Some(current) = guard.as_ref() else {
-            return Ok(None);
-        };
-        if current.expires_at > Instant::now() + REFRESH_MARGIN {
-            return Ok(Some(current.clone()));
-        }
-        let Some(refresh) = current.refresh.clone() else {
-            *guard = None;
-            return Ok(None);
-        };
-        match self.tenant.refresh(&refresh).await {
-            Ok(fresh) => {
-                tracing::info!("refreshed the tenant access token");
-                *guard = Some(fresh.clone());
-                Ok(Some(fresh))
-            }
-            Err(TenantError::Unauthorized(m)) => {
-                tracing::warn!(reason = %m, "the refresh token was refused; sign in again");
-                *guard = None;
-                Ok(None)
-            }
-            Err(e) => Err(Error::from(e)),
-        }
-    }
-
-    /// The `sign-in` step: skipped while a session is valid, otherwise a
-    /// device-code sign-in relayed to the operator.
-    pub async fn ensure_signed_in(&self, progress: &Progress) -> Result<Tokens, Error> {
-        const STEP: &str = "sign-in";
-        progress
-            .step_started(
-                STEP,
-                format!("signing in to tenant {}", self.tenant.tenant()),
-            )
-            .await?;
-        if let Some(tokens) = self.tokens().await? {
-            progress
-                .step_skipped(STEP, "already signed in; the session is still valid")
-                .await?;
-            return Ok(tokens);
-        }
-        let code = self.tenant.start_device_code().await.map_err(Error::from)?;
-        let expires_in = code.expires_at.saturating_duration_since(Instant::now());
-        let message = if code.message.is_empty() {
-            format!(
-                "To sign in, use a web browser to open the page {} and enter the code {} to \
-                 authenticate.",
-                code.verification_uri, code.user_code
-            )
-        } else {
-            code.message.clone()
-        };
-        progress
-            .emit(NewEvent {
-                step: STEP.into(),
-                kind: Some(EventKind::ActionRequired),
-                message,
-                percent: 0,
-                attributes: BTreeMap::from([
-                    ("verification_uri".into(), code.verification_uri.clone()),
-                    ("user_code".into(), code.user_code.clone()),
-                    ("expires_in_secs".into(), expires_in.as_secs().to_string()),
-                ]),
-            })
-            .await?;
-        let tokens = self
-            .tenant
-            .wait_for_tokens(&code, progress.cancellation())
-            .await
-            .map_err(Error::from)?;
-        *self.tokens.lock().await = Some(tokens.clone());
-        progress
-            .step_succeeded(STEP, "signed in; the session is kept in memory only")
-            .await?;
-        Ok(tokens)
     }
 
     /// The `register-agent` step: a key pair for the agent, its CSR sent to

@@ -1,19 +1,23 @@
 //! `FakeTenant`: Entra sign-in and Graph as provd's workflows see them,
 //! in memory. The device code is approved at once (unless told
-//! otherwise), tokens are plainly fake strings, an agent becomes known
-//! through `register_agent`, and failures come back as the
+//! otherwise), tokens are plainly fake strings (`sign_in.rs`), an agent
+//! becomes known through `register_agent`, and failures come back as the
 //! [`TenantError`] variants `HttpTenant` returns once its retries give up.
 
-use std::collections::BTreeMap;
+mod sign_in;
+
+pub use sign_in::{FAKE_TENANT_ID, FAKE_USER};
+
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::tenant::{
-    AgentGroup, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration,
-    Tenant, TenantError, Tokens,
+    AgentGroup, ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource,
+    Registration, Tenant, TenantError, Tokens,
 };
 
 /// What a Graph call, the sign-in or the registration answers, when not
@@ -51,6 +55,13 @@ struct State {
     sign_ins: u32,
     registrations: Vec<(String, String)>,
     endpoints_down: bool,
+    /// (client, scope) pairs the tenant gives no token.
+    refused: Vec<ClientScope>,
+    device_codes: Vec<ClientScope>,
+    refreshes: Vec<ClientScope>,
+    /// Refresh token → the client it was issued to.
+    refresh_tokens: HashMap<String, String>,
+    issued: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -161,14 +172,6 @@ impl FakeTenant {
             TenantFault::Expired => TenantError::DeviceCodeExpired,
         })
     }
-
-    fn tokens(n: u32) -> Tokens {
-        Tokens {
-            access: SecretString::from(format!("fake-access-token-{n}")),
-            refresh: Some(SecretString::from(format!("fake-refresh-token-{n}"))),
-            expires_at: Instant::now() + Duration::from_secs(3600),
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -181,39 +184,37 @@ impl Tenant for FakeTenant {
         self.agent_service.as_deref()
     }
 
-    async fn start_device_code(&self) -> Result<DeviceCode, TenantError> {
+    async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError> {
         self.check(TenantCall::SignIn).or_else(|e| match e {
             // Declined/expired surface while waiting, as with Entra.
             TenantError::AccessDenied | TenantError::DeviceCodeExpired => Ok(()),
             other => Err(other),
         })?;
-        Ok(DeviceCode::new(
-            "FAKE-CODE".into(),
-            "https://login.fake.invalid/device".into(),
-            String::new(),
-            Duration::from_secs(900),
-            Duration::from_millis(10),
-            SecretString::from("fake-device-code"),
-        ))
+        Ok(self.device_code(client))
     }
 
     async fn wait_for_tokens(
         &self,
-        _code: &DeviceCode,
+        code: &DeviceCode,
         cancel: &CancellationToken,
     ) -> Result<Tokens, TenantError> {
         if cancel.is_cancelled() {
             return Err(TenantError::Cancelled);
         }
         self.check(TenantCall::SignIn)?;
-        let mut s = self.lock();
-        s.sign_ins += 1;
-        Ok(Self::tokens(s.sign_ins))
+        let tokens = self.issue(&code.client)?;
+        self.lock().sign_ins += 1;
+        Ok(tokens)
     }
 
-    async fn refresh(&self, _refresh_token: &SecretString) -> Result<Tokens, TenantError> {
+    async fn refresh(
+        &self,
+        client: &ClientScope,
+        refresh_token: &SecretString,
+    ) -> Result<Tokens, TenantError> {
         self.check(TenantCall::SignIn)?;
-        Ok(Self::tokens(self.lock().sign_ins))
+        self.redeem(client, refresh_token)?;
+        self.issue(client)
     }
 
     async fn list_agents(&self, _tokens: &Tokens) -> Result<Vec<ProvisioningAgent>, TenantError> {
