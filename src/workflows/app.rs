@@ -123,6 +123,7 @@ impl App {
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
+            backends.agent_config.clone(),
             tenant.clone(),
             gmsa.clone(),
             writeback.clone(),

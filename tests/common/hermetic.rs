@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use provd::pki::Role;
-use provd::testkit::{FakeDirectory, FakeHost, FakeTenant};
+use provd::testkit::{FakeAgentConfig, FakeDirectory, FakeHost, FakeTenant};
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
 use provd_proto::v1::directory_service_client::DirectoryServiceClient;
@@ -36,6 +36,7 @@ pub struct Fakes {
     pub directory: FakeDirectory,
     pub tenant: FakeTenant,
     pub host: FakeHost,
+    pub agent_config: FakeAgentConfig,
 }
 
 /// A daemon on fakes, with an admin channel.
@@ -69,6 +70,7 @@ impl Hermetic {
             .directory(Arc::new(fakes.directory.clone()))
             .tenant(Arc::new(fakes.tenant.clone()))
             .host(Arc::new(fakes.host.clone()))
+            .agent_config(Arc::new(fakes.agent_config.clone()))
             .start()
             .await
             .unwrap();

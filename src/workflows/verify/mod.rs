@@ -4,10 +4,12 @@
 //! Checks run in groups that share one read (the agent status, the tenant's
 //! agent list, one bind per domain); groups run concurrently, each under the
 //! per-check time limit. A check that fails is a FAIL result with a remedy,
-//! never an error of the call. One file per group: `host`, `tenant`,
-//! `directory` (DCs, the gMSA and its permissions, and the host's right to
-//! its password), `writeback`.
+//! never an error of the call. One file per group: `host`, `agent` (the
+//! agent's module and the domains it serves), `tenant`, `directory` (DCs,
+//! the gMSA and its permissions, and the host's right to its password),
+//! `writeback`.
 
+mod agent;
 mod directory;
 mod host;
 mod tenant;
@@ -21,6 +23,7 @@ use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::Store;
@@ -127,6 +130,7 @@ impl Check {
 struct Run {
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
@@ -152,6 +156,7 @@ pub struct VerifyWorkflows {
     store: Arc<dyn Store>,
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
@@ -162,6 +167,7 @@ impl VerifyWorkflows {
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
+        agent_config: Arc<dyn AgentConfig>,
         tenant: Arc<TenantWorkflows>,
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
@@ -170,6 +176,7 @@ impl VerifyWorkflows {
             store,
             dcs,
             host,
+            agent_config,
             tenant,
             gmsa,
             writeback,
@@ -238,6 +245,7 @@ impl VerifyWorkflows {
         let run = Arc::new(Run {
             dcs: self.dcs.clone(),
             host: self.host.clone(),
+            agent_config: self.agent_config.clone(),
             tenant: self.tenant.clone(),
             gmsa: self.gmsa.clone(),
             writeback: self.writeback.clone(),
@@ -250,6 +258,7 @@ impl VerifyWorkflows {
         let mut groups: Vec<Group> = Vec::new();
         if wanted(Category::Host) {
             groups.push(Group::Host);
+            groups.push(Group::Agent);
         }
         if wanted(Category::Tenant) {
             groups.push(Group::Tenant);
@@ -278,6 +287,7 @@ impl VerifyWorkflows {
 #[derive(Debug, Clone)]
 enum Group {
     Host,
+    Agent,
     Tenant,
     Directory {
         domain: String,
@@ -292,6 +302,7 @@ impl Group {
     fn timeout_check(&self, limit: Duration) -> Check {
         let (id, category, subject) = match self {
             Group::Host => ("host.agent.installed", Category::Host, String::new()),
+            Group::Agent => ("agent.module", Category::Host, String::new()),
             Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
             Group::Directory { domain, .. } => (
                 "directory.dc.reachable",
@@ -393,6 +404,7 @@ async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sen
 async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
     match group {
         Group::Host => host::checks(run).await,
+        Group::Agent => agent::checks(run).await,
         Group::Tenant => tenant::checks(run).await,
         Group::Directory {
             domain,

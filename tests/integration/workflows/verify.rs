@@ -90,6 +90,7 @@ async fn a_full_setup_passes_every_check_that_applies() {
         "host.agent.installed",
         "host.services.running",
         "host.services.logon_account",
+        "agent.module",
         "tenant.endpoints.reachable",
         "tenant.agent.registered",
         "tenant.agent.active",
@@ -336,5 +337,59 @@ async fn without_a_credential_writeback_consistency_is_skip_saying_why() {
     // With the credential it can look, and it agrees.
     let (checks, _) = verify(&d).await;
     assert_eq!(status(find(&checks, "writeback.consistent")[0]), Pass);
+    d.shutdown().await;
+}
+
+/// `agent.module`: the agent's PowerShell module must be installed, answer,
+/// and run under the execution policies Microsoft's troubleshooting page
+/// asks for; each failure says what to do.
+#[tokio::test]
+async fn the_agent_module_check_names_a_missing_module_a_policy_or_a_failure() {
+    use provd::backends::agent_config::ModuleInfo;
+    use provd::testkit::{AgentConfigAction, AgentConfigFault};
+    let d = Hermetic::start().await;
+    let module_check = |checks: &[v1::Check]| find(checks, "agent.module")[0].clone();
+
+    let (checks, _) = verify(&d).await;
+    let c = module_check(&checks);
+    assert_eq!(status(&c), Pass, "{c:#?}");
+    assert!(c.message.contains("1.1.1370.0"), "{}", c.message);
+
+    let healthy = ModuleInfo {
+        dll_path: provd::backends::agent_config::MODULE_PATH.into(),
+        version: Some("1.1.1370.0".into()),
+        execution_policies: vec![("LocalMachine".into(), "RemoteSigned".into())],
+        registered_tenant: None,
+    };
+    d.fakes.agent_config.set_module_info(ModuleInfo {
+        version: None,
+        ..healthy.clone()
+    });
+    let c = module_check(&verify(&d).await.0);
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert!(
+        c.message.contains("Microsoft.CloudSync.PowerShell.dll"),
+        "{}",
+        c.message
+    );
+    assert!(c.remedy.contains("Install"), "{}", c.remedy);
+
+    d.fakes.agent_config.set_module_info(ModuleInfo {
+        execution_policies: vec![("LocalMachine".into(), "Unrestricted".into())],
+        ..healthy.clone()
+    });
+    let c = module_check(&verify(&d).await.0);
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert!(c.message.contains("LocalMachine"), "{}", c.message);
+    assert!(c.message.contains("RemoteSigned"), "{}", c.message);
+
+    d.fakes.agent_config.set_module_info(healthy);
+    d.fakes.agent_config.fail(
+        AgentConfigAction::ModuleInfo,
+        AgentConfigFault::AssemblyConflict,
+    );
+    let c = module_check(&verify(&d).await.0);
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert!(c.message.contains("Newtonsoft.Json"), "{}", c.message);
     d.shutdown().await;
 }
