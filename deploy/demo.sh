@@ -19,7 +19,8 @@
 #   7. the lab admin's prerequisites on the Samba domain (lab.sh prepare-host: KDS root key,
 #      this host's computer account, minPwdAge 0)
 #   8. `provctl apply` of a desired-state document (deploy/examples/agent-host.toml, lab values):
-#      install + device-code sign-in + registration, domain + DC priority, gMSA, permissions,
+#      install + device-code sign-in + registration through the agent's module (run by the
+#      lab's powershell.exe stand-in), domain + DC priority, gMSA, permissions,
 #      writeback. A background loop plays the person who signs in with the code.
 #   9. the admin center's step (a cloud sync configuration for the domain), `provctl plan`
 #      (nothing left to do) and `provctl verify` (every check must PASS)
@@ -180,9 +181,12 @@ teardown() {
     for msi in "${WINE_LAB_MSI:-}" "${WINE_LAB_MSI_NEWER:-}"; do
       if [ -f "$msi" ]; then w msiexec /x "$(z "$msi")" /quiet >/dev/null 2>&1 || true; fi
     done
-    # The registration provd handed the agent: a new emulator would refuse its certificate.
-    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/users/Public/ProvdLabAgent/registration.json"
+    # The identity the stand-in's Connect-AADCloudSyncAzureAD stored (a new emulator would
+    # refuse its certificate), and where that Connect registers (this emulator's URL and CA).
+    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/identity.json"
     say "lab agent packages removed (msiexec /x)"
+    deploy/lab/wine.sh tenant-emulator none >/dev/null 2>&1 || true
+    say "stand-in powershell.exe's emulator key removed (wine.sh tenant-emulator none)"
   fi
   local pid
   if pid=$(emulator_pid); then
@@ -369,6 +373,11 @@ cmd_run() {
   emulator_pid >/dev/null || die "the tenant emulator exited: $(tail -n 5 "$DEMO/emulator.log")"
   say "$(head -n 1 "$DEMO/emulator.out") (pid $(cat "$DEMO/emulator.pid"), log $DEMO/emulator.log)"
   tcurl "$TENANT_URL/healthz" >/dev/null
+  # Where the stand-in powershell.exe's Connect-AADCloudSyncAzureAD registers the agent (a real
+  # module knows Microsoft's service), with a 2 s heartbeat.
+  deploy/lab/wine.sh tenant-emulator "$TENANT_URL" "$DEMO/pki/ca.pem" 2 >/dev/null ||
+    die "deploy/lab/wine.sh tenant-emulator $TENANT_URL failed"
+  say "wine.sh tenant-emulator $TENANT_URL $DEMO/pki/ca.pem 2 (HKLM\\SOFTWARE\\ProvdLab\\TenantEmulator)"
 
   # -- 6. provd.exe as a Windows service
   section "provd.exe as a Windows service under Wine, https://localhost:$PORT (mTLS)"
@@ -401,7 +410,6 @@ dns_servers = [${dns%, }]
 tenant = "$TENANT_ID"
 authority = "$TENANT_URL"
 graph = "$TENANT_URL"
-agent_service = "$TENANT_URL"
 ca_file = '$(z "$DEMO/pki/ca.pem")'
 EOF
   say "config $DEMO/provd.toml"
@@ -524,7 +532,8 @@ Where things are:
     operation's events: $P ops watch ID
   emulator log  .demo/emulator.log
   agent         $(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/*.txt (heartbeats),
-                registration in drive_c/users/Public/ProvdLabAgent/registration.json
+                identity (written by the stand-in's Connect-AADCloudSyncAzureAD) in
+                drive_c/ProgramData/ProvdLabAgent/identity.json
 Tear down:
   ./deploy/demo.sh down                 # agent, provd service, emulator (labs keep running)
   ./deploy/demo.sh down --labs          # and stop the Samba DCs and the wineserver

@@ -41,18 +41,13 @@ pub enum DaemonError {
     Reflection(String),
     #[error(transparent)]
     Tenant(#[from] crate::backends::tenant::TenantError),
-    #[error("cannot read tenant.ca_file {path}: {reason}")]
-    TenantCa { path: String, reason: String },
 }
 
 /// The host backend of the platform provd was built for.
-#[cfg_attr(not(windows), allow(unused_variables))]
-fn platform_host(config: &config::HostConfig) -> Arc<dyn Host> {
+fn platform_host() -> Arc<dyn Host> {
     #[cfg(windows)]
     {
-        Arc::new(crate::backends::host::windows::WindowsHost::new(
-            config.agent_registration_file.clone(),
-        ))
+        Arc::new(crate::backends::host::windows::WindowsHost::new())
     }
     #[cfg(not(windows))]
     {
@@ -97,8 +92,7 @@ fn tenant_client(config: &config::TenantConfig) -> Result<HttpTenant, DaemonErro
         config.ca_file.as_deref(),
         config.request_timeout,
         RetryPolicy::default(),
-    )?
-    .with_agent_service(config.agent_service.clone()))
+    )?)
 }
 
 fn cloud(config: &config::TenantConfig) -> Cloud {
@@ -210,24 +204,13 @@ impl DaemonBuilder {
                 )
             }
         };
-        let host = self.host.unwrap_or_else(|| platform_host(&config.host));
+        let host = self.host.unwrap_or_else(|| platform_host());
         let agent_config = self
             .agent_config
             .unwrap_or_else(|| platform_agent_config(&config.agent_module));
         let tenant: Arc<dyn Tenant> = match self.tenant {
             Some(tenant) => tenant,
             None => Arc::new(tenant_client(&config.tenant)?),
-        };
-        let service_ca_pem = match &config.tenant.ca_file {
-            None => None,
-            Some(path) => {
-                Some(
-                    std::fs::read_to_string(path).map_err(|e| DaemonError::TenantCa {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?,
-                )
-            }
         };
         let directory: Arc<dyn Directory> = match self.directory {
             Some(directory) => directory,
@@ -262,7 +245,6 @@ impl DaemonBuilder {
             },
             crate::workflows::TenantSettings {
                 cloud: cloud(&config.tenant),
-                service_ca_pem,
                 clients: sign_in_clients(&config.tenant),
             },
         )

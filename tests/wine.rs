@@ -53,6 +53,20 @@ fn wine_env() -> BTreeMap<String, String> {
         .collect()
 }
 
+/// `deploy/lab/wine.sh ARGS`, which must succeed.
+fn wine_sh(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/lab/wine.sh");
+    let out = Command::new(script)
+        .args(args)
+        .output()
+        .expect("run wine.sh");
+    assert!(
+        out.status.success(),
+        "wine.sh {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn wine(env: &BTreeMap<String, String>, args: &[&str]) -> std::process::Output {
     let mut cmd = Command::new("wine");
     for (k, v) in env {
@@ -149,6 +163,11 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         &["--poll-interval", "1", "--inactive-after", "6"],
     )
     .await;
+    // Where the stand-in powershell.exe's Connect-AADCloudSyncAzureAD
+    // registers the agent (as the real module knows its service), with a
+    // 2 s heartbeat.
+    let ca_file = tenant.ca_file.display().to_string();
+    wine_sh(&["tenant-emulator", &tenant.base(), &ca_file, "2"]);
     let dns: Vec<String> = var("LAB_DNS_SERVERS")
         .split_whitespace()
         .map(|s| format!("\"{s}\""))
@@ -159,7 +178,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         format!(
             "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\nfile = '{}'\n\
              [directory]\nca_file = '{}'\ndns_servers = [{}]\n\
-             [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nagent_service = \"{base}\"\nca_file = '{}'\n",
+             [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nca_file = '{}'\n",
             z(&dir.join("state")),
             z(&dir.join("pki/server.pem")),
             z(&dir.join("pki/server.key")),
@@ -277,7 +296,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
             "check-version",
             "install-package",
             "sign-in",
-            "register-agent",
+            "connect-tenant",
         ]
     );
     // The installer starts the services itself; then start-services has
@@ -332,7 +351,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     assert_eq!(op.state, v1::OperationState::Succeeded as i32);
     assert_eq!(op.result["changed"], "false");
     assert_eq!(op.result["agent_id"], agent_id);
-    for step in ["check-version", "sign-in", "register-agent"] {
+    for step in ["check-version", "sign-in", "connect-tenant"] {
         assert!(
             events
                 .iter()
@@ -588,6 +607,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         "provd still answers after the service stopped"
     );
     let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
+    wine_sh(&["tenant-emulator", "none"]);
     tenant.stop().await;
 }
 

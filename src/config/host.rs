@@ -1,22 +1,12 @@
 //! `[host]`: where provd meets the agent on this machine.
 
-use std::path::PathBuf;
-
-use super::declare::{Lookup, section};
+use super::declare::section;
 use super::layers::Source;
 use super::parse;
 
 section! {
     #[derive(Debug, Clone)]
     pub struct HostConfig: Default {
-        /// Where provd hands the registered agent its identity (agent id,
-        /// client certificate and key, service URL).
-        pub agent_registration_file: PathBuf {
-            toml: "host.agent_registration_file", env: "PROVD_HOST_AGENT_REGISTRATION_FILE",
-            flag: "--host-agent-registration-file",
-            example: "/var/lib/provd-agent/registration.json", parse: parse::path,
-            default: from_env default_registration_file
-        }
         /// The largest package Install copies into staging, in bytes (or
         /// with a KiB, MiB or GiB suffix). The real agent's package is about
         /// 20–30 MB; the cap stops a source that never ends (a link to
@@ -35,31 +25,6 @@ section! {
             example: "true", parse: parse::boolean, default: false
         }
     }
-}
-
-impl HostConfig {
-    /// `%ProgramData%\ProvdLabAgent\registration.json`: where the lab
-    /// stand-in agent reads it.
-    pub fn with_program_data(program_data: Option<&str>) -> Self {
-        Self {
-            agent_registration_file: registration_file_under(program_data),
-            ..Self::default()
-        }
-    }
-}
-
-fn registration_file_under(program_data: Option<&str>) -> PathBuf {
-    let base = PathBuf::from(program_data.unwrap_or(r"C:\ProgramData"));
-    base.join("ProvdLabAgent").join("registration.json")
-}
-
-/// The default follows Windows' own `ProgramData` (not a provd setting),
-/// whose name Windows keeps case-insensitively.
-fn default_registration_file(env: Lookup<'_>) -> PathBuf {
-    let program_data = env("ProgramData")
-        .or_else(|| env("PROGRAMDATA"))
-        .or_else(|| env("programdata"));
-    registration_file_under(program_data.as_deref())
 }
 
 /// `1048576`, `64KiB`, `256MiB`, `1GiB`: more than zero bytes.

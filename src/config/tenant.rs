@@ -137,13 +137,6 @@ section! {
             toml: "tenant.graph", env: "PROVD_TENANT_GRAPH", flag: "--tenant-graph",
             example: "https://127.0.0.1:9443", parse: https_url, default: None
         }
-        /// Base URL of the agent registration service. Microsoft does not
-        /// document its own, so registration needs this set (the lab emulator).
-        pub agent_service: Option<String> {
-            toml: "tenant.agent_service", env: "PROVD_TENANT_AGENT_SERVICE",
-            flag: "--tenant-agent-service",
-            example: "https://127.0.0.1:9443", parse: https_url, default: None
-        }
         /// CA bundle (PEM) to trust for the tenant instead of the public roots.
         pub ca_file: Option<PathBuf> {
             toml: "tenant.ca_file", env: "PROVD_TENANT_CA_FILE", flag: "--tenant-ca-file",

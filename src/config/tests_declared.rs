@@ -77,14 +77,20 @@ fn every_setting_has_its_own_key_variable_and_flag() {
         "PROVD_TENANT_CLIENT_ID",
         "PROVD_TENANT_AUTHORITY",
         "PROVD_TENANT_GRAPH",
-        "PROVD_TENANT_AGENT_SERVICE",
         "PROVD_TENANT_CA_FILE",
-        "PROVD_HOST_AGENT_REGISTRATION_FILE",
         "PROVD_OTLP_ENDPOINT",
         "PROVD_TELEMETRY_SERVICE_NAME",
         "PROVD_TELEMETRY_METRICS_INTERVAL",
     ] {
         assert!(envs.contains(env), "{env}");
+    }
+    // Removed on purpose with provd's own agent registration (issue 14):
+    // the agent's module registers it now.
+    for gone in [
+        "PROVD_TENANT_AGENT_SERVICE",
+        "PROVD_HOST_AGENT_REGISTRATION_FILE",
+    ] {
+        assert!(!envs.contains(gone), "{gone}");
     }
     for flag in [
         "--listen",

@@ -13,6 +13,7 @@ use crate::backends::agent_config::{
     TenantConnection,
 };
 use crate::model::BindCredential;
+use crate::testkit::FakeTenant;
 
 /// A call as recorded: its arguments minus the token and the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +157,8 @@ struct State {
 #[derive(Clone)]
 pub struct FakeAgentConfig {
     state: Arc<Mutex<State>>,
+    /// Where a successful connect registers this machine's agent.
+    tenant: Arc<Mutex<Option<(FakeTenant, String)>>>,
 }
 
 impl Default for FakeAgentConfig {
@@ -191,11 +194,25 @@ impl FakeAgentConfig {
         };
         Self {
             state: Arc::new(Mutex::new(state)),
+            tenant: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// A successful `connect_tenant` registers `machine_name` with `tenant`
+    /// from now on, as the real module registers the agent with the
+    /// connector service (so Graph lists it).
+    pub fn connects_to(&self, tenant: &FakeTenant, machine_name: &str) {
+        *self.tenant.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((tenant.clone(), machine_name.to_owned()));
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What `module_info` answers now (not recorded as a call).
+    pub fn module_info_now(&self) -> ModuleInfo {
+        self.lock().module.clone()
     }
 
     /// What `module_info` answers from now on.
@@ -273,7 +290,16 @@ impl AgentConfig for FakeAgentConfig {
         };
         self.call(cx, AgentConfigAction::ConnectTenant, call, |s| {
             s.module.registered_tenant = Some(connection.tenant_id.clone());
-        })
+        })?;
+        let linked = self
+            .tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((tenant, machine_name)) = linked {
+            tenant.register_connector(&machine_name);
+        }
+        Ok(())
     }
 
     async fn use_gmsa(

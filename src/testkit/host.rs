@@ -1,7 +1,7 @@
 //! `FakeHost`: the Windows host as the workflows see it — the agent
 //! package's installed version, its two services and their states, install
 //! outcomes by injected installer exit code (mapped as the real host maps
-//! them), the service logon account and the registration handed over.
+//! them), the service logon account and every service control asked.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backends::host::installer::{InstallerFailure, is_success};
 use crate::backends::host::{
-    AGENT_SERVICES, AgentIdentity, AgentStatus, Host, HostError, InstallOutcome, PackageToInstall,
-    ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentStatus, Host, HostError, InstallOutcome, PackageToInstall, ServiceAction,
+    ServiceState, ServiceStatus, StartType,
 };
 
 struct State {
@@ -20,7 +20,8 @@ struct State {
     services: BTreeMap<String, (ServiceState, String)>,
     install_exit_code: u32,
     installs: Vec<PackageToInstall>,
-    identity: Option<(String, String, String)>,
+    /// Every service control, in order.
+    controls: Vec<(String, ServiceAction)>,
     unavailable: Option<String>,
     fail_start: bool,
 }
@@ -49,7 +50,7 @@ impl FakeHost {
                 services: BTreeMap::new(),
                 install_exit_code: 0,
                 installs: Vec::new(),
-                identity: None,
+                controls: Vec::new(),
                 unavailable: None,
                 fail_start: false,
             })),
@@ -127,9 +128,9 @@ impl FakeHost {
         self.lock().installs.clone()
     }
 
-    /// (agent id, machine name, service URL) of the identity handed over.
-    pub fn registration(&self) -> Option<(String, String, String)> {
-        self.lock().identity.clone()
+    /// Every start, stop and restart asked of the SCM so far, in order.
+    pub fn controls(&self) -> Vec<(String, ServiceAction)> {
+        self.lock().controls.clone()
     }
 
     fn display_name(name: &str) -> String {
@@ -170,21 +171,6 @@ impl Host for FakeHost {
 
     fn machine_name(&self) -> String {
         self.machine.clone()
-    }
-
-    async fn agent_identity(&self) -> Result<Option<String>, HostError> {
-        self.available()?;
-        Ok(self.lock().identity.as_ref().map(|(id, _, _)| id.clone()))
-    }
-
-    async fn install_agent_identity(&self, identity: &AgentIdentity) -> Result<(), HostError> {
-        self.available()?;
-        self.lock().identity = Some((
-            identity.agent_id.clone(),
-            identity.machine_name.clone(),
-            identity.service_url.clone(),
-        ));
-        Ok(())
     }
 
     async fn service_status(&self, name: &str) -> Result<ServiceStatus, HostError> {
@@ -266,6 +252,7 @@ impl Host for FakeHost {
     ) -> Result<ServiceState, HostError> {
         self.available()?;
         let mut s = self.lock();
+        s.controls.push((name.to_owned(), action));
         let fail_start = s.fail_start;
         let Some((state, _)) = s.services.get_mut(name) else {
             return Err(HostError::Io(format!(

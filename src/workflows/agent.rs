@@ -442,7 +442,7 @@ async fn run_install(
     Ok(result)
 }
 
-/// Steps `sign-in` and `register-agent`; `true` when a new registration
+/// Steps `sign-in` and `connect-tenant`; `true` when a new registration
 /// was made.
 async fn register(
     progress: &Progress,
@@ -454,7 +454,7 @@ async fn register(
         return Ok(false);
     }
     let tokens = tenant.ensure_signed_in(progress).await?;
-    let (record, changed) = tenant.ensure_registered(progress, &tokens).await?;
+    let (record, changed) = tenant.ensure_connected(progress, &tokens).await?;
     result.insert("agent_id".into(), record.agent_id);
     result.insert("machine_name".into(), record.machine_name);
     Ok(changed)

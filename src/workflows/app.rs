@@ -53,8 +53,6 @@ pub struct Backends {
 pub struct TenantSettings {
     /// The cloud the tenant client is configured for.
     pub cloud: Cloud,
-    /// PEM the registered agent trusts for the agent service (lab CA).
-    pub service_ca_pem: Option<String>,
     /// The clients and scopes of the sign-in.
     pub clients: tenant::SignInClients,
 }
@@ -86,7 +84,7 @@ impl App {
             backends.tenant.clone(),
             backends.store.clone(),
             backends.host.clone(),
-            tenant_settings.service_ca_pem,
+            backends.agent_config.clone(),
             tenant_settings.clients,
         ));
         let agent = Arc::new(agent::AgentWorkflows::new(

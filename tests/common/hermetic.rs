@@ -12,6 +12,7 @@
 
 use std::sync::Arc;
 
+use provd::backends::host::Host as _;
 use provd::pki::Role;
 use provd::testkit::{FakeAgentConfig, FakeDirectory, FakeHost, FakeTenant};
 use provd_proto::v1;
@@ -30,7 +31,8 @@ pub const DOMAIN: &str = "lab.example.test";
 pub const DC1: &str = "dc1.lab.example.test";
 pub const DC2: &str = "dc2.lab.example.test";
 
-/// The three fakes; clones share state with the ones the daemon uses.
+/// The fakes; clones share state with the ones the daemon uses. At start
+/// the agent module's connect is linked to the tenant (`connects_to`).
 #[derive(Clone, Default)]
 pub struct Fakes {
     pub directory: FakeDirectory,
@@ -66,6 +68,11 @@ impl Hermetic {
         let pki = Pki::create(&dir.path().join("pki"));
         let mut config = config(dir.path(), &pki.dir);
         adjust(&mut config);
+        // The fake module registers this host's agent with the fake tenant,
+        // as the real module does with the connector service.
+        fakes
+            .agent_config
+            .connects_to(&fakes.tenant, &fakes.host.machine_name());
         let daemon = provd::Daemon::builder(config)
             .directory(Arc::new(fakes.directory.clone()))
             .tenant(Arc::new(fakes.tenant.clone()))

@@ -75,7 +75,7 @@ impl TenantEmulator {
         }
     }
 
-    /// `https://127.0.0.1:<port>`: authority, Graph and agent service.
+    /// `https://127.0.0.1:<port>`: authority, Graph and the connector registration service.
     pub fn base(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
     }
@@ -85,7 +85,6 @@ impl TenantEmulator {
         config.tenant.tenant = TENANT.into();
         config.tenant.authority = Some(self.base());
         config.tenant.graph = Some(self.base());
-        config.tenant.agent_service = Some(self.base());
         config.tenant.ca_file = Some(self.ca_file.clone());
         config.tenant.request_timeout = Duration::from_secs(10);
     }

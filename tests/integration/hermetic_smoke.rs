@@ -273,7 +273,15 @@ async fn install_signs_in_registers_the_agent_and_starts_it() {
     );
     let agent_id = op.result["agent_id"].clone();
     assert_eq!(d.fakes.tenant.agents()[0].id, agent_id);
-    assert_eq!(d.fakes.host.registration().unwrap().0, agent_id);
+    assert_eq!(
+        d.fakes
+            .agent_config
+            .module_info_now()
+            .registered_tenant
+            .as_deref(),
+        Some(provd::testkit::tenant::FAKE_TENANT_ID),
+        "the agent's module was connected"
+    );
     assert_eq!(
         d.fakes.host.installed_version().as_deref(),
         Some("1.1.1370.0")

@@ -53,7 +53,7 @@ async fn a_full_apply_is_one_trace_with_ldap_spans_and_no_secret_anywhere() {
              [log]\nformat = \"json\"\nfilter = \"debug\"\n\
              [directory]\nca_file = '{ca}'\ndns_servers = [{dns}]\n\
              [tenant]\ntenant = \"{tenant}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\n\
-             agent_service = \"{base}\"\nca_file = '{tenant_ca}'\n\
+             ca_file = '{tenant_ca}'\n\
              [telemetry]\notlp_endpoint = \"{otlp}\"\nmetrics_interval = \"1s\"\n",
             state = dir.path().join("state").display(),
             pki = pki.dir.display(),

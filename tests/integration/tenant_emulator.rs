@@ -156,20 +156,22 @@ impl Emulator {
             .to_owned()
     }
 
-    /// Registers an agent with a fresh key.
-    async fn register(&self, token: &str, machine: &str) -> Registered {
-        let (csr, public_key, key_pem) = csr(machine);
-        let (status, body) = self
-            .post(
-                "/_agent/register",
-                Some(token),
-                &json!({ "machineName": machine, "csr": csr }),
-            )
+    /// Registers an agent with a fresh key, as the agent's module does:
+    /// `RegisterConnector` with a registration-audience token.
+    async fn register(&self, machine: &str) -> Registered {
+        let tokens = self
+            .tokens_for(audiences::CONNECTOR, audiences::REGISTRATION_SCOPE)
             .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let token = tokens["access_token"].as_str().unwrap();
+        let (answer, key_pem) = self.register_connector(token, TENANT, machine).await;
+        assert!(answer.successful, "{}", answer.error);
+        let public_key = rcgen::KeyPair::from_pem(&key_pem)
+            .unwrap()
+            .public_key_raw()
+            .to_vec();
         Registered {
-            id: body["agentId"].as_str().unwrap().to_owned(),
-            cert_pem: body["certificate"].as_str().unwrap().to_owned(),
+            id: audiences::agent_id_of(&answer.certificate),
+            cert_pem: der_to_pem(&answer.certificate),
             key_pem,
             public_key,
         }
@@ -230,20 +232,17 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-/// A PEM CSR for `machine`, the raw public key it carries and its private
-/// key (PKCS#8 PEM).
-fn csr(machine: &str) -> (String, Vec<u8>, String) {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, machine);
-    let csr = params.serialize_request(&key).unwrap();
-    (
-        csr.pem().unwrap(),
-        key.public_key_raw().to_vec(),
-        key.serialize_pem(),
-    )
+/// A DER certificate as PEM.
+fn der_to_pem(der: &[u8]) -> String {
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END CERTIFICATE-----\n");
+    pem
 }
 
 fn pem_der(pem: &str) -> Vec<u8> {
@@ -433,27 +432,19 @@ async fn agent_registration_heartbeat_status_and_groups() {
     let emu = Emulator::start(&["--inactive-after", "2"]).await;
     let token = emu.token().await;
 
-    let (csr_pem, _, _) = csr("nope");
-    let (status, body) = emu
-        .post(
-            "/_agent/register",
-            None,
-            &json!({ "machineName": "agent1", "csr": csr_pem }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    let (status, body) = emu
+    // provd's own registration path is gone (issue 14): agents register
+    // through RegisterConnector, as the module does.
+    let (status, _) = emu
         .post(
             "/_agent/register",
             Some(&token),
-            &json!({ "machineName": "agent1", "csr": "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n" }),
+            &json!({ "machineName": "agent1", "csr": "" }),
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert_eq!(error_code(&body), "BadRequest", "{body}");
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     let machine = "agent1.lab.example.test";
-    let agent1 = emu.register(&token, machine).await;
+    let agent1 = emu.register(machine).await;
     let id = agent1.id.clone();
 
     // The certificate chains to the emulator's agent CA.
@@ -504,7 +495,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
         "{body}"
     );
     // Another registered agent's certificate: 403.
-    let agent2 = emu.register(&token, "agent2.lab.example.test").await;
+    let agent2 = emu.register("agent2.lab.example.test").await;
     let agent2_http = emu.agent_client(&agent2);
     let (status, body) = emu.heartbeat(&agent2_http, &id, machine).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
@@ -617,7 +608,7 @@ async fn agent_registration_heartbeat_status_and_groups() {
 async fn password_writeback_flag() {
     let emu = Emulator::start(&[]).await;
     let token = emu.token().await;
-    let id = emu.register(&token, "agent2").await.id;
+    let id = emu.register("agent2").await.id;
     let path = format!("{AGENTS}/{id}/passwordWriteback");
 
     let (status, body) = emu.get(&path, Some(&token)).await;

@@ -1,14 +1,7 @@
-//! The agent side (not Graph): the older registration path, heartbeats and
-//! the agent's own writeback call. (`POST /register/RegisterConnector`, the
-//! connector framework's registration, is in `register.rs`.)
-//!
-//! Microsoft does not document agent registration as an API. Public
-//! third-party research shows the agent sending a certificate signing
-//! request to a registration service and receiving a client certificate;
-//! `POST /_agent/register` `{machineName, csr}` with a Graph bearer token is
-//! the emulator's own older shape of that, "CSR in, certificate out", kept
-//! while provd's register step still uses it. Both paths sign with the
-//! emulator's agent CA generated at start (`GET /_lab/agent-ca`). The real
+//! The agent side (not Graph): heartbeats and the agent's own writeback
+//! call. Registration is `POST /register/RegisterConnector`, the connector
+//! framework's (`register.rs`), which signs with the emulator's agent CA
+//! generated at start (`GET /_lab/agent-ca`). The real
 //! agent authenticates later calls with that certificate, and so do the
 //! heartbeat and the writeback call here: the emulator's TLS asks for a
 //! client certificate (without requiring one, so OAuth and Graph clients
@@ -25,31 +18,22 @@
 //! documented: the heartbeat carries the domains, and `PUT
 //! /_agent/{id}/passwordWriteback` the flag (both modelled).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Extension, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Extension, Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::graph::authenticate;
 use crate::publish::domain_name;
 use crate::respond::{GraphError, graph_error, graph_json};
-use crate::state::{Agent, App};
+use crate::state::App;
 
 /// Upper bound for a machine name (a DNS host name).
 const MAX_MACHINE_NAME: usize = 253;
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Register {
-    machine_name: String,
-    csr: String,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -105,57 +89,6 @@ pub fn valid_machine_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-}
-
-/// `POST /_agent/register` `{machineName, csr}` with a bearer token →
-/// `{agentId, certificate}`.
-pub async fn register(
-    State(app): State<App>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    // provd's register step sends its Graph token here.
-    let grant = match authenticate(&app, &headers, &app.settings.graph_audience) {
-        Ok(grant) => grant,
-        Err(r) => return r.into_response(),
-    };
-    let request: Register = match graph_json(&body) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    if !valid_machine_name(&request.machine_name) {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "machineName must be a host name (letters, digits, '-', '.').",
-        );
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    let certificate = match app.agent_ca.sign_csr(&request.csr, &id) {
-        Ok(pem) => pem,
-        Err(e) => {
-            return graph_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                &format!("Cannot use the certificate signing request: {e}"),
-            );
-        }
-    };
-    app.lock().agents.push(Agent {
-        id: id.clone(),
-        machine_name: request.machine_name,
-        external_ip: peer.ip(),
-        // Registering is the agent's first contact.
-        last_seen: Instant::now(),
-        password_writeback: false,
-    });
-    tracing::info!(agent = %id, user = %grant.user, "agent registered");
-    (
-        StatusCode::CREATED,
-        Json(json!({ "agentId": id, "certificate": certificate })),
-    )
-        .into_response()
 }
 
 /// The request came over a TLS connection that presented the certificate

@@ -14,7 +14,7 @@
 //!   `--client-audience` table (`audience.rs`);
 //! - the connector registration `POST /register/RegisterConnector`, whose
 //!   shape follows public third-party research, not Microsoft documentation
-//!   (`register.rs`); the older `/_agent/register`, heartbeats (which may
+//!   (`register.rs`); heartbeats (which may
 //!   report the agent's domains) and the agent's writeback call, which
 //!   Microsoft does not document (modelled); the agent's calls must come
 //!   over a TLS connection that presented its own client certificate;
@@ -186,7 +186,6 @@ fn router(app: App) -> Router {
             "/register/RegisterConnector",
             post(register::register_connector),
         )
-        .route("/_agent/register", post(agent::register))
         .route("/_agent/{id}/heartbeat", post(agent::heartbeat))
         .route("/_agent/{id}/passwordWriteback", put(agent::put_writeback))
         .route("/_lab/device/approve", post(oauth::lab_approve))

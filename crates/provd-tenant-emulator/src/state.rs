@@ -251,13 +251,6 @@ impl AgentCa {
         })
     }
 
-    /// Signs a PEM CSR (whose signature rcgen verifies) as an agent client
-    /// certificate: see [`AgentCa::sign`].
-    pub fn sign_csr(&self, csr_pem: &str, agent_id: &str) -> Result<String, rcgen::Error> {
-        let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
-        Ok(self.sign(csr, agent_id)?.pem())
-    }
-
     /// Signs a DER (PKCS#10) CSR, as `RegisterConnector` carries it, and
     /// returns the certificate's DER.
     pub fn sign_csr_der(&self, csr_der: Vec<u8>, agent_id: &str) -> Result<Vec<u8>, rcgen::Error> {

@@ -66,31 +66,6 @@ pub struct InstallOutcome {
     pub reboot_required: bool,
 }
 
-/// The registered agent's identity, handed to the agent on the host.
-pub struct AgentIdentity {
-    pub agent_id: String,
-    pub machine_name: String,
-    /// The agent service the agent reports to.
-    pub service_url: String,
-    pub certificate_pem: String,
-    /// The agent's own key (PKCS#8 PEM); it must persist for the agent to
-    /// authenticate, so it is the one key provd writes, for the agent only.
-    pub private_key_pem: secrecy::SecretString,
-    /// CA the agent trusts for `service_url` instead of public roots (lab).
-    pub service_ca_pem: Option<String>,
-    pub heartbeat_interval: std::time::Duration,
-}
-
-impl std::fmt::Debug for AgentIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AgentIdentity")
-            .field("agent_id", &self.agent_id)
-            .field("machine_name", &self.machine_name)
-            .field("service_url", &self.service_url)
-            .finish_non_exhaustive()
-    }
-}
-
 #[async_trait::async_trait]
 pub trait Host: Send + Sync + 'static {
     /// `Err(reason)` when this host cannot manage the agent at all.
@@ -99,10 +74,6 @@ pub trait Host: Send + Sync + 'static {
     fn machine_name(&self) -> String {
         gethostname::gethostname().to_string_lossy().into_owned()
     }
-    /// The agent id of the identity the agent holds, if any.
-    async fn agent_identity(&self) -> Result<Option<String>, HostError>;
-    /// Hands the agent its identity (replacing any previous one).
-    async fn install_agent_identity(&self, identity: &AgentIdentity) -> Result<(), HostError>;
     /// Any service's state (e.g. provd's own).
     async fn service_status(&self, name: &str) -> Result<ServiceStatus, HostError>;
     /// Makes `name` log on as `account` (a gMSA: `DOMAIN\name$`).
@@ -152,14 +123,6 @@ impl UnavailableHost {
 impl Host for UnavailableHost {
     fn availability(&self) -> Result<(), String> {
         Err(self.reason.clone())
-    }
-
-    async fn agent_identity(&self) -> Result<Option<String>, HostError> {
-        Err(HostError::Unavailable(self.reason.clone()))
-    }
-
-    async fn install_agent_identity(&self, _identity: &AgentIdentity) -> Result<(), HostError> {
-        Err(HostError::Unavailable(self.reason.clone()))
     }
 
     async fn service_status(&self, _name: &str) -> Result<ServiceStatus, HostError> {

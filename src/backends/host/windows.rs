@@ -4,9 +4,8 @@
 //! Manager API (never by parsing `sc.exe` output).
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use secrecy::ExposeSecret;
 use std::time::Duration;
 
 use windows_service::service::{ServiceAccess, ServiceStartType, ServiceState as WinState};
@@ -16,8 +15,8 @@ use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
 
 use super::installer::{InstallerFailure, is_success};
 use super::{
-    AGENT_SERVICES, AgentIdentity, AgentStatus, Cloud, Host, HostError, InstallOutcome,
-    PackageKind, PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentStatus, Cloud, Host, HostError, InstallOutcome, PackageKind,
+    PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
 /// The uninstall entry's DisplayName starts with this for the agent (and
@@ -31,73 +30,20 @@ const SERVICE_DOES_NOT_EXIST: i32 = 1060;
 pub struct WindowsHost {
     /// Longest an installer may run.
     pub install_timeout: Duration,
-    /// Where the agent reads its registration (see `AgentIdentity`).
-    pub registration_file: PathBuf,
+}
+
+impl Default for WindowsHost {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl WindowsHost {
-    pub fn new(registration_file: PathBuf) -> Self {
+    pub fn new() -> Self {
         Self {
             install_timeout: Duration::from_secs(30 * 60),
-            registration_file,
         }
     }
-}
-
-/// The registration file's shape (read by the lab stand-in agent).
-#[derive(serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RegistrationFile {
-    agent_id: String,
-    machine_name: String,
-    service_url: String,
-    certificate_pem: String,
-    private_key_pem: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    service_ca_pem: Option<String>,
-    heartbeat_interval_seconds: u64,
-}
-
-impl Drop for RegistrationFile {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.private_key_pem);
-    }
-}
-
-fn read_identity(path: &Path) -> Result<Option<String>, HostError> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => zeroize::Zeroizing::new(b),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(HostError::Io(format!("{}: {e}", path.display()))),
-    };
-    match serde_json::from_slice::<RegistrationFile>(&bytes) {
-        Ok(file) => Ok(Some(file.agent_id.clone())),
-        // A damaged file is as good as none: registering again replaces it.
-        Err(_) => Ok(None),
-    }
-}
-
-/// Temp file + rename, so the agent never reads half a file.
-fn write_identity(path: &Path, identity: &AgentIdentity) -> Result<(), HostError> {
-    let io = |e: std::io::Error| HostError::Io(format!("{}: {e}", path.display()));
-    let file = RegistrationFile {
-        agent_id: identity.agent_id.clone(),
-        machine_name: identity.machine_name.clone(),
-        service_url: identity.service_url.clone(),
-        certificate_pem: identity.certificate_pem.clone(),
-        private_key_pem: identity.private_key_pem.expose_secret().to_owned(),
-        service_ca_pem: identity.service_ca_pem.clone(),
-        heartbeat_interval_seconds: identity.heartbeat_interval.as_secs().max(1),
-    };
-    let json = zeroize::Zeroizing::new(
-        serde_json::to_vec_pretty(&file).map_err(|e| HostError::Io(e.to_string()))?,
-    );
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, &*json).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
 }
 
 /// The agent's uninstall entry: (key name — the ProductCode for an MSI,
@@ -361,19 +307,6 @@ impl Host for WindowsHost {
         tokio::task::spawn_blocking(status_now)
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
-    }
-
-    async fn agent_identity(&self) -> Result<Option<String>, HostError> {
-        let path = self.registration_file.clone();
-        tokio::task::spawn_blocking(move || read_identity(&path))
-            .await
-            .map_err(|e| HostError::Io(e.to_string()))?
-    }
-
-    async fn install_agent_identity(&self, identity: &AgentIdentity) -> Result<(), HostError> {
-        // A few KiB: written inline rather than moving the key to a
-        // blocking task.
-        write_identity(&self.registration_file, identity)
     }
 
     async fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError> {

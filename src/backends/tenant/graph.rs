@@ -1,12 +1,13 @@
 //! Microsoft Graph (beta `onPremisesPublishingProfiles/provisioning`): the
 //! tenant's agents and published resources, the agent's password writeback
-//! flag, and agent registration with the configured agent service.
+//! flag. Registration is not here: the agent's own module registers it
+//! (`backends::agent_config`, `Connect-AADCloudSyncAzureAD`).
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::http::HttpTenant;
-use super::{AgentGroup, ProvisioningAgent, PublishedResource, Registration, TenantError, Tokens};
+use super::{AgentGroup, ProvisioningAgent, PublishedResource, TenantError, Tokens};
 
 #[derive(Deserialize)]
 struct GraphList<T> {
@@ -43,13 +44,6 @@ struct ResourceBody {
     resource_name: String,
     #[serde(default)]
     agent_groups: Vec<GroupBody>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct RegisterBody {
-    agent_id: String,
-    certificate: String,
 }
 
 #[derive(Deserialize)]
@@ -136,38 +130,6 @@ impl HttpTenant {
                 group_ids: r.agent_groups.into_iter().map(|g| g.id).collect(),
             })
             .collect())
-    }
-
-    fn agent_service_url(&self, leaf: &str) -> Result<String, TenantError> {
-        let base = self.agent_service.as_deref().ok_or_else(|| {
-            TenantError::Config(
-                "tenant.agent_service is not set: Microsoft does not document its agent \
-                 registration service, so provd registers agents only with a service that \
-                 speaks the lab emulator's shape"
-                    .into(),
-            )
-        })?;
-        Ok(format!("{base}{leaf}"))
-    }
-
-    /// Registers this machine's agent: CSR in, client certificate out.
-    pub async fn register_agent(
-        &self,
-        tokens: &Tokens,
-        machine_name: &str,
-        csr_pem: &str,
-    ) -> Result<Registration, TenantError> {
-        let url = self.agent_service_url("/_agent/register")?;
-        let body = serde_json::json!({ "machineName": machine_name, "csr": csr_pem });
-        let text = self
-            .send_with_retry(&url, tokens, reqwest::Method::POST, Some(&body))
-            .await?;
-        let answer: RegisterBody = serde_json::from_str(&text)
-            .map_err(|e| TenantError::Protocol(format!("registration answer: {e}")))?;
-        Ok(Registration {
-            agent_id: answer.agent_id,
-            certificate_pem: answer.certificate,
-        })
     }
 
     fn writeback_url(&self, agent_id: &str) -> String {

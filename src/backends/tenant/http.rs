@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Registration,
-    Tenant, TenantEndpoints, TenantError, Tokens,
+    ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Tenant,
+    TenantEndpoints, TenantError, Tokens,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -39,7 +39,6 @@ pub struct HttpTenant {
     pub(super) http: reqwest::Client,
     pub(super) endpoints: TenantEndpoints,
     pub(super) retry: RetryPolicy,
-    pub(super) agent_service: Option<String>,
 }
 
 /// The error and its causes, e.g. "error sending request: tcp connect
@@ -157,16 +156,7 @@ impl HttpTenant {
             http,
             endpoints,
             retry,
-            agent_service: None,
         })
-    }
-
-    /// Where agents register and heartbeat (`POST {base}/_agent/register`).
-    /// Microsoft does not document its registration service; provd only
-    /// registers with a service that speaks the lab emulator's shape.
-    pub fn with_agent_service(mut self, base_url: Option<String>) -> Self {
-        self.agent_service = base_url.map(|u| u.trim_end_matches('/').to_owned());
-        self
     }
 
     pub(super) async fn send_with_retry(
@@ -250,7 +240,6 @@ impl HttpTenant {
             self.endpoints.authority.clone(),
             self.endpoints.graph.clone(),
         ];
-        urls.extend(self.agent_service.clone());
         urls.dedup();
         let probes = urls.into_iter().map(|url| async move {
             let started = Instant::now();
@@ -290,10 +279,6 @@ impl Tenant for HttpTenant {
         &self.endpoints.tenant
     }
 
-    fn agent_service(&self) -> Option<&str> {
-        self.agent_service.as_deref()
-    }
-
     async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError> {
         HttpTenant::start_device_code(self, client).await
     }
@@ -323,15 +308,6 @@ impl Tenant for HttpTenant {
         tokens: &Tokens,
     ) -> Result<Vec<PublishedResource>, TenantError> {
         HttpTenant::list_published_resources(self, tokens).await
-    }
-
-    async fn register_agent(
-        &self,
-        tokens: &Tokens,
-        machine_name: &str,
-        csr_pem: &str,
-    ) -> Result<Registration, TenantError> {
-        HttpTenant::register_agent(self, tokens, machine_name, csr_pem).await
     }
 
     async fn password_writeback(

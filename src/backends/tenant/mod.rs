@@ -163,14 +163,6 @@ pub struct PublishedResource {
     pub group_ids: Vec<String>,
 }
 
-/// What the agent service answered to a registration.
-#[derive(Debug, Clone)]
-pub struct Registration {
-    pub agent_id: String,
-    /// The agent's client certificate (PEM), issued for the CSR.
-    pub certificate_pem: String,
-}
-
 /// One tenant endpoint and whether a TLS connection and an HTTP answer came
 /// back from it.
 #[derive(Debug, Clone)]
@@ -184,8 +176,6 @@ pub struct EndpointProbe {
 pub trait Tenant: Send + Sync + 'static {
     /// The tenant id or domain signed in to, for messages.
     fn tenant(&self) -> &str;
-    /// The agent service's base URL, when one is configured.
-    fn agent_service(&self) -> Option<&str>;
     /// A device-code sign-in for `client` (its scope plus the OpenID
     /// Connect scopes).
     async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError>;
@@ -209,12 +199,6 @@ pub trait Tenant: Send + Sync + 'static {
         &self,
         tokens: &Tokens,
     ) -> Result<Vec<PublishedResource>, TenantError>;
-    async fn register_agent(
-        &self,
-        tokens: &Tokens,
-        machine_name: &str,
-        csr_pem: &str,
-    ) -> Result<Registration, TenantError>;
     async fn password_writeback(
         &self,
         tokens: &Tokens,
@@ -226,6 +210,6 @@ pub trait Tenant: Send + Sync + 'static {
         agent_id: &str,
         enabled: bool,
     ) -> Result<(), TenantError>;
-    /// Sign-in, Graph and (when configured) the agent service, over TLS.
+    /// Sign-in and Graph, over TLS.
     async fn probe_endpoints(&self) -> Vec<EndpointProbe>;
 }

@@ -1,7 +1,9 @@
 //! `FakeTenant`: Entra sign-in and Graph as provd's workflows see them,
 //! in memory. The device code is approved at once (unless told
 //! otherwise), tokens are plainly fake strings (`sign_in.rs`), an agent
-//! becomes known through `register_agent`, and failures come back as the
+//! becomes known through [`FakeTenant::register_connector`] (what the
+//! agent's module does when it connects: `FakeAgentConfig::connects_to`),
+//! and failures come back as the
 //! [`TenantError`] variants `HttpTenant` returns once its retries give up.
 
 mod sign_in;
@@ -17,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backends::tenant::{
     AgentGroup, ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource,
-    Registration, Tenant, TenantError, Tokens,
+    Tenant, TenantError, Tokens,
 };
 
 /// What a Graph call, the sign-in or the registration answers, when not
@@ -42,7 +44,6 @@ pub enum TenantCall {
     SignIn,
     ListAgents,
     PublishedResources,
-    Register,
     Writeback,
 }
 
@@ -53,7 +54,7 @@ struct State {
     writeback: BTreeMap<String, bool>,
     faults: BTreeMap<TenantCall, TenantFault>,
     sign_ins: u32,
-    registrations: Vec<(String, String)>,
+    registrations: Vec<String>,
     endpoints_down: bool,
     /// (client, scope) pairs the tenant gives no token.
     refused: Vec<ClientScope>,
@@ -67,7 +68,6 @@ struct State {
 #[derive(Clone)]
 pub struct FakeTenant {
     tenant: String,
-    agent_service: Option<String>,
     state: Arc<Mutex<State>>,
 }
 
@@ -78,20 +78,12 @@ impl Default for FakeTenant {
 }
 
 impl FakeTenant {
-    /// Tenant `contoso.example` with an agent service configured.
+    /// Tenant `contoso.example`.
     pub fn new() -> Self {
         Self {
             tenant: "contoso.example".into(),
-            agent_service: Some("https://agents.fake.invalid".into()),
             state: Arc::new(Mutex::new(State::default())),
         }
-    }
-
-    /// Without an agent service (registration is then refused as provd
-    /// refuses it for an unconfigured tenant).
-    pub fn without_agent_service(mut self) -> Self {
-        self.agent_service = None;
-        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -139,9 +131,37 @@ impl FakeTenant {
         self.lock().agents.clone()
     }
 
-    /// (machine name, CSR) of every registration received.
-    pub fn registrations(&self) -> Vec<(String, String)> {
+    /// The machine name of every registration received.
+    pub fn registrations(&self) -> Vec<String> {
         self.lock().registrations.clone()
+    }
+
+    /// An agent's module registers it (the connector registration service,
+    /// not Graph): Graph lists it from now on, active, in the default
+    /// group. A machine already registered keeps its agent. Returns its id.
+    pub fn register_connector(&self, machine_name: &str) -> String {
+        let mut s = self.lock();
+        s.registrations.push(machine_name.to_owned());
+        if let Some(agent) = s
+            .agents
+            .iter()
+            .find(|a| a.machine_name.eq_ignore_ascii_case(machine_name))
+        {
+            return agent.id.clone();
+        }
+        let agent_id = format!("00000000-0000-4000-8000-{:012}", s.agents.len() + 1);
+        s.agents.push(ProvisioningAgent {
+            id: agent_id.clone(),
+            machine_name: machine_name.to_owned(),
+            external_ip: "192.0.2.10".into(),
+            active: true,
+            groups: vec![AgentGroup {
+                id: "group-default".into(),
+                display_name: "Default".into(),
+            }],
+        });
+        s.writeback.insert(agent_id.clone(), false);
+        agent_id
     }
 
     pub fn writeback_flag(&self, agent_id: &str) -> Option<bool> {
@@ -178,10 +198,6 @@ impl FakeTenant {
 impl Tenant for FakeTenant {
     fn tenant(&self) -> &str {
         &self.tenant
-    }
-
-    fn agent_service(&self) -> Option<&str> {
-        self.agent_service.as_deref()
     }
 
     async fn start_device_code(&self, client: &ClientScope) -> Result<DeviceCode, TenantError> {
@@ -230,37 +246,6 @@ impl Tenant for FakeTenant {
         Ok(self.lock().resources.clone())
     }
 
-    async fn register_agent(
-        &self,
-        _tokens: &Tokens,
-        machine_name: &str,
-        csr_pem: &str,
-    ) -> Result<Registration, TenantError> {
-        self.check(TenantCall::Register)?;
-        if !csr_pem.contains("BEGIN CERTIFICATE REQUEST") {
-            return Err(TenantError::Protocol("the CSR is not PEM".into()));
-        }
-        let mut s = self.lock();
-        let agent_id = format!("00000000-0000-4000-8000-{:012}", s.agents.len() + 1);
-        s.registrations
-            .push((machine_name.to_owned(), csr_pem.to_owned()));
-        s.agents.push(ProvisioningAgent {
-            id: agent_id.clone(),
-            machine_name: machine_name.to_owned(),
-            external_ip: "192.0.2.10".into(),
-            active: true,
-            groups: vec![AgentGroup {
-                id: "group-default".into(),
-                display_name: "Default".into(),
-            }],
-        });
-        s.writeback.insert(agent_id.clone(), false);
-        Ok(Registration {
-            agent_id,
-            certificate_pem: "-----BEGIN CERTIFICATE-----\nZmFrZSBhZ2VudCBjZXJ0aWZpY2F0ZQ==\n-----END CERTIFICATE-----\n".into(),
-        })
-    }
-
     async fn password_writeback(
         &self,
         _tokens: &Tokens,
@@ -293,11 +278,10 @@ impl Tenant for FakeTenant {
 
     async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
         let down = self.lock().endpoints_down;
-        let mut urls = vec![
+        let urls = vec![
             "https://login.fake.invalid/".to_owned(),
             "https://graph.fake.invalid/".to_owned(),
         ];
-        urls.extend(self.agent_service.clone());
         urls.into_iter()
             .map(|url| EndpointProbe {
                 outcome: if down {

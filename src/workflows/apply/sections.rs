@@ -80,22 +80,12 @@ impl ApplyWorkflows {
                 ),
             ));
         }
-        if !spec.skip_registration {
-            let recorded = self.tenant.registration().await?;
-            let on_host = self
-                .host
-                .agent_identity()
-                .await
-                .map_err(|e| Error::Unavailable(e.to_string()))?;
-            let registered =
-                matches!((&recorded, &on_host), (Some(r), Some(id)) if r.agent_id == *id);
-            if !registered {
-                out.push(change(
-                    STEP,
-                    "register",
-                    "sign in by device code and register this machine's agent",
-                ));
-            }
+        if !spec.skip_registration && !self.tenant.connected_on_host().await? {
+            out.push(change(
+                STEP,
+                "register",
+                "sign in by device code and register this machine's agent through its module",
+            ));
         }
         let stopped: Vec<&str> = status
             .services

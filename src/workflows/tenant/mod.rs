@@ -2,7 +2,8 @@
 //! device-code sign-in relayed to the remote operator as an
 //! ACTION_REQUIRED event, tokens for the registration service and Graph
 //! kept in memory only and refreshed before they expire), the SignIn
-//! operation, and this machine's agent registration.
+//! operation, and this machine's agent registration through the agent's
+//! own module (`connect-tenant`).
 //!
 //! Any operation that needs the tenant runs the `sign-in` step through
 //! [`TenantWorkflows::ensure_signed_in`]: skipped while a token is valid,
@@ -14,31 +15,82 @@ mod session;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use tokio_util::sync::CancellationToken;
 
 use super::operations::{OperationSpec, Outcome, Progress, RequestFingerprint, blocking, now_ms};
 use super::{Caller, Error, Operations, validate};
-use crate::backends::host::{AgentIdentity, Host};
+use crate::backends::agent_config::{
+    AGENT_SERVICE, AgentConfig, AgentConfigError, RunContext, TenantConnection, classify,
+};
+use crate::backends::host::{Host, ServiceAction};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
-use crate::backends::tenant::{Tenant, TenantError, Tokens};
+use crate::backends::tenant::{ProvisioningAgent, Tenant, Tokens};
 
 pub use session::SignInClients;
+
+/// Runs one module call (`$call`, given the `RunContext` as `$cx`) with its
+/// transcript relayed, line by line, as PROGRESS events of the
+/// `connect-tenant` step; the call's error converts to the workflow's.
+macro_rules! relayed {
+    ($progress:expr, |$cx:ident| $call:expr) => {{
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let cancel = $progress.cancellation().clone();
+        let run = async move {
+            let transcript = move |line: String| {
+                let _ = tx.send(line);
+            };
+            let $cx = RunContext {
+                cancel: &cancel,
+                transcript: &transcript,
+            };
+            $call.await
+        };
+        let (result, relay) = tokio::join!(run, relay_transcript($progress, rx));
+        match (result, relay) {
+            (Err(e), _) => Err(Error::from(e)),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(value), Ok(())) => Ok(value),
+        }
+    }};
+}
+
+/// Relays transcript lines until the call drops its sender.
+async fn relay_transcript(
+    progress: &Progress,
+    mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+) -> Result<(), Error> {
+    let mut relayed = Ok(());
+    while let Some(line) = lines.recv().await {
+        if relayed.is_ok() {
+            relayed = progress.progress(CONNECT_STEP, line, 0).await;
+        }
+    }
+    relayed
+}
 
 const REGISTRATION_NS: &str = "tenant";
 const REGISTRATION_KEY: &str = "registration";
 
-/// How often the registered agent reports to the agent service.
-pub const AGENT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(2);
+const CONNECT_STEP: &str = "connect-tenant";
 
-/// This machine's agent as registered with the tenant. No secret: the
-/// agent's key lives with the agent on the host, never in provd's store.
+/// How long Graph may take to list the agent after the module registered it.
+const AGENT_LISTED_WITHIN: Duration = Duration::from_secs(60);
+const AGENT_POLL_INTERVAL: Duration = Duration::from_secs(2);
+/// How long the agent service may take to restart.
+const SERVICE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// This machine's agent as registered with the tenant (its id as Graph
+/// lists it). No secret: the agent's key is the agent's own.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct RegistrationRecord {
     pub agent_id: String,
     pub machine_name: String,
     pub tenant: String,
+    /// The tenant's GUID the module registered with (absent in records
+    /// written before issue 14).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
     pub registered_at_ms: i64,
 }
 
@@ -56,9 +108,7 @@ pub struct TenantWorkflows {
     tenant: Arc<dyn Tenant>,
     store: Arc<dyn Store>,
     host: Arc<dyn Host>,
-    /// The CA the agent should trust for the agent service, when that is
-    /// not a public one (the lab).
-    service_ca_pem: Option<String>,
+    agent_config: Arc<dyn AgentConfig>,
     clients: SignInClients,
     session: tokio::sync::Mutex<Option<session::Session>>,
 }
@@ -69,7 +119,7 @@ impl TenantWorkflows {
         tenant: Arc<dyn Tenant>,
         store: Arc<dyn Store>,
         host: Arc<dyn Host>,
-        service_ca_pem: Option<String>,
+        agent_config: Arc<dyn AgentConfig>,
         clients: SignInClients,
     ) -> Self {
         Self {
@@ -77,7 +127,7 @@ impl TenantWorkflows {
             tenant,
             store,
             host,
-            service_ca_pem,
+            agent_config,
             clients,
             session: tokio::sync::Mutex::new(None),
         }
@@ -171,76 +221,118 @@ impl TenantWorkflows {
             .await
     }
 
-    /// The `register-agent` step: a key pair for the agent, its CSR sent to
-    /// the agent service, and the issued identity handed to the agent on
-    /// the host. Skipped when the host's agent already holds the identity
-    /// provd recorded.
-    pub async fn ensure_registered(
+    /// Whether this machine's agent is registered as provd recorded it,
+    /// judged without a session (Apply's plan): the record names the tenant
+    /// the agent's module says it is registered with. `false` when the
+    /// module cannot answer.
+    pub async fn connected_on_host(&self) -> Result<bool, Error> {
+        let Some(record) = self.registration().await? else {
+            return Ok(false);
+        };
+        if self.agent_config.availability().is_err() {
+            return Ok(false);
+        }
+        let cancel = CancellationToken::new();
+        let ignore = |_line: String| {};
+        let cx = RunContext {
+            cancel: &cancel,
+            transcript: &ignore,
+        };
+        Ok(match self.agent_config.module_info(&cx).await {
+            Ok(module) => {
+                module.registered_tenant.is_some()
+                    && same_tenant(
+                        module.registered_tenant.as_deref(),
+                        record.tenant_id.as_deref(),
+                    )
+            }
+            Err(_) => false,
+        })
+    }
+
+    /// The `connect-tenant` step: the agent's own module registers it
+    /// (`Connect-AADCloudSyncAzureAD -AccessToken -TenantId
+    /// -UserPrincipalName`, with the registration-audience token), the SCM
+    /// restarts the agent service, and Graph's list gives the agent's id.
+    /// Skipped when the module says it is registered with the signed-in
+    /// tenant and Graph lists an agent of this machine. The script's
+    /// transcript (already redacted) becomes the step's PROGRESS events.
+    pub async fn ensure_connected(
         &self,
         progress: &Progress,
-        tokens: &Tokens,
+        graph: &Tokens,
     ) -> Result<(RegistrationRecord, bool), Error> {
-        const STEP: &str = "register-agent";
+        let registration = self.registration_tokens().await?.ok_or_else(|| {
+            Error::Unauthenticated(
+                "the sign-in ended before the agent could connect; sign in again".into(),
+            )
+        })?;
+        let (Some(tenant_id), Some(user_principal_name)) = (
+            registration.tenant_id.clone(),
+            registration.user_principal_name.clone(),
+        ) else {
+            return Err(Error::Unauthenticated(
+                "the sign-in's answer carried no id_token naming the tenant and the user, which \
+                 Connect-AADCloudSyncAzureAD needs (-TenantId, -UserPrincipalName); sign in again \
+                 with the openid and profile scopes"
+                    .into(),
+            ));
+        };
         progress
-            .step_started(STEP, "registering this machine's agent with the tenant")
+            .step_started(
+                CONNECT_STEP,
+                format!(
+                    "registering this machine's agent with tenant {tenant_id} through its module"
+                ),
+            )
             .await?;
-        let on_host = self.host.agent_identity().await.map_err(Error::from)?;
-        if let (Some(record), Some(id)) = (self.registration().await?, on_host)
-            && record.agent_id == id
+        let machine_name = self.host.machine_name();
+        let agent_config = &self.agent_config;
+        let module = relayed!(progress, |cx| agent_config.module_info(&cx))?;
+        if same_tenant(module.registered_tenant.as_deref(), Some(&tenant_id))
+            && let Some(agent) = self.find_agent(graph, &machine_name).await?
         {
+            let record = self.record(agent, &tenant_id).await?;
             progress
                 .step_skipped(
-                    STEP,
+                    CONNECT_STEP,
                     format!(
-                        "already registered as agent {} ({})",
+                        "already registered with tenant {tenant_id} as agent {} ({})",
                         record.agent_id, record.machine_name
                     ),
                 )
                 .await?;
             return Ok((record, false));
         }
-        let machine_name = self.host.machine_name();
-        let service_url = self
-            .tenant
-            .agent_service()
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                Error::from(TenantError::Config(
-                    "tenant.agent_service is not set: Microsoft does not document its agent \
-                 registration service, so provd registers agents only with a service that \
-                 speaks the lab emulator's shape"
-                        .into(),
-                ))
-            })?;
-        let (key_pem, csr_pem) = agent_key_and_csr(&machine_name)?;
-        let registered = self
-            .tenant
-            .register_agent(tokens, &machine_name, &csr_pem)
-            .await
-            .map_err(Error::from)?;
-        let identity = AgentIdentity {
-            agent_id: registered.agent_id.clone(),
-            machine_name: machine_name.clone(),
-            service_url,
-            certificate_pem: registered.certificate_pem,
-            private_key_pem: SecretString::from(key_pem.as_str()),
-            service_ca_pem: self.service_ca_pem.clone(),
-            heartbeat_interval: AGENT_HEARTBEAT_INTERVAL,
+        if module.version.is_none() {
+            return Err(AgentConfigError::ModuleMissing {
+                path: module.dll_path,
+            }
+            .into());
+        }
+        classify::execution_policy(&module.execution_policies)?;
+        let connection = TenantConnection {
+            access_token: registration.access.clone(),
+            tenant_id: tenant_id.clone(),
+            user_principal_name,
         };
+        relayed!(progress, |cx| agent_config.connect_tenant(&connection, &cx))?;
+        progress
+            .progress(
+                CONNECT_STEP,
+                format!("the module registered the agent; restarting {AGENT_SERVICE}"),
+                50,
+            )
+            .await?;
         self.host
-            .install_agent_identity(&identity)
+            .control_service(AGENT_SERVICE, ServiceAction::Restart, SERVICE_TIMEOUT)
             .await
-            .map_err(Error::from)?;
-        let record = RegistrationRecord {
-            agent_id: registered.agent_id,
-            machine_name,
-            tenant: self.tenant.tenant().to_owned(),
-            registered_at_ms: now_ms(),
-        };
-        self.save_registration(&record).await?;
+            .map_err(|e| Error::Unavailable(format!("restarting {AGENT_SERVICE}: {e}")))?;
+        let agent = self.wait_for_agent(progress, graph, &machine_name).await?;
+        let record = self.record(agent, &tenant_id).await?;
         progress
             .step_succeeded(
-                STEP,
+                CONNECT_STEP,
                 format!(
                     "registered as agent {} ({})",
                     record.agent_id, record.machine_name
@@ -250,21 +342,121 @@ impl TenantWorkflows {
         Ok((record, true))
     }
 
+    /// This machine's agent in Graph's list: an active one first.
+    async fn find_agent(
+        &self,
+        graph: &Tokens,
+        machine_name: &str,
+    ) -> Result<Option<ProvisioningAgent>, Error> {
+        let agents = self.tenant.list_agents(graph).await.map_err(Error::from)?;
+        let mut mine: Vec<_> = agents
+            .into_iter()
+            .filter(|a| same_machine(&a.machine_name, machine_name))
+            .collect();
+        mine.sort_by_key(|a| !a.active);
+        Ok(mine.into_iter().next())
+    }
+
+    /// Polls Graph (up to [`AGENT_LISTED_WITHIN`]) until it lists this
+    /// machine's agent, active.
+    async fn wait_for_agent(
+        &self,
+        progress: &Progress,
+        graph: &Tokens,
+        machine_name: &str,
+    ) -> Result<ProvisioningAgent, Error> {
+        let deadline = Instant::now() + AGENT_LISTED_WITHIN;
+        loop {
+            let found = self.find_agent(graph, machine_name).await?;
+            match found {
+                Some(agent) if agent.active => return Ok(agent),
+                Some(agent) if Instant::now() >= deadline => {
+                    progress
+                        .warning(
+                            CONNECT_STEP,
+                            format!(
+                                "the tenant lists agent {} for {machine_name} but not as active yet",
+                                agent.id
+                            ),
+                        )
+                        .await?;
+                    return Ok(agent);
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(Error::Unavailable(format!(
+                        "Connect-AADCloudSyncAzureAD succeeded, but the tenant lists no agent for \
+                         {machine_name} after {} s; check the agent's log and run Install again",
+                        AGENT_LISTED_WITHIN.as_secs()
+                    )));
+                }
+                _ => {}
+            }
+            tokio::select! {
+                () = tokio::time::sleep(AGENT_POLL_INTERVAL) => {}
+                () = progress.cancellation().cancelled() => return Err(Error::Cancelled),
+            }
+        }
+    }
+
+    async fn record(
+        &self,
+        agent: ProvisioningAgent,
+        tenant_id: &str,
+    ) -> Result<RegistrationRecord, Error> {
+        if let Some(record) = self.registration().await?
+            && record.agent_id == agent.id
+            && record.tenant_id.as_deref() == Some(tenant_id)
+        {
+            return Ok(record);
+        }
+        let record = RegistrationRecord {
+            agent_id: agent.id,
+            machine_name: agent.machine_name,
+            tenant: self.tenant.tenant().to_owned(),
+            tenant_id: Some(tenant_id.to_owned()),
+            registered_at_ms: now_ms(),
+        };
+        self.save_registration(&record).await?;
+        Ok(record)
+    }
+
     pub fn tenant(&self) -> &Arc<dyn Tenant> {
         &self.tenant
     }
 }
 
-/// An ECDSA P-256 key for the agent and a CSR naming the machine. The key
-/// PEM is zeroized when dropped.
-fn agent_key_and_csr(machine_name: &str) -> Result<(Zeroizing<String>, String), Error> {
-    let internal = |e: rcgen::Error| Error::internal("agent key", e);
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(internal)?;
-    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(internal)?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, machine_name);
-    let csr = params.serialize_request(&key).map_err(internal)?;
-    let csr_pem = csr.pem().map_err(internal)?;
-    Ok((Zeroizing::new(key.serialize_pem()), csr_pem))
+/// Tenant ids are GUIDs: compared case-insensitively.
+fn same_tenant(a: Option<&str>, b: Option<&str>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if a.eq_ignore_ascii_case(b))
+}
+
+/// Graph's `machineName` is this host: the same name, or the same first
+/// label (the module may register the FQDN, the host name may be short),
+/// case-insensitively.
+fn same_machine(listed: &str, host: &str) -> bool {
+    let first = |n: &str| n.split('.').next().unwrap_or_default().to_ascii_lowercase();
+    !host.is_empty() && (listed.eq_ignore_ascii_case(host) || first(listed) == first(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_names_match_by_name_or_first_label() {
+        assert!(same_machine("HOST1", "host1"));
+        assert!(same_machine("host1.lab.example.test", "HOST1"));
+        assert!(same_machine("HOST1", "host1.lab.example.test"));
+        assert!(!same_machine("host10.lab.example.test", "host1"));
+        assert!(!same_machine("other", "host1"));
+        assert!(!same_machine("", ""));
+    }
+
+    #[test]
+    fn tenants_match_case_insensitively_and_only_when_both_known() {
+        let id = "9c1f7e52-3b8a-4c5d-9e6f-0a1b2c3d4e5f";
+        assert!(same_tenant(Some(id), Some(&id.to_ascii_uppercase())));
+        assert!(!same_tenant(None, Some(id)));
+        assert!(!same_tenant(None, None));
+    }
 }

@@ -7,18 +7,18 @@ use super::*;
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 
-const CONNECTOR: &str = "55747057-9b5d-4bd4-b387-abf52a8bd489";
+pub(super) const CONNECTOR: &str = "55747057-9b5d-4bd4-b387-abf52a8bd489";
 const GRAPH_CLI: &str = "14d82eec-204b-4c2f-b7e8-296a70dab67e";
 const REGISTRATION: &str = "https://proxy.cloudwebappproxy.net/registerapp";
-const REGISTRATION_SCOPE: &str = "https://proxy.cloudwebappproxy.net/registerapp/user_impersonation openid profile offline_access";
+pub(super) const REGISTRATION_SCOPE: &str = "https://proxy.cloudwebappproxy.net/registerapp/user_impersonation openid profile offline_access";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default openid profile offline_access";
 const RESOURCES: &str = "/beta/onPremisesPublishingProfiles/provisioning/publishedResources";
 
 /// What `RegisterConnector` answered.
-struct Registration {
-    successful: bool,
-    error: String,
-    certificate: Vec<u8>,
+pub(super) struct Registration {
+    pub(super) successful: bool,
+    pub(super) error: String,
+    pub(super) certificate: Vec<u8>,
 }
 
 impl Emulator {
@@ -43,7 +43,7 @@ impl Emulator {
         .await
     }
 
-    async fn tokens_for(&self, client: &str, scope: &str) -> Value {
+    pub(super) async fn tokens_for(&self, client: &str, scope: &str) -> Value {
         let (status, tokens) = self.sign_in_as(client, scope).await;
         assert_eq!(status, StatusCode::OK, "{tokens}");
         tokens
@@ -64,7 +64,7 @@ impl Emulator {
 
     /// `RegisterConnector` in the shape of the public research; returns
     /// the answer and the key the certificate would certify.
-    async fn register_connector(
+    pub(super) async fn register_connector(
         &self,
         token: &str,
         tenant: &str,
@@ -114,7 +114,7 @@ fn claims(id_token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap()
 }
 
-fn agent_id_of(certificate: &[u8]) -> String {
+pub(super) fn agent_id_of(certificate: &[u8]) -> String {
     let (_, cert) = x509_parser::parse_x509_certificate(certificate).unwrap();
     cert.subject()
         .iter_common_name()
@@ -331,7 +331,7 @@ async fn a_registered_connector_heartbeats_its_domains_into_published_resources(
         put(&emu.http).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
     );
-    let other = emu.register(graph, "agent2.lab.example.test").await;
+    let other = emu.register("agent2.lab.example.test").await;
     let other = emu.agent_client(&other);
     assert_eq!(put(&other).await.unwrap().status(), StatusCode::FORBIDDEN);
     let flag = format!("{AGENTS}/{id}/passwordWriteback");

@@ -6,9 +6,13 @@
 use super::support_tb::*;
 use crate::common::hermetic::*;
 use crate::common::sha256_hex;
+use provd::backends::agent_config::ModuleInfo;
+use provd::backends::host::ServiceAction;
 use provd::backends::host::ServiceState;
-use provd::testkit::tenant::{TenantCall, TenantFault};
-use provd::testkit::{FakeHost, FakeTenant};
+use provd::testkit::tenant::{FAKE_TENANT_ID, FAKE_USER, TenantCall, TenantFault};
+use provd::testkit::{
+    AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeAgentConfig, FakeHost,
+};
 use provd_proto::v1;
 use provd_proto::v1::EventKind::{ActionRequired, StepSkipped, StepSucceeded, Warning};
 use tonic::Code;
@@ -46,7 +50,10 @@ async fn install_from_a_local_package_runs_every_step_in_order() {
         op.description
             .contains("AADConnectProvisioningAgentSetup.exe")
     );
-    assert!(d.fakes.host.registration().is_none(), "skip_registration");
+    assert!(
+        d.fakes.agent_config.calls().is_empty(),
+        "skip_registration: the agent's module is not called"
+    );
     d.shutdown().await;
 }
 
@@ -252,13 +259,47 @@ async fn install_relays_the_device_code_and_records_the_registration() {
     );
     assert!(action.attributes["expires_in_secs"].parse::<u64>().unwrap() > 0);
     assert!(action.message.contains("FAKE-CODE"), "{}", action.message);
-    let (agent_id, machine, url) = d.fakes.host.registration().unwrap();
-    assert_eq!(agent_id, op.result["agent_id"]);
-    assert_eq!(machine, "HOST1");
-    assert_eq!(url, "https://agents.fake.invalid");
-    let regs = d.fakes.tenant.registrations();
-    assert_eq!(regs.len(), 1);
-    assert!(regs[0].1.contains("BEGIN CERTIFICATE REQUEST"));
+    // connect-tenant: the module is read, then connected with the
+    // session's tenant id and user; the agent service restarts (SCM); the
+    // id is the one Graph lists for this machine.
+    assert_eq!(
+        d.fakes.agent_config.calls(),
+        [
+            AgentConfigCall::ModuleInfo,
+            AgentConfigCall::ConnectTenant {
+                tenant_id: FAKE_TENANT_ID.into(),
+                user_principal_name: FAKE_USER.into(),
+            }
+        ]
+    );
+    assert!(has(&events, "connect-tenant", StepSucceeded), "{events:#?}");
+    assert!(
+        d.fakes
+            .host
+            .controls()
+            .contains(&("AADConnectProvisioningAgent".into(), ServiceAction::Restart)),
+        "{:?}",
+        d.fakes.host.controls()
+    );
+    let agents = d.fakes.tenant.agents();
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0].id, op.result["agent_id"]);
+    assert_eq!(op.result["machine_name"], "HOST1");
+    assert_eq!(d.fakes.tenant.registrations(), ["HOST1"]);
+    // The script's transcript is the step's PROGRESS; no token anywhere.
+    assert!(
+        events.iter().any(|e| e.step == "connect-tenant"
+            && e.kind == v1::EventKind::Progress as i32
+            && e.message.contains("ConnectTenant")),
+        "{events:#?}"
+    );
+    for secret in d.fakes.tenant.issued_secrets() {
+        for e in &events {
+            assert!(!e.message.contains(&secret), "{e:?}");
+            assert!(!e.attributes.values().any(|v| v.contains(&secret)), "{e:?}");
+        }
+        assert!(!op.result.values().any(|v| v.contains(&secret)));
+    }
     for (service, _) in provd::backends::host::AGENT_SERVICES {
         assert_eq!(d.fakes.host.service_state(service), ServiceState::Running);
     }
@@ -274,11 +315,21 @@ async fn a_second_install_does_no_work_and_says_so() {
     let (events, op) = install_msi(&d, "1.1.1370.0", false).await;
     ok(&op);
     assert_eq!(op.result["changed"], "false");
-    for step in ["check-version", "sign-in", "register-agent"] {
+    for step in ["check-version", "sign-in", "connect-tenant"] {
         assert!(has(&events, step, StepSkipped), "{step}: {events:#?}");
     }
     assert!(!events.iter().any(|e| e.kind == ActionRequired as i32));
     assert_eq!(d.fakes.host.installs().len(), 1, "the installer ran once");
+    // The module says the signed-in tenant and Graph lists this machine:
+    // no second connect.
+    let connects = d
+        .fakes
+        .agent_config
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AgentConfigCall::ConnectTenant { .. }))
+        .count();
+    assert_eq!(connects, 1);
     assert_eq!(d.fakes.tenant.registrations().len(), 1);
     assert_eq!(d.fakes.tenant.sign_ins(), 1);
     d.shutdown().await;
@@ -456,25 +507,65 @@ async fn sign_in_with_a_valid_session_is_skipped() {
 }
 
 #[tokio::test]
-async fn registration_forbidden_or_unconfigured_fails_register_agent() {
+async fn connect_tenant_fails_typed_without_the_module_or_with_an_unrestricted_policy() {
+    // No module at its path: FAILED_PRECONDITION AGENT_MODULE_MISSING,
+    // nothing connected, nothing registered.
     let d = Hermetic::start().await;
-    d.fakes
-        .tenant
-        .fail(TenantCall::Register, TenantFault::Forbidden);
+    d.fakes.agent_config.set_module_info(ModuleInfo {
+        version: None,
+        ..FakeAgentConfig::new().module_info_now()
+    });
     let error = failed(&install_exe(&d, false).await.1);
-    assert_eq!(error.code, "PERMISSION_DENIED", "{}", error.message);
-    assert_eq!(error.step, "register-agent");
-    assert!(d.fakes.host.registration().is_none());
-
-    let d2 = Hermetic::start_with(Fakes {
-        tenant: FakeTenant::new().without_agent_service(),
-        ..Fakes::default()
-    })
-    .await;
-    let error = failed(&install_exe(&d2, false).await.1);
-    assert_eq!(error.code, "FAILED_PRECONDITION");
-    assert_eq!(error.step, "register-agent");
-    assert!(d2.fakes.tenant.registrations().is_empty());
+    assert_eq!(error.code, "FAILED_PRECONDITION", "{}", error.message);
+    assert_eq!(error.step, "connect-tenant");
+    assert_eq!(error.reason, "AGENT_MODULE_MISSING", "{error:?}");
+    assert_eq!(d.fakes.agent_config.calls(), [AgentConfigCall::ModuleInfo]);
+    assert!(d.fakes.tenant.registrations().is_empty());
     d.shutdown().await;
-    d2.shutdown().await;
+
+    // LocalMachine Unrestricted: AGENT_EXECUTION_POLICY with the scope's
+    // remedy; the module is not called to connect.
+    let d = Hermetic::start().await;
+    let mut module = FakeAgentConfig::new().module_info_now();
+    for (scope, policy) in &mut module.execution_policies {
+        if scope == "LocalMachine" {
+            *policy = "Unrestricted".into();
+        }
+    }
+    d.fakes.agent_config.set_module_info(module);
+    let error = failed(&install_exe(&d, false).await.1);
+    assert_eq!(error.code, "FAILED_PRECONDITION", "{}", error.message);
+    assert_eq!(error.step, "connect-tenant");
+    assert_eq!(error.reason, "AGENT_EXECUTION_POLICY", "{error:?}");
+    assert!(error.message.contains("LocalMachine"), "{}", error.message);
+    assert_eq!(d.fakes.agent_config.calls(), [AgentConfigCall::ModuleInfo]);
+    d.shutdown().await;
+
+    // The module's own refusal (here: the token) fails the step as mapped.
+    let d = Hermetic::start().await;
+    d.fakes.agent_config.fail(
+        AgentConfigAction::ConnectTenant,
+        AgentConfigFault::TokenRejected,
+    );
+    let error = failed(&install_exe(&d, false).await.1);
+    assert_eq!(error.code, "UNAUTHENTICATED", "{}", error.message);
+    assert_eq!(error.step, "connect-tenant");
+    assert!(d.fakes.tenant.registrations().is_empty());
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_tenant_runs_again_when_graph_no_longer_lists_this_machine() {
+    // The module still names the tenant, but the agent is gone from Graph
+    // (deleted in the portal): Install connects again.
+    let d = Hermetic::start().await;
+    d.fakes.agent_config.set_module_info(ModuleInfo {
+        registered_tenant: Some(FAKE_TENANT_ID.into()),
+        ..FakeAgentConfig::new().module_info_now()
+    });
+    let (events, op) = install_exe(&d, false).await;
+    ok(&op);
+    assert!(has(&events, "connect-tenant", StepSucceeded), "{events:#?}");
+    assert_eq!(d.fakes.tenant.registrations(), ["HOST1"]);
+    d.shutdown().await;
 }

@@ -129,7 +129,7 @@ async fn the_plan_lists_in_order_what_apply_then_does() {
         .map(|s| started.iter().position(|x| x == s).unwrap())
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{started:?}");
-    let agent_id = d.fakes.host.registration().unwrap().0;
+    let agent_id = d.fakes.tenant.agents()[0].id.clone();
     assert_eq!(d.fakes.tenant.writeback_flag(&agent_id), Some(true));
     assert_eq!(
         d.fakes.host.service_account(AGENT_SERVICE).as_deref(),

@@ -2,16 +2,16 @@
 # tenant-smoke.sh - the LAB STAND-IN agent's tenant heartbeat under Wine, by hand.
 #
 # Starts provd-tenant-emulator on Linux (--inactive-after 5), signs in through the lab
-# device-code approve flow, registers an agent (CSR from openssl), installs the lab MSI in the
-# Wine prefix and writes registration.json the way provd does (temp + rename). Checks that the
+# device-code approve flow, registers an agent through /register/RegisterConnector (CSR from
+# openssl, a registration-audience token), installs the lab MSI in the Wine prefix and writes
+# identity.json as the powershell.exe stand-in does (temp + rename). Checks that the
 # AADConnectProvisioningAgent service heartbeats with the registered client certificate (the
 # emulator lists the agent "active"), the heartbeat file's tenant= field (unregistered / ok /
 # error:http-403 for another agent's id), "inactive" after `net stop`, "active" again after
-# `net start`, the C:\users\Public fallback (Wine services' %ProgramData%), and "unregistered"
-# once registration.json is gone. Then, when the emulator serves /register/RegisterConnector
-# (issue 14), the identity the lab's powershell.exe stand-in stores: connect-tenant.ps1 with a
-# Graph token is refused (audience), with a registration token it writes identity.json and the
-# agent heartbeats with it; add-domain.ps1's domain reaches the emulator through the heartbeat
+# `net start`, "unregistered" once identity.json is gone, and that provd's old
+# registration.json is ignored. Then the identity the lab's powershell.exe stand-in stores:
+# connect-tenant.ps1 with a Graph token is refused (audience), with a registration token it
+# writes identity.json and the agent heartbeats with it; add-domain.ps1's domain reaches the emulator through the heartbeat
 # (a published resource). Uninstalls the MSI, removes the files, the stand-in's emulator key
 # and stops the emulator at the end, pass or fail. Prints PASS/FAIL per check; exit 0 iff all
 # pass.
@@ -108,16 +108,20 @@ emu_token() { # [CLIENT SCOPE]: an access token for that client and scope (defau
     -d grant_type=urn:ietf:params:oauth:grant-type:device_code \
     -d "device_code=$(jq -r .device_code <<<"$code")" | jq -r .access_token
 }
-emu_register() { # MACHINE OUT: registration.json as provd writes it; prints the agent id
-  local resp
+emu_register() { # MACHINE OUT: registers through RegisterConnector (as the module does) and
+  # writes OUT in identity.json's shape; prints the agent id
+  local resp cert token
+  token=$(emu_token 55747057-9b5d-4bd4-b387-abf52a8bd489 'https://proxy.cloudwebappproxy.net/registerapp/user_impersonation offline_access')
   openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/agent.key" \
-    -subj "/CN=$1" -out "$WORK/agent.csr" 2>/dev/null
-  resp=$(ecurl -X POST "$EMU_URL/_agent/register" -H "authorization: Bearer $TOKEN" \
-    -H 'content-type: application/json' \
-    -d "$(jq -n --arg m "$1" --rawfile csr "$WORK/agent.csr" '{machineName: $m, csr: $csr}')")
-  jq -n --argjson r "$resp" --arg m "$1" --arg url "$EMU_URL" --rawfile key "$WORK/agent.key" \
+    -subj "/CN=$1" -outform DER -out "$WORK/agent.csr.der" 2>/dev/null
+  resp=$(ecurl -X POST "$EMU_URL/register/RegisterConnector" -H 'content-type: application/xml; charset=utf-8' \
+    --data-binary "<RegistrationRequest xmlns=\"http://schemas.datacontract.org/2004/07/Microsoft.ApplicationProxy.Common.Registration\"><Base64Csr>$(base64 -w0 "$WORK/agent.csr.der")</Base64Csr><AuthenticationToken>$token</AuthenticationToken><FeatureString>SyncFabric</FeatureString><RegistrationRequestSettings><SystemSettings><MachineName>$1</MachineName></SystemSettings></RegistrationRequestSettings><TenantId>00000000-0000-4000-8000-00000000beef</TenantId><UserAgent>tenant-smoke</UserAgent></RegistrationRequest>")
+  sed -n 's:.*<Certificate>\([^<]*\)</Certificate>.*:\1:p' <<<"$resp" | base64 -d >"$WORK/agent.crt.der"
+  cert=$(openssl x509 -inform DER -in "$WORK/agent.crt.der")
+  jq -n --arg cert "$cert" --arg m "$1" --arg url "$EMU_URL" --rawfile key "$WORK/agent.key" \
     --rawfile ca "$WORK/pki/ca.pem" \
-    '{agentId: $r.agentId, machineName: $m, serviceUrl: $url, certificatePem: $r.certificate,
+    --arg id "$(openssl x509 -inform DER -in "$WORK/agent.crt.der" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p')" \
+    '{agentId: $id, machineName: $m, serviceUrl: $url, certificatePem: $cert,
       privateKeyPem: $key, serviceCaPem: $ca, heartbeatIntervalSeconds: 2}' >"$2"
   jq -r .agentId "$2"
 }
@@ -161,19 +165,19 @@ trap cleanup EXIT
 rm -rf "$DATA" "$PUBLIC_DATA"
 emu_start
 TOKEN=$(emu_token)
-ID=$(emu_register winehost.lab.example.test "$WORK/registration.json")
+ID=$(emu_register winehost.lab.example.test "$WORK/identity.json")
 echo "info registered agent $ID"
 
-# Installed without registration.json: tenant=unregistered, nothing sent.
+# Installed without identity.json: tenant=unregistered, nothing sent.
 if w msiexec /i "$MSI_WIN" /quiet /norestart >/dev/null 2>&1; then ok "msiexec /i $(basename "$WINE_LAB_MSI")"; else ko "msiexec /i"; fi
 if wait_for 30 hb_is state running; then ok "$SVC running"; else ko "$SVC: state=$(field "$HB" state)"; fi
-if wait_for 5 hb_is tenant unregistered; then ok "no registration.json: tenant=unregistered"; else ko "no registration.json: tenant=$(field "$HB" tenant)"; fi
+if wait_for 5 hb_is tenant unregistered; then ok "no identity.json: tenant=unregistered"; else ko "no identity.json: tenant=$(field "$HB" tenant)"; fi
 if wait_for 10 is_status inactive; then ok "emulator: inactive (registration aged out, no beats)"; else ko "emulator: $(agent_status)"; fi
 
-# provd writes registration.json: the agent beats with its certificate.
-put "$WORK/registration.json" "$DATA/registration.json"
+# identity.json appears (as the stand-in's Connect writes it): the agent beats with its certificate.
+put "$WORK/identity.json" "$DATA/identity.json"
 t=$SECONDS
-if wait_for 10 hb_is tenant ok; then ok "registration.json written: tenant=ok after $((SECONDS - t))s"; else ko "tenant=$(field "$HB" tenant)"; fi
+if wait_for 10 hb_is tenant ok; then ok "identity.json written: tenant=ok after $((SECONDS - t))s"; else ko "tenant=$(field "$HB" tenant)"; fi
 if wait_for 10 is_status active; then ok "emulator: active"; else ko "emulator: $(agent_status)"; fi
 sleep 7 # longer than --inactive-after: only beats keep it active
 if is_status active; then ok "emulator: still active 7s later (a beat every 2s)"; else ko "emulator 7s later: $(agent_status)"; fi
@@ -182,10 +186,10 @@ echo "info $(tr -d '\r' <"$HB_UPD")"
 if [ "$(field "$HB_UPD" tenant)" = - ]; then ok "the updater does not talk to the tenant (tenant=-)"; else ko "updater: tenant=$(field "$HB_UPD" tenant)"; fi
 
 # This certificate for another agent id: 403.
-jq '.agentId = "00000000-0000-4000-8000-000000000000"' "$WORK/registration.json" >"$WORK/other.json"
-put "$WORK/other.json" "$DATA/registration.json"
+jq '.agentId = "00000000-0000-4000-8000-000000000000"' "$WORK/identity.json" >"$WORK/other.json"
+put "$WORK/other.json" "$DATA/identity.json"
 if wait_for 10 hb_is tenant error:http-403; then ok "another agent's id: tenant=error:http-403"; else ko "another id: tenant=$(field "$HB" tenant)"; fi
-put "$WORK/registration.json" "$DATA/registration.json"
+put "$WORK/identity.json" "$DATA/identity.json"
 if wait_for 10 hb_is tenant ok; then ok "restored: tenant=ok"; else ko "restored: tenant=$(field "$HB" tenant)"; fi
 
 # Stopped: prompt, and inactive. Started again: active.
@@ -197,14 +201,15 @@ if wait_for 10 is_status inactive; then ok "emulator: inactive after the stop"; 
 w net start $SVC >/dev/null 2>&1 || true
 if wait_for 10 is_status active; then ok "net start: active again"; else ko "net start: $(agent_status)"; fi
 
-# Where provd running as a Wine service puts it if it follows %ProgramData% (C:\users\Public).
-rm -f "$DATA/registration.json"
-if wait_for 5 hb_is tenant unregistered; then ok "registration.json removed: tenant=unregistered"; else ko "removed: tenant=$(field "$HB" tenant)"; fi
-put "$WORK/registration.json" "$PUBLIC_DATA/registration.json"
-if wait_for 10 hb_is tenant ok; then ok 'C:\users\Public\ProvdLabAgent\registration.json is found too: tenant=ok'; else ko "users/Public: tenant=$(field "$HB" tenant)"; fi
-rm -f "$PUBLIC_DATA/registration.json"
-if wait_for 5 hb_is tenant unregistered; then ok "deleted while running: tenant=unregistered"; else ko "deleted: tenant=$(field "$HB" tenant)"; fi
-if wait_for 10 is_status inactive; then ok "emulator: inactive without registration.json"; else ko "emulator: $(agent_status)"; fi
+# provd's registration.json (before issue 14) is not read any more, in either folder.
+rm -f "$DATA/identity.json"
+if wait_for 5 hb_is tenant unregistered; then ok "identity.json removed: tenant=unregistered"; else ko "removed: tenant=$(field "$HB" tenant)"; fi
+put "$WORK/identity.json" "$DATA/registration.json"
+put "$WORK/identity.json" "$PUBLIC_DATA/registration.json"
+sleep 3
+if hb_is tenant unregistered; then ok "registration.json (either folder) is ignored: tenant=unregistered"; else ko "registration.json read: tenant=$(field "$HB" tenant)"; fi
+rm -f "$DATA/registration.json" "$PUBLIC_DATA/registration.json"
+if wait_for 10 is_status inactive; then ok "emulator: inactive without identity.json"; else ko "emulator: $(agent_status)"; fi
 
 # The identity the stand-in powershell.exe stores when provd runs connect-tenant.ps1.
 if [ "$(ecurl -o /dev/null -w '%{http_code}' -X POST "$EMU_URL/register/RegisterConnector" -d x)" = 404 ]; then

@@ -27,15 +27,10 @@
 //! CA and interval) the service posts `{"machineName": …, "domains": [{"name", "preferredDcs"}]}`
 //! to `{serviceUrl}/_agent/{agentId}/heartbeat` every `heartbeatIntervalSeconds` (default 5) over
 //! HTTPS with that client certificate, so the tenant lists the agent "active" only while the
-//! service runs, and publishes the domains it serves. The identity is, in order:
-//!
-//! 1. `%ProgramData%\ProvdLabAgent\identity.json` — written by the lab's `powershell.exe`
-//!    stand-in when provd runs `Connect-AADCloudSyncAzureAD` (issue 14; provd never writes it);
-//! 2. `%ProgramData%\ProvdLabAgent\registration.json` — written by provd itself before issue
-//!    14 (still read until provd registers through the module);
-//! 3. `registration.json` in the directory the `ProgramData` environment variable names, if
-//!    another (Wine sets it to `C:\users\Public` for services, so a writer running as a Wine
-//!    service that follows the variable puts the file there).
+//! service runs, and publishes the domains it serves. The identity is
+//! `%ProgramData%\ProvdLabAgent\identity.json`, written by the lab's `powershell.exe` stand-in
+//! when provd runs `Connect-AADCloudSyncAzureAD` (provd never writes it; the `registration.json`
+//! provd wrote before issue 14 is no longer read).
 //!
 //! `%ProgramData%` is the ProgramData known folder (`C:\ProgramData`). The domains are
 //! `%ProgramData%\ProvdLabAgent\domains.json` (`[{"domain", "preferredDcs"}]`, written by the
@@ -60,7 +55,7 @@
 //!   the MSIs pass `[CommonAppDataFolder]ProvdLabAgent\<service>.txt`).
 //! * `--package-version V` — the MSI's `ProductVersion`, echoed in the heartbeat so an upgrade test
 //!   can see which package's service is running.
-//! * `--identity PATH` (or the older `--registration PATH`) — the identity file, and no other
+//! * `--identity PATH` — the identity file, and no other
 //!   (default: the three above).
 //! * `--domains PATH` — the domains file (default `%ProgramData%\ProvdLabAgent\domains.json`).
 //! * `--tenant-url URL` — accepted and echoed in the heartbeat (`tenant_url=`) for older
@@ -120,10 +115,9 @@ Not Microsoft's agent. Runs only as the Windows service AADConnectProvisioningAg
 AzureADConnectAgentUpdater, e.g. installed by the lab MSI.
 
 AADConnectProvisioningAgent heartbeats to the tenant named in identity.json (written by the
-lab's powershell.exe stand-in) or registration.json (written by provd before issue 14),
-reporting the domains of domains.json.
+lab's powershell.exe stand-in), reporting the domains of domains.json.
 
-options: --heartbeat PATH  --package-version V  --identity PATH (or --registration PATH)
+options: --heartbeat PATH  --package-version V  --identity PATH
          --domains PATH  --tenant-url URL (echoed only)  --help  --version";
 
     #[derive(Debug, Default)]
@@ -148,7 +142,7 @@ options: --heartbeat PATH  --package-version V  --identity PATH (or --registrati
             match arg.as_str() {
                 "--heartbeat" => opts.heartbeat = Some(PathBuf::from(value()?)),
                 "--package-version" => opts.package_version = Some(value()?),
-                "--identity" | "--registration" => opts.identity = Some(PathBuf::from(value()?)),
+                "--identity" => opts.identity = Some(PathBuf::from(value()?)),
                 "--domains" => opts.domains = Some(PathBuf::from(value()?)),
                 "--tenant-url" => opts.tenant_url = Some(value()?),
                 _ => return Err(format!("unknown argument {arg:?}")),
@@ -306,27 +300,10 @@ options: --heartbeat PATH  --package-version V  --identity PATH (or --registrati
         program_data().join("ProvdLabAgent")
     }
 
-    /// Where the identity is looked for, in order: identity.json (the stand-in
-    /// powershell.exe's), then registration.json (provd's, before issue 14) in the
-    /// ProgramData known folder (what Windows and the MSI's `[CommonAppDataFolder]` use),
-    /// then registration.json under the `ProgramData` environment variable if it names
-    /// another directory. They differ for services under Wine, and a writer that follows the
-    /// environment variable (provd run as a Wine service) is found too.
+    /// Where the identity is: identity.json (the stand-in powershell.exe's) in the
+    /// ProgramData known folder (what Windows and the MSI's `[CommonAppDataFolder]` use).
     fn identity_paths() -> Vec<PathBuf> {
-        let known = data_dir().join("registration.json");
-        let mut paths = vec![data_dir().join("identity.json"), known.clone()];
-        if let Some(env) = std::env::var_os("ProgramData").filter(|v| !v.is_empty()) {
-            let alt = Path::new(&env)
-                .join("ProvdLabAgent")
-                .join("registration.json");
-            let same = alt
-                .to_string_lossy()
-                .eq_ignore_ascii_case(&known.to_string_lossy());
-            if !same {
-                paths.push(alt);
-            }
-        }
-        paths
+        vec![data_dir().join("identity.json")]
     }
 
     /// The ProgramData known folder, as Windows Installer's `[CommonAppDataFolder]` sees it.

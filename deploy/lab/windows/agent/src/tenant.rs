@@ -1,9 +1,9 @@
 //! The tenant heartbeat of the `AADConnectProvisioningAgent` role (LAB STAND-IN).
 //!
 //! The agent's identity is registered with the tenant (in the lab: `provd-tenant-emulator`)
-//! and written to a file (temp file + rename, UTF-8 JSON): `identity.json` by the lab's
-//! `powershell.exe` stand-in when `Connect-AADCloudSyncAzureAD` runs (it adds `tenantId`), or
-//! `registration.json` by provd itself before issue 14:
+//! and written to a file (temp file + rename, UTF-8 JSON): `identity.json`, by the lab's
+//! `powershell.exe` stand-in when `Connect-AADCloudSyncAzureAD` runs (with `tenantId`; provd
+//! writes no identity since issue 14):
 //!
 //! ```json
 //! { "agentId": "…", "machineName": "…", "serviceUrl": "https://127.0.0.1:PORT",
@@ -33,18 +33,18 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
 
-/// Heartbeat interval when `registration.json` does not say.
+/// Heartbeat interval when `identity.json` does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Upper bound for one heartbeat request, from DNS to the response.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
-/// How often the registration file is looked at (and a stop noticed).
+/// How often the identity file is looked at (and a stop noticed).
 const TICK: Duration = Duration::from_secs(1);
 /// Longest `heartbeatIntervalSeconds` taken as given.
 const MAX_INTERVAL_SECS: u64 = 3600;
 /// Longest reason kept in `error:<reason>`.
 const MAX_REASON: usize = 60;
 
-/// `identity.json` / `registration.json` (camelCase; unknown fields, e.g. `tenantId`, are
+/// `identity.json` (camelCase; unknown fields, e.g. `tenantId`, are
 /// ignored). No `Debug`: it holds a private key.
 #[derive(Deserialize, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -63,7 +63,7 @@ pub struct Registration {
 /// What the heartbeat file reports in `tenant=`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TenantStatus {
-    /// No `registration.json`.
+    /// No `identity.json`.
     Unregistered,
     /// The last heartbeat was answered with 2xx.
     Ok,
@@ -437,7 +437,7 @@ mod tests {
         .unwrap();
         assert_eq!(parsed.heartbeat_interval_seconds, None);
         assert_eq!(parsed.service_ca_pem, None);
-        // identity.json: registration.json's fields and the tenant.
+        // identity.json: the agent fields and the tenant.
         let identity: Registration = serde_json::from_str(
             r#"{"agentId":"a","machineName":"m","serviceUrl":"https://x","certificatePem":"c",
                 "privateKeyPem":"k","serviceCaPem":"ca","heartbeatIntervalSeconds":2,"tenantId":"t"}"#,
