@@ -272,8 +272,8 @@ async fn write_faults_fail_the_create_without_a_partial_account() {
     d.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
+/// A daemon whose host has the agent installed, and the computer AGENT1.
+async fn with_installed_agent() -> Hermetic {
     let host = FakeHost::new().with_agent("1.1.1370.0");
     let d = Hermetic::start_with(Fakes {
         host,
@@ -281,6 +281,12 @@ async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
     })
     .await;
     d.make_computer("AGENT1");
+    d
+}
+
+#[tokio::test]
+async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
+    let d = with_installed_agent().await;
     assert_eq!(
         d.fakes.host.service_account(SERVICE).as_deref(),
         Some("LocalSystem")
@@ -316,13 +322,7 @@ async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
 /// Microsoft's remedy, and the service keeps its old logon.
 #[tokio::test]
 async fn a_service_not_flagged_managed_fails_configure_service_with_the_remedy() {
-    let host = FakeHost::new().with_agent("1.1.1370.0");
-    let d = Hermetic::start_with(Fakes {
-        host,
-        ..Fakes::default()
-    })
-    .await;
-    d.make_computer("AGENT1");
+    let d = with_installed_agent().await;
     d.fakes.agent_config.fail(
         AgentConfigAction::UseGmsa,
         AgentConfigFault::ServiceAccountNotManaged,
