@@ -12,8 +12,9 @@ use crate::backends::agent_config::{
     AGENT_SERVICE, AgentConfig, AgentConfigError, AgentDomain, MODULE_PATH, ModuleInfo, RunContext,
     TenantConnection,
 };
+use crate::backends::host::Host;
 use crate::model::BindCredential;
-use crate::testkit::FakeTenant;
+use crate::testkit::{FakeHost, FakeTenant};
 
 /// A call as recorded: its arguments minus the token and the password.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +160,9 @@ pub struct FakeAgentConfig {
     state: Arc<Mutex<State>>,
     /// Where a successful connect registers this machine's agent.
     tenant: Arc<Mutex<Option<(FakeTenant, String)>>>,
+    /// The host whose agent service `use_gmsa` re-logs, with the domain's
+    /// NetBIOS name, as the real cmdlet does on its own machine.
+    host: Option<(FakeHost, String)>,
 }
 
 impl Default for FakeAgentConfig {
@@ -195,6 +199,7 @@ impl FakeAgentConfig {
         Self {
             state: Arc::new(Mutex::new(state)),
             tenant: Arc::new(Mutex::new(None)),
+            host: None,
         }
     }
 
@@ -204,6 +209,13 @@ impl FakeAgentConfig {
     pub fn connects_to(&self, tenant: &FakeTenant, machine_name: &str) {
         *self.tenant.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((tenant.clone(), machine_name.to_owned()));
+    }
+
+    /// `use_gmsa` also makes `host`'s agent service log on as
+    /// `NETBIOS\name$`, as `Add-AADCloudSyncGMSA` does on the agent's host.
+    pub fn on_host(mut self, host: FakeHost, netbios: &str) -> Self {
+        self.host = Some((host, netbios.to_owned()));
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -312,7 +324,19 @@ impl AgentConfig for FakeAgentConfig {
         };
         self.call(cx, AgentConfigAction::UseGmsa, call, |s| {
             s.gmsa = Some(sam_account_name.into());
-        })
+        })?;
+        if let Some((host, netbios)) = &self.host {
+            let logon = format!("{netbios}\\{sam_account_name}");
+            Host::set_service_account(host, AGENT_SERVICE, &logon)
+                .await
+                .map_err(|e| AgentConfigError::Cmdlet {
+                    cmdlet: "Add-AADCloudSyncGMSA".into(),
+                    message: e.to_string(),
+                    fqid: String::new(),
+                    category: String::new(),
+                })?;
+        }
+        Ok(())
     }
 
     async fn add_domain(

@@ -109,6 +109,7 @@ impl App {
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
+            backends.agent_config.clone(),
         ));
         let writeback = Arc::new(writeback::WritebackWorkflows::new(
             operations.clone(),

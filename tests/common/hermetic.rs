@@ -77,7 +77,12 @@ impl Hermetic {
             .directory(Arc::new(fakes.directory.clone()))
             .tenant(Arc::new(fakes.tenant.clone()))
             .host(Arc::new(fakes.host.clone()))
-            .agent_config(Arc::new(fakes.agent_config.clone()))
+            .agent_config(Arc::new(
+                fakes
+                    .agent_config
+                    .clone()
+                    .on_host(fakes.host.clone(), "LAB"),
+            ))
             .start()
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::account::{ACCOUNT_ATTRS, AccountRecord, load_account, membership_sids};
+use crate::backends::agent_config::{AgentConfig, RunContext};
 use crate::backends::directory::{DirectorySession, Entry, Scope, escape};
 use crate::backends::host::{AGENT_SERVICES, Host, ServiceAction, ServiceState};
 use crate::backends::store::Store;
@@ -14,11 +15,31 @@ use crate::workflows::operations::{Outcome, Progress};
 /// LDAP_MATCHING_RULE_IN_CHAIN: transitive group membership.
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 
-/// Step `configure-service`: the provisioning agent service logs on as the
-/// recorded gMSA (what the wizard's gMSA page does), restarted if it runs.
+/// The agent's host as this step needs it: the SCM (state, logon, restart)
+/// and the agent's own module (which changes the logon).
+pub(super) struct AgentSide {
+    host: Arc<dyn Host>,
+    agent_config: Arc<dyn AgentConfig>,
+}
+
+impl AgentSide {
+    pub(super) fn new(host: &Arc<dyn Host>, agent_config: &Arc<dyn AgentConfig>) -> Self {
+        Self {
+            host: host.clone(),
+            agent_config: agent_config.clone(),
+        }
+    }
+}
+
+/// Step `configure-service`: the agent runs as the recorded gMSA, set the
+/// way Microsoft documents it — `Add-AADCloudSyncGMSA -CustomGMSAName
+/// name$` from the agent's module
+/// (<https://learn.microsoft.com/en-us/entra/identity/hybrid/cloud-sync/how-to-gmsa-cmdlets>),
+/// which also flags the service's account as managed — then read back from
+/// the SCM and the service restarted if it ran.
 pub(super) async fn configure_service(
     progress: &Progress,
-    host: &Arc<dyn Host>,
+    agent: &AgentSide,
     store: &Arc<dyn Store>,
     outcome: &mut Outcome,
 ) -> Result<(), Error> {
@@ -27,23 +48,29 @@ pub(super) async fn configure_service(
     progress
         .step_started(STEP, format!("{display} logs on as the gMSA"))
         .await?;
-    if let Err(reason) = host.availability() {
+    let Some(account) = load_account(store).await? else {
+        return Err(Error::internal_msg("the account was not recorded"));
+    };
+    let unavailable = agent
+        .host
+        .availability()
+        .and_then(|()| agent.agent_config.availability());
+    if let Err(reason) = unavailable {
         progress
             .warning(
                 STEP,
                 format!(
-                    "{reason}: set the service's logon account on the agent host (`sc.exe config \
-                     {service} obj= DOMAIN\\name$`)"
+                    "{reason}: on the agent host, run `Add-AADCloudSyncGMSA -CustomGMSAName {}` \
+                     from the agent's module",
+                    account.sam_account_name
                 ),
             )
             .await?;
         return progress.step_skipped(STEP, "no agent host here").await;
     }
-    let Some(account) = load_account(store).await? else {
-        return Err(Error::internal_msg("the account was not recorded"));
-    };
     let logon = format!("{}\\{}", account.netbios, account.sam_account_name);
-    let current = host
+    let current = agent
+        .host
         .service_status(service)
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
@@ -62,11 +89,35 @@ pub(super) async fn configure_service(
             .step_skipped(STEP, format!("{service} already logs on as {logon}"))
             .await;
     }
-    host.set_service_account(service, &logon)
+    let lines = std::sync::Mutex::new(Vec::new());
+    let collect = |line: String| lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    let cx = RunContext {
+        cancel: progress.cancellation(),
+        transcript: &collect,
+    };
+    let used = agent
+        .agent_config
+        .use_gmsa(&account.sam_account_name, &cx)
+        .await;
+    for line in lines.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        progress.progress(STEP, line, 0).await?;
+    }
+    used?;
+    let after = agent
+        .host
+        .service_status(service)
         .await
         .map_err(|e| Error::Unavailable(e.to_string()))?;
+    if !after.account.eq_ignore_ascii_case(&logon) {
+        return Err(Error::Unavailable(format!(
+            "Add-AADCloudSyncGMSA succeeded but {service} logs on as {:?}, not {logon}",
+            after.account
+        )));
+    }
     if current.state == ServiceState::Running {
-        host.control_service(service, ServiceAction::Restart, SERVICE_RESTART_TIMEOUT)
+        agent
+            .host
+            .control_service(service, ServiceAction::Restart, SERVICE_RESTART_TIMEOUT)
             .await
             .map_err(|e| Error::Unavailable(e.to_string()))?;
     }
@@ -75,7 +126,10 @@ pub(super) async fn configure_service(
     progress
         .step_succeeded(
             STEP,
-            format!("{service} logs on as {logon} (was {:?})", current.account),
+            format!(
+                "{service} logs on as {logon} (was {:?}), set with Add-AADCloudSyncGMSA",
+                current.account
+            ),
         )
         .await
 }

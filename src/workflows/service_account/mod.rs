@@ -16,6 +16,7 @@ use super::operations::{Job, NewEvent, OperationSpec, Progress, RequestFingerpri
 use super::permissions::{GrantPermissionsRequest, ProfileStatus};
 use super::validate::{self, dns_name};
 use super::{Caller, Error, Operations};
+use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
@@ -23,7 +24,7 @@ use crate::workflows::PreconditionReason;
 use account::read_live;
 use create::run_create;
 use custom::run_use_custom;
-use logon::configure_service;
+use logon::{AgentSide, configure_service};
 
 pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{gmsa_name, load_account};
@@ -76,6 +77,8 @@ pub struct ServiceAccountWorkflows {
     store: Arc<dyn Store>,
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    /// Gives the agent its gMSA (`Add-AADCloudSyncGMSA`).
+    agent_config: Arc<dyn AgentConfig>,
 }
 
 fn enc_names(bits: u32) -> String {
@@ -123,12 +126,14 @@ impl ServiceAccountWorkflows {
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
+        agent_config: Arc<dyn AgentConfig>,
     ) -> Self {
         Self {
             operations,
             store,
             dcs,
             host,
+            agent_config,
         }
     }
 
@@ -184,7 +189,8 @@ impl ServiceAccountWorkflows {
             description: format!("create the gMSA {name} in {domain}"),
             initiator: caller.name.clone(),
         };
-        let (store, dcs, host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
+        let (store, dcs) = (self.store.clone(), self.dcs.clone());
+        let agent = AgentSide::new(&self.host, &self.agent_config);
         Ok((
             spec,
             job(move |progress| async move {
@@ -194,7 +200,7 @@ impl ServiceAccountWorkflows {
                 drop(credential);
                 let mut outcome = run_create(&progress, session.as_mut(), &store, &plan).await?;
                 drop(session);
-                configure_service(&progress, &host, &store, &mut outcome).await?;
+                configure_service(&progress, &agent, &store, &mut outcome).await?;
                 Ok(outcome)
             }),
         ))
@@ -249,7 +255,8 @@ impl ServiceAccountWorkflows {
             description: format!("use the custom gMSA {name} of {domain}"),
             initiator: caller.name.clone(),
         };
-        let (store, dcs, agent_host) = (self.store.clone(), self.dcs.clone(), self.host.clone());
+        let (store, dcs) = (self.store.clone(), self.dcs.clone());
+        let agent = AgentSide::new(&self.host, &self.agent_config);
         Ok((
             spec,
             job(move |progress| async move {
@@ -260,7 +267,7 @@ impl ServiceAccountWorkflows {
                     run_use_custom(&progress, session.as_mut(), &store, &domain, &name, &host)
                         .await?;
                 drop(session);
-                configure_service(&progress, &agent_host, &store, &mut outcome).await?;
+                configure_service(&progress, &agent, &store, &mut outcome).await?;
                 Ok(outcome)
             }),
         ))

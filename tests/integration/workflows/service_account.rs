@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::support_ta::*;
 use crate::common::hermetic::*;
-use provd::testkit::{FakeHost, WriteOp};
+use provd::testkit::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeHost, WriteOp};
 use provd_proto::v1;
 use provd_proto::v1::EventKind;
 use tonic::Code;
@@ -272,8 +272,8 @@ async fn write_faults_fail_the_create_without_a_partial_account() {
     d.shutdown().await;
 }
 
-#[tokio::test]
-async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
+/// A daemon whose host has the agent installed, and the computer AGENT1.
+async fn with_installed_agent() -> Hermetic {
     let host = FakeHost::new().with_agent("1.1.1370.0");
     let d = Hermetic::start_with(Fakes {
         host,
@@ -281,6 +281,12 @@ async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
     })
     .await;
     d.make_computer("AGENT1");
+    d
+}
+
+#[tokio::test]
+async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
+    let d = with_installed_agent().await;
     assert_eq!(
         d.fakes.host.service_account(SERVICE).as_deref(),
         Some("LocalSystem")
@@ -293,8 +299,46 @@ async fn the_agent_service_logs_on_as_the_gmsa_when_the_agent_is_installed() {
     assert_eq!(logon.as_deref(), Some("LAB\\provAgentgMSA$"));
     let running = provd::backends::host::ServiceState::Running;
     assert_eq!(d.fakes.host.service_state(SERVICE), running);
+    // The logon was set through the agent's module, as Microsoft documents.
+    let used: Vec<_> = d
+        .fakes
+        .agent_config
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, AgentConfigCall::UseGmsa { .. }))
+        .collect();
+    assert_eq!(
+        used,
+        [AgentConfigCall::UseGmsa {
+            sam_account_name: "provAgentgMSA$".into()
+        }]
+    );
     let (events, _) = d.create_gmsa(&["AGENT1$"]).await;
     assert!(skipped(&events, "configure-service"));
+    d.shutdown().await;
+}
+
+/// The module's own refusal reaches the operation as its typed error with
+/// Microsoft's remedy, and the service keeps its old logon.
+#[tokio::test]
+async fn a_service_not_flagged_managed_fails_configure_service_with_the_remedy() {
+    let d = with_installed_agent().await;
+    d.fakes.agent_config.fail(
+        AgentConfigAction::UseGmsa,
+        AgentConfigFault::ServiceAccountNotManaged,
+    );
+    let (_, op) = d.create_gmsa(&["AGENT1$"]).await;
+    let error = failed_with(&op, "FAILED_PRECONDITION", "configure-service");
+    assert_eq!(error.reason, "AGENT_SERVICE_NOT_MANAGED");
+    assert!(
+        error.message.contains("sc.exe managedaccount"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        d.fakes.host.service_account(SERVICE).as_deref(),
+        Some("LocalSystem")
+    );
     d.shutdown().await;
 }
 
