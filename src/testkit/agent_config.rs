@@ -12,7 +12,6 @@ use crate::backends::agent_config::{
     AGENT_SERVICE, AgentConfig, AgentConfigError, AgentDomain, MODULE_PATH, ModuleInfo, RunContext,
     TenantConnection,
 };
-use crate::backends::host::Host;
 use crate::model::BindCredential;
 use crate::testkit::{FakeHost, FakeTenant};
 
@@ -327,8 +326,7 @@ impl AgentConfig for FakeAgentConfig {
         })?;
         if let Some((host, netbios)) = &self.host {
             let logon = format!("{netbios}\\{sam_account_name}");
-            Host::set_service_account(host, AGENT_SERVICE, &logon)
-                .await
+            host.set_service_account(AGENT_SERVICE, &logon)
                 .map_err(|e| AgentConfigError::Cmdlet {
                     cmdlet: "Add-AADCloudSyncGMSA".into(),
                     message: e.to_string(),

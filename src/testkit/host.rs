@@ -112,6 +112,22 @@ impl FakeHost {
     }
 
     /// The logon account of a service.
+    /// Makes `name` log on as `account`: what the agent's module does on a
+    /// real host (`FakeAgentConfig::on_host` calls it).
+    pub fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        match s.services.get_mut(name) {
+            Some((_, a)) => {
+                *a = account.to_owned();
+                Ok(())
+            }
+            None => Err(HostError::Io(format!(
+                "OpenServiceW {name}: The specified service does not exist as an installed service. (os error 1060)"
+            ))),
+        }
+    }
+
     pub fn service_account(&self, name: &str) -> Option<String> {
         self.lock().services.get(name).map(|(_, a)| a.clone())
     }
@@ -176,20 +192,6 @@ impl Host for FakeHost {
     async fn service_status(&self, name: &str) -> Result<ServiceStatus, HostError> {
         self.available()?;
         Ok(Self::status(&self.lock(), name))
-    }
-
-    async fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError> {
-        self.available()?;
-        let mut s = self.lock();
-        match s.services.get_mut(name) {
-            Some((_, a)) => {
-                *a = account.to_owned();
-                Ok(())
-            }
-            None => Err(HostError::Io(format!(
-                "OpenServiceW {name}: The specified service does not exist as an installed service. (os error 1060)"
-            ))),
-        }
     }
 
     async fn agent_status(&self) -> Result<AgentStatus, HostError> {

@@ -76,8 +76,6 @@ pub trait Host: Send + Sync + 'static {
     }
     /// Any service's state (e.g. provd's own).
     async fn service_status(&self, name: &str) -> Result<ServiceStatus, HostError>;
-    /// Makes `name` log on as `account` (a gMSA: `DOMAIN\name$`).
-    async fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError>;
     async fn agent_status(&self) -> Result<AgentStatus, HostError>;
     async fn install_package(
         &self,
@@ -126,10 +124,6 @@ impl Host for UnavailableHost {
     }
 
     async fn service_status(&self, _name: &str) -> Result<ServiceStatus, HostError> {
-        Err(HostError::Unavailable(self.reason.clone()))
-    }
-
-    async fn set_service_account(&self, _name: &str, _account: &str) -> Result<(), HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 

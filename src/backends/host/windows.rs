@@ -213,57 +213,6 @@ fn service_status(manager: &ServiceManager, name: &str, display: &str) -> Servic
     }
 }
 
-/// Sets a service's logon account to a gMSA (`DOMAIN\name$`, no password),
-/// changing nothing else. windows-service's `change_config` rewrites the
-/// whole configuration (and re-quotes the command line), so this calls
-/// ChangeServiceConfigW with SERVICE_NO_CHANGE for every other field.
-#[allow(unsafe_code)]
-fn set_logon_account(name: &str, account: &str) -> Result<(), HostError> {
-    use std::os::windows::ffi::OsStrExt;
-    use windows_sys::Win32::System::Services::{ChangeServiceConfigW, SERVICE_NO_CHANGE};
-
-    let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
-        .map_err(|e| HostError::Io(format!("cannot open the Service Control Manager: {e}")))?;
-    let service = manager
-        .open_service(name, ServiceAccess::CHANGE_CONFIG)
-        .map_err(|e| HostError::Io(format!("cannot open service {name}: {e}")))?;
-    let wide = |s: &str| -> Vec<u16> {
-        std::ffi::OsStr::new(s)
-            .encode_wide()
-            .chain(std::iter::once(0))
-            .collect()
-    };
-    let account = wide(account);
-    // An empty password: the SCM fetches a gMSA's password itself.
-    let password = wide("");
-    // SAFETY: the handle is open for CHANGE_CONFIG for the duration of the
-    // call; `account` and `password` are NUL-terminated UTF-16 buffers that
-    // outlive it; every other pointer is null and every other value
-    // SERVICE_NO_CHANGE, which the API documents as "leave unchanged".
-    let ok = unsafe {
-        ChangeServiceConfigW(
-            service.raw_handle(),
-            SERVICE_NO_CHANGE,
-            SERVICE_NO_CHANGE,
-            SERVICE_NO_CHANGE,
-            std::ptr::null(),
-            std::ptr::null(),
-            std::ptr::null_mut(),
-            std::ptr::null(),
-            account.as_ptr(),
-            password.as_ptr(),
-            std::ptr::null(),
-        )
-    };
-    if ok == 0 {
-        return Err(HostError::Io(format!(
-            "cannot set the logon account of {name}: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    Ok(())
-}
-
 fn status_now() -> Result<AgentStatus, HostError> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
         .map_err(|e| HostError::Io(format!("cannot open the Service Control Manager: {e}")))?;
@@ -305,13 +254,6 @@ impl Host for WindowsHost {
 
     async fn agent_status(&self) -> Result<AgentStatus, HostError> {
         tokio::task::spawn_blocking(status_now)
-            .await
-            .map_err(|e| HostError::Io(e.to_string()))?
-    }
-
-    async fn set_service_account(&self, name: &str, account: &str) -> Result<(), HostError> {
-        let (name, account) = (name.to_owned(), account.to_owned());
-        tokio::task::spawn_blocking(move || set_logon_account(&name, &account))
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
     }
