@@ -99,10 +99,13 @@ impl App {
             backends.store.clone(),
             backends.directory.clone(),
         ));
+        let agent_side =
+            super::agent_module::AgentSide::new(&backends.host, &backends.agent_config);
         let directories = Arc::new(directory::DirectoryWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             dcs.clone(),
+            agent_side.clone(),
         ));
         let gmsa = Arc::new(service_account::ServiceAccountWorkflows::new(
             operations.clone(),

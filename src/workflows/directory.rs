@@ -6,14 +6,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::agent_module::{AgentSide, add_to_agent, same_order};
 use super::domain_controllers::{self, Connect, DcSession, DomainControllerWorkflows};
 use super::operations::{
     Job, NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms,
 };
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error};
+use crate::backends::agent_config::RunContext;
 use crate::backends::directory::{BindCredential, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
+use tokio_util::sync::CancellationToken;
 
 const DIRECTORY_NS: &str = "directories";
 /// msDS-Behavior-Version of Windows Server 2012.
@@ -104,6 +107,8 @@ pub struct DirectoryWorkflows {
     operations: Arc<Operations>,
     store: Arc<dyn Store>,
     dcs: Arc<DomainControllerWorkflows>,
+    /// Tells the agent which domains it serves (`Add-AADCloudSyncADDomain`).
+    agent: AgentSide,
 }
 
 use super::Operations;
@@ -129,12 +134,67 @@ impl DirectoryWorkflows {
         operations: Arc<Operations>,
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,
+        agent: AgentSide,
     ) -> Self {
         Self {
             operations,
             store,
             dcs,
+            agent,
         }
+    }
+
+    /// Of `domains` (each with the DCs it should prefer; none: provd's
+    /// stored priority), those the agent does not serve that way, with the
+    /// DCs wanted. Empty where the agent's module cannot run here; every
+    /// domain where its list cannot be read (e.g. not installed yet).
+    pub(crate) async fn agent_lacks(
+        &self,
+        domains: &[(String, Vec<String>)],
+    ) -> Result<Vec<(String, Vec<String>)>, Error> {
+        if self.agent.unavailable().is_some() {
+            return Ok(Vec::new());
+        }
+        let cancel = CancellationToken::new();
+        let ignore = |_line: String| {};
+        let cx = RunContext {
+            cancel: &cancel,
+            transcript: &ignore,
+        };
+        let listed = self
+            .agent
+            .agent_config
+            .list_domains(&cx)
+            .await
+            .unwrap_or_default();
+        let mut lacking = Vec::new();
+        for (domain, preferred) in domains {
+            let wanted = if preferred.is_empty() {
+                self.dcs.priority(domain).await?.dcs
+            } else {
+                preferred.clone()
+            };
+            let served = listed.iter().any(|d| {
+                d.domain.eq_ignore_ascii_case(domain) && same_order(&d.preferred_dcs, &wanted)
+            });
+            if !served {
+                lacking.push((domain.clone(), wanted));
+            }
+        }
+        Ok(lacking)
+    }
+
+    /// Step `add-domain` for each of `domains`, in order.
+    pub(crate) fn add_to_agent_job(&self, domains: Vec<String>, credential: BindCredential) -> Job {
+        let (agent, store, dcs) = (self.agent.clone(), self.store.clone(), self.dcs.clone());
+        job(move |progress| async move {
+            let mut changed = false;
+            for domain in &domains {
+                changed |=
+                    add_to_agent(&progress, &agent, &store, &dcs, domain, &credential).await?;
+            }
+            Ok(Outcome::from([("changed".into(), changed.to_string())]))
+        })
     }
 
     pub async fn list(&self) -> Result<Vec<(DirectoryRecord, Vec<String>)>, Error> {
@@ -211,12 +271,18 @@ impl DirectoryWorkflows {
         };
         let store = self.store.clone();
         let dcs = self.dcs.clone();
+        let agent = self.agent.clone();
         Ok((
             spec,
             job(move |progress| async move {
                 // The credential lives only inside this task and drops (and
                 // zeroizes) when it ends.
-                run_add(progress, store, dcs, domain, credential, preferred).await
+                let mut outcome =
+                    run_add(&progress, &store, &dcs, &domain, &credential, preferred).await?;
+                if add_to_agent(&progress, &agent, &store, &dcs, &domain, &credential).await? {
+                    outcome.insert("changed".into(), "true".into());
+                }
+                Ok(outcome)
             }),
         ))
     }
@@ -297,22 +363,23 @@ async fn load(store: &Arc<dyn Store>, domain: &str) -> Result<Option<DirectoryRe
 }
 
 async fn run_add(
-    progress: Progress,
-    store: Arc<dyn Store>,
-    dcs: Arc<DomainControllerWorkflows>,
-    domain: String,
-    credential: BindCredential,
+    progress: &Progress,
+    store: &Arc<dyn Store>,
+    dcs: &Arc<DomainControllerWorkflows>,
+    domain: &str,
+    credential: &BindCredential,
     preferred: Vec<String>,
 ) -> Result<Outcome, Error> {
+    let progress = progress.clone();
+    let domain = domain.to_owned();
     let mut session = DcSession::open_preferring(
-        &dcs,
+        dcs,
         &domain,
         &preferred,
-        &credential,
+        credential,
         Connect::Step(&progress),
     )
     .await?;
-    drop(credential);
     let served_by = session.server().to_owned();
     let from_preferred = preferred
         .iter()
@@ -368,7 +435,7 @@ async fn run_add(
         )
         .await?;
         let (_, changed) =
-            domain_controllers::store_priority(&store, &domain, preferred, None).await?;
+            domain_controllers::store_priority(store, &domain, preferred, None).await?;
         if changed {
             progress.step_succeeded("set-priority", "stored").await?;
         } else {
@@ -379,7 +446,7 @@ async fn run_add(
     progress
         .step_started("persist", "storing the directory (without any password)")
         .await?;
-    let existing = load(&store, &domain).await?;
+    let existing = load(store, &domain).await?;
     let now = now_ms();
     let changed = match &existing {
         Some(old) => {
@@ -408,7 +475,7 @@ async fn run_add(
         let bytes = serde_json::to_vec(&record)
             .map_err(|e| Error::internal("encoding a record for the store", e))?;
         let key = domain.clone();
-        blocking(&store, move |s| {
+        blocking(store, move |s| {
             s.put_config(DIRECTORY_NS, &key, Some(&bytes))
         })
         .await?;

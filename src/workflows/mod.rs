@@ -3,6 +3,7 @@
 //! traits and plain Rust requests.
 
 pub mod agent;
+mod agent_module;
 mod app;
 pub mod apply;
 pub mod directory;

@@ -1,5 +1,7 @@
 //! ConfigurationService: one desired-state document reconciled section by
-//! section (agent → domains → service account → permissions → writeback),
+//! section (agent → domains → service account → permissions → the agent's
+//! domains (`Add-AADCloudSyncADDomain`, after the gMSA as Microsoft orders
+//! it) → writeback),
 //! the same order the wizard walks. Each section first works out what
 //! differs (the same code PlanConfiguration runs); nothing differing is a
 //! skip, anything else runs the single-RPC workflow's job under this
@@ -92,6 +94,13 @@ impl ApplyWorkflows {
                     .await?,
             );
         }
+        if self.agent_gets_domains(&plan).await? {
+            let lacking = self
+                .directories
+                .agent_lacks(&wanted_dcs(&plan.domains))
+                .await?;
+            changes.extend(agent_domain_changes(&lacking));
+        }
         if let Some(enabled) = plan.writeback {
             let credential = credential.clone().ok_or_else(missing_credential)?;
             changes.extend(
@@ -175,7 +184,14 @@ impl ApplyWorkflows {
                         .await?,
                 )
             };
-            total += section(progress, "agent", changes, work, &mut changed_steps).await?;
+            total += section(
+                progress,
+                "agent",
+                changes,
+                work.map(job_of),
+                &mut changed_steps,
+            )
+            .await?;
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
@@ -209,7 +225,14 @@ impl ApplyWorkflows {
                         .await?,
                 ),
             };
-            total += section(progress, &step, changes, work, &mut changed_steps).await?;
+            total += section(
+                progress,
+                &step,
+                changes,
+                work.map(job_of),
+                &mut changed_steps,
+            )
+            .await?;
         }
         if let Some((domain, choice, profiles)) = &plan.account {
             begin(progress, "service-account").await?;
@@ -223,7 +246,7 @@ impl ApplyWorkflows {
                 progress,
                 "service-account",
                 changes,
-                work,
+                work.map(job_of),
                 &mut changed_steps,
             )
             .await?;
@@ -253,7 +276,31 @@ impl ApplyWorkflows {
                         .await?,
                 )
             };
-            total += section(progress, "permissions", changes, work, &mut changed_steps).await?;
+            total += section(
+                progress,
+                "permissions",
+                changes,
+                work.map(job_of),
+                &mut changed_steps,
+            )
+            .await?;
+        }
+        if self.agent_gets_domains(&plan).await? {
+            // After the service account: Microsoft's order is the gMSA, then
+            // the domains.
+            begin(progress, AGENT_DOMAINS).await?;
+            let lacking = self
+                .directories
+                .agent_lacks(&wanted_dcs(&plan.domains))
+                .await?;
+            let changes = agent_domain_changes(&lacking);
+            let work = if lacking.is_empty() {
+                None
+            } else {
+                let domains = lacking.into_iter().map(|(d, _)| d).collect();
+                Some(self.directories.add_to_agent_job(domains, cred()?))
+            };
+            total += section(progress, AGENT_DOMAINS, changes, work, &mut changed_steps).await?;
         }
         if let Some(enabled) = plan.writeback {
             begin(progress, "writeback").await?;
@@ -277,7 +324,14 @@ impl ApplyWorkflows {
                         .await?,
                 )
             };
-            total += section(progress, "writeback", changes, work, &mut changed_steps).await?;
+            total += section(
+                progress,
+                "writeback",
+                changes,
+                work.map(job_of),
+                &mut changed_steps,
+            )
+            .await?;
         }
         drop(credential);
         Ok(Outcome::from([
@@ -285,6 +339,17 @@ impl ApplyWorkflows {
             ("changes".into(), total.to_string()),
             ("changed_steps".into(), changed_steps.join(",")),
         ]))
+    }
+
+    /// Whether the agent-domains section applies: the document names
+    /// domains, and the agent has (or this apply gives it) a gMSA, which
+    /// Microsoft's order puts before the domains.
+    async fn agent_gets_domains(&self, plan: &Plan) -> Result<bool, Error> {
+        Ok(!plan.domains.is_empty()
+            && (plan.account.is_some()
+                || super::service_account::load_account(&self.store)
+                    .await?
+                    .is_some()))
     }
 
     async fn account_job(
@@ -352,6 +417,39 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
     }
 }
 
+/// The apply step that tells the agent its domains.
+const AGENT_DOMAINS: &str = "agent-domains";
+
+/// A single RPC's prepared work, run as a section of the apply.
+fn job_of((_, job): (OperationSpec, Job)) -> Job {
+    job
+}
+
+/// Each document domain with the DCs it should prefer (none: provd's
+/// stored priority).
+fn wanted_dcs(domains: &[DomainSpec]) -> Vec<(String, Vec<String>)> {
+    domains
+        .iter()
+        .map(|d| (d.domain.clone(), d.preferred.clone()))
+        .collect()
+}
+
+/// One planned `add-domain` per domain the agent lacks.
+fn agent_domain_changes(lacking: &[(String, Vec<String>)]) -> Vec<Change> {
+    lacking
+        .iter()
+        .map(|(domain, dcs)| Change {
+            step: AGENT_DOMAINS.into(),
+            action: "add-domain",
+            detail: if dcs.is_empty() {
+                domain.clone()
+            } else {
+                format!("{domain} preferring {}", dcs.join(", "))
+            },
+        })
+        .collect()
+}
+
 /// Starts a section's step; what differs is read inside it.
 async fn begin(progress: &Progress, step: &str) -> Result<(), Error> {
     progress
@@ -365,10 +463,10 @@ async fn section(
     progress: &Progress,
     step: &str,
     changes: Vec<Change>,
-    work: Option<(OperationSpec, Job)>,
+    work: Option<Job>,
     changed_steps: &mut Vec<String>,
 ) -> Result<usize, Error> {
-    let Some((_, work)) = work.filter(|_| !changes.is_empty()) else {
+    let Some(work) = work.filter(|_| !changes.is_empty()) else {
         progress.step_skipped(step, "as desired").await?;
         return Ok(0);
     };

@@ -4,32 +4,17 @@
 use std::sync::Arc;
 
 use super::account::{ACCOUNT_ATTRS, AccountRecord, load_account, membership_sids};
-use crate::backends::agent_config::{AgentConfig, RunContext};
+use crate::backends::agent_config::RunContext;
 use crate::backends::directory::{DirectorySession, Entry, Scope, escape};
-use crate::backends::host::{AGENT_SERVICES, Host, ServiceAction, ServiceState};
+use crate::backends::host::{AGENT_SERVICES, ServiceAction, ServiceState};
 use crate::backends::store::Store;
 use crate::workflows::Error;
+use crate::workflows::agent_module::{AgentSide, Transcript};
 use crate::workflows::domain_controllers::{entry_sid, find_account};
 use crate::workflows::operations::{Outcome, Progress};
 
 /// LDAP_MATCHING_RULE_IN_CHAIN: transitive group membership.
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
-
-/// The agent's host as this step needs it: the SCM (state, logon, restart)
-/// and the agent's own module (which changes the logon).
-pub(super) struct AgentSide {
-    host: Arc<dyn Host>,
-    agent_config: Arc<dyn AgentConfig>,
-}
-
-impl AgentSide {
-    pub(super) fn new(host: &Arc<dyn Host>, agent_config: &Arc<dyn AgentConfig>) -> Self {
-        Self {
-            host: host.clone(),
-            agent_config: agent_config.clone(),
-        }
-    }
-}
 
 /// Step `configure-service`: the agent runs as the recorded gMSA, set the
 /// way Microsoft documents it — `Add-AADCloudSyncGMSA -CustomGMSAName
@@ -51,11 +36,7 @@ pub(super) async fn configure_service(
     let Some(account) = load_account(store).await? else {
         return Err(Error::internal_msg("the account was not recorded"));
     };
-    let unavailable = agent
-        .host
-        .availability()
-        .and_then(|()| agent.agent_config.availability());
-    if let Err(reason) = unavailable {
+    if let Some(reason) = agent.unavailable() {
         progress
             .warning(
                 STEP,
@@ -89,19 +70,17 @@ pub(super) async fn configure_service(
             .step_skipped(STEP, format!("{service} already logs on as {logon}"))
             .await;
     }
-    let lines = std::sync::Mutex::new(Vec::new());
-    let collect = |line: String| lines.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    let transcript = Transcript::default();
+    let sink = |line: String| transcript.push(line);
     let cx = RunContext {
         cancel: progress.cancellation(),
-        transcript: &collect,
+        transcript: &sink,
     };
     let used = agent
         .agent_config
         .use_gmsa(&account.sam_account_name, &cx)
         .await;
-    for line in lines.into_inner().unwrap_or_else(|p| p.into_inner()) {
-        progress.progress(STEP, line, 0).await?;
-    }
+    transcript.emit(progress, STEP).await?;
     used?;
     let after = agent
         .host

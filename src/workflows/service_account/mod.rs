@@ -11,6 +11,7 @@ mod request;
 
 use std::sync::Arc;
 
+use super::agent_module::AgentSide;
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
 use super::operations::{Job, NewEvent, OperationSpec, Progress, RequestFingerprint, job};
 use super::permissions::{GrantPermissionsRequest, ProfileStatus};
@@ -24,7 +25,7 @@ use crate::workflows::PreconditionReason;
 use account::read_live;
 use create::run_create;
 use custom::run_use_custom;
-use logon::{AgentSide, configure_service};
+use logon::configure_service;
 
 pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{gmsa_name, load_account};

@@ -69,11 +69,12 @@ async fn apply(
     d.finish(Some(op)).await
 }
 
-const SECTIONS: [&str; 5] = [
+const SECTIONS: [&str; 6] = [
     "agent",
     "domain lab.example.test",
     "service-account",
     "permissions",
+    "agent-domains",
     "writeback",
 ];
 
@@ -105,6 +106,7 @@ async fn the_plan_lists_in_order_what_apply_then_does() {
         ("domain lab.example.test", "add"),
         ("service-account", "create"),
         ("permissions", "grant"),
+        ("agent-domains", "add-domain"),
         ("writeback", "enable"),
     ]
     .map(|(s, a)| (s.to_owned(), a.to_owned()));
@@ -122,7 +124,7 @@ async fn the_plan_lists_in_order_what_apply_then_does() {
     assert_eq!(op.kind, v1::OperationKind::ApplyConfiguration as i32);
     assert_eq!(applied(&events), want);
     assert_eq!(op.result["changed"], "true");
-    assert_eq!(op.result["changes"], "6");
+    assert_eq!(op.result["changes"], "7");
     let started = steps_started(&events);
     let order: Vec<usize> = SECTIONS
         .iter()
@@ -196,7 +198,7 @@ async fn a_failing_section_stops_the_rest_naming_its_step() {
     assert!(has(&events, "domain lab.example.test", StepSkipped));
     assert_eq!(
         op.result["changed_steps"],
-        "service-account,permissions,writeback"
+        "service-account,permissions,agent-domains,writeback"
     );
     d.shutdown().await;
 }

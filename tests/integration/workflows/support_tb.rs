@@ -134,6 +134,9 @@ pub async fn full_setup(d: &Hermetic) -> String {
     ok(&d.add_directory().await.1);
     d.make_computer("HOST1");
     ok(&d.create_gmsa(&["HOST1$"]).await.1);
+    // Microsoft's order is the gMSA, then the domains: AddDirectory again
+    // now tells the agent its domain (the first one skipped that step).
+    ok(&d.add_directory().await.1);
     let (_, op) = d
         .grant(
             &[v1::PermissionProfile::BasicRead],

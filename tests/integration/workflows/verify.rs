@@ -91,6 +91,7 @@ async fn a_full_setup_passes_every_check_that_applies() {
         "host.services.running",
         "host.services.logon_account",
         "agent.module",
+        "agent.domains",
         "tenant.endpoints.reachable",
         "tenant.agent.registered",
         "tenant.agent.active",
