@@ -134,7 +134,7 @@ def test_a_second_apply_changes_nothing(lab: Lab, lab_daemon: Daemon, applied: A
             for e in events
             if e.kind == operations_pb2.EVENT_KIND_STEP_SKIPPED and e.message == "as desired"
         ]
-        assert skipped == [f"domain {lab.domain}", "service-account", "permissions"]
+        assert skipped == [f"domain {lab.domain}", "service-account", "permissions", "agent-domains"]
         # Retrying with the same request id returns that operation, no new work.
         again = client.apply(desired, lab.credential(), request_id=request_id)
         assert again.id == final.id
