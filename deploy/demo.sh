@@ -22,8 +22,9 @@
 #      install + device-code sign-in + registration through the agent's module (run by the
 #      lab's powershell.exe stand-in), domain + DC priority, gMSA, permissions,
 #      writeback. A background loop plays the person who signs in with the code.
-#   9. the admin center's step (a cloud sync configuration for the domain), `provctl plan`
-#      (nothing left to do) and `provctl verify` (every check must PASS)
+#   9. the tenant lists the agent in the domain's group (published from the agent's
+#      heartbeat after add-domain, no shortcut), `provctl plan` (nothing left to do) and
+#      `provctl verify` (every check must PASS)
 # Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
 #
 # Environment: DEMO_PORT (provd, 18443), DEMO_TENANT_PORT (emulator, 18444).
@@ -182,8 +183,9 @@ teardown() {
       if [ -f "$msi" ]; then w msiexec /x "$(z "$msi")" /quiet >/dev/null 2>&1 || true; fi
     done
     # The identity the stand-in's Connect-AADCloudSyncAzureAD stored (a new emulator would
-    # refuse its certificate), and where that Connect registers (this emulator's URL and CA).
-    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/identity.json"
+    # refuse its certificate) and the domains its Add-AADCloudSyncADDomain recorded, and
+    # where that Connect registers (this emulator's URL and CA).
+    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")"/drive_c/ProgramData/ProvdLabAgent/{identity,domains}.json
     say "lab agent packages removed (msiexec /x)"
     deploy/lab/wine.sh tenant-emulator none >/dev/null 2>&1 || true
     say "stand-in powershell.exe's emulator key removed (wine.sh tenant-emulator none)"
@@ -480,16 +482,17 @@ EOF
     die "provd registered the machine as '$machine' (account $account\$), not $host\$: run deploy/lab/lab.sh prepare-host $account"
 
   # -- 9. the tenant side, idempotence, verify
-  section "admin center: a cloud sync configuration for $LAB_DOMAIN (the agent joins its group)"
-  tcurl -H 'content-type: application/json' -d "{\"domain\": \"$LAB_DOMAIN\"}" \
-    "$TENANT_URL/_lab/published-resources" | jq -r '"    published resource \(.resourceName), agent group \(.agentGroups[0].displayName)"'
+  section "the tenant side: the agent, told its domain by add-domain, joins the domain's group"
+  # No shortcut: Add-AADCloudSyncADDomain (run by apply) tells the agent its
+  # domain; the agent's heartbeat reports it and the tenant publishes it.
   local agents="" line=""
   active() {
     agents=$(graph_agents) &&
-      line=$(jq -er --arg m "$machine" '.value[] | select(.machineName == $m and .status == "active")
+      line=$(jq -er --arg m "$machine" '.value[] | select(.machineName == $m and .status == "active"
+          and (.agentGroups | length) > 0)
         | "agent \(.id) (\(.machineName)) \(.status), groups: \([.agentGroups[].displayName] | join(", "))"' <<<"$agents")
   }
-  wait_for "the tenant to list the agent active" 60 active
+  wait_for "the tenant to list the agent active in its domain's group" 60 active
   say "Graph: $line"
 
   section "provctl plan (again): nothing left to do"

@@ -193,9 +193,15 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     )
     .unwrap();
 
-    // Clean slate: no provd service, no agent installed.
+    // Clean slate: no provd service, no agent installed, and no agent
+    // identity a failed earlier run left (the module would reuse it with
+    // this run's fresh tenant, which does not know it).
     let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
     let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
+    let agent_data = Path::new(&env["WINEPREFIX"]).join("drive_c/ProgramData/ProvdLabAgent");
+    for stale in ["identity.json", "domains.json"] {
+        let _ = std::fs::remove_file(agent_data.join(stale));
+    }
 
     let registered = wine(
         &env,
@@ -427,7 +433,8 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     // package, registered, running).
     let machine = session.machine_name.clone();
     let host_account = lab_prerequisites(&machine).await;
-    tenant.publish(&var("LAB_DOMAIN")).await;
+    // No lab shortcut publishes the domain: add-domain tells the agent,
+    // whose heartbeat makes the tenant publish it (as on a real tenant).
     let desired = v1::DesiredState {
         agent: Some(v1::AgentSpec {
             source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
@@ -462,7 +469,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     assert_eq!(
         op.result["changed_steps"],
         format!(
-            "domain {},service-account,permissions,writeback",
+            "domain {},service-account,permissions,agent-domains,writeback",
             var("LAB_DOMAIN")
         )
     );
@@ -488,6 +495,24 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     let (_, op) = apply(&channel, &desired, &tenant).await;
     assert_eq!(op.state, v1::OperationState::Succeeded as i32);
     assert_eq!(op.result["changed"], "false");
+
+    // The agent's next heartbeat reports the domain; the tenant then lists
+    // the agent in that domain's group.
+    let in_group = || async {
+        tenant.agents().await.iter().any(|a| {
+            a["machineName"].as_str() == Some(machine.as_str())
+                && a["agentGroups"].as_array().is_some_and(|g| !g.is_empty())
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !in_group().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the tenant never listed {machine} in a group: {:#?}",
+            tenant.agents().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 
     // Verify: every check passes.
     let (checks, report) = verify(&channel).await;
