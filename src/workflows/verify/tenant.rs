@@ -181,7 +181,9 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             )
             .subject(domain.clone())
             .remedy(format!(
-                "create a cloud sync configuration for {domain} in the Microsoft Entra admin center"
+                "run AddDirectory for {domain}: provd runs Add-AADCloudSyncADDomain and the agent \
+                 registers the domain with the service; then create its cloud sync configuration \
+                 in the Microsoft Entra admin center"
             )),
             Some(r)
                 if r.group_ids
