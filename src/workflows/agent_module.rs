@@ -9,7 +9,6 @@ use crate::backends::agent_config::{AgentConfig, RunContext};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::Store;
-use crate::workflows::domain_controllers::DomainControllerWorkflows;
 use crate::workflows::operations::Progress;
 use crate::workflows::{Error, service_account};
 
@@ -77,8 +76,8 @@ pub(crate) async fn add_to_agent(
     progress: &Progress,
     agent: &AgentSide,
     store: &Arc<dyn Store>,
-    dcs: &Arc<DomainControllerWorkflows>,
     domain: &str,
+    wanted: &[String],
     credential: &BindCredential,
 ) -> Result<bool, Error> {
     const STEP: &str = "add-domain";
@@ -114,7 +113,6 @@ pub(crate) async fn add_to_agent(
         )
         .await;
     }
-    let wanted = dcs.priority(domain).await?.dcs;
     let transcript = Transcript::default();
     let sink = |line: String| transcript.push(line);
     let cx = RunContext {
@@ -125,7 +123,7 @@ pub(crate) async fn add_to_agent(
     let served = listed.as_ref().ok().and_then(|list| {
         list.iter()
             .find(|d| d.domain.eq_ignore_ascii_case(domain))
-            .map(|d| same_order(&d.preferred_dcs, &wanted))
+            .map(|d| same_order(&d.preferred_dcs, wanted))
     });
     if served == Some(true) {
         transcript.emit(progress, STEP).await?;
@@ -136,7 +134,7 @@ pub(crate) async fn add_to_agent(
     }
     let added = agent
         .agent_config
-        .add_domain(domain, credential, &wanted, &cx)
+        .add_domain(domain, credential, wanted, &cx)
         .await;
     transcript.emit(progress, STEP).await?;
     added?;

@@ -94,13 +94,14 @@ impl App {
             tenant.clone(),
             tenant_settings.cloud,
         ));
+        let agent_side =
+            super::agent_module::AgentSide::new(&backends.host, &backends.agent_config);
         let dcs = Arc::new(domain_controllers::DomainControllerWorkflows::new(
             operations.clone(),
             backends.store.clone(),
             backends.directory.clone(),
+            agent_side.clone(),
         ));
-        let agent_side =
-            super::agent_module::AgentSide::new(&backends.host, &backends.agent_config);
         let directories = Arc::new(directory::DirectoryWorkflows::new(
             operations.clone(),
             backends.store.clone(),

@@ -190,8 +190,9 @@ impl DirectoryWorkflows {
         job(move |progress| async move {
             let mut changed = false;
             for domain in &domains {
+                let wanted = dcs.priority(domain).await?.dcs;
                 changed |=
-                    add_to_agent(&progress, &agent, &store, &dcs, domain, &credential).await?;
+                    add_to_agent(&progress, &agent, &store, domain, &wanted, &credential).await?;
             }
             Ok(Outcome::from([("changed".into(), changed.to_string())]))
         })
@@ -279,7 +280,8 @@ impl DirectoryWorkflows {
                 // zeroizes) when it ends.
                 let mut outcome =
                     run_add(&progress, &store, &dcs, &domain, &credential, preferred).await?;
-                if add_to_agent(&progress, &agent, &store, &dcs, &domain, &credential).await? {
+                let wanted = dcs.priority(&domain).await?.dcs;
+                if add_to_agent(&progress, &agent, &store, &domain, &wanted, &credential).await? {
                     outcome.insert("changed".into(), "true".into());
                 }
                 Ok(outcome)

@@ -113,7 +113,7 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
         request: Request<v1::SetPriorityRequest>,
     ) -> Result<Response<v1::SetPriorityResponse>, Status> {
         let who = caller(&request);
-        let req = request.into_inner();
+        let mut req = request.into_inner();
         let record = self
             .app
             .dcs
@@ -125,6 +125,7 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
                     etag: req.etag,
                     allow_unreachable: req.allow_unreachable,
                     request_id: req.request_id,
+                    credential: bind_credential(req.credential.take()),
                 },
             )
             .await

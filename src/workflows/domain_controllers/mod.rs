@@ -10,10 +10,13 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::operations::{Job, OperationSpec, Outcome, RequestFingerprint, blocking, job, now_ms};
+use super::agent_module::{AgentSide, add_to_agent};
+use super::operations::{
+    Job, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms,
+};
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error, Operations};
-use crate::backends::directory::{Directory, DirectoryError};
+use crate::backends::directory::{BindCredential, Directory, DirectoryError};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use discovery::DiscoveredDc;
@@ -46,6 +49,8 @@ pub struct DomainControllerWorkflows {
     operations: Arc<Operations>,
     store: Arc<dyn Store>,
     directory: Arc<dyn Directory>,
+    /// Gives the agent a new DC order (`Add-AADCloudSyncADDomain`).
+    agent: AgentSide,
 }
 
 impl DomainControllerWorkflows {
@@ -53,11 +58,13 @@ impl DomainControllerWorkflows {
         operations: Arc<Operations>,
         store: Arc<dyn Store>,
         directory: Arc<dyn Directory>,
+        agent: AgentSide,
     ) -> Self {
         Self {
             operations,
             store,
             directory,
+            agent,
         }
     }
 
@@ -130,6 +137,12 @@ impl DomainControllerWorkflows {
             .map_err(|v| violations.push(v))
             .ok()
             .flatten();
+        if request.credential.is_some() {
+            violations.extend(validate::credential(
+                "credential",
+                request.credential.as_ref(),
+            ));
+        }
         let (Some(domain), Some(dcs)) = (domain, dcs) else {
             return Err(Error::InvalidArgument(violations));
         };
@@ -160,8 +173,10 @@ impl DomainControllerWorkflows {
         };
         let store = self.store.clone();
         let directory = self.directory.clone();
+        let agent = self.agent.clone();
         let etag = request.etag.clone();
         let allow_unreachable = request.allow_unreachable;
+        let credential = request.credential;
         Ok((
             spec,
             job(move |progress| async move {
@@ -190,9 +205,18 @@ impl DomainControllerWorkflows {
                         .step_skipped("persist", "the same list is already stored")
                         .await?;
                 }
+                let agent_changed = match &credential {
+                    Some(c) => {
+                        add_to_agent(&progress, &agent, &store, &domain, &record.dcs, c).await?
+                    }
+                    None => {
+                        agent_keeps_its_order(&progress, &agent, &domain).await?;
+                        false
+                    }
+                };
                 Ok(Outcome::from([
                     ("etag".into(), record.etag()),
-                    ("changed".into(), changed.to_string()),
+                    ("changed".into(), (changed || agent_changed).to_string()),
                 ]))
             }),
         ))
@@ -212,6 +236,29 @@ pub struct SetPriorityRequest {
     pub etag: String,
     pub allow_unreachable: bool,
     pub request_id: String,
+    /// For re-applying the order to the agent (its module wants it).
+    pub credential: Option<BindCredential>,
+}
+
+/// Without a credential the agent cannot be given the new order (its
+/// module wants one): a WARNING says so where there is an agent to tell.
+async fn agent_keeps_its_order(
+    progress: &Progress,
+    agent: &AgentSide,
+    domain: &str,
+) -> Result<(), Error> {
+    if agent.unavailable().is_none() {
+        progress
+            .warning(
+                "persist",
+                format!(
+                    "the agent keeps its preferred DCs for {domain}: SetPriority with a \
+                     credential (or AddDirectory) gives it this order"
+                ),
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn load_priority(

@@ -137,7 +137,7 @@ async fn domain_checks(run: &Run, listed: &[AgentDomain]) -> Vec<Check> {
                 ),
             )
             .subject(domain.clone())
-            .remedy("run AddDirectory for it again: it re-applies provd's priority to the agent"),
+            .remedy("run SetPriority with a credential, or AddDirectory again: either gives the agent provd's order"),
         });
     }
     for extra in listed.iter().filter(|d| {

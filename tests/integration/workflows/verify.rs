@@ -394,3 +394,62 @@ async fn the_agent_module_check_names_a_missing_module_a_policy_or_a_failure() {
     assert!(c.message.contains("Newtonsoft.Json"), "{}", c.message);
     d.shutdown().await;
 }
+
+/// SetPriority gives the agent the new order when it carries a credential
+/// (the module wants one); without, the agent keeps its order, a WARNING
+/// says so, and agent.domains FAILs naming both orders.
+#[tokio::test]
+async fn set_priority_reapplies_the_order_to_the_agent_only_with_a_credential() {
+    use provd::testkit::AgentConfigCall;
+    let d = Hermetic::start().await;
+    healthy(&d).await;
+    let agent_domains = |checks: &[v1::Check]| find(checks, "agent.domains")[0].clone();
+
+    // Without a credential: stored, the agent not told.
+    let op = d.set_priority(&[DC2, DC1]).await;
+    ok(&op);
+    let c = agent_domains(&verify(&d).await.0);
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert!(
+        c.message.contains(DC2) && c.message.contains(DC1),
+        "{}",
+        c.message
+    );
+    assert!(c.remedy.contains("AddDirectory"), "{}", c.remedy);
+
+    // With one: the agent gets the order, and the check passes.
+    let op = d
+        .dcs()
+        .set_priority(v1::SetPriorityRequest {
+            domain: DOMAIN.into(),
+            domain_controllers: vec![DC2.into(), DC1.into()],
+            credential: Some(admin()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    let (events, op) = d.finish(op).await;
+    ok(&op);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.step == "add-domain" && e.kind == v1::EventKind::StepSucceeded as i32),
+        "{events:#?}"
+    );
+    let last_add = d
+        .fakes
+        .agent_config
+        .calls()
+        .into_iter()
+        .rev()
+        .find_map(|c| match c {
+            AgentConfigCall::AddDomain { preferred_dcs, .. } => Some(preferred_dcs),
+            _ => None,
+        });
+    assert_eq!(last_add, Some(vec![DC2.to_owned(), DC1.to_owned()]));
+    let c = agent_domains(&verify(&d).await.0);
+    assert_eq!(status(&c), Pass, "{c:#?}");
+    d.shutdown().await;
+}
