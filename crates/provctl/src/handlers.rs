@@ -461,6 +461,7 @@ async fn dc(ctx: &Ctx, cmd: DcCommand) -> anyhow::Result<ExitCode> {
             clear: _,
             etag,
             allow_unreachable,
+            credential: cred,
             mutate,
         } => {
             // clap guarantees a list or --clear; an empty list clears.
@@ -471,6 +472,7 @@ async fn dc(ctx: &Ctx, cmd: DcCommand) -> anyhow::Result<ExitCode> {
                     etag: opt(etag),
                     allow_unreachable,
                     request_id: request_id(&mutate),
+                    credential: credential(&cred)?,
                 })
                 .await?
                 .into_inner();

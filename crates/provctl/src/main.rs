@@ -370,6 +370,9 @@ enum DcCommand {
         /// Keep DCs that cannot be reached or confirmed now, with a warning.
         #[arg(long)]
         allow_unreachable: bool,
+        /// Optional: with a domain admin, the agent is given the new order too.
+        #[command(flatten)]
+        credential: CredentialArgs,
         #[command(flatten)]
         mutate: MutateArgs,
     },
