@@ -357,28 +357,34 @@ async fn list_rejects_a_huge_page_and_a_foreign_token() {
     d.shutdown().await;
 }
 
-#[tokio::test]
-async fn an_unknown_id_is_not_found_everywhere() {
-    let d = Hermetic::start().await;
-    let id = "0b6f7a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b".to_owned();
+/// GetOperation, WatchOperation and CancelOperation of `id`, each expected
+/// to fail; their errors.
+async fn errors_for_id(d: &Hermetic, id: &str) -> [tonic::Status; 3] {
     let mut ops = d.operations();
     let get = ops
-        .get_operation(v1::GetOperationRequest { id: id.clone() })
+        .get_operation(v1::GetOperationRequest { id: id.into() })
         .await
         .unwrap_err();
     let watch = ops
         .watch_operation(v1::WatchOperationRequest {
-            id: id.clone(),
+            id: id.into(),
             after_sequence: 0,
         })
         .await
         .map(|_| ())
-        .expect_err("watch of an unknown id fails");
+        .expect_err("watch of this id fails");
     let cancel = ops
-        .cancel_operation(v1::CancelOperationRequest { id: id.clone() })
+        .cancel_operation(v1::CancelOperationRequest { id: id.into() })
         .await
         .unwrap_err();
-    for err in [get, watch, cancel] {
+    [get, watch, cancel]
+}
+
+#[tokio::test]
+async fn an_unknown_id_is_not_found_everywhere() {
+    let d = Hermetic::start().await;
+    let id = "0b6f7a52-3c4d-4e5f-8a9b-0c1d2e3f4a5b".to_owned();
+    for err in errors_for_id(&d, &id).await {
         assert_eq!(err.code(), Code::NotFound, "{}", err.message());
         assert!(err.message().contains(&id), "{}", err.message());
     }
@@ -388,25 +394,8 @@ async fn an_unknown_id_is_not_found_everywhere() {
 #[tokio::test]
 async fn a_malformed_or_empty_id_is_invalid_naming_the_field() {
     let d = Hermetic::start().await;
-    let mut ops = d.operations();
     for id in ["", "not-a-uuid", "operations/123"] {
-        let get = ops
-            .get_operation(v1::GetOperationRequest { id: id.into() })
-            .await
-            .unwrap_err();
-        let watch = ops
-            .watch_operation(v1::WatchOperationRequest {
-                id: id.into(),
-                after_sequence: 0,
-            })
-            .await
-            .map(|_| ())
-            .expect_err("watch of a malformed id fails");
-        let cancel = ops
-            .cancel_operation(v1::CancelOperationRequest { id: id.into() })
-            .await
-            .unwrap_err();
-        for err in [get, watch, cancel] {
+        for err in errors_for_id(&d, id).await {
             assert_eq!(err.code(), Code::InvalidArgument, "{id:?}");
             assert_eq!(violations(&err), ["id"], "{id:?}");
         }

@@ -149,18 +149,19 @@ async fn an_inactive_agent_fails_tenant_agent_active() {
     d.shutdown().await;
 }
 
+/// Removes `profile`'s ACEs for the recorded gMSA.
+async fn remove_profile(d: &Hermetic, profile: v1::PermissionProfile) {
+    let (_, op) = d
+        .grant(&[profile], v1::GrantMode::Remove, "provAgentgMSA$")
+        .await;
+    ok(&op);
+}
+
 #[tokio::test]
 async fn a_removed_ace_fails_directory_permissions() {
     let d = Hermetic::start().await;
     healthy(&d).await;
-    let (_, op) = d
-        .grant(
-            &[v1::PermissionProfile::BasicRead],
-            v1::GrantMode::Remove,
-            "provAgentgMSA$",
-        )
-        .await;
-    ok(&op);
+    remove_profile(&d, v1::PermissionProfile::BasicRead).await;
     let (checks, report) = verify(&d).await;
     let perms = find(&checks, "directory.permissions")[0];
     assert_eq!(status(perms), Fail, "{perms:#?}");
@@ -175,14 +176,7 @@ async fn a_removed_ace_fails_directory_permissions() {
 async fn removed_writeback_aces_fail_the_writeback_checks() {
     let d = Hermetic::start().await;
     healthy(&d).await;
-    let (_, op) = d
-        .grant(
-            &[v1::PermissionProfile::PasswordWriteBack],
-            v1::GrantMode::Remove,
-            "provAgentgMSA$",
-        )
-        .await;
-    ok(&op);
+    remove_profile(&d, v1::PermissionProfile::PasswordWriteBack).await;
     let (checks, _) = verify(&d).await;
     let aces = find(&checks, "writeback.aces")[0];
     assert_eq!(status(aces), Fail, "{aces:#?}");
