@@ -372,21 +372,20 @@ async fn run_add(
     credential: &BindCredential,
     preferred: Vec<String>,
 ) -> Result<Outcome, Error> {
-    let progress = progress.clone();
     let domain = domain.to_owned();
     let mut session = DcSession::open_preferring(
         dcs,
         &domain,
         &preferred,
         credential,
-        Connect::Step(&progress),
+        Connect::Step(progress),
     )
     .await?;
     let served_by = session.server().to_owned();
     let from_preferred = preferred
         .iter()
         .any(|dc| dc.eq_ignore_ascii_case(&served_by));
-    let read = read_facts(&progress, session.as_mut(), &domain, from_preferred).await;
+    let read = read_facts(progress, session.as_mut(), &domain, from_preferred).await;
     drop(session);
     let mut record = read?;
     record.last_domain_controller = served_by;
@@ -428,14 +427,8 @@ async fn run_add(
         progress
             .step_started("set-priority", "storing the preferred domain controllers")
             .await?;
-        domain_controllers::check_members(
-            &**dcs.directory(),
-            &domain,
-            &preferred,
-            false,
-            &progress,
-        )
-        .await?;
+        domain_controllers::check_members(&**dcs.directory(), &domain, &preferred, false, progress)
+            .await?;
         let (_, changed) =
             domain_controllers::store_priority(store, &domain, preferred, None).await?;
         if changed {
