@@ -668,11 +668,7 @@ async fn lab_prerequisites(machine: &str) -> String {
     add_kds_key(s.as_mut()).await;
     let host = provd::model::computer_account(machine);
     make_computer(s.as_mut(), host.trim_end_matches('$')).await;
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN=provAgentgMSA,CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), "provAgentgMSA").await;
     s.modify(&base(), &[Change::Replace("minPwdAge".into(), text("0"))])
         .await
         .unwrap();

@@ -55,10 +55,11 @@ pub enum PreconditionReason {
     AgentExecutionPolicy,
     AgentModuleConflict,
     AgentServiceNotManaged,
+    DaclFull,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -85,6 +86,7 @@ impl PreconditionReason {
         Self::AgentExecutionPolicy,
         Self::AgentModuleConflict,
         Self::AgentServiceNotManaged,
+        Self::DaclFull,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -115,6 +117,7 @@ impl PreconditionReason {
             Self::AgentExecutionPolicy => "AGENT_EXECUTION_POLICY",
             Self::AgentModuleConflict => "AGENT_MODULE_CONFLICT",
             Self::AgentServiceNotManaged => "AGENT_SERVICE_NOT_MANAGED",
+            Self::DaclFull => "DACL_FULL",
         }
     }
 }

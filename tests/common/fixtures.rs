@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use provd::backends::directory::ldap::{LdapSettings, LdapTransport};
 use provd::backends::directory::{
-    BindCredential, Change, Directory, DirectoryError, DirectorySession, LdapDirectory, Scope,
+    BindCredential, Change, Directory, DirectoryError, DirectorySession, LdapDirectory,
+    SD_FLAGS_DACL, Scope,
 };
 use provd_proto::v1;
 use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
 use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
+use provd_sd::{SecurityDescriptor, Sid};
 use tonic::transport::Channel;
 
 use super::lab::*;
@@ -73,6 +75,48 @@ pub async fn delete_if_present(s: &mut dyn DirectorySession, dn: &str) {
         Ok(()) | Err(DirectoryError::NoSuchObject { .. }) => {}
         Err(e) => panic!("delete {dn}: {e}"),
     }
+}
+
+/// Deletes the gMSA `name` (CN=<name>,CN=Managed Service Accounts) and,
+/// first, every explicit ACE on the domain root whose trustee it is: the
+/// DC keeps ACEs of a deleted account, and a root DACL full of them stops
+/// every later grant (an ACL holds at most 65535 bytes).
+pub async fn delete_gmsa(s: &mut dyn DirectorySession, name: &str) {
+    let dn = format!("CN={name},CN=Managed Service Accounts,{}", base());
+    let entry = match s
+        .search(&dn, Scope::Base, "(objectClass=*)", &["objectSid"])
+        .await
+    {
+        Ok(mut found) if !found.is_empty() => found.remove(0),
+        Ok(_) | Err(DirectoryError::NoSuchObject { .. }) => return,
+        Err(e) => panic!("read {dn}: {e}"),
+    };
+    let sid = Sid::from_bytes(entry.first_bin("objectSid").unwrap()).unwrap();
+    remove_aces_of(s, &base(), &sid).await;
+    delete_if_present(s, &dn).await;
+}
+
+/// Removes every explicit ACE for `trustee` from the DACL of `dn`.
+pub async fn remove_aces_of(s: &mut dyn DirectorySession, dn: &str, trustee: &Sid) {
+    let bytes = s
+        .read_security_descriptor(dn, SD_FLAGS_DACL)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut sd = SecurityDescriptor::parse(&bytes).unwrap();
+    let Some(mut dacl) = sd.dacl.clone() else {
+        return;
+    };
+    let before = dacl.aces.len();
+    dacl.aces
+        .retain(|a| a.is_inherited() || a.sid() != Some(trustee));
+    if dacl.aces.len() == before {
+        return;
+    }
+    sd.set_dacl(Some(dacl));
+    s.write_security_descriptor(dn, SD_FLAGS_DACL, &sd.to_bytes().unwrap())
+        .await
+        .unwrap();
 }
 
 pub fn unicode_pwd(password: &str) -> Vec<u8> {

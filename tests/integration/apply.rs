@@ -91,11 +91,7 @@ async fn fresh(channel: &Channel) -> String {
     add_kds_key(s.as_mut()).await;
     let host = "APPLYHOST";
     make_computer(s.as_mut(), host).await;
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN={GMSA},CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), GMSA).await;
     s.unbind().await;
     let _ = channel;
     host.to_owned()

@@ -23,11 +23,7 @@ async fn create_gmsa_needs_a_kds_key_reads_back_and_is_idempotent() {
     let mut s = admin_session().await;
     let agent = make_computer(s.as_mut(), "AGENT1").await;
     let agent_sid = sid_of(s.as_mut(), &agent).await;
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN=provAgentgMSA,CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), "provAgentgMSA").await;
     remove_kds_keys(s.as_mut()).await;
 
     // No KDS root key: the documented error, nothing created.
@@ -498,11 +494,7 @@ async fn use_custom_gmsa_validates_and_reports_missing_permissions() {
     {
         add_kds_key(s.as_mut()).await;
     }
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN=svcCustom,CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), "svcCustom").await;
     let (_, op) = create(&lab.channel, gmsa_request("svcCustom", &["CUSTHOST$"])).await;
     ok(&op);
 
@@ -624,11 +616,7 @@ async fn writeback_needs_a_registered_agent_and_readiness_follows_the_profile() 
     {
         add_kds_key(s.as_mut()).await;
     }
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN=svcWriteback,CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), "svcWriteback").await;
     let (_, op) = create(&lab.channel, gmsa_request("svcWriteback", &["WBHOST$"])).await;
     ok(&op);
 

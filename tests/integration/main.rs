@@ -28,6 +28,7 @@ mod gmsa;
 mod hermetic_smoke;
 mod hostile;
 mod http_errors;
+mod lab_hygiene;
 mod otel_apply;
 mod process;
 mod ps_scripts;

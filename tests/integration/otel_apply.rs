@@ -92,11 +92,7 @@ async fn a_full_apply_is_one_trace_with_ldap_spans_and_no_secret_anywhere() {
     let mut s = admin_session().await;
     add_kds_key(s.as_mut()).await;
     make_computer(s.as_mut(), "OTELHOST").await;
-    delete_if_present(
-        s.as_mut(),
-        &format!("CN=provOtelGmsa,CN=Managed Service Accounts,{}", base()),
-    )
-    .await;
+    delete_gmsa(s.as_mut(), "provOtelGmsa").await;
     s.unbind().await;
     let (trace_id, client_span, traceparent) = otlp::new_traceparent();
 

@@ -279,6 +279,20 @@ impl FakeDirectory {
             .unwrap_or_default()
     }
 
+    /// Replaces the security descriptor of an existing `dn` (as a fixture,
+    /// not logged as a write); false if there is no such object.
+    pub fn seed_security_descriptor(&self, dn: &str, sd: &SecurityDescriptor) -> bool {
+        let Ok(bytes) = sd.to_bytes() else {
+            return false;
+        };
+        let mut s = self.lock();
+        let Some(obj) = s.tree.get_mut(dn) else {
+            return false;
+        };
+        obj.attrs.insert("ntsecuritydescriptor".into(), vec![bytes]);
+        true
+    }
+
     /// Adds an object directly (as a fixture), outside any DC or fault.
     pub fn seed_object(
         &self,

@@ -17,7 +17,7 @@ use crate::workflows::operations::{
     Job, NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, job,
 };
 use crate::workflows::validate::{self, dn_in_domain, dns_name, principal_name};
-use crate::workflows::{Caller, Error, FieldViolation};
+use crate::workflows::{Caller, Error, FieldViolation, PreconditionReason};
 use provd_sd::{Ace, Acl, Sid};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,6 +499,10 @@ pub(crate) async fn grant_in_session(
                 .push((action, w.ace.clone()));
         }
         totals.objects = changes.len();
+        for (dn, list) in &changes {
+            let before = dacls.get(dn).and_then(|sd| sd.dacl.as_ref());
+            check_fits(dn, before, &with_changes(before, list))?;
+        }
         if changes.is_empty() {
             progress.step_skipped("plan", "nothing to change").await?;
             return Ok(totals);
@@ -531,15 +535,7 @@ pub(crate) async fn grant_in_session(
                 break;
             }
             let mut sd = now;
-            let mut dacl = sd.dacl.clone().unwrap_or_default();
-            for (add, ace) in list {
-                if *add {
-                    dacl.insert_explicit(ace.clone());
-                } else {
-                    dacl.remove_exact(ace);
-                }
-            }
-            sd.set_dacl(Some(dacl));
+            sd.set_dacl(Some(with_changes(sd.dacl.as_ref(), list)));
             let bytes = sd
                 .to_bytes()
                 .map_err(|e| Error::internal(format!("encoding the DACL of {dn}"), e))?;
@@ -632,4 +628,39 @@ fn kept_for_other_profile(
                     .filter(|n| n.object_dn.eq_ignore_ascii_case(&w.object_dn))
                     .all(|n| super::is_present(dacl, &n.ace))
         })
+}
+
+/// `dacl` with the planned additions and removals made, in plan order.
+fn with_changes(dacl: Option<&Acl>, changes: &[(bool, Ace)]) -> Acl {
+    let mut dacl = dacl.cloned().unwrap_or_default();
+    for (add, ace) in changes {
+        if *add {
+            dacl.insert_explicit(ace.clone());
+        } else {
+            dacl.remove_exact(ace);
+        }
+    }
+    dacl
+}
+
+/// An ACL's `AclSize` is 16 bits (MS-DTYP 2.4.5): a DACL that would grow
+/// past 65535 bytes is refused in the plan, before anything is written, and
+/// PLAN modes say so too.
+fn check_fits(dn: &str, before: Option<&Acl>, after: &Acl) -> Result<(), Error> {
+    let size = after.encoded_len();
+    if size <= usize::from(u16::MAX) {
+        return Ok(());
+    }
+    let (before_size, before_aces) = before.map_or((0, 0), |d| (d.encoded_len(), d.aces.len()));
+    Err(Error::FailedPrecondition {
+        reason: PreconditionReason::DaclFull,
+        subject: dn.to_owned(),
+        message: format!(
+            "the DACL of {dn} holds {before_aces} ACEs in {before_size} bytes; with these \
+             changes it would need {size} bytes, and an ACL holds at most 65535. Nothing was \
+             written. Remove ACEs that are no longer needed: ACEs of deleted accounts (shown as \
+             bare SIDs) are the usual cause, and GrantPermissions mode REMOVE with the SID as \
+             trustee removes a profile's ACEs for it"
+        ),
+    })
 }

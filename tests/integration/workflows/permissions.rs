@@ -322,6 +322,66 @@ async fn a_dacl_the_account_may_not_write_is_permission_denied_naming_it() {
     d.shutdown().await;
 }
 
+/// A domain root DACL with room for fewer bytes than the profile adds:
+/// PLAN and APPLY both fail in "plan" with DACL_FULL naming the object and
+/// the sizes, and nothing is written. The remedy the message gives (REMOVE
+/// with an old trustee's SID) makes room, and then the grant lands.
+#[tokio::test]
+async fn a_dacl_that_would_outgrow_65535_bytes_is_dacl_full_and_nothing_is_written() {
+    let d = Hermetic::start().await;
+    let sid = trustee(&d, "TRUSTEE1");
+    let old = trustee(&d, "TRUSTEE2");
+    let dir = d.fakes.directory.clone();
+    let base = dir.base_dn();
+    let pwb = [PermissionProfile::PasswordWriteBack];
+    let size = |d: &Hermetic| {
+        let sd = d.fakes.directory.security_descriptor(&base).unwrap();
+        sd.dacl.unwrap().encoded_len()
+    };
+    let empty = size(&d);
+    ok(&d.grant(&pwb, GrantMode::Apply, "TRUSTEE2$").await.1);
+    let profile_bytes = size(&d) - empty;
+
+    // Fill with ACEs of accounts no object has (as a DC keeps them after a
+    // delete) until the profile no longer fits.
+    let mut sd = dir.security_descriptor(&base).unwrap();
+    let mut dacl = sd.dacl.clone().unwrap();
+    let mut rid = 90_000;
+    while dacl.encoded_len() + profile_bytes <= usize::from(u16::MAX) {
+        let gone: Sid = format!("{}-{rid}", dir.domain_sid()).parse().unwrap();
+        dacl.aces.push(Ace::allowed(0, 0x10, gone));
+        rid += 1;
+    }
+    let full = dacl.encoded_len();
+    let aces = dacl.aces.len();
+    sd.set_dacl(Some(dacl));
+    assert!(dir.seed_security_descriptor(&base, &sd));
+    let before = dir.security_descriptor(&base).unwrap();
+    let writes = dir.writes().len();
+
+    for mode in [GrantMode::Plan, GrantMode::Apply] {
+        let (_, op) = d.grant(&pwb, mode, "TRUSTEE1$").await;
+        let error = failed_with(&op, "FAILED_PRECONDITION", "plan");
+        assert_eq!(error.reason, "DACL_FULL", "{}", error.message);
+        let needed = (full + profile_bytes).to_string();
+        let held = format!("{aces} ACEs in {full} bytes");
+        assert_contains(
+            &error.message,
+            &[&base, &held, &needed, "65535", "Nothing was written"],
+        );
+    }
+    assert_eq!(dir.writes().len(), writes, "no write at all");
+    assert_eq!(dir.security_descriptor(&base).unwrap(), before);
+    assert!(aces_for(&d, &base, &sid).is_empty());
+
+    let (_, op) = d.grant(&pwb, GrantMode::Remove, &old.to_string()).await;
+    ok(&op);
+    ok(&d.grant(&pwb, GrantMode::Apply, "TRUSTEE1$").await.1);
+    assert_eq!(aces_for(&d, &base, &sid).len(), 4);
+    assert_eq!(size(&d), full);
+    d.shutdown().await;
+}
+
 #[tokio::test]
 async fn bad_profiles_modes_and_ous_are_named_at_the_call() {
     let d = Hermetic::start().await;
