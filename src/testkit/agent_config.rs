@@ -371,7 +371,23 @@ impl AgentConfig for FakeAgentConfig {
         };
         self.call(cx, AgentConfigAction::SetWriteback, call, |s| {
             s.writeback = Some(enable);
-        })
+        })?;
+        let linked = self
+            .tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((tenant, machine_name)) = linked
+            && !tenant.agent_sets_writeback(&machine_name, enable)
+        {
+            return Err(AgentConfigError::Cmdlet {
+                cmdlet: "Set-AADCloudSyncPasswordWritebackConfiguration".into(),
+                message: format!("no agent of {machine_name} is registered"),
+                fqid: String::new(),
+                category: String::new(),
+            });
+        }
+        Ok(())
     }
 
     async fn list_domains(

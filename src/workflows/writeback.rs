@@ -1,13 +1,13 @@
 //! WritebackService: password writeback's two halves — the directory (the
 //! PasswordWriteBack profile on each domain root, readiness checks) and the
-//! tenant (the registered agent's writeback flag, what
-//! `Set-AADCloudSyncPasswordWritebackConfiguration` sets).
+//! tenant (the registered agent's writeback setting, which the agent's own
+//! module sets: `tenant::agent_writeback`).
 
 use std::sync::Arc;
 
 use super::directory::DirectoryWorkflows;
 use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, naming_contexts};
-use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
+use super::operations::{Job, OperationSpec, Outcome, RequestFingerprint, job};
 use super::permissions::{
     self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
 };
@@ -18,7 +18,6 @@ use super::{Caller, Error, FieldViolation, Operations};
 use crate::backends::directory::{BindCredential, DirectorySession, Scope};
 use crate::backends::host::Host;
 use crate::backends::store::{OperationKind, OperationRecord, Store};
-use crate::backends::tenant::Tokens;
 use crate::workflows::PreconditionReason;
 use provd_sd::{SE_DACL_PROTECTED, SecurityDescriptor, Sid};
 
@@ -283,7 +282,8 @@ impl WritebackWorkflows {
                 // leaves the directory as it was.
                 let tokens = tenant.ensure_signed_in(&progress).await?;
                 if !enable {
-                    set_tenant_flag(&progress, &tenant, &tokens, &registration.agent_id, false)
+                    tenant
+                        .set_agent_writeback(&progress, &tokens, &registration.agent_id, false)
                         .await?;
                 }
                 for domain in &domains {
@@ -336,7 +336,8 @@ impl WritebackWorkflows {
                     }
                 }
                 if enable {
-                    set_tenant_flag(&progress, &tenant, &tokens, &registration.agent_id, true)
+                    tenant
+                        .set_agent_writeback(&progress, &tokens, &registration.agent_id, true)
                         .await?;
                 }
                 drop(credential);
@@ -567,35 +568,6 @@ async fn readiness(
         }
     }
     Ok(r)
-}
-
-/// Step `set-tenant-flag` / `clear-tenant-flag`: reads the flag first, so a
-/// flag already as wanted is a skip and is not written again.
-async fn set_tenant_flag(
-    progress: &Progress,
-    tenant: &TenantWorkflows,
-    tokens: &Tokens,
-    agent_id: &str,
-    on: bool,
-) -> Result<(), Error> {
-    let (step, what) = if on {
-        ("set-tenant-flag", "on")
-    } else {
-        ("clear-tenant-flag", "off")
-    };
-    progress
-        .step_started(step, format!("turning the tenant flag {what}"))
-        .await?;
-    let backend = tenant.tenant();
-    if backend.password_writeback(tokens, agent_id).await? == on {
-        return progress
-            .step_skipped(step, format!("already {what} for agent {agent_id}"))
-            .await;
-    }
-    backend.set_password_writeback(tokens, agent_id, on).await?;
-    progress
-        .step_succeeded(step, format!("{what} for agent {agent_id}"))
-        .await
 }
 
 #[cfg(test)]

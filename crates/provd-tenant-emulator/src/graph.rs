@@ -9,23 +9,22 @@
 //! - <https://learn.microsoft.com/graph/api/resources/publishedresource?view=graph-rest-beta>
 //! - errors: <https://learn.microsoft.com/graph/errors>
 //!
-//! Not documented by Microsoft, modelled here: the password writeback flag
-//! that `Set-AADCloudSyncPasswordWritebackConfiguration` sets. No Graph
-//! endpoint for it was found, so the emulator invents
-//! `GET/PUT .../agents/{id}/passwordWriteback` `{"enabled": bool}`; clients
-//! must keep that endpoint configurable.
+//! Not documented by Microsoft, modelled here: a read of the password
+//! writeback flag that `Set-AADCloudSyncPasswordWritebackConfiguration`
+//! sets (the agent sets it: `agent.rs`). No Graph endpoint for it was
+//! found, so the emulator invents `GET .../agents/{id}/passwordWriteback`
+//! `{"enabled": bool}` (read only); clients must keep that endpoint
+//! configurable.
 
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::respond::{GraphError, field, graph_error, graph_json, parse_urlencoded};
+use crate::respond::{GraphError, field, graph_error, parse_urlencoded};
 use crate::state::{Agent, AgentGroup, App, Grant, PublishedResource, State as Tenant};
 
 const CONTEXT_BASE: &str = "https://graph.microsoft.com/beta/$metadata";
@@ -244,12 +243,6 @@ pub async fn list_resources(
     collection("publishedResources", value)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Writeback {
-    enabled: bool,
-}
-
 /// `GET .../provisioning/agents/{id}/passwordWriteback` (modelled, see the
 /// module comment).
 pub async fn get_writeback(
@@ -263,30 +256,6 @@ pub async fn get_writeback(
     let state = app.lock();
     match state.agents.iter().find(|a| a.id == id) {
         Some(agent) => Json(json!({ "enabled": agent.password_writeback })).into_response(),
-        None => not_found("agent", &id),
-    }
-}
-
-/// `PUT .../provisioning/agents/{id}/passwordWriteback` `{"enabled": bool}`.
-pub async fn put_writeback(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = graph_caller(&app, &headers) {
-        return r.into_response();
-    }
-    let request: Writeback = match graph_json(&body) {
-        Ok(r) => r,
-        Err(r) => return r.into_response(),
-    };
-    let mut state = app.lock();
-    match state.agents.iter_mut().find(|a| a.id == id) {
-        Some(agent) => {
-            agent.password_writeback = request.enabled;
-            Json(json!({ "enabled": agent.password_writeback })).into_response()
-        }
         None => not_found("agent", &id),
     }
 }

@@ -172,7 +172,7 @@ fn router(app: App) -> Router {
         )
         .route(
             &format!("{PROVISIONING}/agents/{{id}}/passwordWriteback"),
-            get(graph::get_writeback).put(graph::put_writeback),
+            get(graph::get_writeback),
         )
         .route(
             &format!("{PROVISIONING}/agentGroups"),

@@ -159,30 +159,4 @@ impl HttpTenant {
             .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
         Ok(body.enabled)
     }
-
-    pub async fn set_password_writeback(
-        &self,
-        tokens: &Tokens,
-        agent_id: &str,
-        enabled: bool,
-    ) -> Result<(), TenantError> {
-        let body = serde_json::json!({ "enabled": enabled });
-        let text = self
-            .send_with_retry(
-                &self.writeback_url(agent_id),
-                tokens,
-                reqwest::Method::PUT,
-                Some(&body),
-            )
-            .await?;
-        let answer: WritebackBody = serde_json::from_str(&text)
-            .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;
-        if answer.enabled != enabled {
-            return Err(TenantError::Protocol(format!(
-                "asked to set the writeback flag to {enabled}, the tenant says {}",
-                answer.enabled
-            )));
-        }
-        Ok(())
-    }
 }

@@ -318,15 +318,6 @@ impl Tenant for HttpTenant {
         HttpTenant::password_writeback(self, tokens, agent_id).await
     }
 
-    async fn set_password_writeback(
-        &self,
-        tokens: &Tokens,
-        agent_id: &str,
-        enabled: bool,
-    ) -> Result<(), TenantError> {
-        HttpTenant::set_password_writeback(self, tokens, agent_id, enabled).await
-    }
-
     async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
         HttpTenant::probe_endpoints(self).await
     }

@@ -204,12 +204,6 @@ pub trait Tenant: Send + Sync + 'static {
         tokens: &Tokens,
         agent_id: &str,
     ) -> Result<bool, TenantError>;
-    async fn set_password_writeback(
-        &self,
-        tokens: &Tokens,
-        agent_id: &str,
-        enabled: bool,
-    ) -> Result<(), TenantError>;
     /// Sign-in and Graph, over TLS.
     async fn probe_endpoints(&self) -> Vec<EndpointProbe>;
 }

@@ -164,6 +164,23 @@ impl FakeTenant {
         agent_id
     }
 
+    /// The agent of `machine_name` sets its writeback flag, as its module's
+    /// `Set-AADCloudSyncPasswordWritebackConfiguration` does. False when no
+    /// agent of that machine is registered.
+    pub fn agent_sets_writeback(&self, machine_name: &str, enabled: bool) -> bool {
+        let mut s = self.lock();
+        let Some(id) = s
+            .agents
+            .iter()
+            .find(|a| a.machine_name.eq_ignore_ascii_case(machine_name))
+            .map(|a| a.id.clone())
+        else {
+            return false;
+        };
+        s.writeback.insert(id, enabled);
+        true
+    }
+
     pub fn writeback_flag(&self, agent_id: &str) -> Option<bool> {
         self.lock().writeback.get(agent_id).copied()
     }
@@ -257,23 +274,6 @@ impl Tenant for FakeTenant {
             .get(agent_id)
             .copied()
             .ok_or_else(|| TenantError::NotFound(format!("agent {agent_id}")))
-    }
-
-    async fn set_password_writeback(
-        &self,
-        _tokens: &Tokens,
-        agent_id: &str,
-        enabled: bool,
-    ) -> Result<(), TenantError> {
-        self.check(TenantCall::Writeback)?;
-        let mut s = self.lock();
-        match s.writeback.get_mut(agent_id) {
-            Some(flag) => {
-                *flag = enabled;
-                Ok(())
-            }
-            None => Err(TenantError::NotFound(format!("agent {agent_id}"))),
-        }
     }
 
     async fn probe_endpoints(&self) -> Vec<EndpointProbe> {

@@ -30,10 +30,10 @@ use crate::backends::tenant::{ProvisioningAgent, Tenant, Tokens};
 pub use session::SignInClients;
 
 /// Runs one module call (`$call`, given the `RunContext` as `$cx`) with its
-/// transcript relayed, line by line, as PROGRESS events of the
-/// `connect-tenant` step; the call's error converts to the workflow's.
+/// transcript relayed, line by line, as PROGRESS events of `$step`; the
+/// call's error converts to the workflow's.
 macro_rules! relayed {
-    ($progress:expr, |$cx:ident| $call:expr) => {{
+    ($progress:expr, $step:expr, |$cx:ident| $call:expr) => {{
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let cancel = $progress.cancellation().clone();
         let run = async move {
@@ -46,7 +46,7 @@ macro_rules! relayed {
             };
             $call.await
         };
-        let (result, relay) = tokio::join!(run, relay_transcript($progress, rx));
+        let (result, relay) = tokio::join!(run, relay_transcript($progress, $step, rx));
         match (result, relay) {
             (Err(e), _) => Err(Error::from(e)),
             (Ok(_), Err(e)) => Err(e),
@@ -55,15 +55,19 @@ macro_rules! relayed {
     }};
 }
 
+// After the macro: it uses `relayed!`.
+mod agent_writeback;
+
 /// Relays transcript lines until the call drops its sender.
 async fn relay_transcript(
     progress: &Progress,
+    step: &str,
     mut lines: tokio::sync::mpsc::UnboundedReceiver<String>,
 ) -> Result<(), Error> {
     let mut relayed = Ok(());
     while let Some(line) = lines.recv().await {
         if relayed.is_ok() {
-            relayed = progress.progress(CONNECT_STEP, line, 0).await;
+            relayed = progress.progress(step, line, 0).await;
         }
     }
     relayed
@@ -262,22 +266,8 @@ impl TenantWorkflows {
         progress: &Progress,
         graph: &Tokens,
     ) -> Result<(RegistrationRecord, bool), Error> {
-        let registration = self.registration_tokens().await?.ok_or_else(|| {
-            Error::Unauthenticated(
-                "the sign-in ended before the agent could connect; sign in again".into(),
-            )
-        })?;
-        let (Some(tenant_id), Some(user_principal_name)) = (
-            registration.tenant_id.clone(),
-            registration.user_principal_name.clone(),
-        ) else {
-            return Err(Error::Unauthenticated(
-                "the sign-in's answer carried no id_token naming the tenant and the user, which \
-                 Connect-AADCloudSyncAzureAD needs (-TenantId, -UserPrincipalName); sign in again \
-                 with the openid and profile scopes"
-                    .into(),
-            ));
-        };
+        let connection = self.module_connection().await?;
+        let tenant_id = connection.tenant_id.clone();
         progress
             .step_started(
                 CONNECT_STEP,
@@ -288,7 +278,7 @@ impl TenantWorkflows {
             .await?;
         let machine_name = self.host.machine_name();
         let agent_config = &self.agent_config;
-        let module = relayed!(progress, |cx| agent_config.module_info(&cx))?;
+        let module = relayed!(progress, CONNECT_STEP, |cx| agent_config.module_info(&cx))?;
         if same_tenant(module.registered_tenant.as_deref(), Some(&tenant_id))
             && let Some(agent) = self.find_agent(graph, &machine_name).await?
         {
@@ -311,12 +301,8 @@ impl TenantWorkflows {
             .into());
         }
         classify::execution_policy(&module.execution_policies)?;
-        let connection = TenantConnection {
-            access_token: registration.access.clone(),
-            tenant_id: tenant_id.clone(),
-            user_principal_name,
-        };
-        relayed!(progress, |cx| agent_config.connect_tenant(&connection, &cx))?;
+        relayed!(progress, CONNECT_STEP, |cx| agent_config
+            .connect_tenant(&connection, &cx))?;
         progress
             .progress(
                 CONNECT_STEP,
@@ -340,6 +326,33 @@ impl TenantWorkflows {
             )
             .await?;
         Ok((record, true))
+    }
+
+    /// What `Connect-AADCloudSyncAzureAD -AccessToken -TenantId
+    /// -UserPrincipalName` takes, from the signed-in session's
+    /// registration-audience token and its id_token.
+    async fn module_connection(&self) -> Result<TenantConnection, Error> {
+        let registration = self.registration_tokens().await?.ok_or_else(|| {
+            Error::Unauthenticated(
+                "the sign-in ended before the agent's module could connect; sign in again".into(),
+            )
+        })?;
+        let (Some(tenant_id), Some(user_principal_name)) = (
+            registration.tenant_id.clone(),
+            registration.user_principal_name.clone(),
+        ) else {
+            return Err(Error::Unauthenticated(
+                "the sign-in's answer carried no id_token naming the tenant and the user, which \
+                 Connect-AADCloudSyncAzureAD needs (-TenantId, -UserPrincipalName); sign in again \
+                 with the openid and profile scopes"
+                    .into(),
+            ));
+        };
+        Ok(TenantConnection {
+            access_token: registration.access.clone(),
+            tenant_id,
+            user_principal_name,
+        })
     }
 
     /// This machine's agent in Graph's list: an active one first.

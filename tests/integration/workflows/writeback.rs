@@ -1,12 +1,12 @@
 //! WritebackService on the fakes: SetPasswordWriteback's preconditions,
 //! on (PasswordWriteBack ACEs, then the tenant flag) and off (flag first,
-//! then the ACEs), idempotency, GetPasswordWriteback's agreement, and
-//! Graph's 403 / 429 / 5xx.
+//! then the ACEs), idempotency, GetPasswordWriteback's agreement, the
+//! agent module's failures, and Graph's 403 / 429 / 5xx on the reads.
 
 use super::support_tb::*;
 use crate::common::hermetic::*;
 use provd::testkit::tenant::{TenantCall, TenantFault};
-use provd::testkit::{FakeHost, WriteOp};
+use provd::testkit::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeHost, WriteOp};
 use provd_proto::v1;
 use provd_proto::v1::EventKind::{StepSkipped, StepSucceeded};
 use provd_sd::Sid;
@@ -285,24 +285,72 @@ async fn get_reports_agreement_and_then_the_missing_aces() {
     d.shutdown().await;
 }
 
+/// The flag is set by the agent's module (`set-writeback.ps1`); its
+/// failures end `set-tenant-flag` with their typed errors, after the
+/// directory was made ready, and the flag stays off.
 #[tokio::test]
-async fn graph_refusals_fail_set_tenant_flag_with_the_contracts_codes() {
-    for (fault, code, needle) in [
-        (TenantFault::Forbidden, "PERMISSION_DENIED", "Insufficient"),
-        (TenantFault::Throttled, "UNAVAILABLE", "429"),
-        (TenantFault::ServerError, "UNAVAILABLE", "503"),
+async fn module_failures_fail_set_tenant_flag_with_their_typed_errors() {
+    for (fault, code, reason) in [
+        (
+            AgentConfigFault::ExecutionPolicy,
+            "FAILED_PRECONDITION",
+            "AGENT_EXECUTION_POLICY",
+        ),
+        (AgentConfigFault::TokenRejected, "UNAUTHENTICATED", ""),
+        (AgentConfigFault::Timeout, "UNAVAILABLE", ""),
     ] {
+        let d = Hermetic::start().await;
+        let agent_id = full_setup(&d).await;
+        d.fakes
+            .agent_config
+            .fail(AgentConfigAction::SetWriteback, fault);
+        let (events, op) = set(&d, true).await;
+        let error = failed(&op);
+        assert_eq!(
+            (
+                error.code.as_str(),
+                error.reason.as_str(),
+                error.step.as_str()
+            ),
+            (code, reason, "set-tenant-flag"),
+            "{fault:?}: {}",
+            error.message
+        );
+        assert!(has(&events, &format!("grant {DOMAIN}"), StepSucceeded));
+        assert_eq!(d.fakes.tenant.writeback_flag(&agent_id), Some(false));
+        d.shutdown().await;
+    }
+}
+
+/// Microsoft documents no read of the setting: when the tenant backend's
+/// read fails, a WARNING says so and the module still sets it.
+#[tokio::test]
+async fn an_unreadable_flag_is_a_warning_and_the_module_still_sets_it() {
+    for fault in [TenantFault::Forbidden, TenantFault::ServerError] {
         let d = Hermetic::start().await;
         let agent_id = full_setup(&d).await;
         d.fakes.tenant.fail(TenantCall::Writeback, fault);
         let (events, op) = set(&d, true).await;
-        let error = failed(&op);
-        assert_eq!(error.code, code, "{fault:?}: {}", error.message);
-        assert_eq!(error.step, "set-tenant-flag");
-        assert!(error.message.contains(needle), "{}", error.message);
-        // The directory was made ready first; the flag stayed off.
-        assert!(has(&events, &format!("grant {DOMAIN}"), StepSucceeded));
-        assert_eq!(d.fakes.tenant.writeback_flag(&agent_id), Some(false));
+        ok(&op);
+        let warning = events
+            .iter()
+            .find(|e| e.step == "set-tenant-flag" && e.kind == v1::EventKind::Warning as i32)
+            .unwrap_or_else(|| panic!("{fault:?}: no warning: {events:#?}"));
+        assert!(
+            warning.message.contains("cannot be read"),
+            "{}",
+            warning.message
+        );
+        assert!(has(&events, "set-tenant-flag", StepSucceeded));
+        assert!(
+            d.fakes
+                .agent_config
+                .calls()
+                .iter()
+                .any(|c| matches!(c, AgentConfigCall::SetWriteback { enable: true, .. })),
+            "the module was called"
+        );
+        assert_eq!(d.fakes.tenant.writeback_flag(&agent_id), Some(true));
         d.shutdown().await;
     }
 }
@@ -314,11 +362,11 @@ async fn a_refused_flag_clear_leaves_the_aces_in_place() {
     ok(&set(&d, true).await.1);
     let aces = gmsa_aces(&d);
     d.fakes
-        .tenant
-        .fail(TenantCall::Writeback, TenantFault::Forbidden);
+        .agent_config
+        .fail(AgentConfigAction::SetWriteback, AgentConfigFault::Cmdlet);
     let (events, op) = set(&d, false).await;
     let error = failed(&op);
-    assert_eq!(error.code, "PERMISSION_DENIED");
+    assert_eq!(error.code, "UNAVAILABLE", "{}", error.message);
     assert_eq!(error.step, "clear-tenant-flag");
     assert!(
         !steps_started(&events)
