@@ -217,6 +217,14 @@ impl FakeAgentConfig {
         self
     }
 
+    /// The tenant (and this host's machine name) `connects_to` linked.
+    fn linked_tenant(&self) -> Option<(FakeTenant, String)> {
+        self.tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -302,11 +310,7 @@ impl AgentConfig for FakeAgentConfig {
         self.call(cx, AgentConfigAction::ConnectTenant, call, |s| {
             s.module.registered_tenant = Some(connection.tenant_id.clone());
         })?;
-        let linked = self
-            .tenant
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let linked = self.linked_tenant();
         if let Some((tenant, machine_name)) = linked {
             tenant.register_connector(&machine_name);
         }
@@ -372,11 +376,7 @@ impl AgentConfig for FakeAgentConfig {
         self.call(cx, AgentConfigAction::SetWriteback, call, |s| {
             s.writeback = Some(enable);
         })?;
-        let linked = self
-            .tenant
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let linked = self.linked_tenant();
         if let Some((tenant, machine_name)) = linked
             && !tenant.agent_sets_writeback(&machine_name, enable)
         {
