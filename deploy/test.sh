@@ -49,5 +49,14 @@ CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
 echo "==> Wine tests (provd.exe as a Windows service)"
 PROVD_WINE_EXE="$PWD/target/x86_64-pc-windows-gnu/debug/provd.exe" \
   cargo test --locked --test wine -- --ignored
+echo "==> the agent-config contract against the Windows runner (a Windows test binary under Wine)"
+(
+  eval "$(deploy/lab/wine.sh env)"
+  wine msiexec /i "$WINE_LAB_MSI" /quiet # the module the scripts import
+  trap 'wine msiexec /x "$WINE_LAB_MSI" /quiet || true' EXIT
+  CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
+    CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
+    cargo test --locked --target x86_64-pc-windows-gnu --test agent_contract_wine -- --ignored
+)
 echo "==> the lab stages left no orphaned ACE on the domain root"
 cargo test --locked -p provd --test integration -- --ignored --exact lab_hygiene::no_orphaned_ace_on_the_domain_root

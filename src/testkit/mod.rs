@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod agent_config;
+pub mod agent_contract;
 pub mod contract;
 pub mod directory;
 pub mod host;

@@ -121,3 +121,16 @@ async fn each_error_variant_can_be_injected_per_call() {
     let err = fake.list_domains(&cx).await.unwrap_err();
     assert!(matches!(err, AgentConfigError::Cancelled), "{err:?}");
 }
+
+/// The contract the real runner passes under Wine with the lab's stand-in
+/// (`tests/agent_contract_wine.rs`).
+#[tokio::test]
+async fn the_fake_passes_the_agent_config_contract() {
+    use provd::testkit::agent_contract::{AgentContractEnv, run_all};
+    let env = AgentContractEnv {
+        agent: std::sync::Arc::new(FakeAgentConfig::new()),
+        domain: "contract.lab.example.test".into(),
+        dcs: ["dc1.lab.example.test".into(), "dc2.lab.example.test".into()],
+    };
+    run_all(&env).await;
+}
