@@ -22,7 +22,10 @@ const SERVICE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\AADConnectPro
 const AGENT_DIR: &str = "drive_c/Program Files/Microsoft Azure AD Connect Provisioning Agent";
 /// The stand-in's data folder in the prefix.
 const AGENT_DATA: &str = "drive_c/ProgramData/ProvdLabAgent";
-const GMSA: &str = "provFailgMSA";
+/// As hostile as a gMSA's name can be and pass the API's rules (quotes, a
+/// backtick, `#`, `&`, brackets, a space; `$` and `;` are refused): it must
+/// reach Add-AADCloudSyncGMSA as this literal.
+const GMSA: &str = "pf' `#&(x){y}";
 /// What the hang fault's child runs (`cmd /c ping -n 600 127.0.0.1`).
 const HUNG_CHILD: &str = "-n 600 127.0.0.1";
 
@@ -67,7 +70,12 @@ async fn agent_module_failures_are_typed_with_their_remedy() {
     let machine = agent(channel).await.tenant.unwrap().machine_name;
     let host_account = lab_prerequisites(&machine, GMSA).await;
     reg_delete(env, SERVICE_KEY, "ServiceAccountManaged");
-    let request = gmsa_request(GMSA, &[&host_account]);
+    let request = v1::CreateGmsaRequest {
+        dns_host_name: format!("provfail.{}", var("LAB_DOMAIN")),
+        ..gmsa_request(GMSA, &[&host_account])
+    };
+    let data = prefix.join(AGENT_DATA);
+    let before = calls(&data).len();
     let (events, op) = create(channel, request.clone()).await;
     let error = failed(
         &op,
@@ -88,7 +96,18 @@ async fn agent_module_failures_are_typed_with_their_remedy() {
     let logon = agent(channel).await.services[0]
         .account
         .to_ascii_lowercase();
-    assert!(logon.ends_with("\\provfailgmsa$"), "{logon}");
+    let literal = format!("{GMSA}$");
+    assert!(
+        logon.ends_with(&format!("\\{}", literal.to_ascii_lowercase())),
+        "{logon}"
+    );
+    let records = records(&calls(&data), before);
+    let names: Vec<_> = records
+        .iter()
+        .filter(|r| r["cmdlet"] == "Add-AADCloudSyncGMSA")
+        .map(|r| r["parameters"]["CustomGMSAName"].clone())
+        .collect();
+    assert_eq!(names, [literal.as_str(); 2], "{records:#?}");
 
     // Newtonsoft.Json 13 where the module wants 12 (azure-docs#104689):
     // giving the agent the DC order fails with "upgrade the agent".
@@ -150,8 +169,7 @@ async fn hostile_text_stays_literal(provd: &WineProvd) {
          $(New-Item C:\\pwned.txt) `$env:PATH ${{x}} @' | & ; ''\n'@"
     );
     let username = "LAB\\o'; Remove-Item C:\\ -Recurse #$(whoami)`\"".to_owned();
-    let calls = data.join("powershell-calls.jsonl");
-    let before = std::fs::read_to_string(&calls).unwrap_or_default().len();
+    let before = calls(&data).len();
     let credential = v1::Credential {
         username: username.clone(),
         password: password.clone(),
@@ -159,11 +177,8 @@ async fn hostile_text_stays_literal(provd: &WineProvd) {
     let (events, op) = set_priority(channel, &domain, &dcs, credential).await;
     ok(&op);
 
-    let recorded = std::fs::read_to_string(&calls).unwrap();
-    let records: Vec<serde_json::Value> = recorded[before..]
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let recorded = calls(&data);
+    let records = records(&recorded, before);
     let cmdlets: Vec<_> = records.iter().map(|r| r["cmdlet"].clone()).collect();
     assert_eq!(
         cmdlets,
@@ -256,6 +271,19 @@ async fn hung_calls_end_with_their_process_tree(
     );
     tree_gone().await;
     reg_delete(env, LAB_PS_KEY, "Hang");
+}
+
+/// The stand-in's record of the agent cmdlets it ran.
+fn calls(data: &Path) -> String {
+    std::fs::read_to_string(data.join("powershell-calls.jsonl")).unwrap_or_default()
+}
+
+/// The records `text` holds after its first `from` bytes.
+fn records(text: &str, from: usize) -> Vec<serde_json::Value> {
+    text[from..]
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }
 
 /// Neither the hung child nor the stand-in that started it runs any more.
