@@ -46,7 +46,7 @@ as_root deploy/lab/wine.sh up
 echo "==> cross-build provd.exe"
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
   cargo build --locked --target x86_64-pc-windows-gnu --bin provd
-echo "==> Wine tests (provd.exe as a Windows service)"
+echo "==> Wine tests (provd.exe as a Windows service; the agent module's failure modes)"
 PROVD_WINE_EXE="$PWD/target/x86_64-pc-windows-gnu/debug/provd.exe" \
   cargo test --locked --test wine -- --ignored
 echo "==> the agent-config contract against the Windows runner (a Windows test binary under Wine)"
