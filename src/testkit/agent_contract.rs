@@ -154,7 +154,12 @@ pub async fn hostile_values_reach_the_cmdlet_literally(env: &AgentContractEnv) {
     let lines = Lines::default();
     let credential = hostile_credential();
     let domain = format!("{}{HOSTILE}", env.domain);
-    let dc = format!("{}{HOSTILE}", env.dcs[0]);
+    // Get-AADCloudSyncDomains' shape is undocumented, so list-domains.ps1
+    // returns each property as text, arrays joined by spaces, and provd
+    // splits the DCs on spaces, commas and semicolons (none of which a DC
+    // host name can hold; the API validates them). The DC's hostile part
+    // has none of those; the domain's has them all.
+    let dc = format!("{}'$(exit`7)\"#@{{a=1}}", env.dcs[0]);
     call(&lines, &CancellationToken::new(), async |cx| {
         env.agent
             .add_domain(&domain, &credential, std::slice::from_ref(&dc), cx)
