@@ -62,21 +62,7 @@ pub(crate) fn dc_list(field: &str, values: &[String]) -> Result<Vec<String>, Fie
             format!("at most {MAX_PRIORITY_DCS} domain controllers"),
         ));
     }
-    let mut seen = BTreeSet::new();
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let name = dns_name(&format!("{field}[{i}]"), v)?;
-            if !seen.insert(name.clone()) {
-                return Err(FieldViolation::new(
-                    format!("{field}[{i}]"),
-                    format!("{name} is listed twice"),
-                ));
-            }
-            Ok(name)
-        })
-        .collect()
+    dns_names(field, values, MAX_PRIORITY_DCS)
 }
 
 /// A DN inside the domain (or the domain root itself), as
