@@ -1,16 +1,23 @@
 //! The domain's own types, owned here and nowhere else: operations and their
-//! events, the host's services, directory credentials and probe reports.
+//! events, the host's services, directory credentials and probe reports,
+//! cloud sync configurations.
 //! Backends implement against them, workflows decide with them, transport
 //! converts them to and from the wire.
 //!
 //! Architecture invariant: this module depends on no other provd module and
 //! on no protocol crate (tonic, ldap3, reqwest).
 
+mod cloud_sync;
 mod directory;
 mod generalized_time;
 mod host;
 mod operation;
 
+pub use cloud_sync::{
+    CLOUD_SYNC_APP_TEMPLATE, GroupAgent, JobCode, JobSchema, JobStatus, JobTemplate, Quarantine,
+    ResetScope, RunState, SECRET_KEYS, Schedule, SecretsRead, SyncApp, SyncJob, SyncRun, SyncScope,
+    SyncSecrets,
+};
 pub use directory::{BindCredential, ProbeReport};
 pub use generalized_time::parse_generalized_time;
 pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType, computer_account};

@@ -18,6 +18,8 @@ pub enum OperationKind {
     Uninstall,
     SignIn,
     ApplyConfiguration,
+    SetCloudSync,
+    ControlCloudSync,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -35,6 +35,8 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::Uninstall => v1::OperationKind::Uninstall,
         OperationKind::SignIn => v1::OperationKind::SignIn,
         OperationKind::ApplyConfiguration => v1::OperationKind::ApplyConfiguration,
+        OperationKind::SetCloudSync => v1::OperationKind::SetCloudSync,
+        OperationKind::ControlCloudSync => v1::OperationKind::ControlCloudSync,
     }
 }
 
@@ -53,6 +55,8 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::Uninstall => Some(OperationKind::Uninstall),
         v1::OperationKind::SignIn => Some(OperationKind::SignIn),
         v1::OperationKind::ApplyConfiguration => Some(OperationKind::ApplyConfiguration),
+        v1::OperationKind::SetCloudSync => Some(OperationKind::SetCloudSync),
+        v1::OperationKind::ControlCloudSync => Some(OperationKind::ControlCloudSync),
     }
 }
 

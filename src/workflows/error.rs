@@ -56,10 +56,13 @@ pub enum PreconditionReason {
     AgentModuleConflict,
     AgentServiceNotManaged,
     DaclFull,
+    CloudSyncDomainNotPublished,
+    CloudSyncScopeTooLarge,
+    CloudSyncAmbiguous,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 30] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -87,6 +90,9 @@ impl PreconditionReason {
         Self::AgentModuleConflict,
         Self::AgentServiceNotManaged,
         Self::DaclFull,
+        Self::CloudSyncDomainNotPublished,
+        Self::CloudSyncScopeTooLarge,
+        Self::CloudSyncAmbiguous,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +124,9 @@ impl PreconditionReason {
             Self::AgentModuleConflict => "AGENT_MODULE_CONFLICT",
             Self::AgentServiceNotManaged => "AGENT_SERVICE_NOT_MANAGED",
             Self::DaclFull => "DACL_FULL",
+            Self::CloudSyncDomainNotPublished => "CLOUD_SYNC_DOMAIN_NOT_PUBLISHED",
+            Self::CloudSyncScopeTooLarge => "CLOUD_SYNC_SCOPE_TOO_LARGE",
+            Self::CloudSyncAmbiguous => "CLOUD_SYNC_AMBIGUOUS",
         }
     }
 }
@@ -353,6 +362,16 @@ impl From<TenantError> for Error {
              Administrator or Global Administrator"
             )),
             TenantError::NotFound(m) => Error::NotFound(format!("in the tenant: {m}")),
+            // provd reads before it creates: a conflict means someone else
+            // created it meanwhile; reading again and retrying resolves it.
+            TenantError::Conflict(m) => Error::Aborted(format!(
+                "the tenant already has it (409): {m}; run the operation again"
+            )),
+            e @ TenantError::TooLarge { .. } => Error::FailedPrecondition {
+                reason: PreconditionReason::CloudSyncScopeTooLarge,
+                subject: "scope".into(),
+                message: e.to_string(),
+            },
             TenantError::DeviceCodeExpired => Error::FailedPrecondition {
                 reason: PreconditionReason::DeviceCodeExpired,
                 subject: "sign-in".into(),

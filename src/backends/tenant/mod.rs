@@ -24,6 +24,7 @@ mod graph;
 mod http;
 mod id_token;
 mod oauth;
+pub mod sync;
 
 use std::time::{Duration, Instant};
 
@@ -32,6 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use endpoints::{TenantEndpoints, graph_scope};
 pub use http::{HttpTenant, RetryPolicy};
+pub use sync::{CloudSyncApi, Organization, SYNC_ROLES, SyncCall};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TenantError {
@@ -65,6 +67,16 @@ pub enum TenantError {
     /// 404: the tenant does not know the thing asked for.
     #[error("the tenant does not know it (404): {0}")]
     NotFound(String),
+    /// 409: the thing already exists (e.g. a second job of one template).
+    #[error("the tenant refused: it already exists (409): {0}")]
+    Conflict(String),
+    /// A request body Graph would refuse for its size.
+    #[error("{what} would be {bytes} bytes; Graph accepts at most {limit}")]
+    TooLarge {
+        what: String,
+        bytes: usize,
+        limit: usize,
+    },
     /// An answer that does not follow the documented shape.
     #[error("unexpected answer from the tenant: {0}")]
     Protocol(String),

@@ -395,6 +395,8 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::Uninstall => "UNINSTALL",
         OperationKind::SignIn => "SIGN_IN",
         OperationKind::ApplyConfiguration => "APPLY_CONFIGURATION",
+        OperationKind::SetCloudSync => "SET_CLOUD_SYNC",
+        OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
     }
 }
 
