@@ -18,7 +18,7 @@ use crate::backends::host::UnavailableHost;
 use crate::backends::host::{Cloud, Host};
 use crate::backends::store::{RedbStore, Store};
 use crate::backends::tenant::{
-    ClientScope, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
+    ClientScope, CloudSyncApi, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
 };
 use crate::config::{self, Config};
 use crate::workflows::SignInClients;
@@ -141,7 +141,7 @@ pub struct DaemonBuilder {
     config: Config,
     host: Option<Arc<dyn Host>>,
     directory: Option<Arc<dyn Directory>>,
-    tenant: Option<Arc<dyn Tenant>>,
+    tenant: Option<(Arc<dyn Tenant>, Arc<dyn CloudSyncApi>)>,
     store: Option<Arc<dyn Store>>,
     agent_config: Option<Arc<dyn AgentConfig>>,
 }
@@ -159,9 +159,10 @@ impl DaemonBuilder {
         self
     }
 
-    /// Replaces the HTTP tenant (Entra ID / Graph) backend.
-    pub fn tenant(mut self, tenant: Arc<dyn Tenant>) -> Self {
-        self.tenant = Some(tenant);
+    /// Replaces the HTTP tenant (Entra ID / Graph) backend: sign-in, the
+    /// agent list and the cloud sync configuration API, one client.
+    pub fn tenant<T: Tenant + CloudSyncApi>(mut self, tenant: Arc<T>) -> Self {
+        self.tenant = Some((tenant.clone(), tenant));
         self
     }
 
@@ -208,9 +209,12 @@ impl DaemonBuilder {
         let agent_config = self
             .agent_config
             .unwrap_or_else(|| platform_agent_config(&config.agent_module));
-        let tenant: Arc<dyn Tenant> = match self.tenant {
-            Some(tenant) => tenant,
-            None => Arc::new(tenant_client(&config.tenant)?),
+        let (tenant, cloud_sync): (Arc<dyn Tenant>, Arc<dyn CloudSyncApi>) = match self.tenant {
+            Some(both) => both,
+            None => {
+                let client = Arc::new(tenant_client(&config.tenant)?);
+                (client.clone(), client)
+            }
         };
         let directory: Arc<dyn Directory> = match self.directory {
             Some(directory) => directory,
@@ -234,6 +238,7 @@ impl DaemonBuilder {
                 host,
                 directory,
                 tenant,
+                cloud_sync,
                 agent_config,
             },
             crate::workflows::Paths {

@@ -515,6 +515,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         domains: vec![v1::DomainSpec {
             domain: var("LAB_DOMAIN"),
             preferred_domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
+            cloud_sync: None,
         }],
         service_account: Some(v1::ServiceAccountSpec {
             domain: var("LAB_DOMAIN"),
@@ -600,7 +601,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         "host.provd.service",
         "tenant.agent.registered",
         "tenant.agent.active",
-        "tenant.agent.groups",
+        "tenant.agent.group",
         "directory.dc.reachable",
         "directory.permissions",
         "writeback.tenant_flag",

@@ -360,7 +360,11 @@ impl AgentConfig for FakeAgentConfig {
                 raw: BTreeMap::from([("DomainName".to_owned(), domain.to_owned())]),
             };
             s.domains.insert(domain.to_ascii_lowercase(), entry);
-        })
+        })?;
+        if let Some((tenant, machine_name)) = self.linked_tenant() {
+            tenant.agent_serves_domain(&machine_name, domain);
+        }
+        Ok(())
     }
 
     async fn set_writeback(

@@ -51,6 +51,15 @@ macro_rules! rpc_table {
                 unary GetPasswordWriteback get_password_writeback
                     v1::GetPasswordWritebackRequest, VIEW;
             }
+            CloudSyncService cloud_sync {
+                unary GetCloudSync get_cloud_sync v1::GetCloudSyncRequest, VIEW;
+                unary PlanCloudSync plan_cloud_sync v1::PlanCloudSyncRequest, VIEW;
+                unary SetCloudSync set_cloud_sync v1::SetCloudSyncRequest, ADMIN;
+                unary StartCloudSync start_cloud_sync v1::StartCloudSyncRequest, OPERATE;
+                unary PauseCloudSync pause_cloud_sync v1::PauseCloudSyncRequest, OPERATE;
+                // FORCE_DELETES lets held-back deletes through.
+                unary RestartCloudSync restart_cloud_sync v1::RestartCloudSyncRequest, ADMIN;
+            }
         }
     };
 }

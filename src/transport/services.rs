@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 
 use super::api::{
-    AgentApi, ConfigurationApi, DirectoryApi, DomainControllerApi, OperationsApi,
+    AgentApi, CloudSyncApi, ConfigurationApi, DirectoryApi, DomainControllerApi, OperationsApi,
     ServiceAccountApi, VerifyApi, WritebackApi,
 };
 use super::http::{json_routes, probes, with_fallbacks};
@@ -42,11 +42,13 @@ struct Apis {
     configuration: ConfigurationApi,
     verify: VerifyApi,
     writeback: WritebackApi,
+    cloud_sync: CloudSyncApi,
 }
 
 /// Builds the gRPC and JSON routers over `app`.
 pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Routers, String> {
     use v1::agent_service_server::{AgentService, AgentServiceServer};
+    use v1::cloud_sync_service_server::{CloudSyncService, CloudSyncServiceServer};
     use v1::configuration_service_server::{ConfigurationService, ConfigurationServiceServer};
     use v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
     use v1::domain_controller_service_server::{
@@ -66,6 +68,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         configuration: ConfigurationApi { app: app.clone() },
         verify: VerifyApi { app: app.clone() },
         writeback: WritebackApi { app: app.clone() },
+        cloud_sync: CloudSyncApi { app: app.clone() },
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -100,6 +103,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .add_service(VerifyServiceServer::new(apis.verify.clone()))
         .add_service(WritebackServiceServer::new(apis.writeback.clone()))
         .add_service(ConfigurationServiceServer::new(apis.configuration.clone()))
+        .add_service(CloudSyncServiceServer::new(apis.cloud_sync.clone()))
         .into_axum_router();
 
     let json = super::rpc::rpc_table!(json_router!(probes(app), apis));

@@ -4,14 +4,14 @@ use std::sync::Arc;
 
 use super::operations::Operations;
 use super::{
-    Error, PackageLimits, agent, apply, directory, domain_controllers, service_account, staging,
+    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, service_account, staging,
     tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::Directory;
 use crate::backends::host::{Cloud, Host};
 use crate::backends::store::Store;
-use crate::backends::tenant::Tenant;
+use crate::backends::tenant::{CloudSyncApi, Tenant};
 
 /// Who is calling: from the verified client certificate.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +29,7 @@ pub struct App {
     pub writeback: Arc<writeback::WritebackWorkflows>,
     pub verify: verify::VerifyWorkflows,
     pub apply: Arc<apply::ApplyWorkflows>,
+    pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
     /// The agent's PowerShell module, for the workflows that will
     /// configure the agent through it (issue 14).
     #[expect(
@@ -45,6 +46,9 @@ pub struct Backends {
     pub host: Arc<dyn Host>,
     pub directory: Arc<dyn Directory>,
     pub tenant: Arc<dyn Tenant>,
+    /// Graph's cloud sync configuration API (the same client as `tenant`
+    /// in a daemon).
+    pub cloud_sync: Arc<dyn CloudSyncApi>,
     pub agent_config: Arc<dyn AgentConfig>,
 }
 
@@ -122,6 +126,12 @@ impl App {
             backends.host.clone(),
             tenant.clone(),
         ));
+        let cloud_sync = Arc::new(cloud_sync::CloudSyncWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            tenant.clone(),
+            backends.cloud_sync.clone(),
+        ));
         let verify = verify::VerifyWorkflows::new(
             backends.store.clone(),
             dcs.clone(),
@@ -130,6 +140,7 @@ impl App {
             tenant.clone(),
             gmsa.clone(),
             writeback.clone(),
+            cloud_sync.clone(),
         );
         let apply = Arc::new(apply::ApplyWorkflows::new(
             operations.clone(),
@@ -141,9 +152,11 @@ impl App {
             dcs.clone(),
             gmsa.clone(),
             writeback.clone(),
+            cloud_sync.clone(),
         ));
         Ok(Arc::new(App {
             apply,
+            cloud_sync,
             operations,
             agent,
             dcs,

@@ -6,6 +6,7 @@ pub mod agent;
 mod agent_module;
 mod app;
 pub mod apply;
+pub mod cloud_sync;
 pub mod directory;
 mod dn;
 pub mod domain_controllers;

@@ -20,6 +20,7 @@ fn document(host: &str) -> v1::DesiredState {
         domains: vec![v1::DomainSpec {
             domain: var("LAB_DOMAIN"),
             preferred_domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
+            cloud_sync: None,
         }],
         service_account: Some(v1::ServiceAccountSpec {
             domain: var("LAB_DOMAIN"),
@@ -224,6 +225,7 @@ async fn bad_documents_name_their_fields() {
             v1::DomainSpec {
                 domain: var("LAB_DOMAIN"),
                 preferred_domain_controllers: vec!["bad name!".into()],
+                cloud_sync: None,
             },
         ],
         service_account: Some(v1::ServiceAccountSpec {

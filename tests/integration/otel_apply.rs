@@ -110,6 +110,7 @@ async fn a_full_apply_is_one_trace_with_ldap_spans_and_no_secret_anywhere() {
         domains: vec![v1::DomainSpec {
             domain: var("LAB_DOMAIN"),
             preferred_domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
+            cloud_sync: None,
         }],
         service_account: Some(v1::ServiceAccountSpec {
             domain: var("LAB_DOMAIN"),

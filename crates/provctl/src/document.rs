@@ -202,6 +202,7 @@ fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
             .map(|d| v1::DomainSpec {
                 domain: d.domain,
                 preferred_domain_controllers: d.preferred_domain_controllers,
+                cloud_sync: None,
             })
             .collect(),
         service_account,

@@ -7,6 +7,7 @@
 //! [`TenantError`] variants `HttpTenant` returns once its retries give up.
 
 mod sign_in;
+mod sync;
 
 pub use sign_in::{FAKE_TENANT_ID, FAKE_USER};
 
@@ -63,6 +64,7 @@ struct State {
     /// Refresh token → the client it was issued to.
     refresh_tokens: HashMap<String, String>,
     issued: Vec<String>,
+    sync: sync::SyncState,
 }
 
 #[derive(Clone)]
@@ -125,6 +127,43 @@ impl FakeTenant {
             domain: domain.to_owned(),
             group_ids: group_ids.iter().map(|g| (*g).to_owned()).collect(),
         });
+    }
+
+    /// The agent of `machine_name` serves `domain`, as a real agent's
+    /// domain registration does: the domain's published resource is made
+    /// (with a group of its own) when missing, and the agent joins the
+    /// resource's first group. False when no agent of that machine is
+    /// registered.
+    pub fn agent_serves_domain(&self, machine_name: &str, domain: &str) -> bool {
+        let mut s = self.lock();
+        let domain = domain.to_ascii_lowercase();
+        let group = match s.resources.iter().find(|r| r.domain == domain) {
+            Some(r) => r.group_ids.first().cloned().unwrap_or_default(),
+            None => {
+                let group = format!("group-{domain}");
+                let id = format!("resource-{}", s.resources.len() + 1);
+                s.resources.push(PublishedResource {
+                    id,
+                    domain: domain.clone(),
+                    group_ids: vec![group.clone()],
+                });
+                group
+            }
+        };
+        let Some(agent) = s
+            .agents
+            .iter_mut()
+            .find(|a| a.machine_name.eq_ignore_ascii_case(machine_name))
+        else {
+            return false;
+        };
+        if !agent.groups.iter().any(|g| g.id == group) {
+            agent.groups.push(AgentGroup {
+                id: group.clone(),
+                display_name: group,
+            });
+        }
+        true
     }
 
     pub fn agents(&self) -> Vec<ProvisioningAgent> {

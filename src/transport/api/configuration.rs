@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::cloud_sync::cloud_sync_input;
 use super::service_account::{encryption_bit, profile_choice};
 use super::{caller, known_or_unset};
 use crate::transport::convert::bind_credential;
@@ -41,6 +42,7 @@ fn desired(state: Option<v1::DesiredState>) -> Result<Option<DesiredState>, Stat
             .map(|d| DomainSpec {
                 domain: d.domain,
                 preferred: d.preferred_domain_controllers,
+                cloud_sync: d.cloud_sync.map(cloud_sync_input),
             })
             .collect(),
         service_account: state.service_account.map(|s| AccountSpec {

@@ -8,6 +8,7 @@
 //! only through `impl From<workflows::Error> for Status` (`status.rs`).
 
 mod agent;
+mod cloud_sync;
 mod configuration;
 mod directory;
 mod domain_controller;
@@ -17,6 +18,7 @@ mod verify;
 mod writeback;
 
 pub use agent::AgentApi;
+pub use cloud_sync::CloudSyncApi;
 pub use configuration::ConfigurationApi;
 pub use directory::DirectoryApi;
 pub use domain_controller::DomainControllerApi;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use super::{ApplyWorkflows, install_request};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Cloud;
+use crate::workflows::cloud_sync::{self, CloudSyncInput, CloudSyncSpec};
 use crate::workflows::directory::DirectoryWorkflows;
 use crate::workflows::operations::RequestFingerprint;
 use crate::workflows::permissions::Profile;
@@ -28,6 +29,8 @@ pub struct AgentSpec {
 pub struct DomainSpec {
     pub domain: String,
     pub preferred: Vec<String>,
+    /// The domain's cloud sync configuration; `None`: see `Plan::cloud_sync`.
+    pub cloud_sync: Option<CloudSyncInput>,
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +71,9 @@ pub(super) struct Plan {
     pub(super) domains: Vec<DomainSpec>,
     pub(super) account: Option<(String, AccountChoice, Vec<Profile>)>,
     pub(super) writeback: Option<bool>,
+    /// Per document domain, in order: its validated configuration, or
+    /// `None` (released if provd manages one, else left alone).
+    pub(super) cloud_sync: Vec<(String, Option<CloudSyncSpec>)>,
 }
 
 impl Plan {
@@ -87,6 +93,12 @@ impl Plan {
             f = f
                 .text("domains.domain", &d.domain)
                 .list("domains.preferred", &d.preferred);
+        }
+        for (domain, spec) in &self.cloud_sync {
+            // Debug shows whether an email is set, never the address.
+            f = f
+                .text("cloud_sync.domain", domain)
+                .variant("cloud_sync.spec", spec);
         }
         if let Some((domain, choice, profiles)) = &self.account {
             f = f.text("service_account.domain", domain);
@@ -137,6 +149,7 @@ impl ApplyWorkflows {
             ));
         }
         let mut domains = Vec::new();
+        let mut syncs = Vec::new();
         let mut seen = BTreeSet::new();
         let too_many =
             validate::at_most("desired.domains", &desired.domains, validate::MAX_NAME_LIST);
@@ -158,6 +171,14 @@ impl ApplyWorkflows {
             )
             .map_err(|e| v.push(e))
             .ok();
+            let sync = match (&d.cloud_sync, &name) {
+                (Some(input), Some(domain)) => {
+                    cloud_sync::validate_spec(&format!("{path}.cloud_sync"), domain, input)
+                        .map_err(|e| v.extend(e))
+                        .ok()
+                }
+                _ => None,
+            };
             if let (Some(domain), Some(preferred)) = (name, preferred) {
                 if !seen.insert(domain.clone()) {
                     v.push(FieldViolation::new(
@@ -165,7 +186,12 @@ impl ApplyWorkflows {
                         format!("{domain} is listed twice"),
                     ));
                 }
-                domains.push(DomainSpec { domain, preferred });
+                syncs.push((domain.clone(), sync));
+                domains.push(DomainSpec {
+                    domain,
+                    preferred,
+                    cloud_sync: d.cloud_sync.clone(),
+                });
             }
         }
         let mut account = None;
@@ -275,6 +301,7 @@ impl ApplyWorkflows {
             domains,
             account,
             writeback: desired.writeback,
+            cloud_sync: syncs,
         })
     }
 }

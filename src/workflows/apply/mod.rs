@@ -23,6 +23,7 @@ use super::permissions::Profile;
 use super::permissions::{GrantMode, GrantPermissionsRequest, ProfileChoice};
 use super::service_account::{CreateGmsaRequest, ServiceAccountWorkflows, UseCustomGmsaRequest};
 use super::tenant::TenantWorkflows;
+use super::cloud_sync::CloudSyncWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::directory::BindCredential;
@@ -44,6 +45,7 @@ pub struct ApplyWorkflows {
     dcs: Arc<DomainControllerWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
+    cloud_sync: Arc<CloudSyncWorkflows>,
 }
 
 impl ApplyWorkflows {
@@ -58,6 +60,7 @@ impl ApplyWorkflows {
         dcs: Arc<DomainControllerWorkflows>,
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
+        cloud_sync: Arc<CloudSyncWorkflows>,
     ) -> Self {
         Self {
             operations,
@@ -69,6 +72,7 @@ impl ApplyWorkflows {
             dcs,
             gmsa,
             writeback,
+            cloud_sync,
         }
     }
 
@@ -108,6 +112,9 @@ impl ApplyWorkflows {
                     .await?,
             );
         }
+        for (domain, spec) in &plan.cloud_sync {
+            changes.extend(self.cloud_sync.changes(domain, spec.as_ref()).await?);
+        }
         Ok(changes)
     }
 
@@ -143,6 +150,11 @@ impl ApplyWorkflows {
         }
         if plan.writeback.is_some() {
             sections.push("writeback".into());
+        }
+        for (domain, spec) in &plan.cloud_sync {
+            if self.cloud_sync.has_section(domain, spec.as_ref()).await? {
+                sections.push(super::cloud_sync::step_of(domain));
+            }
         }
         let spec = OperationSpec {
             kind: OperationKind::ApplyConfiguration,
@@ -334,6 +346,25 @@ impl ApplyWorkflows {
             .await?;
         }
         drop(credential);
+        for (domain, spec) in plan.cloud_sync {
+            if !self.cloud_sync.has_section(&domain, spec.as_ref()).await? {
+                continue;
+            }
+            // The job reports its own step (`cloud-sync <domain>`): the
+            // changes are read after the sign-in it begins with.
+            let outcome = self
+                .cloud_sync
+                .section_job(domain.clone(), spec)(progress.clone())
+            .await?;
+            let made: usize = outcome
+                .get("changes")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if made > 0 {
+                total += made;
+                changed_steps.push(super::cloud_sync::step_of(&domain));
+            }
+        }
         Ok(Outcome::from([
             ("changed".into(), (total > 0).to_string()),
             ("changes".into(), total.to_string()),

@@ -7,11 +7,12 @@
 //! never an error of the call. One file per group: `host`, `agent` (the
 //! agent's module and the domains it serves), `tenant`, `directory` (DCs,
 //! the gMSA and its permissions, and the host's right to its password),
-//! `writeback`.
+//! `writeback`, `sync` (each domain's cloud sync jobs).
 
 mod agent;
 mod directory;
 mod host;
+mod sync;
 mod tenant;
 mod writeback;
 
@@ -27,6 +28,7 @@ use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::Store;
+use crate::workflows::cloud_sync::CloudSyncWorkflows;
 use crate::workflows::directory::DirectoryWorkflows;
 use crate::workflows::domain_controllers::DomainControllerWorkflows;
 use crate::workflows::operations::now_ms;
@@ -134,6 +136,7 @@ struct Run {
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
+    cloud_sync: Arc<CloudSyncWorkflows>,
     credential: Option<BindCredential>,
     domains: Vec<String>,
     account: Option<AccountRecord>,
@@ -160,6 +163,7 @@ pub struct VerifyWorkflows {
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
+    cloud_sync: Arc<CloudSyncWorkflows>,
 }
 
 impl VerifyWorkflows {
@@ -171,6 +175,7 @@ impl VerifyWorkflows {
         tenant: Arc<TenantWorkflows>,
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
+        cloud_sync: Arc<CloudSyncWorkflows>,
     ) -> Self {
         Self {
             store,
@@ -180,6 +185,7 @@ impl VerifyWorkflows {
             tenant,
             gmsa,
             writeback,
+            cloud_sync,
         }
     }
 
@@ -249,6 +255,7 @@ impl VerifyWorkflows {
             tenant: self.tenant.clone(),
             gmsa: self.gmsa.clone(),
             writeback: self.writeback.clone(),
+            cloud_sync: self.cloud_sync.clone(),
             credential: request.credential,
             account: service_account::load_account(&self.store).await?,
             domains,
@@ -262,6 +269,7 @@ impl VerifyWorkflows {
         }
         if wanted(Category::Tenant) {
             groups.push(Group::Tenant);
+            groups.push(Group::CloudSync);
         }
         for d in &run.domains {
             if wanted(Category::Directory) || wanted(Category::Host) {
@@ -289,6 +297,7 @@ enum Group {
     Host,
     Agent,
     Tenant,
+    CloudSync,
     Directory {
         domain: String,
         directory: bool,
@@ -304,6 +313,7 @@ impl Group {
             Group::Host => ("host.agent.installed", Category::Host, String::new()),
             Group::Agent => ("agent.module", Category::Host, String::new()),
             Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
+            Group::CloudSync => ("tenant.sync.job", Category::Tenant, String::new()),
             Group::Directory { domain, .. } => (
                 "directory.dc.reachable",
                 Category::Directory,
@@ -406,6 +416,7 @@ async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
         Group::Host => host::checks(run).await,
         Group::Agent => agent::checks(run).await,
         Group::Tenant => tenant::checks(run).await,
+        Group::CloudSync => sync::checks(run).await,
         Group::Directory {
             domain,
             directory,

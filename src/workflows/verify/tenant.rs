@@ -159,7 +159,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
         Ok(r) => r,
         Err(e) => {
             out.push(check(
-                "tenant.agent.groups",
+                "tenant.agent.group",
                 T,
                 Status::Fail,
                 format!("cannot read published resources: {}", Error::from(e)),
@@ -172,7 +172,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
         let resource = resources.iter().find(|r| r.domain == *domain);
         out.push(match resource {
             None => check(
-                "tenant.agent.groups",
+                "tenant.agent.group",
                 T,
                 Status::Fail,
                 format!(
@@ -182,8 +182,8 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             .subject(domain.clone())
             .remedy(format!(
                 "run AddDirectory for {domain}: provd runs Add-AADCloudSyncADDomain and the agent \
-                 registers the domain with the service; then create its cloud sync configuration \
-                 in the Microsoft Entra admin center"
+                 registers the domain with the service; then give the domain a \
+                 [domains.cloud_sync] table and apply (or SetCloudSync)"
             )),
             Some(r)
                 if r.group_ids
@@ -191,15 +191,16 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
                     .any(|g| agent_groups.contains(&g.as_str())) =>
             {
                 check(
-                    "tenant.agent.groups",
+                    "tenant.agent.group",
                     T,
                     Status::Pass,
                     format!("agent {} serves {domain} through its agent group", agent.id),
                 )
                 .subject(domain.clone())
+                .attr("other_agents", other_agents(&agents, &agent.id, &r.group_ids))
             }
             Some(_) => check(
-                "tenant.agent.groups",
+                "tenant.agent.group",
                 T,
                 Status::Fail,
                 format!(
@@ -209,9 +210,31 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             )
             .subject(domain.clone())
             .remedy(format!(
-                "assign the agent to {domain}'s agent group in the Microsoft Entra admin center"
+                "apply a document with [domains.cloud_sync] for {domain} (its assign-agent-group \
+                 change adds this agent to the domain's group), or SetCloudSync"
             )),
         });
     }
     out
+}
+
+/// The other agents in `groups`, as `machine (active|inactive)`: Microsoft
+/// recommends three per domain, one active at a time.
+fn other_agents(
+    agents: &[crate::backends::tenant::ProvisioningAgent],
+    mine: &str,
+    groups: &[String],
+) -> String {
+    agents
+        .iter()
+        .filter(|a| a.id != mine && a.groups.iter().any(|g| groups.contains(&g.id)))
+        .map(|a| {
+            format!(
+                "{} ({})",
+                a.machine_name,
+                if a.active { "active" } else { "inactive" }
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

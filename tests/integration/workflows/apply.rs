@@ -25,6 +25,7 @@ fn document(d: &Hermetic) -> v1::DesiredState {
         domains: vec![v1::DomainSpec {
             domain: DOMAIN.into(),
             preferred_domain_controllers: vec![DC1.into(), DC2.into()],
+            cloud_sync: None,
         }],
         service_account: Some(v1::ServiceAccountSpec {
             domain: DOMAIN.into(),
@@ -283,6 +284,7 @@ async fn a_changed_dc_order_is_planned_and_applied_as_set_priority() {
         domains: vec![v1::DomainSpec {
             domain: DOMAIN.into(),
             preferred_domain_controllers: vec![DC2.into(), DC1.into()],
+            cloud_sync: None,
         }],
         ..Default::default()
     };

@@ -95,7 +95,7 @@ async fn a_full_setup_passes_every_check_that_applies() {
         "tenant.endpoints.reachable",
         "tenant.agent.registered",
         "tenant.agent.active",
-        "tenant.agent.groups",
+        "tenant.agent.group",
         "directory.dc.reachable",
         "directory.gmsa.account",
         "directory.permissions",
