@@ -1,6 +1,7 @@
 //! The lab tenant: a `provd-tenant-emulator` process for a test, its lab
-//! controls (approve a device code, publish a domain, inject faults), and a
-//! watcher that signs in the way a person would when an operation asks.
+//! controls (approve a device code, publish a domain, inject faults, the
+//! cloud sync controls of `/_lab/sync/`), and a watcher that signs in the
+//! way a person would when an operation asks.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -228,6 +229,49 @@ impl TenantEmulator {
             .iter()
             .map(|s| s.as_str().unwrap().to_owned())
             .collect()
+    }
+
+    async fn lab_get(&self, path: &str) -> Value {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        response.json().await.unwrap()
+    }
+
+    /// What agent `agent_id` reports as the users of `domain` (without a
+    /// heartbeat): the count a started cloud sync job imports.
+    pub async fn sync_user_count(&self, agent_id: &str, domain: &str, users: u64) {
+        let body = json!({ "agentId": agent_id, "domain": domain, "users": users });
+        let (status, answer) = self.post("/_lab/sync/user-count", &body).await;
+        assert_eq!(status, 204, "user-count: {answer}");
+    }
+
+    /// The cloud sync jobs of `domain` are quarantined with `code` from
+    /// their next cycle (`None`: no more).
+    pub async fn sync_quarantine(&self, domain: &str, code: Option<&str>) {
+        let status = match code {
+            Some(code) => {
+                let body = json!({ "domain": domain, "code": code });
+                self.post("/_lab/sync/quarantine", &body).await.0
+            }
+            None => {
+                let path = format!("/_lab/sync/quarantine?domain={domain}");
+                let response = self.http.delete(self.url(&path)).send().await.unwrap();
+                response.status().as_u16()
+            }
+        };
+        assert_eq!(status, 204, "quarantine {domain} {code:?}");
+    }
+
+    /// `"METHOD /path"` of every cloud sync call made to the emulator.
+    pub async fn sync_calls(&self) -> Vec<String> {
+        let body = self.lab_get("/_lab/sync/calls").await;
+        serde_json::from_value(body["calls"].clone()).unwrap()
+    }
+
+    /// Every synchronization secret value ever PUT.
+    pub async fn sync_secrets_seen(&self) -> Vec<String> {
+        let body = self.lab_get("/_lab/sync/secrets-seen").await;
+        serde_json::from_value(body["values"].clone()).unwrap()
     }
 
     pub async fn stop(mut self) {

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod audiences;
+mod sync;
 
 use crate::common::tenant::TenantEmulator;
 

@@ -15,7 +15,8 @@
 //! (<https://learn.microsoft.com/graph/api/resources/onpremisesagent?view=graph-rest-beta>),
 //! with a configurable `--inactive-after` instead of about an hour. How an
 //! agent reports its domains, and how it sets the writeback flag, are not
-//! documented: the heartbeat carries the domains, and `PUT
+//! documented: the heartbeat carries the domains (and, for the sync
+//! engine, the users the agent counted in each), and `PUT
 //! /_agent/{id}/passwordWriteback` the flag (both modelled).
 
 use std::time::Instant;
@@ -47,8 +48,14 @@ pub struct Heartbeat {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ReportedDomain {
     name: String,
+    /// The users the agent counted in the domain (the lab agent's LDAP
+    /// count; absent: the last count stands). The sync engine imports it
+    /// (`sync/engine.rs`).
+    #[serde(default)]
+    user_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -130,10 +137,11 @@ fn unknown_agent(id: &str) -> Response {
     )
 }
 
-/// `POST /_agent/{id}/heartbeat` `{machineName, domains?: [{name}]}` over a
-/// connection that presented the agent's client certificate: the agent is
-/// alive, and serves the domains it names (each gets its published
-/// resource and agent group, `publish.rs`).
+/// `POST /_agent/{id}/heartbeat` `{machineName, domains?: [{name,
+/// userCount?}]}` over a connection that presented the agent's client
+/// certificate: the agent is alive, and serves the domains it names (each
+/// gets its published resource and agent group, `publish.rs`), with the
+/// users it counted there.
 pub async fn heartbeat(
     State(app): State<App>,
     Path(id): Path<String>,
@@ -149,7 +157,7 @@ pub async fn heartbeat(
         .as_deref()
         .unwrap_or_default()
         .iter()
-        .map(|d| domain_name(&d.name))
+        .map(|d| Some((domain_name(&d.name)?, d.user_count)))
         .collect::<Option<Vec<_>>>()
     {
         Some(domains) => domains,
@@ -176,8 +184,11 @@ pub async fn heartbeat(
         );
     }
     agent.last_seen = Instant::now();
-    for domain in domains {
+    for (domain, user_count) in domains {
         state.serve_domain(&id, &domain);
+        if let Some(users) = user_count {
+            state.sync.user_counts.insert((id.clone(), domain), users);
+        }
     }
     StatusCode::NO_CONTENT.into_response()
 }

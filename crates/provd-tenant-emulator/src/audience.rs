@@ -133,6 +133,8 @@ mod tests {
             graph_audience: GRAPH.into(),
             registration_audience: "https://r".into(),
             client_audiences: vec![("reg".into(), "https://r".into())],
+            sync_interval: std::time::Duration::from_secs(1),
+            mask_secrets: false,
         };
         assert!(allowed(&settings, "REG", "https://r"));
         assert!(!allowed(&settings, "reg", GRAPH));

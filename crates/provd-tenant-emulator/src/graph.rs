@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::respond::{GraphError, field, graph_error, parse_urlencoded};
+use crate::respond::{self, GraphError, field, parse_urlencoded};
 use crate::state::{Agent, AgentGroup, App, Grant, PublishedResource, State as Tenant};
 
 const CONTEXT_BASE: &str = "https://graph.microsoft.com/beta/$metadata";
@@ -65,7 +65,7 @@ pub fn authenticate(app: &App, headers: &HeaderMap, audience: &str) -> Result<Gr
 }
 
 /// [`authenticate`] for the Graph audience.
-fn graph_caller(app: &App, headers: &HeaderMap) -> Result<Grant, GraphError> {
+pub fn graph_caller(app: &App, headers: &HeaderMap) -> Result<Grant, GraphError> {
     authenticate(app, headers, &app.settings.graph_audience)
 }
 
@@ -123,13 +123,7 @@ fn collection(entity_set: &str, value: Vec<Value>) -> Response {
 }
 
 fn not_found(what: &str, id: &str) -> Response {
-    graph_error(
-        StatusCode::NOT_FOUND,
-        "Request_ResourceNotFound",
-        &format!(
-            "Resource '{id}' does not exist or one of its queried reference-property objects are not present ({what})."
-        ),
-    )
+    respond::not_found(what, id).into_response()
 }
 
 /// `GET .../provisioning/agents[?$expand=agentGroups]`.

@@ -18,8 +18,15 @@
 //!   report the agent's domains) and the agent's writeback call, which
 //!   Microsoft does not document (modelled); the agent's calls must come
 //!   over a TLS connection that presented its own client certificate;
+//! - the cloud sync configuration through Microsoft Graph beta (the
+//!   organization's sync flag, the cloud sync application template, its
+//!   service principals' synchronization jobs, secrets and schema, agent
+//!   group links) and a job engine that "syncs" the users an active agent
+//!   of the domain counted (`sync/`;
+//!   <https://learn.microsoft.com/entra/identity/hybrid/cloud-sync/how-to-inbound-synch-ms-graph>);
 //! - lab controls under `/_lab/` (approve/deny device codes, create
-//!   published resources, inject faults) that a real tenant does not have.
+//!   published resources, inject faults, `/_lab/sync/`) that a real tenant
+//!   does not have.
 //!
 //! Start: `provd-tenant-emulator --listen 127.0.0.1:0 --tls-cert server.pem
 //! --tls-key server.key`. The first line on stdout is
@@ -41,6 +48,7 @@ mod publish;
 mod register;
 mod respond;
 mod state;
+mod sync;
 mod tokens;
 mod xml;
 
@@ -123,6 +131,14 @@ struct Args {
     /// 14d82eec-… Graph only. A client not listed gets Graph tokens only.
     #[arg(long = "client-audience", value_parser = parse_client_audience)]
     client_audience: Vec<(String, String)>,
+    /// How often synchronization jobs run a cycle: seconds or a duration
+    /// (Microsoft's cloud sync: every 2 minutes).
+    #[arg(long, default_value = "2", value_parser = parse_duration)]
+    sync_interval: Duration,
+    /// Answer every synchronization secret's value as "*" on GET, as a
+    /// tenant that masks sensitive values does.
+    #[arg(long)]
+    mask_secrets: bool,
 }
 
 fn parse_client_audience(text: &str) -> Result<(String, String), String> {
@@ -198,6 +214,7 @@ fn router(app: App) -> Router {
             "/_lab/faults",
             post(lab::add_fault).delete(lab::clear_faults),
         )
+        .merge(sync::routes())
         .fallback(|| async {
             respond::graph_error(
                 axum::http::StatusCode::NOT_FOUND,
@@ -208,6 +225,11 @@ fn router(app: App) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             lab::inject_faults,
+        ))
+        // Outermost: a sync call that gets a fault was still made.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            sync::record_calls,
         ))
         .with_state(app)
 }
@@ -330,9 +352,12 @@ async fn main() -> anyhow::Result<()> {
             graph_audience: args.graph_audience,
             registration_audience: args.registration_audience,
             client_audiences,
+            sync_interval: args.sync_interval,
+            mask_secrets: args.mask_secrets,
         },
         agent_ca,
     );
+    tokio::spawn(sync::ticker(app.clone()));
 
     {
         let mut stdout = std::io::stdout().lock();

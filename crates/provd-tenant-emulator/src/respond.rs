@@ -83,13 +83,30 @@ impl IntoResponse for GraphError {
     }
 }
 
-/// Parses a JSON body, answering a Graph-style 400 when it is malformed.
-pub fn graph_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
-    serde_json::from_slice(body).map_err(|e| GraphError {
+/// 404 `Request_ResourceNotFound` in Graph's wording, naming the kind of
+/// object (`what`) for the reader of a lab log.
+pub fn not_found(what: &str, id: &str) -> GraphError {
+    GraphError {
+        status: StatusCode::NOT_FOUND,
+        code: "Request_ResourceNotFound",
+        message: format!(
+            "Resource '{id}' does not exist or one of its queried reference-property objects are not present ({what})."
+        ),
+    }
+}
+
+/// A 400 `BadRequest` with `message`.
+pub fn bad_request(message: impl Into<String>) -> GraphError {
+    GraphError {
         status: StatusCode::BAD_REQUEST,
         code: "BadRequest",
-        message: format!("Invalid JSON body: {e}"),
-    })
+        message: message.into(),
+    }
+}
+
+/// Parses a JSON body, answering a Graph-style 400 when it is malformed.
+pub fn graph_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, GraphError> {
+    serde_json::from_slice(body).map_err(|e| bad_request(format!("Invalid JSON body: {e}")))
 }
 
 /// Decodes `application/x-www-form-urlencoded` text (also query strings).

@@ -1,6 +1,6 @@
 //! In-memory tenant state shared by every handler: device codes, tokens,
-//! agents, agent groups, published resources, injected faults, and the
-//! emulator's agent CA.
+//! agents, agent groups, published resources, injected faults, the cloud
+//! sync configurations (`sync/`), and the emulator's agent CA.
 //!
 //! Everything lives in one `Arc<Mutex<State>>`; handlers hold the lock only
 //! for short, non-async sections.
@@ -40,6 +40,10 @@ pub struct Settings {
     /// (client id, audience) pairs: which public client may get a token
     /// for which audience (see `audience.rs`).
     pub client_audiences: Vec<(String, String)>,
+    /// How often the sync engine runs a cycle (Microsoft: every 2 minutes).
+    pub sync_interval: Duration,
+    /// Answer every synchronization secret's value as `"*"` on GET.
+    pub mask_secrets: bool,
 }
 
 /// What the (emulated) user did with a device code.
@@ -135,6 +139,9 @@ pub struct State {
     /// Every device code, access and refresh token ever issued, for
     /// `GET /_lab/issued-secrets` (tests scan provd's logs and spans for them).
     pub issued_secrets: Vec<String>,
+    /// Organization flag, applications, service principals and their
+    /// synchronization jobs, and the sync lab controls.
+    pub sync: crate::sync::SyncState,
 }
 
 /// Everything a handler needs; cheap to clone.
@@ -173,9 +180,14 @@ impl State {
 }
 
 impl Agent {
-    /// `"active"` while the last heartbeat is newer than `inactive_after`.
+    /// Whether the last heartbeat is newer than `inactive_after`.
+    pub fn is_active(&self, now: Instant, inactive_after: Duration) -> bool {
+        now.saturating_duration_since(self.last_seen) < inactive_after
+    }
+
+    /// `"active"` while [`Agent::is_active`], else `"inactive"`.
     pub fn status(&self, now: Instant, inactive_after: Duration) -> &'static str {
-        if now.saturating_duration_since(self.last_seen) < inactive_after {
+        if self.is_active(now, inactive_after) {
             "active"
         } else {
             "inactive"
