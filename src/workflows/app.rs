@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::operations::Operations;
 use super::{
-    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, service_account, staging,
-    tenant, verify, writeback,
+    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, service_account,
+    staging, tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::Directory;

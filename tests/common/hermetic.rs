@@ -17,6 +17,7 @@ use provd::pki::Role;
 use provd::testkit::{FakeAgentConfig, FakeDirectory, FakeHost, FakeTenant};
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::cloud_sync_service_client::CloudSyncServiceClient;
 use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
 use provd_proto::v1::operations_service_client::OperationsServiceClient;
@@ -123,6 +124,10 @@ impl Hermetic {
 
     pub fn verify(&self) -> VerifyServiceClient<Channel> {
         VerifyServiceClient::new(self.channel.clone())
+    }
+
+    pub fn cloud_sync(&self) -> CloudSyncServiceClient<Channel> {
+        CloudSyncServiceClient::new(self.channel.clone())
     }
 
     pub fn writeback(&self) -> WritebackServiceClient<Channel> {

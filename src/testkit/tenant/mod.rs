@@ -98,7 +98,9 @@ impl FakeTenant {
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        let mut s = self.lock();
+        s.faults.clear();
+        s.sync.clear_faults();
     }
 
     /// The probes of the sign-in and Graph endpoints fail.
@@ -164,6 +166,13 @@ impl FakeTenant {
             });
         }
         true
+    }
+
+    /// Takes the agent out of an agent group (the admin center can).
+    pub fn leave_group(&self, agent_id: &str, group_id: &str) {
+        if let Some(a) = self.lock().agents.iter_mut().find(|a| a.id == agent_id) {
+            a.groups.retain(|g| g.id != group_id);
+        }
     }
 
     pub fn agents(&self) -> Vec<ProvisioningAgent> {

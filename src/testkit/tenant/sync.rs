@@ -141,6 +141,10 @@ impl FakeTenant {
 }
 
 impl SyncState {
+    pub(super) fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
     fn instantiate(&mut self, display_name: &str) -> SyncApp {
         self.serial += 1;
         let app = SyncApp {
@@ -209,7 +213,10 @@ impl CloudSyncApi for FakeTenant {
         let serial = s.sync.serial;
         let jobs = s.sync.jobs_of(sp)?;
         if jobs.iter().any(|j| j.template() == Some(template)) {
-            return Err(TenantError::Conflict(format!("a {} job exists", template.id())));
+            return Err(TenantError::Conflict(format!(
+                "a {} job exists",
+                template.id()
+            )));
         }
         let job = SyncJob {
             id: format!("{}.{sp}{serial:04}", template.id()),
@@ -334,7 +341,9 @@ impl CloudSyncApi for FakeTenant {
             .find(|a| a.id == agent)
             .ok_or_else(|| TenantError::NotFound(format!("agent {agent}")))?;
         if agent.groups.iter().any(|g| g.id == group) {
-            return Err(TenantError::Protocol(format!("HTTP 400: already in {group}")));
+            return Err(TenantError::Protocol(format!(
+                "HTTP 400: already in {group}"
+            )));
         }
         agent.groups.push(AgentGroup {
             id: group.to_owned(),

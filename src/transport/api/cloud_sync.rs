@@ -95,15 +95,19 @@ fn job(view: &JobView) -> v1::CloudSyncJob {
             Schedule::Other(_) => v1::CloudSyncSchedule::Other,
         }
         .into(),
-        quarantine: j.status.quarantine.as_ref().map(|q| v1::CloudSyncQuarantine {
-            reason: q.reason.clone(),
-            error_code: q.error_code.clone(),
-            error_message: q.error_message.clone(),
-            current_began: ts(q.current_began),
-            next_attempt: ts(q.next_attempt),
-            series_count: q.series_count,
-            remedy: view.remedy.clone().unwrap_or_default(),
-        }),
+        quarantine: j
+            .status
+            .quarantine
+            .as_ref()
+            .map(|q| v1::CloudSyncQuarantine {
+                reason: q.reason.clone(),
+                error_code: q.error_code.clone(),
+                error_message: q.error_message.clone(),
+                current_began: ts(q.current_began),
+                next_attempt: ts(q.next_attempt),
+                series_count: q.series_count,
+                remedy: view.remedy.clone().unwrap_or_default(),
+            }),
         last_run: j.status.last_execution.as_ref().map(run),
         last_successful_run: j.status.last_successful_execution.as_ref().map(run),
         synchronized_by_type: j

@@ -171,14 +171,11 @@ impl ApplyWorkflows {
             )
             .map_err(|e| v.push(e))
             .ok();
-            let sync = match (&d.cloud_sync, &name) {
-                (Some(input), Some(domain)) => {
-                    cloud_sync::validate_spec(&format!("{path}.cloud_sync"), domain, input)
-                        .map_err(|e| v.extend(e))
-                        .ok()
-                }
-                _ => None,
-            };
+            let sync = d.cloud_sync.as_ref().and_then(|input| {
+                cloud_sync::validate_spec(&format!("{path}.cloud_sync"), name.as_deref(), input)
+                    .map_err(|e| v.extend(e))
+                    .ok()
+            });
             if let (Some(domain), Some(preferred)) = (name, preferred) {
                 if !seen.insert(domain.clone()) {
                     v.push(FieldViolation::new(

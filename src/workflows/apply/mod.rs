@@ -16,6 +16,7 @@ mod sections;
 use std::sync::Arc;
 
 use super::agent::{AgentWorkflows, InstallRequest};
+use super::cloud_sync::CloudSyncWorkflows;
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
 use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
 use super::operations::{Job, OperationSpec, Outcome, Progress};
@@ -23,7 +24,6 @@ use super::permissions::Profile;
 use super::permissions::{GrantMode, GrantPermissionsRequest, ProfileChoice};
 use super::service_account::{CreateGmsaRequest, ServiceAccountWorkflows, UseCustomGmsaRequest};
 use super::tenant::TenantWorkflows;
-use super::cloud_sync::CloudSyncWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::directory::BindCredential;
@@ -352,10 +352,8 @@ impl ApplyWorkflows {
             }
             // The job reports its own step (`cloud-sync <domain>`): the
             // changes are read after the sign-in it begins with.
-            let outcome = self
-                .cloud_sync
-                .section_job(domain.clone(), spec)(progress.clone())
-            .await?;
+            let outcome =
+                self.cloud_sync.section_job(domain.clone(), spec)(progress.clone()).await?;
             let made: usize = outcome
                 .get("changes")
                 .and_then(|n| n.parse().ok())

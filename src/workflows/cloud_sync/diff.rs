@@ -84,7 +84,9 @@ impl SyncChange {
                 },
             ),
             Self::CreateJob(t) => ("create-job", t.id().to_owned()),
-            Self::PutSecrets { why } => ("put-secrets", format!("{} ({why})", SECRET_KEYS.join(", "))),
+            Self::PutSecrets { why } => {
+                ("put-secrets", format!("{} ({why})", SECRET_KEYS.join(", ")))
+            }
             Self::SetScope { detail } => ("set-scope", detail.clone()),
             Self::Restart(t) => (
                 "restart",
@@ -249,7 +251,9 @@ fn secrets_differ(obs: &Observed, desired: &SyncSecrets) -> Option<String> {
         }
         None => match &obs.record {
             Some(r) if r.secrets_match(desired) => None,
-            Some(_) => Some("the tenant masks the values; they differ from what provd last set".into()),
+            Some(_) => {
+                Some("the tenant masks the values; they differ from what provd last set".into())
+            }
             None => Some("the tenant masks the values and provd has not set them".into()),
         },
     }
@@ -269,7 +273,11 @@ fn scope_detail(have: &JobSchema, spec: &CloudSyncSpec) -> String {
         scope_name(&spec.scope),
         scope_name(&have.scope),
         if spec.password_hash_sync { "on" } else { "off" },
-        if have.password_hash_mapping { "on" } else { "off" },
+        if have.password_hash_mapping {
+            "on"
+        } else {
+            "off"
+        },
     );
     if narrows(&have.scope, &spec.scope) {
         detail.push_str(&match spec.delete_threshold {
@@ -288,7 +296,8 @@ fn scope_detail(have: &JobSchema, spec: &CloudSyncSpec) -> String {
 
 /// Whether going from `have` to `want` may take users out of scope.
 fn narrows(have: &SyncScope, want: &SyncScope) -> bool {
-    let lower = |v: &[String]| -> Vec<String> { v.iter().map(|s| s.to_ascii_lowercase()).collect() };
+    let lower =
+        |v: &[String]| -> Vec<String> { v.iter().map(|s| s.to_ascii_lowercase()).collect() };
     match (have, want) {
         (_, SyncScope::AllUsers) => false,
         (SyncScope::AllUsers, _) => true,

@@ -105,7 +105,11 @@ impl CloudSyncWorkflows {
             return Ok(Vec::new());
         }
         let Some(tokens) = self.tenant.tokens().await? else {
-            let what = if spec.is_some() { "configure" } else { "release" };
+            let what = if spec.is_some() {
+                "configure"
+            } else {
+                "release"
+            };
             return Ok(vec![Change {
                 step,
                 action: what,
@@ -139,15 +143,14 @@ impl CloudSyncWorkflows {
     ) -> Result<(String, CloudSyncSpec), Error> {
         let mut v = Vec::new();
         let name = dns_name("domain", domain).map_err(|e| v.push(e)).ok();
-        let spec = match (input, &name) {
-            (None, _) => {
+        let spec = match input {
+            None => {
                 v.push(FieldViolation::new("spec", "is required"));
                 None
             }
-            (Some(i), Some(d)) => spec::validate("spec", d, i)
+            Some(i) => spec::validate("spec", name.as_deref(), i)
                 .map_err(|e| v.extend(e))
                 .ok(),
-            (Some(_), None) => None,
         };
         match (name, spec) {
             (Some(name), Some(spec)) if v.is_empty() => {

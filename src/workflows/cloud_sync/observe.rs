@@ -64,7 +64,10 @@ pub fn find_app(
         .filter(|a| a.display_name.eq_ignore_ascii_case(domain))
         .collect();
     if named.len() > 1 {
-        let ids: Vec<String> = named.iter().map(|a| a.service_principal_id.clone()).collect();
+        let ids: Vec<String> = named
+            .iter()
+            .map(|a| a.service_principal_id.clone())
+            .collect();
         return Err(Error::FailedPrecondition {
             reason: PreconditionReason::CloudSyncAmbiguous,
             subject: domain.to_owned(),

@@ -56,7 +56,13 @@ impl SyncRecord {
         frame(self.salt.as_bytes());
         frame(secrets.domain.as_bytes());
         frame(&[u8::from(secrets.password_hash_sync)]);
-        frame(secrets.notification_email.as_deref().unwrap_or("").as_bytes());
+        frame(
+            secrets
+                .notification_email
+                .as_deref()
+                .unwrap_or("")
+                .as_bytes(),
+        );
         frame(
             secrets
                 .delete_threshold
@@ -96,7 +102,10 @@ pub async fn save(
         .map(serde_json::to_vec)
         .transpose()
         .map_err(|e| Error::internal("cloud sync record", e))?;
-    blocking(store, move |s| s.put_config(NAMESPACE, &key, bytes.as_deref())).await
+    blocking(store, move |s| {
+        s.put_config(NAMESPACE, &key, bytes.as_deref())
+    })
+    .await
 }
 
 #[cfg(test)]

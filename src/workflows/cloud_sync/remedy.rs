@@ -63,14 +63,24 @@ mod tests {
     fn each_documented_code_has_its_remedy() {
         for (code, needle) in [
             ("HybridIdentityServiceNoAgentsAssigned", "Install"),
-            ("HybridIdentityServiceNoActiveAgents", "AADConnectProvisioningAgent"),
+            (
+                "HybridIdentityServiceNoActiveAgents",
+                "AADConnectProvisioningAgent",
+            ),
             ("HybridIdentityServiceInvalidResource", "AddDirectory"),
-            ("AzureActiveDirectoryInvalidCredential", "Repair-AADCloudSyncToolsAccount"),
+            (
+                "AzureActiveDirectoryInvalidCredential",
+                "Repair-AADCloudSyncToolsAccount",
+            ),
         ] {
             let text = for_quarantine(&q(code, "EncounteredQuarantineException")).unwrap();
             assert!(text.contains(needle), "{code}: {text}");
         }
-        assert!(for_quarantine(&q("", "TooManyDeletes")).unwrap().contains("FORCE_DELETES"));
+        assert!(
+            for_quarantine(&q("", "TooManyDeletes"))
+                .unwrap()
+                .contains("FORCE_DELETES")
+        );
         assert_eq!(for_quarantine(&q("SomethingNew", "Unknown")), None);
     }
 }

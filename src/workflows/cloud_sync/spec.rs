@@ -10,7 +10,7 @@ use super::types::{CloudSyncInput, CloudSyncSpec};
 use crate::backends::directory::escape::domain_dn;
 use crate::model::SyncScope;
 use crate::workflows::FieldViolation;
-use crate::workflows::validate::dn_in_domain;
+use crate::workflows::validate::{distinguished_name, dn_in_domain};
 
 /// OUs or groups in one scope.
 pub const MAX_SCOPE_ENTRIES: usize = 50;
@@ -21,25 +21,28 @@ pub const MAX_DELETE_THRESHOLD: u32 = 1_000_000;
 /// RFC 5321's path limit, less the angle brackets.
 pub const MAX_EMAIL_LEN: usize = 254;
 
-/// `input` as a spec for `domain`, or every violation found.
+/// `input` as a spec for `domain`, or every violation found. `domain`
+/// `None` (itself invalid): the DNs are checked as DNs only, so the
+/// request's every mistake is still named.
 pub fn validate(
     prefix: &str,
-    domain: &str,
+    domain: Option<&str>,
     input: &CloudSyncInput,
 ) -> Result<CloudSyncSpec, Vec<FieldViolation>> {
     let mut v = Vec::new();
     let field = |name: &str| format!("{prefix}.{name}");
-    let root = domain_dn(domain);
+    let root = domain.map(domain_dn);
+    let root = root.as_deref();
     let ous = dn_list(
         &field("organizational_units"),
         &input.organizational_units,
-        &root,
+        root,
         &mut v,
     );
     let groups = dn_list(
         &field("security_groups"),
         &input.security_groups,
-        &root,
+        root,
         &mut v,
     );
     let scope = match (ous.is_empty(), groups.is_empty()) {
@@ -91,7 +94,12 @@ pub fn validate(
 
 /// DNs inside the domain, at most 50, no duplicates (compared
 /// case-insensitively, as AD compares them).
-fn dn_list(field: &str, values: &[String], root: &str, v: &mut Vec<FieldViolation>) -> Vec<String> {
+fn dn_list(
+    field: &str,
+    values: &[String],
+    root: Option<&str>,
+    v: &mut Vec<FieldViolation>,
+) -> Vec<String> {
     if values.len() > MAX_SCOPE_ENTRIES {
         v.push(FieldViolation::new(
             field,
@@ -106,7 +114,11 @@ fn dn_list(field: &str, values: &[String], root: &str, v: &mut Vec<FieldViolatio
     let mut out = Vec::new();
     for (i, value) in values.iter().enumerate() {
         let at = format!("{field}[{i}]");
-        match dn_in_domain(&at, value.trim(), root) {
+        let checked = match root {
+            Some(root) => dn_in_domain(&at, value.trim(), root),
+            None => distinguished_name(&at, value.trim()),
+        };
+        match checked {
             Err(e) => v.push(e),
             Ok(dn) if !seen.insert(dn.to_ascii_lowercase()) => {
                 v.push(FieldViolation::new(at, "is listed twice"));
@@ -165,7 +177,7 @@ mod tests {
 
     #[test]
     fn defaults_are_microsofts() {
-        let spec = validate("spec", DOMAIN, &input()).unwrap();
+        let spec = validate("spec", Some(DOMAIN), &input()).unwrap();
         assert_eq!(spec.scope, SyncScope::AllUsers);
         assert_eq!(spec.delete_threshold, Some(500));
         assert_eq!(spec.notification_email, None);
@@ -180,7 +192,7 @@ mod tests {
             "x)(objectClass=*".into(),
             "ou=syncpilot,dc=LAB,dc=example,dc=test".into(),
         ];
-        let f = fields(validate("spec", DOMAIN, &i).unwrap_err());
+        let f = fields(validate("spec", Some(DOMAIN), &i).unwrap_err());
         assert_eq!(
             f,
             [
@@ -193,7 +205,7 @@ mod tests {
             .map(|n| format!("OU=o{n},DC=lab,DC=example,DC=test"))
             .collect();
         assert_eq!(
-            fields(validate("spec", DOMAIN, &i).unwrap_err()),
+            fields(validate("spec", Some(DOMAIN), &i).unwrap_err()),
             ["spec.organizational_units"]
         );
     }
@@ -204,12 +216,12 @@ mod tests {
         i.organizational_units = vec!["OU=A,DC=lab,DC=example,DC=test".into()];
         i.security_groups = vec!["CN=G,OU=A,DC=lab,DC=example,DC=test".into()];
         assert_eq!(
-            fields(validate("d.cloud_sync", DOMAIN, &i).unwrap_err()),
+            fields(validate("d.cloud_sync", Some(DOMAIN), &i).unwrap_err()),
             ["d.cloud_sync.security_groups"]
         );
         i.organizational_units.clear();
         assert_eq!(
-            validate("spec", DOMAIN, &i).unwrap().scope,
+            validate("spec", Some(DOMAIN), &i).unwrap().scope,
             SyncScope::SecurityGroups(vec!["CN=G,OU=A,DC=lab,DC=example,DC=test".into()])
         );
     }
@@ -221,25 +233,38 @@ mod tests {
             disabled: true,
             threshold: 7,
         });
-        assert_eq!(validate("s", DOMAIN, &i).unwrap().delete_threshold, None);
+        assert_eq!(
+            validate("s", Some(DOMAIN), &i).unwrap().delete_threshold,
+            None
+        );
         i.accidental_deletes = Some(DeletePreventionInput {
             disabled: false,
             threshold: 1_000_001,
         });
         assert_eq!(
-            fields(validate("s", DOMAIN, &i).unwrap_err()),
+            fields(validate("s", Some(DOMAIN), &i).unwrap_err()),
             ["s.accidental_deletes.threshold"]
         );
         i.accidental_deletes = None;
-        for bad in ["nobody", "a@b", "a b@c.d", "a@b.c,d@e.f", "a@@b.c", "x\0@y.z"] {
+        for bad in [
+            "nobody",
+            "a@b",
+            "a b@c.d",
+            "a@b.c,d@e.f",
+            "a@@b.c",
+            "x\0@y.z",
+        ] {
             i.notification_email = bad.into();
-            let err = validate("s", DOMAIN, &i).unwrap_err();
+            let err = validate("s", Some(DOMAIN), &i).unwrap_err();
             assert_eq!(err[0].field, "s.notification_email", "{bad}");
             assert!(!err[0].description.contains(bad), "the value is echoed");
         }
         i.notification_email = " ops@lab.example.test ".into();
         assert_eq!(
-            validate("s", DOMAIN, &i).unwrap().notification_email.as_deref(),
+            validate("s", Some(DOMAIN), &i)
+                .unwrap()
+                .notification_email
+                .as_deref(),
             Some("ops@lab.example.test")
         );
     }

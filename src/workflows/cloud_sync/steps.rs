@@ -57,7 +57,11 @@ impl CloudSyncWorkflows {
             }
             if !told {
                 progress
-                    .progress(step, format!("waiting for the tenant to publish {domain}"), 0)
+                    .progress(
+                        step,
+                        format!("waiting for the tenant to publish {domain}"),
+                        0,
+                    )
                     .await?;
                 told = true;
             }
@@ -109,10 +113,9 @@ impl CloudSyncWorkflows {
                 }
                 SyncChange::AwaitPublication => {}
                 SyncChange::AssignAgentGroup { group_id, .. } => {
-                    let agent = obs
-                        .this_agent
-                        .as_ref()
-                        .ok_or_else(|| Error::NotFound("this machine's agent in the tenant".into()))?;
+                    let agent = obs.this_agent.as_ref().ok_or_else(|| {
+                        Error::NotFound("this machine's agent in the tenant".into())
+                    })?;
                     self.api.assign_agent(tokens, &agent.id, group_id).await?;
                 }
                 SyncChange::CreateApp => {
@@ -123,7 +126,9 @@ impl CloudSyncWorkflows {
                     app = Some(made);
                 }
                 SyncChange::AdoptApp => {
-                    let a = app.as_ref().ok_or_else(|| Error::internal("cloud sync", "nothing to adopt"))?;
+                    let a = app
+                        .as_ref()
+                        .ok_or_else(|| Error::internal("cloud sync", "nothing to adopt"))?;
                     let r = SyncRecord::new(a.service_principal_id.clone(), a.app_id.clone());
                     record::save(&self.store, domain, Some(&r)).await?;
                     record = Some(r);

@@ -61,10 +61,14 @@ pub struct SetCloudSyncRequest {
 pub enum ControlAction {
     Start,
     /// `release`: provd stops managing the configuration.
-    Pause { release: bool },
+    Pause {
+        release: bool,
+    },
     /// `None` entries are values the contract does not define (the
     /// transport passes them on; the workflow names them).
-    Restart { scopes: Vec<Option<ResetScope>> },
+    Restart {
+        scopes: Vec<Option<ResetScope>>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -85,7 +85,11 @@ pub(super) fn domain_view(obs: &Observed) -> DomainSync {
         .iter()
         .map(|j| JobView {
             job: j.clone(),
-            remedy: j.status.quarantine.as_ref().and_then(remedy::for_quarantine),
+            remedy: j
+                .status
+                .quarantine
+                .as_ref()
+                .and_then(remedy::for_quarantine),
         })
         .collect();
     let secrets = obs.secrets.as_ref();

@@ -167,6 +167,7 @@ pub struct VerifyWorkflows {
 }
 
 impl VerifyWorkflows {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,

@@ -52,8 +52,13 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             ));
         } else if let Some(e) = &d.read_error {
             out.push(
-                check(JOB, T, Status::Fail, format!("cannot read the configuration: {e}"))
-                    .subject(d.domain.clone()),
+                check(
+                    JOB,
+                    T,
+                    Status::Fail,
+                    format!("cannot read the configuration: {e}"),
+                )
+                .subject(d.domain.clone()),
             );
         } else if !d.configured {
             out.extend(skip_both(
@@ -129,17 +134,15 @@ fn job_check(d: &DomainSync) -> Check {
 
 fn last_run_check(d: &DomainSync) -> Check {
     use Category::Tenant as T;
-    let base = |status, message: String| check(LAST_RUN, T, status, message).subject(d.domain.clone());
+    let base =
+        |status, message: String| check(LAST_RUN, T, status, message).subject(d.domain.clone());
     let Some(view) = provisioning(d) else {
         return base(Status::Skip, "no provisioning job".into());
     };
     let status = &view.job.status;
     let Some(run) = &status.last_execution else {
-        return base(
-            Status::Warn,
-            format!("job {} has not run yet", view.job.id),
-        )
-        .remedy("wait for the first cycle (every two minutes) and verify again");
+        return base(Status::Warn, format!("job {} has not run yet", view.job.id))
+            .remedy("wait for the first cycle (every two minutes) and verify again");
     };
     let users = status
         .synchronized_by_type
@@ -158,7 +161,10 @@ fn last_run_check(d: &DomainSync) -> Check {
     counts(match &run.state {
         RunState::Failed => base(
             Status::Fail,
-            format!("the last run failed: {}: {}", run.error_code, run.error_message),
+            format!(
+                "the last run failed: {}: {}",
+                run.error_code, run.error_message
+            ),
         )
         .remedy("see the provisioning logs in the Microsoft Entra admin center"),
         _ if age > STALE_AFTER => base(

@@ -197,7 +197,10 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
                     format!("agent {} serves {domain} through its agent group", agent.id),
                 )
                 .subject(domain.clone())
-                .attr("other_agents", other_agents(&agents, &agent.id, &r.group_ids))
+                .attr(
+                    "other_agents",
+                    other_agents(&agents, &agent.id, &r.group_ids),
+                )
             }
             Some(_) => check(
                 "tenant.agent.group",

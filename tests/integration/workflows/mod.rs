@@ -6,6 +6,7 @@
 
 mod agent;
 mod apply;
+mod cloud_sync;
 mod directory;
 mod domain_controllers;
 mod operations;

@@ -10,7 +10,7 @@ use provd_proto::v1;
 use provd_proto::v1::CheckStatus::{Fail, Pass, Skip};
 use tonic::{Code, Status};
 
-async fn verify_with(
+pub(super) async fn verify_with(
     d: &Hermetic,
     request: v1::VerifyRequest,
 ) -> Result<(Vec<v1::Check>, v1::VerifyReport), Status> {

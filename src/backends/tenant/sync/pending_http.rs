@@ -30,7 +30,12 @@ impl CloudSyncApi for HttpTenant {
     async fn jobs(&self, _: &Tokens, _: &str) -> Result<Vec<SyncJob>, TenantError> {
         pending()
     }
-    async fn create_job(&self, _: &Tokens, _: &str, _: JobTemplate) -> Result<SyncJob, TenantError> {
+    async fn create_job(
+        &self,
+        _: &Tokens,
+        _: &str,
+        _: JobTemplate,
+    ) -> Result<SyncJob, TenantError> {
         pending()
     }
     async fn start_job(&self, _: &Tokens, _: &str, _: &str) -> Result<(), TenantError> {
