@@ -13,6 +13,7 @@
 
 pub mod agent_config;
 pub mod agent_contract;
+pub mod cloud_sync_contract;
 pub mod contract;
 pub mod directory;
 pub mod host;

@@ -20,6 +20,7 @@ mod api;
 mod apply;
 mod architecture;
 mod client_chain;
+mod cloud_sync_contract;
 mod directory;
 mod directory_contract_fake;
 mod directory_contract_lab;
