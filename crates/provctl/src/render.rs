@@ -1176,7 +1176,7 @@ mod tests {
                 },
                 change(
                     "enable-tenant-sync",
-                    "onPremisesSyncEnabled true (now null)",
+                    "onPremisesSyncEnabled true (now: null)",
                 ),
                 change("put-secrets", "Domain, AppKey, SyncNotificationSettings"),
             ],
@@ -1187,7 +1187,7 @@ mod tests {
              writeback\n    \
              + enable             tenant flag\n  \
              cloud-sync lab.example.test\n    \
-             + enable-tenant-sync onPremisesSyncEnabled true (now null)\n    \
+             + enable-tenant-sync onPremisesSyncEnabled true (now: null)\n    \
              + put-secrets        Domain, AppKey, SyncNotificationSettings\n"
         );
         assert_eq!(
