@@ -10,7 +10,7 @@
 # 2. the provd-client package installed into it (pip builds it: setup.py generates the
 #    gRPC stubs from proto/ with grpcio-tools; the generated provd/v1/ is never committed)
 # 3. target/debug/provd and provctl (`cargo build --bins` only when missing; PROVD_BIN
-#    names another provd)
+#    names another provd, PROVCTL_BIN another provctl, by default the one beside PROVD_BIN)
 # 4. the Samba lab up (deploy/lab/lab.sh status, else `lab.sh up`, which needs root)
 # 5. pytest over deploy/clients/python/tests and deploy/ansible/tests (lab tests required:
 #    PROVD_REQUIRE_LAB=1, so a missing lab fails instead of skipping)
@@ -90,7 +90,7 @@ rm -rf "$CLIENT/build" "$CLIENT"/*.egg-info
 
 step "provd binaries"
 if [ -n "${PROVD_BIN:-}" ]; then
-  echo "    PROVD_BIN=$PROVD_BIN"
+  echo "    PROVD_BIN=$PROVD_BIN PROVCTL_BIN=${PROVCTL_BIN:-$(dirname "$PROVD_BIN")/provctl}"
 elif [ -x target/debug/provd ] && [ -x target/debug/provctl ]; then
   echo "    target/debug/provd and provctl present"
 else

@@ -37,6 +37,34 @@ struct Domain {
     domain: String,
     #[serde(default)]
     preferred_domain_controllers: Vec<String>,
+    cloud_sync: Option<CloudSync>,
+}
+
+/// `[domains.cloud_sync]`: provd.v1.CloudSyncSpec. Whether the values make
+/// sense (one scope list at most, DNs inside the domain, the email) is the
+/// daemon's to say: it names the field.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloudSync {
+    enabled: bool,
+    #[serde(default)]
+    password_hash_sync: bool,
+    #[serde(default)]
+    organizational_units: Vec<String>,
+    #[serde(default)]
+    security_groups: Vec<String>,
+    accidental_deletes: Option<AccidentalDeletes>,
+    #[serde(default)]
+    notification_email: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccidentalDeletes {
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    threshold: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,7 +230,19 @@ fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
             .map(|d| v1::DomainSpec {
                 domain: d.domain,
                 preferred_domain_controllers: d.preferred_domain_controllers,
-                cloud_sync: None,
+                cloud_sync: d.cloud_sync.map(|c| v1::CloudSyncSpec {
+                    enabled: c.enabled,
+                    password_hash_sync: c.password_hash_sync,
+                    organizational_units: c.organizational_units,
+                    security_groups: c.security_groups,
+                    accidental_deletes: c.accidental_deletes.map(|a| {
+                        v1::AccidentalDeletePrevention {
+                            disabled: a.disabled,
+                            threshold: a.threshold,
+                        }
+                    }),
+                    notification_email: c.notification_email,
+                }),
             })
             .collect(),
         service_account,
@@ -287,6 +327,119 @@ writeback:
                 v1::PermissionProfile::PasswordWriteBack as i32
             ]
         );
+    }
+
+    #[test]
+    fn a_cloud_sync_table_reads_the_same_in_toml_and_yaml() {
+        let (_d1, toml_path) = write(
+            "s.toml",
+            r#"
+[[domains]]
+domain = "lab.example.test"
+[domains.cloud_sync]
+enabled = true
+password_hash_sync = true
+organizational_units = ["OU=SyncPilot,DC=lab,DC=example,DC=test"]
+notification_email = "ops@example.test"
+[domains.cloud_sync.accidental_deletes]
+threshold = 250
+
+[[domains]]
+domain = "other.example.test"
+"#,
+        );
+        let (_d2, yaml_path) = write(
+            "s.yaml",
+            r#"
+domains:
+  - domain: lab.example.test
+    cloud_sync:
+      enabled: true
+      password_hash_sync: true
+      organizational_units: ["OU=SyncPilot,DC=lab,DC=example,DC=test"]
+      notification_email: ops@example.test
+      accidental_deletes:
+        threshold: 250
+  - domain: other.example.test
+"#,
+        );
+        let a = load(&toml_path).unwrap();
+        assert_eq!(a, load(&yaml_path).unwrap());
+        assert_eq!(
+            a.domains[0].cloud_sync,
+            Some(v1::CloudSyncSpec {
+                enabled: true,
+                password_hash_sync: true,
+                organizational_units: vec!["OU=SyncPilot,DC=lab,DC=example,DC=test".into()],
+                security_groups: vec![],
+                accidental_deletes: Some(v1::AccidentalDeletePrevention {
+                    disabled: false,
+                    threshold: 250,
+                }),
+                notification_email: "ops@example.test".into(),
+            })
+        );
+        // A domain without the table leaves cloud sync out of the request.
+        assert_eq!(a.domains[1].cloud_sync, None);
+        // Only `enabled` is required; the rest take the proto's defaults.
+        let (_d, path) = write(
+            "min.toml",
+            "[[domains]]\ndomain = \"d.test\"\n[domains.cloud_sync]\nenabled = false\n",
+        );
+        let spec = load(&path).unwrap().domains[0].cloud_sync.clone().unwrap();
+        assert_eq!(spec, v1::CloudSyncSpec::default());
+        // Both scope lists pass here: the daemon refuses them, naming the field.
+        let (_d, path) = write(
+            "both.toml",
+            "[[domains]]\ndomain = \"d.test\"\n[domains.cloud_sync]\nenabled = true\n\
+             organizational_units = [\"OU=A,DC=d,DC=test\"]\nsecurity_groups = [\"CN=G,DC=d,DC=test\"]\n",
+        );
+        let spec = load(&path).unwrap().domains[0].cloud_sync.clone().unwrap();
+        assert_eq!(spec.security_groups, ["CN=G,DC=d,DC=test"]);
+    }
+
+    #[test]
+    fn cloud_sync_mistakes_are_named() {
+        for (name, text, needle) in [
+            (
+                "k.toml",
+                "[[domains]]\ndomain = \"d.test\"\n[domains.cloud_sync]\nenabled = true\nou = [\"OU=A\"]\n",
+                "unknown field `ou`",
+            ),
+            (
+                "k.yaml",
+                "domains:\n  - domain: d.test\n    cloud_sync:\n      enabled: true\n      accidental_deletes:\n        threshhold: 5\n",
+                "unknown field `threshhold`",
+            ),
+            (
+                "m.toml",
+                "[[domains]]\ndomain = \"d.test\"\n[domains.cloud_sync]\npassword_hash_sync = true\n",
+                "missing field `enabled`",
+            ),
+            (
+                "n.toml",
+                "[[domains]]\ndomain = \"d.test\"\n[domains.cloud_sync]\nenabled = true\n\
+                 [domains.cloud_sync.accidental_deletes]\nthreshold = -1\n",
+                "threshold",
+            ),
+        ] {
+            let (_d, path) = write(name, text);
+            let err = format!("{:#}", load(&path).unwrap_err());
+            assert!(err.contains(needle), "{name}: {err}");
+        }
+    }
+
+    /// deploy/examples: the TOML and the YAML say the same, cloud sync included.
+    #[test]
+    fn the_examples_say_the_same() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/examples");
+        let a = load(&examples.join("agent-host.toml")).unwrap();
+        let b = load(&examples.join("agent-host.yaml")).unwrap();
+        assert_eq!(a, b);
+        let sync = a.domains[0].cloud_sync.as_ref().unwrap();
+        assert!(sync.enabled && sync.password_hash_sync);
+        assert_eq!(sync.organizational_units.len(), 1);
+        assert_eq!(sync.accidental_deletes.as_ref().unwrap().threshold, 500);
     }
 
     #[test]

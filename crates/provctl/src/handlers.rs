@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::cloud_sync_service_client::CloudSyncServiceClient;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
@@ -22,9 +23,9 @@ use tonic_health::pb::health_client::HealthClient;
 use super::connect::Channel;
 use super::render::{self, Out};
 use super::{
-    AgentCommand, ApplyArgs, Cli, Command, CredentialArgs, DcCommand, DirectoryCommand,
-    FleetCommand, GmsaCommand, MutateArgs, OpsCommand, PlanArgs, VerifyArgs, WatchArgs,
-    WritebackCommand, connect, document, fleet, usage,
+    AgentCommand, ApplyArgs, Cli, CloudSyncCommand, CloudSyncSpecArgs, Command, CredentialArgs,
+    DcCommand, DirectoryCommand, FleetCommand, GmsaCommand, MutateArgs, OpsCommand, PlanArgs,
+    VerifyArgs, WatchArgs, WritebackCommand, connect, document, fleet, usage,
 };
 
 /// A connected daemon plus where output goes.
@@ -56,6 +57,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fleet(_) => unreachable!("handled before connecting"),
         Command::Verify(args) => verify(&ctx, args).await,
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
+        Command::CloudSync(cmd) => cloud_sync(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
     }
 }
@@ -79,16 +81,12 @@ fn credential(args: &CredentialArgs) -> anyhow::Result<Option<v1::Credential>> {
     let Some(username) = &args.username else {
         return Ok(None);
     };
-    let password = if let Some(path) = &args.password_file {
-        read_password_file(path)?
-    } else if args.password_stdin {
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .lock()
-            .read_line(&mut line)
-            .context("cannot read the password from standard input")?;
-        Zeroizing::new(first_line(&line).to_string())
-    } else {
+    let Some(password) = secret_line(
+        args.password_file.as_deref(),
+        args.password_stdin,
+        "password",
+    )?
+    else {
         return Err(usage(
             "--username needs --password-file FILE or --password-stdin",
         ));
@@ -102,12 +100,30 @@ fn credential(args: &CredentialArgs) -> anyhow::Result<Option<v1::Credential>> {
     }))
 }
 
-fn read_password_file(path: &Path) -> anyhow::Result<Zeroizing<String>> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read password file {}", path.display()))?,
-    );
-    Ok(Zeroizing::new(first_line(&text).to_string()))
+/// A secret's value (`what`, e.g. "password") from the first line of `file`
+/// or of standard input; `None` when neither is named. Secrets are never
+/// flags: they would show in the process list and the shell's history.
+fn secret_line(
+    file: Option<&Path>,
+    stdin: bool,
+    what: &str,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    let text = if let Some(path) = file {
+        Zeroizing::new(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {what} file {}", path.display()))?,
+        )
+    } else if stdin {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .with_context(|| format!("cannot read the {what} from standard input"))?;
+        line
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(Zeroizing::new(first_line(&text).to_string())))
 }
 
 /// After a mutating call: print the operation (or, with --wait, watch it to
@@ -692,6 +708,129 @@ async fn writeback(ctx: &Ctx, cmd: WritebackCommand) -> anyhow::Result<ExitCode>
 }
 
 // ---------------------------------------------------------------------------
+// CloudSyncService
+// ---------------------------------------------------------------------------
+
+/// The CloudSyncSpec the flags describe; the notification email from
+/// --notification-email-file or --notification-email-stdin, never a flag.
+fn cloud_sync_spec(args: &CloudSyncSpecArgs) -> anyhow::Result<v1::CloudSyncSpec> {
+    let email = secret_line(
+        args.notification_email_file.as_deref(),
+        args.notification_email_stdin,
+        "notification email",
+    )?;
+    if email.as_ref().is_some_and(|e| e.trim().is_empty()) {
+        return Err(usage(
+            "the notification email is empty (leave out --notification-email-file / \
+             --notification-email-stdin for no notifications)",
+        ));
+    }
+    let accidental_deletes = if args.no_delete_prevention {
+        Some(v1::AccidentalDeletePrevention {
+            disabled: true,
+            threshold: 0,
+        })
+    } else {
+        args.delete_threshold
+            .map(|threshold| v1::AccidentalDeletePrevention {
+                disabled: false,
+                threshold,
+            })
+    };
+    // clap guarantees exactly one of --enabled and --disabled.
+    Ok(v1::CloudSyncSpec {
+        enabled: args.enabled,
+        password_hash_sync: args.password_hash_sync,
+        organizational_units: args.organizational_units.clone(),
+        security_groups: args.security_groups.clone(),
+        accidental_deletes,
+        notification_email: email.map(|e| e.trim().to_owned()).unwrap_or_default(),
+    })
+}
+
+async fn cloud_sync(ctx: &Ctx, cmd: CloudSyncCommand) -> anyhow::Result<ExitCode> {
+    let mut client = CloudSyncServiceClient::new(ctx.channel.clone());
+    match cmd {
+        CloudSyncCommand::Get { domain } => {
+            let r = client
+                .get_cloud_sync(v1::GetCloudSyncRequest {
+                    domain: opt(domain),
+                })
+                .await?
+                .into_inner();
+            ctx.out.show(&r, render::cloud_sync)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CloudSyncCommand::Plan { domain, spec } => {
+            let r = client
+                .plan_cloud_sync(v1::PlanCloudSyncRequest {
+                    domain,
+                    spec: Some(cloud_sync_spec(&spec)?),
+                })
+                .await?
+                .into_inner();
+            ctx.out.show(&r, |r| render::cloud_sync_plan(&r.changes))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        CloudSyncCommand::Set {
+            domain,
+            spec,
+            mutate,
+        } => {
+            let r = client
+                .set_cloud_sync(v1::SetCloudSyncRequest {
+                    domain,
+                    spec: Some(cloud_sync_spec(&spec)?),
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
+        CloudSyncCommand::Start { domain, mutate } => {
+            let r = client
+                .start_cloud_sync(v1::StartCloudSyncRequest {
+                    domain,
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
+        CloudSyncCommand::Pause {
+            domain,
+            release,
+            mutate,
+        } => {
+            let r = client
+                .pause_cloud_sync(v1::PauseCloudSyncRequest {
+                    domain,
+                    release,
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
+        CloudSyncCommand::Restart {
+            domain,
+            reset_scope,
+            mutate,
+        } => {
+            let r = client
+                .restart_cloud_sync(v1::RestartCloudSyncRequest {
+                    domain,
+                    reset_scope: reset_scope.iter().map(|s| s.proto()).collect(),
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // grpc.health.v1
 // ---------------------------------------------------------------------------
 
@@ -715,4 +854,93 @@ async fn health(ctx: &Ctx, service: String) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> CloudSyncSpecArgs {
+        CloudSyncSpecArgs {
+            enabled: true,
+            disabled: false,
+            password_hash_sync: false,
+            organizational_units: vec![],
+            security_groups: vec![],
+            delete_threshold: None,
+            no_delete_prevention: false,
+            notification_email_file: None,
+            notification_email_stdin: false,
+        }
+    }
+
+    #[test]
+    fn the_spec_flags_make_the_spec() {
+        let dir = tempfile::tempdir().unwrap();
+        let email = dir.path().join("email");
+        std::fs::write(&email, " ops@example.test \r\nignored\n").unwrap();
+        let spec = cloud_sync_spec(&CloudSyncSpecArgs {
+            password_hash_sync: true,
+            organizational_units: vec!["OU=A,DC=d,DC=test".into()],
+            delete_threshold: Some(250),
+            notification_email_file: Some(email),
+            ..args()
+        })
+        .unwrap();
+        assert_eq!(
+            spec,
+            v1::CloudSyncSpec {
+                enabled: true,
+                password_hash_sync: true,
+                organizational_units: vec!["OU=A,DC=d,DC=test".into()],
+                security_groups: vec![],
+                accidental_deletes: Some(v1::AccidentalDeletePrevention {
+                    disabled: false,
+                    threshold: 250,
+                }),
+                notification_email: "ops@example.test".into(),
+            }
+        );
+        // No threshold flag: unset, so the daemon's default (on, 500) applies.
+        let spec = cloud_sync_spec(&args()).unwrap();
+        assert_eq!(spec.accidental_deletes, None);
+        assert_eq!(spec.notification_email, "");
+        let spec = cloud_sync_spec(&CloudSyncSpecArgs {
+            enabled: false,
+            disabled: true,
+            no_delete_prevention: true,
+            ..args()
+        })
+        .unwrap();
+        assert!(!spec.enabled);
+        assert_eq!(
+            spec.accidental_deletes,
+            Some(v1::AccidentalDeletePrevention {
+                disabled: true,
+                threshold: 0,
+            })
+        );
+    }
+
+    #[test]
+    fn an_empty_or_missing_email_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").unwrap();
+        let err = cloud_sync_spec(&CloudSyncSpecArgs {
+            notification_email_file: Some(empty),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(err.downcast_ref::<super::super::UsageError>().is_some());
+        let err = cloud_sync_spec(&CloudSyncSpecArgs {
+            notification_email_file: Some(dir.path().join("absent")),
+            ..args()
+        })
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with("cannot read notification email file "),
+            "{err:#}"
+        );
+    }
 }

@@ -126,6 +126,10 @@ enum Command {
     /// Password writeback (WritebackService).
     #[command(subcommand)]
     Writeback(WritebackCommand),
+    /// Microsoft Entra cloud sync configurations, one per added domain
+    /// (CloudSyncService).
+    #[command(subcommand)]
+    CloudSync(CloudSyncCommand),
     /// grpc.health.v1 Check; exits 1 unless SERVING.
     Health {
         /// Service name to check; empty means the whole daemon.
@@ -499,6 +503,120 @@ enum WritebackCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum CloudSyncCommand {
+    /// Show each added domain's configuration (or one's): jobs, quarantines
+    /// with Microsoft's remedy, last runs, scope, agents, which secret keys
+    /// are set (never a value). Reads only; never starts a sign-in.
+    Get {
+        /// Only this domain [default: every added domain].
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// The Graph changes `cloud-sync set` would make now, changing nothing.
+    Plan {
+        /// An added domain, e.g. lab.example.test.
+        #[arg(long)]
+        domain: String,
+        #[command(flatten)]
+        spec: CloudSyncSpecArgs,
+    },
+    /// Make a domain's configuration as the flags say (starts a
+    /// SET_CLOUD_SYNC operation). The flags are the whole configuration:
+    /// what is left out takes its default.
+    Set {
+        /// An added domain, e.g. lab.example.test.
+        #[arg(long)]
+        domain: String,
+        #[command(flatten)]
+        spec: CloudSyncSpecArgs,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Start or resume the domain's jobs. Starting a quarantined job lifts
+    /// its quarantine (Microsoft documents it so): the operator's choice.
+    Start {
+        /// An added domain whose configuration exists.
+        #[arg(long)]
+        domain: String,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Pause the domain's jobs (their state is kept; nothing is deleted).
+    Pause {
+        /// An added domain whose configuration exists.
+        #[arg(long)]
+        domain: String,
+        /// Also stop provd managing the configuration (what apply does when
+        /// a domain's [domains.cloud_sync] is removed from the document).
+        #[arg(long)]
+        release: bool,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Restart the domain's jobs. Not idempotent: each call restarts (a
+    /// --request-id makes a retry safe).
+    Restart {
+        /// An added domain whose configuration exists.
+        #[arg(long)]
+        domain: String,
+        /// What to reset, comma-separated or repeated: escrows (stop
+        /// retrying failed entries), watermark (re-evaluate every user),
+        /// quarantine-state (lift the quarantine for now), full (all three),
+        /// force-deletes (carry out the deletes accidental delete prevention
+        /// held back).
+        #[arg(
+            long,
+            value_enum,
+            value_name = "SCOPE",
+            value_delimiter = ',',
+            required = true
+        )]
+        reset_scope: Vec<ResetScope>,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+}
+
+/// A domain's cloud sync configuration (provd.v1.CloudSyncSpec). The
+/// notification email is part of a secret's value, so it is never a flag.
+#[derive(Args, Debug)]
+#[command(group(ArgGroup::new("jobs").args(["enabled", "disabled"]).required(true)))]
+#[command(group(ArgGroup::new("email_source").args(["notification_email_file", "notification_email_stdin"])))]
+struct CloudSyncSpecArgs {
+    /// The jobs run.
+    #[arg(long)]
+    enabled: bool,
+    /// The jobs are paused (state kept; nothing deleted).
+    #[arg(long)]
+    disabled: bool,
+    /// Also sync password hashes (the AD2AADPasswordHash job).
+    #[arg(long)]
+    password_hash_sync: bool,
+    /// An OU in scope (repeatable). Neither --ou nor --group: all users; not
+    /// both (the daemon refuses that).
+    #[arg(long = "ou", value_name = "DN")]
+    organizational_units: Vec<String>,
+    /// A security group whose direct members are in scope (repeatable).
+    #[arg(long = "group", value_name = "DN")]
+    security_groups: Vec<String>,
+    /// Accidental delete prevention's threshold: a run deletes at most N − 1
+    /// users [default: 500].
+    #[arg(long, value_name = "N")]
+    delete_threshold: Option<u32>,
+    /// Turn accidental delete prevention off.
+    #[arg(long, conflicts_with = "delete_threshold")]
+    no_delete_prevention: bool,
+    /// Read the email address quarantine notifications go to from the first
+    /// line of FILE. It is part of a secret's value, so it is never a
+    /// command-line argument. Left out: no notifications.
+    #[arg(long, value_name = "FILE")]
+    notification_email_file: Option<PathBuf>,
+    /// Read that email address from the first line of standard input.
+    #[arg(long)]
+    notification_email_stdin: bool,
+}
+
 fn parse_duration(text: &str) -> Result<pbjson_types::Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     Ok(pbjson_types::Duration {
@@ -549,6 +667,8 @@ proto_enum!(OpKind => v1::OperationKind {
     RemoveDirectory => RemoveDirectory,
     SetDcPriority => SetDcPriority,
     SetPasswordWriteback => SetPasswordWriteback,
+    SetCloudSync => SetCloudSync,
+    ControlCloudSync => ControlCloudSync,
 });
 
 proto_enum!(EncryptionType => v1::EncryptionType {
@@ -573,6 +693,14 @@ proto_enum!(GrantMode => v1::GrantMode {
     Apply => Apply,
     Remove => Remove,
     PlanRemove => PlanRemove,
+});
+
+proto_enum!(ResetScope => v1::ResetScope {
+    Escrows => Escrows,
+    Watermark => Watermark,
+    QuarantineState => QuarantineState,
+    Full => Full,
+    ForceDeletes => ForceDeletes,
 });
 
 proto_enum!(Category => v1::CheckCategory {

@@ -94,6 +94,9 @@ enum_label!(check_status, v1::CheckStatus, "CHECK_STATUS_");
 enum_label!(check_category, v1::CheckCategory, "CHECK_CATEGORY_");
 enum_label!(dc_source, v1::DcSource, "DC_SOURCE_");
 enum_label!(functional_level, v1::FunctionalLevel, "FUNCTIONAL_LEVEL_");
+enum_label!(job_state, v1::CloudSyncJobState, "CLOUD_SYNC_JOB_STATE_");
+enum_label!(schedule, v1::CloudSyncSchedule, "CLOUD_SYNC_SCHEDULE_");
+enum_label!(run_state, v1::CloudSyncRunState, "CLOUD_SYNC_RUN_STATE_");
 
 pub fn timestamp(ts: Option<&pbjson_types::Timestamp>) -> String {
     let Some(ts) = ts else {
@@ -542,18 +545,245 @@ pub fn priority(r: &v1::GetPriorityResponse) -> String {
 
 /// PlanConfiguration's answer: one line per change, grouped by step.
 pub fn plan(r: &v1::PlanConfigurationResponse) -> String {
-    if r.changes.is_empty() {
-        return "plan: no changes; the host is as desired\n".into();
+    changes(&r.changes, "the host is as desired")
+}
+
+/// PlanCloudSync's answer, as `plan` shows it.
+pub fn cloud_sync_plan(planned: &[v1::PlannedChange]) -> String {
+    changes(planned, "the configuration is as desired")
+}
+
+fn changes(planned: &[v1::PlannedChange], as_desired: &str) -> String {
+    if planned.is_empty() {
+        return format!("plan: no changes; {as_desired}\n");
     }
-    let mut out = format!("plan: {} change(s)\n", r.changes.len());
+    let mut out = format!("plan: {} change(s)\n", planned.len());
     let mut step = "";
-    for c in &r.changes {
+    for c in planned {
         if c.step != step {
             step = &c.step;
             out.push_str(&format!("  {step}\n"));
         }
         out.push_str(&format!("    + {:<18} {}\n", c.action, c.detail));
     }
+    out
+}
+
+// ---------------------------------------------------------------------------
+// Cloud sync
+// ---------------------------------------------------------------------------
+
+/// GetCloudSync's answer: the tenant flag, then one block per domain (its
+/// configuration, a job table with quarantines and their remedies, the
+/// agents). Secrets by key only: a notification email is "set", never shown.
+pub fn cloud_sync(r: &v1::GetCloudSyncResponse) -> String {
+    let mut out = if r.tenant_readable {
+        kv(&[("tenant sync enabled", yes_no(r.tenant_sync_enabled))])
+    } else {
+        kv(&[("tenant not read", r.tenant_message.clone())])
+    };
+    if r.domains.is_empty() {
+        out.push_str("no domains added\n");
+    }
+    for d in &r.domains {
+        out.push('\n');
+        out.push_str(&cloud_sync_domain(d));
+    }
+    out
+}
+
+fn indent(text: &str, by: usize) -> String {
+    let pad = " ".repeat(by);
+    text.lines().map(|l| format!("{pad}{l}\n")).collect()
+}
+
+/// The scope as the spec says it: OUs, groups, or all users.
+fn scope(spec: &v1::CloudSyncSpec) -> String {
+    if !spec.organizational_units.is_empty() {
+        format!("OUs {}", spec.organizational_units.join("; "))
+    } else if !spec.security_groups.is_empty() {
+        format!("groups {}", spec.security_groups.join("; "))
+    } else {
+        "all users".into()
+    }
+}
+
+fn delete_prevention(spec: &v1::CloudSyncSpec) -> String {
+    match &spec.accidental_deletes {
+        Some(a) if a.disabled => "off".into(),
+        Some(a) if a.threshold > 0 => format!("on, threshold {}", a.threshold),
+        _ => "on, threshold 500".into(),
+    }
+}
+
+/// `QUARANTINE`, or Graph's own word for a state this client has no name for.
+fn job_state_text(job: &v1::CloudSyncJob) -> String {
+    let label = job_state(job.state);
+    if job.state == v1::CloudSyncJobState::Other as i32 && !job.raw_code.is_empty() {
+        format!("{label} ({})", job.raw_code)
+    } else {
+        label
+    }
+}
+
+/// Sorted `type n` pairs, e.g. `group 2, user 25`.
+fn synchronized(job: &v1::CloudSyncJob) -> String {
+    let mut counts: Vec<_> = job.synchronized_by_type.iter().collect();
+    counts.sort();
+    counts
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cloud_sync_domain(d: &v1::CloudSyncDomain) -> String {
+    let mut out = format!("{}\n", d.domain);
+    let mut rows = vec![
+        ("configured", yes_no(d.configured)),
+        ("managed by provd", yes_no(d.managed)),
+        ("service principal", d.service_principal_id.clone()),
+        ("app id", d.app_id.clone()),
+    ];
+    if let Some(spec) = &d.observed
+        && d.configured
+    {
+        rows.extend([
+            ("jobs enabled", yes_no(spec.enabled)),
+            ("password hash sync", yes_no(spec.password_hash_sync)),
+            ("scope", scope(spec)),
+            ("delete prevention", delete_prevention(spec)),
+        ]);
+    }
+    if d.configured {
+        rows.push((
+            "notification email",
+            if d.notification_email_set {
+                "set (not shown)".into()
+            } else {
+                "none".into()
+            },
+        ));
+        rows.push(("secret keys", d.secret_keys.join(", ")));
+    }
+    rows.push(("not read", d.read_error.clone()));
+    out.push_str(&indent(&kv(&rows), 2));
+
+    if !d.jobs.is_empty() {
+        let mut quarantines = Vec::new();
+        let mut run_errors = Vec::new();
+        let job_rows: Vec<Vec<String>> = d
+            .jobs
+            .iter()
+            .map(|job| {
+                if let Some(q) = &job.quarantine {
+                    quarantines.push(quarantine(job, q));
+                }
+                let last = job.last_run.as_ref();
+                if let Some(run) = last {
+                    let error: Vec<&str> = [run.error_code.as_str(), run.error_message.as_str()]
+                        .into_iter()
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if !error.is_empty() {
+                        run_errors.push(format!(
+                            "last run of {}: {}\n",
+                            job.template_id,
+                            error.join(": ")
+                        ));
+                    }
+                }
+                vec![
+                    job.template_id.clone(),
+                    job_state_text(job),
+                    schedule(job.schedule),
+                    last.map_or("-".into(), |r| run_state(r.state)),
+                    last.map_or("-".into(), |r| timestamp(r.time_ended.as_ref())),
+                    last.map_or("-".into(), |r| r.count_imported.to_string()),
+                    last.map_or("-".into(), |r| r.count_exported.to_string()),
+                    last.map_or("-".into(), |r| r.count_escrowed.to_string()),
+                    synchronized(job),
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&indent(
+            &table(
+                &[
+                    "JOB",
+                    "STATE",
+                    "SCHEDULE",
+                    "LAST RUN",
+                    "ENDED",
+                    "IMPORTED",
+                    "EXPORTED",
+                    "ESCROWED",
+                    "SYNCHRONIZED",
+                ],
+                &job_rows,
+            ),
+            2,
+        ));
+        for text in quarantines.iter().chain(&run_errors) {
+            out.push_str(&indent(text, 2));
+        }
+    }
+
+    if !d.agents.is_empty() {
+        let agent_rows: Vec<Vec<String>> = d
+            .agents
+            .iter()
+            .map(|a| {
+                vec![
+                    a.machine_name.clone(),
+                    a.id.clone(),
+                    if a.active { "active" } else { "inactive" }.into(),
+                    if a.this_host {
+                        "this host".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&indent(
+            &table(&["AGENT", "ID", "STATUS", ""], &agent_rows),
+            2,
+        ));
+    }
+    out
+}
+
+/// A quarantined job: why, since when, what Graph said and Microsoft's remedy.
+fn quarantine(job: &v1::CloudSyncJob, q: &v1::CloudSyncQuarantine) -> String {
+    let mut why = q.reason.clone();
+    if !q.error_code.is_empty() {
+        why.push_str(&format!(" ({})", q.error_code));
+    }
+    let mut out = format!("quarantine of {}: {why}\n", job.template_id);
+    let rows = [
+        ("message", q.error_message.clone()),
+        ("since", timestamp(q.current_began.as_ref())),
+        ("next attempt", timestamp(q.next_attempt.as_ref())),
+        (
+            "times in a row",
+            if q.series_count > 0 {
+                q.series_count.to_string()
+            } else {
+                String::new()
+            },
+        ),
+        (
+            "remedy",
+            if q.remedy.is_empty() {
+                "none known to provd for this code: see Microsoft's error code reference".into()
+            } else {
+                q.remedy.clone()
+            },
+        ),
+    ];
+    out.push_str(&indent(&kv(&rows), 2));
     out
 }
 
@@ -737,6 +967,233 @@ mod tests {
         );
         assert!(text.contains("    code:  BCDF-GHJK\n"), "{text}");
         assert!(text.contains("expires in 900 s"), "{text}");
+    }
+
+    fn ts(seconds: i64) -> Option<pbjson_types::Timestamp> {
+        Some(pbjson_types::Timestamp { seconds, nanos: 0 })
+    }
+
+    /// One configured domain whose provisioning job is quarantined.
+    fn quarantined() -> v1::GetCloudSyncResponse {
+        v1::GetCloudSyncResponse {
+            tenant_sync_enabled: true,
+            tenant_readable: true,
+            tenant_message: String::new(),
+            domains: vec![v1::CloudSyncDomain {
+                domain: "lab.example.test".into(),
+                configured: true,
+                managed: true,
+                service_principal_id: "sp-1".into(),
+                app_id: "app-1".into(),
+                observed: Some(v1::CloudSyncSpec {
+                    enabled: true,
+                    password_hash_sync: true,
+                    organizational_units: vec!["OU=SyncPilot,DC=lab,DC=example,DC=test".into()],
+                    // The daemon never sends it; if one did, it must not show.
+                    notification_email: "ops-secret@example.test".into(),
+                    ..Default::default()
+                }),
+                notification_email_set: true,
+                secret_keys: vec![
+                    "Domain".into(),
+                    "AppKey".into(),
+                    "SyncNotificationSettings".into(),
+                ],
+                jobs: vec![v1::CloudSyncJob {
+                    id: "AD2AADProvisioning.abc.def".into(),
+                    template_id: "AD2AADProvisioning".into(),
+                    state: v1::CloudSyncJobState::Quarantine as i32,
+                    raw_code: "Quarantine".into(),
+                    schedule: v1::CloudSyncSchedule::Active as i32,
+                    quarantine: Some(v1::CloudSyncQuarantine {
+                        reason: "EncounteredQuarantineException".into(),
+                        error_code: "HybridIdentityServiceNoActiveAgents".into(),
+                        error_message: "no agent is active".into(),
+                        current_began: ts(0),
+                        next_attempt: ts(3600),
+                        series_count: 3,
+                        remedy: "start the agent's services on a server of the agent group".into(),
+                    }),
+                    last_run: Some(v1::CloudSyncRun {
+                        state: v1::CloudSyncRunState::Failed as i32,
+                        count_imported: 12,
+                        count_exported: 3,
+                        count_escrowed: 1,
+                        time_ended: ts(60),
+                        error_code: "HybridIdentityServiceNoActiveAgents".into(),
+                        ..Default::default()
+                    }),
+                    last_successful_run: None,
+                    synchronized_by_type: [("user".to_owned(), 25), ("group".to_owned(), 2)]
+                        .into_iter()
+                        .collect(),
+                }],
+                agents: vec![
+                    v1::CloudSyncAgent {
+                        id: "agent-1".into(),
+                        machine_name: "AGENT1".into(),
+                        active: false,
+                        this_host: true,
+                    },
+                    v1::CloudSyncAgent {
+                        id: "agent-2".into(),
+                        machine_name: "AGENT2".into(),
+                        active: true,
+                        this_host: false,
+                    },
+                ],
+                read_error: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_quarantined_job_shows_its_remedy_and_no_secret_value() {
+        let text = cloud_sync(&quarantined());
+        assert!(text.starts_with("tenant sync enabled: yes\n"), "{text}");
+        assert!(text.contains("\nlab.example.test\n"), "{text}");
+        assert!(text.contains("  managed by provd:   yes\n"), "{text}");
+        assert!(
+            text.contains("  scope:              OUs OU=SyncPilot,DC=lab,DC=example,DC=test\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  delete prevention:  on, threshold 500\n"),
+            "{text}"
+        );
+        // Secrets by key only.
+        assert!(
+            text.contains("  secret keys:        Domain, AppKey, SyncNotificationSettings\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("  notification email: set (not shown)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("ops-secret"), "{text}");
+        // The job row: state, schedule, last run and its counts, what is synchronized.
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("AD2AADProvisioning "))
+            .unwrap_or_else(|| panic!("no job row:\n{text}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(
+            cells,
+            [
+                "AD2AADProvisioning",
+                "QUARANTINE",
+                "ACTIVE",
+                "FAILED",
+                "1970-01-01T00:01:00Z",
+                "12",
+                "3",
+                "1",
+                "group",
+                "2,",
+                "user",
+                "25"
+            ],
+            "{text}"
+        );
+        // The quarantine: reason, code, Graph's message and Microsoft's remedy.
+        assert!(
+            text.contains(
+                "  quarantine of AD2AADProvisioning: EncounteredQuarantineException \
+                 (HybridIdentityServiceNoActiveAgents)\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("    message:        no agent is active\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("    next attempt:   1970-01-01T01:00:00Z\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "    remedy:         start the agent's services on a server of the agent group\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n  last run of AD2AADProvisioning: HybridIdentityServiceNoActiveAgents\n"
+            ),
+            "{text}"
+        );
+        // The agents serving the domain, this one marked.
+        let agent1 = text.lines().find(|l| l.contains("AGENT1")).unwrap();
+        assert!(
+            agent1.contains("inactive") && agent1.ends_with("this host"),
+            "{text}"
+        );
+        let agent2 = text.lines().find(|l| l.contains("AGENT2")).unwrap();
+        assert!(
+            agent2.contains("active") && !agent2.contains("this host"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn without_a_tenant_session_get_says_why() {
+        let r = v1::GetCloudSyncResponse {
+            tenant_readable: false,
+            tenant_message: "no tenant session: sign in with `provctl agent sign-in`".into(),
+            domains: vec![v1::CloudSyncDomain {
+                domain: "lab.example.test".into(),
+                read_error: "tenant not read".into(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let text = cloud_sync(&r);
+        assert_eq!(
+            text,
+            "tenant not read: no tenant session: sign in with `provctl agent sign-in`\n\
+             \n\
+             lab.example.test\n  \
+             configured:       no\n  \
+             managed by provd: no\n  \
+             not read:         tenant not read\n"
+        );
+    }
+
+    #[test]
+    fn cloud_sync_steps_render_in_a_plan() {
+        let change = |action: &str, detail: &str| v1::PlannedChange {
+            step: "cloud-sync lab.example.test".into(),
+            action: action.into(),
+            detail: detail.into(),
+        };
+        let r = v1::PlanConfigurationResponse {
+            changes: vec![
+                v1::PlannedChange {
+                    step: "writeback".into(),
+                    action: "enable".into(),
+                    detail: "tenant flag".into(),
+                },
+                change(
+                    "enable-tenant-sync",
+                    "onPremisesSyncEnabled true (now: null)",
+                ),
+                change("put-secrets", "Domain, AppKey, SyncNotificationSettings"),
+            ],
+        };
+        assert_eq!(
+            plan(&r),
+            "plan: 3 change(s)\n  \
+             writeback\n    \
+             + enable             tenant flag\n  \
+             cloud-sync lab.example.test\n    \
+             + enable-tenant-sync onPremisesSyncEnabled true (now: null)\n    \
+             + put-secrets        Domain, AppKey, SyncNotificationSettings\n"
+        );
+        assert_eq!(
+            cloud_sync_plan(&[]),
+            "plan: no changes; the configuration is as desired\n"
+        );
     }
 
     #[test]

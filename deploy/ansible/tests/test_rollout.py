@@ -17,13 +17,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from paths import ANSIBLE_DIR, BIN, HERE
+from paths import ANSIBLE_DIR, BIN, HERE, collection_module
 from harness import Daemon, Lab, free_port_run, unique_gmsa
 
 HOSTS = ["agent1", "agent2", "agent3"]
@@ -210,27 +209,21 @@ class _Captured(Exception):
 
 def _argument_spec(module_name: str, collections: Path) -> tuple[dict, dict]:
     """(argument_spec, AnsibleModule kwargs) of a module, without running it."""
-    import importlib
+    mod = collection_module(collections, f"modules.{module_name}")
+    seen: dict = {}
 
-    sys.path.insert(0, str(collections))
+    def fake(**kwargs):
+        seen.update(kwargs)
+        raise _Captured
+
+    original = mod.AnsibleModule
+    mod.AnsibleModule = fake
     try:
-        mod = importlib.import_module(f"ansible_collections.provd.agent.plugins.modules.{module_name}")
-        seen: dict = {}
-
-        def fake(**kwargs):
-            seen.update(kwargs)
-            raise _Captured
-
-        original = mod.AnsibleModule
-        mod.AnsibleModule = fake
-        try:
-            with pytest.raises(_Captured):
-                mod.main()
-        finally:
-            mod.AnsibleModule = original
-        return seen["argument_spec"], seen
+        with pytest.raises(_Captured):
+            mod.main()
     finally:
-        sys.path.remove(str(collections))
+        mod.AnsibleModule = original
+    return seen["argument_spec"], seen
 
 
 @pytest.mark.parametrize("module_name", ["provd_apply", "provd_verify"])
@@ -263,13 +256,7 @@ def test_the_documentation_matches_the_argument_spec(module_name: str, collectio
 
 def test_a_missing_client_package_is_named(collections_path: Path) -> None:
     """Without provd-client the modules fail saying what to install."""
-    import importlib
-
-    sys.path.insert(0, str(collections_path))
-    try:
-        utils = importlib.import_module("ansible_collections.provd.agent.plugins.module_utils.provd_client")
-    finally:
-        sys.path.remove(str(collections_path))
+    utils = collection_module(collections_path, "module_utils.provd_client")
 
     class Module:
         def fail_json(self, **kwargs):

@@ -39,6 +39,7 @@ try:
     from provd.v1 import (
         agent_pb2,
         agent_pb2_grpc,
+        cloud_sync_pb2_grpc,
         common_pb2,
         configuration_pb2,
         configuration_pb2_grpc,
@@ -172,7 +173,7 @@ def event_to_dict(event: operations_pb2.OperationEvent) -> dict[str, Any]:
     }
 
 
-def change_to_dict(change: configuration_pb2.PlannedChange) -> dict[str, str]:
+def change_to_dict(change: common_pb2.PlannedChange) -> dict[str, str]:
     return {"step": change.step, "action": change.action, "detail": change.detail}
 
 
@@ -237,6 +238,7 @@ class Stubs:
     """The raw gRPC stubs over the client's channel."""
 
     agent: agent_pb2_grpc.AgentServiceStub
+    cloud_sync: cloud_sync_pb2_grpc.CloudSyncServiceStub
     configuration: configuration_pb2_grpc.ConfigurationServiceStub
     directory: directory_pb2_grpc.DirectoryServiceStub
     domain_controllers: domain_controller_pb2_grpc.DomainControllerServiceStub
@@ -304,6 +306,7 @@ class Client:
         self.channel = grpc.secure_channel(self.endpoint, credentials, options=opts)
         self.stubs = Stubs(
             agent=agent_pb2_grpc.AgentServiceStub(self.channel),
+            cloud_sync=cloud_sync_pb2_grpc.CloudSyncServiceStub(self.channel),
             configuration=configuration_pb2_grpc.ConfigurationServiceStub(self.channel),
             directory=directory_pb2_grpc.DirectoryServiceStub(self.channel),
             domain_controllers=domain_controller_pb2_grpc.DomainControllerServiceStub(
@@ -374,7 +377,7 @@ class Client:
 
     def plan(
         self, desired: DesiredLike, credential: CredentialLike = None
-    ) -> list[configuration_pb2.PlannedChange]:
+    ) -> list[common_pb2.PlannedChange]:
         """What apply would change now, in apply order (PlanConfiguration); [] when as desired."""
         request = configuration_pb2.PlanConfigurationRequest(
             desired=_desired(desired), credential=_credential(credential)

@@ -35,7 +35,7 @@ class DocumentError(ValueError):
 
 
 # Keys per table, as the Rust structs declare them (deny_unknown_fields).
-# kind: "str", "bool", "[str]", or a table name; `required` as serde: a field
+# kind: "str", "bool", "u32", "[str]", or a table name; `required` as serde: a field
 # without #[serde(default)] and not an Option must be present.
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "document": {
@@ -54,6 +54,21 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "domain": {
         "domain": ("str", True),
         "preferred_domain_controllers": ("[str]", False),
+        "cloud_sync": ("cloud_sync?", False),
+    },
+    # Whether the values make sense (one scope list at most, DNs inside the
+    # domain, the email) is the daemon's to say: it names the field.
+    "cloud_sync": {
+        "enabled": ("bool", True),
+        "password_hash_sync": ("bool", False),
+        "organizational_units": ("[str]", False),
+        "security_groups": ("[str]", False),
+        "accidental_deletes": ("accidental_deletes?", False),
+        "notification_email": ("str", False),
+    },
+    "accidental_deletes": {
+        "disabled": ("bool", False),
+        "threshold": ("u32", False),
     },
     "service_account": {
         "domain": ("str", True),
@@ -76,7 +91,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     },
 }
 
-_DEFAULTS = {"str": "", "bool": False, "[str]": []}
+_DEFAULTS = {"str": "", "bool": False, "u32": 0, "[str]": []}
 
 
 class _Scalar(str):
@@ -187,6 +202,23 @@ class _Reader:
                 return False
         raise self.fail(path, f"invalid type: {_describe(value)}, expected a boolean")
 
+    def u32(self, value: Any, path: str) -> int:
+        """An unsigned 32-bit integer: a TOML/JSON integer or a plain YAML one
+        (a quoted "500" is text, as for serde)."""
+        number: int | None = None
+        if isinstance(value, int) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and (self.lenient or (isinstance(value, _Scalar) and value.plain)):
+            text = value.strip()
+            digits = text.removeprefix("+").removeprefix("-")
+            if digits.isascii() and digits.isdigit():
+                number = int(text)
+        if number is None:
+            raise self.fail(path, f"invalid type: {_describe(value)}, expected u32")
+        if not 0 <= number <= 0xFFFF_FFFF:
+            raise self.fail(path, f"invalid value: integer `{number}`, expected u32")
+        return number
+
     def strings(self, value: Any, path: str) -> list[str]:
         if not isinstance(value, list):
             raise self.fail(path, f"invalid type: {_describe(value)}, expected a sequence")
@@ -221,6 +253,8 @@ class _Reader:
             return self.string(item, path)
         if kind == "bool":
             return self.boolean(item, path)
+        if kind == "u32":
+            return self.u32(item, path)
         if kind == "[str]":
             return self.strings(item, path)
         if kind.startswith("["):
@@ -279,10 +313,23 @@ def _convert(doc: dict[str, Any]) -> configuration_pb2.DesiredState:
                 raise DocumentError(f"agent.cloud: {e}") from None
         spec.skip_registration = agent["skip_registration"]
     for domain in doc["domains"]:
-        desired.domains.add(
+        spec = desired.domains.add(
             domain=domain["domain"],
             preferred_domain_controllers=domain["preferred_domain_controllers"],
         )
+        sync = domain["cloud_sync"]
+        if sync is not None:
+            spec.cloud_sync.SetInParent()
+            spec.cloud_sync.enabled = sync["enabled"]
+            spec.cloud_sync.password_hash_sync = sync["password_hash_sync"]
+            spec.cloud_sync.organizational_units.extend(sync["organizational_units"])
+            spec.cloud_sync.security_groups.extend(sync["security_groups"])
+            deletes = sync["accidental_deletes"]
+            if deletes is not None:
+                spec.cloud_sync.accidental_deletes.SetInParent()
+                spec.cloud_sync.accidental_deletes.disabled = deletes["disabled"]
+                spec.cloud_sync.accidental_deletes.threshold = deletes["threshold"]
+            spec.cloud_sync.notification_email = sync["notification_email"]
     account = doc["service_account"]
     if account is not None:
         create, custom = account["create"], account["custom"]
@@ -384,7 +431,10 @@ def load_document(path: str | os.PathLike[str]) -> configuration_pb2.DesiredStat
 
 
 def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
-    """DesiredState -> the document's shape with short enum names (for display)."""
+    """DesiredState -> the document's shape with short enum names (for display).
+
+    A domain's cloud_sync keeps its notification_email, as the document says
+    it: print the result only where the document itself could be shown."""
     out: dict[str, Any] = {}
     if desired.HasField("agent"):
         a = desired.agent
@@ -399,10 +449,7 @@ def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
         elif a.cloud == common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT:
             out["agent"]["cloud"] = "usgov"
     if desired.domains:
-        out["domains"] = [
-            {"domain": d.domain, "preferred_domain_controllers": list(d.preferred_domain_controllers)}
-            for d in desired.domains
-        ]
+        out["domains"] = [_domain_to_dict(d) for d in desired.domains]
     if desired.HasField("service_account"):
         s = desired.service_account
         sa: dict[str, Any] = {
@@ -427,6 +474,30 @@ def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
         out["service_account"] = sa
     if desired.HasField("writeback"):
         out["writeback"] = {"enabled": desired.writeback.enabled}
+    return out
+
+
+def _domain_to_dict(d: configuration_pb2.DomainSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "domain": d.domain,
+        "preferred_domain_controllers": list(d.preferred_domain_controllers),
+    }
+    if d.HasField("cloud_sync"):
+        c = d.cloud_sync
+        sync: dict[str, Any] = {
+            "enabled": c.enabled,
+            "password_hash_sync": c.password_hash_sync,
+            "organizational_units": list(c.organizational_units),
+            "security_groups": list(c.security_groups),
+            # The document's own value (a secret's, once in the tenant).
+            "notification_email": c.notification_email,
+        }
+        if c.HasField("accidental_deletes"):
+            sync["accidental_deletes"] = {
+                "disabled": c.accidental_deletes.disabled,
+                "threshold": c.accidental_deletes.threshold,
+            }
+        out["cloud_sync"] = sync
     return out
 
 

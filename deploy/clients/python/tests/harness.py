@@ -5,6 +5,7 @@
 Environment:
   PROVD_BIN           the provd binary (default: <repo>/target/debug/provd, built
                       with `cargo build --bins` when missing)
+  PROVCTL_BIN         the provctl binary (default: the one beside provd)
   PROVD_REQUIRE_LAB   1: a lab that is not up fails the lab tests instead of
                       skipping them (deploy/clients/test.sh sets it)
 """
@@ -41,6 +42,16 @@ def provd_binary() -> Path:
     if not binary.exists():
         subprocess.run(["cargo", "build", "--bins"], cwd=REPO, check=True)
     return binary
+
+
+def provctl_binary() -> Path:
+    """The provctl binary: PROVCTL_BIN, else the one beside provd (it may not exist)."""
+    explicit = os.environ.get("PROVCTL_BIN")
+    if explicit:
+        return Path(explicit)
+    explicit = os.environ.get("PROVD_BIN")
+    base = Path(explicit).parent if explicit else REPO / "target" / "debug"
+    return base / "provctl"
 
 
 def make_pki(directory: Path) -> Path:
@@ -269,3 +280,58 @@ class Daemon:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=5)
+
+
+# -- one document through provctl and through this package --------------------------------
+
+
+def plan_verdict_of_provctl(path: Path, daemon: Daemon, username: str, password_file: Path) -> tuple:
+    """`provctl plan PATH` as a viewer: ("plan", [(step, action, detail)...]),
+    ("document",) when provctl refuses the file itself, or ("status", CODE, message)."""
+    done = subprocess.run(
+        [
+            str(provctl_binary()),
+            "--endpoint",
+            f"https://{daemon.endpoint}",
+            "--pki-dir",
+            str(daemon.pki),
+            "--role",
+            "viewer",
+            "plan",
+            "--output",
+            "json",
+            "--username",
+            username,
+            "--password-file",
+            str(password_file),
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode == 0:
+        changes = []
+        for line in done.stdout.splitlines():
+            if line.strip():
+                changes += json.loads(line).get("changes", [])
+        return ("plan", [(c.get("step", ""), c.get("action", ""), c.get("detail", "")) for c in changes])
+    first = done.stderr.strip().splitlines()[0] if done.stderr.strip() else ""
+    if first.startswith(f"provctl: {path}"):
+        return ("document",)
+    code, _, message = first.removeprefix("provctl: ").partition(": ")
+    return ("status", code, message)
+
+
+def plan_verdict_of_python(path: Path, daemon: Daemon, credential: provd.Credential) -> tuple:
+    """The same file through provd.load_document and Client.plan, in the same shape."""
+    try:
+        desired = provd.load_document(path)
+    except provd.DocumentError:
+        return ("document",)
+    with daemon.client("viewer") as client:
+        try:
+            changes = client.plan(desired, credential)
+        except provd.errors.ProvdError as e:
+            return ("status", e.code_name, e.message)
+    return ("plan", [(c.step, c.action, c.detail) for c in changes])

@@ -34,6 +34,12 @@ def test_the_examples_say_the_same_in_toml_and_yaml() -> None:
     assert list(a.service_account.create.principals_allowed_to_retrieve_password) == ["AGENT1$"]
     assert list(a.service_account.permissions) == [service_account_pb2.PERMISSION_PROFILE_BASIC_READ]
     assert a.writeback.enabled
+    sync = a.domains[0].cloud_sync
+    assert a.domains[0].HasField("cloud_sync")
+    assert sync.enabled and sync.password_hash_sync
+    assert list(sync.organizational_units) == ["OU=SyncPilot,DC=contoso,DC=com"]
+    assert not sync.accidental_deletes.disabled and sync.accidental_deletes.threshold == 500
+    assert a == desired_from_dict(provd.desired_to_dict(a))
 
 
 TOML = """
@@ -142,6 +148,73 @@ def test_clouds(text: str, expected: int) -> None:
     assert desired.agent.cloud == expected
 
 
+def test_a_cloud_sync_table_reads_the_same_in_toml_yaml_and_json(tmp_path: Path) -> None:
+    """document.rs's own test of [domains.cloud_sync]."""
+    toml_text = """
+[[domains]]
+domain = "lab.example.test"
+[domains.cloud_sync]
+enabled = true
+password_hash_sync = true
+organizational_units = ["OU=SyncPilot,DC=lab,DC=example,DC=test"]
+notification_email = "ops@example.test"
+[domains.cloud_sync.accidental_deletes]
+threshold = 250
+
+[[domains]]
+domain = "other.example.test"
+"""
+    yaml_text = """
+domains:
+  - domain: lab.example.test
+    cloud_sync:
+      enabled: true
+      password_hash_sync: true
+      organizational_units: ["OU=SyncPilot,DC=lab,DC=example,DC=test"]
+      notification_email: ops@example.test
+      accidental_deletes:
+        threshold: 250
+  - domain: other.example.test
+"""
+    json_text = """{"domains": [
+  {"domain": "lab.example.test", "cloud_sync": {"enabled": true, "password_hash_sync": true,
+   "organizational_units": ["OU=SyncPilot,DC=lab,DC=example,DC=test"],
+   "notification_email": "ops@example.test", "accidental_deletes": {"threshold": 250}}},
+  {"domain": "other.example.test"}]}"""
+    a = load_document(write(tmp_path, "s.toml", toml_text))
+    assert a == load_document(write(tmp_path, "s.yaml", yaml_text))
+    assert a == load_document(write(tmp_path, "s.json", json_text))
+    expected = configuration_pb2.DomainSpec(domain="lab.example.test")
+    expected.cloud_sync.enabled = True
+    expected.cloud_sync.password_hash_sync = True
+    expected.cloud_sync.organizational_units.append("OU=SyncPilot,DC=lab,DC=example,DC=test")
+    expected.cloud_sync.accidental_deletes.threshold = 250
+    expected.cloud_sync.notification_email = "ops@example.test"
+    assert a.domains[0] == expected
+    # A domain without the table sends none.
+    assert not a.domains[1].HasField("cloud_sync")
+    assert a == desired_from_dict(provd.desired_to_dict(a))
+    # Only `enabled` is required; `enabled = false` is a table that says "paused".
+    minimal = parse_document("[[domains]]\ndomain = 'd.test'\n[domains.cloud_sync]\nenabled = false\n", "toml")
+    assert minimal.domains[0].HasField("cloud_sync")
+    assert not minimal.domains[0].cloud_sync.HasField("accidental_deletes")
+    # Both scope lists pass here: the daemon refuses them, naming the field.
+    both = desired_from_dict(
+        {"domains": [{"domain": "d.test", "cloud_sync": {"enabled": True, "organizational_units": ["OU=A"],
+                                                         "security_groups": ["CN=G"]}}]}
+    )
+    assert list(both.domains[0].cloud_sync.security_groups) == ["CN=G"]
+
+
+def test_lenient_dicts_take_a_templated_threshold() -> None:
+    data = {"domains": [{"domain": "d.test", "cloud_sync": {"enabled": "yes",
+                                                             "accidental_deletes": {"threshold": "300"}}}]}
+    with pytest.raises(DocumentError, match="expected"):
+        desired_from_dict(data)
+    sync = desired_from_dict(data, lenient=True).domains[0].cloud_sync
+    assert sync.enabled and sync.accidental_deletes.threshold == 300
+
+
 def test_sections_left_out_stay_unset() -> None:
     desired = parse_document("[[domains]]\ndomain = 'a.test'\n", "toml")
     assert not desired.HasField("agent")
@@ -183,6 +256,24 @@ def test_sections_left_out_stay_unset() -> None:
         ),
         ("o.toml", "domains = 'x'\n", "domains: invalid type"),
         ("p.toml", "[service_account.create]\nprincipals = [\"A$\"]\nprincipal = 1\n", "unknown field `principal`"),
+        (
+            "q.toml",
+            '[[domains]]\ndomain = "d.test"\n[domains.cloud_sync]\nenabled = true\nscope = "all"\n',
+            "domains[0].cloud_sync: unknown field `scope`",
+        ),
+        (
+            "r.yaml",
+            "domains:\n  - domain: d.test\n    cloud_sync:\n      enabled: true\n"
+            "      accidental_deletes: {disabled: true, limit: 5}\n",
+            "domains[0].cloud_sync.accidental_deletes: unknown field `limit`",
+        ),
+        (
+            "s.yaml",
+            "domains:\n  - domain: d.test\n    cloud_sync:\n      enabled: true\n"
+            "      accidental_deletes: {threshold: -1}\n",
+            "domains[0].cloud_sync.accidental_deletes.threshold: invalid value: integer `-1`, expected u32",
+        ),
+        ("t.toml", '[[domains]]\ndomain = "d.test"\n[domains.cloud_sync]\n', "domains[0].cloud_sync: missing field `enabled`"),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, name: str, text: str, needle: str) -> None:

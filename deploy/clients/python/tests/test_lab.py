@@ -21,7 +21,14 @@ import provd
 from provd import errors
 from provd.v1 import operations_pb2, verify_pb2
 
-from harness import REPO, Daemon, Lab, unique_gmsa
+from harness import (
+    Daemon,
+    Lab,
+    plan_verdict_of_provctl,
+    plan_verdict_of_python,
+    provctl_binary,
+    unique_gmsa,
+)
 
 HOST = "PROVPYHOST"
 PROFILES = ["basic_read"]
@@ -180,10 +187,6 @@ def test_the_password_is_never_in_the_daemon_log(lab: Lab, lab_daemon: Daemon, a
 # -- the document reader against provctl's ------------------------------------------------
 
 
-def _provctl() -> Path:
-    return REPO / "target" / "debug" / "provctl"
-
-
 PARITY = {
     # Accepted: every spelling provctl takes.
     "spellings.yaml": """
@@ -230,55 +233,6 @@ host_account = "{host}$"
 }
 
 
-def _verdict_of_provctl(path: Path, daemon: Daemon, lab: Lab, password_file: Path) -> tuple:
-    done = subprocess.run(
-        [
-            str(_provctl()),
-            "--endpoint",
-            f"https://{daemon.endpoint}",
-            "--pki-dir",
-            str(daemon.pki),
-            "--role",
-            "viewer",
-            "plan",
-            "--output",
-            "json",
-            "--username",
-            lab["LAB_ADMIN_UPN"],
-            "--password-file",
-            str(password_file),
-            str(path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if done.returncode == 0:
-        changes = []
-        for line in done.stdout.splitlines():
-            if line.strip():
-                changes += json.loads(line).get("changes", [])
-        return ("plan", [(c.get("step", ""), c.get("action", ""), c.get("detail", "")) for c in changes])
-    first = done.stderr.strip().splitlines()[0] if done.stderr.strip() else ""
-    if first.startswith(f"provctl: {path}"):
-        return ("document",)
-    code, _, message = first.removeprefix("provctl: ").partition(": ")
-    return ("status", code, message)
-
-
-def _verdict_of_python(path: Path, daemon: Daemon, lab: Lab) -> tuple:
-    try:
-        desired = provd.load_document(path)
-    except provd.DocumentError:
-        return ("document",)
-    with daemon.client("viewer") as client:
-        try:
-            changes = client.plan(desired, lab.credential())
-        except errors.ProvdError as e:
-            return ("status", e.code_name, e.message)
-    return ("plan", [(c.step, c.action, c.detail) for c in changes])
-
-
 @pytest.mark.parametrize("name", sorted(PARITY))
 def test_documents_read_as_provctl_reads_them(
     name: str, lab: Lab, lab_daemon: Daemon, tmp_path: Path
@@ -286,16 +240,16 @@ def test_documents_read_as_provctl_reads_them(
     """The same file through provctl and through this package, planned by the same
     daemon: both refuse it as a document, or the daemon answers both the same
     (a plan whose details name the values read, or the same status)."""
-    if not _provctl().exists():
-        pytest.skip("target/debug/provctl is not built")
+    if not provctl_binary().exists():
+        pytest.skip(f"{provctl_binary()} is not built")
     path = tmp_path / name
     dcs = lab.dcs + lab.dcs
     path.write_text(PARITY[name].format(domain=lab.domain, dc1=dcs[0], dc2=dcs[1], host=HOST))
     password_file = tmp_path / "admin.pw"
     password_file.write_text(lab["LAB_PASSWORD"] + "\n")
     password_file.chmod(0o600)
-    theirs = _verdict_of_provctl(path, lab_daemon, lab, password_file)
-    ours = _verdict_of_python(path, lab_daemon, lab)
+    theirs = plan_verdict_of_provctl(path, lab_daemon, lab["LAB_ADMIN_UPN"], password_file)
+    ours = plan_verdict_of_python(path, lab_daemon, lab.credential())
     assert ours == theirs
 
 

@@ -68,7 +68,8 @@ options:
   desired:
     description:
       - The desired state as data, in the document's shape (keys C(agent), C(domains),
-        C(service_account), C(writeback); short enum names such as C(basic_read)).
+        C(service_account), C(writeback); a domain's C(cloud_sync); short enum names such as
+        C(basic_read)).
       - Exactly one of O(document) and O(desired).
     type: dict
   username:
@@ -139,6 +140,7 @@ plan:
   sample:
     - {step: "domain contoso.com", action: add, detail: "contoso.com preferring dc1.contoso.com"}
     - {step: service-account, action: create, detail: "gMSA provAgentgMSA in contoso.com (recorded: none)"}
+    - {step: "cloud-sync contoso.com", action: enable-tenant-sync, detail: "onPremisesSyncEnabled true (now: null)"}
 operation:
   description: The operation as it ended (id, kind, state, result, error, times, initiator).
   returned: when an operation was started
@@ -193,7 +195,9 @@ try:
 except ImportError:
     pass  # require_provd() reports it
 
-SECTIONS = ("agent", "domain ", "service-account", "permissions", "writeback")
+# The steps of ApplyConfiguration's sections, whose PROGRESS events are the changes made
+# (`cloud-sync <domain>`: one per Graph change of that domain's cloud sync configuration).
+SECTIONS = ("agent", "domain ", "service-account", "permissions", "writeback", "cloud-sync ")
 
 
 def desired_state(module):
