@@ -227,6 +227,9 @@ impl CloudSyncWorkflows {
                 .step_started(&step, format!("the cloud sync configuration of {domain}"))
                 .await?;
             if spec.is_some() {
+                // The agent serves the configuration: it must be registered
+                // (an apply's agent section may just have done it).
+                this.require_registration().await?;
                 this.await_publication(&progress, &step, &tokens, &domain)
                     .await?;
             }

@@ -10,7 +10,6 @@
 //! both. Every call is delegated (a signed-in Hybrid Identity
 //! Administrator): Graph supports no application permission for these.
 
-mod pending_http;
 
 use super::{TenantError, Tokens};
 use crate::model::{
