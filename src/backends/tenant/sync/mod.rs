@@ -9,6 +9,14 @@
 //! (sign-in and the agent list): the same [`super::HttpTenant`] implements
 //! both. Every call is delegated (a signed-in Hybrid Identity
 //! Administrator): Graph supports no application permission for these.
+//!
+//! [`super::HttpTenant`]'s calls live one file per capability: `org` (the
+//! tenant flag), `apps` (the application template); `call` holds what they
+//! share.
+
+mod apps;
+mod call;
+mod org;
 
 use super::{TenantError, Tokens};
 use crate::model::{
