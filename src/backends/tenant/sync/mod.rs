@@ -11,11 +11,12 @@
 //! Administrator): Graph supports no application permission for these.
 //!
 //! [`super::HttpTenant`]'s calls live one file per capability: `org` (the
-//! tenant flag), `apps` (the application template); `call` holds what they
-//! share.
+//! tenant flag), `apps` (the application template), `jobs` (jobs and their
+//! status); `call` holds what they share.
 
 mod apps;
 mod call;
+mod jobs;
 mod org;
 
 use super::{TenantError, Tokens};
