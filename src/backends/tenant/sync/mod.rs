@@ -12,12 +12,15 @@
 //!
 //! [`super::HttpTenant`]'s calls live one file per capability: `org` (the
 //! tenant flag), `apps` (the application template), `jobs` (jobs and their
-//! status); `call` holds what they share.
+//! status), `secrets`; `call` holds what they share.
 
 mod apps;
 mod call;
 mod jobs;
 mod org;
+mod secrets;
+
+pub use secrets::canonical_secret_values;
 
 use super::{TenantError, Tokens};
 use crate::model::{
