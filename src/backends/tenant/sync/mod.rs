@@ -12,12 +12,14 @@
 //!
 //! [`super::HttpTenant`]'s calls live one file per capability: `org` (the
 //! tenant flag), `apps` (the application template), `jobs` (jobs and their
-//! status), `secrets`; `call` holds what they share.
+//! status), `secrets`, `schema` (scope and password hashes); `call` holds
+//! what they share.
 
 mod apps;
 mod call;
 mod jobs;
 mod org;
+mod schema;
 mod secrets;
 
 pub use secrets::canonical_secret_values;
