@@ -23,6 +23,13 @@ mod org;
 mod schema;
 mod secrets;
 
+#[cfg(test)]
+mod loopback_tests;
+#[cfg(test)]
+mod test_server;
+#[cfg(test)]
+mod wire_tests;
+
 pub use secrets::canonical_secret_values;
 
 use super::http::HttpTenant;
