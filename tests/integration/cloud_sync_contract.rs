@@ -26,3 +26,41 @@ async fn the_fake_passes_the_cloud_sync_contract() {
     };
     all(&env).await;
 }
+
+#[tokio::test]
+async fn the_graph_client_passes_the_cloud_sync_contract_against_the_emulator() {
+    use crate::common::tenant::{TENANT, TenantEmulator};
+    use provd::backends::tenant::{ClientScope, HttpTenant, RetryPolicy, TenantEndpoints};
+
+    let emulator =
+        TenantEmulator::start(&crate::common::workspace_bin("provd-tenant-emulator"), &[]).await;
+    let client = HttpTenant::new(
+        TenantEndpoints {
+            authority: emulator.base(),
+            graph: emulator.base(),
+            tenant: TENANT.into(),
+        },
+        Some(&emulator.ca_file),
+        Duration::from_secs(10),
+        RetryPolicy::default(),
+    )
+    .unwrap();
+    // Graph's delegated token, as an operator's device-code sign-in gets it.
+    let graph = ClientScope {
+        client_id: "14d82eec-204b-4c2f-b7e8-296a70dab67e".into(),
+        scope: "https://graph.microsoft.com/.default".into(),
+    };
+    let code = client.start_device_code(&graph).await.unwrap();
+    emulator.approve(&code.user_code).await;
+    let tokens = client
+        .wait_for_tokens(&code, &tokio_util::sync::CancellationToken::new())
+        .await
+        .unwrap();
+    let env = SyncContractEnv {
+        api: Arc::new(client),
+        tokens,
+        domain: "contract.example.test".into(),
+    };
+    all(&env).await;
+    emulator.stop().await;
+}

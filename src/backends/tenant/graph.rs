@@ -7,6 +7,7 @@ use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
 
 use super::http::HttpTenant;
+use super::send::Request;
 use super::{AgentGroup, ProvisioningAgent, PublishedResource, TenantError, Tokens};
 
 #[derive(Deserialize)]
@@ -52,7 +53,7 @@ struct WritebackBody {
 }
 
 /// Characters escaped in one URL path segment.
-const PATH_SEGMENT: &AsciiSet = &CONTROLS
+pub(super) const PATH_SEGMENT: &AsciiSet = &CONTROLS
     .add(b' ')
     .add(b'"')
     .add(b'#')
@@ -70,8 +71,7 @@ impl HttpTenant {
     /// Retry-After when given, else exponential backoff.
     async fn graph_get(&self, path: &str, tokens: &Tokens) -> Result<String, TenantError> {
         let url = format!("{}{path}", self.endpoints.graph.trim_end_matches('/'));
-        self.send_with_retry(&url, tokens, reqwest::Method::GET, None)
-            .await
+        self.send(tokens, Request::get(&url)).await
     }
 
     /// The tenant's provisioning agents with their groups.
@@ -148,12 +148,7 @@ impl HttpTenant {
         agent_id: &str,
     ) -> Result<bool, TenantError> {
         let text = self
-            .send_with_retry(
-                &self.writeback_url(agent_id),
-                tokens,
-                reqwest::Method::GET,
-                None,
-            )
+            .send(tokens, Request::get(&self.writeback_url(agent_id)))
             .await?;
         let body: WritebackBody = serde_json::from_str(&text)
             .map_err(|e| TenantError::Protocol(format!("writeback flag: {e}")))?;

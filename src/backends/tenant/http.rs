@@ -1,6 +1,6 @@
 //! The HTTPS client every tenant call goes through: its TLS roots, a client
-//! span per request (never a token), retries on 429/5xx that honour
-//! Retry-After, and the [`Tenant`] implementation over it.
+//! span per request (never a token, a query or a body), and the [`Tenant`]
+//! implementation over it. Graph requests and their retries are in `send`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -159,80 +159,6 @@ impl HttpTenant {
         })
     }
 
-    pub(super) async fn send_with_retry(
-        &self,
-        url: &str,
-        tokens: &Tokens,
-        method: reqwest::Method,
-        body: Option<&serde_json::Value>,
-    ) -> Result<String, TenantError> {
-        let mut backoff = self.retry.first_backoff;
-        let mut last = String::new();
-        for attempt in 1..=self.retry.attempts {
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(tokens.access.expose_secret());
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let span = http_span(&method, url);
-            if attempt > 1 {
-                span.record("http.request.resend_count", attempt - 1);
-            }
-            let response = request.send().instrument(span.clone()).await;
-            record_response(&span, &response);
-            let response = match response {
-                Ok(r) => r,
-                Err(e) => {
-                    last = e.to_string();
-                    drop(span);
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(self.retry.max_wait);
-                    continue;
-                }
-            };
-            let status = response.status().as_u16();
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let text = response.text().await.map_err(|e| transport(&e))?;
-            match status {
-                200..=299 => return Ok(text),
-                401 => return Err(TenantError::Unauthorized(graph_message(&text))),
-                403 => return Err(TenantError::Forbidden(graph_message(&text))),
-                404 => return Err(TenantError::NotFound(graph_message(&text))),
-                429 | 500..=599 => {
-                    last = format!("HTTP {status}: {}", graph_message(&text));
-                    let wait = retry_after.unwrap_or(backoff).min(self.retry.max_wait);
-                    tracing::info!(
-                        parent: &span,
-                        status,
-                        attempt,
-                        wait_ms = wait.as_millis() as u64,
-                        "tenant throttled or failing; retrying"
-                    );
-                    drop(span);
-                    tokio::time::sleep(wait).await;
-                    backoff = (backoff * 2).min(self.retry.max_wait);
-                }
-                other => {
-                    return Err(TenantError::Protocol(format!(
-                        "HTTP {other}: {}",
-                        graph_message(&text)
-                    )));
-                }
-            }
-        }
-        Err(TenantError::Unavailable(format!(
-            "{url} still failing after {} attempts: {last}",
-            self.retry.attempts
-        )))
-    }
-
     /// Any HTTP answer over TLS counts as reachable: the point is the
     /// network path (firewall, proxy, TLS inspection), not the resource.
     pub async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
@@ -254,23 +180,6 @@ impl HttpTenant {
         });
         futures_util::future::join_all(probes).await
     }
-}
-
-/// `{"error":{"code":..., "message":...}}` → "code: message".
-fn graph_message(text: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| {
-            let e = v.get("error")?;
-            Some(format!(
-                "{}: {}",
-                e.get("code")?.as_str()?,
-                e.get("message")
-                    .and_then(|m| m.as_str())
-                    .unwrap_or_default()
-            ))
-        })
-        .unwrap_or_else(|| text.chars().take(200).collect())
 }
 
 #[async_trait::async_trait]
@@ -320,19 +229,5 @@ impl Tenant for HttpTenant {
 
     async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
         HttpTenant::probe_endpoints(self).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn graph_errors_are_summarised() {
-        assert_eq!(
-            graph_message(r#"{"error":{"code":"Authorization_RequestDenied","message":"nope"}}"#),
-            "Authorization_RequestDenied: nope"
-        );
-        assert_eq!(graph_message("plain"), "plain");
     }
 }

@@ -1,15 +1,18 @@
 //! The tenant: Microsoft Entra sign-in with the OAuth 2.0 device
-//! authorization grant (RFC 8628) and Microsoft Graph (provisioning agents),
-//! over HTTPS with retries on 429/5xx that honour Retry-After.
+//! authorization grant (RFC 8628) and Microsoft Graph (provisioning agents,
+//! cloud sync configurations), over HTTPS with retries that honour
+//! Retry-After.
 //!
 //! Shapes: Microsoft identity platform "OAuth 2.0 device authorization grant"
 //! (`/{tenant}/oauth2/v2.0/devicecode`, `/token`), Graph beta
 //! `onPremisesAgent` (`GET /beta/onPremisesPublishingProfiles/provisioning/agents?$expand=agentGroups`).
 //! The same code talks to the lab's `provd-tenant-emulator` when pointed at it.
 //!
-//! [`HttpTenant`] (`http`: the client, retries, spans) signs in through
-//! `oauth` and reads Graph through `graph`; `endpoints` says where each
-//! cloud's sign-in and Graph live; `id_token` reads who signed in.
+//! [`HttpTenant`] (`http`: the client and its spans; `send`: one Graph
+//! request and its retries) signs in through `oauth`, reads the agents
+//! through `graph` and configures cloud sync through `sync`; `endpoints`
+//! says where each cloud's sign-in and Graph live; `id_token` reads who
+//! signed in.
 //!
 //! Sign-in is per client and resource ([`ClientScope`]): one access token
 //! is for one resource (its audience), and a refresh token, bound to the
@@ -24,6 +27,7 @@ mod graph;
 mod http;
 mod id_token;
 mod oauth;
+mod send;
 pub mod sync;
 
 use std::time::{Duration, Instant};

@@ -9,8 +9,30 @@
 //! (sign-in and the agent list): the same [`super::HttpTenant`] implements
 //! both. Every call is delegated (a signed-in Hybrid Identity
 //! Administrator): Graph supports no application permission for these.
+//!
+//! [`super::HttpTenant`]'s calls live one file per capability: `org` (the
+//! tenant flag), `apps` (the application template), `jobs` (jobs and their
+//! status), `secrets`, `schema` (scope and password hashes), `groups`
+//! (agent group links); `call` holds what they share.
 
+mod apps;
+mod call;
+mod groups;
+mod jobs;
+mod org;
+mod schema;
+mod secrets;
 
+#[cfg(test)]
+mod loopback_tests;
+#[cfg(test)]
+mod test_server;
+#[cfg(test)]
+mod wire_tests;
+
+pub use secrets::canonical_secret_values;
+
+use super::http::HttpTenant;
 use super::{TenantError, Tokens};
 use crate::model::{
     JobSchema, JobTemplate, ResetScope, SecretsRead, SyncApp, SyncJob, SyncScope, SyncSecrets,
@@ -172,4 +194,104 @@ pub trait CloudSyncApi: Send + Sync + 'static {
         agent_id: &str,
         group_id: &str,
     ) -> Result<(), TenantError>;
+}
+
+#[async_trait::async_trait]
+impl CloudSyncApi for HttpTenant {
+    async fn organization(&self, tokens: &Tokens) -> Result<Organization, TenantError> {
+        HttpTenant::organization(self, tokens).await
+    }
+
+    async fn enable_sync(&self, tokens: &Tokens, organization_id: &str) -> Result<(), TenantError> {
+        HttpTenant::enable_sync(self, tokens, organization_id).await
+    }
+
+    async fn sync_apps(&self, tokens: &Tokens) -> Result<Vec<SyncApp>, TenantError> {
+        HttpTenant::sync_apps(self, tokens).await
+    }
+
+    async fn instantiate(
+        &self,
+        tokens: &Tokens,
+        display_name: &str,
+    ) -> Result<SyncApp, TenantError> {
+        HttpTenant::instantiate(self, tokens, display_name).await
+    }
+
+    async fn jobs(&self, tokens: &Tokens, sp: &str) -> Result<Vec<SyncJob>, TenantError> {
+        HttpTenant::jobs(self, tokens, sp).await
+    }
+
+    async fn create_job(
+        &self,
+        tokens: &Tokens,
+        sp: &str,
+        template: JobTemplate,
+    ) -> Result<SyncJob, TenantError> {
+        HttpTenant::create_job(self, tokens, sp, template).await
+    }
+
+    async fn start_job(&self, tokens: &Tokens, sp: &str, job: &str) -> Result<(), TenantError> {
+        HttpTenant::start_job(self, tokens, sp, job).await
+    }
+
+    async fn pause_job(&self, tokens: &Tokens, sp: &str, job: &str) -> Result<(), TenantError> {
+        HttpTenant::pause_job(self, tokens, sp, job).await
+    }
+
+    async fn restart_job(
+        &self,
+        tokens: &Tokens,
+        sp: &str,
+        job: &str,
+        scopes: &[ResetScope],
+    ) -> Result<(), TenantError> {
+        HttpTenant::restart_job(self, tokens, sp, job, scopes).await
+    }
+
+    async fn secrets(&self, tokens: &Tokens, sp: &str) -> Result<SecretsRead, TenantError> {
+        HttpTenant::secrets(self, tokens, sp).await
+    }
+
+    async fn put_secrets(
+        &self,
+        tokens: &Tokens,
+        sp: &str,
+        secrets: &SyncSecrets,
+    ) -> Result<(), TenantError> {
+        HttpTenant::put_secrets(self, tokens, sp, secrets).await
+    }
+
+    async fn schema(&self, tokens: &Tokens, sp: &str, job: &str) -> Result<JobSchema, TenantError> {
+        HttpTenant::schema(self, tokens, sp, job).await
+    }
+
+    async fn set_schema(
+        &self,
+        tokens: &Tokens,
+        sp: &str,
+        job: &str,
+        scope: &SyncScope,
+        password_hash_mapping: bool,
+    ) -> Result<(), TenantError> {
+        HttpTenant::set_schema(self, tokens, sp, job, scope, password_hash_mapping).await
+    }
+
+    async fn assign_agent(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        group_id: &str,
+    ) -> Result<(), TenantError> {
+        HttpTenant::assign_agent(self, tokens, agent_id, group_id).await
+    }
+
+    async fn remove_agent(
+        &self,
+        tokens: &Tokens,
+        agent_id: &str,
+        group_id: &str,
+    ) -> Result<(), TenantError> {
+        HttpTenant::remove_agent(self, tokens, agent_id, group_id).await
+    }
 }
