@@ -11,6 +11,12 @@
 //! throttling is ridden out, a 403 named; the agent service stopped shows
 //! as both a stopped service and an inactive agent.
 //!
+//! The document also configures cloud sync (`[domains.cloud_sync]`): the
+//! emulator's job runs only while the lab agent heartbeats, exports the
+//! users the agent counted in the lab domain, and quarantines when the
+//! agent's service stops — Verify names it with Microsoft's remedy. Last, a
+//! secret scan of provd.exe's log, store and events (`secrets`).
+//!
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup. The
 //! tests take turns on the one Wine host (`LAB`), in any order.
@@ -23,6 +29,8 @@
 mod common;
 #[path = "wine/failures.rs"]
 mod failures;
+#[path = "wine/secrets.rs"]
+mod secrets;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -37,6 +45,7 @@ use provd::backends::directory::Change;
 use provd::pki::Role;
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
+use provd_proto::v1::cloud_sync_service_client::CloudSyncServiceClient;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::verify_service_client::VerifyServiceClient;
 use tonic::transport::Channel;
@@ -503,6 +512,15 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     // package, registered, running).
     let machine = session.machine_name.clone();
     let host_account = lab_prerequisites(&machine, "provAgentgMSA").await;
+    // Quarantine notifications go here: a secret's value, scanned for last.
+    let canary = format!(
+        "sync-canary-{}@{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+        var("LAB_DOMAIN")
+    );
     // No lab shortcut publishes the domain: add-domain tells the agent,
     // whose heartbeat makes the tenant publish it (as on a real tenant).
     let desired = v1::DesiredState {
@@ -515,7 +533,12 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         domains: vec![v1::DomainSpec {
             domain: var("LAB_DOMAIN"),
             preferred_domain_controllers: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
-            cloud_sync: None,
+            cloud_sync: Some(v1::CloudSyncSpec {
+                enabled: true,
+                password_hash_sync: true,
+                notification_email: canary.clone(),
+                ..Default::default()
+            }),
         }],
         service_account: Some(v1::ServiceAccountSpec {
             domain: var("LAB_DOMAIN"),
@@ -540,8 +563,8 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     assert_eq!(
         op.result["changed_steps"],
         format!(
-            "domain {},service-account,permissions,agent-domains,writeback",
-            var("LAB_DOMAIN")
+            "domain {d},service-account,permissions,agent-domains,writeback,cloud-sync {d}",
+            d = var("LAB_DOMAIN")
         )
     );
     assert!(
@@ -585,6 +608,20 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 
+    // The job runs while the agent heartbeats, and exports the users the
+    // agent counted in the lab domain.
+    let job = wait_for_job(channel, "users exported", |j| {
+        j.state == v1::CloudSyncJobState::Active as i32
+            && j.synchronized_by_type.get("user").is_some_and(|n| *n >= 20)
+    })
+    .await;
+    assert!(
+        job.last_run
+            .as_ref()
+            .is_some_and(|r| r.count_exported >= 20),
+        "{job:#?}"
+    );
+
     // Verify: every check passes.
     let (checks, report) = verify(channel).await;
     let not_passed: Vec<_> = checks
@@ -602,6 +639,8 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         "tenant.agent.registered",
         "tenant.agent.active",
         "tenant.agent.group",
+        "tenant.sync.job",
+        "tenant.sync.last_run",
         "directory.dc.reachable",
         "directory.permissions",
         "writeback.tenant_flag",
@@ -641,6 +680,9 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         String::from_utf8_lossy(&stopped.stderr)
     );
     wait_for_agent(tenant, &agent_id, "inactive").await;
+    // With no active agent the job is quarantined (the lab's honest
+    // HybridIdentityServiceNoActiveAgents).
+    wait_for_job(channel, "a quarantine", |j| j.quarantine.is_some()).await;
     let (checks, report) = verify(channel).await;
     let service = checks
         .iter()
@@ -651,7 +693,17 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     let active = find(&checks, "tenant.agent.active");
     assert_eq!(active.status, v1::CheckStatus::Fail as i32, "{active:#?}");
     assert!(active.message.contains("inactive"), "{active:#?}");
-    assert_eq!(report.fail_count, 2, "{checks:#?}");
+    let job = find(&checks, "tenant.sync.job");
+    assert_eq!(job.status, v1::CheckStatus::Fail as i32, "{job:#?}");
+    assert!(
+        job.message.contains("HybridIdentityServiceNoActiveAgents"),
+        "{job:#?}"
+    );
+    assert!(
+        job.remedy.contains("AADConnectProvisioningAgent"),
+        "{job:#?}"
+    );
+    assert_eq!(report.fail_count, 3, "{checks:#?}");
     // Install again starts it; the tenant sees it come back.
     let (_, op) = install(
         channel,
@@ -662,6 +714,8 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     .await;
     assert_eq!(op.state, v1::OperationState::Succeeded as i32);
     wait_for_agent(tenant, &agent_id, "active").await;
+    // A cycle that finds an active agent again lifts the quarantine.
+    wait_for_job(channel, "the quarantine lifted", |j| j.quarantine.is_none()).await;
 
     // Uninstall through the API: services stopped, package removed; again: no work.
     for expect_changed in ["true", "false"] {
@@ -691,7 +745,48 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
             .all(|s| s.state == v1::ServiceState::NotInstalled as i32)
     );
 
+    // No secret in provd.exe's log, store or events.
+    let mut needles = tenant.issued_secrets().await;
+    let put = tenant.sync_secrets_seen().await;
+    assert!(put.iter().any(|v| v.contains(&canary)), "{put:?}");
+    needles.extend(put);
+    needles.push(canary);
+    needles.push(var("LAB_PASSWORD"));
+    secrets::assert_none_recorded(&provd.dir, channel, &needles).await;
+
     provd.stop().await;
+}
+
+/// Polls GetCloudSync until the lab domain's AD2AADProvisioning job is as
+/// `wanted` says (90 s at most); the job.
+async fn wait_for_job(
+    channel: &Channel,
+    what: &str,
+    wanted: impl Fn(&v1::CloudSyncJob) -> bool,
+) -> v1::CloudSyncJob {
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let report = CloudSyncServiceClient::new(channel.clone())
+            .get_cloud_sync(v1::GetCloudSyncRequest {
+                domain: var("LAB_DOMAIN"),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let job = report
+            .domains
+            .iter()
+            .flat_map(|d| &d.jobs)
+            .find(|j| j.template_id == "AD2AADProvisioning");
+        if let Some(job) = job.filter(|j| wanted(j)) {
+            return job.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited 90 s for {what}: {report:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Polls the tenant until `agent_id` has `status`; its Graph entry.
