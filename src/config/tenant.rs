@@ -56,8 +56,23 @@ fn one_scope(value: &str, _: &Source) -> Result<String, String> {
     Ok(value.to_owned())
 }
 
-fn some_scope(value: &str, source: &Source) -> Result<Option<String>, String> {
-    one_scope(value, source).map(Some)
+/// Scopes of one resource, space-separated (e.g. a list of least-privileged
+/// Graph permissions, or `…/.default`): a token is for one resource, so
+/// scopes of two resources are refused rather than half-ignored.
+fn resource_scopes(value: &str, _: &Source) -> Result<Option<String>, String> {
+    let bad = || {
+        format!(
+            "{value:?} is not scopes of one resource like              \"https://graph.microsoft.com/Organization.ReadWrite.All              https://graph.microsoft.com/Synchronization.ReadWrite.All\" (provd adds openid              profile offline_access itself)"
+        )
+    };
+    let resources: Vec<&str> = value
+        .split_whitespace()
+        .map(|s| s.rsplit_once('/').map_or("", |(resource, _)| resource))
+        .collect();
+    if resources.is_empty() || resources.iter().any(|r| r.is_empty() || *r != resources[0]) {
+        return Err(bad());
+    }
+    Ok(Some(value.split_whitespace().collect::<Vec<_>>().join(" ")))
 }
 
 /// Both provd's short names and the installer's ENVIRONMENTNAME values, so
@@ -119,13 +134,18 @@ section! {
             example: "api://00000000-0000-0000-0000-000000000003/user_impersonation",
             parse: one_scope, default: DEFAULT_REGISTRATION_SCOPE.into()
         }
-        /// Scope of provd's Graph token. Default: the cloud's Graph,
-        /// https://graph.microsoft.com/.default (public) or
-        /// https://graph.microsoft.us/.default (usgov).
+        /// Scopes of provd's Graph token, space-separated, one resource.
+        /// Default: the cloud's Graph with the least-privileged delegated
+        /// permission of each call provd makes (OnPremisesPublishingProfiles,
+        /// Organization, Application, Synchronization: ReadWrite.All;
+        /// Policy.ReadWrite.HybridAuthentication), e.g.
+        /// https://graph.microsoft.com/Synchronization.ReadWrite.All …; set
+        /// https://graph.microsoft.com/.default to take what the tenant
+        /// consented to the client instead.
         pub graph_scope: Option<String> {
             toml: "tenant.graph_scope", env: "PROVD_TENANT_GRAPH_SCOPE",
             flag: "--tenant-graph-scope",
-            example: "https://graph.microsoft.us/.default", parse: some_scope, default: None
+            example: "https://graph.microsoft.us/.default", parse: resource_scopes, default: None
         }
         /// Overrides the cloud's sign-in authority (the lab emulator).
         pub authority: Option<String> {

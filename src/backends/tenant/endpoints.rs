@@ -41,10 +41,27 @@ impl TenantEndpoints {
     }
 }
 
-/// The cloud's Graph resource with the permissions the client was given
-/// (`/.default`): what `tenant.graph_scope` defaults to.
+/// The delegated Graph permissions provd's calls need, each the least
+/// privileged its Graph API page lists: the provisioning agents and
+/// published resources (onPremisesAgent list), and the cloud sync
+/// configuration (`sync::SyncCall::permission` of every call a workflow
+/// makes; a ReadWrite permission covers its Read).
+pub const GRAPH_PERMISSIONS: [&str; 5] = [
+    "OnPremisesPublishingProfiles.ReadWrite.All",
+    "Organization.ReadWrite.All",
+    "Application.ReadWrite.All",
+    "Synchronization.ReadWrite.All",
+    "Policy.ReadWrite.HybridAuthentication",
+];
+
+/// The cloud's Graph with [`GRAPH_PERMISSIONS`]: what
+/// `tenant.graph_scope` defaults to.
 pub fn graph_scope(cloud: Cloud) -> String {
-    format!("{}/.default", hosts(cloud).1)
+    GRAPH_PERMISSIONS
+        .iter()
+        .map(|p| format!("{}/{p}", hosts(cloud).1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -56,13 +73,22 @@ mod tests {
         let us = TenantEndpoints::for_cloud(Cloud::AzureUsGovernment, "t");
         assert_eq!(us.authority, "https://login.microsoftonline.us");
         assert_eq!(us.graph, "https://graph.microsoft.us");
-        assert_eq!(
-            graph_scope(Cloud::AzureUsGovernment),
-            "https://graph.microsoft.us/.default"
+        let us = graph_scope(Cloud::AzureUsGovernment);
+        assert!(
+            us.split(' ')
+                .all(|s| s.starts_with("https://graph.microsoft.us/")),
+            "{us}"
         );
+        assert!(us.contains("/Synchronization.ReadWrite.All"), "{us}");
+        let public = graph_scope(Cloud::AzurePublic);
         assert_eq!(
-            graph_scope(Cloud::AzurePublic),
-            "https://graph.microsoft.com/.default"
+            public.split(' ').count(),
+            GRAPH_PERMISSIONS.len(),
+            "{public}"
+        );
+        assert!(
+            public.starts_with("https://graph.microsoft.com/"),
+            "{public}"
         );
     }
 }

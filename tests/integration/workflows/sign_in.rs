@@ -18,7 +18,10 @@ use provd_proto::v1::EventKind::{ActionRequired, StepSkipped, Warning};
 
 use super::support_ta::{assert_not_echoed, assert_not_stored};
 
-const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+/// The default: the least-privileged permission of each call.
+fn graph_scope() -> String {
+    provd::backends::tenant::graph_scope(provd::model::Cloud::AzurePublic)
+}
 
 fn client(client_id: &str, scope: &str) -> ClientScope {
     ClientScope {
@@ -63,7 +66,7 @@ async fn one_device_code_gets_tokens_for_the_registration_service_and_graph() {
     // Graph from the registration client's refresh token.
     assert_eq!(
         tenant.refreshes(),
-        [client(DEFAULT_REGISTRATION_CLIENT_ID, GRAPH_SCOPE)]
+        [client(DEFAULT_REGISTRATION_CLIENT_ID, &graph_scope())]
     );
     assert_eq!(tenant.sign_ins(), 1);
     for key in [
@@ -92,18 +95,18 @@ async fn one_device_code_gets_tokens_for_the_registration_service_and_graph() {
 async fn a_refused_graph_audience_asks_once_more_for_the_graph_client_saying_why() {
     let d = Hermetic::start().await;
     let tenant = &d.fakes.tenant;
-    tenant.refuse(DEFAULT_REGISTRATION_CLIENT_ID, GRAPH_SCOPE);
+    tenant.refuse(DEFAULT_REGISTRATION_CLIENT_ID, &graph_scope());
     let (events, op) = d.sign_in().await;
     ok(&op);
     let asked = of_kind(&events, ActionRequired);
     assert_eq!(asked.len(), 2, "{events:#?}");
     assert_eq!(asked[1].attributes["client_id"], DEFAULT_TENANT_CLIENT_ID);
-    assert_eq!(asked[1].attributes["scope"], GRAPH_SCOPE);
+    assert_eq!(asked[1].attributes["scope"], graph_scope());
     assert_eq!(
         tenant.device_codes(),
         [
             registration(),
-            client(DEFAULT_TENANT_CLIENT_ID, GRAPH_SCOPE)
+            client(DEFAULT_TENANT_CLIENT_ID, &graph_scope())
         ]
     );
     // Said before the second code, naming the client, the reason and the key.
@@ -130,7 +133,7 @@ async fn the_same_client_refused_graph_fails_naming_the_keys() {
     let fakes = Fakes::default();
     fakes
         .tenant
-        .refuse(DEFAULT_REGISTRATION_CLIENT_ID, GRAPH_SCOPE);
+        .refuse(DEFAULT_REGISTRATION_CLIENT_ID, &graph_scope());
     let d = Hermetic::start_configured(fakes, |c| {
         c.tenant.client_id = DEFAULT_REGISTRATION_CLIENT_ID.into();
     })
@@ -220,7 +223,7 @@ async fn no_token_or_device_code_reaches_events_logs_or_the_store() {
     // Both device codes and a refused refresh: every path a secret takes.
     d.fakes
         .tenant
-        .refuse(DEFAULT_REGISTRATION_CLIENT_ID, GRAPH_SCOPE);
+        .refuse(DEFAULT_REGISTRATION_CLIENT_ID, &graph_scope());
     let (events, op) = d.sign_in().await;
     ok(&op);
     let (again, op2) = d.sign_in().await;
