@@ -2,8 +2,9 @@
 //!
 //! Microsoft's agent reads the users of the domains it serves and exports them to Entra ID;
 //! the stand-in only counts them, so that the tenant emulator's cloud sync job has a number to
-//! "import". On the first heartbeat and on every [`RECOUNT_EVERY`]th, for each domain of
-//! `domains.json`, it runs a paged subtree search from the domain root
+//! "import". On the first heartbeat, on every [`RECOUNT_EVERY`]th after a count, and on the
+//! first that reports a domain not counted yet (`Add-AADCloudSyncADDomain` ran), for each
+//! domain of `domains.json`, it runs a paged subtree search from the domain root
 //! (`DC=lab,DC=example,DC=test` for `lab.example.test`) with [`USER_FILTER`] — Microsoft's
 //! default scope: users, without critical system objects (Administrator, Guest, krbtgt) —
 //! asking for no attribute (`1.1`), and counts the entries; search references (AD returns
@@ -48,7 +49,8 @@ use rustls::pki_types::pem::PemObject;
 
 use crate::log::Log;
 
-/// The heartbeats between two counts (the first heartbeat counts too).
+/// The heartbeats from one count to the next (the first heartbeat counts, and so does one that
+/// reports a new domain).
 pub const RECOUNT_EVERY: u64 = 10;
 /// What is counted: Microsoft's default for users, critical system objects left out.
 pub const USER_FILTER: &str =
@@ -185,11 +187,13 @@ pub fn domain_root(domain: &str) -> Option<String> {
     })
 }
 
-/// The last known count per domain, counted again every [`RECOUNT_EVERY`] heartbeats.
+/// The last known count per domain, counted again every [`RECOUNT_EVERY`] heartbeats (at once
+/// for a new domain).
 pub struct UserCounts {
     source: fn() -> Result<Directory, String>,
     log: Log,
-    beats: u64,
+    /// Heartbeats until the next count (0: count at this one).
+    until_count: u64,
     counts: BTreeMap<String, u64>,
     /// The last line logged per domain (a reason is logged once, not every count).
     logged: BTreeMap<String, String>,
@@ -204,7 +208,7 @@ impl UserCounts {
         UserCounts {
             source,
             log,
-            beats: 0,
+            until_count: 0,
             counts: BTreeMap::new(),
             logged: BTreeMap::new(),
             fresh: false,
@@ -212,13 +216,16 @@ impl UserCounts {
         }
     }
 
-    /// For one heartbeat reporting `domains`: their counts, known ones only. Counts again on
-    /// the first call and every [`RECOUNT_EVERY`]th.
+    /// For one heartbeat reporting `domains`: their counts, known ones only. Counts on the first
+    /// call with domains, every [`RECOUNT_EVERY`]th after, and when a domain is new.
     pub fn for_beat(&mut self, domains: &[&str]) -> &BTreeMap<String, u64> {
         self.counts.retain(|d, _| domains.contains(&d.as_str()));
-        self.fresh = self.beats.is_multiple_of(RECOUNT_EVERY) && !domains.is_empty();
-        self.beats += 1;
+        self.logged.retain(|d, _| domains.contains(&d.as_str()));
+        // A domain with no line logged was never counted.
+        let new = domains.iter().any(|d| !self.logged.contains_key(*d));
+        self.fresh = !domains.is_empty() && (self.until_count == 0 || new);
         if self.fresh {
+            self.until_count = RECOUNT_EVERY;
             let directory = (self.source)();
             for &domain in domains {
                 // A panic in the LDAP stack must not end the heartbeats: it is a failed count.
@@ -243,6 +250,7 @@ impl UserCounts {
                 }
             }
         }
+        self.until_count = self.until_count.saturating_sub(1);
         &self.counts
     }
 
@@ -379,10 +387,18 @@ mod tests {
             users.sent(true);
         }
         assert_eq!(CALLS.load(Ordering::SeqCst), 3); // beats 0, 10, 20
-        // No domains: nothing to count.
-        let mut idle = UserCounts::new(failing, Log::none());
-        assert!(idle.for_beat(&[]).is_empty());
+        // No domains: nothing to count, until one appears (counted at once), and another.
+        let mut later = UserCounts::new(failing, Log::none());
+        for _ in 0..3 {
+            assert!(later.for_beat(&[]).is_empty());
+        }
         assert_eq!(CALLS.load(Ordering::SeqCst), 3);
+        later.for_beat(&["a.test"]);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 4);
+        later.for_beat(&["a.test"]);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 4);
+        later.for_beat(&["a.test", "b.test"]);
+        assert_eq!(CALLS.load(Ordering::SeqCst), 5);
     }
 
     /// Against the Samba lab (`deploy/lab/lab.sh up`, `eval "$(deploy/lab/lab.sh env)"`), as

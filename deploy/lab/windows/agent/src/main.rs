@@ -49,10 +49,10 @@
 //!
 //! The updater role never talks to the tenant; its line says `tenant=-`.
 //!
-//! **User count** (same role; see `ldap.rs`): on the first heartbeat and every 10th, the agent
-//! counts the users of each domain over LDAP, as the directory account of
-//! `HKLM\SOFTWARE\ProvdLab\Directory` (a LAB shortcut for the real agent's gMSA), and the
-//! heartbeat's domains carry `userCount`. What the count did (the number and where it came
+//! **User count** (same role; see `ldap.rs`): on the first heartbeat, every 10th after and
+//! the first that reports a new domain, the agent counts the users of each domain over LDAP,
+//! as the directory account of `HKLM\SOFTWARE\ProvdLab\Directory` (a LAB shortcut for the
+//! real agent's gMSA), and the heartbeat's domains carry `userCount`. What the count did (the number and where it came
 //! from, or why there is none, and the first heartbeat with new counts the tenant took) is
 //! logged to the heartbeat file's name with `.log` (`AADConnectProvisioningAgent.log`), one
 //! `unix=<seconds> <text>` line per change (`log.rs`).
