@@ -14,7 +14,9 @@
 #      provd.exe cross-built for x86_64-pc-windows-gnu
 #   3. tears down what an earlier run left (agent, provd service, emulator)
 #   4. a demo PKI (provd pki init; a server certificate for the emulator from the same CA)
-#   5. provd-tenant-emulator, the LAB stand-in for Entra/Graph, on https://127.0.0.1:18444
+#   5. provd-tenant-emulator, the LAB stand-in for Entra/Graph, on https://127.0.0.1:18444;
+#      where the stand-in agent registers (wine.sh tenant-emulator) and reads AD for its user
+#      count (wine.sh lab-directory: the lab's reader account, a LAB shortcut for its gMSA)
 #   6. provd.exe as a Windows service under Wine on https://localhost:18443 (mTLS)
 #   7. the lab admin's prerequisites on the Samba domain (lab.sh prepare-host: KDS root key,
 #      this host's computer account, minPwdAge 0)
@@ -23,8 +25,9 @@
 #      lab's powershell.exe stand-in), domain + DC priority, gMSA, permissions,
 #      writeback. A background loop plays the person who signs in with the code.
 #   9. the tenant lists the agent in the domain's group (published from the agent's
-#      heartbeat after add-domain, no shortcut), `provctl plan` (nothing left to do) and
-#      `provctl verify` (every check must PASS)
+#      heartbeat after add-domain, no shortcut), the agent's heartbeat carries the domain's
+#      user count (its log says the emulator took it), `provctl plan` (nothing left to do)
+#      and `provctl verify` (every check must PASS)
 # Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
 #
 # Environment: DEMO_PORT (provd, 18443), DEMO_TENANT_PORT (emulator, 18444).
@@ -183,12 +186,14 @@ teardown() {
       if [ -f "$msi" ]; then w msiexec /x "$(z "$msi")" /quiet >/dev/null 2>&1 || true; fi
     done
     # The identity the stand-in's Connect-AADCloudSyncAzureAD stored (a new emulator would
-    # refuse its certificate) and the domains its Add-AADCloudSyncADDomain recorded, and
-    # where that Connect registers (this emulator's URL and CA).
-    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")"/drive_c/ProgramData/ProvdLabAgent/{identity,domains}.json
+    # refuse its certificate), the domains its Add-AADCloudSyncADDomain recorded and the
+    # agent's log (its user counts), and where that Connect registers (this emulator's URL
+    # and CA) and the agent reads AD.
+    rm -f "$(eval "$WINE_ENV" && echo "$WINEPREFIX")"/drive_c/ProgramData/ProvdLabAgent/{{identity,domains}.json,AADConnectProvisioningAgent.log}
     say "lab agent packages removed (msiexec /x)"
     deploy/lab/wine.sh tenant-emulator none >/dev/null 2>&1 || true
-    say "stand-in powershell.exe's emulator key removed (wine.sh tenant-emulator none)"
+    deploy/lab/wine.sh lab-directory none >/dev/null 2>&1 || true
+    say "the stand-ins' emulator and directory keys removed (wine.sh tenant-emulator none, lab-directory none)"
   fi
   local pid
   if pid=$(emulator_pid); then
@@ -380,6 +385,13 @@ cmd_run() {
   deploy/lab/wine.sh tenant-emulator "$TENANT_URL" "$DEMO/pki/ca.pem" 2 >/dev/null ||
     die "deploy/lab/wine.sh tenant-emulator $TENANT_URL failed"
   say "wine.sh tenant-emulator $TENANT_URL $DEMO/pki/ca.pem 2 (HKLM\\SOFTWARE\\ProvdLab\\TenantEmulator)"
+  # Where and as whom the stand-in agent counts the domain's users for its heartbeat's
+  # userCount: dc1 over LDAPS, the lab CA, the lab's reader account (a LAB shortcut: the real
+  # agent reads as its gMSA, whose password Samba 4.17 cannot compute). The password goes
+  # from the lab's file to the registry without a command line.
+  deploy/lab/wine.sh lab-directory "ldaps://$LAB_DC1_IP" "$LAB_CA_PEM" "$LAB_READER_UPN" \
+    "$LAB_READER_PASSWORD_FILE" >/dev/null || die "deploy/lab/wine.sh lab-directory failed"
+  say "wine.sh lab-directory ldaps://$LAB_DC1_IP $LAB_CA_PEM $LAB_READER_UPN $LAB_READER_PASSWORD_FILE (HKLM\\SOFTWARE\\ProvdLab\\Directory)"
 
   # -- 6. provd.exe as a Windows service
   section "provd.exe as a Windows service under Wine, https://localhost:$PORT (mTLS)"
@@ -494,6 +506,16 @@ EOF
   }
   wait_for "the tenant to list the agent active in its domain's group" 60 active
   say "Graph: $line"
+  # The agent counts the domain's users (as the lab reader) and its heartbeat carries
+  # userCount; its own log says so once the emulator took such a heartbeat.
+  local agent_log count
+  agent_log=$(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/AADConnectProvisioningAgent.log
+  wait_for "the agent's heartbeat with the user count of $LAB_DOMAIN ($agent_log)" 60 \
+    grep -q "heartbeat with userCount $LAB_DOMAIN=" "$agent_log"
+  count=$(tr -d '\r' <"$agent_log" | sed -n "s/.*heartbeat with userCount $LAB_DOMAIN=\([0-9]*\).*/\1/p" | tail -n 1)
+  ((count >= LAB_USER_COUNT)) || die "the agent counted $count users in $LAB_DOMAIN, the lab has $LAB_USER_COUNT"
+  say "agent: $(tr -d '\r' <"$agent_log" | grep -F "user count $LAB_DOMAIN:" | tail -n 1 | cut -d' ' -f2-)"
+  say "agent: heartbeat with userCount $LAB_DOMAIN=$count taken by the tenant (agent log)"
 
   section "provctl plan (again): nothing left to do"
   local plan
@@ -535,6 +557,7 @@ Where things are:
     operation's events: $P ops watch ID
   emulator log  .demo/emulator.log
   agent         $(eval "$WINE_ENV" && echo "$WINEPREFIX")/drive_c/ProgramData/ProvdLabAgent/*.txt (heartbeats),
+                AADConnectProvisioningAgent.log (its user counts),
                 identity (written by the stand-in's Connect-AADCloudSyncAzureAD) in
                 drive_c/ProgramData/ProvdLabAgent/identity.json
 Tear down:

@@ -208,6 +208,16 @@ impl WineProvd {
         // 2 s heartbeat.
         let ca_file = tenant.ca_file.display().to_string();
         wine_sh(&["tenant-emulator", &tenant.base(), &ca_file, "2"]);
+        // Where and as whom the stand-in agent counts the domain's users for its
+        // heartbeat's userCount: dc1 over LDAPS as the lab's reader (a LAB
+        // shortcut for the agent's gMSA), the password from the lab's file.
+        wine_sh(&[
+            "lab-directory",
+            &format!("ldaps://{}", var("LAB_DC1_IP")),
+            &var("LAB_CA_PEM"),
+            &var("LAB_READER_UPN"),
+            &var("LAB_READER_PASSWORD_FILE"),
+        ]);
         let dns: Vec<String> = var("LAB_DNS_SERVERS")
             .split_whitespace()
             .map(|s| format!("\"{s}\""))
@@ -235,11 +245,15 @@ impl WineProvd {
 
         // Clean slate: no provd service, no agent installed, and no agent
         // identity a failed earlier run left (the module would reuse it with
-        // this run's fresh tenant, which does not know it).
+        // this run's fresh tenant, which does not know it), nor its log.
         let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
         let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
         let agent_data = Path::new(&env["WINEPREFIX"]).join("drive_c/ProgramData/ProvdLabAgent");
-        for stale in ["identity.json", "domains.json"] {
+        for stale in [
+            "identity.json",
+            "domains.json",
+            "AADConnectProvisioningAgent.log",
+        ] {
             let _ = std::fs::remove_file(agent_data.join(stale));
         }
 
@@ -292,6 +306,7 @@ impl WineProvd {
             &["msiexec", "/x", &self.env["WINE_LAB_MSI"], "/quiet"],
         );
         wine_sh(&["tenant-emulator", "none"]);
+        wine_sh(&["lab-directory", "none"]);
         self.tenant.stop().await;
     }
 }

@@ -20,6 +20,10 @@
 #               what a domain admin does before the agent wizard runs on host NAME (its
 #               NetBIOS name, e.g. AGENT1): an effective KDS root key, the computer account
 #               NAME$, minPwdAge 0 (writeback). Idempotent; over LDAPS as Administrator
+#   seed-users  the sample directory (already in the snapshot `up` and `reset` restore):
+#               OU=SyncPilot with syncpilot01..20 and the group SyncPilotGroup (3 of them),
+#               OU=Staff with staff01..05, and the reader account provlabreader (LAB
+#               shortcut for the lab agent's user count). Idempotent; over LDAPS as Administrator
 #   clean       down, then delete everything lab.sh created under LAB_DIR
 #
 # Environment:
@@ -47,6 +51,27 @@ readonly ADMIN_UPN="Administrator@$DOMAIN"
 readonly ADMIN_DN="CN=Administrator,CN=Users,$BASE_DN"
 readonly MAX_DCS=2
 
+# The sample directory `seed-users` makes (and every snapshot holds): who the lab agent counts
+# and what cloud sync scopes can name. Passwords fixed and published, like the admin's.
+readonly SYNCPILOT_OU="OU=SyncPilot,$BASE_DN"
+readonly STAFF_OU="OU=Staff,$BASE_DN"
+readonly SYNCPILOT_USERS=20 # syncpilot01..20 in OU=SyncPilot
+readonly STAFF_USERS=5      # staff01..05 in OU=Staff
+readonly SYNCPILOT_GROUP="CN=SyncPilotGroup,$SYNCPILOT_OU"
+readonly SYNCPILOT_GROUP_MEMBERS=(syncpilot01 syncpilot02 syncpilot03)
+readonly USER_PASSWORD='Passw0rd!User1' # every sample user's
+# LAB shortcut: the real agent reads AD as its gMSA; Samba 4.17 computes no gMSA passwords, so
+# the lab agent reads as this ordinary account (deploy/lab/windows/agent/src/ldap.rs).
+readonly READER=provlabreader
+readonly READER_PASSWORD='Passw0rd!Reader1'
+readonly READER_UPN="$READER@$DOMAIN"
+readonly READER_DN="CN=$READER,CN=Users,$BASE_DN"
+# What `(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE)))` finds
+# under the domain root of a pristine lab: the sample users and the reader (Administrator,
+# Guest and krbtgt are critical system objects).
+readonly USER_COUNT=$((SYNCPILOT_USERS + STAFF_USERS + 1))
+readonly USER_FILTER='(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE)))'
+
 # samba-vfs-modules: provision fails without acl_xattr.so. bind9-dnsutils (dig), krb5-user
 # (kinit) and openssl (our CA) are used by this script itself.
 readonly PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
@@ -57,7 +82,8 @@ readonly PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
 readonly DC_PORTS=(53 88 135 139 389 445 464 636 3268 3269)
 
 # Bump when the provisioned layout changes: every existing snapshot is then rebuilt.
-readonly SNAPSHOT_FORMAT=1
+# 2: the sample directory (seed-users) is part of the snapshot.
+readonly SNAPSHOT_FORMAT=2
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
@@ -189,6 +215,20 @@ write_netcfg() {
     printf '\t.%s = %s\n\t%s = %s\n' "$DOMAIN" "$REALM" "$DOMAIN" "$REALM"
   } >"$LAB_DIR/krb5.conf"
   chmod 644 "$LAB_DIR/krb5.conf" "$NETCFG/hosts" "$NETCFG"/dc*/resolv.conf
+}
+
+# The reader's password as a file (mode 600, root's), for what must not put it on a command
+# line: `wine.sh lab-directory URL CA BIND PASSWORD_FILE` (deploy/demo.sh). No newline, so
+# that `ldapsearch -y` takes it as it is.
+reader_password_file() { echo "$LAB_DIR/reader.password"; }
+write_reader_password() {
+  local f
+  f=$(reader_password_file)
+  (
+    umask 077
+    printf '%s' "$READER_PASSWORD" >"$f.tmp"
+  )
+  mv "$f.tmp" "$f"
 }
 
 USE_NS=
@@ -434,6 +474,135 @@ tail_log() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# The lab admin over LDAPS (prepare-host, seed-users and the snapshot's sample directory)
+
+# The first DC that is ready, as an LDAPS URL.
+ready_dc_url() {
+  local n
+  for n in $(dc_list); do
+    if probe_ready "$n"; then
+      echo "ldaps://$(dc_ip "$n")"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# admin_ldap URL TOOL ARGS...: an ldap-utils TOOL bound as the lab admin, the lab CA verified.
+admin_ldap() {
+  local url=$1 tool=$2
+  shift 2
+  LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand \
+    "$tool" -x -o nettimeout=10 -H "$url" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$@"
+}
+
+# admin_add URL LDIF: 0 when added or already there (68), else dies with the error.
+admin_add() {
+  local out rc=0
+  out=$(admin_ldap "$1" ldapadd <<<"$2" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || [ "$rc" = 68 ] || die "ldapadd on $1 failed (rc $rc): $out"
+}
+
+# admin_modify URL LDIF: dies on any error.
+admin_modify() {
+  local out rc=0
+  out=$(admin_ldap "$1" ldapmodify <<<"$2" 2>&1) || rc=$?
+  [ "$rc" = 0 ] || die "ldapmodify on $1 failed (rc $rc): $out"
+}
+
+# AD's unicodePwd value: the password in double quotes, UTF-16LE, base64 (LDAPS only).
+unicode_pwd() { printf '"%s"' "$1" | iconv -f UTF-8 -t UTF-16LE | base64 -w0; }
+
+# user_ldif CN CONTAINER PASSWORD DESCRIPTION [GIVEN SN]: an enabled user (512), UPN CN@domain.
+user_ldif() {
+  printf '%s\n' "dn: CN=$1,$2" "objectClass: user" "cn: $1" "sAMAccountName: $1" \
+    "userPrincipalName: $1@$DOMAIN" "description: $4" "unicodePwd:: $(unicode_pwd "$3")" \
+    "userAccountControl: 512"
+  if [ -n "${5:-}" ]; then printf '%s\n' "givenName: $5" "sn: $6" "displayName: $5 $6"; fi
+  echo
+}
+
+# The sample users' names: syncpilot01..20, staff01..05.
+sample_users() { # PREFIX COUNT
+  local i
+  for i in $(seq 1 "$2"); do printf '%s%02d\n' "$1" "$i"; done
+}
+
+# count_users URL: what the lab agent counts (USER_FILTER under the domain root, paged).
+count_users() {
+  admin_ldap "$1" ldapsearch -LLL -o ldif-wrap=no -E pr=500/noprompt -b "$BASE_DN" "$USER_FILTER" 1.1 |
+    grep -c '^dn: ' || true
+}
+
+# seed_users URL: the sample directory on that DC, what is missing only (and the reader's
+# password and enabled state set again, so the lab agent can bind). Prints what it did.
+seed_users() {
+  local url=$1 out rc=0 present ldif="" name dn missing=() created=0 members=()
+  # Every DN seed-users makes that is there already (lower case, one per line).
+  out=$(admin_ldap "$url" ldapsearch -LLL -o ldif-wrap=no -b "$BASE_DN" \
+    "(|(ou=SyncPilot)(ou=Staff)(cn=SyncPilotGroup)(sAMAccountName=$READER)(sAMAccountName=syncpilot*)(sAMAccountName=staff*))" \
+    1.1 2>&1) || rc=$?
+  [ "$rc" = 0 ] || die "cannot search $BASE_DN on $url (rc $rc): $out"
+  present=$(sed -n 's/^dn: //p' <<<"$out" | tr '[:upper:]' '[:lower:]')
+  has() { grep -Fxq "${1,,}" <<<"$present"; }
+
+  for dn in "$SYNCPILOT_OU" "$STAFF_OU"; do
+    if has "$dn"; then echo "${dn%%,*}: present"; else
+      ldif+=$(printf '%s\n' "dn: $dn" "objectClass: organizationalUnit" "")$'\n\n'
+      echo "${dn%%,*}: created"
+    fi
+  done
+  for name in $(sample_users syncpilot "$SYNCPILOT_USERS"); do
+    has "CN=$name,$SYNCPILOT_OU" && continue
+    ldif+=$(user_ldif "$name" "$SYNCPILOT_OU" "$USER_PASSWORD" "provd lab sample user (cloud sync pilot)" SyncPilot "User ${name#syncpilot}")$'\n\n'
+    created=$((created + 1))
+  done
+  for name in $(sample_users staff "$STAFF_USERS"); do
+    has "CN=$name,$STAFF_OU" && continue
+    ldif+=$(user_ldif "$name" "$STAFF_OU" "$USER_PASSWORD" "provd lab sample user" Staff "User ${name#staff}")$'\n\n'
+    created=$((created + 1))
+  done
+  echo "users: $SYNCPILOT_USERS in OU=SyncPilot, $STAFF_USERS in OU=Staff ($created created)"
+  if has "$READER_DN"; then
+    echo "reader $READER_UPN: present (password and account enabled set again)"
+  else
+    ldif+=$(user_ldif "$READER" "CN=Users,$BASE_DN" "$READER_PASSWORD" \
+      "LAB shortcut: the lab agent reads AD as this account (the real agent uses its gMSA)")$'\n\n'
+    echo "reader $READER_UPN: created"
+  fi
+  for name in "${SYNCPILOT_GROUP_MEMBERS[@]}"; do members+=("member: CN=$name,$SYNCPILOT_OU"); done
+  if ! has "$SYNCPILOT_GROUP"; then
+    # groupType -2147483646: a global security group.
+    ldif+=$(printf '%s\n' "dn: $SYNCPILOT_GROUP" "objectClass: group" "cn: SyncPilotGroup" \
+      "sAMAccountName: SyncPilotGroup" "groupType: -2147483646" \
+      "description: provd lab sample group (cloud sync pilot scope)" "${members[@]}" "")$'\n\n'
+    echo "group ${SYNCPILOT_GROUP%%,*}: created, members ${SYNCPILOT_GROUP_MEMBERS[*]}"
+  fi
+  [ -z "$ldif" ] || admin_add "$url" "$ldif"
+
+  if has "$SYNCPILOT_GROUP"; then
+    # Present: the members it must have (a member that is there already is left alone).
+    out=$(admin_ldap "$url" ldapsearch -LLL -o ldif-wrap=no -s base -b "$SYNCPILOT_GROUP" member 2>&1) ||
+      die "cannot read $SYNCPILOT_GROUP on $url: $out"
+    missing=()
+    for name in "${SYNCPILOT_GROUP_MEMBERS[@]}"; do
+      grep -Fxqi "member: CN=$name,$SYNCPILOT_OU" <<<"$out" || missing+=("member: CN=$name,$SYNCPILOT_OU")
+    done
+    if ((${#missing[@]})); then
+      admin_modify "$url" "$(printf '%s\n' "dn: $SYNCPILOT_GROUP" "changetype: modify" "add: member" "${missing[@]}" "-")"
+      echo "group ${SYNCPILOT_GROUP%%,*}: present, ${#missing[@]} member(s) added"
+    else
+      echo "group ${SYNCPILOT_GROUP%%,*}: present, members ${SYNCPILOT_GROUP_MEMBERS[*]}"
+    fi
+  fi
+  if has "$READER_DN"; then
+    admin_modify "$url" "$(printf '%s\n' "dn: $READER_DN" "changetype: modify" "replace: unicodePwd" \
+      "unicodePwd:: $(unicode_pwd "$READER_PASSWORD")" "-" "replace: userAccountControl" \
+      "userAccountControl: 512" "-")"
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------
 # Provisioning and snapshot
 
 # Per-DC options. Everything lives under dcN/ (nothing in /etc/samba, /var/lib/samba or
@@ -538,10 +707,10 @@ wait_srv_complete() {
   done
 }
 
-# Builds the pristine state for $NDCS DCs and saves it as a tar. Leaves the DCs stopped with
-# their directories equal to the snapshot.
+# Builds the pristine state for $NDCS DCs (with the sample directory of seed-users) and saves
+# it as a tar. Leaves the DCs stopped with their directories equal to the snapshot.
 build_snapshot() {
-  local t0 n tar
+  local t0 t n tar
   t0=$(mark)
   tar=$(snapshot_tar "$NDCS")
   stop_all
@@ -550,20 +719,23 @@ build_snapshot() {
   make_ca
   provision_dc1
   make_dc_cert 1
-  if ((NDCS >= 2)); then
-    start_dc 1
-    wait_ready 1
-    for n in $(seq 2 "$NDCS"); do
-      join_dc "$n"
-      make_dc_cert "$n"
-      start_dc "$n"
-      wait_ready "$n"
-      register_dc_dns "$n"
-    done
-    wait_srv_complete
-    stop_all
-  fi
-  local t dirs=()
+  start_dc 1
+  wait_ready 1
+  # The sample directory before any join: a joining DC copies it with the rest.
+  t=$(mark)
+  (seed_users "ldaps://$(dc_ip 1)") >"$LOGS/seed-users.log" 2>&1 ||
+    { cat "$LOGS/seed-users.log" >&2; die "seeding the sample directory failed"; }
+  say "sample directory seeded in $(since "$t")s (log: $LOGS/seed-users.log)"
+  for n in $(seq 2 "$NDCS"); do
+    join_dc "$n"
+    make_dc_cert "$n"
+    start_dc "$n"
+    wait_ready "$n"
+    register_dc_dns "$n"
+  done
+  wait_srv_complete
+  stop_all
+  local dirs=()
   t=$(mark)
   for n in $(dc_list); do dirs+=("dc$n"); done
   # --xattrs/--acls: sysvol keeps its NT ACLs in security.NTACL xattrs and POSIX ACLs.
@@ -606,6 +778,7 @@ cmd_up() {
   install_packages
   decide_namespace
   write_netcfg
+  write_reader_password
   make_ca
   if ! snapshot_valid "$NDCS"; then
     build_snapshot
@@ -646,6 +819,7 @@ cmd_reset() {
   t=$(mark)
   decide_namespace
   write_netcfg
+  write_reader_password
   stop_all
   restore_snapshot
   start_all_and_wait
@@ -713,6 +887,12 @@ cmd_env() {
     echo "LAB_ADMIN_UPN=$ADMIN_UPN"
     echo "LAB_ADMIN_DN=$ADMIN_DN"
     echo "LAB_PASSWORD=$ADMIN_PASSWORD"
+    echo "LAB_READER_UPN=$READER_UPN"
+    echo "LAB_READER_DN=$READER_DN"
+    echo "LAB_READER_PASSWORD=$READER_PASSWORD"
+    echo "LAB_READER_PASSWORD_FILE=$(reader_password_file)"
+    echo "LAB_USER_PASSWORD=$USER_PASSWORD"
+    echo "LAB_USER_COUNT=$USER_COUNT"
     echo "LAB_DNS_SERVERS=${dns[*]}"
     echo "LAB_KRB5_CONFIG=$LAB_DIR/krb5.conf"
     echo "LDAPTLS_CACERT=$TLS_DIR/ca.pem"
@@ -774,6 +954,17 @@ cmd_smoke() {
     if [ "$(dig +short +time=2 +tries=2 @"$ip" "$(dc_host "$n")" A 2>/dev/null)" = "$ip" ]; then
       ok "dc$n: DNS A $(dc_host "$n") -> $ip"
     else ko "dc$n: DNS A $(dc_host "$n")"; fi
+  done
+
+  # The sample directory, as the lab agent reads it: the reader binds, the paged count finds at
+  # least the seeded users (tests may add more).
+  for n in "${running[@]}"; do
+    m=$(LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand ldapsearch -x -LLL -o nettimeout=5 \
+      -H "ldaps://$(dc_ip "$n")" -D "$READER_UPN" -w "$READER_PASSWORD" -E pr=10/noprompt \
+      -b "$BASE_DN" "$USER_FILTER" 1.1 2>/dev/null | grep -c '^dn: ' || true)
+    if ((m >= USER_COUNT)); then ok "dc$n: reader $READER_UPN counts $m user objects (sample directory: $USER_COUNT)"; else
+      ko "dc$n: reader $READER_UPN counts $m user objects, expected at least $USER_COUNT (lab.sh seed-users)"
+    fi
   done
 
   local dcs_in_ou
@@ -840,25 +1031,10 @@ cmd_prepare_host() {
   [[ $name =~ ^[A-Za-z0-9][A-Za-z0-9-]{0,14}$ ]] ||
     die "usage: lab.sh prepare-host NAME (the host's NetBIOS name: 1-15 letters, digits or '-'; got '${1:-}')"
   name=${name^^}
-  export LDAPTLS_CACERT=$TLS_DIR/ca.pem LDAPTLS_REQCERT=demand
-  local n url=""
-  for n in $(dc_list); do
-    if probe_ready "$n"; then
-      url="ldaps://$(dc_ip "$n")"
-      break
-    fi
-  done
-  [ -n "$url" ] || die "no DC is ready (lab.sh status; sudo lab.sh up)"
-  ldap() { # ldap TOOL ARGS...: authenticated as the lab admin on $url
-    local tool=$1
-    shift
-    "$tool" -x -o nettimeout=10 -H "$url" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$@"
-  }
-  add() { # add LDIF: 0 when added or already there (68), else the error
-    local out rc=0
-    out=$(ldap ldapadd <<<"$1" 2>&1) || rc=$?
-    [ "$rc" = 0 ] || [ "$rc" = 68 ] || die "ldapadd on $url failed (rc $rc): $out"
-  }
+  local url
+  url=$(ready_dc_url) || die "no DC is ready (lab.sh status; sudo lab.sh up)"
+  ldap() { admin_ldap "$url" "$@"; } # ldap TOOL ARGS...
+  add() { admin_add "$url" "$1"; }   # add LDIF
 
   # 1. A KDS root key that is effective now (msKds-UseStartTime <= now, as FILETIME), or gMSA
   #    creation fails with NO_KDS_ROOT_KEY. Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10)).
@@ -920,6 +1096,19 @@ cmd_prepare_host() {
   fi
 }
 
+# The sample directory (see the constants at the top), on the first DC that answers; already in
+# every snapshot, so this only matters on a lab whose objects were removed or changed.
+cmd_seed_users() {
+  local url t n
+  t=$(mark)
+  url=$(ready_dc_url) || die "no DC is ready (lab.sh status; sudo lab.sh up)"
+  seed_users "$url"
+  n=$(count_users "$url")
+  echo "user objects under $BASE_DN ($USER_FILTER): $n"
+  ((n >= USER_COUNT)) || die "expected at least $USER_COUNT"
+  say "seed-users on $url in $(since "$t")s"
+}
+
 cmd_clean() {
   need_root clean
   take_lock
@@ -929,7 +1118,7 @@ cmd_clean() {
   # Only what this script creates: LAB_DIR may have been pointed somewhere shared.
   rm -rf "$TLS_DIR" "$NETCFG" "$LOGS"
   rm -f "$LAB_DIR"/snapshot-*dc.tar "$LAB_DIR"/snapshot-*dc.tar.meta "$LAB_DIR"/snapshot-*dc.tar.tmp \
-    "$STATE_FILE" "$LAB_DIR/krb5.conf" "$LAB_DIR/.lock"
+    "$STATE_FILE" "$LAB_DIR/krb5.conf" "$(reader_password_file)" "$LAB_DIR/.lock"
   rmdir "$LAB_DIR" 2>/dev/null || true
   say "cleaned $LAB_DIR"
 }
@@ -975,6 +1164,7 @@ main() {
       ;;
     exec) cmd_exec "$@" ;;
     prepare-host) cmd_prepare_host "$@" ;;
+    seed-users) cmd_seed_users ;;
     clean) cmd_clean ;;
     -h | --help | help | "") usage ;;
     *)

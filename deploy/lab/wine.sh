@@ -21,10 +21,19 @@
 #   tenant-emulator URL CA_FILE [HEARTBEAT_SECONDS]
 #           where the stand-in powershell.exe registers the agent (Connect-AADCloudSyncAzureAD):
 #           writes HKLM\SOFTWARE\ProvdLab\TenantEmulator {Url, CaPem, HeartbeatIntervalSeconds}.
-#           Run it once the emulator is up (the demo and the Wine test will have to, when
-#           provd's Install registers through the module: issue 14).
+#           Run it once the emulator is up (the demo and the Wine test do).
 #   tenant-emulator none
 #           removes that key (the stand-in's Connect then fails, saying so)
+#   lab-directory URL CA_FILE BIND PASSWORD_FILE
+#           where and as whom the stand-in agent counts the users of its domains (heartbeat
+#           userCount): writes HKLM\SOFTWARE\ProvdLab\Directory {Url, CaPem, BindDn, Password}.
+#           URL ldaps:// (or ldap://, StartTLS); CA_FILE the DC's CA, '-' for none; BIND a DN
+#           or UPN. LAB shortcut: the real agent reads AD as its gMSA, which Samba 4.17 cannot
+#           give a password; the lab's reader is provlabreader (lab.sh seed-users). The password
+#           is the first line of PASSWORD_FILE; it reaches the registry in a mode-600 .reg file
+#           that `reg import` reads and that is deleted at once: never on a command line.
+#   lab-directory none
+#           removes that key (the agent sends no userCount)
 #
 # Environment:
 #   WINE_LAB_DIR   lab state (default /var/tmp/provd-wine; refused inside the repository):
@@ -67,6 +76,8 @@ readonly NEWTONSOFT_13=13.0.1.25517
 # The powershell.exe stand-in's lab-only settings (deploy/lab/windows/powershell/src/main.rs).
 readonly PS_LAB_KEY='HKLM\SOFTWARE\ProvdLab\PowerShell'
 readonly EMULATOR_KEY='HKLM\SOFTWARE\ProvdLab\TenantEmulator'
+# Where the stand-in agent reads AD for its user count (deploy/lab/windows/agent/src/ldap.rs).
+readonly DIRECTORY_KEY='HKLM\SOFTWARE\ProvdLab\Directory'
 # The Samba lab's NetBIOS domain (deploy/lab/lab.sh NETBIOS): the stand-in's
 # Add-AADCloudSyncGMSA puts it before the gMSA's name (a real host is joined to its domain).
 readonly LAB_NETBIOS=LAB
@@ -543,23 +554,33 @@ cmd_clean() {
   say "removed $WINE_LAB_DIR"
 }
 
+# pem_multi_sz CA_FILE: the PEM certificate(s) of CA_FILE as a REG_MULTI_SZ for `reg add /d`,
+# one line per string (reg's separator is a literal \0); dies unless it holds one.
+pem_multi_sz() {
+  [ -f "$1" ] || die "CA_FILE '$1' is not a file"
+  grep -q 'BEGIN CERTIFICATE' "$1" || die "CA_FILE '$1' holds no PEM certificate"
+  tr -d '\r' <"$1" | grep -v '^[[:space:]]*$' | sed ':a;N;$!ba;s/\n/\\0/g'
+}
+
+# open_lab_key KEY ARG: how the commands that write a lab key begin: the lock and a prefix; with
+# ARG `none` the key is removed and it returns 1 (nothing more to do).
+open_lab_key() {
+  take_lock
+  prefix_ready || die "no prefix: run wine.sh up first"
+  [ "$2" = none ] || return 0
+  w reg delete "$1" /f >/dev/null 2>&1 || true
+  say "removed $1"
+  return 1
+}
+
 cmd_tenant_emulator() {
   need_root tenant-emulator
   local url=${1:-} ca=${2:-} interval=${3:-} pem
   [ -n "$url" ] || die "usage: wine.sh tenant-emulator URL CA_FILE [HEARTBEAT_SECONDS] | wine.sh tenant-emulator none"
-  take_lock
-  prefix_ready || die "no prefix: run wine.sh up first"
-  if [ "$url" = none ]; then
-    w reg delete "$EMULATOR_KEY" /f >/dev/null 2>&1 || true
-    say "removed $EMULATOR_KEY"
-    return 0
-  fi
+  open_lab_key "$EMULATOR_KEY" "$url" || return 0
   [[ $url == https://* ]] || die "URL must be https:// (got '$url')"
-  [ -f "$ca" ] || die "CA_FILE '$ca' is not a file"
-  grep -q 'BEGIN CERTIFICATE' "$ca" || die "CA_FILE '$ca' holds no PEM certificate"
   [[ -z $interval || $interval =~ ^[0-9]+$ ]] || die "HEARTBEAT_SECONDS must be a number"
-  # The PEM as a REG_MULTI_SZ, one line per string (reg's separator is a literal \0).
-  pem=$(tr -d '\r' <"$ca" | grep -v '^[[:space:]]*$' | sed ':a;N;$!ba;s/\n/\\0/g')
+  pem=$(pem_multi_sz "$ca")
   w reg add "$EMULATOR_KEY" /v Url /t REG_SZ /d "$url" /f >/dev/null 2>&1 || die "cannot write $EMULATOR_KEY"
   w reg add "$EMULATOR_KEY" /v CaPem /t REG_MULTI_SZ /d "$pem" /f >/dev/null 2>&1 || die "cannot write $EMULATOR_KEY CaPem"
   if [ -n "$interval" ]; then
@@ -569,6 +590,42 @@ cmd_tenant_emulator() {
     w reg delete "$EMULATOR_KEY" /v HeartbeatIntervalSeconds /f >/dev/null 2>&1 || true
   fi
   say "$EMULATOR_KEY: Url=$url, CaPem from $ca${interval:+, HeartbeatIntervalSeconds=$interval}"
+}
+
+cmd_lab_directory() {
+  need_root lab-directory
+  local url=${1:-} ca=${2:-} bind=${3:-} password_file=${4:-} pem="" password line
+  [ -n "$url" ] || die "usage: wine.sh lab-directory URL CA_FILE|- BIND PASSWORD_FILE | wine.sh lab-directory none"
+  open_lab_key "$DIRECTORY_KEY" "$url" || return 0
+  [[ $url =~ ^ldaps?://[^/[:space:]]+/?$ ]] || die "URL must be ldaps://HOST[:PORT] or ldap://HOST[:PORT] (got '$url')"
+  [ -n "$bind" ] || die "BIND (a DN or a UPN) is empty"
+  [ -r "$password_file" ] || die "PASSWORD_FILE '$password_file' cannot be read"
+  [ "$ca" = - ] || pem=$(pem_multi_sz "$ca")
+  # The password: the first line, as provctl's --password-file reads it. Bash builtins only
+  # from here to the .reg file, so it is in no process's arguments.
+  IFS= read -r line <"$password_file" || [ -n "$line" ] || die "PASSWORD_FILE '$password_file' is empty"
+  password=${line%$'\r'}
+  [ -n "$password" ] || die "PASSWORD_FILE '$password_file' has an empty first line"
+  w reg add "$DIRECTORY_KEY" /v Url /t REG_SZ /d "$url" /f >/dev/null 2>&1 || die "cannot write $DIRECTORY_KEY"
+  w reg add "$DIRECTORY_KEY" /v BindDn /t REG_SZ /d "$bind" /f >/dev/null 2>&1 || die "cannot write $DIRECTORY_KEY BindDn"
+  if [ -n "$pem" ]; then
+    w reg add "$DIRECTORY_KEY" /v CaPem /t REG_MULTI_SZ /d "$pem" /f >/dev/null 2>&1 || die "cannot write $DIRECTORY_KEY CaPem"
+  else
+    w reg delete "$DIRECTORY_KEY" /v CaPem /f >/dev/null 2>&1 || true
+  fi
+  # A .reg file (UTF-16LE with its BOM, as regedit writes them; \ and " escaped), mode 600 from
+  # the start, read by `reg import` and removed whatever happens (the trap: on a die).
+  REG_FILE=$(umask 077 && mktemp "$LAB_TMP/lab-directory.XXXXXX")
+  trap 'rm -f -- "$REG_FILE"' EXIT
+  password=${password//\\/\\\\}
+  password=${password//\"/\\\"}
+  printf '\xff\xfe' >"$REG_FILE"
+  printf 'Windows Registry Editor Version 5.00\r\n\r\n[%s]\r\n"Password"="%s"\r\n' \
+    "HKEY_LOCAL_MACHINE${DIRECTORY_KEY#HKLM}" "$password" | iconv -f UTF-8 -t UTF-16LE >>"$REG_FILE" ||
+    die "cannot write the .reg file"
+  w reg import "$(winpath "$REG_FILE")" >/dev/null 2>&1 || die "cannot write $DIRECTORY_KEY Password (reg import)"
+  rm -f -- "$REG_FILE"
+  say "$DIRECTORY_KEY: Url=$url, BindDn=$bind, ${pem:+CaPem from $ca, }Password from $password_file"
 }
 
 cmd_status() {
@@ -907,6 +964,7 @@ main() {
     smoke) cmd_smoke ;;
     clean) cmd_clean ;;
     tenant-emulator) cmd_tenant_emulator "$@" ;;
+    lab-directory) cmd_lab_directory "$@" ;;
     -h | --help | help | "") usage ;;
     *)
       say "unknown command '$cmd'"

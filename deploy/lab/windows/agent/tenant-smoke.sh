@@ -12,9 +12,12 @@
 # registration.json is ignored. Then the identity the lab's powershell.exe stand-in stores:
 # connect-tenant.ps1 with a Graph token is refused (audience), with a registration token it
 # writes identity.json and the agent heartbeats with it; add-domain.ps1's domain reaches the emulator through the heartbeat
-# (a published resource). Uninstalls the MSI, removes the files, the stand-in's emulator key
-# and stops the emulator at the end, pass or fail. Prints PASS/FAIL per check; exit 0 iff all
-# pass.
+# (a published resource). With the Samba lab up (deploy/lab/lab.sh up), the user count: no
+# HKLM\SOFTWARE\ProvdLab\Directory, the agent's log says the count is unknown; after
+# `wine.sh lab-directory` (the lab's reader, LDAPS to dc1, the lab CA) it logs the count,
+# at least LAB_USER_COUNT, and a heartbeat carrying it that the emulator took. Uninstalls the
+# MSI, removes the files, the stand-in's emulator and directory keys and stops the emulator
+# at the end, pass or fail. Prints PASS/FAIL per check; exit 0 iff all pass.
 #
 # Usage (root, after `deploy/lab/wine.sh up`, which builds the agent and the MSIs):
 #   cargo build --bin provd-tenant-emulator --bin provd
@@ -52,6 +55,7 @@ DATA=$WINEPREFIX/drive_c/ProgramData/ProvdLabAgent
 PUBLIC_DATA=$WINEPREFIX/drive_c/users/Public/ProvdLabAgent
 HB=$DATA/$SVC.txt
 HB_UPD=$DATA/AzureADConnectAgentUpdater.txt
+LOG=$DATA/$SVC.log
 MSI_WIN="Z:${WINE_LAB_MSI//\//\\}"
 EMU_PID=
 pass=0 fail=0
@@ -137,6 +141,7 @@ has_resource() { # DOMAIN: the emulator lists a published resource for it
 
 # -- the powershell.exe stand-in (deploy/lab/windows/powershell), run as provd runs it
 EMU_KEY='HKLM\SOFTWARE\ProvdLab\TenantEmulator'
+DIR_KEY='HKLM\SOFTWARE\ProvdLab\Directory'
 AGENT_KEY='HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent'
 ps_run() { # SCRIPT REQUEST_JSON: the decoded PROVD-RESULT of provd's script SCRIPT.ps1
   local script="Z:${REPO//\//\\}\\src\\backends\\agent_config\\scripts\\$1.ps1"
@@ -151,6 +156,7 @@ connect_request() { # TOKEN
 cleanup() {
   w msiexec /x "$MSI_WIN" /quiet /norestart >/dev/null 2>&1 || true
   w reg delete "$EMU_KEY" /f >/dev/null 2>&1 || true
+  w reg delete "$DIR_KEY" /f >/dev/null 2>&1 || true
   w reg delete "$AGENT_KEY" /v TenantID /f >/dev/null 2>&1 || true
   rm -rf "$DATA" "$PUBLIC_DATA"
   if [ -n "$EMU_PID" ]; then kill "$EMU_PID" 2>/dev/null || true; fi
@@ -237,6 +243,36 @@ else
   if [ "$(jq -r .ok <<<"${out:-null}")" = true ]; then ok "add-domain.ps1: ok"; else ko "add-domain.ps1: $out"; fi
   if wait_for 10 has_resource lab.example.test; then ok "the heartbeat reported the domain: published resource lab.example.test"; else ko "no published resource for lab.example.test"; fi
   if [ "$(field "$HB" tenant)" = ok ]; then ok "heartbeats with domains: tenant=ok"; else ko "heartbeats with domains: tenant=$(field "$HB" tenant)"; fi
+
+  # The user count: the agent counts on its first beat and every 10th, so each step restarts
+  # the service rather than waiting up to 20 s.
+  if ! bash "$REPO/deploy/lab/lab.sh" status >/dev/null 2>&1; then
+    echo "info the Samba lab is not up (deploy/lab/lab.sh up): user count checks skipped"
+  else
+    eval "$(bash "$REPO/deploy/lab/lab.sh" env)"
+    logged() { grep -qF "$1" "$LOG" 2>/dev/null; }
+    restart() { w net stop $SVC >/dev/null 2>&1 || true; w net start $SVC >/dev/null 2>&1 || true; }
+    w reg delete "$DIR_KEY" /f >/dev/null 2>&1 || true
+    rm -f "$LOG"
+    restart
+    if wait_for 15 logged "user count lab.example.test: unknown, no userCount sent: no $DIR_KEY"; then
+      ok "no $DIR_KEY: the agent's log says the count is unknown"
+    else ko "no $DIR_KEY: log: $(tail -n 3 "$LOG" 2>/dev/null | tr -d '\r')"; fi
+    # wine.sh takes its lock, which this script holds: let go of it for that one call.
+    flock -u 9
+    bash "$REPO/deploy/lab/wine.sh" lab-directory "ldaps://$LAB_DC1_IP" "$LAB_CA_PEM" "$LAB_READER_UPN" \
+      "$LAB_READER_PASSWORD_FILE" 9>&- 2>/dev/null && rc=0 || rc=$?
+    flock -w 600 9
+    if [ "$rc" = 0 ]; then ok "wine.sh lab-directory ldaps://$LAB_DC1_IP (CA, $LAB_READER_UPN, password file)"; else ko "wine.sh lab-directory: exit $rc"; fi
+    restart
+    if wait_for 20 logged "heartbeat with userCount lab.example.test="; then
+      n=$(tr -d '\r' <"$LOG" | sed -n 's/.*heartbeat with userCount lab\.example\.test=\([0-9]*\).*/\1/p' | tail -n 1)
+      if ((n >= LAB_USER_COUNT)); then
+        ok "the agent counted $n users as $LAB_READER_UPN and the emulator took a heartbeat with userCount $n (at least $LAB_USER_COUNT)"
+      else ko "userCount $n, expected at least $LAB_USER_COUNT"; fi
+    else ko "no heartbeat with userCount; log: $(tail -n 3 "$LOG" 2>/dev/null | tr -d '\r')"; fi
+    echo "info agent log: $(grep -F 'user count lab.example.test:' "$LOG" | tail -n 1 | tr -d '\r')"
+  fi
 fi
 
 cleanup

@@ -49,6 +49,14 @@
 //!
 //! The updater role never talks to the tenant; its line says `tenant=-`.
 //!
+//! **User count** (same role; see `ldap.rs`): on the first heartbeat, every 10th after and
+//! the first that reports a new domain, the agent counts the users of each domain over LDAP,
+//! as the directory account of `HKLM\SOFTWARE\ProvdLab\Directory` (a LAB shortcut for the
+//! real agent's gMSA), and the heartbeat's domains carry `userCount`. What the count did (the number and where it came
+//! from, or why there is none, and the first heartbeat with new counts the tenant took) is
+//! logged to the heartbeat file's name with `.log` (`AADConnectProvisioningAgent.log`), one
+//! `unix=<seconds> <text>` line per change (`log.rs`).
+//!
 //! Options (from the service's command line, i.e. the MSI's `ServiceInstall/@Arguments`):
 //!
 //! * `--heartbeat PATH` — the heartbeat file (default `%ProgramData%\ProvdLabAgent\<service>.txt`;
@@ -79,8 +87,12 @@ fn main() {
     agent::main();
 }
 
-// Platform-neutral (its unit tests run on Linux: `cargo test --target x86_64-unknown-linux-gnu`);
-// only the Windows service uses it.
+// Platform-neutral (their unit tests run on Linux: `cargo test --target x86_64-unknown-linux-gnu`);
+// only the Windows service uses them.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod ldap;
+#[cfg_attr(not(windows), allow(dead_code))]
+mod log;
 #[cfg_attr(not(windows), allow(dead_code))]
 mod tenant;
 
@@ -265,7 +277,7 @@ options: --heartbeat PATH  --package-version V  --identity PATH
                 .domains
                 .clone()
                 .unwrap_or_else(|| data_dir().join("domains.json"));
-            Heartbeat::spawn(identity, domains)
+            Heartbeat::spawn(identity, domains, heartbeat.with_extension("log"))
         });
         let tenant_word = |tenant: &Option<std::io::Result<Heartbeat>>| match tenant {
             None => "-".to_owned(),

@@ -19,12 +19,14 @@
 //! domains are those of `domains.json` (`[{"domain", "preferredDcs"}]`, written by the
 //! stand-in's `Add-AADCloudSyncADDomain`), read at every beat; without that file (or with one
 //! that does not read) the heartbeat carries no `domains` and the tenant changes nothing. How
-//! the real agent reports its domains is not documented: the emulator models it this way. A
+//! the real agent reports its domains is not documented: the emulator models it this way. Each
+//! domain also carries `userCount` when the lab agent could count its users (`ldap.rs`). A
 //! new or changed identity is acted on at once. Each request is time-boxed
 //! ([`REQUEST_TIMEOUT`]); no connection is kept between beats.
 //!
 //! The outcome is a short word for the heartbeat file's `tenant=` field ([`TenantStatus`]).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
@@ -32,6 +34,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+
+use crate::ldap::{Directory, UserCounts};
+use crate::log::Log;
 
 /// Heartbeat interval when `identity.json` does not say.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -123,13 +128,21 @@ fn read_domains(path: &std::path::Path) -> Option<Vec<Domain>> {
     serde_json::from_slice(&bytes).ok()
 }
 
-/// The heartbeat's body: the machine name, and the domains when there is a domains file.
-fn body(machine_name: &str, domains: Option<&[Domain]>) -> String {
+/// The heartbeat's body: the machine name, and the domains when there is a domains file, each
+/// with its user count when known.
+fn body(machine_name: &str, domains: Option<&[Domain]>, users: &BTreeMap<String, u64>) -> String {
     let mut body = serde_json::json!({ "machineName": machine_name });
     if let Some(domains) = domains {
         body["domains"] = domains
             .iter()
-            .map(|d| serde_json::json!({ "name": d.domain, "preferredDcs": d.preferred_dcs }))
+            .map(|d| {
+                let mut entry =
+                    serde_json::json!({ "name": d.domain, "preferredDcs": d.preferred_dcs });
+                if let Some(count) = users.get(&d.domain) {
+                    entry["userCount"] = (*count).into();
+                }
+                entry
+            })
             .collect();
     }
     body.to_string()
@@ -213,10 +226,21 @@ impl Sender {
         })
     }
 
-    /// One heartbeat reporting the domains of `domains`; at most [`REQUEST_TIMEOUT`].
-    fn beat(&self, domains: &std::path::Path) -> TenantStatus {
-        let body = body(&self.machine_name, read_domains(domains).as_deref());
-        match self
+    /// One heartbeat reporting the domains of `domains` and their user counts; the request
+    /// takes at most [`REQUEST_TIMEOUT`] (a count before it, see `ldap.rs`).
+    fn beat(&self, domains: &std::path::Path, users: &mut UserCounts) -> TenantStatus {
+        let domains = read_domains(domains);
+        let names: Vec<&str> = domains
+            .iter()
+            .flatten()
+            .map(|d| d.domain.as_str())
+            .collect();
+        let body = body(
+            &self.machine_name,
+            domains.as_deref(),
+            users.for_beat(&names),
+        );
+        let status = match self
             .agent
             .post(&self.url)
             .content_type("application/json")
@@ -225,7 +249,9 @@ impl Sender {
             Ok(response) if response.status().is_success() => TenantStatus::Ok,
             Ok(response) => TenantStatus::error(format!("http-{}", response.status().as_u16())),
             Err(e) => TenantStatus::error(reason(&e)),
-        }
+        };
+        users.sent(status == TenantStatus::Ok);
+        status
     }
 }
 
@@ -267,8 +293,12 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Starts the worker for the identity file (the first of `paths` that exists) and the
-    /// domains file.
-    pub fn spawn(paths: Vec<PathBuf>, domains: PathBuf) -> std::io::Result<Heartbeat> {
+    /// domains file; what the user count has to say goes to the `log` file.
+    pub fn spawn(
+        paths: Vec<PathBuf>,
+        domains: PathBuf,
+        log: PathBuf,
+    ) -> std::io::Result<Heartbeat> {
         let status = Arc::new(Mutex::new(TenantStatus::Unregistered));
         let (stop, stopped) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -276,7 +306,8 @@ impl Heartbeat {
             .spawn({
                 let status = status.clone();
                 move || {
-                    let run = || worker(&paths, &domains, &status, &stopped);
+                    let mut users = UserCounts::new(Directory::from_registry, Log::new(log));
+                    let run = || worker(&paths, &domains, &mut users, &status, &stopped);
                     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).is_err() {
                         *status.lock().unwrap_or_else(|e| e.into_inner()) =
                             TenantStatus::error("panic");
@@ -327,6 +358,7 @@ fn read_first(paths: &[PathBuf]) -> std::io::Result<Vec<u8>> {
 fn worker(
     paths: &[PathBuf],
     domains: &std::path::Path,
+    users: &mut UserCounts,
     status: &Mutex<TenantStatus>,
     stop: &mpsc::Receiver<()>,
 ) {
@@ -372,7 +404,7 @@ fn worker(
         if let Some(sender) = &sender {
             let now = Instant::now();
             if now >= next_beat {
-                set(sender.beat(domains));
+                set(sender.beat(domains, users));
                 next_beat = now + sender.interval;
             }
         }
@@ -459,8 +491,9 @@ mod tests {
         )
         .unwrap();
         let domains = read_domains(&path);
+        let none = BTreeMap::new();
         let parsed: serde_json::Value =
-            serde_json::from_str(&body("host1", domains.as_deref())).unwrap();
+            serde_json::from_str(&body("host1", domains.as_deref(), &none)).unwrap();
         assert_eq!(
             parsed,
             serde_json::json!({
@@ -471,14 +504,20 @@ mod tests {
                 ],
             })
         );
+        // A known user count goes with its domain; an unknown one is absent.
+        let users = BTreeMap::from([("lab.example.test".to_owned(), 26)]);
+        let parsed: serde_json::Value =
+            serde_json::from_str(&body("host1", domains.as_deref(), &users)).unwrap();
+        assert_eq!(parsed["domains"][0]["userCount"], 26);
+        assert!(parsed["domains"][1].get("userCount").is_none());
         // No file, or one that does not read: no `domains` (the tenant changes nothing).
         std::fs::write(&path, "not json").unwrap();
         assert_eq!(read_domains(&path), None);
         std::fs::remove_dir_all(&dir).unwrap();
         assert_eq!(read_domains(&path), None);
-        assert_eq!(body("host1", None), r#"{"machineName":"host1"}"#);
+        assert_eq!(body("host1", None, &none), r#"{"machineName":"host1"}"#);
         assert_eq!(
-            body("host1", Some(&[])),
+            body("host1", Some(&[]), &none),
             r#"{"domains":[],"machineName":"host1"}"#
         );
     }
