@@ -23,11 +23,14 @@
 #   8. `provctl apply` of a desired-state document (deploy/examples/agent-host.toml, lab values):
 #      install + device-code sign-in + registration through the agent's module (run by the
 #      lab's powershell.exe stand-in), domain + DC priority, gMSA, permissions,
-#      writeback. A background loop plays the person who signs in with the code.
+#      writeback, and the domain's cloud sync configuration through Graph (tenant flag,
+#      application from the template, jobs, secrets, start). A background loop plays the
+#      person who signs in with the code.
 #   9. the tenant lists the agent in the domain's group (published from the agent's
 #      heartbeat after add-domain, no shortcut), the agent's heartbeat carries the domain's
-#      user count (its log says the emulator took it), `provctl plan` (nothing left to do)
-#      and `provctl verify` (every check must PASS)
+#      user count (its log says the emulator took it), the emulator's sync job runs and
+#      exports those users (`provctl cloud-sync get`), `provctl plan` (nothing left to do)
+#      and `provctl verify` (every check must PASS, tenant.sync.* included)
 # Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
 #
 # Environment: DEMO_PORT (provd, 18443), DEMO_TENANT_PORT (emulator, 18444).
@@ -466,6 +469,14 @@ accept_license = true
 domain = "$LAB_DOMAIN"
 preferred_domain_controllers = [${dcs%, }]
 
+# The cloud sync configuration, made through Graph (scope: all users).
+[domains.cloud_sync]
+enabled = true
+password_hash_sync = true
+notification_email = "sync-alerts@$LAB_DOMAIN"
+[domains.cloud_sync.accidental_deletes]
+threshold = 500
+
 [service_account]
 domain = "$LAB_DOMAIN"
 permissions = ["basic_read"]
@@ -506,6 +517,21 @@ EOF
   }
   wait_for "the tenant to list the agent active in its domain's group" 60 active
   say "Graph: $line"
+
+  section "cloud sync: the job runs and exports the users the agent counted in $LAB_DOMAIN"
+  # The emulator's job runs only while an active agent of the domain's group
+  # heartbeats; it exports the user count the agent read over LDAP.
+  local job=""
+  syncing() {
+    job=$(ctl --output json cloud-sync get --domain "$LAB_DOMAIN" |
+      jq -er '.domains[0].jobs[] | select(.templateId == "AD2AADProvisioning"
+          and .state == "CLOUD_SYNC_JOB_STATE_ACTIVE"
+          and ((.synchronizedByType.user // "0") | tonumber) >= 20)
+        | "job \(.id): \(.state | sub("CLOUD_SYNC_JOB_STATE_"; "") | ascii_downcase), \(.synchronizedByType.user) users synchronized, last run \(.lastRun.state | sub("CLOUD_SYNC_RUN_STATE_"; "") | ascii_downcase) (\(.lastRun.countImported) imported, \(.lastRun.countExported // "0") exported)"')
+  }
+  wait_for "the cloud sync job to run and export the lab's users" 90 syncing
+  say "provctl cloud-sync get: $job"
+  ctl cloud-sync get --domain "$LAB_DOMAIN" | sed 's/^/    /'
   # The agent counts the domain's users (as the lab reader) and its heartbeat carries
   # userCount; its own log says so once the emulator took such a heartbeat.
   local agent_log count
