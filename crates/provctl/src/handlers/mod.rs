@@ -9,7 +9,6 @@ use zeroize::Zeroizing;
 
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
-use provd_proto::v1::cloud_sync_service_client::CloudSyncServiceClient;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
@@ -19,6 +18,8 @@ use provd_proto::v1::verify_service_client::VerifyServiceClient;
 use provd_proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
+
+mod cloud_sync;
 
 use super::connect::Channel;
 use super::render::{self, Out};
@@ -57,7 +58,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fleet(_) => unreachable!("handled before connecting"),
         Command::Verify(args) => verify(&ctx, args).await,
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
-        Command::CloudSync(cmd) => cloud_sync(&ctx, cmd).await,
+        Command::CloudSync(cmd) => cloud_sync::cloud_sync(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
     }
 }
@@ -708,129 +709,6 @@ async fn writeback(ctx: &Ctx, cmd: WritebackCommand) -> anyhow::Result<ExitCode>
 }
 
 // ---------------------------------------------------------------------------
-// CloudSyncService
-// ---------------------------------------------------------------------------
-
-/// The CloudSyncSpec the flags describe; the notification email from
-/// --notification-email-file or --notification-email-stdin, never a flag.
-fn cloud_sync_spec(args: &CloudSyncSpecArgs) -> anyhow::Result<v1::CloudSyncSpec> {
-    let email = secret_line(
-        args.notification_email_file.as_deref(),
-        args.notification_email_stdin,
-        "notification email",
-    )?;
-    if email.as_ref().is_some_and(|e| e.trim().is_empty()) {
-        return Err(usage(
-            "the notification email is empty (leave out --notification-email-file / \
-             --notification-email-stdin for no notifications)",
-        ));
-    }
-    let accidental_deletes = if args.no_delete_prevention {
-        Some(v1::AccidentalDeletePrevention {
-            disabled: true,
-            threshold: 0,
-        })
-    } else {
-        args.delete_threshold
-            .map(|threshold| v1::AccidentalDeletePrevention {
-                disabled: false,
-                threshold,
-            })
-    };
-    // clap guarantees exactly one of --enabled and --disabled.
-    Ok(v1::CloudSyncSpec {
-        enabled: args.enabled,
-        password_hash_sync: args.password_hash_sync,
-        organizational_units: args.organizational_units.clone(),
-        security_groups: args.security_groups.clone(),
-        accidental_deletes,
-        notification_email: email.map(|e| e.trim().to_owned()).unwrap_or_default(),
-    })
-}
-
-async fn cloud_sync(ctx: &Ctx, cmd: CloudSyncCommand) -> anyhow::Result<ExitCode> {
-    let mut client = CloudSyncServiceClient::new(ctx.channel.clone());
-    match cmd {
-        CloudSyncCommand::Get { domain } => {
-            let r = client
-                .get_cloud_sync(v1::GetCloudSyncRequest {
-                    domain: opt(domain),
-                })
-                .await?
-                .into_inner();
-            ctx.out.show(&r, render::cloud_sync)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        CloudSyncCommand::Plan { domain, spec } => {
-            let r = client
-                .plan_cloud_sync(v1::PlanCloudSyncRequest {
-                    domain,
-                    spec: Some(cloud_sync_spec(&spec)?),
-                })
-                .await?
-                .into_inner();
-            ctx.out.show(&r, |r| render::cloud_sync_plan(&r.changes))?;
-            Ok(ExitCode::SUCCESS)
-        }
-        CloudSyncCommand::Set {
-            domain,
-            spec,
-            mutate,
-        } => {
-            let r = client
-                .set_cloud_sync(v1::SetCloudSyncRequest {
-                    domain,
-                    spec: Some(cloud_sync_spec(&spec)?),
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        CloudSyncCommand::Start { domain, mutate } => {
-            let r = client
-                .start_cloud_sync(v1::StartCloudSyncRequest {
-                    domain,
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        CloudSyncCommand::Pause {
-            domain,
-            release,
-            mutate,
-        } => {
-            let r = client
-                .pause_cloud_sync(v1::PauseCloudSyncRequest {
-                    domain,
-                    release,
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        CloudSyncCommand::Restart {
-            domain,
-            reset_scope,
-            mutate,
-        } => {
-            let r = client
-                .restart_cloud_sync(v1::RestartCloudSyncRequest {
-                    domain,
-                    reset_scope: reset_scope.iter().map(|s| s.proto()).collect(),
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
 // grpc.health.v1
 // ---------------------------------------------------------------------------
 
@@ -857,90 +735,4 @@ async fn health(ctx: &Ctx, service: String) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args() -> CloudSyncSpecArgs {
-        CloudSyncSpecArgs {
-            enabled: true,
-            disabled: false,
-            password_hash_sync: false,
-            organizational_units: vec![],
-            security_groups: vec![],
-            delete_threshold: None,
-            no_delete_prevention: false,
-            notification_email_file: None,
-            notification_email_stdin: false,
-        }
-    }
-
-    #[test]
-    fn the_spec_flags_make_the_spec() {
-        let dir = tempfile::tempdir().unwrap();
-        let email = dir.path().join("email");
-        std::fs::write(&email, " ops@example.test \r\nignored\n").unwrap();
-        let spec = cloud_sync_spec(&CloudSyncSpecArgs {
-            password_hash_sync: true,
-            organizational_units: vec!["OU=A,DC=d,DC=test".into()],
-            delete_threshold: Some(250),
-            notification_email_file: Some(email),
-            ..args()
-        })
-        .unwrap();
-        assert_eq!(
-            spec,
-            v1::CloudSyncSpec {
-                enabled: true,
-                password_hash_sync: true,
-                organizational_units: vec!["OU=A,DC=d,DC=test".into()],
-                security_groups: vec![],
-                accidental_deletes: Some(v1::AccidentalDeletePrevention {
-                    disabled: false,
-                    threshold: 250,
-                }),
-                notification_email: "ops@example.test".into(),
-            }
-        );
-        // No threshold flag: unset, so the daemon's default (on, 500) applies.
-        let spec = cloud_sync_spec(&args()).unwrap();
-        assert_eq!(spec.accidental_deletes, None);
-        assert_eq!(spec.notification_email, "");
-        let spec = cloud_sync_spec(&CloudSyncSpecArgs {
-            enabled: false,
-            disabled: true,
-            no_delete_prevention: true,
-            ..args()
-        })
-        .unwrap();
-        assert!(!spec.enabled);
-        assert_eq!(
-            spec.accidental_deletes,
-            Some(v1::AccidentalDeletePrevention {
-                disabled: true,
-                threshold: 0,
-            })
-        );
-    }
-
-    #[test]
-    fn an_empty_or_missing_email_file_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let empty = dir.path().join("empty");
-        std::fs::write(&empty, "\n").unwrap();
-        let err = cloud_sync_spec(&CloudSyncSpecArgs {
-            notification_email_file: Some(empty),
-            ..args()
-        })
-        .unwrap_err();
-        assert!(err.downcast_ref::<super::super::UsageError>().is_some());
-        let err = cloud_sync_spec(&CloudSyncSpecArgs {
-            notification_email_file: Some(dir.path().join("absent")),
-            ..args()
-        })
-        .unwrap_err();
-        assert!(
-            format!("{err:#}").starts_with("cannot read notification email file "),
-            "{err:#}"
-        );
-    }
-}
+mod tests;

@@ -1,0 +1,87 @@
+//! The flag-to-request conversions.
+use super::cloud_sync::cloud_sync_spec;
+use super::*;
+
+fn args() -> CloudSyncSpecArgs {
+    CloudSyncSpecArgs {
+        enabled: true,
+        disabled: false,
+        password_hash_sync: false,
+        organizational_units: vec![],
+        security_groups: vec![],
+        delete_threshold: None,
+        no_delete_prevention: false,
+        notification_email_file: None,
+        notification_email_stdin: false,
+    }
+}
+
+#[test]
+fn the_spec_flags_make_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let email = dir.path().join("email");
+    std::fs::write(&email, " ops@example.test \r\nignored\n").unwrap();
+    let spec = cloud_sync_spec(&CloudSyncSpecArgs {
+        password_hash_sync: true,
+        organizational_units: vec!["OU=A,DC=d,DC=test".into()],
+        delete_threshold: Some(250),
+        notification_email_file: Some(email),
+        ..args()
+    })
+    .unwrap();
+    assert_eq!(
+        spec,
+        v1::CloudSyncSpec {
+            enabled: true,
+            password_hash_sync: true,
+            organizational_units: vec!["OU=A,DC=d,DC=test".into()],
+            security_groups: vec![],
+            accidental_deletes: Some(v1::AccidentalDeletePrevention {
+                disabled: false,
+                threshold: 250,
+            }),
+            notification_email: "ops@example.test".into(),
+        }
+    );
+    // No threshold flag: unset, so the daemon's default (on, 500) applies.
+    let spec = cloud_sync_spec(&args()).unwrap();
+    assert_eq!(spec.accidental_deletes, None);
+    assert_eq!(spec.notification_email, "");
+    let spec = cloud_sync_spec(&CloudSyncSpecArgs {
+        enabled: false,
+        disabled: true,
+        no_delete_prevention: true,
+        ..args()
+    })
+    .unwrap();
+    assert!(!spec.enabled);
+    assert_eq!(
+        spec.accidental_deletes,
+        Some(v1::AccidentalDeletePrevention {
+            disabled: true,
+            threshold: 0,
+        })
+    );
+}
+
+#[test]
+fn an_empty_or_missing_email_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let err = cloud_sync_spec(&CloudSyncSpecArgs {
+        notification_email_file: Some(empty),
+        ..args()
+    })
+    .unwrap_err();
+    assert!(err.downcast_ref::<super::super::UsageError>().is_some());
+    let err = cloud_sync_spec(&CloudSyncSpecArgs {
+        notification_email_file: Some(dir.path().join("absent")),
+        ..args()
+    })
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").starts_with("cannot read notification email file "),
+        "{err:#}"
+    );
+}
