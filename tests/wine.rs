@@ -718,7 +718,10 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
         job.remedy.contains("AADConnectProvisioningAgent"),
         "{job:#?}"
     );
-    assert_eq!(report.fail_count, 3, "{checks:#?}");
+    // Graph records the failed cycle as the last run.
+    let last = find(&checks, "tenant.sync.last_run");
+    assert_eq!(last.status, v1::CheckStatus::Fail as i32, "{last:#?}");
+    assert_eq!(report.fail_count, 4, "{checks:#?}");
     // Install again starts it; the tenant sees it come back.
     let (_, op) = install(
         channel,
