@@ -244,3 +244,44 @@ fn the_script_checker_ships_in_nothing() {
         assert!(!deps.contains(test_only), "provd depends on {test_only}");
     }
 }
+
+/// Every check id Verify can report, from the check modules' string
+/// literals.
+fn verify_check_ids() -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    for file in rust_files("src/workflows/verify") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for literal in text.split('"').skip(1).step_by(2) {
+            let mut parts = literal.split('.');
+            let family = parts.next().unwrap_or_default();
+            let is_id = ["host", "agent", "tenant", "directory", "writeback"].contains(&family)
+                && literal.split('.').count() >= 2
+                && literal
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+            if is_id {
+                ids.insert(literal.to_owned());
+            }
+        }
+    }
+    ids
+}
+
+#[test]
+fn the_readme_lists_every_verify_check_with_its_source() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let ids = verify_check_ids();
+    assert!(ids.len() >= 20, "found only {ids:?}");
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            !readme
+                .lines()
+                .any(|l| l.starts_with(&format!("| `{id}` |")) && l.trim_end().ends_with('|'))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "README.md's Verify table lacks: {missing:?}"
+    );
+}
