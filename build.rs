@@ -25,8 +25,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf", "::pbjson_types")
         // prost's codec, but a request that does not decode is INVALID_ARGUMENT.
         .codec_path("crate::codec::ContractCodec")
-        // Credential carries a password: its Debug is hand-written (redacted).
-        .skip_debug([".provd.v1.Credential"])
+        // Credential carries a password, CloudSyncSpec a secret's value (the
+        // notification email): their Debug is hand-written (redacted).
+        .skip_debug([".provd.v1.Credential", ".provd.v1.CloudSyncSpec"])
         .compile_with_config(config, &protos, &[PathBuf::from("."), include])?;
 
     let descriptors = std::fs::read(&descriptor_path)?;

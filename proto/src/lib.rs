@@ -1,7 +1,8 @@
 //! `provd-proto`: the wire contract of provd. Generated code for the
 //! `provd.v1` services (see `provd/v1/*.proto` beside this crate), plus the few
 //! hand-written pieces every side of the wire shares: a redacted `Debug` and a
-//! zeroizing `Drop` for [`v1::Credential`], and the canonical gRPC code names
+//! zeroizing `Drop` for [`v1::Credential`], a `Debug` of [`v1::CloudSyncSpec`]
+//! without its notification email, and the canonical gRPC code names
 //! that errors carry in JSON bodies and `OperationError.code`.
 //!
 //! Architecture invariant: this crate knows nothing of the daemon. `provctl`
@@ -25,6 +26,28 @@ impl std::fmt::Debug for v1::Credential {
         f.debug_struct("Credential")
             .field("username", &self.username)
             .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The notification email is part of a secret's value (Graph's
+/// SyncNotificationSettings): shown only as set or not.
+impl std::fmt::Debug for v1::CloudSyncSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudSyncSpec")
+            .field("enabled", &self.enabled)
+            .field("password_hash_sync", &self.password_hash_sync)
+            .field("organizational_units", &self.organizational_units)
+            .field("security_groups", &self.security_groups)
+            .field("accidental_deletes", &self.accidental_deletes)
+            .field(
+                "notification_email",
+                &if self.notification_email.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish()
     }
 }

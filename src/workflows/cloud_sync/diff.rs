@@ -139,7 +139,12 @@ pub fn changes(obs: &Observed, spec: &CloudSyncSpec) -> Vec<SyncChange> {
     }
     match (&obs.app, &obs.record) {
         (None, _) => out.push(SyncChange::CreateApp),
+        // Not recorded, or recorded for an application the tenant no longer
+        // has (the one found is named after the domain): take it on.
         (Some(_), None) => out.push(SyncChange::AdoptApp),
+        (Some(app), Some(r)) if r.service_principal_id != app.service_principal_id => {
+            out.push(SyncChange::AdoptApp)
+        }
         (Some(_), Some(_)) => {}
     }
     let mut templates = vec![JobTemplate::Provisioning];

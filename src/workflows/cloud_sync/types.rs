@@ -4,8 +4,9 @@
 
 use crate::model::{GroupAgent, ResetScope, SyncApp, SyncJob, SyncScope};
 
-/// A configuration as a client sends it (unvalidated).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A configuration as a client sends it (unvalidated). `Debug` hides the
+/// notification email (a secret's value).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct CloudSyncInput {
     pub enabled: bool,
     pub password_hash_sync: bool,
@@ -15,6 +16,22 @@ pub struct CloudSyncInput {
     pub accidental_deletes: Option<DeletePreventionInput>,
     /// Empty: no notifications. A secret's value: never logged.
     pub notification_email: String,
+}
+
+impl std::fmt::Debug for CloudSyncInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudSyncInput")
+            .field("enabled", &self.enabled)
+            .field("password_hash_sync", &self.password_hash_sync)
+            .field("organizational_units", &self.organizational_units)
+            .field("security_groups", &self.security_groups)
+            .field("accidental_deletes", &self.accidental_deletes)
+            .field(
+                "notification_email_set",
+                &!self.notification_email.is_empty(),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -529,3 +529,42 @@ async fn a_refused_secrets_put_names_the_permission_and_the_role() {
     assert_eq!(d.fakes.tenant.sync_jobs(DOMAIN).len(), 2);
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_configuration_made_outside_provd_is_adopted_and_two_are_refused() {
+    let d = Hermetic::start().await;
+    ready(&d).await;
+    // The admin center made one: provd takes it on, creating no second.
+    let made = d.fakes.tenant.add_sync_app(DOMAIN);
+    let planned = plan(&d, document(Some(spec()))).await;
+    let actions: Vec<&str> = planned.iter().map(|c| c.action.as_str()).collect();
+    assert!(actions.contains(&"adopt-app"), "{planned:#?}");
+    assert!(!actions.contains(&"create-app"), "{planned:#?}");
+    ok(&apply(&d, document(Some(spec()))).await.1);
+    let view = get(&d).await;
+    assert_eq!(view.service_principal_id, made.service_principal_id);
+    assert!(view.managed);
+    // A second application of the same name: with none recorded provd
+    // would not guess (below)…
+    d.fakes.tenant.add_sync_app(DOMAIN);
+    // …unless it recorded one of them: that one is the configuration.
+    let view = get(&d).await;
+    assert_eq!(view.service_principal_id, made.service_principal_id);
+    assert!(view.read_error.is_empty(), "{view:?}");
+    d.shutdown().await;
+
+    let d = Hermetic::start().await;
+    ready(&d).await;
+    d.fakes.tenant.add_sync_app(DOMAIN);
+    d.fakes.tenant.add_sync_app(DOMAIN);
+    let err = configuration(&d)
+        .plan_configuration(v1::PlanConfigurationRequest {
+            desired: Some(document(Some(spec()))),
+            credential: Some(admin()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert_eq!(precondition(&err).0, "CLOUD_SYNC_AMBIGUOUS");
+    d.shutdown().await;
+}
