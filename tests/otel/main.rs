@@ -3,7 +3,8 @@
 //! W3C trace on both transports; operations and their steps nest under the
 //! RPC that started them; LDAP calls nest under the steps (Samba lab);
 //! metrics arrive with their labels; no secret is exported; every Verify
-//! check is a gauge point (`verify.rs`).
+//! check is a gauge point, and the `[drift]` schedule records its own
+//! (`verify.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 // Its own binary: these tests install the process-global tracer and meter

@@ -322,6 +322,16 @@ impl VerifyWorkflows {
         Ok(start(run, groups, timeout))
     }
 
+    /// The checks that need no credential (host, agent, tenant: no
+    /// directory bind), as the drift scheduler runs them: each is
+    /// exported like an RPC's, and the run is no operation.
+    pub async fn verify_credential_free(&self) -> Result<mpsc::Receiver<VerifyItem>, Error> {
+        let domains = DirectoryWorkflows::list_domains(&self.store).await?;
+        let run = self.run(None, domains).await?;
+        let groups = vec![Group::Host, Group::Agent, Group::Tenant, Group::CloudSync];
+        Ok(start(run, groups, DEFAULT_CHECK_TIMEOUT))
+    }
+
     async fn run(
         &self,
         credential: Option<BindCredential>,
