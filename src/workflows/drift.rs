@@ -108,6 +108,11 @@ impl VersionWatch {
     }
 }
 
+/// The `what` of a version drift.
+fn agent_version() -> KeyValue {
+    KeyValue::new("what", "agent_version")
+}
+
 /// The scheduled checks and the version watch.
 pub struct DriftWorkflows {
     host: Arc<dyn Host>,
@@ -139,6 +144,11 @@ impl DriftWorkflows {
             interval_secs = interval.as_secs_f64(),
             "drift: running the credential-free checks on a schedule"
         );
+        // The series exists from now, at 0: Prometheus's increase() sees
+        // the first drift as one (a series born at 1 shows no increase).
+        crate::telemetry::metrics()
+            .drift_detected
+            .add(0, &[agent_version()]);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -207,7 +217,7 @@ impl DriftWorkflows {
             );
             crate::telemetry::metrics()
                 .drift_detected
-                .add(1, &[KeyValue::new("what", "agent_version")]);
+                .add(1, &[agent_version()]);
         }
     }
 }

@@ -95,6 +95,11 @@ async fn the_schedule_records_checks_without_an_rpc_counts_drift_and_stops_on_sh
     ];
     receiver.wait_for_value(CHECK, &updater, |v| v == 1.0).await;
 
+    // The drift series exists before any drift (at 0 in a fresh process),
+    // so Prometheus sees the first one as an increase.
+    receiver
+        .wait_for_point(DRIFT, &[("what", "agent_version")])
+        .await;
     // An upgrade outside provd between two runs: drift, once.
     let drift_before = drift_count(receiver);
     host.upgrade_outside_provd("1.1.2000.0");
