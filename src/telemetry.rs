@@ -458,6 +458,9 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
 }
 
 #[cfg(test)]
+mod deploy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
