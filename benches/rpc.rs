@@ -426,6 +426,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         agent_module: Default::default(),
         telemetry: Default::default(),
         http: Default::default(),
+        drift: Default::default(),
     })
 }
 

@@ -256,6 +256,7 @@ impl DaemonBuilder {
         .await?;
 
         let stop = CancellationToken::new();
+        let drift = app.drift.clone();
         let tls = crate::transport::tls::ReloadingConfig::start(
             crate::transport::tls::TlsFiles {
                 cert: config.tls.cert.clone(),
@@ -286,10 +287,17 @@ impl DaemonBuilder {
             stop.clone(),
             config.shutdown_grace,
         ));
+        // `[drift]`, once serving: a child of `stop`, so shutdown ends it
+        // and the handle waits for it.
+        let drift = config
+            .drift
+            .verify_interval
+            .map(|interval| drift.spawn(interval, stop.child_token()));
         Ok(DaemonHandle {
             local_addr,
             stop,
             task,
+            drift,
         })
     }
 }
@@ -299,6 +307,8 @@ pub struct DaemonHandle {
     local_addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// The `[drift]` schedule, when configured.
+    drift: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl DaemonHandle {
@@ -312,14 +322,18 @@ impl DaemonHandle {
     }
 
     /// Stops accepting, lets open requests finish (up to the configured
-    /// grace period), and returns.
+    /// grace period), stops the `[drift]` schedule, and returns.
     pub async fn shutdown(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        self.wait().await;
     }
 
-    /// Waits until the daemon stops (after [`Self::stop_token`] fires).
+    /// Waits until the daemon stops (after [`Self::stop_token`] fires),
+    /// its background tasks included.
     pub async fn wait(self) {
         let _ = self.task.await;
+        if let Some(drift) = self.drift {
+            let _ = drift.await;
+        }
     }
 }

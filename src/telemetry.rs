@@ -19,9 +19,14 @@
 //!   `operation <KIND>` (child of the RPC that started it); `step <name>`
 //!   (child of the operation, current while the step runs); `ldap.*`,
 //!   `tenant.http` and `installer.*` (children of whatever runs them).
-//! - metrics (meter `provd`): `provd.rpc.requests` {method, code},
-//!   `provd.rpc.duration` s {method, code}, `provd.operation.duration` s
-//!   {kind, outcome}, `provd.directory.calls` {dc, op, outcome}.
+//! - metrics (meter `provd`, listed once in [`INSTRUMENTS`]):
+//!   `provd.rpc.requests` {method, code}, `provd.rpc.duration` s {method,
+//!   code}, `provd.operation.duration` s {kind, outcome},
+//!   `provd.directory.calls` {dc, op, outcome}, `provd.verify.check` {check,
+//!   subject, category, status}: one series per status, 1 for the check's
+//!   status in its latest run and 0 for the other three;
+//!   `provd.drift.detected` {what}.
+//! - resource: `service.name`, `service.version`, `host.name`.
 //!
 //! Rules: attribute values are low-cardinality where they label metrics; no
 //! credential, password, token, device code or key ever enters a field or
@@ -31,7 +36,7 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::metrics::{Counter, Gauge, Histogram};
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithTonicConfig;
@@ -135,6 +140,11 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         .with_attribute(opentelemetry::KeyValue::new(
             "service.version",
             env!("CARGO_PKG_VERSION"),
+        ))
+        // Which server of a fleet: the label dashboards group by.
+        .with_attribute(opentelemetry::KeyValue::new(
+            "host.name",
+            gethostname::gethostname().to_string_lossy().into_owned(),
         ))
         .build();
     let spans = opentelemetry_otlp::SpanExporter::builder()
@@ -257,39 +267,144 @@ fn channel(endpoint: &str) -> Result<tonic::transport::Channel, TelemetryError> 
 // Metrics
 // ---------------------------------------------------------------------------
 
+/// What kind of instrument a metric is: decides how a Prometheus exporter
+/// renders its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstrumentKind {
+    Counter,
+    Histogram,
+    Gauge,
+}
+
+/// One of provd's metrics: the name, kind and unit dashboards and alert
+/// rules rely on. Every instrument is built from one of these.
+#[derive(Debug, Clone, Copy)]
+pub struct Instrument {
+    pub name: &'static str,
+    pub kind: InstrumentKind,
+    /// UCUM unit (`s`), if any.
+    pub unit: Option<&'static str>,
+    pub description: &'static str,
+}
+
+impl Instrument {
+    /// The series names the OpenTelemetry Collector's Prometheus exporter
+    /// makes of it (`add_metric_suffixes`, the default): dots become
+    /// underscores, the unit is spelled out (`_seconds`), a counter ends in
+    /// `_total`, a histogram is `_bucket`, `_sum` and `_count`.
+    pub fn prometheus_names(&self) -> Vec<String> {
+        let mut base = self.name.replace('.', "_");
+        match self.unit {
+            Some("s") => base.push_str("_seconds"),
+            Some(other) => {
+                base.push('_');
+                base.push_str(other);
+            }
+            None => {}
+        }
+        match self.kind {
+            InstrumentKind::Counter => vec![format!("{base}_total")],
+            InstrumentKind::Gauge => vec![base],
+            InstrumentKind::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .map(|suffix| format!("{base}{suffix}"))
+                .collect(),
+        }
+    }
+}
+
+pub const RPC_REQUESTS: Instrument = Instrument {
+    name: "provd.rpc.requests",
+    kind: InstrumentKind::Counter,
+    unit: None,
+    description: "RPCs served (gRPC and HTTP/JSON), by method and status code",
+};
+pub const RPC_DURATION: Instrument = Instrument {
+    name: "provd.rpc.duration",
+    kind: InstrumentKind::Histogram,
+    unit: Some("s"),
+    description: "Time from request to the end of the response",
+};
+pub const OPERATION_DURATION: Instrument = Instrument {
+    name: "provd.operation.duration",
+    kind: InstrumentKind::Histogram,
+    unit: Some("s"),
+    description: "Operation run time, by kind and final state",
+};
+pub const DIRECTORY_CALLS: Instrument = Instrument {
+    name: "provd.directory.calls",
+    kind: InstrumentKind::Counter,
+    unit: None,
+    description: "LDAP calls, by domain controller, operation and outcome",
+};
+pub const VERIFY_CHECK: Instrument = Instrument {
+    name: "provd.verify.check",
+    kind: InstrumentKind::Gauge,
+    unit: None,
+    description: "Each Verify check's latest status: 1 on the series of its status \
+        (PASS, WARN, FAIL, SKIP), 0 on the other three",
+};
+pub const DRIFT_DETECTED: Instrument = Instrument {
+    name: "provd.drift.detected",
+    kind: InstrumentKind::Counter,
+    unit: None,
+    description: "Changes made outside provd, by what changed (agent_version)",
+};
+
+/// Every metric provd records (what `deploy/otel/` may name).
+pub const INSTRUMENTS: [Instrument; 6] = [
+    RPC_REQUESTS,
+    RPC_DURATION,
+    OPERATION_DURATION,
+    DIRECTORY_CALLS,
+    VERIFY_CHECK,
+    DRIFT_DETECTED,
+];
+
 /// provd's instruments, from the global meter provider.
 pub struct Metrics {
     pub rpc_requests: Counter<u64>,
     pub rpc_duration: Histogram<f64>,
     pub operation_duration: Histogram<f64>,
     pub directory_calls: Counter<u64>,
+    pub verify_check: Gauge<u64>,
+    pub drift_detected: Counter<u64>,
 }
 
 impl Metrics {
     fn from_global() -> Self {
         let meter = opentelemetry::global::meter(SCOPE);
+        let counter = |i: Instrument| {
+            meter
+                .u64_counter(i.name)
+                .with_description(i.description)
+                .build()
+        };
+        let histogram = |i: Instrument, boundaries: Option<Vec<f64>>| {
+            let builder = meter
+                .f64_histogram(i.name)
+                .with_unit(i.unit.unwrap_or_default())
+                .with_description(i.description);
+            match boundaries {
+                Some(b) => builder.with_boundaries(b).build(),
+                None => builder.build(),
+            }
+        };
         Self {
-            rpc_requests: meter
-                .u64_counter("provd.rpc.requests")
-                .with_description("RPCs served (gRPC and HTTP/JSON), by method and status code")
-                .build(),
-            rpc_duration: meter
-                .f64_histogram("provd.rpc.duration")
-                .with_unit("s")
-                .with_description("Time from request to the end of the response")
-                .build(),
-            operation_duration: meter
-                .f64_histogram("provd.operation.duration")
-                .with_unit("s")
-                .with_description("Operation run time, by kind and final state")
-                .with_boundaries(vec![
+            rpc_requests: counter(RPC_REQUESTS),
+            rpc_duration: histogram(RPC_DURATION, None),
+            operation_duration: histogram(
+                OPERATION_DURATION,
+                Some(vec![
                     0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0,
-                ])
+                ]),
+            ),
+            directory_calls: counter(DIRECTORY_CALLS),
+            verify_check: meter
+                .u64_gauge(VERIFY_CHECK.name)
+                .with_description(VERIFY_CHECK.description)
                 .build(),
-            directory_calls: meter
-                .u64_counter("provd.directory.calls")
-                .with_description("LDAP calls, by domain controller, operation and outcome")
-                .build(),
+            drift_detected: counter(DRIFT_DETECTED),
         }
     }
 }
@@ -343,6 +458,9 @@ pub fn continue_trace(span: &tracing::Span, headers: &http::HeaderMap) {
 }
 
 #[cfg(test)]
+mod deploy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -368,5 +486,28 @@ mod tests {
         m.rpc_duration.record(0.001, &[]);
         refresh_metrics();
         metrics().directory_calls.add(1, &[]);
+        metrics().verify_check.record(1, &[]);
+        metrics().drift_detected.add(1, &[]);
+    }
+
+    #[test]
+    fn prometheus_names_follow_the_collectors_exporter() {
+        assert_eq!(
+            RPC_REQUESTS.prometheus_names(),
+            ["provd_rpc_requests_total"]
+        );
+        assert_eq!(
+            RPC_DURATION.prometheus_names(),
+            [
+                "provd_rpc_duration_seconds_bucket",
+                "provd_rpc_duration_seconds_sum",
+                "provd_rpc_duration_seconds_count"
+            ]
+        );
+        assert_eq!(VERIFY_CHECK.prometheus_names(), ["provd_verify_check"]);
+        assert_eq!(
+            DRIFT_DETECTED.prometheus_names(),
+            ["provd_drift_detected_total"]
+        );
     }
 }

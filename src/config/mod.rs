@@ -4,7 +4,7 @@
 //! environment; everything else receives a [`Config`].
 //!
 //! Each setting is declared once, in its section's file (`tls.rs`,
-//! `log.rs`, …; the top-level keys below), with the `section!` macro of
+//! `log.rs`, `drift.rs`, …; the top-level keys below), with the `section!` macro of
 //! `declare.rs`: the field, its TOML key, variable, flag, example, parser and
 //! default. The file and environment layers (`layers.rs`), the flags
 //! (`flags.rs`) and `provd serve --help` are all driven by that declaration,
@@ -13,6 +13,7 @@
 mod agent_module;
 mod declare;
 mod directory;
+mod drift;
 mod flags;
 mod host;
 mod http;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use agent_module::AgentModuleConfig;
 pub use directory::{DirectoryConfig, DirectoryTransport};
+pub use drift::DriftConfig;
 pub use flags::Overrides;
 pub use host::HostConfig;
 pub use http::HttpConfig;
@@ -100,6 +102,7 @@ section! {
         pub agent_module: AgentModuleConfig,
         pub telemetry: TelemetryConfig,
         pub http: HttpConfig,
+        pub drift: DriftConfig,
     }
 }
 

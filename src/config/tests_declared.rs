@@ -306,6 +306,11 @@ fn defaults_are_the_declared_ones() {
         format!("{:?}", cfg.agent_module),
         format!("{:?}", AgentModuleConfig::default())
     );
+    assert_eq!(
+        format!("{:?}", cfg.drift),
+        format!("{:?}", DriftConfig::default())
+    );
+    assert_eq!(cfg.drift.verify_interval, None);
     assert_eq!(cfg.agent_module.script_timeout, Duration::from_secs(600));
     assert_eq!(cfg.log.format, LogFormat::Text);
     assert_eq!(cfg.log.filter, "info");

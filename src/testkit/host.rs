@@ -24,6 +24,8 @@ struct State {
     controls: Vec<(String, ServiceAction)>,
     unavailable: Option<String>,
     fail_start: bool,
+    /// `agent_status` calls so far.
+    status_reads: u64,
 }
 
 #[derive(Clone)]
@@ -53,6 +55,7 @@ impl FakeHost {
                 controls: Vec::new(),
                 unavailable: None,
                 fail_start: false,
+                status_reads: 0,
             })),
         }
     }
@@ -109,6 +112,17 @@ impl FakeHost {
 
     pub fn installed_version(&self) -> Option<String> {
         self.lock().installed_version.clone()
+    }
+
+    /// Puts `version` in place without an installer run provd asked for:
+    /// the agent's auto-upgrade, or an administrator's hand install.
+    pub fn upgrade_outside_provd(&self, version: &str) {
+        self.lock().installed_version = Some(version.to_owned());
+    }
+
+    /// How many times the agent's status was read.
+    pub fn status_reads(&self) -> u64 {
+        self.lock().status_reads
     }
 
     /// The logon account of a service.
@@ -196,7 +210,8 @@ impl Host for FakeHost {
 
     async fn agent_status(&self) -> Result<AgentStatus, HostError> {
         self.available()?;
-        let s = self.lock();
+        let mut s = self.lock();
+        s.status_reads += 1;
         Ok(AgentStatus {
             installed_version: s.installed_version.clone(),
             services: AGENT_SERVICES

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::drift::AgentChanges;
 use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
 use super::staging::fetch;
 use super::tenant::{TenantStatus, TenantWorkflows};
@@ -49,6 +50,8 @@ pub enum AgentReport {
 pub struct AgentWorkflows {
     operations: Arc<Operations>,
     host: Arc<dyn Host>,
+    /// Marks the installer runs as provd's (the drift watch).
+    changes: Arc<AgentChanges>,
     paths: Paths,
     tenant: Arc<TenantWorkflows>,
     /// The cloud provd's tenant is configured for.
@@ -59,6 +62,7 @@ impl AgentWorkflows {
     pub fn new(
         operations: Arc<Operations>,
         host: Arc<dyn Host>,
+        changes: Arc<AgentChanges>,
         paths: Paths,
         tenant: Arc<TenantWorkflows>,
         tenant_cloud: Cloud,
@@ -66,6 +70,7 @@ impl AgentWorkflows {
         Self {
             operations,
             host,
+            changes,
             paths,
             tenant,
             tenant_cloud,
@@ -152,9 +157,12 @@ impl AgentWorkflows {
             initiator: caller.name.clone(),
         };
         let host = self.host.clone();
+        let changes = self.changes.clone();
         let log = self.paths.staging_dir.clone();
         self.operations
-            .start(spec, move |progress| run_uninstall(progress, host, log))
+            .start(spec, move |progress| {
+                run_uninstall(progress, host, changes, log)
+            })
             .await
     }
 
@@ -187,11 +195,12 @@ impl AgentWorkflows {
             initiator: caller.name.clone(),
         };
         let host = self.host.clone();
+        let changes = self.changes.clone();
         let paths = self.paths.clone();
         let tenant = self.tenant.clone();
         Ok((
             spec,
-            job(move |progress| run_install(progress, host, tenant, paths, plan)),
+            job(move |progress| run_install(progress, host, changes, tenant, paths, plan)),
         ))
     }
 }
@@ -296,6 +305,7 @@ fn parse_file_uri(value: &str) -> Result<PathBuf, FieldViolation> {
 async fn run_install(
     progress: Progress,
     host: Arc<dyn Host>,
+    changes: Arc<AgentChanges>,
     tenant: Arc<TenantWorkflows>,
     paths: Paths,
     plan: InstallPlan,
@@ -408,7 +418,10 @@ async fn run_install(
         kind: plan.kind,
         cloud: plan.cloud,
     };
-    let installed = host.install_package(&package).await;
+    let installed = {
+        let _provds = changes.begin();
+        host.install_package(&package).await
+    };
     let _ = tokio::fs::remove_file(&staged).await;
     let outcome = installed.map_err(|err| installer_error(err, &package.log_path))?;
     if outcome.reboot_required {
@@ -463,6 +476,7 @@ async fn register(
 async fn run_uninstall(
     progress: Progress,
     host: Arc<dyn Host>,
+    changes: Arc<AgentChanges>,
     staging_dir: PathBuf,
 ) -> Result<Outcome, Error> {
     progress
@@ -514,7 +528,11 @@ async fn run_uninstall(
         .await
         .map_err(|e| Error::internal(staging_dir.display().to_string(), e))?;
     let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
-    let changed = match host.uninstall_agent(&log).await {
+    let uninstalled = {
+        let _provds = changes.begin();
+        host.uninstall_agent(&log).await
+    };
+    let changed = match uninstalled {
         Ok(None) => {
             progress
                 .step_skipped("uninstall-package", "the agent is not installed")

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use super::operations::Operations;
 use super::{
-    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, service_account,
-    staging, tenant, verify, writeback,
+    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, drift,
+    service_account, staging, tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::Directory;
@@ -27,7 +27,9 @@ pub struct App {
     pub directories: Arc<directory::DirectoryWorkflows>,
     pub gmsa: Arc<service_account::ServiceAccountWorkflows>,
     pub writeback: Arc<writeback::WritebackWorkflows>,
-    pub verify: verify::VerifyWorkflows,
+    pub verify: Arc<verify::VerifyWorkflows>,
+    /// The scheduled checks and the agent-version watch (`[drift]`).
+    pub drift: Arc<drift::DriftWorkflows>,
     pub apply: Arc<apply::ApplyWorkflows>,
     pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
     /// The agent's PowerShell module, for the workflows that will
@@ -91,9 +93,11 @@ impl App {
             backends.agent_config.clone(),
             tenant_settings.clients,
         ));
+        let agent_changes = Arc::new(drift::AgentChanges::default());
         let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),
             backends.host.clone(),
+            agent_changes.clone(),
             paths,
             tenant.clone(),
             tenant_settings.cloud,
@@ -132,7 +136,7 @@ impl App {
             tenant.clone(),
             backends.cloud_sync.clone(),
         ));
-        let verify = verify::VerifyWorkflows::new(
+        let verify = Arc::new(verify::VerifyWorkflows::new(
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
@@ -141,7 +145,12 @@ impl App {
             gmsa.clone(),
             writeback.clone(),
             cloud_sync.clone(),
-        );
+        ));
+        let drift = Arc::new(drift::DriftWorkflows::new(
+            backends.host.clone(),
+            verify.clone(),
+            agent_changes,
+        ));
         let apply = Arc::new(apply::ApplyWorkflows::new(
             operations.clone(),
             backends.store.clone(),
@@ -164,6 +173,7 @@ impl App {
             gmsa,
             writeback,
             verify,
+            drift,
             agent_config: backends.agent_config,
         }))
     }

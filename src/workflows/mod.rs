@@ -10,6 +10,7 @@ pub mod cloud_sync;
 pub mod directory;
 mod dn;
 pub mod domain_controllers;
+pub mod drift;
 mod error;
 pub mod operations;
 pub mod permissions;

@@ -77,6 +77,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         agent_module: Default::default(),
         telemetry: Default::default(),
         http: Default::default(),
+        drift: Default::default(),
     }
 }
 

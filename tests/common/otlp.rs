@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::metric;
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
 use provd::config::{LogConfig, LogFormat, TelemetryConfig};
 
 #[derive(Default)]
@@ -123,6 +123,19 @@ fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     kvs.iter()
         .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
         .collect()
+}
+
+/// A sum's or a gauge's points.
+fn numbers<'a>(metric: &'a str, points: &'a [NumberDataPoint]) -> impl Iterator<Item = Point> + 'a {
+    points.iter().map(move |p| Point {
+        metric: metric.to_owned(),
+        attributes: attrs(&p.attributes),
+        value: match p.value {
+            Some(number_data_point::Value::AsInt(i)) => i as f64,
+            Some(number_data_point::Value::AsDouble(d)) => d,
+            None => 0.0,
+        },
+    })
 }
 
 /// The receiver; cheap to clone.
@@ -264,7 +277,8 @@ impl Receiver {
         }
     }
 
-    /// Every metric data point received so far (sums and histograms).
+    /// Every metric data point received so far (sums, gauges and
+    /// histograms), oldest export first.
     pub fn points(&self) -> Vec<Point> {
         let collected = self.sink.0.lock().unwrap();
         let mut out = Vec::new();
@@ -274,18 +288,10 @@ impl Receiver {
                     for m in &scope.metrics {
                         match &m.data {
                             Some(metric::Data::Sum(sum)) => {
-                                for p in &sum.data_points {
-                                    let value = match p.value {
-                                        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i as f64,
-                                        Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d,
-                                        None => 0.0,
-                                    };
-                                    out.push(Point {
-                                        metric: m.name.clone(),
-                                        attributes: attrs(&p.attributes),
-                                        value,
-                                    });
-                                }
+                                out.extend(numbers(&m.name, &sum.data_points));
+                            }
+                            Some(metric::Data::Gauge(gauge)) => {
+                                out.extend(numbers(&m.name, &gauge.data_points));
                             }
                             Some(metric::Data::Histogram(h)) => {
                                 for p in &h.data_points {
@@ -344,13 +350,19 @@ impl Receiver {
     }
 
     /// Flushes and polls (up to 20 s) until a point of `metric` has all of
-    /// `labels`; returns it.
-    pub async fn wait_for_point(&self, metric: &str, labels: &[(&str, &str)]) -> Point {
+    /// `labels` and a value `accept` takes; returns it.
+    pub async fn wait_for_value(
+        &self,
+        metric: &str,
+        labels: &[(&str, &str)],
+        accept: impl Fn(f64) -> bool,
+    ) -> Point {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         loop {
             flush().await;
-            let found = self.points().into_iter().find(|p| {
+            let found = self.points().into_iter().rev().find(|p| {
                 p.metric == metric
+                    && accept(p.value)
                     && labels
                         .iter()
                         .all(|(k, v)| p.attributes.get(*k).map(String::as_str) == Some(*v))
@@ -360,15 +372,21 @@ impl Receiver {
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "no {metric} point with {labels:?}; have: {:#?}",
+                "no {metric} point with {labels:?} and an accepted value; have: {:#?}",
                 self.points()
                     .iter()
                     .filter(|p| p.metric == metric)
-                    .map(|p| &p.attributes)
+                    .map(|p| (&p.attributes, p.value))
                     .collect::<Vec<_>>()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Flushes and polls (up to 20 s) until a point of `metric` has all of
+    /// `labels`; returns it.
+    pub async fn wait_for_point(&self, metric: &str, labels: &[(&str, &str)]) -> Point {
+        self.wait_for_value(metric, labels, |_| true).await
     }
 }
 

@@ -2,13 +2,16 @@
 //! in-test OTLP receiver (`common::otlp`). RPC spans continue the caller's
 //! W3C trace on both transports; operations and their steps nest under the
 //! RPC that started them; LDAP calls nest under the steps (Samba lab);
-//! metrics arrive with their labels; no secret is exported.
+//! metrics arrive with their labels; no secret is exported; every Verify
+//! check is a gauge point, and the `[drift]` schedule records its own
+//! (`verify.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 // Its own binary: these tests install the process-global tracer and meter
 // providers, which other tests' daemons in the same process would write to.
 #[path = "../common/mod.rs"]
 mod common;
+mod verify;
 
 use common::otlp::{self, SpanRecord, descendants, one, traced};
 use common::*;

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -48,12 +49,57 @@ pub enum Category {
     Writeback,
 }
 
+impl Category {
+    /// The metric label (`category`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Category::Host => "HOST",
+            Category::Tenant => "TENANT",
+            Category::Directory => "DIRECTORY",
+            Category::Writeback => "WRITEBACK",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Status {
     Pass,
     Warn,
     Fail,
     Skip,
+}
+
+impl Status {
+    pub const ALL: [Status; 4] = [Status::Pass, Status::Warn, Status::Fail, Status::Skip];
+
+    /// The metric label (`status`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// Records a check's status as `provd.verify.check`: one series per status,
+/// 1 on the check's status and 0 on the other three, so an alert or a
+/// dashboard selects `status="FAIL"` and sums, without a value code to
+/// know (see `deploy/otel/README.md`).
+fn export(c: &Check) {
+    let metrics = crate::telemetry::metrics();
+    for status in Status::ALL {
+        metrics.verify_check.record(
+            u64::from(status == c.status),
+            &[
+                KeyValue::new("check", c.id),
+                KeyValue::new("subject", c.subject.clone()),
+                KeyValue::new("category", c.category.label()),
+                KeyValue::new("status", status.label()),
+            ],
+        );
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -249,19 +295,7 @@ impl VerifyWorkflows {
             domains = added;
         }
         let wanted = |c: Category| categories.is_empty() || categories.contains(&c);
-        let run = Arc::new(Run {
-            dcs: self.dcs.clone(),
-            host: self.host.clone(),
-            agent_config: self.agent_config.clone(),
-            tenant: self.tenant.clone(),
-            gmsa: self.gmsa.clone(),
-            writeback: self.writeback.clone(),
-            cloud_sync: self.cloud_sync.clone(),
-            credential: request.credential,
-            account: service_account::load_account(&self.store).await?,
-            domains,
-            writeback_flag: tokio::sync::OnceCell::new(),
-        });
+        let run = self.run(request.credential, domains).await?;
 
         let mut groups: Vec<Group> = Vec::new();
         if wanted(Category::Host) {
@@ -285,12 +319,47 @@ impl VerifyWorkflows {
             groups.push(Group::Writeback);
         }
 
-        let (tx, rx) = mpsc::channel(64);
-        // The checks' spans (LDAP probes, tenant requests) stay in the
-        // caller's Verify trace.
-        tokio::spawn(drive(run, groups, timeout, tx).instrument(tracing::Span::current()));
-        Ok(rx)
+        Ok(start(run, groups, timeout))
     }
+
+    /// The checks that need no credential (host, agent, tenant: no
+    /// directory bind), as the drift scheduler runs them: each is
+    /// exported like an RPC's, and the run is no operation.
+    pub async fn verify_credential_free(&self) -> Result<mpsc::Receiver<VerifyItem>, Error> {
+        let domains = DirectoryWorkflows::list_domains(&self.store).await?;
+        let run = self.run(None, domains).await?;
+        let groups = vec![Group::Host, Group::Agent, Group::Tenant, Group::CloudSync];
+        Ok(start(run, groups, DEFAULT_CHECK_TIMEOUT))
+    }
+
+    async fn run(
+        &self,
+        credential: Option<BindCredential>,
+        domains: Vec<String>,
+    ) -> Result<Arc<Run>, Error> {
+        Ok(Arc::new(Run {
+            dcs: self.dcs.clone(),
+            host: self.host.clone(),
+            agent_config: self.agent_config.clone(),
+            tenant: self.tenant.clone(),
+            gmsa: self.gmsa.clone(),
+            writeback: self.writeback.clone(),
+            cloud_sync: self.cloud_sync.clone(),
+            credential,
+            account: service_account::load_account(&self.store).await?,
+            domains,
+            writeback_flag: tokio::sync::OnceCell::new(),
+        }))
+    }
+}
+
+/// Runs `groups` in the background; the receiver gets each check, then the
+/// report. The checks' spans (LDAP probes, tenant requests) stay in the
+/// caller's trace.
+fn start(run: Arc<Run>, groups: Vec<Group>, timeout: Duration) -> mpsc::Receiver<VerifyItem> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(drive(run, groups, timeout, tx).instrument(tracing::Span::current()));
+    rx
 }
 
 #[derive(Debug, Clone)]
@@ -387,6 +456,7 @@ async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sen
         let Some(joined) = next else { break };
         let Ok(checks) = joined else { continue };
         for c in checks {
+            export(&c);
             match c.status {
                 Status::Pass => report.pass += 1,
                 Status::Warn => report.warn += 1,

@@ -1,0 +1,279 @@
+//! Drift: what changes on the host without provd. With `[drift]
+//! verify_interval` set, a task the daemon starts (and stops on shutdown)
+//! runs Verify's credential-free checks on that interval — each check
+//! exported as `provd.verify.check`, no operation recorded — and watches
+//! the agent's installed version: a change that no provd Install or
+//! Uninstall made (the agent's auto-upgrade, a hand install) is logged at
+//! WARN with both versions and counted in
+//! `provd.drift.detected{what="agent_version"}`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::verify::{VerifyItem, VerifyWorkflows};
+use crate::backends::host::Host;
+
+/// provd's own changes to the agent package: Install and Uninstall hold a
+/// [`ChangeGuard`] while their installer runs, so the version watch can
+/// tell them from a change made outside provd.
+#[derive(Debug, Default)]
+pub struct AgentChanges {
+    /// Bumped when a change begins and when it ends.
+    generation: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+/// Held while provd changes the agent package.
+#[must_use = "the change ends when the guard drops"]
+pub struct ChangeGuard(Arc<AgentChanges>);
+
+impl AgentChanges {
+    pub fn begin(self: &Arc<Self>) -> ChangeGuard {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        ChangeGuard(self.clone())
+    }
+
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            generation: self.generation.load(Ordering::SeqCst),
+            in_flight: self.in_flight.load(Ordering::SeqCst),
+        }
+    }
+}
+
+impl Drop for ChangeGuard {
+    fn drop(&mut self) {
+        self.0.generation.fetch_add(1, Ordering::SeqCst);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    generation: u64,
+    in_flight: usize,
+}
+
+/// The installed version last seen, and provd's change generation then.
+#[derive(Debug, Clone)]
+struct Seen {
+    version: Option<String>,
+    generation: u64,
+}
+
+/// A version change provd did not make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VersionDrift {
+    old: Option<String>,
+    new: Option<String>,
+}
+
+/// The agent-version watch between scheduled runs.
+#[derive(Debug, Default)]
+struct VersionWatch {
+    seen: Option<Seen>,
+}
+
+impl VersionWatch {
+    /// Takes the version read between two snapshots of provd's changes. A
+    /// change is drift unless provd changed the agent since the last
+    /// observation or while this one was read. The first observation only
+    /// sets the baseline.
+    fn observe(
+        &mut self,
+        before: Snapshot,
+        version: Option<String>,
+        after: Snapshot,
+    ) -> Option<VersionDrift> {
+        let by_provd = before != after
+            || after.in_flight > 0
+            || self
+                .seen
+                .as_ref()
+                .is_some_and(|s| s.generation != before.generation);
+        let previous = self.seen.replace(Seen {
+            version: version.clone(),
+            generation: after.generation,
+        })?;
+        (!by_provd && previous.version != version).then_some(VersionDrift {
+            old: previous.version,
+            new: version,
+        })
+    }
+}
+
+/// The `what` of a version drift.
+fn agent_version() -> KeyValue {
+    KeyValue::new("what", "agent_version")
+}
+
+/// The scheduled checks and the version watch.
+pub struct DriftWorkflows {
+    host: Arc<dyn Host>,
+    verify: Arc<VerifyWorkflows>,
+    changes: Arc<AgentChanges>,
+}
+
+impl DriftWorkflows {
+    pub fn new(
+        host: Arc<dyn Host>,
+        verify: Arc<VerifyWorkflows>,
+        changes: Arc<AgentChanges>,
+    ) -> Self {
+        Self {
+            host,
+            verify,
+            changes,
+        }
+    }
+
+    /// Starts the schedule: a round now, then every `interval`, until
+    /// `stop` fires (a round in progress is abandoned, its checks stopped).
+    pub fn spawn(
+        self: Arc<Self>,
+        interval: Duration,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        tracing::info!(
+            interval_secs = interval.as_secs_f64(),
+            "drift: running the credential-free checks on a schedule"
+        );
+        // The series exists from now, at 0: Prometheus's increase() sees
+        // the first drift as one (a series born at 1 shows no increase).
+        crate::telemetry::metrics()
+            .drift_detected
+            .add(0, &[agent_version()]);
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut watch = VersionWatch::default();
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    _ = ticker.tick() => {}
+                }
+                let round = self
+                    .round(&mut watch)
+                    .instrument(tracing::info_span!("drift.round"));
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = round => {}
+                }
+            }
+            tracing::debug!("drift: schedule stopped");
+        })
+    }
+
+    async fn round(&self, watch: &mut VersionWatch) {
+        self.watch_version(watch).await;
+        let mut rx = match self.verify.verify_credential_free().await {
+            Ok(rx) => rx,
+            Err(err) => {
+                tracing::warn!(error = %err, "drift: cannot run the scheduled checks");
+                return;
+            }
+        };
+        // Each check is exported as it arrives (verify's own doing); the
+        // report is only logged.
+        while let Some(item) = rx.recv().await {
+            if let VerifyItem::Report(r) = item {
+                tracing::debug!(
+                    pass = r.pass,
+                    warn = r.warn,
+                    fail = r.fail,
+                    skip = r.skip,
+                    "drift: scheduled checks done"
+                );
+            }
+        }
+    }
+
+    async fn watch_version(&self, watch: &mut VersionWatch) {
+        if self.host.availability().is_err() {
+            return;
+        }
+        let before = self.changes.snapshot();
+        let version = match self.host.agent_status().await {
+            Ok(status) => status.installed_version,
+            Err(err) => {
+                tracing::debug!(error = %err, "drift: cannot read the agent's version");
+                return;
+            }
+        };
+        let after = self.changes.snapshot();
+        if let Some(drift) = watch.observe(before, version, after) {
+            let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+            tracing::warn!(
+                what = "agent_version",
+                old = %shown(&drift.old),
+                new = %shown(&drift.new),
+                "drift: the agent's installed version changed outside provd"
+            );
+            crate::telemetry::metrics()
+                .drift_detected
+                .add(1, &[agent_version()]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &str) -> Option<String> {
+        Some(s.to_owned())
+    }
+
+    fn drift(old: Option<String>, new: Option<String>) -> Option<VersionDrift> {
+        Some(VersionDrift { old, new })
+    }
+
+    #[test]
+    fn a_change_outside_provd_is_drift_and_the_first_read_is_the_baseline() {
+        let changes = Arc::new(AgentChanges::default());
+        let mut watch = VersionWatch::default();
+        let at = || changes.snapshot();
+        assert_eq!(watch.observe(at(), v("1.1.1"), at()), None);
+        assert_eq!(watch.observe(at(), v("1.1.1"), at()), None);
+        assert_eq!(
+            watch.observe(at(), v("1.1.2"), at()),
+            drift(v("1.1.1"), v("1.1.2"))
+        );
+        // Counted once: the new version is the baseline now.
+        assert_eq!(watch.observe(at(), v("1.1.2"), at()), None);
+        // Removed by hand.
+        assert_eq!(watch.observe(at(), None, at()), drift(v("1.1.2"), None));
+    }
+
+    #[test]
+    fn provds_own_install_or_uninstall_is_not_drift() {
+        let changes = Arc::new(AgentChanges::default());
+        let mut watch = VersionWatch::default();
+        let at = || changes.snapshot();
+        assert_eq!(watch.observe(at(), v("1.1.1"), at()), None);
+        // An install between two observations.
+        drop(changes.begin());
+        assert_eq!(watch.observe(at(), v("1.1.2"), at()), None);
+        // An install running while the version is read.
+        let guard = changes.begin();
+        assert_eq!(watch.observe(at(), v("1.1.3"), at()), None);
+        drop(guard);
+        // It ended before the next read: still provd's.
+        assert_eq!(watch.observe(at(), v("1.1.4"), at()), None);
+        // One that began and ended while the version was read.
+        let before = at();
+        drop(changes.begin());
+        assert_eq!(watch.observe(before, None, at()), None);
+        // Then an upgrade outside provd is drift again.
+        assert_eq!(
+            watch.observe(at(), v("1.1.5"), at()),
+            drift(None, v("1.1.5"))
+        );
+    }
+}
