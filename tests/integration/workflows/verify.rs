@@ -96,6 +96,7 @@ async fn a_full_setup_passes_every_check_that_applies() {
         "tenant.agent.registered",
         "tenant.agent.active",
         "tenant.agent.group",
+        "tenant.clock_skew",
         "directory.dc.reachable",
         "directory.msa_container",
         "directory.kds.effective",

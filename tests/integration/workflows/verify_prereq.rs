@@ -1,8 +1,8 @@
-//! Verify's gMSA prerequisites on the fakes: the Managed Service Accounts
-//! container's well-known reference removed, or naming a deleted
-//! container; KDS root keys missing, not usable yet, or not replicated to
-//! one DC. Each FAILs or WARNs with its remedy and Microsoft's page, then
-//! PASSes once put right.
+//! Verify's gMSA prerequisites and the tenant's clock on the fakes: the
+//! Managed Service Accounts container's well-known reference removed, or
+//! naming a deleted container; KDS root keys missing, not usable yet, or
+//! not replicated to one DC; the tenant's clock minutes off. Each FAILs or
+//! WARNs with its remedy (and Microsoft's page), then PASSes once put right.
 
 use super::verify::{find, status, verify_with};
 use crate::common::hermetic::*;
@@ -213,5 +213,38 @@ async fn without_a_credential_the_prerequisite_checks_skip_saying_why() {
         assert_eq!(status(c), Skip, "{c:#?}");
         assert!(c.message.contains("no credential"), "{c:#?}");
     }
+    d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tenant_clock_minutes_off_warns_then_fails() {
+    let d = Hermetic::start().await;
+    let skew = |checks: &[v1::Check]| find(checks, "tenant.clock_skew")[0].clone();
+    let c = skew(&checks_of(&d, v1::CheckCategory::Tenant).await);
+    assert_eq!(status(&c), Pass, "{c:#?}");
+    assert!(c.attributes["skew_ms"].parse::<i64>().unwrap().abs() < 2000);
+    assert!(c.remedy.is_empty());
+
+    d.fakes.tenant.set_clock_offset_ms(-2 * 60_000);
+    let c = skew(&checks_of(&d, v1::CheckCategory::Tenant).await);
+    assert_eq!(status(&c), Warn, "{c:#?}");
+    assert!(c.message.contains("-120 s"), "{}", c.message);
+    assert!(c.remedy.contains("w32tm"), "{}", c.remedy);
+
+    d.fakes.tenant.set_clock_offset_ms(10 * 60_000);
+    let c = skew(&checks_of(&d, v1::CheckCategory::Tenant).await);
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert!(c.message.contains("+600 s"), "{}", c.message);
+
+    // Unreachable: the reachability check FAILs; this one says why it could not look.
+    d.fakes.tenant.set_endpoints_down(true);
+    let c = skew(&checks_of(&d, v1::CheckCategory::Tenant).await);
+    assert_eq!(status(&c), Skip, "{c:#?}");
+    assert!(c.message.contains("connection refused"), "{}", c.message);
+
+    d.fakes.tenant.set_endpoints_down(false);
+    d.fakes.tenant.set_clock_offset_ms(30_000);
+    let c = skew(&checks_of(&d, v1::CheckCategory::Tenant).await);
+    assert_eq!(status(&c), Pass, "{c:#?}");
     d.shutdown().await;
 }
