@@ -148,6 +148,15 @@ async fn kds_keys_missing_not_usable_yet_or_unreplicated_fail_or_warn_per_dc() {
     assert!(dc2.remedy.contains("repadmin"), "{}", dc2.remedy);
     dir.replicate();
 
+    // A DC that does not answer is not read: SKIP saying why (its
+    // directory.dc.reachable says the rest).
+    dir.set_reachable(DC2, false);
+    let [dc1, dc2] = <[v1::Check; 2]>::try_from(kds_checks(&d).await).unwrap();
+    assert_eq!(status(&dc1), Pass, "{dc1:#?}");
+    assert_eq!(status(&dc2), Skip, "{dc2:#?}");
+    assert!(dc2.message.contains("cannot read"), "{}", dc2.message);
+    dir.set_reachable(DC2, true);
+
     // No key anywhere: FAIL on each DC, with the documented remedy.
     dir.remove_kds_keys();
     for c in kds_checks(&d).await {
