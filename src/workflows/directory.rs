@@ -597,22 +597,9 @@ async fn read_facts(
     )
     .await?
     .is_some();
-    let kds_base = format!(
-        "CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,{configuration_dn}"
-    );
-    let kds_key = match session
-        .search(
-            &kds_base,
-            Scope::OneLevel,
-            "(objectClass=msKds-ProvRootKey)",
-            &["cn"],
-        )
-        .await
-    {
-        Ok(keys) => !keys.is_empty(),
-        Err(crate::backends::directory::DirectoryError::NoSuchObject { .. }) => false,
-        Err(e) => return Err(e.into()),
-    };
+    let kds_key = !crate::workflows::service_account::read_kds_keys(session, &configuration_dn)
+        .await?
+        .is_empty();
     let level_check = |what: &str, version: i32| Prerequisite {
         name: format!("{what}.functional_level"),
         ok: version >= LEVEL_2012,

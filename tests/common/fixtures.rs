@@ -203,8 +203,27 @@ pub async fn remove_kds_keys(s: &mut dyn DirectorySession) {
     }
 }
 
-/// What `Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10))` makes.
-pub async fn add_kds_key(s: &mut dyn DirectorySession) {
+/// What `Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10))` makes;
+/// its DN.
+pub async fn add_kds_key(s: &mut dyn DirectorySession) -> String {
+    add_kds_key_from(s, unix_now() - 36_000).await
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A FILETIME (100 ns since 1601) as AD writes it, from Unix seconds.
+pub fn filetime(unix_secs: i64) -> String {
+    ((unix_secs + 11_644_473_600) * 10_000_000).to_string()
+}
+
+/// A KDS root key usable from `use_start` (Unix seconds) on, as
+/// `Add-KdsRootKey -EffectiveTime` makes it (containers included); its DN.
+pub async fn add_kds_key_from(s: &mut dyn DirectorySession, use_start: i64) -> String {
     let gkds = format!(
         "CN=Group Key Distribution Service,CN=Services,{}",
         config_dn()
@@ -216,14 +235,10 @@ pub async fn add_kds_key(s: &mut dyn DirectorySession) {
             Err(e) => panic!("add {dn}: {e}"),
         }
     }
-    let filetime = |unix_secs: i64| ((unix_secs + 11_644_473_600) * 10_000_000).to_string();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
     let id = uuid::Uuid::new_v4().to_string();
+    let dn = format!("CN={id},{}", kds_container());
     s.add(
-        &format!("CN={id},{}", kds_container()),
+        &dn,
         &[
             ("objectClass", text("msKds-ProvRootKey")),
             ("cn", text(&id)),
@@ -233,8 +248,8 @@ pub async fn add_kds_key(s: &mut dyn DirectorySession) {
             ("msKds-PrivateKeyLength", text("512")),
             ("msKds-PublicKeyLength", text("2048")),
             ("msKds-RootKeyData", vec![vec![7u8; 64]]),
-            ("msKds-CreateTime", text(&filetime(now))),
-            ("msKds-UseStartTime", text(&filetime(now - 36_000))),
+            ("msKds-CreateTime", text(&filetime(unix_now()))),
+            ("msKds-UseStartTime", text(&filetime(use_start))),
             (
                 "msKds-DomainID",
                 text(&format!("CN=DC1,OU=Domain Controllers,{}", base())),
@@ -243,6 +258,45 @@ pub async fn add_kds_key(s: &mut dyn DirectorySession) {
     )
     .await
     .unwrap();
+    dn
+}
+
+/// An admin session on the lab's second DC.
+pub async fn dc2_session() -> Box<dyn DirectorySession> {
+    backend()
+        .connect(
+            &var("LAB_DC2_HOST"),
+            &BindCredential {
+                username: var("LAB_ADMIN_UPN"),
+                password: var("LAB_PASSWORD").into(),
+            },
+        )
+        .await
+        .unwrap()
+}
+
+/// Waits (up to 60 s) until `read` on the second DC gives what it gives on
+/// the first: replication between the lab's DCs takes seconds.
+pub async fn until_dc2_agrees<T, F>(read: F) -> T
+where
+    T: PartialEq + std::fmt::Debug,
+    F: for<'a> Fn(&'a mut dyn DirectorySession) -> futures_util::future::BoxFuture<'a, T>,
+{
+    let mut dc1 = admin_session().await;
+    let want = read(dc1.as_mut()).await;
+    let mut dc2 = dc2_session().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = read(dc2.as_mut()).await;
+        if got == want {
+            return got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "dc2 still differs after 60 s: {got:?}, dc1 has {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 pub fn cred() -> v1::Credential {

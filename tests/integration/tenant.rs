@@ -229,7 +229,7 @@ async fn sign_in_to_an_unreachable_tenant_is_unavailable() {
     assert!(error.message.contains("tenant"), "{}", error.message);
 }
 
-async fn verify(
+pub(crate) async fn verify(
     channel: &Channel,
     categories: &[v1::CheckCategory],
     credential: Option<v1::Credential>,
@@ -256,12 +256,23 @@ async fn verify(
     panic!("no report");
 }
 
-fn find<'a>(checks: &'a [v1::Check], id: &str) -> Vec<&'a v1::Check> {
+pub(crate) fn find<'a>(checks: &'a [v1::Check], id: &str) -> Vec<&'a v1::Check> {
     checks.iter().filter(|c| c.id == id).collect()
 }
 
-fn status(c: &v1::Check) -> v1::CheckStatus {
+pub(crate) fn status(c: &v1::Check) -> v1::CheckStatus {
     v1::CheckStatus::try_from(c.status).unwrap()
+}
+
+async fn kds_key_present(s: &mut dyn DirectorySession, dn: String) -> bool {
+    s.search(
+        &dn,
+        provd::backends::directory::Scope::Base,
+        "(objectClass=*)",
+        &["cn"],
+    )
+    .await
+    .is_ok_and(|found| !found.is_empty())
 }
 
 /// Removes the first ACE of the gMSA's SID on the domain root (a read
@@ -313,7 +324,9 @@ async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
     ok(&add_directory(channel, admin(), &[]).await.1);
     pin_dc1(channel).await;
     let mut s = admin_session().await;
-    add_kds_key(s.as_mut()).await;
+    let key = add_kds_key(s.as_mut()).await;
+    // directory.kds.effective reads every DC: wait for the key on dc2.
+    until_dc2_agrees(|s| Box::pin(kds_key_present(s, key.clone()))).await;
     let agent = make_computer(s.as_mut(), "VERIFYHOST").await;
     let (_, op) = create(channel, gmsa_request("provVerify", &[&agent])).await;
     ok(&op);
@@ -335,6 +348,8 @@ async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
         "directory.dc.reachable",
         "directory.dc.certificate",
         "directory.dc.clock_skew",
+        "directory.msa_container",
+        "directory.kds.effective",
         "directory.gmsa.account",
         "directory.permissions",
     ] {
@@ -346,6 +361,7 @@ async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
     }
     // Both lab DCs, each with its own certificate and clock check.
     assert_eq!(find(&checks, "directory.dc.certificate").len(), 2);
+    assert_eq!(find(&checks, "directory.kds.effective").len(), 2);
     assert_eq!(report.status, v1::CheckStatus::Pass as i32, "{checks:#?}");
     assert_eq!(report.fail_count, 0);
 
@@ -386,9 +402,14 @@ async fn verify_reports_directory_checks_and_a_removed_ace_with_its_remedy() {
     assert!(host.message.contains("only on Windows"), "{host:?}");
     let reachable = find(&checks, "tenant.endpoints.reachable")[0];
     assert_eq!(status(reachable), v1::CheckStatus::Pass, "{reachable:?}");
+    // The emulator's Date header, on this host's clock.
+    let skew = find(&checks, "tenant.clock_skew")[0];
+    assert_eq!(status(skew), v1::CheckStatus::Pass, "{skew:?}");
     let registered = find(&checks, "tenant.agent.registered")[0];
     assert_eq!(status(registered), v1::CheckStatus::Fail);
     assert!(registered.remedy.contains("Install"), "{registered:?}");
+    // The key it added goes, as the lab's keys were before.
+    s.delete(&key).await.unwrap();
     emu.stop().await;
 }
 

@@ -739,6 +739,16 @@ fn tenant_client(emu: &Emulator) -> HttpTenant {
     .unwrap()
 }
 
+#[tokio::test]
+async fn tenant_client_reads_the_tenants_clock_from_its_date_header() {
+    let emu = Emulator::start(&[]).await;
+    let time = tenant_client(&emu).server_time().await.unwrap();
+    assert_eq!(time.url, format!("https://localhost:{}", emu.port));
+    // The emulator shares this host's clock; the header has whole seconds.
+    assert!(time.skew_ms().abs() < 2_000, "{time:?}");
+    emu.stop().await;
+}
+
 async fn approve(emu: &Emulator, user_code: &str) {
     let (status, body) = emu
         .post(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{
-    ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, Tenant,
-    TenantEndpoints, TenantError, Tokens,
+    ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource, ServerTime,
+    Tenant, TenantEndpoints, TenantError, Tokens,
 };
 
 #[derive(Debug, Clone, Copy)]
@@ -180,6 +180,34 @@ impl HttpTenant {
         });
         futures_util::future::join_all(probes).await
     }
+
+    /// One GET of the sign-in endpoint (any answer will do: every HTTP
+    /// answer carries `Date`), read against this host's clock halfway
+    /// through the request. Not retried: a retry's answer would be as late.
+    pub async fn server_time(&self) -> Result<ServerTime, TenantError> {
+        let url = self.endpoints.authority.clone();
+        let span = http_span(&reqwest::Method::GET, &url);
+        let sent = SystemTime::now();
+        let started = Instant::now();
+        let response = self.http.get(&url).send().instrument(span.clone()).await;
+        record_response(&span, &response);
+        let response = response.map_err(|e| TenantError::Unavailable(error_chain(&e)))?;
+        let local = sent + started.elapsed() / 2;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .ok_or_else(|| {
+                TenantError::Protocol(format!("{url} answered without a Date header"))
+            })?;
+        let server = date
+            .to_str()
+            .ok()
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .ok_or_else(|| {
+                TenantError::Protocol(format!("{url} answered with an unreadable Date: {date:?}"))
+            })?;
+        Ok(ServerTime { url, server, local })
+    }
 }
 
 #[async_trait::async_trait]
@@ -229,5 +257,9 @@ impl Tenant for HttpTenant {
 
     async fn probe_endpoints(&self) -> Vec<EndpointProbe> {
         HttpTenant::probe_endpoints(self).await
+    }
+
+    async fn server_time(&self) -> Result<ServerTime, TenantError> {
+        HttpTenant::server_time(self).await
     }
 }

@@ -30,7 +30,7 @@ mod oauth;
 mod send;
 pub mod sync;
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
@@ -187,6 +187,28 @@ pub struct EndpointProbe {
     pub outcome: Result<Duration, String>,
 }
 
+/// The tenant's clock as one of its answers gives it.
+#[derive(Debug, Clone)]
+pub struct ServerTime {
+    /// Where the answer came from.
+    pub url: String,
+    /// The answer's `Date` header (RFC 9110 section 6.6.1: whole seconds).
+    pub server: SystemTime,
+    /// This host's clock halfway between sending and the answer.
+    pub local: SystemTime,
+}
+
+impl ServerTime {
+    /// How far the tenant's clock is ahead of this host's (negative:
+    /// behind), in milliseconds.
+    pub fn skew_ms(&self) -> i64 {
+        match self.server.duration_since(self.local) {
+            Ok(ahead) => i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX),
+            Err(behind) => -i64::try_from(behind.duration().as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+}
+
 /// The tenant as the workflows see it. [`HttpTenant`] is the real one.
 #[async_trait::async_trait]
 pub trait Tenant: Send + Sync + 'static {
@@ -222,4 +244,6 @@ pub trait Tenant: Send + Sync + 'static {
     ) -> Result<bool, TenantError>;
     /// Sign-in and Graph, over TLS.
     async fn probe_endpoints(&self) -> Vec<EndpointProbe>;
+    /// The tenant's clock: the `Date` of the sign-in endpoint's answer.
+    async fn server_time(&self) -> Result<ServerTime, TenantError>;
 }

@@ -75,6 +75,8 @@ pub(crate) struct State {
     constraints: Vec<(String, Option<WriteOp>)>,
     writes: Vec<WriteRecord>,
     connects: Vec<String>,
+    /// (DC, DN): the DN and its subtree have not replicated to the DC.
+    unreplicated: Vec<(String, String)>,
 }
 
 /// The fake directory; clones share one domain, so a test keeps a clone
@@ -187,6 +189,19 @@ impl FakeDirectory {
     /// constraint violation (LDAP 19).
     pub fn constraint_on_write(&self, dn: &str, op: Option<WriteOp>) {
         self.lock().constraints.push((norm(dn), op));
+    }
+
+    /// `dn` and everything under it have not replicated to `dc` yet: that
+    /// DC's searches do not see them, until [`Self::replicate`].
+    pub fn hide_from(&self, dc: &str, dn: &str) {
+        self.lock()
+            .unreplicated
+            .push((dc.to_ascii_lowercase(), norm(dn).to_ascii_lowercase()));
+    }
+
+    /// Every DC sees every object again.
+    pub fn replicate(&self) {
+        self.lock().unreplicated.clear();
     }
 
     /// Clears injected write faults.
@@ -326,6 +341,14 @@ impl State {
             d.host.eq_ignore_ascii_case(name.trim_end_matches('.'))
                 || name.parse::<IpAddr>().is_ok_and(|ip| ip == d.ip)
         })
+    }
+
+    /// True when `dn` has not replicated to `dc` ([`FakeDirectory::hide_from`]).
+    fn hidden(&self, dc: &str, dn: &str) -> bool {
+        let dn = norm(dn).to_ascii_lowercase();
+        self.unreplicated
+            .iter()
+            .any(|(on, hidden)| on == dc && (dn == *hidden || dn.ends_with(&format!(",{hidden}"))))
     }
 
     /// One session operation on `dc`: fails when the DC is gone, and
@@ -560,11 +583,18 @@ impl DirectorySession for FakeSession {
         if !base.is_empty() && !tree::is_dn(base) {
             return Err(ops::ldap(&self.dc, 34, "0000208F: NameErr: invalid basedn"));
         }
+        if s.hidden(&self.dc, base) {
+            return Err(ops::no_such_object(&self.dc, base));
+        }
         let found = s
             .tree
             .search(base, scope, &f)
             .ok_or_else(|| ops::no_such_object(&self.dc, base))?;
-        Ok(found.into_iter().map(|o| o.to_entry(attrs)).collect())
+        Ok(found
+            .into_iter()
+            .filter(|o| !s.hidden(&self.dc, &o.dn))
+            .map(|o| o.to_entry(attrs))
+            .collect())
     }
 
     async fn read_security_descriptor(

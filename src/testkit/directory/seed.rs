@@ -76,6 +76,7 @@ pub fn load() -> State {
         constraints: Vec::new(),
         writes: Vec::new(),
         connects: Vec::new(),
+        unreplicated: Vec::new(),
     }
 }
 

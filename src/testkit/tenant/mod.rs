@@ -13,14 +13,14 @@ pub use sign_in::{FAKE_TENANT_ID, FAKE_USER};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 use crate::backends::tenant::{
     AgentGroup, ClientScope, DeviceCode, EndpointProbe, ProvisioningAgent, PublishedResource,
-    Tenant, TenantError, Tokens,
+    ServerTime, Tenant, TenantError, Tokens,
 };
 
 /// What a Graph call, the sign-in or the registration answers, when not
@@ -57,6 +57,9 @@ struct State {
     sign_ins: u32,
     registrations: Vec<String>,
     endpoints_down: bool,
+    /// How far the tenant's clock is ahead of this host's (ms; negative:
+    /// behind).
+    clock_offset_ms: i64,
     /// (client, scope) pairs the tenant gives no token.
     refused: Vec<ClientScope>,
     device_codes: Vec<ClientScope>,
@@ -106,6 +109,12 @@ impl FakeTenant {
     /// The probes of the sign-in and Graph endpoints fail.
     pub fn set_endpoints_down(&self, down: bool) {
         self.lock().endpoints_down = down;
+    }
+
+    /// The tenant's clock runs `offset_ms` ahead of this host's (negative:
+    /// behind), as its answers' `Date` header shows it.
+    pub fn set_clock_offset_ms(&self, offset_ms: i64) {
+        self.lock().clock_offset_ms = offset_ms;
     }
 
     /// Marks an agent active or inactive (as Graph reports it).
@@ -340,5 +349,27 @@ impl Tenant for FakeTenant {
                 url,
             })
             .collect()
+    }
+
+    async fn server_time(&self) -> Result<ServerTime, TenantError> {
+        let (down, offset) = {
+            let s = self.lock();
+            (s.endpoints_down, s.clock_offset_ms)
+        };
+        let url = "https://login.fake.invalid/".to_owned();
+        if down {
+            return Err(TenantError::Unavailable(format!(
+                "{url}: connection refused"
+            )));
+        }
+        let local = SystemTime::now();
+        let shift = Duration::from_millis(offset.unsigned_abs());
+        // Exact, where a real Date header has whole seconds.
+        let server = if offset >= 0 {
+            local + shift
+        } else {
+            local - shift
+        };
+        Ok(ServerTime { url, server, local })
     }
 }

@@ -200,11 +200,6 @@ pub(super) async fn resolve_sid(
     })
 }
 
-/// FILETIME (100 ns since 1601) to milliseconds since 1970.
-pub(super) fn filetime_ms(value: i64) -> i64 {
-    value / 10_000 - 11_644_473_600_000
-}
-
 /// `20261127093015.0Z` to milliseconds since 1970.
 fn generalized_ms(value: &str) -> Option<i64> {
     crate::model::parse_generalized_time(value)
@@ -354,11 +349,5 @@ mod tests {
             .bin_attrs
             .insert("msds-groupmsamembership".into(), vec![bytes]);
         assert_eq!(membership_sids(&entry).unwrap(), [sid]);
-    }
-
-    #[test]
-    fn filetime() {
-        // 2026-11-27T00:00:00Z
-        assert_eq!(filetime_ms(134_402_112_000_000_000), 1_795_737_600_000);
     }
 }

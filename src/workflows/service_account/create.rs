@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use super::account::{
     ACCOUNT_ATTRS, GMSA_CLASS, Origin, Principal, PrincipalKind, UAC_ACCOUNTDISABLE,
-    UAC_WORKSTATION_TRUST, account_record, classes, filetime_ms, int_attr, kind_of, load_account,
+    UAC_WORKSTATION_TRUST, account_record, classes, int_attr, kind_of, load_account,
     membership_descriptor, membership_sids, netbios_name, save_account,
 };
+use super::prerequisites::{kds_container, read_kds_keys};
 use super::{enc_names, event};
 use crate::backends::directory::{Change, DirectoryError, DirectorySession, Entry, Scope, escape};
 use crate::backends::store::{EventKind, Store};
@@ -31,30 +32,11 @@ pub(crate) struct GmsaPlan {
 }
 
 async fn check_kds(session: &mut dyn DirectorySession, config_dn: &str) -> Result<(), Error> {
-    let base =
-        format!("CN=Master Root Keys,CN=Group Key Distribution Service,CN=Services,{config_dn}");
-    let keys = match session
-        .search(
-            &base,
-            Scope::OneLevel,
-            "(objectClass=msKds-ProvRootKey)",
-            &["msKds-UseStartTime", "cn"],
-        )
-        .await
-    {
-        Ok(k) => k,
-        Err(DirectoryError::NoSuchObject { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let keys = read_kds_keys(session, config_dn).await?;
     let now = now_ms();
-    let starts: Vec<i64> = keys
-        .iter()
-        .map(|k| {
-            k.first("msKds-UseStartTime")
-                .and_then(|v| v.parse::<i64>().ok())
-                .map_or(0, filetime_ms)
-        })
-        .collect();
+    // A start time this account cannot read counts as effective: the DC
+    // is the judge when the account is created.
+    let starts: Vec<i64> = keys.iter().map(|k| k.use_start_ms.unwrap_or(0)).collect();
     if starts.iter().any(|s| *s <= now) {
         return Ok(());
     }
@@ -71,7 +53,7 @@ async fn check_kds(session: &mut dyn DirectorySession, config_dn: &str) -> Resul
     };
     Err(Error::FailedPrecondition {
         reason: PreconditionReason::NoKdsRootKey,
-        subject: base,
+        subject: kds_container(config_dn),
         message,
     })
 }

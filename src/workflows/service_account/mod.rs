@@ -7,6 +7,7 @@ mod account;
 mod create;
 mod custom;
 mod logon;
+mod prerequisites;
 mod request;
 
 use std::sync::Arc;
@@ -30,6 +31,10 @@ use logon::configure_service;
 pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{gmsa_name, load_account};
 pub(crate) use logon::{host_may_retrieve, read_account_entry};
+pub(crate) use prerequisites::{
+    KdsRootKey, default_msa_container, is_deleted_dn, msa_reference, msa_reference_value,
+    read_kds_keys,
+};
 pub(crate) use request::{create_fields, custom_fields};
 
 pub const DEFAULT_GMSA: &str = "provAgentgMSA$";

@@ -23,7 +23,7 @@ pub(crate) fn create_fields(
     let name = gmsa_name("name", &r.name).map_err(|e| v.push(e)).ok();
     let domain_dn = domain.map(escape::domain_dn);
     let container = match (&domain_dn, r.container_dn.is_empty()) {
-        (Some(d), true) => Some(format!("CN=Managed Service Accounts,{d}")),
+        (Some(d), true) => Some(super::prerequisites::default_msa_container(d)),
         (Some(d), false) => dn_in_domain("container_dn", &r.container_dn, d)
             .map_err(|e| v.push(e))
             .ok(),

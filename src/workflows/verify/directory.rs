@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Category, Check, Run, Status, check};
+use super::{Category, Check, DISCOVERY_REMEDY, NO_CREDENTIAL, Run, Status, check, skew_status};
 use crate::backends::directory::BindCredential;
 use crate::model::computer_account;
 use crate::workflows::domain_controllers::{Connect, DcSession};
@@ -14,8 +14,6 @@ use crate::workflows::service_account::{self, AccountRecord};
 
 /// A DC certificate expiring sooner than this is a WARN.
 const CERT_WARN_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
-const SKEW_WARN_SECS: i64 = 60;
-const SKEW_FAIL_SECS: i64 = 300;
 
 const DIRECTORY_IDS: [&str; 5] = [
     "directory.dc.reachable",
@@ -29,7 +27,7 @@ pub(super) async fn checks(run: &Run, domain: &str, directory: bool, host: bool)
     use Category::Directory as D;
     let mut out = Vec::new();
     let Some(credential) = run.credential.clone() else {
-        let why = "no credential given, and this host cannot bind as its computer account";
+        let why = NO_CREDENTIAL;
         if directory {
             for id in DIRECTORY_IDS {
                 out.push(check(id, D, Status::Skip, why).subject(domain));
@@ -68,7 +66,7 @@ async fn dc_checks(run: &Run, domain: &str, credential: &BindCredential) -> Vec<
             out.push(
                 check("directory.dc.reachable", D, Status::Fail, e.to_string())
                     .subject(domain)
-                    .remedy("check DNS (SRV _ldap._tcp.dc._msdcs) and LDAPS (636) to the DCs"),
+                    .remedy(DISCOVERY_REMEDY),
             );
             return out;
         }
@@ -189,20 +187,18 @@ async fn dc_checks(run: &Run, domain: &str, credential: &BindCredential) -> Vec<
             .subject(dc.host.clone())
             .attr("domain", domain)
             .attr("skew_ms", (skew * 1000).to_string());
-            out.push(if skew.abs() > SKEW_FAIL_SECS {
-                Check {
+            out.push(match skew_status(skew) {
+                Status::Fail => Check {
                     status: Status::Fail,
                     ..c
                 }
-                .remedy("sync this host's clock with the domain (w32tm /resync); Kerberos allows 5 minutes")
-            } else if skew.abs() > SKEW_WARN_SECS {
-                Check {
+                .remedy("sync this host's clock with the domain (w32tm /resync); Kerberos allows 5 minutes"),
+                Status::Warn => Check {
                     status: Status::Warn,
                     ..c
                 }
-                .remedy("sync this host's clock with the domain (w32tm /resync)")
-            } else {
-                c
+                .remedy("sync this host's clock with the domain (w32tm /resync)"),
+                Status::Pass | Status::Skip => c,
             });
         }
     }

@@ -7,10 +7,13 @@
 //! never an error of the call. One file per group: `host`, `agent` (the
 //! agent's module and the domains it serves), `tenant`, `directory` (DCs,
 //! the gMSA and its permissions, and the host's right to its password),
-//! `writeback`, `sync` (each domain's cloud sync jobs).
+//! `writeback`, `sync` (each domain's cloud sync jobs), `gmsa_prereq` (each
+//! domain's Managed Service Accounts container, and a usable KDS root key
+//! on every DC).
 
 mod agent;
 mod directory;
+mod gmsa_prereq;
 mod host;
 mod sync;
 mod tenant;
@@ -40,6 +43,29 @@ use crate::workflows::writeback::{TenantState, WritebackWorkflows};
 use crate::workflows::{Error, FieldViolation};
 
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the checks that need a bind are SKIP.
+const NO_CREDENTIAL: &str =
+    "no credential given, and this host cannot bind as its computer account";
+
+/// What to look at when a domain's DCs cannot be found.
+const DISCOVERY_REMEDY: &str = "check DNS (SRV _ldap._tcp.dc._msdcs) and LDAPS (636) to the DCs";
+
+/// A clock this far from this host's (seconds) is a WARN, and this far a
+/// FAIL: Kerberos allows 5 minutes.
+const SKEW_WARN_SECS: i64 = 60;
+const SKEW_FAIL_SECS: i64 = 300;
+
+/// PASS, WARN or FAIL for a clock `skew_secs` away from this host's.
+fn skew_status(skew_secs: i64) -> Status {
+    if skew_secs.abs() > SKEW_FAIL_SECS {
+        Status::Fail
+    } else if skew_secs.abs() > SKEW_WARN_SECS {
+        Status::Warn
+    } else {
+        Status::Pass
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Category {
@@ -307,6 +333,9 @@ impl VerifyWorkflows {
             groups.push(Group::CloudSync);
         }
         for d in &run.domains {
+            if wanted(Category::Directory) {
+                groups.push(Group::GmsaPrereq { domain: d.clone() });
+            }
             if wanted(Category::Directory) || wanted(Category::Host) {
                 groups.push(Group::Directory {
                     domain: d.clone(),
@@ -373,6 +402,9 @@ enum Group {
         directory: bool,
         host: bool,
     },
+    GmsaPrereq {
+        domain: String,
+    },
     Writeback,
 }
 
@@ -386,6 +418,11 @@ impl Group {
             Group::CloudSync => ("tenant.sync.job", Category::Tenant, String::new()),
             Group::Directory { domain, .. } => (
                 "directory.dc.reachable",
+                Category::Directory,
+                domain.clone(),
+            ),
+            Group::GmsaPrereq { domain } => (
+                "directory.kds.effective",
                 Category::Directory,
                 domain.clone(),
             ),
@@ -493,6 +530,7 @@ async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
             directory,
             host,
         } => directory::checks(run, domain, *directory, *host).await,
+        Group::GmsaPrereq { domain } => gmsa_prereq::checks(run, domain).await,
         Group::Writeback => writeback::checks(run).await,
     }
 }

@@ -1,15 +1,17 @@
-//! Tenant checks: the endpoints answer over TLS, this machine's agent is
-//! registered and active, and it serves each domain through an agent group.
+//! Tenant checks: the endpoints answer over TLS, the tenant's clock agrees
+//! with this host's, this machine's agent is registered and active, and it
+//! serves each domain through an agent group.
 
-use super::{Category, Check, Run, Status, check};
+use super::{Category, Check, Run, Status, check, skew_status};
 use crate::backends::host::AGENT_SERVICES;
+use crate::backends::tenant::{ServerTime, TenantError};
 use crate::workflows::Error;
 
 pub(super) async fn checks(run: &Run) -> Vec<Check> {
     use Category::Tenant as T;
     let mut out = Vec::new();
     let tenant = run.tenant.tenant().clone();
-    let probes = tenant.probe_endpoints().await;
+    let (probes, time) = tokio::join!(tenant.probe_endpoints(), tenant.server_time());
     let failed: Vec<String> = probes
         .iter()
         .filter_map(|p| p.outcome.as_ref().err().map(|e| format!("{}: {e}", p.url)))
@@ -34,6 +36,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
              must not inspect TLS",
         )
     });
+    out.push(clock_skew(time));
     let registration = match run.tenant.registration().await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -219,6 +222,53 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
         });
     }
     out
+}
+
+/// `tenant.clock_skew`: the tenant's clock (its answer's `Date`) against
+/// this host's; the same limits as `directory.dc.clock_skew`.
+fn clock_skew(time: Result<ServerTime, TenantError>) -> Check {
+    use Category::Tenant as T;
+    let time = match time {
+        Ok(t) => t,
+        Err(e) => {
+            return check(
+                "tenant.clock_skew",
+                T,
+                Status::Skip,
+                format!("cannot read the tenant's time: {}", Error::from(e)),
+            );
+        }
+    };
+    let skew_ms = time.skew_ms();
+    // The Date header has whole seconds: report seconds, rounded.
+    let skew = (skew_ms + skew_ms.signum() * 500) / 1000;
+    let c = check(
+        "tenant.clock_skew",
+        T,
+        Status::Pass,
+        format!(
+            "the tenant's clock ({}) is {skew:+} s from this host's",
+            time.url
+        ),
+    )
+    .attr("url", time.url.clone())
+    .attr("skew_ms", skew_ms.to_string());
+    match skew_status(skew) {
+        Status::Fail => Check {
+            status: Status::Fail,
+            ..c
+        }
+        .remedy(
+            "sync this host's clock (w32tm /resync, or the time source it is given): tokens \
+             and the agent's sign-in are refused when clocks differ this much",
+        ),
+        Status::Warn => Check {
+            status: Status::Warn,
+            ..c
+        }
+        .remedy("sync this host's clock (w32tm /resync)"),
+        Status::Pass | Status::Skip => c,
+    }
 }
 
 /// The other agents in `groups`, as `machine (active|inactive)`: Microsoft

@@ -17,4 +17,5 @@ mod sign_in;
 mod support_ta;
 mod support_tb;
 mod verify;
+mod verify_prereq;
 mod writeback;

@@ -41,13 +41,13 @@ async fn verify(d: &Hermetic) -> (Vec<v1::Check>, v1::VerifyReport) {
 }
 
 /// The checks with `id` (several for per-subject checks).
-fn find<'a>(checks: &'a [v1::Check], id: &str) -> Vec<&'a v1::Check> {
+pub(super) fn find<'a>(checks: &'a [v1::Check], id: &str) -> Vec<&'a v1::Check> {
     let found: Vec<_> = checks.iter().filter(|c| c.id == id).collect();
     assert!(!found.is_empty(), "no {id} among {checks:#?}");
     found
 }
 
-fn status(c: &v1::Check) -> v1::CheckStatus {
+pub(super) fn status(c: &v1::Check) -> v1::CheckStatus {
     v1::CheckStatus::try_from(c.status).unwrap()
 }
 
@@ -96,7 +96,10 @@ async fn a_full_setup_passes_every_check_that_applies() {
         "tenant.agent.registered",
         "tenant.agent.active",
         "tenant.agent.group",
+        "tenant.clock_skew",
         "directory.dc.reachable",
+        "directory.msa_container",
+        "directory.kds.effective",
         "directory.gmsa.account",
         "directory.permissions",
         "writeback.tenant_flag",

@@ -186,3 +186,33 @@ async fn a_400_is_a_protocol_error_with_graphs_message() {
         r#"{"criteria":{"resetScope":"Watermark, Escrows"}}"#
     );
 }
+
+#[tokio::test]
+async fn the_tenants_clock_is_its_answers_date() {
+    // Any answer will do; its Date header is ten minutes ahead.
+    let ahead = httpdate::fmt_http_date(SystemTime::now() + SECOND * 600);
+    let server = Server::start(vec![Answer::Status(
+        404,
+        vec![("date", ahead)],
+        String::new(),
+    )])
+    .await;
+    let time = server.client(SECOND * 5).server_time().await.unwrap();
+    assert_eq!(time.url, server.base);
+    // Whole seconds in the header: 599 to 600 s ahead.
+    let skew = time.skew_ms();
+    assert!((598_500..=600_500).contains(&skew), "{skew}");
+    assert_eq!(server.seen().len(), 1, "one request, never retried");
+
+    let server = Server::start(vec![Answer::Status(
+        200,
+        vec![("date", "yesterday".into())],
+        String::new(),
+    )])
+    .await;
+    let err = server.client(SECOND * 5).server_time().await.unwrap_err();
+    assert!(
+        matches!(&err, TenantError::Protocol(m) if m.contains("unreadable Date")),
+        "{err:?}"
+    );
+}
