@@ -11,6 +11,7 @@ pub mod directory;
 mod dn;
 pub mod domain_controllers;
 mod error;
+pub mod host_fix;
 pub mod operations;
 pub mod permissions;
 pub mod service_account;

@@ -7,11 +7,13 @@
 //! never an error of the call. One file per group: `host`, `agent` (the
 //! agent's module and the domains it serves), `tenant`, `directory` (DCs,
 //! the gMSA and its permissions, and the host's right to its password),
+//! `prereq` (the host's prerequisites from Microsoft's pages),
 //! `writeback`, `sync` (each domain's cloud sync jobs).
 
 mod agent;
 mod directory;
 mod host;
+mod prereq;
 mod sync;
 mod tenant;
 mod writeback;
@@ -26,7 +28,7 @@ use tracing::Instrument;
 
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::BindCredential;
-use crate::backends::host::Host;
+use crate::backends::host::{Host, LogonRights};
 use crate::backends::store::Store;
 use crate::workflows::cloud_sync::CloudSyncWorkflows;
 use crate::workflows::directory::DirectoryWorkflows;
@@ -132,6 +134,7 @@ impl Check {
 struct Run {
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    logon_rights: Arc<dyn LogonRights>,
     agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
@@ -159,6 +162,7 @@ pub struct VerifyWorkflows {
     store: Arc<dyn Store>,
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    logon_rights: Arc<dyn LogonRights>,
     agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
@@ -172,6 +176,7 @@ impl VerifyWorkflows {
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
+        logon_rights: Arc<dyn LogonRights>,
         agent_config: Arc<dyn AgentConfig>,
         tenant: Arc<TenantWorkflows>,
         gmsa: Arc<ServiceAccountWorkflows>,
@@ -182,6 +187,7 @@ impl VerifyWorkflows {
             store,
             dcs,
             host,
+            logon_rights,
             agent_config,
             tenant,
             gmsa,
@@ -252,6 +258,7 @@ impl VerifyWorkflows {
         let run = Arc::new(Run {
             dcs: self.dcs.clone(),
             host: self.host.clone(),
+            logon_rights: self.logon_rights.clone(),
             agent_config: self.agent_config.clone(),
             tenant: self.tenant.clone(),
             gmsa: self.gmsa.clone(),
@@ -266,6 +273,7 @@ impl VerifyWorkflows {
         let mut groups: Vec<Group> = Vec::new();
         if wanted(Category::Host) {
             groups.push(Group::Host);
+            groups.push(Group::Prerequisites);
             groups.push(Group::Agent);
         }
         if wanted(Category::Tenant) {
@@ -296,6 +304,7 @@ impl VerifyWorkflows {
 #[derive(Debug, Clone)]
 enum Group {
     Host,
+    Prerequisites,
     Agent,
     Tenant,
     CloudSync,
@@ -312,6 +321,7 @@ impl Group {
     fn timeout_check(&self, limit: Duration) -> Check {
         let (id, category, subject) = match self {
             Group::Host => ("host.agent.installed", Category::Host, String::new()),
+            Group::Prerequisites => ("host.tls12", Category::Host, String::new()),
             Group::Agent => ("agent.module", Category::Host, String::new()),
             Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
             Group::CloudSync => ("tenant.sync.job", Category::Tenant, String::new()),
@@ -415,6 +425,7 @@ async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sen
 async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
     match group {
         Group::Host => host::checks(run).await,
+        Group::Prerequisites => prereq::checks(run).await,
         Group::Agent => agent::checks(run).await,
         Group::Tenant => tenant::checks(run).await,
         Group::CloudSync => sync::checks(run).await,
