@@ -15,7 +15,7 @@ use super::*;
 use provd_proto::v1::host_service_client::HostServiceClient;
 
 /// Every host prerequisite check (the main test sets them aside).
-pub(super) const IDS: [&str; 8] = [
+pub(super) const IDS: [&str; 9] = [
     "host.tls12",
     "host.dotnet",
     "host.os",
@@ -24,6 +24,7 @@ pub(super) const IDS: [&str; 8] = [
     "host.logon_right",
     "host.service_managed",
     "host.execution_policy",
+    "host.kerberos_enctypes",
 ];
 
 const TLS12: &str =

@@ -1,7 +1,7 @@
 //! Host prerequisite checks, each from a Microsoft Learn page (its URL in
 //! the `source` attribute): TLS 1.2, .NET, the OS, memory, the Credential
 //! Manager service, "Log on as a service", the agent service's managed-
-//! account flag, the execution policy. Each shows the values it read as
+//! account flag, the execution policy, the Kerberos encryption types. Each shows the values it read as
 //! attributes. Where RemediateHost can fix it, the `fix` attribute names
 //! the fix, and the judgment is the plan's own (`host_fix`), so Verify and
 //! the plan never disagree. The services' and policies' checks are in
@@ -20,7 +20,7 @@ const DOTNET_471: u32 = 461_308;
 const SERVER_2016_BUILD: u32 = 14_393;
 const MIN_MEMORY: u64 = 4 << 30;
 
-const IDS: [&str; 8] = [
+const IDS: [&str; 9] = [
     "host.tls12",
     "host.dotnet",
     "host.os",
@@ -29,6 +29,7 @@ const IDS: [&str; 8] = [
     "host.logon_right",
     "host.service_managed",
     "host.execution_policy",
+    "host.kerberos_enctypes",
 ];
 
 pub(super) fn c(
@@ -74,6 +75,11 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
     ));
     out.push(services::service_managed(&p));
     out.push(services::execution_policy(&p));
+    let gmsa = run
+        .account
+        .as_ref()
+        .map(|a| (a.sam_account_name.as_str(), a.supported_encryption_types));
+    out.push(services::kerberos_enctypes(&p, gmsa));
     out
 }
 

@@ -280,3 +280,45 @@ async fn remediate_host_refuses_bad_fixes_and_a_missing_host() {
     assert_eq!(denied.code(), Code::PermissionDenied);
     d.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_kerberos_policy_without_the_gmsas_types_fails() {
+    let d = Hermetic::start().await;
+    let checks = host_checks(&d).await;
+    let k = one(&checks, "host.kerberos_enctypes");
+    assert_eq!(
+        k.status,
+        v1::CheckStatus::Skip as i32,
+        "no gMSA yet: {k:#?}"
+    );
+
+    full_setup(&d).await;
+    let checks = host_checks(&d).await;
+    let k = one(&checks, "host.kerberos_enctypes");
+    assert_eq!(k.status, Pass as i32, "no policy: {k:#?}");
+    assert_eq!(k.attributes["gmsa_encryption_types"], "AES128,AES256");
+
+    // RC4 only on the host (or the reverse, RC4 off with an RC4-only gMSA):
+    // nothing in common.
+    d.fakes.host.edit_prerequisites(|p| {
+        p.kerberos_encryption_types.value = RegValue::Dword(0x4);
+    });
+    let checks = host_checks(&d).await;
+    let k = one(&checks, "host.kerberos_enctypes");
+    assert_eq!(k.status, Fail as i32, "{k:#?}");
+    assert_eq!(k.subject, "provAgentgMSA$");
+    assert_eq!(k.attributes["host_encryption_types"], "RC4");
+    assert!(
+        k.remedy.contains("-KerberosEncryptionType AES128,AES256"),
+        "{k:#?}"
+    );
+    assert!(!k.attributes.contains_key("fix"));
+
+    // AES allowed too (the future-types bit set, as the GPO writes it): PASS.
+    d.fakes.host.edit_prerequisites(|p| {
+        p.kerberos_encryption_types.value = RegValue::Dword(0x8000_001c);
+    });
+    let checks = host_checks(&d).await;
+    assert_eq!(one(&checks, "host.kerberos_enctypes").status, Pass as i32);
+    d.shutdown().await;
+}

@@ -1,6 +1,7 @@
 //! The prerequisite checks of services and policies: the Credential
 //! Manager service, "Log on as a service" (read through `LogonRights`),
-//! the agent service's managed-account flag, the execution policy.
+//! the agent service's managed-account flag, the execution policy, and the
+//! recorded gMSA's Kerberos encryption types against the host's policy.
 
 use super::super::{Check, Status};
 use super::{c, fixable};
@@ -182,4 +183,91 @@ pub(super) fn execution_policy(p: &HostPrerequisites) -> Check {
         );
     }
     check
+}
+
+/// msDS-SupportedEncryptionTypes / SupportedEncryptionTypes bits this
+/// check compares (DES-CBC-CRC, DES-CBC-MD5, RC4, AES128, AES256).
+const ENCTYPE_BITS: [(u32, &str); 5] = [
+    (0x1, "DES-CBC-CRC"),
+    (0x2, "DES-CBC-MD5"),
+    (0x4, "RC4"),
+    (0x8, "AES128"),
+    (0x10, "AES256"),
+];
+
+fn enctypes(bits: u32) -> String {
+    let names: Vec<&str> = ENCTYPE_BITS
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
+/// The recorded gMSA's encryption types against the host's Kerberos policy
+/// ("Network security: Configure encryption types allowed for Kerberos"):
+/// with none in common the host cannot use the gMSA's password — the
+/// install failure when RC4 is off and the gMSA has RC4 only.
+pub(super) fn kerberos_enctypes(p: &HostPrerequisites, gmsa: Option<(&str, u32)>) -> Check {
+    const ID: &str = "host.kerberos_enctypes";
+    const SOURCE: &str = "https://learn.microsoft.com/previous-versions/windows/it-pro/windows-10/security/threat-protection/security-policy-settings/network-security-configure-encryption-types-allowed-for-kerberos";
+    let r = &p.kerberos_encryption_types;
+    let Some((name, gmsa_bits)) = gmsa else {
+        return c(
+            ID,
+            Status::Skip,
+            "no gMSA is recorded (CreateGmsa or UseCustomGmsa)",
+            SOURCE,
+        );
+    };
+    // An unset attribute: the KDC assumes RC4 for the account.
+    let gmsa_types = match gmsa_bits & 0x1f {
+        0 => 0x4,
+        bits => bits,
+    };
+    let check = |status, message: String| {
+        c(ID, status, message, SOURCE)
+            .subject(name.to_owned())
+            .attr(&r.path, r.shown())
+            .attr("gmsa_encryption_types", enctypes(gmsa_types))
+    };
+    let allowed = match &r.value {
+        RegValue::Absent => {
+            return check(
+                Status::Pass,
+                "no policy restricts the host's Kerberos encryption types".into(),
+            );
+        }
+        RegValue::Dword(v) => v & 0x1f,
+        other => {
+            return check(
+                Status::Warn,
+                format!("cannot read the host's Kerberos policy ({other:?})"),
+            );
+        }
+    };
+    let check = check(
+        if allowed & gmsa_types == 0 {
+            Status::Fail
+        } else {
+            Status::Pass
+        },
+        format!(
+            "the host allows {}; the gMSA {name} has {}",
+            enctypes(allowed),
+            enctypes(gmsa_types)
+        ),
+    )
+    .attr("host_encryption_types", enctypes(allowed));
+    if allowed & gmsa_types != 0 {
+        return check;
+    }
+    check.remedy(format!(
+        "give the gMSA a type the host allows (`Set-ADServiceAccount {} -KerberosEncryptionType AES128,AES256`, or CreateGmsa with AES), or allow one of its types in the host's policy \"Network security: Configure encryption types allowed for Kerberos\"",
+        name.trim_end_matches('$')
+    ))
 }
