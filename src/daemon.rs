@@ -13,9 +13,9 @@ use crate::backends::agent_config::AgentConfig;
 use crate::backends::agent_config::UnavailableAgentConfig;
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
+use crate::backends::host::{Cloud, Host, LogonRights};
 #[cfg(not(windows))]
-use crate::backends::host::UnavailableHost;
-use crate::backends::host::{Cloud, Host};
+use crate::backends::host::{UnavailableHost, UnavailableLogonRights};
 use crate::backends::store::{RedbStore, Store};
 use crate::backends::tenant::{
     ClientScope, CloudSyncApi, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
@@ -52,6 +52,18 @@ fn platform_host() -> Arc<dyn Host> {
     #[cfg(not(windows))]
     {
         Arc::new(UnavailableHost::for_this_platform())
+    }
+}
+
+/// How the platform provd was built for reads user rights.
+fn platform_logon_rights() -> Arc<dyn LogonRights> {
+    #[cfg(windows)]
+    {
+        Arc::new(crate::backends::host::lsa::LsaLogonRights)
+    }
+    #[cfg(not(windows))]
+    {
+        Arc::new(UnavailableLogonRights)
     }
 }
 
@@ -127,6 +139,7 @@ impl Daemon {
         DaemonBuilder {
             config,
             host: None,
+            logon_rights: None,
             directory: None,
             tenant: None,
             store: None,
@@ -140,6 +153,7 @@ impl Daemon {
 pub struct DaemonBuilder {
     config: Config,
     host: Option<Arc<dyn Host>>,
+    logon_rights: Option<Arc<dyn LogonRights>>,
     directory: Option<Arc<dyn Directory>>,
     tenant: Option<(Arc<dyn Tenant>, Arc<dyn CloudSyncApi>)>,
     store: Option<Arc<dyn Store>>,
@@ -150,6 +164,12 @@ impl DaemonBuilder {
     /// Replaces the platform's host backend.
     pub fn host(mut self, host: Arc<dyn Host>) -> Self {
         self.host = Some(host);
+        self
+    }
+
+    /// Replaces the platform's user-rights backend (LSA on Windows).
+    pub fn logon_rights(mut self, logon_rights: Arc<dyn LogonRights>) -> Self {
+        self.logon_rights = Some(logon_rights);
         self
     }
 
@@ -206,6 +226,7 @@ impl DaemonBuilder {
             }
         };
         let host = self.host.unwrap_or_else(|| platform_host());
+        let logon_rights = self.logon_rights.unwrap_or_else(|| platform_logon_rights());
         let agent_config = self
             .agent_config
             .unwrap_or_else(|| platform_agent_config(&config.agent_module));
@@ -236,6 +257,7 @@ impl DaemonBuilder {
             crate::workflows::Backends {
                 store,
                 host,
+                logon_rights,
                 directory,
                 tenant,
                 cloud_sync,

@@ -49,3 +49,131 @@ pub fn computer_account(machine_name: &str) -> String {
     let short: String = label.chars().take(15).collect();
     format!("{}$", short.to_ascii_uppercase())
 }
+
+/// One registry value as the host read it. `Absent` and `Unreadable` are
+/// kept apart: an absent SCHANNEL key means "the OS default", an unreadable
+/// one means provd could not tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegValue {
+    Absent,
+    Dword(u32),
+    Text(String),
+    Binary(Vec<u8>),
+    /// Any other type (QWORD, MULTI_SZ, ...), by its type number.
+    Other(u32),
+    Unreadable(String),
+}
+
+/// A registry value and where it was read (`HKLM\...\Name`), so a check can
+/// show the evidence as it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegReading {
+    pub path: String,
+    pub value: RegValue,
+}
+
+impl RegReading {
+    pub fn new(path: impl Into<String>, value: RegValue) -> Self {
+        Self {
+            path: path.into(),
+            value,
+        }
+    }
+
+    pub fn dword(&self) -> Option<u32> {
+        match self.value {
+            RegValue::Dword(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    pub fn text(&self) -> Option<&str> {
+        match &self.value {
+            RegValue::Text(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The value as evidence text: `1`, `"RemoteSigned"`, `absent`, ...
+    pub fn shown(&self) -> String {
+        match &self.value {
+            RegValue::Absent => "absent".into(),
+            RegValue::Dword(v) => v.to_string(),
+            RegValue::Text(v) => format!("{v:?}"),
+            RegValue::Binary(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+            RegValue::Other(t) => format!("a value of registry type {t}"),
+            RegValue::Unreadable(e) => format!("unreadable ({e})"),
+        }
+    }
+}
+
+/// The host facts the prerequisite checks judge, each read as it is (the
+/// workflows decide what is wanted). Fields are in the order the checks
+/// report them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPrerequisites {
+    /// SCHANNEL `TLS 1.2\Client` and `\Server` `Enabled` and
+    /// `DisabledByDefault`, then .NET v4.0.30319 `SchUseStrongCrypto` in the
+    /// 64-bit and the 32-bit (`WOW6432Node`) registry views.
+    pub tls12: Vec<RegReading>,
+    /// `NDP\v4\Full` `Release`: the installed .NET Framework 4.x.
+    pub dotnet_release: RegReading,
+    /// `CurrentVersion` `ProductName`, `CurrentBuildNumber` and
+    /// `InstallationType` ("Server", "Server Core", "Client").
+    pub os_product_name: RegReading,
+    pub os_build: RegReading,
+    pub os_installation_type: RegReading,
+    /// Physically installed memory in bytes, or why it could not be read.
+    pub total_memory_bytes: Result<u64, String>,
+    /// The Credential Manager service (VaultSvc): its start type, `None`
+    /// when it is not installed; or why it could not be read.
+    pub vault_service: Result<Option<StartType>, String>,
+    /// The LocalMachine scope's execution policy.
+    pub execution_policy: RegReading,
+    /// The Group Policy scope: `EnableScripts` and `ExecutionPolicy` under
+    /// `HKLM\SOFTWARE\Policies\Microsoft\Windows\PowerShell`.
+    pub execution_policy_gpo_enabled: RegReading,
+    pub execution_policy_gpo: RegReading,
+    /// `ServiceAccountManaged` of the agent service (what
+    /// `sc.exe managedaccount AADConnectProvisioningAgent true` writes);
+    /// `None` when the agent service is not installed.
+    pub service_account_managed: Option<RegReading>,
+    /// The host's Kerberos `SupportedEncryptionTypes` policy (read for the
+    /// gMSA's encryption-type comparison).
+    pub kerberos_encryption_types: RegReading,
+}
+
+/// A change RemediateHost can make; each is safe to repeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostFix {
+    /// SCHANNEL TLS 1.2 Client/Server on, .NET strong crypto in both views.
+    Tls12,
+    /// VaultSvc from Disabled to Manual.
+    VaultSvcManual,
+    /// The agent service flagged as running as a managed account.
+    ServiceAccountManaged,
+    /// The LocalMachine execution policy set to RemoteSigned.
+    ExecutionPolicyRemoteSigned,
+}
+
+/// What applying one fix did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FixOutcome {
+    pub changed: bool,
+    /// Effective only after a restart (SCHANNEL is read at boot); provd
+    /// never restarts the host itself.
+    pub reboot_required: bool,
+}
+
+/// "Log on as a service" (SeServiceLogonRight) as LSA reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLogonRight {
+    /// The string SIDs holding the right now (effective policy).
+    pub holders: Vec<String>,
+    /// Where a Group Policy defines the right (it then overwrites a local
+    /// change at the next refresh); `None` when no GPO does.
+    pub gpo_source: Option<String>,
+}
+
+/// `NT SERVICE\ALL SERVICES`: every service SID's group.
+pub const ALL_SERVICES_SID: &str = "S-1-5-80-0";

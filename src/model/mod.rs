@@ -20,7 +20,10 @@ pub use cloud_sync::{
 };
 pub use directory::{BindCredential, ProbeReport};
 pub use generalized_time::parse_generalized_time;
-pub use host::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType, computer_account};
+pub use host::{
+    ALL_SERVICES_SID, AgentStatus, Cloud, FixOutcome, HostFix, HostPrerequisites, RegReading,
+    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType, computer_account,
+};
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,
 };

@@ -20,6 +20,7 @@ pub enum OperationKind {
     ApplyConfiguration,
     SetCloudSync,
     ControlCloudSync,
+    RemediateHost,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -1,7 +1,9 @@
 //! `FakeHost`: the Windows host as the workflows see it — the agent
 //! package's installed version, its two services and their states, install
 //! outcomes by injected installer exit code (mapped as the real host maps
-//! them), the service logon account and every service control asked.
+//! them), the service logon account and every service control asked; the
+//! prerequisite facts, settable, and the fixes applied to them as the
+//! Windows host applies them (`host_prereq.rs`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +11,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backends::host::installer::{InstallerFailure, is_success};
 use crate::backends::host::{
-    AGENT_SERVICES, AgentStatus, Host, HostError, InstallOutcome, PackageToInstall, ServiceAction,
-    ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentStatus, FixOutcome, Host, HostError, HostFix, HostPrerequisites,
+    InstallOutcome, PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
-struct State {
+pub(super) struct State {
     installed_version: Option<String>,
     /// Version an install puts in place.
     package_version: String,
@@ -26,6 +28,10 @@ struct State {
     fail_start: bool,
     /// `agent_status` calls so far.
     status_reads: u64,
+    /// The prerequisite facts (a healthy Windows Server 2022 at first).
+    pub(super) prereq: HostPrerequisites,
+    /// Every fix asked, in order, and whether it changed something.
+    pub(super) fixes: Vec<(HostFix, bool)>,
 }
 
 #[derive(Clone)]
@@ -56,11 +62,13 @@ impl FakeHost {
                 unavailable: None,
                 fail_start: false,
                 status_reads: 0,
+                prereq: super::host_prereq::healthy(),
+                fixes: Vec::new(),
             })),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -185,7 +193,7 @@ impl FakeHost {
         }
     }
 
-    fn available(&self) -> Result<(), HostError> {
+    pub(super) fn available(&self) -> Result<(), HostError> {
         match &self.lock().unavailable {
             Some(r) => Err(HostError::Unavailable(r.clone())),
             None => Ok(()),
@@ -287,5 +295,30 @@ impl Host for FakeHost {
             ServiceAction::Start | ServiceAction::Restart => *state = ServiceState::Running,
         }
         Ok(*state)
+    }
+
+    async fn prerequisites(&self) -> Result<HostPrerequisites, HostError> {
+        self.available()?;
+        let s = self.lock();
+        let mut p = s.prereq.clone();
+        // As on Windows: the flag is read only where the service exists.
+        if !s.services.contains_key(AGENT_SERVICES[0].0) {
+            p.service_account_managed = None;
+        }
+        Ok(p)
+    }
+
+    async fn remediate(&self, fix: HostFix) -> Result<FixOutcome, HostError> {
+        self.available()?;
+        let mut s = self.lock();
+        if fix == HostFix::ServiceAccountManaged && !s.services.contains_key(AGENT_SERVICES[0].0) {
+            return Err(HostError::Io(format!(
+                "the agent service {} is not installed",
+                AGENT_SERVICES[0].0
+            )));
+        }
+        let outcome = super::host_prereq::apply(&mut s.prereq, fix);
+        s.fixes.push((fix, outcome.changed));
+        Ok(outcome)
     }
 }

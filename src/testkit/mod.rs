@@ -17,9 +17,11 @@ pub mod cloud_sync_contract;
 pub mod contract;
 pub mod directory;
 pub mod host;
+mod host_prereq;
 pub mod tenant;
 
 pub use agent_config::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeAgentConfig};
 pub use directory::{FakeDirectory, WriteOp};
 pub use host::FakeHost;
+pub use host_prereq::RecordedLogonRights;
 pub use tenant::FakeTenant;

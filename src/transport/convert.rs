@@ -37,6 +37,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::ApplyConfiguration => v1::OperationKind::ApplyConfiguration,
         OperationKind::SetCloudSync => v1::OperationKind::SetCloudSync,
         OperationKind::ControlCloudSync => v1::OperationKind::ControlCloudSync,
+        OperationKind::RemediateHost => v1::OperationKind::RemediateHost,
     }
 }
 
@@ -57,6 +58,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::ApplyConfiguration => Some(OperationKind::ApplyConfiguration),
         v1::OperationKind::SetCloudSync => Some(OperationKind::SetCloudSync),
         v1::OperationKind::ControlCloudSync => Some(OperationKind::ControlCloudSync),
+        v1::OperationKind::RemediateHost => Some(OperationKind::RemediateHost),
     }
 }
 

@@ -21,6 +21,12 @@ macro_rules! rpc_table {
                 unary GetAgent get_agent v1::GetAgentRequest, VIEW;
                 unary SignIn sign_in v1::SignInRequest, ADMIN;
             }
+            HostService host {
+                unary PlanHostRemediation plan_host_remediation
+                    v1::PlanHostRemediationRequest, VIEW;
+                // Changes the registry and the SCM; never reboots.
+                unary RemediateHost remediate_host v1::RemediateHostRequest, ADMIN;
+            }
             ServiceAccountService service_account {
                 unary CreateGmsa create_gmsa v1::CreateGmsaRequest, ADMIN;
                 unary UseCustomGmsa use_custom_gmsa v1::UseCustomGmsaRequest, ADMIN;

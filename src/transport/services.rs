@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::Router;
 
 use super::api::{
-    AgentApi, CloudSyncApi, ConfigurationApi, DirectoryApi, DomainControllerApi, OperationsApi,
-    ServiceAccountApi, VerifyApi, WritebackApi,
+    AgentApi, CloudSyncApi, ConfigurationApi, DirectoryApi, DomainControllerApi, HostApi,
+    OperationsApi, ServiceAccountApi, VerifyApi, WritebackApi,
 };
 use super::http::{json_routes, probes, with_fallbacks};
 use super::server::Routers;
@@ -36,6 +36,7 @@ macro_rules! json_router {
 struct Apis {
     operations: OperationsApi,
     agent: AgentApi,
+    host: HostApi,
     service_account: ServiceAccountApi,
     directory: DirectoryApi,
     domain_controller: DomainControllerApi,
@@ -54,6 +55,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     use v1::domain_controller_service_server::{
         DomainControllerService, DomainControllerServiceServer,
     };
+    use v1::host_service_server::{HostService, HostServiceServer};
     use v1::operations_service_server::{OperationsService, OperationsServiceServer};
     use v1::service_account_service_server::{ServiceAccountService, ServiceAccountServiceServer};
     use v1::verify_service_server::{VerifyService, VerifyServiceServer};
@@ -62,6 +64,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     let apis = Apis {
         operations: OperationsApi { app: app.clone() },
         agent: AgentApi { app: app.clone() },
+        host: HostApi { app: app.clone() },
         service_account: ServiceAccountApi { app: app.clone() },
         directory: DirectoryApi { app: app.clone() },
         domain_controller: DomainControllerApi { app: app.clone() },
@@ -93,6 +96,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .add_service(reflection)
         .add_service(OperationsServiceServer::new(apis.operations.clone()))
         .add_service(AgentServiceServer::new(apis.agent.clone()))
+        .add_service(HostServiceServer::new(apis.host.clone()))
         .add_service(ServiceAccountServiceServer::new(
             apis.service_account.clone(),
         ))

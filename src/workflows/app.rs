@@ -9,7 +9,7 @@ use super::{
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::Directory;
-use crate::backends::host::{Cloud, Host};
+use crate::backends::host::{Cloud, Host, LogonRights};
 use crate::backends::store::Store;
 use crate::backends::tenant::{CloudSyncApi, Tenant};
 
@@ -32,6 +32,7 @@ pub struct App {
     pub drift: Arc<drift::DriftWorkflows>,
     pub apply: Arc<apply::ApplyWorkflows>,
     pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
+    pub host: Arc<super::host_fix::HostWorkflows>,
     /// The agent's PowerShell module, for the workflows that will
     /// configure the agent through it (issue 14).
     #[expect(
@@ -46,6 +47,8 @@ pub struct App {
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub host: Arc<dyn Host>,
+    /// User rights (LSA on Windows), apart from `host`: see `LogonRights`.
+    pub logon_rights: Arc<dyn LogonRights>,
     pub directory: Arc<dyn Directory>,
     pub tenant: Arc<dyn Tenant>,
     /// Graph's cloud sync configuration API (the same client as `tenant`
@@ -140,6 +143,7 @@ impl App {
             backends.store.clone(),
             dcs.clone(),
             backends.host.clone(),
+            backends.logon_rights.clone(),
             backends.agent_config.clone(),
             tenant.clone(),
             gmsa.clone(),
@@ -163,7 +167,12 @@ impl App {
             writeback.clone(),
             cloud_sync.clone(),
         ));
+        let host = Arc::new(super::host_fix::HostWorkflows::new(
+            operations.clone(),
+            backends.host.clone(),
+        ));
         Ok(Arc::new(App {
+            host,
             apply,
             cloud_sync,
             operations,

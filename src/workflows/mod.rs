@@ -12,6 +12,7 @@ mod dn;
 pub mod domain_controllers;
 pub mod drift;
 mod error;
+pub mod host_fix;
 pub mod operations;
 pub mod permissions;
 pub mod service_account;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use provd::backends::host::Host as _;
 use provd::pki::Role;
-use provd::testkit::{FakeAgentConfig, FakeDirectory, FakeHost, FakeTenant};
+use provd::testkit::{FakeAgentConfig, FakeDirectory, FakeHost, FakeTenant, RecordedLogonRights};
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
 use provd_proto::v1::cloud_sync_service_client::CloudSyncServiceClient;
@@ -39,6 +39,8 @@ pub struct Fakes {
     pub directory: FakeDirectory,
     pub tenant: FakeTenant,
     pub host: FakeHost,
+    /// LSA's answers, recorded (Wine cannot give them).
+    pub logon_rights: RecordedLogonRights,
     pub agent_config: FakeAgentConfig,
 }
 
@@ -78,6 +80,7 @@ impl Hermetic {
             .directory(Arc::new(fakes.directory.clone()))
             .tenant(Arc::new(fakes.tenant.clone()))
             .host(Arc::new(fakes.host.clone()))
+            .logon_rights(Arc::new(fakes.logon_rights.clone()))
             .agent_config(Arc::new(
                 fakes
                     .agent_config

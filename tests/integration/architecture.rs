@@ -64,6 +64,8 @@ fn only_the_daemon_assembly_names_concrete_backends() {
         "RedbStore",
         "WindowsHost",
         "UnavailableHost",
+        "LsaLogonRights",
+        "UnavailableLogonRights",
         "PowerShellAgentConfig",
         "UnavailableAgentConfig",
     ];

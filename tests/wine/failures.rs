@@ -14,10 +14,12 @@ use provd_proto::v1::domain_controller_service_client::DomainControllerServiceCl
 use provd_proto::v1::operations_service_client::OperationsServiceClient;
 use provd_proto::v1::service_account_service_client::ServiceAccountServiceClient;
 
-const POLICY_LM: &str = r"HKLM\SOFTWARE\Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell";
+pub(super) const POLICY_LM: &str =
+    r"HKLM\SOFTWARE\Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell";
 const POLICY_CU: &str = r"HKCU\Software\Microsoft\PowerShell\1\ShellIds\Microsoft.PowerShell";
 const LAB_PS_KEY: &str = r"HKLM\SOFTWARE\ProvdLab\PowerShell";
-const SERVICE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\AADConnectProvisioningAgent";
+pub(super) const SERVICE_KEY: &str =
+    r"HKLM\SYSTEM\CurrentControlSet\Services\AADConnectProvisioningAgent";
 /// The agent's install folder in the prefix.
 const AGENT_DIR: &str = "drive_c/Program Files/Microsoft Azure AD Connect Provisioning Agent";
 /// The stand-in's data folder in the prefix.
@@ -372,7 +374,13 @@ async fn set_priority(
     finish(channel, response.into_inner().operation.unwrap()).await
 }
 
-fn reg_set(env: &BTreeMap<String, String>, key: &str, name: &str, kind: &str, data: &str) {
+pub(super) fn reg_set(
+    env: &BTreeMap<String, String>,
+    key: &str,
+    name: &str,
+    kind: &str,
+    data: &str,
+) {
     assert!(reg_add(env, key, name, kind, data), "reg add {key}\\{name}");
 }
 
@@ -382,7 +390,7 @@ fn reg_add(env: &BTreeMap<String, String>, key: &str, name: &str, kind: &str, da
 }
 
 /// Best effort: the value may not be there.
-fn reg_delete(env: &BTreeMap<String, String>, key: &str, name: &str) {
+pub(super) fn reg_delete(env: &BTreeMap<String, String>, key: &str, name: &str) {
     let _ = wine(env, &["reg", "delete", key, "/v", name, "/f"]);
 }
 
@@ -396,6 +404,17 @@ fn flag_managed(env: &BTreeMap<String, String>) -> bool {
         "REG_BINARY",
         "01000000",
     )
+}
+
+/// Flags the agent service managed again, only while the service exists: a
+/// value alone would leave a key that looks like a broken service.
+pub(super) fn flag_managed_if_installed(env: &BTreeMap<String, String>) {
+    if wine(env, &["reg", "query", SERVICE_KEY, "/v", "ImagePath"])
+        .status
+        .success()
+    {
+        let _ = flag_managed(env);
+    }
 }
 
 /// Puts back what the failure modes changed, however the test ends, so
@@ -419,13 +438,6 @@ impl Drop for Restore {
         if dll.is_file() {
             let _ = std::fs::copy(&env["WINE_LAB_NEWTONSOFT_12"], &dll);
         }
-        // Only while the service exists: a value alone would leave a key
-        // that looks like a broken service.
-        if wine(env, &["reg", "query", SERVICE_KEY, "/v", "ImagePath"])
-            .status
-            .success()
-        {
-            let _ = flag_managed(env);
-        }
+        flag_managed_if_installed(env);
     }
 }

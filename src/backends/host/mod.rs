@@ -1,6 +1,12 @@
-//! The host: the agent package installer and the Windows Service Control
-//! Manager. The Windows implementation arrives with the Windows host work;
-//! every other platform gets [`UnavailableHost`], which says so plainly.
+//! The host: the agent package installer, the Windows Service Control
+//! Manager, the prerequisite facts (registry, SCM, memory) and the fixes
+//! RemediateHost applies. Windows gets `windows::WindowsHost`; every other
+//! platform gets [`UnavailableHost`], which says so plainly.
+//!
+//! User rights are a trait of their own, [`LogonRights`]: they are read
+//! through LSA, which Wine only stubs, so the lab cannot exercise the
+//! Windows implementation (`lsa::LsaLogonRights`) and tests use a recorded
+//! fake instead.
 
 use std::path::{Path, PathBuf};
 
@@ -17,13 +23,22 @@ pub const AGENT_SERVICES: [(&str, &str); 2] = [
 ];
 
 #[cfg(windows)]
+#[allow(unsafe_code)]
+pub mod lsa;
+#[cfg(windows)]
 pub mod windows;
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod windows_prereq;
 
 pub mod installer;
 
 pub use installer::{InstallerFailure, package_version};
 
-pub use crate::model::{AgentStatus, Cloud, ServiceState, ServiceStatus, StartType};
+pub use crate::model::{
+    ALL_SERVICES_SID, AgentStatus, Cloud, FixOutcome, HostFix, HostPrerequisites, RegReading,
+    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostError {
@@ -91,6 +106,34 @@ pub trait Host: Send + Sync + 'static {
         action: ServiceAction,
         timeout: std::time::Duration,
     ) -> Result<ServiceState, HostError>;
+    /// Reads every prerequisite fact. A fact that cannot be read is
+    /// recorded as such in the result, never an error of the call; `Err`
+    /// only when the host backend is unavailable.
+    async fn prerequisites(&self) -> Result<HostPrerequisites, HostError>;
+    /// Applies one fix. Idempotent: `changed=false` when it was already so.
+    /// Never restarts the host; `reboot_required` says when one is needed.
+    async fn remediate(&self, fix: HostFix) -> Result<FixOutcome, HostError>;
+}
+
+/// User rights as LSA holds them (read-only: provd grants none itself).
+#[async_trait::async_trait]
+pub trait LogonRights: Send + Sync + 'static {
+    /// Who holds "Log on as a service" now, and whether a GPO defines it.
+    async fn service_logon_right(&self) -> Result<ServiceLogonRight, HostError>;
+}
+
+/// The user-rights backend of every non-Windows platform.
+#[derive(Debug, Clone)]
+pub struct UnavailableLogonRights;
+
+#[async_trait::async_trait]
+impl LogonRights for UnavailableLogonRights {
+    async fn service_logon_right(&self) -> Result<ServiceLogonRight, HostError> {
+        Err(HostError::Unavailable(format!(
+            "user rights are read through LSA, on Windows only; this host runs {}",
+            std::env::consts::OS
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +191,14 @@ impl Host for UnavailableHost {
         _action: ServiceAction,
         _timeout: std::time::Duration,
     ) -> Result<ServiceState, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn prerequisites(&self) -> Result<HostPrerequisites, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn remediate(&self, _fix: HostFix) -> Result<FixOutcome, HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 }

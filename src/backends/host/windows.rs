@@ -15,8 +15,9 @@ use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
 
 use super::installer::{InstallerFailure, is_success};
 use super::{
-    AGENT_SERVICES, AgentStatus, Cloud, Host, HostError, InstallOutcome, PackageKind,
-    PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentStatus, Cloud, FixOutcome, Host, HostError, HostFix, HostPrerequisites,
+    InstallOutcome, PackageKind, PackageToInstall, ServiceAction, ServiceState, ServiceStatus,
+    StartType,
 };
 
 /// The uninstall entry's DisplayName starts with this for the agent (and
@@ -313,6 +314,18 @@ impl Host for WindowsHost {
     ) -> Result<ServiceState, HostError> {
         let name = name.to_owned();
         tokio::task::spawn_blocking(move || control_now(&name, action, timeout))
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
+    }
+
+    async fn prerequisites(&self) -> Result<HostPrerequisites, HostError> {
+        tokio::task::spawn_blocking(super::windows_prereq::prerequisites)
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))
+    }
+
+    async fn remediate(&self, fix: HostFix) -> Result<FixOutcome, HostError> {
+        tokio::task::spawn_blocking(move || super::windows_prereq::remediate(fix))
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
     }

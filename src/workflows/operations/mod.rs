@@ -396,6 +396,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::SignIn => "SIGN_IN",
         OperationKind::ApplyConfiguration => "APPLY_CONFIGURATION",
         OperationKind::SetCloudSync => "SET_CLOUD_SYNC",
+        OperationKind::RemediateHost => "REMEDIATE_HOST",
         OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
     }
 }

@@ -7,6 +7,7 @@
 //! never an error of the call. One file per group: `host`, `agent` (the
 //! agent's module and the domains it serves), `tenant`, `directory` (DCs,
 //! the gMSA and its permissions, and the host's right to its password),
+//! `prereq` (the host's prerequisites from Microsoft's pages),
 //! `writeback`, `sync` (each domain's cloud sync jobs), `gmsa_prereq` (each
 //! domain's Managed Service Accounts container, and a usable KDS root key
 //! on every DC).
@@ -15,6 +16,7 @@ mod agent;
 mod directory;
 mod gmsa_prereq;
 mod host;
+mod prereq;
 mod sync;
 mod tenant;
 mod writeback;
@@ -30,7 +32,7 @@ use tracing::Instrument;
 
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::directory::BindCredential;
-use crate::backends::host::Host;
+use crate::backends::host::{Host, LogonRights};
 use crate::backends::store::Store;
 use crate::workflows::cloud_sync::CloudSyncWorkflows;
 use crate::workflows::directory::DirectoryWorkflows;
@@ -204,6 +206,7 @@ impl Check {
 struct Run {
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    logon_rights: Arc<dyn LogonRights>,
     agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
@@ -231,6 +234,7 @@ pub struct VerifyWorkflows {
     store: Arc<dyn Store>,
     dcs: Arc<DomainControllerWorkflows>,
     host: Arc<dyn Host>,
+    logon_rights: Arc<dyn LogonRights>,
     agent_config: Arc<dyn AgentConfig>,
     tenant: Arc<TenantWorkflows>,
     gmsa: Arc<ServiceAccountWorkflows>,
@@ -244,6 +248,7 @@ impl VerifyWorkflows {
         store: Arc<dyn Store>,
         dcs: Arc<DomainControllerWorkflows>,
         host: Arc<dyn Host>,
+        logon_rights: Arc<dyn LogonRights>,
         agent_config: Arc<dyn AgentConfig>,
         tenant: Arc<TenantWorkflows>,
         gmsa: Arc<ServiceAccountWorkflows>,
@@ -254,6 +259,7 @@ impl VerifyWorkflows {
             store,
             dcs,
             host,
+            logon_rights,
             agent_config,
             tenant,
             gmsa,
@@ -326,6 +332,7 @@ impl VerifyWorkflows {
         let mut groups: Vec<Group> = Vec::new();
         if wanted(Category::Host) {
             groups.push(Group::Host);
+            groups.push(Group::Prerequisites);
             groups.push(Group::Agent);
         }
         if wanted(Category::Tenant) {
@@ -357,7 +364,13 @@ impl VerifyWorkflows {
     pub async fn verify_credential_free(&self) -> Result<mpsc::Receiver<VerifyItem>, Error> {
         let domains = DirectoryWorkflows::list_domains(&self.store).await?;
         let run = self.run(None, domains).await?;
-        let groups = vec![Group::Host, Group::Agent, Group::Tenant, Group::CloudSync];
+        let groups = vec![
+            Group::Host,
+            Group::Prerequisites,
+            Group::Agent,
+            Group::Tenant,
+            Group::CloudSync,
+        ];
         Ok(start(run, groups, DEFAULT_CHECK_TIMEOUT))
     }
 
@@ -369,6 +382,7 @@ impl VerifyWorkflows {
         Ok(Arc::new(Run {
             dcs: self.dcs.clone(),
             host: self.host.clone(),
+            logon_rights: self.logon_rights.clone(),
             agent_config: self.agent_config.clone(),
             tenant: self.tenant.clone(),
             gmsa: self.gmsa.clone(),
@@ -394,6 +408,7 @@ fn start(run: Arc<Run>, groups: Vec<Group>, timeout: Duration) -> mpsc::Receiver
 #[derive(Debug, Clone)]
 enum Group {
     Host,
+    Prerequisites,
     Agent,
     Tenant,
     CloudSync,
@@ -413,6 +428,7 @@ impl Group {
     fn timeout_check(&self, limit: Duration) -> Check {
         let (id, category, subject) = match self {
             Group::Host => ("host.agent.installed", Category::Host, String::new()),
+            Group::Prerequisites => ("host.tls12", Category::Host, String::new()),
             Group::Agent => ("agent.module", Category::Host, String::new()),
             Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
             Group::CloudSync => ("tenant.sync.job", Category::Tenant, String::new()),
@@ -522,6 +538,7 @@ async fn drive(run: Arc<Run>, groups: Vec<Group>, limit: Duration, tx: mpsc::Sen
 async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
     match group {
         Group::Host => host::checks(run).await,
+        Group::Prerequisites => prereq::checks(run).await,
         Group::Agent => agent::checks(run).await,
         Group::Tenant => tenant::checks(run).await,
         Group::CloudSync => sync::checks(run).await,

@@ -9,6 +9,7 @@ mod apply;
 mod cloud_sync;
 mod directory;
 mod domain_controllers;
+mod host_prereq;
 mod operations;
 mod packages;
 mod permissions;
