@@ -34,6 +34,16 @@
 #           that `reg import` reads and that is deleted at once: never on a command line.
 #   lab-directory none
 #           removes that key (the agent sends no userCount)
+#   windows-server
+#           LAB STAND-IN facts a Windows Server would have and Wine does not register, so
+#           provd's host prerequisite checks read what a real server shows: .NET Framework 4.8
+#           (NDP\v4\Full Release 528040), Windows Server 2019 Datacenter, installation type
+#           Server (HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion ProductName,
+#           EditionID, InstallationType; Wine's CurrentBuildNumber stays), and a stand-in
+#           Credential Manager service (VaultSvc, manual start) — Wine has none. Only facts
+#           provd cannot fix: TLS 1.2 and the execution policy are left for RemediateHost.
+#   windows-server none
+#           removes them (Wine's own values come back: no .NET, no edition, no VaultSvc)
 #
 # Environment:
 #   WINE_LAB_DIR   lab state (default /var/tmp/provd-wine; refused inside the repository):
@@ -950,6 +960,43 @@ cmd_smoke() {
   ((fail == 0))
 }
 
+# The Windows Server facts of `windows-server` (see the usage): the keys and values written.
+readonly NDP_KEY='HKLM\SOFTWARE\Microsoft\NET Framework Setup\NDP\v4\Full'
+readonly NT_KEY='HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion'
+
+cmd_windows_server() {
+  need_root windows-server
+  take_lock
+  prefix_ready || die "no prefix: run wine.sh up first"
+  # Wine's own ProductName, kept so `none` puts it back.
+  local orig="$WINE_LAB_DIR/productname.orig" v
+  if [ "${1:-}" = none ]; then
+    w reg delete "$NDP_KEY" /v Release /f >/dev/null 2>&1 || true
+    for v in EditionID InstallationType; do
+      w reg delete "$NT_KEY" /v "$v" /f >/dev/null 2>&1 || true
+    done
+    if [ -s "$orig" ]; then
+      w reg add "$NT_KEY" /v ProductName /t REG_SZ /d "$(cat "$orig")" /f >/dev/null 2>&1 || true
+    fi
+    w sc delete VaultSvc >/dev/null 2>&1 || true
+    say "Windows Server stand-in facts removed"
+    return
+  fi
+  if [ ! -s "$orig" ]; then
+    reg_value "$NT_KEY" ProductName >"$orig" || true
+  fi
+  w reg add "$NDP_KEY" /v Release /t REG_DWORD /d 528040 /f >/dev/null 2>&1 || die "cannot write $NDP_KEY"
+  w reg add "$NT_KEY" /v ProductName /t REG_SZ /d "Windows Server 2019 Datacenter" /f >/dev/null 2>&1 ||
+    die "cannot write $NT_KEY"
+  w reg add "$NT_KEY" /v EditionID /t REG_SZ /d ServerDatacenter /f >/dev/null 2>&1 || die "cannot write $NT_KEY"
+  w reg add "$NT_KEY" /v InstallationType /t REG_SZ /d Server /f >/dev/null 2>&1 || die "cannot write $NT_KEY"
+  # Wine's sc has no `config`: made afresh, manual start (what a server has).
+  w sc delete VaultSvc >/dev/null 2>&1 || true
+  w sc create VaultSvc 'binPath=' 'C:\windows\system32\svchost.exe -k LocalSystemNetworkRestricted' \
+    'start=' demand >/dev/null 2>&1 || die "cannot create the stand-in VaultSvc"
+  say "Windows Server stand-in facts written (.NET 4.8, Windows Server 2019 Datacenter, VaultSvc manual)"
+}
+
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" >&2; }
 
 main() {
@@ -965,6 +1012,7 @@ main() {
     clean) cmd_clean ;;
     tenant-emulator) cmd_tenant_emulator "$@" ;;
     lab-directory) cmd_lab_directory "$@" ;;
+    windows-server) cmd_windows_server "$@" ;;
     -h | --help | help | "") usage ;;
     *)
       say "unknown command '$cmd'"
