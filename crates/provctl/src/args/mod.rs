@@ -1,0 +1,6 @@
+//! The subcommands of the services whose commands have files of their own
+//! (as their handlers and renderers do); the rest live in `main.rs`.
+
+mod cloud_sync;
+
+pub(crate) use cloud_sync::CloudSyncCommand;
