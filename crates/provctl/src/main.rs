@@ -595,8 +595,12 @@ proto_enum!(OpKind => v1::OperationKind {
     RemoveDirectory => RemoveDirectory,
     SetDcPriority => SetDcPriority,
     SetPasswordWriteback => SetPasswordWriteback,
+    Uninstall => Uninstall,
+    SignIn => SignIn,
+    ApplyConfiguration => ApplyConfiguration,
     SetCloudSync => SetCloudSync,
     ControlCloudSync => ControlCloudSync,
+    RemediateHost => RemediateHost,
 });
 
 proto_enum!(EncryptionType => v1::EncryptionType {

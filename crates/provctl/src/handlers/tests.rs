@@ -85,3 +85,24 @@ fn an_empty_or_missing_email_file_is_refused() {
         "{err:#}"
     );
 }
+
+/// `ops list --kind` names every kind the contract defines, so a new kind
+/// is listable the day it is added (this test fails until it is).
+#[test]
+fn every_operation_kind_is_a_kind_flag() {
+    use clap::ValueEnum;
+    let listable: Vec<i32> = super::super::OpKind::value_variants()
+        .iter()
+        .map(|k| k.proto())
+        .collect();
+    let mut missing = Vec::new();
+    // Kinds are numbered from 1 (0 is UNSPECIFIED); gaps are allowed.
+    for value in 1..1000 {
+        if let Ok(kind) = v1::OperationKind::try_from(value)
+            && !listable.contains(&value)
+        {
+            missing.push(kind.as_str_name());
+        }
+    }
+    assert!(missing.is_empty(), "no --kind value for {missing:?}");
+}
