@@ -24,7 +24,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use provd_proto::v1;
 
-use args::CloudSyncCommand;
+use args::{CloudSyncCommand, HostCommand};
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -133,6 +133,10 @@ enum Command {
     /// (CloudSyncService).
     #[command(subcommand)]
     CloudSync(CloudSyncCommand),
+    /// The host's prerequisites provd can fix: TLS 1.2, VaultSvc, the agent
+    /// service's managed-account flag, the execution policy (HostService).
+    #[command(subcommand)]
+    Host(HostCommand),
     /// grpc.health.v1 Check; exits 1 unless SERVING.
     Health {
         /// Service name to check; empty means the whole daemon.
@@ -633,6 +637,13 @@ proto_enum!(ResetScope => v1::ResetScope {
     QuarantineState => QuarantineState,
     Full => Full,
     ForceDeletes => ForceDeletes,
+});
+
+proto_enum!(HostFix => v1::HostFix {
+    Tls12 => Tls12,
+    VaultServiceManual => VaultServiceManual,
+    ServiceAccountManaged => ServiceAccountManaged,
+    ExecutionPolicyRemoteSigned => ExecutionPolicyRemoteSigned,
 });
 
 proto_enum!(Category => v1::CheckCategory {

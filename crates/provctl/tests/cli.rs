@@ -11,6 +11,17 @@ fn provctl(args: &[&str]) -> std::process::Output {
         .expect("run provctl")
 }
 
+/// `args` are valid: provctl gets as far as the connection settings, which
+/// name the flags they lack (exit 2, provctl's own usage error).
+fn reaches_the_connection_settings(args: &[&str]) {
+    let mut all = vec!["--endpoint", "https://127.0.0.1:1"];
+    all.extend_from_slice(args);
+    let out = provctl(&all);
+    assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("--ca FILE"), "{args:?}: {text}");
+}
+
 #[test]
 fn help_lists_the_commands() {
     let out = provctl(&["--help"]);
@@ -26,10 +37,7 @@ fn help_lists_the_commands() {
 
 #[test]
 fn missing_connection_settings_are_a_usage_error_naming_the_flags() {
-    let out = provctl(&["--endpoint", "https://127.0.0.1:1", "health"]);
-    assert_eq!(out.status.code(), Some(2));
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("--ca FILE"), "{text}");
+    reaches_the_connection_settings(&["health"]);
 }
 
 /// What `cloud-sync` refuses before any daemon is reached (exit 2, clap's
@@ -90,9 +98,7 @@ fn cloud_sync_flags_are_checked_before_connecting() {
         "{text}"
     );
     // Valid flags get as far as the connection settings.
-    let out = provctl(&[
-        "--endpoint",
-        "https://127.0.0.1:1",
+    reaches_the_connection_settings(&[
         "cloud-sync",
         "restart",
         "--domain",
@@ -100,7 +106,61 @@ fn cloud_sync_flags_are_checked_before_connecting() {
         "--reset-scope",
         "full,force-deletes",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `host remediate --fix` takes the proto's HostFix names in lower kebab
+/// case; anything else is refused before connecting (exit 2).
+#[test]
+fn host_fix_values_are_checked_before_connecting() {
+    let refused = [
+        &["host", "remediate", "--fix", "vault-svc-manual"][..],
+        &["host", "remediate", "--fix", "tls12,reboot"],
+        &["host", "remediate", "--fix", "unspecified"],
+        &["host", "remediate", "--fix", ""],
+        &["host", "plan", "--fix", "tls12"],
+    ];
+    for args in refused {
+        let out = provctl(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        // clap's refusal, not the connection settings provctl checks next.
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(text.starts_with("error: "), "{args:?}: {text}");
+    }
+    let out = provctl(&["host", "remediate", "--fix", "vault-svc-manual"]);
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("--ca FILE"), "{text}");
+    assert!(text.contains("vault-service-manual"), "{text}");
+    // Every fix, comma-separated or repeated, gets as far as the connection
+    // settings; so do the plan and no --fix at all (every planned fix).
+    reaches_the_connection_settings(&["host", "plan"]);
+    reaches_the_connection_settings(&["host", "remediate"]);
+    reaches_the_connection_settings(&[
+        "host",
+        "remediate",
+        "--fix",
+        "tls12,vault-service-manual",
+        "--fix",
+        "service-account-managed",
+        "--fix",
+        "execution-policy-remote-signed",
+        "--request-id",
+        "fix-1",
+        "--wait",
+    ]);
+}
+
+#[test]
+fn ops_list_takes_every_mutating_kind() {
+    let out = provctl(&["ops", "list", "--help"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for kind in [
+        "uninstall",
+        "sign-in",
+        "apply-configuration",
+        "set-cloud-sync",
+        "control-cloud-sync",
+        "remediate-host",
+    ] {
+        assert!(text.contains(kind), "no --kind {kind}:\n{text}");
+    }
 }

@@ -20,13 +20,14 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 mod cloud_sync;
+mod host;
 
 use super::connect::Channel;
 use super::render::{self, Out};
 use super::{
     AgentCommand, ApplyArgs, Cli, CloudSyncCommand, CloudSyncSpecArgs, Command, CredentialArgs,
-    DcCommand, DirectoryCommand, FleetCommand, GmsaCommand, MutateArgs, OpsCommand, PlanArgs,
-    VerifyArgs, WatchArgs, WritebackCommand, connect, document, fleet, usage,
+    DcCommand, DirectoryCommand, FleetCommand, GmsaCommand, HostCommand, MutateArgs, OpsCommand,
+    PlanArgs, VerifyArgs, WatchArgs, WritebackCommand, connect, document, fleet, usage,
 };
 
 /// A connected daemon plus where output goes.
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(args) => verify(&ctx, args).await,
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
         Command::CloudSync(cmd) => cloud_sync::cloud_sync(&ctx, cmd).await,
+        Command::Host(cmd) => host::host(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
     }
 }

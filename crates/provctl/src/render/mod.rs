@@ -15,8 +15,10 @@ use provd_proto::v1;
 use super::OutputFormat;
 
 mod cloud_sync;
+mod host;
 
 pub use cloud_sync::cloud_sync;
+pub use host::host_plan;
 
 /// Where results go, and in which format.
 #[derive(Clone, Copy)]

@@ -343,3 +343,45 @@ fn the_verify_table_sorts_and_lists_remedies() {
         "{table}"
     );
 }
+
+#[test]
+fn a_host_plan_shows_each_fix_its_values_and_the_restart() {
+    let r = v1::PlanHostRemediationResponse {
+        fixes: vec![
+            v1::PlannedHostFix {
+                fix: v1::HostFix::Tls12 as i32,
+                step: "tls12".into(),
+                changes: vec![
+                    r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client\Enabled: absent -> 1".into(),
+                    r"HKLM\SOFTWARE\Microsoft\.NETFramework\v4.0.30319\SchUseStrongCrypto: 0 -> 1".into(),
+                ],
+                reboot_required: true,
+            },
+            v1::PlannedHostFix {
+                fix: v1::HostFix::VaultServiceManual as i32,
+                // A daemon that leaves the step out: the fix's own name.
+                step: String::new(),
+                changes: vec!["VaultSvc start type: Disabled -> Manual".into()],
+                reboot_required: false,
+            },
+        ],
+    };
+    assert_eq!(
+        host_plan(&r),
+        "plan: 2 fix(es)\n\
+         \x20 tls12 (restart required)\n\
+         \x20   HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Client\\Enabled: absent -> 1\n\
+         \x20   HKLM\\SOFTWARE\\Microsoft\\.NETFramework\\v4.0.30319\\SchUseStrongCrypto: 0 -> 1\n\
+         \x20 vault-service-manual (no restart)\n\
+         \x20   VaultSvc start type: Disabled -> Manual\n\
+         a restart of the server is needed after tls12: provd never restarts it\n"
+    );
+}
+
+#[test]
+fn an_empty_host_plan_says_nothing_needs_fixing() {
+    assert_eq!(
+        host_plan(&v1::PlanHostRemediationResponse::default()),
+        "no fixes: the host's prerequisites provd can fix are as required\n"
+    );
+}
