@@ -2,8 +2,9 @@
 //!
 //! Talks gRPC over mutual TLS to one daemon. Connection settings come from
 //! flags or a small TOML file (see `connect.rs`); every RPC of every provd.v1
-//! service has a subcommand (see `handlers.rs`); output is friendly text or
-//! proto3 JSON, one document per line (see `render.rs`).
+//! service has a subcommand (flags here and in `args/`, calls in
+//! `handlers/`); output is friendly text or proto3 JSON, one document per
+//! line (see `render/`).
 //!
 //! Exit codes: 0 success; 1 an RPC or I/O error, an operation watched to a
 //! FAILED/CANCELLED/INTERRUPTED end, a Verify report of FAIL, or a health
