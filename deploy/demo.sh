@@ -556,17 +556,13 @@ EOF
   echo "$plan"
   grep -q '^plan: no changes' <<<"$plan" || die "a second plan still lists changes"
 
-  section "host prerequisites: PlanHostRemediation, then RemediateHost (HTTP/JSON, as curl sends it)"
-  local host_api="https://localhost:$PORT/provd.v1.HostService" op
-  local as_admin=(-H 'content-type: application/json' --cert "$DEMO/pki/client-admin.pem"
-    --key "$DEMO/pki/client-admin.key")
-  tcurl "${as_admin[@]}" -d '{}' "$host_api/PlanHostRemediation" |
+  section "host prerequisites: the plan (HTTP/JSON, as curl sends it), then provctl host remediate"
+  local host_api="https://localhost:$PORT/provd.v1.HostService"
+  tcurl -H 'content-type: application/json' --cert "$DEMO/pki/client-viewer.pem" \
+    --key "$DEMO/pki/client-viewer.key" -d '{}' "$host_api/PlanHostRemediation" |
     jq -r '.fixes[]? | "    plan: \(.step): \(.changes | join("; "))\(if .rebootRequired then " (restart required, never made)" else "" end)"'
-  op=$(tcurl "${as_admin[@]}" -d '{}' "$host_api/RemediateHost" | jq -er .operation.id) ||
-    die "RemediateHost did not start"
-  ctl_t 120 ops watch "$op" | sed 's/^/    /'
-  [ "$(ctl --output json ops get "$op" | jq -r '.operation.state // .state')" = OPERATION_STATE_SUCCEEDED ] ||
-    die "RemediateHost did not succeed"
+  ctl_t 120 host remediate --wait | sed 's/^/    /' || die "provctl host remediate did not succeed"
+  ctl host plan | sed 's/^/    /'
 
   section "provctl verify (every check must PASS but host.logon_right, which Wine cannot answer)"
   local rc=0 others
