@@ -31,13 +31,16 @@ pub mod windows;
 #[allow(unsafe_code)]
 mod windows_prereq;
 
+pub mod exe_config;
 pub mod installer;
 
 pub use installer::{InstallerFailure, package_version};
 
 pub use crate::model::{
-    ALL_SERVICES_SID, AgentStatus, Cloud, FixOutcome, HostFix, HostPrerequisites, RegReading,
-    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
+    EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE, REFERRAL_CHASING_VALUE,
+    RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    USER_PASSWORD_LENGTH_VALUE,
 };
 
 #[derive(Debug, thiserror::Error)]
