@@ -12,6 +12,7 @@
 
 mod document;
 mod sections;
+mod settings;
 
 use std::sync::Arc;
 
@@ -27,11 +28,12 @@ use super::tenant::TenantWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::directory::BindCredential;
-use crate::backends::host::Host;
+use crate::backends::host::{AgentSettings, Host};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use document::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
 pub use sections::Change;
+pub use settings::{AgentSettingsInput, ProxyInput};
 
 use document::Plan;
 
@@ -86,6 +88,9 @@ impl ApplyWorkflows {
         let mut changes = Vec::new();
         if let Some(spec) = &plan.agent {
             changes.extend(self.agent_changes(spec, None).await?);
+        }
+        if let Some(wanted) = &plan.agent_settings {
+            changes.extend(self.agent_settings_changes(wanted).await?.1);
         }
         for d in &plan.domains {
             changes.extend(self.domain_changes(d).await?);
@@ -142,6 +147,9 @@ impl ApplyWorkflows {
         let mut sections = Vec::new();
         if plan.agent.is_some() {
             sections.push("agent".to_owned());
+        }
+        if plan.agent_settings.is_some() {
+            sections.push(settings::STEP.to_owned());
         }
         sections.extend(plan.domains.iter().map(|d| format!("domain {}", d.domain)));
         if plan.account.is_some() {
@@ -204,6 +212,12 @@ impl ApplyWorkflows {
                 &mut changed_steps,
             )
             .await?;
+        }
+        if let Some(wanted) = &plan.agent_settings {
+            begin(progress, settings::STEP).await?;
+            let (write, changes) = self.agent_settings_changes(wanted).await?;
+            let work = (!changes.is_empty()).then(|| settings::job_of(self.host.clone(), write));
+            total += section(progress, settings::STEP, changes, work, &mut changed_steps).await?;
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
@@ -443,6 +457,34 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
         cloud: spec.cloud,
         request_id: String::new(),
         skip_registration: spec.skip_registration,
+    }
+}
+
+impl ApplyWorkflows {
+    /// What to write and the changes of the `agent-settings` section. On a
+    /// host that cannot manage the agent, or before the agent is installed
+    /// (apply installs it first), every wanted setting is listed.
+    async fn agent_settings_changes(
+        &self,
+        wanted: &AgentSettings,
+    ) -> Result<(AgentSettings, Vec<Change>), Error> {
+        if let Err(reason) = self.host.availability() {
+            return Ok(settings::diff(
+                wanted,
+                None,
+                &format!("this host cannot: {reason}"),
+            ));
+        }
+        let status = self.host.agent_status().await?;
+        if status.installed_version.is_none() {
+            return Ok(settings::diff(
+                wanted,
+                None,
+                "the agent is not installed yet",
+            ));
+        }
+        let have = self.host.agent_settings().await?;
+        Ok(settings::diff(wanted, Some(&have), ""))
     }
 }
 
