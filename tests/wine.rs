@@ -20,7 +20,8 @@
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup;
 //! `prereq` (tests/wine/prereq.rs) the host prerequisites and RemediateHost,
-//! on Wine alone (no Samba lab). The tests take turns on the one Wine host
+//! on Wine alone (no Samba lab); `settings` (tests/wine/settings.rs) the
+//! agent's settings through an apply, an upgrade and an apply again. The tests take turns on the one Wine host
 //! (`LAB`), in any order.
 //!
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
@@ -35,6 +36,8 @@ mod failures;
 mod prereq;
 #[path = "wine/secrets.rs"]
 mod secrets;
+#[path = "wine/settings.rs"]
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

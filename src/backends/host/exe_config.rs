@@ -41,7 +41,7 @@ enum Encoding {
 
 fn decode(bytes: &[u8]) -> Result<(Encoding, String), String> {
     let utf16 = |body: &[u8], le: bool| -> Result<String, String> {
-        if body.len() % 2 != 0 {
+        if !body.len().is_multiple_of(2) {
             return Err("odd length for UTF-16".into());
         }
         let units: Vec<u16> = body

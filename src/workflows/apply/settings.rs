@@ -201,6 +201,15 @@ fn shown_proxy(p: &AgentProxy) -> String {
     }
 }
 
+/// A registry option: its value name, the wanted value, the host's
+/// reading, and where the value to write goes.
+type RegistryOption<'a> = (
+    &'static str,
+    Option<u32>,
+    Option<&'a RegReading>,
+    &'a mut Option<u32>,
+);
+
 fn shown_fips(f: Option<bool>) -> String {
     f.map_or_else(|| "absent".into(), |f| format!("enabled=\"{f}\""))
 }
@@ -244,7 +253,7 @@ pub(super) fn diff(
         ));
         write.enforce_fips_policy = Some(f);
     }
-    let registry: [(&str, Option<u32>, Option<&RegReading>, &mut Option<u32>); 3] = [
+    let registry: [RegistryOption<'_>; 3] = [
         (
             LDAP_TIMEOUT_VALUE,
             wanted.ldap_connection_timeout_ms,

@@ -1,0 +1,256 @@
+//! The agent's settings on the Wine host, through provd.exe's API, with no
+//! Samba lab: an apply of a document with a proxy, enforceFIPSPolicy and a
+//! registry option writes the stand-in agent's exe.config (read back from
+//! the prefix: the proxy in place, every other byte the MSI's) and the
+//! REG_SZ value (read back with `reg query`), and restarts the agent
+//! service (its heartbeat's pid changes); a second apply does nothing.
+//! Then the newer stand-in MSI is installed over it outside provd, as an
+//! auto-upgrade does: the upgrade puts the package's exe.config back and
+//! the proxy is lost; plan lists the proxy again and apply puts it back.
+
+use super::*;
+
+use provd::backends::host::AgentProxy;
+use provd::backends::host::exe_config;
+
+const STEP: &str = "agent-settings";
+const AGENT_KEY: &str =
+    r"HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent";
+const PROXY: &str = "http://proxy.lab.example.test:3128";
+/// The stand-in exe.config the lab MSI installs.
+const STAND_IN: &[u8] =
+    include_bytes!("../../deploy/lab/windows/AADConnectProvisioningAgent.exe.config");
+
+fn document(env: &BTreeMap<String, String>) -> v1::DesiredState {
+    v1::DesiredState {
+        agent: Some(v1::AgentSpec {
+            source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
+            sha256: env["WINE_LAB_MSI_SHA256"].clone(),
+            accept_license: true,
+            skip_registration: true,
+            settings: Some(v1::AgentSettingsSpec {
+                proxy: Some(v1::ProxySpec {
+                    address: PROXY.into(),
+                    bypass_on_local: true,
+                    bypass_list: vec![r".*\.lab\.example\.test$".into()],
+                    none: false,
+                }),
+                enforce_fips_policy: Some(false),
+                ldap_connection_timeout_ms: Some(60_000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn exe_config_path(env: &BTreeMap<String, String>) -> PathBuf {
+    Path::new(&env["WINEPREFIX"]).join(
+        "drive_c/Program Files/Microsoft Azure AD Connect Provisioning Agent/AADConnectProvisioningAgent.exe.config",
+    )
+}
+
+/// The provisioning agent service's pid, from the stand-in's heartbeat.
+async fn agent_pid(env: &BTreeMap<String, String>) -> String {
+    let file = Path::new(&env["WINEPREFIX"])
+        .join("drive_c/ProgramData/ProvdLabAgent/AADConnectProvisioningAgent.txt");
+    for _ in 0..100 {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        if let Some(pid) = text
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("pid="))
+            .filter(|_| text.contains("state=running"))
+        {
+            return pid.to_owned();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no running heartbeat in {}", file.display());
+}
+
+async fn plan(channel: &Channel, desired: &v1::DesiredState) -> Vec<(String, String)> {
+    ConfigurationServiceClient::new(channel.clone())
+        .plan_configuration(v1::PlanConfigurationRequest {
+            desired: Some(desired.clone()),
+            credential: None,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .changes
+        .into_iter()
+        .map(|c| (c.step, c.action))
+        .collect()
+}
+
+async fn apply(
+    channel: &Channel,
+    desired: &v1::DesiredState,
+) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = ConfigurationServiceClient::new(channel.clone())
+        .apply_configuration(v1::ApplyConfigurationRequest {
+            desired: Some(desired.clone()),
+            credential: None,
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    finish(channel, op).await
+}
+
+fn settings_changes(planned: &[(String, String)]) -> Vec<&str> {
+    planned
+        .iter()
+        .filter(|(s, _)| s == STEP)
+        .map(|(_, a)| a.as_str())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the Wine lab and PROVD_WINE_EXE (deploy/test.sh runs it)"]
+async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
+    let provd = WineProvd::start_host_only("provd-settings", "").await;
+    let (env, channel) = (&provd.env, &provd.channel);
+    let _ = wine(
+        env,
+        &[
+            "reg",
+            "delete",
+            AGENT_KEY,
+            "/v",
+            "LdapConnectionTimeoutInMilliseconds",
+            "/f",
+        ],
+    );
+    let desired = document(env);
+
+    // Before the agent is installed: install, then every setting.
+    let planned = plan(channel, &desired).await;
+    assert_eq!(
+        planned[0],
+        ("agent".to_owned(), "install".to_owned()),
+        "{planned:?}"
+    );
+    assert_eq!(
+        settings_changes(&planned),
+        ["set-proxy", "set-fips-policy", "set-registry", "restart"]
+    );
+
+    let (events, op) = apply(channel, &desired).await;
+    ok(&op);
+    assert_eq!(
+        op.result["changed_steps"],
+        format!("agent,{STEP}"),
+        "{events:#?}"
+    );
+    let path = exe_config_path(env);
+    let written = std::fs::read(&path).unwrap();
+    let read = exe_config::read(&written).unwrap();
+    assert_eq!(
+        read.proxy,
+        AgentProxy::Address {
+            address: PROXY.into(),
+            bypass_on_local: true,
+            bypass_list: vec![r".*\.lab\.example\.test$".into()],
+        }
+    );
+    assert_eq!(read.enforce_fips_policy, Some(false));
+    // The MSI's file, byte for byte, less provd's two elements.
+    let text = String::from_utf8(written[3..].to_vec()).unwrap();
+    let start = text.find("\r\n  <system.net>").unwrap();
+    let end = text.find("</system.net>").unwrap() + "</system.net>".len();
+    let rest = format!("{}{}", &text[..start], &text[end..])
+        .replace("\r\n    <enforceFIPSPolicy enabled=\"false\"/>", "");
+    assert_eq!([&written[..3], rest.as_bytes()].concat(), STAND_IN);
+    let out = wine(
+        env,
+        &[
+            "reg",
+            "query",
+            AGENT_KEY,
+            "/v",
+            "LdapConnectionTimeoutInMilliseconds",
+        ],
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("REG_SZ") && shown.contains("60000"),
+        "{shown}"
+    );
+
+    // Again: nothing differs, no restart.
+    let pid = agent_pid(env).await;
+    let (events, op) = apply(channel, &desired).await;
+    ok(&op);
+    assert_eq!(op.result["changed"], "false", "{events:#?}");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.step == STEP && e.kind == v1::EventKind::StepSkipped as i32)
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(agent_pid(env).await, pid, "not restarted");
+
+    // The newer stand-in MSI over it, outside provd (an auto-upgrade): the
+    // package's exe.config comes back and the proxy is gone.
+    let upgraded = wine(
+        env,
+        &[
+            "msiexec",
+            "/i",
+            &z(Path::new(&env["WINE_LAB_MSI_NEWER"])),
+            "/quiet",
+            "/norestart",
+        ],
+    );
+    assert!(upgraded.status.success(), "upgrade: {upgraded:?}");
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        STAND_IN,
+        "the upgrade rewrote exe.config"
+    );
+    assert_eq!(agent(channel).await.version, "1.1.1000.0");
+    let planned = plan(channel, &desired).await;
+    assert_eq!(
+        settings_changes(&planned),
+        ["set-proxy", "set-fips-policy", "restart"],
+        "{planned:?}"
+    );
+
+    // Apply puts it back and restarts the agent.
+    let pid = agent_pid(env).await;
+    let (events, op) = apply(channel, &desired).await;
+    ok(&op);
+    assert_eq!(op.result["changed_steps"], STEP, "{events:#?}");
+    assert_eq!(
+        exe_config::read(&std::fs::read(&path).unwrap())
+            .unwrap()
+            .proxy,
+        read.proxy
+    );
+    let mut restarted = false;
+    for _ in 0..50 {
+        if agent_pid(env).await != pid {
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(restarted, "the agent service was restarted");
+    let _ = wine(
+        env,
+        &[
+            "reg",
+            "delete",
+            AGENT_KEY,
+            "/v",
+            "LdapConnectionTimeoutInMilliseconds",
+            "/f",
+        ],
+    );
+    provd.stop().await;
+}
