@@ -5,7 +5,11 @@
 //! the agent's installed version: a change that no provd Install or
 //! Uninstall made (the agent's auto-upgrade, a hand install) is logged at
 //! WARN with both versions and counted in
-//! `provd.drift.detected{what="agent_version"}`.
+//! `provd.drift.detected{what="agent_version"}`. With `[drift] reapply`,
+//! such a change also re-applies the agent settings the last apply put in
+//! place (`ApplyWorkflows::reapply_agent_settings`: an operation of its
+//! own); one that cannot start now (another operation holds the writer
+//! slot) is tried again at the next round.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +19,7 @@ use opentelemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::apply::ApplyWorkflows;
 use super::verify::{VerifyItem, VerifyWorkflows};
 use crate::backends::host::Host;
 
@@ -78,6 +83,8 @@ struct VersionDrift {
 #[derive(Debug, Default)]
 struct VersionWatch {
     seen: Option<Seen>,
+    /// A re-apply owed (why), not started yet.
+    reapply_owed: Option<String>,
 }
 
 impl VersionWatch {
@@ -118,6 +125,7 @@ pub struct DriftWorkflows {
     host: Arc<dyn Host>,
     verify: Arc<VerifyWorkflows>,
     changes: Arc<AgentChanges>,
+    apply: Arc<ApplyWorkflows>,
 }
 
 impl DriftWorkflows {
@@ -125,23 +133,29 @@ impl DriftWorkflows {
         host: Arc<dyn Host>,
         verify: Arc<VerifyWorkflows>,
         changes: Arc<AgentChanges>,
+        apply: Arc<ApplyWorkflows>,
     ) -> Self {
         Self {
             host,
             verify,
             changes,
+            apply,
         }
     }
 
     /// Starts the schedule: a round now, then every `interval`, until
     /// `stop` fires (a round in progress is abandoned, its checks stopped).
+    /// `reapply`: a version change outside provd re-applies the last
+    /// applied agent settings.
     pub fn spawn(
         self: Arc<Self>,
         interval: Duration,
+        reapply: bool,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tracing::info!(
             interval_secs = interval.as_secs_f64(),
+            reapply,
             "drift: running the credential-free checks on a schedule"
         );
         // The series exists from now, at 0: Prometheus's increase() sees
@@ -159,7 +173,7 @@ impl DriftWorkflows {
                     _ = ticker.tick() => {}
                 }
                 let round = self
-                    .round(&mut watch)
+                    .round(&mut watch, reapply)
                     .instrument(tracing::info_span!("drift.round"));
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -170,8 +184,24 @@ impl DriftWorkflows {
         })
     }
 
-    async fn round(&self, watch: &mut VersionWatch) {
+    async fn round(&self, watch: &mut VersionWatch, reapply: bool) {
         self.watch_version(watch).await;
+        if reapply && let Some(why) = watch.reapply_owed.take() {
+            match self.apply.reapply_agent_settings(&why).await {
+                Ok(Some(op)) => tracing::info!(
+                    operation = %op.id,
+                    "drift: re-applying the last applied agent settings ({why})"
+                ),
+                Ok(None) => tracing::debug!("drift: no agent settings applied yet"),
+                Err(err) => {
+                    tracing::warn!(
+                        error = %err,
+                        "drift: cannot re-apply the agent settings now; trying at the next round"
+                    );
+                    watch.reapply_owed = Some(why);
+                }
+            }
+        }
         let mut rx = match self.verify.verify_credential_free().await {
             Ok(rx) => rx,
             Err(err) => {
@@ -218,6 +248,11 @@ impl DriftWorkflows {
             crate::telemetry::metrics()
                 .drift_detected
                 .add(1, &[agent_version()]);
+            watch.reapply_owed = Some(format!(
+                "the agent's installed version changed outside provd: {} -> {}",
+                shown(&drift.old),
+                shown(&drift.new)
+            ));
         }
     }
 }

@@ -218,6 +218,8 @@ impl ApplyWorkflows {
             let (write, changes) = self.agent_settings_changes(wanted).await?;
             let work = (!changes.is_empty()).then(|| settings::job_of(self.host.clone(), write));
             total += section(progress, settings::STEP, changes, work, &mut changed_steps).await?;
+            // In place now: what the drift watch puts back.
+            settings::save(&self.store, wanted).await?;
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
@@ -461,6 +463,45 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
 }
 
 impl ApplyWorkflows {
+    /// `[drift] reapply`: the agent settings apply last put in place,
+    /// applied again as an APPLY_CONFIGURATION operation of its own (the
+    /// `agent-settings` section alone, initiator `drift`); `None` when no
+    /// apply has set any. `why` goes into the operation's description.
+    pub async fn reapply_agent_settings(
+        self: &Arc<Self>,
+        why: &str,
+    ) -> Result<Option<OperationRecord>, Error> {
+        let Some(wanted) = settings::load(&self.store).await? else {
+            return Ok(None);
+        };
+        let plan = Plan {
+            agent: None,
+            agent_settings: Some(wanted),
+            domains: Vec::new(),
+            account: None,
+            writeback: None,
+            cloud_sync: Vec::new(),
+        };
+        let spec = OperationSpec {
+            kind: OperationKind::ApplyConfiguration,
+            request_id: None,
+            fingerprint: plan.fingerprint(),
+            description: format!(
+                "re-apply the last applied agent settings ({})",
+                why.chars().take(200).collect::<String>()
+            ),
+            initiator: DRIFT.into(),
+        };
+        let this = self.clone();
+        let caller = Caller { name: DRIFT.into() };
+        self.operations
+            .start(spec, move |progress| async move {
+                this.run(&progress, &caller, plan, None).await
+            })
+            .await
+            .map(Some)
+    }
+
     /// What to write and the changes of the `agent-settings` section. On a
     /// host that cannot manage the agent, or before the agent is installed
     /// (apply installs it first), every wanted setting is listed.
@@ -487,6 +528,9 @@ impl ApplyWorkflows {
         Ok(settings::diff(wanted, Some(&have), ""))
     }
 }
+
+/// The initiator of drift's re-apply.
+const DRIFT: &str = "drift";
 
 /// The apply step that tells the agent its domains.
 const AGENT_DOMAINS: &str = "agent-domains";

@@ -11,6 +11,7 @@
 //! values). `UserPasswordLength` (127–256) comes from issue 16's research
 //! notes: provd found no Microsoft page for it, so its range is UNVERIFIED.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::sections::Change;
@@ -18,8 +19,9 @@ use crate::backends::host::{
     AGENT_SERVICES, AgentProxy, AgentSettings, AgentSettingsRead, Host, LDAP_TIMEOUT_VALUE,
     REFERRAL_CHASING_VALUE, RegReading, ServiceAction, USER_PASSWORD_LENGTH_VALUE,
 };
-use crate::workflows::FieldViolation;
-use crate::workflows::operations::{Job, Outcome, job};
+use crate::backends::store::Store;
+use crate::workflows::operations::{Job, Outcome, blocking, job};
+use crate::workflows::{Error, FieldViolation};
 
 /// The step's name.
 pub(super) const STEP: &str = "agent-settings";
@@ -296,7 +298,7 @@ pub(super) fn diff(
 }
 
 /// Writes `settings` and restarts the agent once.
-pub(super) fn job_of(host: std::sync::Arc<dyn Host>, settings: AgentSettings) -> Job {
+pub(super) fn job_of(host: Arc<dyn Host>, settings: AgentSettings) -> Job {
     job(move |progress| async move {
         host.set_agent_settings(&settings).await?;
         progress
@@ -306,6 +308,83 @@ pub(super) fn job_of(host: std::sync::Arc<dyn Host>, settings: AgentSettings) ->
             .await?;
         Ok(Outcome::from([("restarted".into(), "true".into())]))
     })
+}
+
+/// What apply last applied, kept for the drift watch's re-apply
+/// (`[drift] reapply`): the document's validated settings, no secret.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Stored {
+    proxy: Option<StoredProxy>,
+    enforce_fips_policy: Option<bool>,
+    ldap_connection_timeout_ms: Option<u32>,
+    referral_chasing_options: Option<u32>,
+    user_password_length: Option<u32>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum StoredProxy {
+    None,
+    Address {
+        address: String,
+        bypass_on_local: bool,
+        bypass_list: Vec<String>,
+    },
+}
+
+const STORE_NS: &str = "apply";
+const STORE_KEY: &str = "agent_settings";
+
+pub(super) async fn save(store: &Arc<dyn Store>, s: &AgentSettings) -> Result<(), Error> {
+    let record = Stored {
+        proxy: s.proxy.clone().map(|p| match p {
+            AgentProxy::None => StoredProxy::None,
+            AgentProxy::Address {
+                address,
+                bypass_on_local,
+                bypass_list,
+            } => StoredProxy::Address {
+                address,
+                bypass_on_local,
+                bypass_list,
+            },
+        }),
+        enforce_fips_policy: s.enforce_fips_policy,
+        ldap_connection_timeout_ms: s.ldap_connection_timeout_ms,
+        referral_chasing_options: s.referral_chasing_options,
+        user_password_length: s.user_password_length,
+    };
+    let bytes = serde_json::to_vec(&record)
+        .map_err(|e| Error::internal("encoding the agent settings for the store", e))?;
+    blocking(store, move |st| {
+        st.put_config(STORE_NS, STORE_KEY, Some(&bytes))
+    })
+    .await
+}
+
+pub(super) async fn load(store: &Arc<dyn Store>) -> Result<Option<AgentSettings>, Error> {
+    let Some(bytes) = blocking(store, |st| st.get_config(STORE_NS, STORE_KEY)).await? else {
+        return Ok(None);
+    };
+    let r: Stored =
+        serde_json::from_slice(&bytes).map_err(|e| Error::internal("stored agent settings", e))?;
+    Ok(Some(AgentSettings {
+        proxy: r.proxy.map(|p| match p {
+            StoredProxy::None => AgentProxy::None,
+            StoredProxy::Address {
+                address,
+                bypass_on_local,
+                bypass_list,
+            } => AgentProxy::Address {
+                address,
+                bypass_on_local,
+                bypass_list,
+            },
+        }),
+        enforce_fips_policy: r.enforce_fips_policy,
+        ldap_connection_timeout_ms: r.ldap_connection_timeout_ms,
+        referral_chasing_options: r.referral_chasing_options,
+        user_password_length: r.user_password_length,
+    }))
 }
 
 #[cfg(test)]

@@ -254,3 +254,72 @@ async fn bad_settings_name_their_fields() {
         ]
     );
 }
+
+#[tokio::test]
+async fn drift_reapplies_the_last_applied_settings_after_an_upgrade_outside_provd() {
+    let d = Hermetic::start_configured(
+        Fakes {
+            host: FakeHost::new().with_agent("1.1.1370.0"),
+            ..Default::default()
+        },
+        |c| {
+            c.drift.verify_interval = Some(std::time::Duration::from_secs(1));
+            c.drift.reapply = true;
+        },
+    )
+    .await;
+    let host = d.fakes.host.clone();
+    ok(&apply(&d, &document(&d, settings())).await.1);
+    assert_eq!(restarts(&host), 1);
+    // A round after the apply: the watch has its baseline.
+    let reads = host.status_reads();
+    wait_until(|| host.status_reads() > reads + 1).await;
+    assert_eq!(restarts(&host), 1, "no drift, no re-apply");
+
+    // An old agent's auto-upgrade: a new version, the installer's exe.config.
+    host.upgrade_outside_provd("1.1.1400.0");
+    host.set_exe_config(SAMPLE);
+    wait_until(|| restarts(&host) == 2).await;
+    let read = provd::backends::host::exe_config::read(&host.exe_config()).unwrap();
+    assert_eq!(read.enforce_fips_policy, Some(false));
+    assert!(matches!(
+        read.proxy,
+        provd::backends::host::AgentProxy::Address { .. }
+    ));
+
+    // It was an operation like any other, started by drift.
+    let ops = d
+        .operations()
+        .list_operations(v1::ListOperationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operations;
+    let reapplied = ops
+        .iter()
+        .find(|o| o.initiator == "drift")
+        .unwrap_or_else(|| panic!("no drift operation: {ops:#?}"));
+    assert_eq!(reapplied.kind, v1::OperationKind::ApplyConfiguration as i32);
+    assert!(
+        reapplied.description.contains("1.1.1370.0 -> 1.1.1400.0"),
+        "{reapplied:#?}"
+    );
+    let (_, op) = d.finish(Some(reapplied.clone())).await;
+    ok(&op);
+    assert_eq!(op.result["changed_steps"], STEP);
+
+    // Nothing more changes: no further re-apply, no restart.
+    let reads = host.status_reads();
+    wait_until(|| host.status_reads() > reads + 1).await;
+    assert_eq!(restarts(&host), 2);
+}
+
+async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out");
+}
