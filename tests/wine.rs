@@ -274,6 +274,11 @@ impl WineProvd {
         // this run's fresh tenant, which does not know it), nor its log.
         let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
         let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
+        // An upgrade an earlier test left (its ProductCode is the newer package's).
+        let _ = wine(
+            &env,
+            &["msiexec", "/x", &env["WINE_LAB_MSI_NEWER"], "/quiet"],
+        );
         let agent_data = Path::new(&env["WINEPREFIX"]).join("drive_c/ProgramData/ProvdLabAgent");
         for stale in [
             "identity.json",

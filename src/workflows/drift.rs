@@ -248,11 +248,16 @@ impl DriftWorkflows {
             crate::telemetry::metrics()
                 .drift_detected
                 .add(1, &[agent_version()]);
-            watch.reapply_owed = Some(format!(
-                "the agent's installed version changed outside provd: {} -> {}",
-                shown(&drift.old),
-                shown(&drift.new)
-            ));
+            // Removed (or between the two halves of a major upgrade, as
+            // msiexec removes the old product first): nothing to apply to;
+            // the version that comes next owes the re-apply.
+            watch.reapply_owed = drift.new.is_some().then(|| {
+                format!(
+                    "the agent's installed version changed outside provd: {} -> {}",
+                    shown(&drift.old),
+                    shown(&drift.new)
+                )
+            });
         }
     }
 }

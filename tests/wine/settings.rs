@@ -102,6 +102,19 @@ async fn apply(
     finish(channel, op).await
 }
 
+/// Leaves the lab as the other tests expect it: no agent installed.
+fn uninstall_newer(env: &BTreeMap<String, String>) {
+    let _ = wine(
+        env,
+        &[
+            "msiexec",
+            "/x",
+            &z(Path::new(&env["WINE_LAB_MSI_NEWER"])),
+            "/quiet",
+        ],
+    );
+}
+
 fn settings_changes(planned: &[(String, String)]) -> Vec<&str> {
     planned
         .iter()
@@ -252,5 +265,92 @@ async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
             "/f",
         ],
     );
+    uninstall_newer(env);
+    provd.stop().await;
+}
+
+/// `[drift] reapply`: the newer MSI installed outside provd resets the
+/// exe.config; provd.exe's drift watch sees the version change and puts the
+/// last applied settings back as an operation of its own, with no request.
+#[tokio::test]
+#[ignore = "needs the Wine lab and PROVD_WINE_EXE (deploy/test.sh runs it)"]
+async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
+    let provd = WineProvd::start_host_only(
+        "provd-settings-drift",
+        "[drift]\nverify_interval = \"1s\"\nreapply = true\n",
+    )
+    .await;
+    let (env, channel) = (&provd.env, &provd.channel);
+    let desired = document(env);
+    let (events, op) = apply(channel, &desired).await;
+    ok(&op);
+    assert_eq!(
+        op.result["changed_steps"],
+        format!("agent,{STEP}"),
+        "{events:#?}"
+    );
+    let path = exe_config_path(env);
+    let wanted = exe_config::read(&std::fs::read(&path).unwrap()).unwrap();
+    assert!(matches!(wanted.proxy, AgentProxy::Address { .. }));
+    // Let a drift round see the installed version first (its baseline).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let upgraded = wine(
+        env,
+        &[
+            "msiexec",
+            "/i",
+            &z(Path::new(&env["WINE_LAB_MSI_NEWER"])),
+            "/quiet",
+            "/norestart",
+        ],
+    );
+    assert!(upgraded.status.success(), "upgrade: {upgraded:?}");
+
+    // No request from here on: the drift watch re-applies.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reapplied = loop {
+        let ops = provd_proto::v1::operations_service_client::OperationsServiceClient::new(
+            channel.clone(),
+        )
+        .list_operations(v1::ListOperationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operations;
+        let drift: Vec<_> = ops.into_iter().filter(|o| o.initiator == "drift").collect();
+        if let Some(op) = drift.first() {
+            assert_eq!(drift.len(), 1, "one re-apply: {drift:#?}");
+            break op.clone();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no drift re-apply within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        // From 1.1.977.0, or from none when a round fell between the
+        // upgrade's removal of the old product and its install of the new.
+        reapplied.description.contains("-> 1.1.1000.0"),
+        "{reapplied:#?}"
+    );
+    let (events, op) = finish(channel, reapplied).await;
+    ok(&op);
+    assert_eq!(op.result["changed_steps"], STEP, "{events:#?}");
+    let now = exe_config::read(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(now, wanted, "the proxy and FIPS flag are back");
+    let _ = wine(
+        env,
+        &[
+            "reg",
+            "delete",
+            AGENT_KEY,
+            "/v",
+            "LdapConnectionTimeoutInMilliseconds",
+            "/f",
+        ],
+    );
+    uninstall_newer(env);
     provd.stop().await;
 }
