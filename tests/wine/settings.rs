@@ -9,6 +9,7 @@
 //! the proxy is lost; plan lists the proxy again and apply puts it back.
 
 use super::*;
+use common::configuration::{apply_document, plan_actions, without_provd_elements};
 
 use provd::backends::host::AgentProxy;
 use provd::backends::host::exe_config;
@@ -16,6 +17,7 @@ use provd::backends::host::exe_config;
 const STEP: &str = "agent-settings";
 const AGENT_KEY: &str =
     r"HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent";
+const LDAP_TIMEOUT: &str = "LdapConnectionTimeoutInMilliseconds";
 const PROXY: &str = "http://proxy.lab.example.test:3128";
 /// The stand-in exe.config the lab MSI installs.
 const STAND_IN: &[u8] =
@@ -70,36 +72,63 @@ async fn agent_pid(env: &BTreeMap<String, String>) -> String {
 }
 
 async fn plan(channel: &Channel, desired: &v1::DesiredState) -> Vec<(String, String)> {
-    ConfigurationServiceClient::new(channel.clone())
-        .plan_configuration(v1::PlanConfigurationRequest {
-            desired: Some(desired.clone()),
-            credential: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .changes
-        .into_iter()
-        .map(|c| (c.step, c.action))
-        .collect()
+    plan_actions(channel, desired).await
 }
 
 async fn apply(
     channel: &Channel,
     desired: &v1::DesiredState,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = ConfigurationServiceClient::new(channel.clone())
-        .apply_configuration(v1::ApplyConfigurationRequest {
-            desired: Some(desired.clone()),
-            credential: None,
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
-    finish(channel, op).await
+    apply_document(channel, desired).await
+}
+
+/// The first apply of `desired`: the agent installed, the settings in
+/// place (the exe.config read back from the prefix: the MSI's file byte for
+/// byte but provd's two elements; the REG_SZ value by `reg query`). The
+/// exe.config's path and what it says.
+async fn first_apply(
+    env: &BTreeMap<String, String>,
+    channel: &Channel,
+    desired: &v1::DesiredState,
+) -> (PathBuf, exe_config::ExeConfigSettings) {
+    let (events, op) = apply(channel, desired).await;
+    ok(&op);
+    assert_eq!(
+        op.result["changed_steps"],
+        format!("agent,{STEP}"),
+        "{events:#?}"
+    );
+    let path = exe_config_path(env);
+    let written = std::fs::read(&path).unwrap();
+    let read = exe_config::read(&written).unwrap();
+    assert_eq!(
+        read.proxy,
+        AgentProxy::Address {
+            address: PROXY.into(),
+            bypass_on_local: true,
+            bypass_list: vec![r".*\.lab\.example\.test$".into()],
+        }
+    );
+    assert_eq!(read.enforce_fips_policy, Some(false));
+    assert_eq!(without_provd_elements(&written), STAND_IN);
+    let out = wine(env, &["reg", "query", AGENT_KEY, "/v", LDAP_TIMEOUT]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        shown.contains("REG_SZ") && shown.contains("60000"),
+        "{shown}"
+    );
+    (path, read)
+}
+
+/// The newer stand-in MSI over the installed one, as an auto-upgrade.
+fn upgrade_outside_provd(env: &BTreeMap<String, String>) {
+    let newer = z(Path::new(&env["WINE_LAB_MSI_NEWER"]));
+    let upgraded = wine(env, &["msiexec", "/i", &newer, "/quiet", "/norestart"]);
+    assert!(upgraded.status.success(), "upgrade: {upgraded:?}");
+}
+
+fn delete_ldap_timeout(env: &BTreeMap<String, String>) {
+    let _ = wine(env, &["reg", "delete", AGENT_KEY, "/v", LDAP_TIMEOUT, "/f"]);
 }
 
 /// Leaves the lab as the other tests expect it: no agent installed.
@@ -128,17 +157,7 @@ fn settings_changes(planned: &[(String, String)]) -> Vec<&str> {
 async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
     let provd = WineProvd::start_host_only("provd-settings", "").await;
     let (env, channel) = (&provd.env, &provd.channel);
-    let _ = wine(
-        env,
-        &[
-            "reg",
-            "delete",
-            AGENT_KEY,
-            "/v",
-            "LdapConnectionTimeoutInMilliseconds",
-            "/f",
-        ],
-    );
+    delete_ldap_timeout(env);
     let desired = document(env);
 
     // Before the agent is installed: install, then every setting.
@@ -153,47 +172,7 @@ async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
         ["set-proxy", "set-fips-policy", "set-registry", "restart"]
     );
 
-    let (events, op) = apply(channel, &desired).await;
-    ok(&op);
-    assert_eq!(
-        op.result["changed_steps"],
-        format!("agent,{STEP}"),
-        "{events:#?}"
-    );
-    let path = exe_config_path(env);
-    let written = std::fs::read(&path).unwrap();
-    let read = exe_config::read(&written).unwrap();
-    assert_eq!(
-        read.proxy,
-        AgentProxy::Address {
-            address: PROXY.into(),
-            bypass_on_local: true,
-            bypass_list: vec![r".*\.lab\.example\.test$".into()],
-        }
-    );
-    assert_eq!(read.enforce_fips_policy, Some(false));
-    // The MSI's file, byte for byte, less provd's two elements.
-    let text = String::from_utf8(written[3..].to_vec()).unwrap();
-    let start = text.find("\r\n  <system.net>").unwrap();
-    let end = text.find("</system.net>").unwrap() + "</system.net>".len();
-    let rest = format!("{}{}", &text[..start], &text[end..])
-        .replace("\r\n    <enforceFIPSPolicy enabled=\"false\"/>", "");
-    assert_eq!([&written[..3], rest.as_bytes()].concat(), STAND_IN);
-    let out = wine(
-        env,
-        &[
-            "reg",
-            "query",
-            AGENT_KEY,
-            "/v",
-            "LdapConnectionTimeoutInMilliseconds",
-        ],
-    );
-    let shown = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        shown.contains("REG_SZ") && shown.contains("60000"),
-        "{shown}"
-    );
+    let (path, read) = first_apply(env, channel, &desired).await;
 
     // Again: nothing differs, no restart.
     let pid = agent_pid(env).await;
@@ -210,17 +189,7 @@ async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
 
     // The newer stand-in MSI over it, outside provd (an auto-upgrade): the
     // package's exe.config comes back and the proxy is gone.
-    let upgraded = wine(
-        env,
-        &[
-            "msiexec",
-            "/i",
-            &z(Path::new(&env["WINE_LAB_MSI_NEWER"])),
-            "/quiet",
-            "/norestart",
-        ],
-    );
-    assert!(upgraded.status.success(), "upgrade: {upgraded:?}");
+    upgrade_outside_provd(env);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         STAND_IN,
@@ -254,17 +223,7 @@ async fn agent_settings_are_applied_lost_by_an_upgrade_and_put_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(restarted, "the agent service was restarted");
-    let _ = wine(
-        env,
-        &[
-            "reg",
-            "delete",
-            AGENT_KEY,
-            "/v",
-            "LdapConnectionTimeoutInMilliseconds",
-            "/f",
-        ],
-    );
+    delete_ldap_timeout(env);
     uninstall_newer(env);
     provd.stop().await;
 }
@@ -281,31 +240,13 @@ async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
     )
     .await;
     let (env, channel) = (&provd.env, &provd.channel);
+    delete_ldap_timeout(env);
     let desired = document(env);
-    let (events, op) = apply(channel, &desired).await;
-    ok(&op);
-    assert_eq!(
-        op.result["changed_steps"],
-        format!("agent,{STEP}"),
-        "{events:#?}"
-    );
-    let path = exe_config_path(env);
-    let wanted = exe_config::read(&std::fs::read(&path).unwrap()).unwrap();
-    assert!(matches!(wanted.proxy, AgentProxy::Address { .. }));
+    let (path, wanted) = first_apply(env, channel, &desired).await;
     // Let a drift round see the installed version first (its baseline).
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let upgraded = wine(
-        env,
-        &[
-            "msiexec",
-            "/i",
-            &z(Path::new(&env["WINE_LAB_MSI_NEWER"])),
-            "/quiet",
-            "/norestart",
-        ],
-    );
-    assert!(upgraded.status.success(), "upgrade: {upgraded:?}");
+    upgrade_outside_provd(env);
 
     // No request from here on: the drift watch re-applies.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -340,17 +281,7 @@ async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
     assert_eq!(op.result["changed_steps"], STEP, "{events:#?}");
     let now = exe_config::read(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(now, wanted, "the proxy and FIPS flag are back");
-    let _ = wine(
-        env,
-        &[
-            "reg",
-            "delete",
-            AGENT_KEY,
-            "/v",
-            "LdapConnectionTimeoutInMilliseconds",
-            "/f",
-        ],
-    );
+    delete_ldap_timeout(env);
     uninstall_newer(env);
     provd.stop().await;
 }

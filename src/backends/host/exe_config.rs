@@ -119,6 +119,16 @@ fn is(path: &[String], want: &[&str]) -> bool {
     path.len() == want.len() && path.iter().zip(want).all(|(a, b)| a == b)
 }
 
+/// The next piece of markup, or where the file stops being XML.
+fn next<'a>(reader: &mut Reader<&'a [u8]>) -> Result<Event<'a>, String> {
+    reader.read_event().map_err(|e| {
+        format!(
+            "not well-formed XML at byte {}: {e}",
+            reader.error_position()
+        )
+    })
+}
+
 const PROXY_PATH: [&str; 3] = ["configuration", "system.net", "defaultProxy"];
 const FIPS_PATH: [&str; 3] = ["configuration", "runtime", "enforceFIPSPolicy"];
 
@@ -132,12 +142,7 @@ pub fn read(bytes: &[u8]) -> Result<ExeConfigSettings, String> {
     let mut fips = None;
     let mut enabled = true;
     loop {
-        let event = reader.read_event().map_err(|e| {
-            format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.error_position()
-            )
-        })?;
+        let event = next(&mut reader)?;
         let (start, empty) = match &event {
             Event::Start(e) => (Some(e), false),
             Event::Empty(e) => (Some(e), true),
@@ -323,12 +328,7 @@ pub fn edit(bytes: &[u8], wanted: Wanted<'_>) -> Result<Vec<u8>, String> {
     let mut seen_root = false;
     let err = |e: std::io::Error| e.to_string();
     loop {
-        let event = reader.read_event().map_err(|e| {
-            format!(
-                "not well-formed XML at byte {}: {e}",
-                reader.error_position()
-            )
-        })?;
+        let event = next(&mut reader)?;
         if let Some(depth) = skipping {
             match &event {
                 Event::Start(_) => path.push(String::new()),

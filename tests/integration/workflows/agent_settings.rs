@@ -6,6 +6,7 @@
 //! are refused with their field paths.
 
 use super::support_tb::*;
+use crate::common::configuration::*;
 use crate::common::hermetic::*;
 use crate::common::sha256_hex;
 use provd::backends::host::exe_config::SAMPLE;
@@ -58,36 +59,14 @@ fn document(d: &Hermetic, settings: v1::AgentSettingsSpec) -> v1::DesiredState {
 }
 
 async fn plan(d: &Hermetic, desired: &v1::DesiredState) -> Vec<(String, String)> {
-    configuration(d)
-        .plan_configuration(v1::PlanConfigurationRequest {
-            desired: Some(desired.clone()),
-            credential: None,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .changes
-        .into_iter()
-        .map(|c| (c.step, c.action))
-        .collect()
+    plan_actions(&d.channel, desired).await
 }
 
 async fn apply(
     d: &Hermetic,
     desired: &v1::DesiredState,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = configuration(d)
-        .apply_configuration(v1::ApplyConfigurationRequest {
-            desired: Some(desired.clone()),
-            credential: None,
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
-    d.finish(Some(op)).await
+    apply_document(&d.channel, desired).await
 }
 
 /// (step, action) of each change PROGRESS event of the section.
@@ -151,12 +130,7 @@ async fn plan_lists_each_setting_apply_restarts_once_and_a_second_apply_does_not
 
     // Unrelated content byte for byte: the file less provd's two elements
     // is the installer's file.
-    let text = String::from_utf8(host.exe_config()[3..].to_vec()).unwrap();
-    let start = text.find("\r\n  <system.net>").unwrap();
-    let end = text.find("</system.net>").unwrap() + "</system.net>".len();
-    let rest = format!("{}{}", &text[..start], &text[end..])
-        .replace("\r\n    <enforceFIPSPolicy enabled=\"false\"/>", "");
-    assert_eq!([&SAMPLE[..3], rest.as_bytes()].concat(), SAMPLE);
+    assert_eq!(without_provd_elements(&host.exe_config()), SAMPLE);
 
     // Again: skipped as desired, nothing written, no restart.
     let writes = host.settings_writes();
