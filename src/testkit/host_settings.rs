@@ -86,6 +86,11 @@ impl FakeHost {
         };
     }
 
+    /// The settings as `agent_settings` reads them (the agent installed).
+    pub fn agent_settings_now(&self) -> AgentSettingsRead {
+        read(&self.lock()).expect("the agent is installed")
+    }
+
     /// `set_agent_settings` calls so far.
     pub fn settings_writes(&self) -> u64 {
         self.lock().settings_writes

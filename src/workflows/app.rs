@@ -161,6 +161,7 @@ impl App {
             gmsa.clone(),
             writeback.clone(),
             cloud_sync.clone(),
+            agent_changes.clone(),
         ));
         let drift = Arc::new(drift::DriftWorkflows::new(
             backends.host.clone(),

@@ -9,7 +9,11 @@
 //! such a change also re-applies the agent settings the last apply put in
 //! place (`ApplyWorkflows::reapply_agent_settings`: an operation of its
 //! own); one that cannot start now (another operation holds the writer
-//! slot) is tried again at the next round.
+//! slot) is tried again at the next round. The agent's settings are
+//! watched too, against what apply last put in place: a difference provd
+//! did not make (a hand edit) counts in
+//! `provd.drift.detected{what="agent_settings"}` and, with `reapply`, is
+//! put back the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -85,6 +89,9 @@ struct VersionWatch {
     seen: Option<Seen>,
     /// A re-apply owed (why), not started yet.
     reapply_owed: Option<String>,
+    /// The agent's settings differed from the last applied ones at the
+    /// last look (a difference is counted once, when it appears).
+    settings_differ: bool,
 }
 
 impl VersionWatch {
@@ -118,6 +125,11 @@ impl VersionWatch {
 /// The `what` of a version drift.
 fn agent_version() -> KeyValue {
     KeyValue::new("what", "agent_version")
+}
+
+/// The `what` of a settings drift.
+fn agent_settings() -> KeyValue {
+    KeyValue::new("what", "agent_settings")
 }
 
 /// The scheduled checks and the version watch.
@@ -163,6 +175,9 @@ impl DriftWorkflows {
         crate::telemetry::metrics()
             .drift_detected
             .add(0, &[agent_version()]);
+        crate::telemetry::metrics()
+            .drift_detected
+            .add(0, &[agent_settings()]);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -186,6 +201,7 @@ impl DriftWorkflows {
 
     async fn round(&self, watch: &mut VersionWatch, reapply: bool) {
         self.watch_version(watch).await;
+        self.watch_settings(watch).await;
         if reapply && let Some(why) = watch.reapply_owed.take() {
             match self.apply.reapply_agent_settings(&why).await {
                 Ok(Some(op)) => tracing::info!(
@@ -222,6 +238,41 @@ impl DriftWorkflows {
                 );
             }
         }
+    }
+
+    /// The agent's settings against what apply last put in place: a
+    /// difference that appears while provd is not changing them (a hand
+    /// edit, an upgrade's exe.config) is logged, counted in
+    /// `provd.drift.detected{what="agent_settings"}` and owes a re-apply.
+    async fn watch_settings(&self, watch: &mut VersionWatch) {
+        let before = self.changes.snapshot();
+        let Some(changes) = self.apply.settings_drift().await else {
+            watch.settings_differ = false;
+            return;
+        };
+        let after = self.changes.snapshot();
+        if before != after || after.in_flight > 0 {
+            return;
+        }
+        let differ = !changes.is_empty();
+        if differ && !watch.settings_differ {
+            let shown: Vec<String> = changes.iter().map(|c| c.detail.clone()).collect();
+            tracing::warn!(
+                what = "agent_settings",
+                changes = %shown.join("; "),
+                "drift: the agent's settings differ from what provd last applied"
+            );
+            crate::telemetry::metrics()
+                .drift_detected
+                .add(1, &[agent_settings()]);
+            watch.reapply_owed.get_or_insert_with(|| {
+                format!(
+                    "the agent's settings changed outside provd: {}",
+                    shown.join("; ")
+                )
+            });
+        }
+        watch.settings_differ = differ;
     }
 
     async fn watch_version(&self, watch: &mut VersionWatch) {

@@ -20,6 +20,7 @@ use super::agent::{AgentWorkflows, InstallRequest};
 use super::cloud_sync::CloudSyncWorkflows;
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
 use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
+use super::drift::AgentChanges;
 use super::operations::{Job, OperationSpec, Outcome, Progress};
 use super::permissions::Profile;
 use super::permissions::{GrantMode, GrantPermissionsRequest, ProfileChoice};
@@ -48,6 +49,9 @@ pub struct ApplyWorkflows {
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     cloud_sync: Arc<CloudSyncWorkflows>,
+    /// Held while the `agent-settings` section writes, so the drift watch
+    /// tells provd's own changes from others.
+    changes: Arc<AgentChanges>,
 }
 
 impl ApplyWorkflows {
@@ -63,6 +67,7 @@ impl ApplyWorkflows {
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
         cloud_sync: Arc<CloudSyncWorkflows>,
+        changes: Arc<AgentChanges>,
     ) -> Self {
         Self {
             operations,
@@ -75,6 +80,7 @@ impl ApplyWorkflows {
             gmsa,
             writeback,
             cloud_sync,
+            changes,
         }
     }
 
@@ -214,6 +220,9 @@ impl ApplyWorkflows {
             .await?;
         }
         if let Some(wanted) = &plan.agent_settings {
+            // provd's own change for the whole section, stored record
+            // included: the drift watch does not count it.
+            let _provds = self.changes.begin();
             begin(progress, settings::STEP).await?;
             let (write, changes) = self.agent_settings_changes(wanted).await?;
             let work = (!changes.is_empty()).then(|| settings::job_of(self.host.clone(), write));
@@ -500,6 +509,19 @@ impl ApplyWorkflows {
             })
             .await
             .map(Some)
+    }
+
+    /// For the drift watch: how the host's agent settings differ from what
+    /// apply last put in place (`None`: no apply has set any, or the host
+    /// cannot tell: unavailable, the agent not installed, unreadable).
+    pub async fn settings_drift(&self) -> Option<Vec<Change>> {
+        let wanted = settings::load(&self.store).await.ok()??;
+        self.host.availability().ok()?;
+        self.host.agent_status().await.ok()?.installed_version?;
+        let have = self.host.agent_settings().await.ok()?;
+        let (_, mut changes) = settings::diff(&wanted, Some(&have), "");
+        changes.retain(|c| c.action != "restart");
+        Some(changes)
     }
 
     /// What to write and the changes of the `agent-settings` section. On a

@@ -286,6 +286,28 @@ async fn drift_reapplies_the_last_applied_settings_after_an_upgrade_outside_prov
     let reads = host.status_reads();
     wait_until(|| host.status_reads() > reads + 1).await;
     assert_eq!(restarts(&host), 2);
+
+    // A hand edit of a registry option, the version unchanged: put back too.
+    host.set_agent_registry("ReferralChasingOptions", Some(RegValue::Text("0".into())));
+    wait_until(|| restarts(&host) == 3).await;
+    let ops = d
+        .operations()
+        .list_operations(v1::ListOperationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operations;
+    let hand = ops
+        .iter()
+        .find(|o| o.initiator == "drift" && o.description.contains("settings changed"))
+        .unwrap_or_else(|| panic!("no settings re-apply: {ops:#?}"));
+    assert!(
+        hand.description.contains("ReferralChasingOptions"),
+        "{hand:#?}"
+    );
+    ok(&d.finish(Some(hand.clone())).await.1);
+    let read = host.agent_settings_now();
+    assert_eq!(read.referral_chasing_options.text(), Some("96"));
 }
 
 async fn wait_until(mut done: impl FnMut() -> bool) {
