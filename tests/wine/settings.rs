@@ -249,6 +249,9 @@ async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
     upgrade_outside_provd(env);
 
     // No request from here on: the drift watch re-applies.
+    // The version watch or the settings watch (whichever round sees the
+    // upgrade first: the new exe.config can land before the new version's
+    // Uninstall entry) starts it; each re-apply is an operation of its own.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let reapplied = loop {
         let ops = provd_proto::v1::operations_service_client::OperationsServiceClient::new(
@@ -260,9 +263,8 @@ async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
         .into_inner()
         .operations;
         let drift: Vec<_> = ops.into_iter().filter(|o| o.initiator == "drift").collect();
-        if let Some(op) = drift.first() {
-            assert_eq!(drift.len(), 1, "one re-apply: {drift:#?}");
-            break op.clone();
+        if !drift.is_empty() {
+            break drift;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -270,15 +272,19 @@ async fn drift_puts_the_proxy_back_after_an_upgrade_without_a_request() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(
-        // From 1.1.977.0, or from none when a round fell between the
-        // upgrade's removal of the old product and its install of the new.
-        reapplied.description.contains("-> 1.1.1000.0"),
-        "{reapplied:#?}"
-    );
-    let (events, op) = finish(channel, reapplied).await;
-    ok(&op);
-    assert_eq!(op.result["changed_steps"], STEP, "{events:#?}");
+    let mut changed = Vec::new();
+    for op in reapplied {
+        assert!(
+            op.description.contains("-> 1.1.1000.0")
+                || op.description.contains("settings changed outside provd"),
+            "{op:#?}"
+        );
+        let (_, op) = finish(channel, op).await;
+        ok(&op);
+        changed.push(op.result["changed_steps"].clone());
+    }
+    // One of them made the change (a later one finds it as desired).
+    assert!(changed.iter().any(|c| c == STEP), "{changed:?}");
     let now = exe_config::read(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(now, wanted, "the proxy and FIPS flag are back");
     delete_ldap_timeout(env);
