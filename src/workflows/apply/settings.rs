@@ -80,6 +80,14 @@ fn proxy_address(path: &str, address: &str, v: &mut Vec<FieldViolation>) {
             field,
             "has whitespace or a control character",
         ));
+    } else if rest.is_some_and(|r| r.split('/').next().unwrap_or_default().contains('@')) {
+        // It would reach events, logs and the store; the agent
+        // authenticates to the proxy as its service account
+        // (useDefaultCredentials="true").
+        v.push(FieldViolation::new(
+            field,
+            "must not carry credentials (user@): the agent authenticates as its service account",
+        ));
     } else if host.is_none_or(str::is_empty) {
         v.push(FieldViolation::new(
             field,
@@ -419,6 +427,16 @@ mod tests {
                 "desired.agent.settings.user_password_length",
             ]
         );
+        let with_credentials = AgentSettingsInput {
+            proxy: Some(ProxyInput {
+                address: "http://user:secret@proxy:8080".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let v = validate("s", &with_credentials).unwrap_err();
+        assert_eq!(v[0].field, "s.proxy.address");
+        assert!(!v[0].description.contains("secret"));
         let none_and_address = AgentSettingsInput {
             proxy: Some(ProxyInput {
                 address: "http://p:1".into(),
