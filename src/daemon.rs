@@ -314,7 +314,7 @@ impl DaemonBuilder {
         let drift = config
             .drift
             .verify_interval
-            .map(|interval| drift.spawn(interval, stop.child_token()));
+            .map(|interval| drift.spawn(interval, config.drift.reapply, stop.child_token()));
         Ok(DaemonHandle {
             local_addr,
             stop,

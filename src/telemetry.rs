@@ -348,7 +348,7 @@ pub const DRIFT_DETECTED: Instrument = Instrument {
     name: "provd.drift.detected",
     kind: InstrumentKind::Counter,
     unit: None,
-    description: "Changes made outside provd, by what changed (agent_version)",
+    description: "Changes made outside provd, by what changed (agent_version, agent_settings)",
 };
 
 /// Every metric provd records (what `deploy/otel/` may name).

@@ -20,7 +20,8 @@
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup;
 //! `prereq` (tests/wine/prereq.rs) the host prerequisites and RemediateHost,
-//! on Wine alone (no Samba lab). The tests take turns on the one Wine host
+//! on Wine alone (no Samba lab); `settings` (tests/wine/settings.rs) the
+//! agent's settings through an apply, an upgrade and an apply again. The tests take turns on the one Wine host
 //! (`LAB`), in any order.
 //!
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
@@ -35,6 +36,8 @@ mod failures;
 mod prereq;
 #[path = "wine/secrets.rs"]
 mod secrets;
+#[path = "wine/settings.rs"]
+mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -271,6 +274,11 @@ impl WineProvd {
         // this run's fresh tenant, which does not know it), nor its log.
         let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
         let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
+        // An upgrade an earlier test left (its ProductCode is the newer package's).
+        let _ = wine(
+            &env,
+            &["msiexec", "/x", &env["WINE_LAB_MSI_NEWER"], "/quiet"],
+        );
         let agent_data = Path::new(&env["WINEPREFIX"]).join("drive_c/ProgramData/ProvdLabAgent");
         for stale in [
             "identity.json",

@@ -422,6 +422,10 @@ build_msi() {
   want+=" exe=$(sha256 "$BUILD/provd-lab-agent.exe") dll=$(sha256 "$BUILD/failaction.dll")"
   if [ "$kind" != bad ]; then
     want+=" module=$(sha256 "$BUILD/Microsoft.CloudSync.PowerShell-$version.dll") json=$(sha256 "$BUILD/Newtonsoft.Json-12.dll")"
+    # The stand-in exe.config the MSI installs beside the exe (wixl takes bare names only).
+    cmp -s "$WIN_SRC/AADConnectProvisioningAgent.exe.config" "$BUILD/AADConnectProvisioningAgent.exe.config" ||
+      install -m 0644 "$WIN_SRC/AADConnectProvisioningAgent.exe.config" "$BUILD/AADConnectProvisioningAgent.exe.config"
+    want+=" config=$(sha256 "$BUILD/AADConnectProvisioningAgent.exe.config")"
   fi
   if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
   # wixl resolves File/@Source and Binary/@SourceFile against the current directory only
@@ -429,6 +433,7 @@ build_msi() {
   (cd "$BUILD" && wixl -a x64 -D "Version=$version" -D "ProductCode=$(product_code "$kind" "$version")" \
     -D AgentExe=provd-lab-agent.exe -D FailDll=failaction.dll \
     -D "ModuleDll=Microsoft.CloudSync.PowerShell-$version.dll" -D NewtonsoftDll=Newtonsoft.Json-12.dll \
+    -D AgentConfig=AADConnectProvisioningAgent.exe.config \
     -o "$out.tmp" "$wxs")
   mv "$out.tmp" "$out"
   echo "$want" >"$stamp"

@@ -177,3 +177,66 @@ pub struct ServiceLogonRight {
 
 /// `NT SERVICE\ALL SERVICES`: every service SID's group.
 pub const ALL_SERVICES_SID: &str = "S-1-5-80-0";
+
+/// The agent's outbound proxy: the `<system.net><defaultProxy>` element of
+/// `AADConnectProvisioningAgent.exe.config` (Microsoft's troubleshooting
+/// page, "Agent times out or certificate isn't valid").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentProxy {
+    /// No `<defaultProxy>` element: .NET's own default.
+    None,
+    /// `<proxy proxyaddress=... bypassonlocal=...>` and a `<bypasslist>`
+    /// of `<add address=.../>` (regular expressions, as .NET reads them).
+    Address {
+        address: String,
+        bypass_on_local: bool,
+        bypass_list: Vec<String>,
+    },
+}
+
+/// The agent's settings as desired: each `None` leaves that setting as it
+/// is. The registry options are REG_SZ values under
+/// `HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect
+/// Provisioning Agent` (how-to-manage-registry-options).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentSettings {
+    pub proxy: Option<AgentProxy>,
+    /// `<runtime><enforceFIPSPolicy enabled="..."/>` in the exe.config.
+    pub enforce_fips_policy: Option<bool>,
+    /// `LdapConnectionTimeoutInMilliseconds` (the agent's default: 30 s).
+    pub ldap_connection_timeout_ms: Option<u32>,
+    /// `ReferralChasingOptions`: .NET's ReferralChasingOptions flags (0
+    /// none, 32 subordinate, 64 external, 96 all).
+    pub referral_chasing_options: Option<u32>,
+    /// `UserPasswordLength`: 127 to 256.
+    pub user_password_length: Option<u32>,
+}
+
+impl AgentSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The agent's settings as the host holds them now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSettingsRead {
+    /// Where the exe.config was read.
+    pub exe_config: String,
+    pub proxy: AgentProxy,
+    /// `None`: no `<enforceFIPSPolicy>` element.
+    pub enforce_fips_policy: Option<bool>,
+    pub ldap_connection_timeout_ms: RegReading,
+    pub referral_chasing_options: RegReading,
+    pub user_password_length: RegReading,
+}
+
+/// The agent's registry options key, under HKLM.
+pub const AGENT_KEY: &str =
+    r"SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent";
+/// The registry options' value names.
+pub const LDAP_TIMEOUT_VALUE: &str = "LdapConnectionTimeoutInMilliseconds";
+pub const REFERRAL_CHASING_VALUE: &str = "ReferralChasingOptions";
+pub const USER_PASSWORD_LENGTH_VALUE: &str = "UserPasswordLength";
+/// The agent's exe.config file name, beside its service's exe.
+pub const EXE_CONFIG: &str = "AADConnectProvisioningAgent.exe.config";

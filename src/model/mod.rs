@@ -21,8 +21,10 @@ pub use cloud_sync::{
 pub use directory::{BindCredential, ProbeReport};
 pub use generalized_time::parse_generalized_time;
 pub use host::{
-    ALL_SERVICES_SID, AgentStatus, Cloud, FixOutcome, HostFix, HostPrerequisites, RegReading,
-    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType, computer_account,
+    AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
+    EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE, REFERRAL_CHASING_VALUE,
+    RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    USER_PASSWORD_LENGTH_VALUE, computer_account,
 };
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,

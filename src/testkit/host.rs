@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backends::host::installer::{InstallerFailure, is_success};
 use crate::backends::host::{
-    AGENT_SERVICES, AgentStatus, FixOutcome, Host, HostError, HostFix, HostPrerequisites,
-    InstallOutcome, PackageToInstall, ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, FixOutcome, Host, HostError,
+    HostFix, HostPrerequisites, InstallOutcome, PackageToInstall, RegValue, ServiceAction,
+    ServiceState, ServiceStatus, StartType,
 };
 
 pub(super) struct State {
@@ -32,6 +33,18 @@ pub(super) struct State {
     pub(super) prereq: HostPrerequisites,
     /// Every fix asked, in order, and whether it changed something.
     pub(super) fixes: Vec<(HostFix, bool)>,
+    /// The agent's exe.config as its bytes (the lab stand-in's at first).
+    pub(super) exe_config: Vec<u8>,
+    /// The agent's registry options by value name.
+    pub(super) agent_registry: BTreeMap<&'static str, RegValue>,
+    /// `set_agent_settings` calls so far.
+    pub(super) settings_writes: u64,
+}
+
+impl State {
+    pub(super) fn services_has(&self, name: &str) -> bool {
+        self.services.contains_key(name)
+    }
 }
 
 #[derive(Clone)]
@@ -64,6 +77,9 @@ impl FakeHost {
                 status_reads: 0,
                 prereq: super::host_prereq::healthy(),
                 fixes: Vec::new(),
+                exe_config: crate::backends::host::exe_config::SAMPLE.to_vec(),
+                agent_registry: BTreeMap::new(),
+                settings_writes: 0,
             })),
         }
     }
@@ -320,5 +336,15 @@ impl Host for FakeHost {
         let outcome = super::host_prereq::apply(&mut s.prereq, fix);
         s.fixes.push((fix, outcome.changed));
         Ok(outcome)
+    }
+
+    async fn agent_settings(&self) -> Result<AgentSettingsRead, HostError> {
+        self.available()?;
+        super::host_settings::read(&self.lock())
+    }
+
+    async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError> {
+        self.available()?;
+        super::host_settings::write(&mut self.lock(), settings)
     }
 }

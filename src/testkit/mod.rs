@@ -18,6 +18,7 @@ pub mod contract;
 pub mod directory;
 pub mod host;
 mod host_prereq;
+mod host_settings;
 pub mod tenant;
 
 pub use agent_config::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeAgentConfig};

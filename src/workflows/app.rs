@@ -150,11 +150,6 @@ impl App {
             writeback.clone(),
             cloud_sync.clone(),
         ));
-        let drift = Arc::new(drift::DriftWorkflows::new(
-            backends.host.clone(),
-            verify.clone(),
-            agent_changes,
-        ));
         let apply = Arc::new(apply::ApplyWorkflows::new(
             operations.clone(),
             backends.store.clone(),
@@ -166,6 +161,13 @@ impl App {
             gmsa.clone(),
             writeback.clone(),
             cloud_sync.clone(),
+            agent_changes.clone(),
+        ));
+        let drift = Arc::new(drift::DriftWorkflows::new(
+            backends.host.clone(),
+            verify.clone(),
+            agent_changes,
+            apply.clone(),
         ));
         let host = Arc::new(super::host_fix::HostWorkflows::new(
             operations.clone(),

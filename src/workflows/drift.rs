@@ -5,7 +5,15 @@
 //! the agent's installed version: a change that no provd Install or
 //! Uninstall made (the agent's auto-upgrade, a hand install) is logged at
 //! WARN with both versions and counted in
-//! `provd.drift.detected{what="agent_version"}`.
+//! `provd.drift.detected{what="agent_version"}`. With `[drift] reapply`,
+//! such a change also re-applies the agent settings the last apply put in
+//! place (`ApplyWorkflows::reapply_agent_settings`: an operation of its
+//! own); one that cannot start now (another operation holds the writer
+//! slot) is tried again at the next round. The agent's settings are
+//! watched too, against what apply last put in place: a difference provd
+//! did not make (a hand edit) counts in
+//! `provd.drift.detected{what="agent_settings"}` and, with `reapply`, is
+//! put back the same way.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,6 +23,7 @@ use opentelemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::apply::ApplyWorkflows;
 use super::verify::{VerifyItem, VerifyWorkflows};
 use crate::backends::host::Host;
 
@@ -78,6 +87,11 @@ struct VersionDrift {
 #[derive(Debug, Default)]
 struct VersionWatch {
     seen: Option<Seen>,
+    /// A re-apply owed (why), not started yet.
+    reapply_owed: Option<String>,
+    /// The agent's settings differed from the last applied ones at the
+    /// last look (a difference is counted once, when it appears).
+    settings_differ: bool,
 }
 
 impl VersionWatch {
@@ -113,11 +127,17 @@ fn agent_version() -> KeyValue {
     KeyValue::new("what", "agent_version")
 }
 
+/// The `what` of a settings drift.
+fn agent_settings() -> KeyValue {
+    KeyValue::new("what", "agent_settings")
+}
+
 /// The scheduled checks and the version watch.
 pub struct DriftWorkflows {
     host: Arc<dyn Host>,
     verify: Arc<VerifyWorkflows>,
     changes: Arc<AgentChanges>,
+    apply: Arc<ApplyWorkflows>,
 }
 
 impl DriftWorkflows {
@@ -125,23 +145,29 @@ impl DriftWorkflows {
         host: Arc<dyn Host>,
         verify: Arc<VerifyWorkflows>,
         changes: Arc<AgentChanges>,
+        apply: Arc<ApplyWorkflows>,
     ) -> Self {
         Self {
             host,
             verify,
             changes,
+            apply,
         }
     }
 
     /// Starts the schedule: a round now, then every `interval`, until
     /// `stop` fires (a round in progress is abandoned, its checks stopped).
+    /// `reapply`: a version change outside provd re-applies the last
+    /// applied agent settings.
     pub fn spawn(
         self: Arc<Self>,
         interval: Duration,
+        reapply: bool,
         stop: CancellationToken,
     ) -> tokio::task::JoinHandle<()> {
         tracing::info!(
             interval_secs = interval.as_secs_f64(),
+            reapply,
             "drift: running the credential-free checks on a schedule"
         );
         // The series exists from now, at 0: Prometheus's increase() sees
@@ -149,6 +175,9 @@ impl DriftWorkflows {
         crate::telemetry::metrics()
             .drift_detected
             .add(0, &[agent_version()]);
+        crate::telemetry::metrics()
+            .drift_detected
+            .add(0, &[agent_settings()]);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -159,7 +188,7 @@ impl DriftWorkflows {
                     _ = ticker.tick() => {}
                 }
                 let round = self
-                    .round(&mut watch)
+                    .round(&mut watch, reapply)
                     .instrument(tracing::info_span!("drift.round"));
                 tokio::select! {
                     () = stop.cancelled() => break,
@@ -170,8 +199,25 @@ impl DriftWorkflows {
         })
     }
 
-    async fn round(&self, watch: &mut VersionWatch) {
+    async fn round(&self, watch: &mut VersionWatch, reapply: bool) {
         self.watch_version(watch).await;
+        self.watch_settings(watch).await;
+        if reapply && let Some(why) = watch.reapply_owed.take() {
+            match self.apply.reapply_agent_settings(&why).await {
+                Ok(Some(op)) => tracing::info!(
+                    operation = %op.id,
+                    "drift: re-applying the last applied agent settings ({why})"
+                ),
+                Ok(None) => tracing::debug!("drift: no agent settings applied yet"),
+                Err(err) => {
+                    tracing::warn!(
+                        error = %err,
+                        "drift: cannot re-apply the agent settings now; trying at the next round"
+                    );
+                    watch.reapply_owed = Some(why);
+                }
+            }
+        }
         let mut rx = match self.verify.verify_credential_free().await {
             Ok(rx) => rx,
             Err(err) => {
@@ -192,6 +238,41 @@ impl DriftWorkflows {
                 );
             }
         }
+    }
+
+    /// The agent's settings against what apply last put in place: a
+    /// difference that appears while provd is not changing them (a hand
+    /// edit, an upgrade's exe.config) is logged, counted in
+    /// `provd.drift.detected{what="agent_settings"}` and owes a re-apply.
+    async fn watch_settings(&self, watch: &mut VersionWatch) {
+        let before = self.changes.snapshot();
+        let Some(changes) = self.apply.settings_drift().await else {
+            watch.settings_differ = false;
+            return;
+        };
+        let after = self.changes.snapshot();
+        if before != after || after.in_flight > 0 {
+            return;
+        }
+        let differ = !changes.is_empty();
+        if differ && !watch.settings_differ {
+            let shown: Vec<String> = changes.iter().map(|c| c.detail.clone()).collect();
+            tracing::warn!(
+                what = "agent_settings",
+                changes = %shown.join("; "),
+                "drift: the agent's settings differ from what provd last applied"
+            );
+            crate::telemetry::metrics()
+                .drift_detected
+                .add(1, &[agent_settings()]);
+            watch.reapply_owed.get_or_insert_with(|| {
+                format!(
+                    "the agent's settings changed outside provd: {}",
+                    shown.join("; ")
+                )
+            });
+        }
+        watch.settings_differ = differ;
     }
 
     async fn watch_version(&self, watch: &mut VersionWatch) {
@@ -218,6 +299,16 @@ impl DriftWorkflows {
             crate::telemetry::metrics()
                 .drift_detected
                 .add(1, &[agent_version()]);
+            // Removed (or between the two halves of a major upgrade, as
+            // msiexec removes the old product first): nothing to apply to;
+            // the version that comes next owes the re-apply.
+            watch.reapply_owed = drift.new.is_some().then(|| {
+                format!(
+                    "the agent's installed version changed outside provd: {} -> {}",
+                    shown(&drift.old),
+                    shown(&drift.new)
+                )
+            });
         }
     }
 }

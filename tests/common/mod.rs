@@ -2,6 +2,7 @@
 //! as the real binary), and clients per role over gRPC and HTTP/JSON.
 #![allow(dead_code)]
 
+pub mod configuration;
 pub mod fixtures;
 pub mod hermetic;
 pub mod lab;

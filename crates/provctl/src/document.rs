@@ -29,6 +29,33 @@ struct Agent {
     cloud: Option<String>,
     #[serde(default)]
     skip_registration: bool,
+    settings: Option<AgentSettings>,
+}
+
+/// `[agent.settings]`: provd.v1.AgentSettingsSpec. Each key left out leaves
+/// that setting as it is on the host; the ranges are the daemon's to check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AgentSettings {
+    proxy: Option<Proxy>,
+    enforce_fips_policy: Option<bool>,
+    ldap_connection_timeout_ms: Option<u32>,
+    referral_chasing_options: Option<u32>,
+    user_password_length: Option<u32>,
+}
+
+/// `[agent.settings.proxy]`: `address` (and bypasses), or `none = true`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Proxy {
+    #[serde(default)]
+    address: String,
+    #[serde(default)]
+    bypass_on_local: bool,
+    #[serde(default)]
+    bypass_list: Vec<String>,
+    #[serde(default)]
+    none: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -166,6 +193,18 @@ fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
                 .transpose()?
                 .map_or(0, |c| c as i32),
             skip_registration: a.skip_registration,
+            settings: a.settings.map(|s| v1::AgentSettingsSpec {
+                proxy: s.proxy.map(|p| v1::ProxySpec {
+                    address: p.address,
+                    bypass_on_local: p.bypass_on_local,
+                    bypass_list: p.bypass_list,
+                    none: p.none,
+                }),
+                enforce_fips_policy: s.enforce_fips_policy,
+                ldap_connection_timeout_ms: s.ldap_connection_timeout_ms,
+                referral_chasing_options: s.referral_chasing_options,
+                user_password_length: s.user_password_length,
+            }),
         }),
     };
     let service_account = match document.service_account {
@@ -440,6 +479,62 @@ domains:
         assert!(sync.enabled && sync.password_hash_sync);
         assert_eq!(sync.organizational_units.len(), 1);
         assert_eq!(sync.accidental_deletes.as_ref().unwrap().threshold, 500);
+    }
+
+    #[test]
+    fn agent_settings_are_read_and_unknown_keys_refused() {
+        let (_d1, toml_path) = write(
+            "s.toml",
+            "[agent]\nsource = \"file:///a.msi\"\nsha256 = \"00\"\n\
+             [agent.settings]\nenforce_fips_policy = false\nuser_password_length = 200\n\
+             [agent.settings.proxy]\naddress = \"http://p:8080\"\nbypass_list = ['c\\.com$']\n",
+        );
+        let (_d2, yaml_path) = write(
+            "s.yaml",
+            "agent:\n  source: file:///a.msi\n  sha256: \"00\"\n  settings:\n    enforce_fips_policy: false\n    user_password_length: 200\n    proxy:\n      address: http://p:8080\n      bypass_list: ['c\\.com$']\n",
+        );
+        let a = load(&toml_path).unwrap();
+        assert_eq!(a, load(&yaml_path).unwrap());
+        let s = a.agent.unwrap().settings.unwrap();
+        assert_eq!(s.enforce_fips_policy, Some(false));
+        assert_eq!(s.user_password_length, Some(200));
+        assert_eq!(s.ldap_connection_timeout_ms, None, "left out: left alone");
+        let p = s.proxy.unwrap();
+        assert_eq!(
+            (p.address.as_str(), p.bypass_list[0].as_str()),
+            ("http://p:8080", r"c\.com$")
+        );
+        let (_d3, none) = write(
+            "n.toml",
+            "[agent]\nsource = \"x\"\nsha256 = \"00\"\n[agent.settings.proxy]\nnone = true\n",
+        );
+        assert!(
+            load(&none)
+                .unwrap()
+                .agent
+                .unwrap()
+                .settings
+                .unwrap()
+                .proxy
+                .unwrap()
+                .none
+        );
+        for (name, text, needle) in [
+            (
+                "u.toml",
+                "[agent]\nsource = \"x\"\nsha256 = \"00\"\n[agent.settings]\nfips = false\n",
+                "unknown field `fips`",
+            ),
+            (
+                "v.yaml",
+                "agent:\n  source: x\n  sha256: \"00\"\n  settings:\n    proxy:\n      adress: http://p:1\n",
+                "unknown field `adress`",
+            ),
+        ] {
+            let (_d, path) = write(name, text);
+            let err = format!("{:#}", load(&path).unwrap_err());
+            assert!(err.contains(needle), "{name}: {err}");
+        }
     }
 
     #[test]

@@ -30,14 +30,19 @@ pub mod windows;
 #[cfg(windows)]
 #[allow(unsafe_code)]
 mod windows_prereq;
+#[cfg(windows)]
+mod windows_settings;
 
+pub mod exe_config;
 pub mod installer;
 
 pub use installer::{InstallerFailure, package_version};
 
 pub use crate::model::{
-    ALL_SERVICES_SID, AgentStatus, Cloud, FixOutcome, HostFix, HostPrerequisites, RegReading,
-    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
+    EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE, REFERRAL_CHASING_VALUE,
+    RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    USER_PASSWORD_LENGTH_VALUE,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +118,15 @@ pub trait Host: Send + Sync + 'static {
     /// Applies one fix. Idempotent: `changed=false` when it was already so.
     /// Never restarts the host; `reboot_required` says when one is needed.
     async fn remediate(&self, fix: HostFix) -> Result<FixOutcome, HostError>;
+    /// The agent's settings as they are: the proxy and FIPS flag of its
+    /// exe.config (beside the agent service's exe), and its registry
+    /// options. `Err` when the agent is not installed or the exe.config
+    /// cannot be read or parsed.
+    async fn agent_settings(&self) -> Result<AgentSettingsRead, HostError>;
+    /// Puts each `Some` setting in place (the exe.config edited as XML,
+    /// every other byte kept; the registry options as REG_SZ) and leaves
+    /// the rest alone. Does not restart the agent: the caller does, once.
+    async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError>;
 }
 
 /// User rights as LSA holds them (read-only: provd grants none itself).
@@ -201,6 +215,23 @@ impl Host for UnavailableHost {
     async fn remediate(&self, _fix: HostFix) -> Result<FixOutcome, HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
+
+    async fn agent_settings(&self) -> Result<AgentSettingsRead, HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn set_agent_settings(&self, _settings: &AgentSettings) -> Result<(), HostError> {
+        Err(HostError::Unavailable(self.reason.clone()))
+    }
+}
+
+/// The registry options of `settings`, each with its value name.
+pub fn registry_options(settings: &AgentSettings) -> [(&'static str, Option<u32>); 3] {
+    [
+        (LDAP_TIMEOUT_VALUE, settings.ldap_connection_timeout_ms),
+        (REFERRAL_CHASING_VALUE, settings.referral_chasing_options),
+        (USER_PASSWORD_LENGTH_VALUE, settings.user_password_length),
+    ]
 }
 
 /// The installer kind a package file name implies.

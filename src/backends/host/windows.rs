@@ -15,9 +15,9 @@ use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
 
 use super::installer::{InstallerFailure, is_success};
 use super::{
-    AGENT_SERVICES, AgentStatus, Cloud, FixOutcome, Host, HostError, HostFix, HostPrerequisites,
-    InstallOutcome, PackageKind, PackageToInstall, ServiceAction, ServiceState, ServiceStatus,
-    StartType,
+    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, Cloud, FixOutcome, Host,
+    HostError, HostFix, HostPrerequisites, InstallOutcome, PackageKind, PackageToInstall,
+    ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
 /// The uninstall entry's DisplayName starts with this for the agent (and
@@ -326,6 +326,19 @@ impl Host for WindowsHost {
 
     async fn remediate(&self, fix: HostFix) -> Result<FixOutcome, HostError> {
         tokio::task::spawn_blocking(move || super::windows_prereq::remediate(fix))
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
+    }
+
+    async fn agent_settings(&self) -> Result<AgentSettingsRead, HostError> {
+        tokio::task::spawn_blocking(super::windows_settings::agent_settings)
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
+    }
+
+    async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError> {
+        let settings = settings.clone();
+        tokio::task::spawn_blocking(move || super::windows_settings::set_agent_settings(&settings))
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
     }

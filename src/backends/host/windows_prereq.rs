@@ -44,7 +44,7 @@ const MANAGED: [u8; 4] = [1, 0, 0, 0];
 
 /// The 64-bit view, or the 32-bit one (`WOW6432Node`).
 #[derive(Clone, Copy)]
-enum View {
+pub(super) enum View {
     Native,
     Wow32,
 }
@@ -88,7 +88,7 @@ fn decode(raw: &RawValue) -> RegValue {
     }
 }
 
-fn read_in(view: View, key: &str, name: &str) -> RegReading {
+pub(super) fn read_in(view: View, key: &str, name: &str) -> RegReading {
     let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
     let value = match hklm.open_subkey_with_flags(key, KEY_READ | view.flag()) {
         Err(e) if e.kind() == ErrorKind::NotFound => RegValue::Absent,
@@ -102,12 +102,12 @@ fn read_in(view: View, key: &str, name: &str) -> RegReading {
     RegReading::new(view.shown(key, name), value)
 }
 
-fn read(key: &str, name: &str) -> RegReading {
+pub(super) fn read(key: &str, name: &str) -> RegReading {
     read_in(View::Native, key, name)
 }
 
 /// Writes `value` unless it is already there; whether it wrote.
-fn write(view: View, key: &str, name: &str, value: RegValue) -> Result<bool, HostError> {
+pub(super) fn write(view: View, key: &str, name: &str, value: RegValue) -> Result<bool, HostError> {
     if read_in(view, key, name).value == value {
         return Ok(false);
     }
@@ -131,7 +131,7 @@ fn write(view: View, key: &str, name: &str, value: RegValue) -> Result<bool, Hos
     Ok(true)
 }
 
-fn agent_service_key() -> String {
+pub(super) fn agent_service_key() -> String {
     format!(r"SYSTEM\CurrentControlSet\Services\{}", AGENT_SERVICES[0].0)
 }
 

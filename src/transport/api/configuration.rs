@@ -11,12 +11,29 @@ use super::{caller, known_or_unset};
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{cloud_from_proto, operation};
 use crate::workflows::App;
-use crate::workflows::apply::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+use crate::workflows::apply::{
+    AccountChoice, AccountSpec, AgentSettingsInput, AgentSpec, DesiredState, DomainSpec, ProxyInput,
+};
 use provd_proto::v1;
 
 #[derive(Clone)]
 pub struct ConfigurationApi {
     pub app: Arc<App>,
+}
+
+fn agent_settings(s: v1::AgentSettingsSpec) -> AgentSettingsInput {
+    AgentSettingsInput {
+        proxy: s.proxy.map(|p| ProxyInput {
+            address: p.address,
+            bypass_on_local: p.bypass_on_local,
+            bypass_list: p.bypass_list,
+            none: p.none,
+        }),
+        enforce_fips_policy: s.enforce_fips_policy,
+        ldap_connection_timeout_ms: s.ldap_connection_timeout_ms,
+        referral_chasing_options: s.referral_chasing_options,
+        user_password_length: s.user_password_length,
+    }
 }
 
 /// The document, when the request has one (the workflow requires it).
@@ -32,6 +49,7 @@ fn desired(state: Option<v1::DesiredState>) -> Result<Option<DesiredState>, Stat
             sha256: a.sha256,
             accept_license: a.accept_license,
             skip_registration: a.skip_registration,
+            settings: a.settings.map(agent_settings),
         }),
     };
     Ok(Some(DesiredState {

@@ -4,8 +4,10 @@
 
 use std::collections::BTreeSet;
 
+use super::settings::{self, AgentSettingsInput};
 use super::{ApplyWorkflows, install_request};
 use crate::backends::directory::BindCredential;
+use crate::backends::host::AgentSettings;
 use crate::backends::host::Cloud;
 use crate::workflows::cloud_sync::{self, CloudSyncInput, CloudSyncSpec};
 use crate::workflows::directory::DirectoryWorkflows;
@@ -23,6 +25,8 @@ pub struct AgentSpec {
     pub accept_license: bool,
     pub cloud: Option<Cloud>,
     pub skip_registration: bool,
+    /// `[agent.settings]`: `None` leaves every setting as it is.
+    pub settings: Option<AgentSettingsInput>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,6 +72,8 @@ pub struct DesiredState {
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
     pub(super) agent: Option<AgentSpec>,
+    /// The agent's validated settings; `None` (or empty): no section.
+    pub(super) agent_settings: Option<AgentSettings>,
     pub(super) domains: Vec<DomainSpec>,
     pub(super) account: Option<(String, AccountChoice, Vec<Profile>)>,
     pub(super) writeback: Option<bool>,
@@ -88,6 +94,9 @@ impl Plan {
                 .flag("agent.accept_license", a.accept_license)
                 .variant("agent.cloud", &a.cloud)
                 .flag("agent.skip_registration", a.skip_registration);
+        }
+        if let Some(settings) = &self.agent_settings {
+            f = f.variant("agent.settings", settings);
         }
         for d in &self.domains {
             f = f
@@ -148,6 +157,16 @@ impl ApplyWorkflows {
                 self.agent.check_install(&install_request(spec)),
             ));
         }
+        let agent_settings = desired
+            .agent
+            .as_ref()
+            .and_then(|a| a.settings.as_ref())
+            .and_then(|input| {
+                settings::validate("desired.agent.settings", input)
+                    .map_err(|e| v.extend(e))
+                    .ok()
+            })
+            .filter(|s| !s.is_empty());
         let mut domains = Vec::new();
         let mut syncs = Vec::new();
         let mut seen = BTreeSet::new();
@@ -295,6 +314,7 @@ impl ApplyWorkflows {
         }
         Ok(Plan {
             agent: desired.agent,
+            agent_settings,
             domains,
             account,
             writeback: desired.writeback,

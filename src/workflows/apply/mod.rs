@@ -12,6 +12,7 @@
 
 mod document;
 mod sections;
+mod settings;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use super::agent::{AgentWorkflows, InstallRequest};
 use super::cloud_sync::CloudSyncWorkflows;
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
 use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
+use super::drift::AgentChanges;
 use super::operations::{Job, OperationSpec, Outcome, Progress};
 use super::permissions::Profile;
 use super::permissions::{GrantMode, GrantPermissionsRequest, ProfileChoice};
@@ -27,11 +29,12 @@ use super::tenant::TenantWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::directory::BindCredential;
-use crate::backends::host::Host;
+use crate::backends::host::{AgentSettings, Host};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use document::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
 pub use sections::Change;
+pub use settings::{AgentSettingsInput, ProxyInput};
 
 use document::Plan;
 
@@ -46,6 +49,9 @@ pub struct ApplyWorkflows {
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     cloud_sync: Arc<CloudSyncWorkflows>,
+    /// Held while the `agent-settings` section writes, so the drift watch
+    /// tells provd's own changes from others.
+    changes: Arc<AgentChanges>,
 }
 
 impl ApplyWorkflows {
@@ -61,6 +67,7 @@ impl ApplyWorkflows {
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
         cloud_sync: Arc<CloudSyncWorkflows>,
+        changes: Arc<AgentChanges>,
     ) -> Self {
         Self {
             operations,
@@ -73,6 +80,7 @@ impl ApplyWorkflows {
             gmsa,
             writeback,
             cloud_sync,
+            changes,
         }
     }
 
@@ -86,6 +94,9 @@ impl ApplyWorkflows {
         let mut changes = Vec::new();
         if let Some(spec) = &plan.agent {
             changes.extend(self.agent_changes(spec, None).await?);
+        }
+        if let Some(wanted) = &plan.agent_settings {
+            changes.extend(self.agent_settings_changes(wanted).await?.1);
         }
         for d in &plan.domains {
             changes.extend(self.domain_changes(d).await?);
@@ -142,6 +153,9 @@ impl ApplyWorkflows {
         let mut sections = Vec::new();
         if plan.agent.is_some() {
             sections.push("agent".to_owned());
+        }
+        if plan.agent_settings.is_some() {
+            sections.push(settings::STEP.to_owned());
         }
         sections.extend(plan.domains.iter().map(|d| format!("domain {}", d.domain)));
         if plan.account.is_some() {
@@ -204,6 +218,17 @@ impl ApplyWorkflows {
                 &mut changed_steps,
             )
             .await?;
+        }
+        if let Some(wanted) = &plan.agent_settings {
+            // provd's own change for the whole section, stored record
+            // included: the drift watch does not count it.
+            let _provds = self.changes.begin();
+            begin(progress, settings::STEP).await?;
+            let (write, changes) = self.agent_settings_changes(wanted).await?;
+            let work = (!changes.is_empty()).then(|| settings::job_of(self.host.clone(), write));
+            total += section(progress, settings::STEP, changes, work, &mut changed_steps).await?;
+            // In place now: what the drift watch puts back.
+            settings::save(&self.store, wanted).await?;
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
@@ -445,6 +470,89 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
         skip_registration: spec.skip_registration,
     }
 }
+
+impl ApplyWorkflows {
+    /// `[drift] reapply`: the agent settings apply last put in place,
+    /// applied again as an APPLY_CONFIGURATION operation of its own (the
+    /// `agent-settings` section alone, initiator `drift`); `None` when no
+    /// apply has set any. `why` goes into the operation's description.
+    pub async fn reapply_agent_settings(
+        self: &Arc<Self>,
+        why: &str,
+    ) -> Result<Option<OperationRecord>, Error> {
+        let Some(wanted) = settings::load(&self.store).await? else {
+            return Ok(None);
+        };
+        let plan = Plan {
+            agent: None,
+            agent_settings: Some(wanted),
+            domains: Vec::new(),
+            account: None,
+            writeback: None,
+            cloud_sync: Vec::new(),
+        };
+        let spec = OperationSpec {
+            kind: OperationKind::ApplyConfiguration,
+            request_id: None,
+            fingerprint: plan.fingerprint(),
+            description: format!(
+                "re-apply the last applied agent settings ({})",
+                why.chars().take(200).collect::<String>()
+            ),
+            initiator: DRIFT.into(),
+        };
+        let this = self.clone();
+        let caller = Caller { name: DRIFT.into() };
+        self.operations
+            .start(spec, move |progress| async move {
+                this.run(&progress, &caller, plan, None).await
+            })
+            .await
+            .map(Some)
+    }
+
+    /// For the drift watch: how the host's agent settings differ from what
+    /// apply last put in place (`None`: no apply has set any, or the host
+    /// cannot tell: unavailable, the agent not installed, unreadable).
+    pub async fn settings_drift(&self) -> Option<Vec<Change>> {
+        let wanted = settings::load(&self.store).await.ok()??;
+        self.host.availability().ok()?;
+        self.host.agent_status().await.ok()?.installed_version?;
+        let have = self.host.agent_settings().await.ok()?;
+        let (_, mut changes) = settings::diff(&wanted, Some(&have), "");
+        changes.retain(|c| c.action != "restart");
+        Some(changes)
+    }
+
+    /// What to write and the changes of the `agent-settings` section. On a
+    /// host that cannot manage the agent, or before the agent is installed
+    /// (apply installs it first), every wanted setting is listed.
+    async fn agent_settings_changes(
+        &self,
+        wanted: &AgentSettings,
+    ) -> Result<(AgentSettings, Vec<Change>), Error> {
+        if let Err(reason) = self.host.availability() {
+            return Ok(settings::diff(
+                wanted,
+                None,
+                &format!("this host cannot: {reason}"),
+            ));
+        }
+        let status = self.host.agent_status().await?;
+        if status.installed_version.is_none() {
+            return Ok(settings::diff(
+                wanted,
+                None,
+                "the agent is not installed yet",
+            ));
+        }
+        let have = self.host.agent_settings().await?;
+        Ok(settings::diff(wanted, Some(&have), ""))
+    }
+}
+
+/// The initiator of drift's re-apply.
+const DRIFT: &str = "drift";
 
 /// The apply step that tells the agent its domains.
 const AGENT_DOMAINS: &str = "agent-domains";

@@ -113,10 +113,13 @@ async fn over_grpc(channel: &Channel, rpc: &Rpc, body: Vec<u8>) -> Answer {
         fields,
         status.message().to_owned(),
     );
-    // A status the client made up because the connection broke.
-    if status.message().starts_with("transport")
-        || status.message().contains("h2 protocol error")
-        || status.message().contains("connection")
+    // A status the client made up because the connection broke (never
+    // INVALID_ARGUMENT, whose message may name a field such as
+    // `ldap_connection_timeout_ms`).
+    if status.code() != tonic::Code::InvalidArgument
+        && (status.message().starts_with("transport")
+            || status.message().contains("h2 protocol error")
+            || status.message().contains("connection"))
     {
         got.broken = Some(status.message().to_owned());
     }

@@ -5,6 +5,7 @@
 //! real DC or tenant rarely produces on demand.
 
 mod agent;
+mod agent_settings;
 mod apply;
 mod cloud_sync;
 mod directory;

@@ -50,6 +50,22 @@ _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
         "accept_license": ("bool", False),
         "cloud": ("str?", False),
         "skip_registration": ("bool", False),
+        "settings": ("agent_settings?", False),
+    },
+    # [agent.settings]: each key left out leaves that setting as it is; the
+    # ranges are the daemon's to check (it names the field).
+    "agent_settings": {
+        "proxy": ("proxy?", False),
+        "enforce_fips_policy": ("bool?", False),
+        "ldap_connection_timeout_ms": ("u32?", False),
+        "referral_chasing_options": ("u32?", False),
+        "user_password_length": ("u32?", False),
+    },
+    "proxy": {
+        "address": ("str", False),
+        "bypass_on_local": ("bool", False),
+        "bypass_list": ("[str]", False),
+        "none": ("bool", False),
     },
     "domain": {
         "domain": ("str", True),
@@ -312,6 +328,24 @@ def _convert(doc: dict[str, Any]) -> configuration_pb2.DesiredState:
             except DocumentError as e:
                 raise DocumentError(f"agent.cloud: {e}") from None
         spec.skip_registration = agent["skip_registration"]
+        settings = agent["settings"]
+        if settings is not None:
+            spec.settings.SetInParent()
+            proxy = settings["proxy"]
+            if proxy is not None:
+                spec.settings.proxy.SetInParent()
+                spec.settings.proxy.address = proxy["address"]
+                spec.settings.proxy.bypass_on_local = proxy["bypass_on_local"]
+                spec.settings.proxy.bypass_list.extend(proxy["bypass_list"])
+                spec.settings.proxy.none = proxy["none"]
+            for key in (
+                "enforce_fips_policy",
+                "ldap_connection_timeout_ms",
+                "referral_chasing_options",
+                "user_password_length",
+            ):
+                if settings[key] is not None:
+                    setattr(spec.settings, key, settings[key])
     for domain in doc["domains"]:
         spec = desired.domains.add(
             domain=domain["domain"],
@@ -430,6 +464,26 @@ def load_document(path: str | os.PathLike[str]) -> configuration_pb2.DesiredStat
         raise DocumentError(f"{path}: {e}") from None
 
 
+def _settings_to_dict(s: configuration_pb2.AgentSettingsSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if s.HasField("proxy"):
+        out["proxy"] = {
+            "address": s.proxy.address,
+            "bypass_on_local": s.proxy.bypass_on_local,
+            "bypass_list": list(s.proxy.bypass_list),
+            "none": s.proxy.none,
+        }
+    for key in (
+        "enforce_fips_policy",
+        "ldap_connection_timeout_ms",
+        "referral_chasing_options",
+        "user_password_length",
+    ):
+        if s.HasField(key):
+            out[key] = getattr(s, key)
+    return out
+
+
 def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
     """DesiredState -> the document's shape with short enum names (for display).
 
@@ -444,6 +498,8 @@ def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
             "accept_license": a.accept_license,
             "skip_registration": a.skip_registration,
         }
+        if a.HasField("settings"):
+            out["agent"]["settings"] = _settings_to_dict(a.settings)
         if a.cloud == common_pb2.CLOUD_ENVIRONMENT_AZURE_PUBLIC:
             out["agent"]["cloud"] = "public"
         elif a.cloud == common_pb2.CLOUD_ENVIRONMENT_AZURE_US_GOVERNMENT:

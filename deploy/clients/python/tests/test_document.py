@@ -274,6 +274,16 @@ def test_sections_left_out_stay_unset() -> None:
             "domains[0].cloud_sync.accidental_deletes.threshold: invalid value: integer `-1`, expected u32",
         ),
         ("t.toml", '[[domains]]\ndomain = "d.test"\n[domains.cloud_sync]\n', "domains[0].cloud_sync: missing field `enabled`"),
+        (
+            "u.toml",
+            '[agent]\nsource = "x"\nsha256 = "00"\n[agent.settings]\nfips = false\n',
+            "agent.settings: unknown field `fips`",
+        ),
+        (
+            "v.yaml",
+            'agent:\n  source: x\n  sha256: "00"\n  settings:\n    proxy:\n      adress: http://p:1\n',
+            "agent.settings.proxy: unknown field `adress`",
+        ),
     ],
 )
 def test_mistakes_are_named(tmp_path: Path, name: str, text: str, needle: str) -> None:
@@ -283,6 +293,33 @@ def test_mistakes_are_named(tmp_path: Path, name: str, text: str, needle: str) -
     message = str(caught.value)
     assert needle in message, message
     assert str(path) in message, "the file is named"
+
+
+def test_agent_settings_read_the_same_in_toml_and_yaml(tmp_path: Path) -> None:
+    toml_path = write(
+        tmp_path,
+        "s.toml",
+        '[agent]\nsource = "file:///a.msi"\nsha256 = "00"\n'
+        "[agent.settings]\nenforce_fips_policy = false\nuser_password_length = 200\n"
+        "[agent.settings.proxy]\naddress = \"http://p:8080\"\nbypass_list = ['c\\.com$']\n",
+    )
+    yaml_path = write(
+        tmp_path,
+        "s.yaml",
+        'agent:\n  source: file:///a.msi\n  sha256: "00"\n  settings:\n'
+        "    enforce_fips_policy: false\n    user_password_length: 200\n"
+        "    proxy:\n      address: http://p:8080\n      bypass_list: ['c\\.com$']\n",
+    )
+    a = load_document(toml_path)
+    assert a == load_document(yaml_path)
+    s = a.agent.settings
+    assert s.HasField("enforce_fips_policy") and not s.enforce_fips_policy
+    assert s.user_password_length == 200
+    assert not s.HasField("ldap_connection_timeout_ms"), "left out: left alone"
+    assert s.proxy.address == "http://p:8080" and list(s.proxy.bypass_list) == [r"c\.com$"]
+    none = write(tmp_path, "n.toml", '[agent]\nsource = "x"\nsha256 = "00"\n[agent.settings.proxy]\nnone = true\n')
+    assert load_document(none).agent.settings.proxy.none
+    assert desired_from_dict(provd.document.desired_to_dict(a)) == a
 
 
 def test_a_missing_file_is_a_document_error(tmp_path: Path) -> None:
