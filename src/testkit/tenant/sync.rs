@@ -13,7 +13,7 @@ use crate::model::{
     Schedule, SecretsRead, SyncApp, SyncJob, SyncRun, SyncScope, SyncSecrets,
 };
 
-use super::{AgentGroup, FakeTenant, TenantFault};
+use super::{AgentGroup, FakeTenant, ProvisioningAgent, TenantFault};
 
 #[derive(Default)]
 pub(super) struct SyncState {
@@ -115,6 +115,21 @@ impl FakeTenant {
                 });
             }
         }
+    }
+
+    /// `change` on the tenant's agent `id`; NotFound when there is none.
+    fn with_agent(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut ProvisioningAgent) -> Result<(), TenantError>,
+    ) -> Result<(), TenantError> {
+        let mut s = self.lock();
+        let agent = s
+            .agents
+            .iter_mut()
+            .find(|a| a.id == id)
+            .ok_or_else(|| TenantError::NotFound(format!("agent {id}")))?;
+        change(agent)
     }
 
     /// Records the call, then fails it if a fault is set.
@@ -334,33 +349,25 @@ impl CloudSyncApi for FakeTenant {
 
     async fn assign_agent(&self, _: &Tokens, agent: &str, group: &str) -> Result<(), TenantError> {
         self.sync_call(SyncCall::AssignAgent)?;
-        let mut s = self.lock();
-        let agent = s
-            .agents
-            .iter_mut()
-            .find(|a| a.id == agent)
-            .ok_or_else(|| TenantError::NotFound(format!("agent {agent}")))?;
-        if agent.groups.iter().any(|g| g.id == group) {
-            return Err(TenantError::Protocol(format!(
-                "HTTP 400: already in {group}"
-            )));
-        }
-        agent.groups.push(AgentGroup {
-            id: group.to_owned(),
-            display_name: group.to_owned(),
-        });
-        Ok(())
+        self.with_agent(agent, |a| {
+            if a.groups.iter().any(|g| g.id == group) {
+                return Err(TenantError::Protocol(format!(
+                    "HTTP 400: already in {group}"
+                )));
+            }
+            a.groups.push(AgentGroup {
+                id: group.to_owned(),
+                display_name: group.to_owned(),
+            });
+            Ok(())
+        })
     }
 
     async fn remove_agent(&self, _: &Tokens, agent: &str, group: &str) -> Result<(), TenantError> {
         self.sync_call(SyncCall::RemoveAgent)?;
-        let mut s = self.lock();
-        let agent = s
-            .agents
-            .iter_mut()
-            .find(|a| a.id == agent)
-            .ok_or_else(|| TenantError::NotFound(format!("agent {agent}")))?;
-        agent.groups.retain(|g| g.id != group);
-        Ok(())
+        self.with_agent(agent, |a| {
+            a.groups.retain(|g| g.id != group);
+            Ok(())
+        })
     }
 }
