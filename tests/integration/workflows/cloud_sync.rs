@@ -84,6 +84,16 @@ async fn assert_schedules(d: &Hermetic, want: v1::CloudSyncSchedule) {
     assert!(jobs.iter().all(|j| j.schedule == want as i32), "{jobs:#?}");
 }
 
+/// PauseCloudSync of the lab domain (no release), watched to its end.
+async fn pause(d: &Hermetic) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let request = v1::PauseCloudSyncRequest {
+        domain: DOMAIN.into(),
+        ..Default::default()
+    };
+    let op = d.cloud_sync().pause_cloud_sync(request).await.unwrap();
+    d.finish(op.into_inner().operation).await
+}
+
 /// SetCloudSync with `spec()`, watched to its end.
 async fn set(d: &Hermetic) -> (Vec<v1::OperationEvent>, v1::Operation) {
     let request = v1::SetCloudSyncRequest {
@@ -380,37 +390,11 @@ async fn verify_checks(d: &Hermetic) -> Vec<v1::Check> {
 async fn start_pause_and_their_mistakes() {
     let d = Hermetic::start().await;
     ready(&d).await;
-    let control = |req: v1::PauseCloudSyncRequest| {
-        let mut c = d.cloud_sync();
-        async move {
-            c.pause_cloud_sync(req)
-                .await
-                .map(|r| r.into_inner().operation)
-        }
-    };
     // No configuration yet: the operation says so.
-    let (_, op) = d
-        .finish(
-            control(v1::PauseCloudSyncRequest {
-                domain: DOMAIN.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap(),
-        )
-        .await;
+    let (_, op) = pause(&d).await;
     assert_eq!(failed(&op).code, "NOT_FOUND");
     ok(&apply(&d, document(Some(spec()))).await.1);
-    let (_, op) = d
-        .finish(
-            control(v1::PauseCloudSyncRequest {
-                domain: DOMAIN.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap(),
-        )
-        .await;
+    let (_, op) = pause(&d).await;
     ok(&op);
     assert_eq!(op.result["changes"], "2");
     assert_schedules(&d, v1::CloudSyncSchedule::Paused).await;
