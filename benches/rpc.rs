@@ -412,6 +412,7 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
             cert: pki.cert(),
             key: pki.key(),
             client_ca: pki.ca(),
+            client_crl: None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         },
         log: LogConfig {
@@ -427,6 +428,8 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         telemetry: Default::default(),
         http: Default::default(),
         drift: Default::default(),
+        reachability: Default::default(),
+        audit: Default::default(),
     })
 }
 

@@ -21,8 +21,9 @@
 #   7. the lab admin's prerequisites on the Samba domain (lab.sh prepare-host: KDS root key,
 #      this host's computer account, minPwdAge 0), and the Windows Server facts Wine lacks
 #      (wine.sh windows-server: LAB STAND-IN .NET 4.8, Server edition, VaultSvc)
-#   8. `provctl apply` of a desired-state document (deploy/examples/agent-host.toml, lab values):
-#      install + device-code sign-in + registration through the agent's module (run by the
+#   8. RemediateHost's plan over HTTP/JSON (TLS 1.2 is off on Wine), then `provctl apply` of a
+#      desired-state document (deploy/examples/agent-host.toml, lab values): the [host]
+#      prerequisite fixes (TLS 1.2), install + device-code sign-in + registration through the agent's module (run by the
 #      lab's powershell.exe stand-in), domain + DC priority, gMSA, permissions,
 #      writeback, and the domain's cloud sync configuration through Graph (tenant flag,
 #      application from the template, jobs, secrets, start). A background loop plays the
@@ -30,8 +31,8 @@
 #   9. the tenant lists the agent in the domain's group (published from the agent's
 #      heartbeat after add-domain, no shortcut), the agent's heartbeat carries the domain's
 #      user count (its log says the emulator took it), the emulator's sync job runs and
-#      exports those users (`provctl cloud-sync get`), `provctl plan` (nothing left to do)
-#      the host prerequisites planned and fixed (HostService over HTTP/JSON: TLS 1.2), and
+#      exports those users (`provctl cloud-sync get`), `provctl plan` and `provctl host plan`
+#      (nothing left to do), and
 #      `provctl verify` (every check must PASS, tenant.sync.* included, but host.logon_right:
 #      Wine's LSA is a stub)
 # Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
@@ -431,6 +432,13 @@ tenant = "$TENANT_ID"
 authority = "$TENANT_URL"
 graph = "$TENANT_URL"
 ca_file = '$(z "$DEMO/pki/ca.pem")'
+
+[reachability]
+# Verify's outbound checks probe the LAB tenant emulator, never Microsoft's endpoints: its HTTPS
+# port stands in for the TLS ones, plain HTTP on the same port for the CRL hosts (port 80). Its
+# certificate is from the demo CA ("provd CA", provd pki init): the lab's CA, not Microsoft's.
+endpoints = ["$TENANT_URL", "http://127.0.0.1:$TENANT_PORT/crl/lab.crl"]
+expected_issuers = ["provd CA"]
 EOF
   say "config $DEMO/provd.toml"
   w "$(z "$DEMO/provd.exe")" service install --config "$(z "$DEMO/provd.toml")" >/dev/null ||
@@ -459,6 +467,12 @@ EOF
   deploy/lab/wine.sh windows-server 2>&1 | sed 's/^/    /'
 
   # -- 8. apply
+  section "host prerequisites: RemediateHost's plan (HTTP/JSON, as curl sends it); [host] below fixes them"
+  local host_api="https://localhost:$PORT/provd.v1.HostService"
+  tcurl -H 'content-type: application/json' --cert "$DEMO/pki/client-viewer.pem" \
+    --key "$DEMO/pki/client-viewer.key" -d '{}' "$host_api/PlanHostRemediation" |
+    jq -r '.fixes[]? | "    plan: \(.step): \(.changes | join("; "))\(if .rebootRequired then " (restart required, never made)" else "" end)"'
+
   section "desired state: .demo/agent-host.toml (deploy/examples/agent-host.toml with the lab's values)"
   local dcs="" n
   for n in 1 2; do
@@ -467,6 +481,9 @@ EOF
   done
   cat >"$DOC" <<EOF
 # The lab's instance of deploy/examples/agent-host.toml (see there for every key).
+[host]
+remediate = ["tls12", "vault-service-manual", "execution-policy-remote-signed", "service-account-managed"]
+
 [agent]
 source = "file:///Z:$WINE_LAB_MSI"
 sha256 = "$WINE_LAB_MSI_SHA256"
@@ -556,13 +573,11 @@ EOF
   echo "$plan"
   grep -q '^plan: no changes' <<<"$plan" || die "a second plan still lists changes"
 
-  section "host prerequisites: the plan (HTTP/JSON, as curl sends it), then provctl host remediate"
-  local host_api="https://localhost:$PORT/provd.v1.HostService"
-  tcurl -H 'content-type: application/json' --cert "$DEMO/pki/client-viewer.pem" \
-    --key "$DEMO/pki/client-viewer.key" -d '{}' "$host_api/PlanHostRemediation" |
-    jq -r '.fixes[]? | "    plan: \(.step): \(.changes | join("; "))\(if .rebootRequired then " (restart required, never made)" else "" end)"'
-  ctl_t 120 host remediate --wait | sed 's/^/    /' || die "provctl host remediate did not succeed"
-  ctl host plan | sed 's/^/    /'
+  section "host prerequisites after the apply: provctl host plan (nothing left to fix)"
+  local left
+  left=$(ctl host plan)
+  echo "$left" | sed 's/^/    /'
+  grep -q '^no fixes' <<<"$left" || die "the apply's [host] section left a fix undone"
 
   section "provctl verify (every check must PASS but host.logon_right, which Wine cannot answer)"
   local rc=0 others

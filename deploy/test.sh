@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command. Installs what the checks need (Debian's mingw
-# for the Windows target; rustup components; the Samba AD lab, which needs
-# root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
+# for the Windows target and prometheus for the test of deploy/otel/; rustup
+# components; the Samba AD lab, which needs root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
 # x86_64-pc-windows-gnu), the unit and hermetic tests, the lab tier, the Python client and Ansible tests
 # (deploy/clients/test.sh: a venv, pytest, ansible-core), and then a second stage on the Wine
 # lab host: provd.exe cross-built and run as a Windows service; last, a check that no lab stage
@@ -14,10 +14,18 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 missing=()
 command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
+# deploy/otel/'s alert rules and dashboard are tested in a real Prometheus
+# (tests/otel/prometheus.rs, lab tier), which brings promtool.
+command -v promtool >/dev/null || missing+=(prometheus)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # The package enables and starts its own server on :9090; the test runs
+  # its own on free ports, so that one only holds a port: stop it.
+  if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+    as_root systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+  fi
 fi
 rustup component add rustfmt clippy >/dev/null
 rustup target list --installed | grep -qx x86_64-pc-windows-gnu || rustup target add x86_64-pc-windows-gnu
@@ -35,7 +43,7 @@ echo "==> cargo clippy (x86_64-pc-windows-gnu)"
 cargo clippy --locked --workspace --target x86_64-pc-windows-gnu -- -D warnings
 echo "==> cargo test (unit + hermetic tier: no root, no lab)"
 cargo test --locked --workspace
-echo "==> lab tier: the same integration binary's Samba AD tests (ignored above)"
+echo "==> lab tier: the Samba AD tests and the Prometheus test of deploy/otel/ (ignored above)"
 cargo test --locked -p provd --test integration --test otel -- --ignored --test-threads 1 --skip lab_hygiene
 echo "==> thin clients: Python package and Ansible collection against running daemons"
 deploy/clients/test.sh

@@ -1,5 +1,5 @@
 //! The daemon's assembly: the one place that names concrete backends (LDAP,
-//! HTTP tenant, redb store, the platform's host and agent module), unless the embedder or the
+//! HTTP tenant, redb store, the audit log file, the platform's host and agent module), unless the embedder or the
 //! hermetic test tier replaced them through [`DaemonBuilder`]; then the
 //! workflows over them, and the transport over the workflows.
 
@@ -11,11 +11,16 @@ use tokio_util::sync::CancellationToken;
 use crate::backends::agent_config::AgentConfig;
 #[cfg(not(windows))]
 use crate::backends::agent_config::UnavailableAgentConfig;
+use crate::backends::audit::{
+    AuditLog, AuditMirror, CheckpointSigner, FileAuditLog, OtelMirror, Retention,
+};
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
 use crate::backends::host::{Cloud, Host, LogonRights};
 #[cfg(not(windows))]
 use crate::backends::host::{UnavailableHost, UnavailableLogonRights};
+use crate::backends::outbound::endpoints::{self, Endpoint};
+use crate::backends::outbound::{NetOutbound, Outbound, Target};
 use crate::backends::store::{RedbStore, Store};
 use crate::backends::tenant::{
     ClientScope, CloudSyncApi, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
@@ -41,6 +46,10 @@ pub enum DaemonError {
     Reflection(String),
     #[error(transparent)]
     Tenant(#[from] crate::backends::tenant::TenantError),
+    #[error("cannot build the outbound probes' TLS client: {0}")]
+    Outbound(rustls::Error),
+    #[error(transparent)]
+    Audit(#[from] crate::backends::audit::AuditError),
 }
 
 /// The host backend of the platform provd was built for.
@@ -84,6 +93,21 @@ fn platform_agent_config(config: &config::AgentModuleConfig) -> Arc<dyn AgentCon
     {
         Arc::new(UnavailableAgentConfig::for_this_platform())
     }
+}
+
+/// Where audit records are copied on this platform: a collector (when
+/// `[telemetry]` exports) and, on Windows, the Application event log.
+fn audit_mirrors() -> Vec<Arc<dyn AuditMirror>> {
+    #[allow(unused_mut)]
+    let mut mirrors: Vec<Arc<dyn AuditMirror>> = vec![Arc::new(OtelMirror)];
+    #[cfg(windows)]
+    match crate::backends::audit::eventlog::EventLogMirror::open() {
+        Ok(mirror) => mirrors.push(Arc::new(mirror)),
+        Err(err) => {
+            tracing::warn!(error = %err, "audit: no event log source; records go to the file only")
+        }
+    }
+    mirrors
 }
 
 /// The tenant client for the configured cloud, or the overridden
@@ -131,6 +155,37 @@ fn sign_in_clients(config: &config::TenantConfig) -> SignInClients {
     }
 }
 
+/// What Verify's outbound checks probe: `[reachability] endpoints`, or the
+/// cloud's documented list.
+fn outbound_settings(config: &Config) -> crate::workflows::verify::OutboundSettings {
+    let r = &config.reachability;
+    let endpoints = if r.endpoints.is_empty() {
+        endpoints::documented(cloud(&config.tenant), &config.tenant.tenant)
+    } else {
+        r.endpoints
+            .iter()
+            .map(|u| {
+                Endpoint::Probe(match u.scheme {
+                    config::OutboundScheme::Https => Target::Https {
+                        host: u.host.clone(),
+                        port: u.port,
+                    },
+                    config::OutboundScheme::Http => Target::Http {
+                        host: u.host.clone(),
+                        port: u.port,
+                        path: u.path.clone(),
+                    },
+                })
+            })
+            .collect()
+    };
+    crate::workflows::verify::OutboundSettings {
+        endpoints,
+        expected_issuers: r.expected_issuers.clone(),
+        timeout: r.timeout,
+    }
+}
+
 /// Entry point for embedding provd.
 pub struct Daemon;
 
@@ -144,6 +199,8 @@ impl Daemon {
             tenant: None,
             store: None,
             agent_config: None,
+            outbound: None,
+            audit_log: None,
         }
     }
 }
@@ -158,6 +215,8 @@ pub struct DaemonBuilder {
     tenant: Option<(Arc<dyn Tenant>, Arc<dyn CloudSyncApi>)>,
     store: Option<Arc<dyn Store>>,
     agent_config: Option<Arc<dyn AgentConfig>>,
+    outbound: Option<Arc<dyn Outbound>>,
+    audit_log: Option<Arc<dyn AuditLog>>,
 }
 
 impl DaemonBuilder {
@@ -192,9 +251,21 @@ impl DaemonBuilder {
         self
     }
 
+    /// Replaces Verify's outbound probes (TCP and TLS from this host).
+    pub fn outbound(mut self, outbound: Arc<dyn Outbound>) -> Self {
+        self.outbound = Some(outbound);
+        self
+    }
+
     /// Replaces the redb store in `state_dir`.
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// Replaces the audit log file (`[audit] path`).
+    pub fn audit_log(mut self, audit_log: Arc<dyn AuditLog>) -> Self {
+        self.audit_log = Some(audit_log);
         self
     }
 
@@ -207,6 +278,21 @@ impl DaemonBuilder {
         // installs no global subscriber or provider here.
         crate::telemetry::refresh_metrics();
         let config = self.config;
+        // TLS first: a bad file fails start-up before the store is touched,
+        // and Verify reads what the listener serves. `stop` ends its reload
+        // task, also when a later step fails.
+        let stop = CancellationToken::new();
+        let stop_on_error = stop.clone().drop_guard();
+        let tls = crate::transport::tls::ReloadingConfig::start(
+            crate::transport::tls::TlsFiles {
+                cert: config.tls.cert.clone(),
+                key: config.tls.key.clone(),
+                client_ca: config.tls.client_ca.clone(),
+                client_crl: config.tls.client_crl.clone(),
+            },
+            config.tls.reload_interval,
+            stop.clone(),
+        )?;
         std::fs::create_dir_all(&config.state_dir).map_err(|e| DaemonError::StateDir {
             path: config.state_dir.display().to_string(),
             reason: e.to_string(),
@@ -225,6 +311,25 @@ impl DaemonBuilder {
                 )
             }
         };
+        let audit_log: Arc<dyn AuditLog> = match self.audit_log {
+            Some(log) => log,
+            None => {
+                let path = config.audit.file(&config.state_dir);
+                // Checkpoints are signed with the key the listener serves.
+                let signer = CheckpointSigner {
+                    cert: config.tls.cert.clone(),
+                    key: config.tls.key.clone(),
+                };
+                Arc::new(
+                    tokio::task::spawn_blocking(move || FileAuditLog::open(&path, Some(signer)))
+                        .await
+                        .map_err(|e| DaemonError::StateDir {
+                            path: "audit log".into(),
+                            reason: e.to_string(),
+                        })??,
+                )
+            }
+        };
         let host = self.host.unwrap_or_else(|| platform_host());
         let logon_rights = self.logon_rights.unwrap_or_else(|| platform_logon_rights());
         let agent_config = self
@@ -236,6 +341,10 @@ impl DaemonBuilder {
                 let client = Arc::new(tenant_client(&config.tenant)?);
                 (client.clone(), client)
             }
+        };
+        let outbound: Arc<dyn Outbound> = match self.outbound {
+            Some(outbound) => outbound,
+            None => Arc::new(NetOutbound::new().map_err(DaemonError::Outbound)?),
         };
         let directory: Arc<dyn Directory> = match self.directory {
             Some(directory) => directory,
@@ -262,6 +371,9 @@ impl DaemonBuilder {
                 tenant,
                 cloud_sync,
                 agent_config,
+                outbound,
+                audit_log,
+                audit_mirrors: audit_mirrors(),
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),
@@ -269,25 +381,27 @@ impl DaemonBuilder {
                     max_bytes: config.host.max_package_bytes,
                     allow_fifo: config.host.allow_fifo_packages,
                 },
+                log_file: config.log.file.clone(),
             },
             crate::workflows::TenantSettings {
                 cloud: cloud(&config.tenant),
                 clients: sign_in_clients(&config.tenant),
             },
+            outbound_settings(&config),
+            tls.served.clone(),
+            crate::workflows::AuditSettings {
+                retention: Retention {
+                    max_age: config.audit.max_age,
+                    max_records: config.audit.max_records,
+                },
+                denied_rate: config.audit.denied_rate,
+                denied_burst: config.audit.denied_burst,
+            },
         )
         .await?;
 
-        let stop = CancellationToken::new();
         let drift = app.drift.clone();
-        let tls = crate::transport::tls::ReloadingConfig::start(
-            crate::transport::tls::TlsFiles {
-                cert: config.tls.cert.clone(),
-                key: config.tls.key.clone(),
-                client_ca: config.tls.client_ca.clone(),
-            },
-            config.tls.reload_interval,
-            stop.clone(),
-        )?;
+        let audit = app.audit.clone();
         let routers = crate::transport::services::routers(app, &config.http.allowed_origins)
             .await
             .map_err(DaemonError::Reflection)?;
@@ -315,11 +429,13 @@ impl DaemonBuilder {
             .drift
             .verify_interval
             .map(|interval| drift.spawn(interval, config.drift.reapply, stop.child_token()));
+        stop_on_error.disarm();
         Ok(DaemonHandle {
             local_addr,
             stop,
             task,
             drift,
+            audit,
         })
     }
 }
@@ -331,6 +447,8 @@ pub struct DaemonHandle {
     task: tokio::task::JoinHandle<()>,
     /// The `[drift]` schedule, when configured.
     drift: Option<tokio::task::JoinHandle<()>>,
+    /// Closed last: the records of the last calls are written.
+    audit: Arc<crate::workflows::Audit>,
 }
 
 impl DaemonHandle {
@@ -351,11 +469,14 @@ impl DaemonHandle {
     }
 
     /// Waits until the daemon stops (after [`Self::stop_token`] fires),
-    /// its background tasks included.
+    /// its background tasks included, and the audit records of its last
+    /// calls are written.
     pub async fn wait(self) {
         let _ = self.task.await;
         if let Some(drift) = self.drift {
             let _ = drift.await;
         }
+        let audit = self.audit;
+        let _ = tokio::task::spawn_blocking(move || audit.close()).await;
     }
 }

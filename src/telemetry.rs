@@ -4,6 +4,9 @@
 //! takes no spans, so log lines look as they always did.
 //! Traces and metrics: OpenTelemetry over OTLP/gRPC to `[telemetry]
 //! otlp_endpoint`, spans at INFO and above whatever the log filter says.
+//! Log records: the audit trail only (each record of the audit log, by
+//! `backends::audit::OtelMirror` through [`audit_logger`]), not provd's
+//! own log lines.
 //! Without an endpoint no exporter is built and no layer takes spans, so
 //! every span is disabled at its call site (the request path stays as fast
 //! as before), and the global meter stays the no-op one.
@@ -26,6 +29,8 @@
 //!   subject, category, status}: one series per status, 1 for the check's
 //!   status in its latest run and 0 for the other three;
 //!   `provd.drift.detected` {what}.
+//! - log records (logger `provd`): event name `provd.audit`, one per audit
+//!   record; attributes `audit.*` (see `backends/audit/otel.rs`).
 //! - resource: `service.name`, `service.version`, `host.name`.
 //!
 //! Rules: attribute values are low-cardinality where they label metrics; no
@@ -41,6 +46,7 @@ use opentelemetry::propagation::{Extractor, TextMapPropagator};
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry_otlp::WithTonicConfig;
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -73,6 +79,7 @@ pub enum TelemetryError {
 pub struct Telemetry {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
+    logger: Option<SdkLoggerProvider>,
 }
 
 impl Telemetry {
@@ -94,6 +101,11 @@ impl Telemetry {
         {
             tracing::warn!(error = %err, "cannot flush metrics");
         }
+        if let Some(logger) = &self.logger
+            && let Err(err) = logger.force_flush()
+        {
+            tracing::warn!(error = %err, "cannot flush log records");
+        }
     }
 }
 
@@ -105,6 +117,10 @@ impl Drop for Telemetry {
         }
         if let Some(meter) = self.meter.take() {
             let _ = meter.shutdown_with_timeout(LIMIT);
+        }
+        if let Some(logger) = self.logger.take() {
+            *AUDIT_LOGGER.write().unwrap_or_else(|p| p.into_inner()) = None;
+            let _ = logger.shutdown_with_timeout(LIMIT);
         }
     }
 }
@@ -132,6 +148,7 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         return Ok(Telemetry {
             tracer: None,
             meter: None,
+            logger: None,
         });
     };
     let channel = channel(endpoint)?;
@@ -159,6 +176,20 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         .with_batch_exporter(spans)
         .with_resource(resource.clone())
         .build();
+    let logs = opentelemetry_otlp::LogExporter::builder()
+        .with_tonic()
+        .with_channel(channel.clone())
+        .build()
+        .map_err(|e| TelemetryError::Exporter {
+            signal: "logs",
+            reason: e.to_string(),
+        })?;
+    let logger = SdkLoggerProvider::builder()
+        .with_batch_exporter(logs)
+        .with_resource(resource.clone())
+        .build();
+    *AUDIT_LOGGER.write().unwrap_or_else(|p| p.into_inner()) =
+        Some(opentelemetry::logs::LoggerProvider::logger(&logger, SCOPE));
     let metrics = opentelemetry_otlp::MetricExporter::builder()
         .with_tonic()
         .with_channel(channel)
@@ -193,10 +224,11 @@ pub fn init(log: &LogConfig, telemetry: &TelemetryConfig) -> Result<Telemetry, T
         .with(logs)
         .with(otel)
         .try_init();
-    tracing::info!(endpoint = %endpoint, service = %telemetry.service_name, "exporting traces and metrics over OTLP");
+    tracing::info!(endpoint = %endpoint, service = %telemetry.service_name, "exporting traces, metrics and audit records over OTLP");
     Ok(Telemetry {
         tracer: Some(tracer),
         meter: Some(meter),
+        logger: Some(logger),
     })
 }
 
@@ -426,6 +458,21 @@ pub fn metrics() -> Arc<Metrics> {
 /// picked up).
 pub fn refresh_metrics() {
     *METRICS.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(Metrics::from_global()));
+}
+
+// ---------------------------------------------------------------------------
+// Audit log records
+// ---------------------------------------------------------------------------
+
+static AUDIT_LOGGER: RwLock<Option<SdkLogger>> = RwLock::new(None);
+
+/// The logger audit records are exported through, while [`init`]'s guard
+/// exports to a collector; `None` otherwise.
+pub fn audit_logger() -> Option<SdkLogger> {
+    AUDIT_LOGGER
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 // ---------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 //! provd as a Windows service: `provd service install|uninstall` register it
-//! with the Service Control Manager, and `provd service run` (the command
-//! line the SCM starts) runs the daemon under the service dispatcher,
-//! answering Stop and Shutdown with a graceful shutdown.
+//! with the Service Control Manager (and the `provd` event log source the
+//! audit trail writes to: `deploy/windows/audit.md`), and `provd service
+//! run` (the command line the SCM starts) runs the daemon under the service
+//! dispatcher, answering Stop and Shutdown with a graceful shutdown.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -112,8 +113,10 @@ fn run_service() -> anyhow::Result<()> {
 }
 
 /// Registers provd with the SCM: automatic start, LocalSystem, started with
-/// `service run --config <config>`.
+/// `service run --config <config>`; and the `provd` event log source.
 pub fn install(config_file: PathBuf) -> anyhow::Result<()> {
+    provd::backends::audit::eventlog::register_source()
+        .context("cannot register the provd event log source")?;
     let manager = ServiceManager::local_computer(
         None::<&str>,
         ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
@@ -163,5 +166,7 @@ pub fn uninstall() -> anyhow::Result<()> {
         }
     }
     service.delete()?;
+    provd::backends::audit::eventlog::unregister_source()
+        .context("cannot remove the provd event log source")?;
     Ok(())
 }

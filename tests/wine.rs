@@ -15,14 +15,17 @@
 //! emulator's job runs only while the lab agent heartbeats, exports the
 //! users the agent counted in the lab domain, and quarantines when the
 //! agent's service stops — Verify names it with Microsoft's remedy. Last, a
-//! secret scan of provd.exe's log, store and events (`secrets`).
+//! secret scan of provd.exe's log, store and events (`secrets`), after
+//! DecommissionAgent took it all back (`decommission`).
 //!
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup;
 //! `prereq` (tests/wine/prereq.rs) the host prerequisites and RemediateHost,
 //! on Wine alone (no Samba lab); `settings` (tests/wine/settings.rs) the
-//! agent's settings through an apply, an upgrade and an apply again. The tests take turns on the one Wine host
-//! (`LAB`), in any order.
+//! agent's settings through an apply, an upgrade and an apply again;
+//! `outbound` (tests/wine/outbound.rs) Verify's outbound checks through the
+//! proxy the agent's exe.config names. The tests take turns on the one Wine
+//! host (`LAB`), in any order.
 //!
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
 //! ignored in the plain test run; `deploy/test.sh` runs it as its Wine stage
@@ -30,8 +33,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 mod common;
+#[path = "wine/decommission.rs"]
+mod decommission;
+#[path = "wine/diagnostics.rs"]
+mod diagnostics;
 #[path = "wine/failures.rs"]
 mod failures;
+#[path = "wine/outbound.rs"]
+mod outbound;
 #[path = "wine/prereq.rs"]
 mod prereq;
 #[path = "wine/secrets.rs"]
@@ -156,6 +165,24 @@ fn install_request(source: &Path, sha256: &str) -> v1::InstallRequest {
     }
 }
 
+/// A document of the stand-in agent alone, unregistered, with `settings`.
+fn lab_agent_document(
+    env: &BTreeMap<String, String>,
+    settings: Option<v1::AgentSettingsSpec>,
+) -> v1::DesiredState {
+    v1::DesiredState {
+        agent: Some(v1::AgentSpec {
+            source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
+            sha256: env["WINE_LAB_MSI_SHA256"].clone(),
+            accept_license: true,
+            skip_registration: true,
+            settings,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 async fn agent(channel: &Channel) -> v1::GetAgentResponse {
     AgentServiceClient::new(channel.clone())
         .get_agent(v1::GetAgentRequest {})
@@ -256,7 +283,8 @@ impl WineProvd {
             format!(
                 "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\nfile = '{}'\n\
                  {directory_toml}\
-                 [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nca_file = '{}'\n{extra_toml}",
+                 [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nca_file = '{}'\n\
+                 {reachability}{extra_toml}",
                 z(&dir.join("state")),
                 z(&dir.join("pki/server.pem")),
                 z(&dir.join("pki/server.key")),
@@ -265,6 +293,9 @@ impl WineProvd {
                 common::tenant::TENANT,
                 z(&tenant.ca_file),
                 base = tenant.base(),
+                // Verify's outbound checks probe the emulator (LAB), never
+                // Microsoft's endpoints: [reachability] with expected_issuers.
+                reachability = tenant.reachability_toml(),
             ),
         )
         .unwrap();
@@ -570,6 +601,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     // No lab shortcut publishes the domain: add-domain tells the agent,
     // whose heartbeat makes the tenant publish it (as on a real tenant).
     let desired = v1::DesiredState {
+        host: None,
         agent: Some(v1::AgentSpec {
             source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
             sha256: env["WINE_LAB_MSI_SHA256"].clone(),
@@ -766,26 +798,27 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     // A cycle that finds an active agent again lifts the quarantine.
     wait_for_job(channel, "the quarantine lifted", |j| j.quarantine.is_none()).await;
 
-    // Uninstall through the API: services stopped, package removed; again: no work.
-    for expect_changed in ["true", "false"] {
-        let op = AgentServiceClient::new(channel.clone())
-            .uninstall(v1::UninstallRequest {
-                request_id: String::new(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .operation
-            .unwrap();
-        let (events, op) = finish(channel, op).await;
-        assert_eq!(
-            op.state,
-            v1::OperationState::Succeeded as i32,
-            "{:?} {events:#?}",
-            op.error
-        );
-        assert_eq!(op.result["changed"], expect_changed);
-    }
+    // The way back: DecommissionAgent (tests/wine/decommission.rs) stops,
+    // leaves the agent groups, uninstalls, leaves the gMSA's principals,
+    // removes the ACEs, forgets; then Uninstall has no work either.
+    decommission::decommission_after_setup(env, channel, tenant, &machine, &agent_id).await;
+    let op = AgentServiceClient::new(channel.clone())
+        .uninstall(v1::UninstallRequest {
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let (events, op) = finish(channel, op).await;
+    assert_eq!(
+        op.state,
+        v1::OperationState::Succeeded as i32,
+        "{:?} {events:#?}",
+        op.error
+    );
+    assert_eq!(op.result["changed"], "false");
     let gone = agent(channel).await;
     assert!(!gone.installed);
     assert!(

@@ -11,6 +11,7 @@
 use tonic::Code;
 
 pub mod codec;
+pub mod secrets;
 
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
 pub mod v1 {

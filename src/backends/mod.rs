@@ -2,7 +2,9 @@
 //! Only `src/daemon.rs` chooses concrete backends.
 
 pub mod agent_config;
+pub mod audit;
 pub mod directory;
 pub mod host;
+pub mod outbound;
 pub mod store;
 pub mod tenant;

@@ -25,6 +25,9 @@ pub(crate) struct Setting {
     /// Takes several values: a TOML array, a comma-separated variable, a
     /// repeated flag.
     pub(crate) list: bool,
+    /// What separates a list's items in its variable: comma or space, or
+    /// comma only for items that hold spaces (names).
+    pub(crate) separators: &'static [char],
 }
 
 /// A setting's value as text, before its parser runs; layers replace each
@@ -41,6 +44,8 @@ pub(crate) enum Raw {
 /// from.
 pub(crate) trait Parse<T> {
     const LIST: bool;
+    /// What separates items in an environment variable (lists only).
+    const SEPARATORS: &'static [char] = &[',', ' '];
     fn parse(&self, raw: &Raw, source: &Source) -> Result<T, String>;
 }
 
@@ -73,10 +78,30 @@ where
     }
 }
 
+/// A list setting whose items may hold spaces (names): its variable is
+/// split at commas only.
+pub(crate) struct EachComma<F>(pub(crate) F);
+
+impl<T, F> Parse<Vec<T>> for EachComma<F>
+where
+    F: Fn(&str, &Source) -> Result<T, String>,
+{
+    const LIST: bool = true;
+    const SEPARATORS: &'static [char] = &[','];
+    fn parse(&self, raw: &Raw, source: &Source) -> Result<Vec<T>, String> {
+        Each(&self.0).parse(raw, source)
+    }
+}
+
 /// Lets the generated table read [`Parse::LIST`] from a parser value whose
 /// type can't be named (a function item).
 pub(crate) const fn is_list<T, P: Parse<T>>(_: &P) -> bool {
     P::LIST
+}
+
+/// [`Parse::SEPARATORS`], read the same way.
+pub(crate) const fn separators<T, P: Parse<T>>(_: &P) -> &'static [char] {
+    P::SEPARATORS
 }
 
 /// What a setting is when no layer gives it.
@@ -95,7 +120,8 @@ pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 /// /// doc
 /// pub field: Type {
 ///     toml: "section.key", env: "PROVD_…", flag: "--…", example: "…",
-///     parse: parser_fn,            // or Each(item_parser_fn) for a list
+///     parse: parser_fn,            // or Each(item_parser_fn) for a list,
+///                                  // EachComma(…) when items hold spaces
 ///     default: expr                // or `required`, or `from_env fn(Lookup) -> Type`
 /// }
 /// ```
@@ -167,6 +193,7 @@ macro_rules! section {
                         example: $example,
                         doc: &[$($doc),*],
                         list: $crate::config::declare::is_list::<$ty, _>(&$parse),
+                        separators: $crate::config::declare::separators::<$ty, _>(&$parse),
                     },
                 )*];
                 $( $( all.extend(<$sty>::settings()); )* )?
@@ -187,6 +214,7 @@ macro_rules! section {
                             example: $example,
                             doc: &[$($doc),*],
                             list: $crate::config::declare::is_list::<$ty, _>(&$parse),
+                            separators: $crate::config::declare::separators::<$ty, _>(&$parse),
                         },
                         &$parse,
                         $crate::config::declare::section!(@fallback layers; $($default)+),

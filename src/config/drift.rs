@@ -34,12 +34,13 @@ section! {
             flag: "--drift-verify-interval",
             example: "5m", parse: interval, default: None
         }
-        /// With `verify_interval`: when the agent's installed version
-        /// changes outside provd (an auto-upgrade, a hand install), re-apply
-        /// the agent settings the last apply put in place (its
-        /// `[agent.settings]`: an upgrade of an agent older than 1.1.1365
-        /// resets the exe.config), as an APPLY_CONFIGURATION operation of
-        /// its own (initiator `drift`). Never a directory or tenant section.
+        /// With `verify_interval`: when the agent's installed version, its
+        /// settings or a kept host fix changes outside provd (an
+        /// auto-upgrade, a hand edit, a GPO), re-apply what the last apply
+        /// put in place (its `[host]` fixes and `[agent.settings]`: an
+        /// upgrade of an agent older than 1.1.1365 resets the exe.config),
+        /// as an APPLY_CONFIGURATION operation of its own (initiator
+        /// `drift`). Never a directory or tenant section.
         pub reapply: bool {
             toml: "drift.reapply", env: "PROVD_DRIFT_REAPPLY",
             flag: "--drift-reapply",

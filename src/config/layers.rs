@@ -164,15 +164,15 @@ impl<'a> Layers<'a> {
         Ok(())
     }
 
-    /// The environment layer: each setting's variable, lists comma or space
-    /// separated.
+    /// The environment layer: each setting's variable, lists split at their
+    /// separators (comma or space; comma only for lists of names).
     pub(crate) fn read_env(&mut self, settings: &[Setting]) {
         for setting in settings {
             if let Some(value) = (self.env)(setting.env) {
                 let raw = if setting.list {
                     Raw::Many(
                         value
-                            .split([',', ' '])
+                            .split(setting.separators)
                             .filter(|s| !s.is_empty())
                             .map(str::to_owned)
                             .collect(),

@@ -4,13 +4,14 @@
 //! environment; everything else receives a [`Config`].
 //!
 //! Each setting is declared once, in its section's file (`tls.rs`,
-//! `log.rs`, `drift.rs`, …; the top-level keys below), with the `section!` macro of
-//! `declare.rs`: the field, its TOML key, variable, flag, example, parser and
-//! default. The file and environment layers (`layers.rs`), the flags
-//! (`flags.rs`) and `provd serve --help` are all driven by that declaration,
-//! so adding a setting is one edit there.
+//! `log.rs`, `drift.rs`, `reachability.rs`, `audit.rs`, …; the top-level keys below),
+//! with the `section!` macro of `declare.rs`: the field, its TOML key,
+//! variable, flag, example, parser and default. The file and environment
+//! layers (`layers.rs`), the flags (`flags.rs`) and `provd serve --help` are
+//! all driven by that declaration, so adding a setting is one edit there.
 
 mod agent_module;
+mod audit;
 mod declare;
 mod directory;
 mod drift;
@@ -20,6 +21,7 @@ mod http;
 mod layers;
 mod log;
 mod parse;
+mod reachability;
 mod telemetry;
 mod tenant;
 mod tls;
@@ -34,12 +36,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use agent_module::AgentModuleConfig;
+pub use audit::AuditConfig;
 pub use directory::{DirectoryConfig, DirectoryTransport};
 pub use drift::DriftConfig;
 pub use flags::Overrides;
 pub use host::HostConfig;
 pub use http::HttpConfig;
 pub use log::{LogConfig, LogFormat};
+pub use reachability::{AZURE_CA_NAMES, OutboundScheme, OutboundUrl, ReachabilityConfig};
 pub use telemetry::TelemetryConfig;
 pub use tenant::{
     DEFAULT_REGISTRATION_CLIENT_ID, DEFAULT_REGISTRATION_SCOPE, DEFAULT_TENANT_CLIENT_ID,
@@ -103,6 +107,8 @@ section! {
         pub telemetry: TelemetryConfig,
         pub http: HttpConfig,
         pub drift: DriftConfig,
+        pub reachability: ReachabilityConfig,
+        pub audit: AuditConfig,
     }
 }
 

@@ -214,7 +214,7 @@ fn unknown_or_mistyped_file_keys_are_rejected_naming_them() {
     };
     let err = Config::load_from(&overrides, &[]).unwrap_err().to_string();
     assert!(
-        err.contains("cert, key, client_ca, reload_interval"),
+        err.contains("cert, key, client_ca, client_crl, reload_interval"),
         "{err}"
     );
 }
@@ -257,6 +257,39 @@ fn flag_values_are_parsed_like_the_others_and_named_in_errors() {
     assert_eq!(cfg.directory.page_size, 7);
     let err = Config::load_from(&flags(&["--directory-page-size", "0"]), &base).unwrap_err();
     assert!(err.to_string().contains("--directory-page-size"), "{err}");
+}
+
+#[test]
+fn a_list_of_names_splits_its_variable_at_commas_only() {
+    let base = env(&[
+        ("PROVD_STATE_DIR", "/s"),
+        ("PROVD_TLS_CERT", "/c"),
+        ("PROVD_TLS_KEY", "/k"),
+        ("PROVD_TLS_CLIENT_CA", "/a"),
+        (
+            "PROVD_REACHABILITY_EXPECTED_ISSUERS",
+            "Contoso Lab Root CA, Fabrikam Issuing CA 01",
+        ),
+        (
+            "PROVD_REACHABILITY_ENDPOINTS",
+            "https://127.0.0.1:9443 http://127.0.0.1:9080/crl",
+        ),
+    ]);
+    let cfg = Config::load_from(&Overrides::default(), &base).unwrap();
+    assert_eq!(
+        cfg.reachability.expected_issuers,
+        ["Contoso Lab Root CA", "Fabrikam Issuing CA 01"]
+    );
+    let endpoints: Vec<String> = cfg
+        .reachability
+        .endpoints
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        endpoints,
+        ["https://127.0.0.1:9443", "http://127.0.0.1:9080/crl"]
+    );
 }
 
 #[test]
@@ -311,6 +344,17 @@ fn defaults_are_the_declared_ones() {
         format!("{:?}", DriftConfig::default())
     );
     assert_eq!(cfg.drift.verify_interval, None);
+    assert_eq!(
+        format!("{:?}", cfg.reachability),
+        format!("{:?}", ReachabilityConfig::default())
+    );
+    assert!(cfg.reachability.endpoints.is_empty());
+    assert_eq!(cfg.reachability.expected_issuers, AZURE_CA_NAMES);
+    assert_eq!(
+        format!("{:?}", cfg.audit),
+        format!("{:?}", AuditConfig::default())
+    );
+    assert_eq!(cfg.audit.max_records, Some(500_000));
     assert_eq!(cfg.agent_module.script_timeout, Duration::from_secs(600));
     assert_eq!(cfg.log.format, LogFormat::Text);
     assert_eq!(cfg.log.filter, "info");

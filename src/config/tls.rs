@@ -1,5 +1,5 @@
-//! `[tls]`: the certificate and key of the one port and the CA its clients
-//! must chain to.
+//! `[tls]`: the certificate and key of the one port, the CA its clients
+//! must chain to and the CRL that revokes some of them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +27,15 @@ section! {
             toml: "tls.client_ca", env: "PROVD_TLS_CLIENT_CA", flag: "--tls-client-ca",
             example: "/etc/provd/pki/ca.pem", parse: parse::path, default: required
         }
-        /// How often the three files are checked for changes.
+        /// Revoked client certificates: a CRL file (PEM, one or more
+        /// `X509 CRL` blocks, or one DER CRL) signed by a CA in `client_ca`
+        /// (`provd pki crl` makes one); a revoked client is refused at the
+        /// TLS handshake. Unset: no revocation check.
+        pub client_crl: Option<PathBuf> {
+            toml: "tls.client_crl", env: "PROVD_TLS_CLIENT_CRL", flag: "--tls-client-crl",
+            example: "/etc/provd/pki/crl.pem", parse: parse::some_path, default: None
+        }
+        /// How often the files above are checked for changes.
         pub reload_interval: Duration {
             toml: "tls.reload_interval", env: "PROVD_TLS_RELOAD_INTERVAL",
             flag: "--tls-reload-interval",

@@ -240,3 +240,12 @@ pub const REFERRAL_CHASING_VALUE: &str = "ReferralChasingOptions";
 pub const USER_PASSWORD_LENGTH_VALUE: &str = "UserPasswordLength";
 /// The agent's exe.config file name, beside its service's exe.
 pub const EXE_CONFIG: &str = "AADConnectProvisioningAgent.exe.config";
+
+/// One file of a support bundle as the host read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiagnosticPart {
+    /// Its path inside the bundle (`agent/trace/…`, `eventlog/System.xml`).
+    pub path: String,
+    /// The bytes, or why they could not be read (the bundle notes it).
+    pub content: Result<Vec<u8>, String>,
+}

@@ -21,6 +21,7 @@ pub enum OperationKind {
     SetCloudSync,
     ControlCloudSync,
     RemediateHost,
+    Decommission,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

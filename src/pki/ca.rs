@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, PublicKeyData,
 };
 use time::OffsetDateTime;
 use x509_parser::pem::Pem;
@@ -16,12 +16,14 @@ use super::{PemPair, PkiError};
 
 /// `not_before` is backdated by this much to tolerate clock skew between
 /// the issuing machine and the peers that validate the certificate.
-const CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
+pub(super) const CLOCK_SKEW: time::Duration = time::Duration::minutes(1);
 
 /// A certificate authority able to issue provd server and client certificates.
 pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
+    /// The CA certificate whose key `issuer` holds (DER).
+    cert_der: Vec<u8>,
     subject: String,
     not_after: OffsetDateTime,
 }
@@ -60,6 +62,7 @@ impl Ca {
             })?;
         Ok(Ca {
             cert_pem: cert.pem(),
+            cert_der: cert.der().to_vec(),
             subject: format!("CN={common_name}"),
             not_after,
             issuer: Issuer::new(params, key),
@@ -144,6 +147,7 @@ impl Ca {
         Ok(Ca {
             issuer,
             cert_pem,
+            cert_der: der,
             subject,
             not_after,
         })
@@ -160,28 +164,73 @@ impl Ca {
         self.issuer.key().serialize_pem()
     }
 
-    pub(super) fn sign_leaf(
-        &self,
-        params: &CertificateParams,
-        what: &str,
-    ) -> Result<PemPair, PkiError> {
+    /// The certificate of the key this CA signs with (DER): for a bundle,
+    /// the one that matched the key.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// The CA certificate's notAfter.
+    pub fn not_after(&self) -> OffsetDateTime {
+        self.not_after
+    }
+
+    /// Refuses to sign once the CA has expired.
+    fn check_not_expired(&self) -> Result<(), PkiError> {
         if OffsetDateTime::now_utc() >= self.not_after {
             return Err(PkiError::CaExpired {
                 subject: self.subject.clone(),
                 not_after: self.not_after,
             });
         }
+        Ok(())
+    }
+
+    pub(super) fn sign_leaf(
+        &self,
+        params: &CertificateParams,
+        what: &str,
+    ) -> Result<PemPair, PkiError> {
+        self.check_not_expired()?;
         let key = generate_key(&format!("private key for {what}"))?;
-        let cert = params
-            .signed_by(&key, &self.issuer)
+        Ok(PemPair {
+            cert_pem: self.sign(params, &key, what)?,
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Signs `params` for `public_key` (a new key pair, or the public key
+    /// of the certificate being renewed); the certificate as PEM.
+    pub(super) fn sign(
+        &self,
+        params: &CertificateParams,
+        public_key: &impl PublicKeyData,
+        what: &str,
+    ) -> Result<String, PkiError> {
+        self.check_not_expired()?;
+        params
+            .signed_by(public_key, &self.issuer)
+            .map(|cert| cert.pem())
             .map_err(|error| PkiError::Generate {
                 what: what.to_owned(),
                 error,
-            })?;
-        Ok(PemPair {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+            })
+    }
+
+    /// Signs a CRL with the CA's key; the CRL as PEM.
+    pub(super) fn sign_crl(
+        &self,
+        params: &CertificateRevocationListParams,
+    ) -> Result<String, PkiError> {
+        self.check_not_expired()?;
+        let generate = |error| PkiError::Generate {
+            what: format!("CRL of {:?}", self.subject),
+            error,
+        };
+        params
+            .signed_by(&self.issuer)
+            .and_then(|crl| crl.pem())
+            .map_err(generate)
     }
 }
 
@@ -202,16 +251,23 @@ pub(super) fn common_name_dn(common_name: &str) -> DistinguishedName {
 pub(super) fn validity_window(
     validity: Duration,
 ) -> Result<(OffsetDateTime, OffsetDateTime), PkiError> {
+    let too_long = || PkiError::InvalidValidity(format!("validity of {validity:?} is too long"));
+    let span = validity_span(validity)?;
+    let now = OffsetDateTime::now_utc();
+    let not_after = now.checked_add(span).ok_or_else(too_long)?;
+    Ok((now.saturating_sub(CLOCK_SKEW), not_after))
+}
+
+/// A validity period (or a CRL's time to its next update) as a `time`
+/// duration: greater than zero and representable.
+pub(super) fn validity_span(validity: Duration) -> Result<time::Duration, PkiError> {
     if validity.is_zero() {
         return Err(PkiError::InvalidValidity(
             "validity must be greater than zero".to_owned(),
         ));
     }
-    let too_long = || PkiError::InvalidValidity(format!("validity of {validity:?} is too long"));
-    let span = time::Duration::try_from(validity).map_err(|_| too_long())?;
-    let now = OffsetDateTime::now_utc();
-    let not_after = now.checked_add(span).ok_or_else(too_long)?;
-    Ok((now.saturating_sub(CLOCK_SKEW), not_after))
+    time::Duration::try_from(validity)
+        .map_err(|_| PkiError::InvalidValidity(format!("validity of {validity:?} is too long")))
 }
 
 #[cfg(test)]

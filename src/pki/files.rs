@@ -148,16 +148,7 @@ pub fn issue(opts: &IssueOptions) -> Result<Vec<PathBuf>, PkiError> {
         refuse_existing(&paths)?;
     }
 
-    let ca_cert_path = opts.ca_dir.join(CA_CERT_FILE);
-    let ca_key_path = opts.ca_dir.join(CA_KEY_FILE);
-    let ca_cert = read_to_string(&ca_cert_path)?;
-    let ca_key = read_to_string(&ca_key_path)?;
-    let ca = Ca::from_pem_described(
-        &ca_cert,
-        &ca_key,
-        &format!("CA certificate {}", ca_cert_path.display()),
-        &format!("CA private key {}", ca_key_path.display()),
-    )?;
+    let ca = load_ca(&opts.ca_dir)?;
 
     let pair = match &opts.kind {
         IssueKind::Client { roles } => ca.issue_client(&opts.name, roles, opts.validity)?,
@@ -168,6 +159,20 @@ pub fn issue(opts: &IssueOptions) -> Result<Vec<PathBuf>, PkiError> {
     write_atomic(&paths[0], &pair.key_pem, true)?;
     write_atomic(&paths[1], &pair.cert_pem, false)?;
     Ok(paths)
+}
+
+/// Loads the CA from `ca_dir`'s `ca.pem` (a bundle is fine) and `ca.key`.
+pub(super) fn load_ca(ca_dir: &Path) -> Result<Ca, PkiError> {
+    let ca_cert_path = ca_dir.join(CA_CERT_FILE);
+    let ca_key_path = ca_dir.join(CA_KEY_FILE);
+    let ca_cert = read_to_string(&ca_cert_path)?;
+    let ca_key = zeroize::Zeroizing::new(read_to_string(&ca_key_path)?);
+    Ca::from_pem_described(
+        &ca_cert,
+        &ca_key,
+        &format!("CA certificate {}", ca_cert_path.display()),
+        &format!("CA private key {}", ca_key_path.display()),
+    )
 }
 
 /// The `name` of `provd pki issue` becomes `<name>.pem`/`<name>.key`.
@@ -224,7 +229,7 @@ fn create_dir(dir: &Path) -> Result<(), PkiError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))
 }
 
-fn read_to_string(path: &Path) -> Result<String, PkiError> {
+pub(super) fn read_to_string(path: &Path) -> Result<String, PkiError> {
     fs::read_to_string(path).map_err(io_err("read", path))
 }
 
@@ -232,6 +237,64 @@ fn read_to_string(path: &Path) -> Result<String, PkiError> {
 /// private keys, 0644 otherwise, on unix) and renames it over `path`, so a
 /// reader never sees a partially written file.
 fn write_atomic(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    write_atomic_as(path, contents, Like::new(private))
+}
+
+/// [`write_atomic`] for a file that replaces one in use (`provd pki renew`,
+/// `provd pki crl`): the new file keeps the old one's mode — never more
+/// than 0640 for a private key, 0644 otherwise — and, where this process
+/// may (root), its owner and group, so a daemon running as another user
+/// still reads it. On Windows the new file takes its directory's
+/// inherited ACL.
+pub(super) fn replace_atomic(path: &Path, contents: &str, private: bool) -> Result<(), PkiError> {
+    let like = match fs::metadata(path) {
+        Ok(old) => Like::of(&old, private),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Like::new(private),
+        Err(error) => {
+            return Err(PkiError::Io {
+                action: "read the permissions of",
+                path: path.to_owned(),
+                error,
+            });
+        }
+    };
+    write_atomic_as(path, contents, like)
+}
+
+/// The permissions a written file gets.
+#[derive(Debug, Clone, Copy)]
+struct Like {
+    #[cfg_attr(not(unix), allow(dead_code))]
+    mode: u32,
+    #[cfg_attr(not(unix), allow(dead_code))]
+    owner: Option<(u32, u32)>,
+}
+
+impl Like {
+    fn new(private: bool) -> Like {
+        Like {
+            mode: if private { 0o600 } else { 0o644 },
+            owner: None,
+        }
+    }
+
+    #[cfg(unix)]
+    fn of(old: &fs::Metadata, private: bool) -> Like {
+        use std::os::unix::fs::MetadataExt;
+        let most = if private { 0o640 } else { 0o644 };
+        Like {
+            mode: old.mode() & most,
+            owner: Some((old.uid(), old.gid())),
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn of(_old: &fs::Metadata, private: bool) -> Like {
+        Like::new(private)
+    }
+}
+
+fn write_atomic_as(path: &Path, contents: &str, like: Like) -> Result<(), PkiError> {
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -243,7 +306,8 @@ fn write_atomic(path: &Path, contents: &str, private: bool) -> Result<(), PkiErr
     let _ = fs::remove_file(&tmp);
 
     let result = (|| {
-        let mut file = open_new(&tmp, private).map_err(io_err("create", &tmp))?;
+        let mut file = open_new(&tmp, like).map_err(io_err("create", &tmp))?;
+        set_owner(&file, like);
         file.write_all(contents.as_bytes())
             .map_err(io_err("write", &tmp))?;
         file.sync_all().map_err(io_err("sync", &tmp))?;
@@ -264,17 +328,46 @@ fn io_err(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> PkiErr
     }
 }
 
-fn open_new(path: &Path, private: bool) -> io::Result<fs::File> {
+fn open_new(path: &Path, like: Like) -> io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.mode(if private { 0o600 } else { 0o644 });
+        options.mode(like.mode);
     }
     #[cfg(not(unix))]
-    let _ = private;
-    options.open(path)
+    let _ = like;
+    let file = options.open(path)?;
+    // A replacement keeps the old file's mode, which the umask may have
+    // narrowed (a group's read); a new file keeps what the umask left.
+    #[cfg(unix)]
+    if like.owner.is_some() {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(like.mode))?;
+    }
+    Ok(file)
+}
+
+/// Gives the new file the old one's owner and group, before anything
+/// secret is written to it. Only root may, and only a change is tried: a
+/// user renewing their own files keeps them.
+fn set_owner(file: &fs::File, like: Like) {
+    #[cfg(unix)]
+    if let Some((uid, gid)) = like.owner {
+        use std::os::unix::fs::MetadataExt;
+        let differs = file
+            .metadata()
+            .map(|m| m.uid() != uid || m.gid() != gid)
+            .unwrap_or(false);
+        if differs {
+            // Not allowed (not root): the file stays this user's, mode
+            // unchanged, which is still private.
+            let _ = std::os::unix::fs::fchown(file, Some(uid), Some(gid));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (file, like);
 }
 
 #[cfg(test)]

@@ -132,6 +132,19 @@ impl Ca {
     }
 }
 
+/// Who a verified client certificate names: what authorization reads
+/// (common name, roles) and what the audit trail records besides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub common_name: String,
+    /// From the `urn:provd:role:<role>` URI SANs, sorted, deduplicated.
+    pub roles: Vec<Role>,
+    /// The serial number, lowercase hex without separators.
+    pub serial: String,
+    /// The issuer's distinguished name (RFC 4514 string form).
+    pub issuer: String,
+}
+
 /// Reads the identity from a DER client certificate that rustls has already
 /// verified: returns the subject Common Name and the roles from the
 /// `urn:provd:role:<role>` URI SANs, sorted and deduplicated.
@@ -140,6 +153,11 @@ impl Ca {
 /// any role yields an empty list (the caller decides to deny). A subject
 /// with no Common Name, an empty one, or more than one is an error.
 pub fn identity_from_der(der: &[u8]) -> Result<(String, Vec<Role>), PkiError> {
+    cert_identity(der).map(|id| (id.common_name, id.roles))
+}
+
+/// [`identity_from_der`] with the serial number and the issuer.
+pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, PkiError> {
     let (_, x509) = x509_parser::parse_x509_certificate(der)
         .map_err(|e| PkiError::BadCertificate(format!("cannot parse DER: {e}")))?;
 
@@ -177,7 +195,12 @@ pub fn identity_from_der(der: &[u8]) -> Result<(String, Vec<Role>), PkiError> {
     }
     roles.sort();
     roles.dedup();
-    Ok((common_name.to_owned(), roles))
+    Ok(CertIdentity {
+        common_name: common_name.to_owned(),
+        roles,
+        serial: hex::encode(x509.raw_serial()),
+        issuer: x509.issuer().to_string(),
+    })
 }
 
 fn leaf_params(
@@ -300,6 +323,11 @@ mod tests {
         assert!(!cert.is_ca());
         let (cn, roles) = identity_from_der(&der).unwrap();
         assert_eq!(cn, "alice");
+        // The audit trail's view: the serial and the issuer besides.
+        let id = cert_identity(&der).unwrap();
+        assert_eq!(id.serial, hex::encode(cert.raw_serial()));
+        assert!(!id.serial.is_empty() && !id.serial.contains(':'));
+        assert_eq!(id.issuer, "CN=test CA");
         assert_eq!(roles, vec![Role::Viewer, Role::Admin]);
     }
 

@@ -5,17 +5,23 @@
 //! "initiator" in logs) and its roles are carried as URI subject alternative
 //! names of the form `urn:provd:role:<role>`.
 //!
-//! This module backs `provd pki init` and `provd pki issue`, and provides
-//! [`identity_from_der`] for extracting the identity from a client
+//! This module backs `provd pki init`, `issue`, `renew` and `crl`, and
+//! provides [`identity_from_der`] for extracting the identity from a client
 //! certificate that rustls has already verified.
 //!
 //! [`Ca`] (`ca`) creates or loads the CA; `issue` issues server and client
 //! certificates and reads the identity back; `files` writes them for the
-//! `provd pki` commands.
+//! `provd pki` commands; `renew` issues a leaf again before it expires;
+//! `crl` makes the CA's client-certificate revocation list; `inspect`
+//! reads certificates and CRLs back (expiry, serial, issuer, which CA
+//! signed what) for those commands, the TLS listener and Verify.
 
 mod ca;
+mod crl;
 mod files;
+mod inspect;
 mod issue;
+mod renew;
 
 use std::fmt;
 use std::io;
@@ -25,8 +31,14 @@ use std::str::FromStr;
 use time::OffsetDateTime;
 
 pub use ca::Ca;
+pub use crl::{CrlOptions, CrlOutcome, crl};
 pub use files::{InitOptions, IssueKind, IssueOptions, init, issue};
-pub use issue::identity_from_der;
+pub use inspect::{
+    CertificateInfo, CrlInfo, ServedCertificates, certificates_from_pem, crl_ders,
+    crl_signed_by_any, is_signed_by, rfc3339,
+};
+pub use issue::{CertIdentity, cert_identity, identity_from_der};
+pub use renew::{RenewOptions, RenewOutcome, Renewed, renew};
 
 /// Prefix of the URI SAN that carries a role: `urn:provd:role:<role>`.
 pub const ROLE_URI_PREFIX: &str = "urn:provd:role:";
@@ -140,6 +152,26 @@ pub enum PkiError {
     /// A client certificate could not be interpreted.
     #[error("invalid client certificate: {0}")]
     BadCertificate(String),
+    /// A certificate file cannot be read as one, or cannot be used for what
+    /// was asked (renewed, revoked).
+    #[error("{what}: {reason}")]
+    InvalidCertificate {
+        /// Which certificate, e.g. "certificate /etc/provd/pki/server.pem".
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A CRL file cannot be read as one, or belongs to another CA.
+    #[error("{what}: {reason}")]
+    InvalidCrl {
+        /// Which CRL, e.g. "CRL /etc/provd/pki/crl.pem".
+        what: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Options that do not go together.
+    #[error("{0}")]
+    InvalidOptions(&'static str),
     /// A file system operation failed.
     #[error("cannot {action} {}: {error}", path.display())]
     Io {

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backends::host::installer::{InstallerFailure, is_success};
 use crate::backends::host::{
-    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, FixOutcome, Host, HostError,
-    HostFix, HostPrerequisites, InstallOutcome, PackageToInstall, RegValue, ServiceAction,
-    ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, DiagnosticPart, FixOutcome,
+    Host, HostError, HostFix, HostPrerequisites, InstallOutcome, PackageToInstall, RegValue,
+    ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
 pub(super) struct State {
@@ -39,6 +39,8 @@ pub(super) struct State {
     pub(super) agent_registry: BTreeMap<&'static str, RegValue>,
     /// `set_agent_settings` calls so far.
     pub(super) settings_writes: u64,
+    /// What `diagnostic_parts` answers (tests plant secrets in it).
+    pub(super) diagnostic_parts: Vec<DiagnosticPart>,
 }
 
 impl State {
@@ -60,6 +62,14 @@ impl Default for FakeHost {
 }
 
 impl FakeHost {
+    /// Adds a part `diagnostic_parts` answers with (besides the exe.config).
+    pub fn add_diagnostic_part(&self, path: &str, content: Result<Vec<u8>, String>) {
+        self.lock().diagnostic_parts.push(DiagnosticPart {
+            path: path.into(),
+            content,
+        });
+    }
+
     /// A Windows host without the agent; installs succeed (exit code 0)
     /// and put version 1.1.1370.0 in place.
     pub fn new() -> Self {
@@ -80,12 +90,20 @@ impl FakeHost {
                 exe_config: crate::backends::host::exe_config::SAMPLE.to_vec(),
                 agent_registry: BTreeMap::new(),
                 settings_writes: 0,
+                diagnostic_parts: Vec::new(),
             })),
         }
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Another machine name (a second agent host sharing the fakes of the
+    /// directory and the tenant).
+    pub fn with_machine(mut self, machine: &str) -> Self {
+        machine.clone_into(&mut self.machine);
+        self
     }
 
     /// The agent already installed at `version`, services running.
@@ -346,5 +364,25 @@ impl Host for FakeHost {
     async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError> {
         self.available()?;
         super::host_settings::write(&mut self.lock(), settings)
+    }
+
+    async fn diagnostic_parts(
+        &self,
+        _since: std::time::SystemTime,
+        _limit: u64,
+    ) -> Vec<DiagnosticPart> {
+        let state = self.lock();
+        if let Some(reason) = &state.unavailable {
+            return vec![DiagnosticPart {
+                path: "agent".into(),
+                content: Err(reason.clone()),
+            }];
+        }
+        let mut parts = state.diagnostic_parts.clone();
+        parts.push(DiagnosticPart {
+            path: "agent/AADConnectProvisioningAgent.exe.config".into(),
+            content: Ok(state.exe_config.clone()),
+        });
+        parts
     }
 }

@@ -1,8 +1,9 @@
 //! Authorization: one table from full method name (the gRPC path, which the
 //! HTTP/JSON routes share) to the roles allowed to call it. A method not in
 //! the table is denied. The provd.v1 rows come from the one RPC table
-//! (`rpc.rs`). Roles come from the client certificate (see
-//! `deploy/pki/README.md`).
+//! (`rpc.rs`), as does which methods change something ([`is_mutating`]:
+//! the calls the audit trail records whatever their outcome). Roles come
+//! from the client certificate (see `deploy/pki/README.md`).
 
 use crate::pki::Role;
 
@@ -14,7 +15,7 @@ const ADMIN: &[Role] = &[Role::Admin];
 /// services and probes.
 macro_rules! role_table {
     (() $($service:ident $api:ident {
-        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident;)*
+        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident, $effect:ident;)*
     })*) => {
         &[
             $($((concat!("/provd.v1.", stringify!($service), "/", stringify!($method)), $roles),)*)*
@@ -30,6 +31,44 @@ macro_rules! role_table {
 
 /// Every callable path and who may call it.
 pub const TABLE: &[(&str, &[Role])] = super::rpc::rpc_table!(role_table!());
+
+/// Whether a method changes anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Read,
+    Write,
+}
+
+macro_rules! effect {
+    (read) => {
+        Effect::Read
+    };
+    (write) => {
+        Effect::Write
+    };
+}
+
+/// Expands the RPC table into `(path, effect)` pairs.
+macro_rules! effect_table {
+    (() $($service:ident $api:ident {
+        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident, $effect:ident;)*
+    })*) => {
+        &[
+            $($((concat!("/provd.v1.", stringify!($service), "/", stringify!($method)), effect!($effect)),)*)*
+        ]
+    };
+}
+
+/// Every provd.v1 method and whether it changes anything (health,
+/// reflection and the probes read).
+pub const EFFECTS: &[(&str, Effect)] = super::rpc::rpc_table!(effect_table!());
+
+/// True for a method that changes something: every call of it is audited.
+pub fn is_mutating(path: &str) -> bool {
+    EFFECTS
+        .iter()
+        .any(|(method, effect)| *method == path && *effect == Effect::Write)
+}
 
 /// Roles allowed to call `path`, or `None` if the path is not in the table.
 pub fn allowed_roles(path: &str) -> Option<&'static [Role]> {
@@ -69,6 +108,26 @@ mod tests {
             "/provd.v1.AgentService/Install",
             &[Role::Operator]
         ));
+    }
+
+    #[test]
+    fn viewers_change_nothing_and_every_method_has_an_effect() {
+        for (path, roles) in TABLE {
+            if roles.contains(&Role::Viewer) {
+                assert!(!is_mutating(path), "{path} is open to viewers and writes");
+            }
+        }
+        assert_eq!(
+            EFFECTS.len(),
+            TABLE
+                .iter()
+                .filter(|(p, _)| p.starts_with("/provd.v1."))
+                .count()
+        );
+        assert!(is_mutating("/provd.v1.AgentService/Install"));
+        assert!(is_mutating("/provd.v1.OperationsService/CancelOperation"));
+        assert!(!is_mutating("/provd.v1.AgentService/GetAgent"));
+        assert!(!is_mutating("/healthz"));
     }
 
     #[test]

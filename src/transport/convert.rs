@@ -38,6 +38,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::SetCloudSync => v1::OperationKind::SetCloudSync,
         OperationKind::ControlCloudSync => v1::OperationKind::ControlCloudSync,
         OperationKind::RemediateHost => v1::OperationKind::RemediateHost,
+        OperationKind::Decommission => v1::OperationKind::Decommission,
     }
 }
 
@@ -59,6 +60,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::SetCloudSync => Some(OperationKind::SetCloudSync),
         v1::OperationKind::ControlCloudSync => Some(OperationKind::ControlCloudSync),
         v1::OperationKind::RemediateHost => Some(OperationKind::RemediateHost),
+        v1::OperationKind::Decommission => Some(OperationKind::Decommission),
     }
 }
 
@@ -245,6 +247,18 @@ pub fn duration_from_proto(
 
 /// Moves the secret out of the request message (whose Drop zeroizes what
 /// is left) into a secret type.
+/// A plan's changes (PlanCloudSync's, PlanDecommission's).
+pub fn planned(changes: Vec<crate::workflows::apply::Change>) -> Vec<v1::PlannedChange> {
+    changes
+        .into_iter()
+        .map(|c| v1::PlannedChange {
+            step: c.step,
+            action: c.action.to_owned(),
+            detail: c.detail,
+        })
+        .collect()
+}
+
 pub fn bind_credential(credential: Option<v1::Credential>) -> Option<BindCredential> {
     credential.map(|mut c| BindCredential {
         username: std::mem::take(&mut c.username),

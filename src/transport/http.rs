@@ -149,7 +149,18 @@ pub async fn read_request<T: DeserializeOwned + Default>(
 
 pub fn unary_response<T: Serialize>(result: Result<tonic::Response<T>, Status>) -> Response {
     match result {
-        Ok(response) => json_response(StatusCode::OK, response.get_ref()),
+        Ok(response) => {
+            let mut answer = json_response(StatusCode::OK, response.get_ref());
+            // The operation a call started, for the audit trail (gRPC
+            // answers carry their extensions through tonic).
+            if let Some(operation) = response
+                .extensions()
+                .get::<super::audit::AuditedOperation>()
+            {
+                answer.extensions_mut().insert(operation.clone());
+            }
+            answer
+        }
         Err(status) => error_response(&status),
     }
 }
@@ -244,7 +255,7 @@ pub fn probes(app: Arc<App>) -> Router {
             axum::routing::get(move || {
                 let app = app.clone();
                 async move {
-                    match app.operations.list(1, "", None, None).await {
+                    match app.operations.list(1, "", Default::default()).await {
                         Ok(_) => json_response(
                             StatusCode::OK,
                             &serde_json::json!({ "status": "READY" }),

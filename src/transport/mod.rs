@@ -2,6 +2,7 @@
 //! converts; workflows decide.
 
 pub mod api;
+pub mod audit;
 pub mod authz;
 pub mod convert;
 pub mod http;

@@ -1,70 +1,83 @@
 //! THE RPC table: every provd.v1 method once, with its request type, whether
-//! it streams, and the roles that may call it. The role table (`authz`) and
-//! the HTTP/JSON routes (`services`) are both generated from it, so a method
-//! cannot be routed without a role decision or listed twice.
+//! it streams, the roles that may call it, and whether it changes anything
+//! (`write`: the audit trail records every call of it; `read`: only its
+//! denials). The role table (`authz`), the HTTP/JSON routes (`services`)
+//! and the audit's request decoding (`audit`) are all generated from it,
+//! so a method cannot be routed without a role decision and an audit
+//! decision, or listed twice.
 //!
 //! `rpc_table!(callback!(args))` expands to `callback! { (args) <table> }`;
-//! each service is `Service api_field { kind Method handler Request ROLES; }`.
+//! each service is `Service api_field { kind Method handler Request ROLES,
+//! effect; }`.
 
 macro_rules! rpc_table {
     ($callback:ident ! ( $($args:tt)* )) => {
         $callback! { ($($args)*)
             OperationsService operations {
-                unary GetOperation get_operation v1::GetOperationRequest, VIEW;
-                unary ListOperations list_operations v1::ListOperationsRequest, VIEW;
-                stream WatchOperation watch_operation v1::WatchOperationRequest, VIEW;
-                unary CancelOperation cancel_operation v1::CancelOperationRequest, ADMIN;
+                unary GetOperation get_operation v1::GetOperationRequest, VIEW, read;
+                unary ListOperations list_operations v1::ListOperationsRequest, VIEW, read;
+                stream WatchOperation watch_operation v1::WatchOperationRequest, VIEW, read;
+                unary CancelOperation cancel_operation v1::CancelOperationRequest, ADMIN, write;
             }
             AgentService agent {
-                unary Install install v1::InstallRequest, ADMIN;
-                unary Uninstall uninstall v1::UninstallRequest, ADMIN;
-                unary GetAgent get_agent v1::GetAgentRequest, VIEW;
-                unary SignIn sign_in v1::SignInRequest, ADMIN;
+                unary Install install v1::InstallRequest, ADMIN, write;
+                unary Uninstall uninstall v1::UninstallRequest, ADMIN, write;
+                unary GetAgent get_agent v1::GetAgentRequest, VIEW, read;
+                unary SignIn sign_in v1::SignInRequest, ADMIN, write;
+                unary PlanDecommission plan_decommission v1::PlanDecommissionRequest, VIEW, read;
+                // Uninstalls, leaves the tenant's agent groups, edits the gMSA.
+                unary DecommissionAgent decommission_agent
+                    v1::DecommissionAgentRequest, ADMIN, write;
             }
             HostService host {
                 unary PlanHostRemediation plan_host_remediation
-                    v1::PlanHostRemediationRequest, VIEW;
+                    v1::PlanHostRemediationRequest, VIEW, read;
                 // Changes the registry and the SCM; never reboots.
-                unary RemediateHost remediate_host v1::RemediateHostRequest, ADMIN;
+                unary RemediateHost remediate_host v1::RemediateHostRequest, ADMIN, write;
             }
             ServiceAccountService service_account {
-                unary CreateGmsa create_gmsa v1::CreateGmsaRequest, ADMIN;
-                unary UseCustomGmsa use_custom_gmsa v1::UseCustomGmsaRequest, ADMIN;
-                unary GetServiceAccount get_service_account v1::GetServiceAccountRequest, VIEW;
-                unary GrantPermissions grant_permissions v1::GrantPermissionsRequest, ADMIN;
+                unary CreateGmsa create_gmsa v1::CreateGmsaRequest, ADMIN, write;
+                unary UseCustomGmsa use_custom_gmsa v1::UseCustomGmsaRequest, ADMIN, write;
+                unary GetServiceAccount get_service_account v1::GetServiceAccountRequest, VIEW, read;
+                unary GrantPermissions grant_permissions v1::GrantPermissionsRequest, ADMIN, write;
             }
             DirectoryService directory {
-                unary AddDirectory add_directory v1::AddDirectoryRequest, ADMIN;
-                unary ListDirectories list_directories v1::ListDirectoriesRequest, VIEW;
-                unary RemoveDirectory remove_directory v1::RemoveDirectoryRequest, ADMIN;
+                unary AddDirectory add_directory v1::AddDirectoryRequest, ADMIN, write;
+                unary ListDirectories list_directories v1::ListDirectoriesRequest, VIEW, read;
+                unary RemoveDirectory remove_directory v1::RemoveDirectoryRequest, ADMIN, write;
             }
             DomainControllerService domain_controller {
                 unary DiscoverDomainControllers discover_domain_controllers
-                    v1::DiscoverDomainControllersRequest, VIEW;
-                unary GetPriority get_priority v1::GetPriorityRequest, VIEW;
-                unary SetPriority set_priority v1::SetPriorityRequest, OPERATE;
+                    v1::DiscoverDomainControllersRequest, VIEW, read;
+                unary GetPriority get_priority v1::GetPriorityRequest, VIEW, read;
+                unary SetPriority set_priority v1::SetPriorityRequest, OPERATE, write;
             }
             ConfigurationService configuration {
-                unary ApplyConfiguration apply_configuration v1::ApplyConfigurationRequest, ADMIN;
-                unary PlanConfiguration plan_configuration v1::PlanConfigurationRequest, VIEW;
+                unary ApplyConfiguration apply_configuration v1::ApplyConfigurationRequest, ADMIN, write;
+                unary PlanConfiguration plan_configuration v1::PlanConfigurationRequest, VIEW, read;
             }
             VerifyService verify {
-                stream Verify verify v1::VerifyRequest, VIEW;
+                stream Verify verify v1::VerifyRequest, VIEW, read;
             }
             WritebackService writeback {
                 unary SetPasswordWriteback set_password_writeback
-                    v1::SetPasswordWritebackRequest, OPERATE;
+                    v1::SetPasswordWritebackRequest, OPERATE, write;
                 unary GetPasswordWriteback get_password_writeback
-                    v1::GetPasswordWritebackRequest, VIEW;
+                    v1::GetPasswordWritebackRequest, VIEW, read;
             }
             CloudSyncService cloud_sync {
-                unary GetCloudSync get_cloud_sync v1::GetCloudSyncRequest, VIEW;
-                unary PlanCloudSync plan_cloud_sync v1::PlanCloudSyncRequest, VIEW;
-                unary SetCloudSync set_cloud_sync v1::SetCloudSyncRequest, ADMIN;
-                unary StartCloudSync start_cloud_sync v1::StartCloudSyncRequest, OPERATE;
-                unary PauseCloudSync pause_cloud_sync v1::PauseCloudSyncRequest, OPERATE;
+                unary GetCloudSync get_cloud_sync v1::GetCloudSyncRequest, VIEW, read;
+                unary PlanCloudSync plan_cloud_sync v1::PlanCloudSyncRequest, VIEW, read;
+                unary SetCloudSync set_cloud_sync v1::SetCloudSyncRequest, ADMIN, write;
+                unary StartCloudSync start_cloud_sync v1::StartCloudSyncRequest, OPERATE, write;
+                unary PauseCloudSync pause_cloud_sync v1::PauseCloudSyncRequest, OPERATE, write;
                 // FORCE_DELETES lets held-back deletes through.
-                unary RestartCloudSync restart_cloud_sync v1::RestartCloudSyncRequest, ADMIN;
+                unary RestartCloudSync restart_cloud_sync v1::RestartCloudSyncRequest, ADMIN, write;
+            }
+            DiagnosticsService diagnostics {
+                // The agent's logs, configuration and event logs, redacted:
+                // still a map of the host, so admins only.
+                stream ExportDiagnostics export_diagnostics v1::ExportDiagnosticsRequest, ADMIN, read;
             }
         }
     };

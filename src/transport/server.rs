@@ -3,7 +3,9 @@
 //! (`limits.rs`), the allowed origins and the role table ([`refusal`]), then
 //! dispatched by content type: `application/grpc*` to the tonic services
 //! (each message's size checked on the way), anything else to the HTTP/JSON
-//! routes.
+//! routes. Refused calls (no role, no such method, a foreign origin) and,
+//! when they end, calls of mutating methods go to the audit trail
+//! (`audit.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,18 +27,24 @@ use tonic::Code;
 use tower::ServiceExt;
 use tracing::Instrument;
 
-use super::limits::{self, GrpcMessageLimit, MAX_HEADER_BYTES};
+use super::audit::{self, AuditedOperation, BodyCopy, TeeBody};
+use super::limits::{self, GrpcMessageLimit, MAX_HEADER_BYTES, MAX_MESSAGE_BYTES};
 use super::status::{TransportError, transport_status};
 use super::{authz, http as json};
 use crate::pki::{self, Role};
 use crate::telemetry;
 use provd_proto::code_name;
 
-/// The verified client: from its certificate's CN and role URIs.
+/// The verified client: from its certificate's CN and role URIs (and, for
+/// the audit trail, its serial and issuer).
 #[derive(Debug, Clone)]
 pub struct Peer {
     pub name: String,
     pub roles: Vec<Role>,
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// Issuer DN (RFC 4514).
+    pub issuer: String,
     pub addr: SocketAddr,
 }
 
@@ -50,6 +58,8 @@ pub struct Routers {
     pub json: Router,
     /// `http.allowed_origins`: the web origins a request may come from.
     pub allowed_origins: Arc<[String]>,
+    /// Where mutating and refused calls are reported.
+    pub audit: Arc<crate::workflows::Audit>,
 }
 
 /// The request's `Origin`, when it names one that is not allowed. Browsers
@@ -112,11 +122,12 @@ async fn dispatch(
     let method = authz::method_name(path);
     let span = rpc_span(method, grpc, request.method(), &peer);
     telemetry::continue_trace(&span, request.headers());
-    let end = RpcEnd {
+    let mut end = RpcEnd {
         span,
         started,
         method: method.unwrap_or(UNKNOWN_METHOD),
         grpc,
+        audit: None,
     };
     if let Some(err) = refusal(&request, &peer, &routers.allowed_origins) {
         end.span.in_scope(|| match err {
@@ -125,6 +136,19 @@ async fn dispatch(
             }
             _ => tracing::info!(caller = %peer.name, reason = %err, "request refused"),
         });
+        // Who tried what: every refusal that is an authorization decision
+        // (header limits are not).
+        if !matches!(err, TransportError::HeadersTooLarge { .. }) {
+            let code = transport_status(&err).code();
+            routers.audit.denied(audit::call(
+                &peer,
+                path,
+                grpc,
+                code,
+                audit::RequestFacts::default(),
+                None,
+            ));
+        }
         let response = if grpc {
             transport_status(&err).into_http()
         } else {
@@ -135,10 +159,28 @@ async fn dispatch(
         return Ok(observe(response, end));
     }
     request.extensions_mut().insert((*peer).clone());
-    let request = if grpc {
-        request.map(|body| axum::body::Body::new(GrpcMessageLimit::new(body)))
-    } else {
-        request.map(axum::body::Body::new)
+    // A mutating call's body is copied for its digest (one message at most).
+    let copy = method.filter(|m| authz::is_mutating(m)).map(|method| {
+        let copy = BodyCopy::default();
+        end.audit = Some(audit::Pending {
+            audit: routers.audit.clone(),
+            peer: peer.clone(),
+            method,
+            grpc,
+            copy: copy.clone(),
+        });
+        copy
+    });
+    let cap = MAX_MESSAGE_BYTES + 5;
+    let request = match (grpc, copy) {
+        (true, Some(copy)) => request.map(|body| {
+            axum::body::Body::new(GrpcMessageLimit::new(TeeBody::new(body, copy, cap)))
+        }),
+        (true, None) => request.map(|body| axum::body::Body::new(GrpcMessageLimit::new(body))),
+        (false, Some(copy)) => {
+            request.map(|body| axum::body::Body::new(TeeBody::new(body, copy, cap)))
+        }
+        (false, None) => request.map(axum::body::Body::new),
     };
     let router = if grpc { routers.grpc } else { routers.json };
     let response = router.oneshot(request).instrument(end.span.clone()).await?;
@@ -183,10 +225,15 @@ struct RpcEnd {
     started: Instant,
     method: &'static str,
     grpc: bool,
+    /// A mutating call, for the audit trail.
+    audit: Option<audit::Pending>,
 }
 
 impl RpcEnd {
-    fn finish(self, code: Code, http_status: u16) {
+    fn finish(self, code: Code, http_status: u16, operation: Option<String>) {
+        if let Some(pending) = self.audit {
+            pending.record(code, operation);
+        }
         self.span.record("rpc.grpc.status_code", code as i64);
         if !self.grpc {
             self.span.record("http.response.status_code", http_status);
@@ -252,12 +299,17 @@ fn observe(
 ) -> http::Response<axum::body::Body> {
     let code = head_code(&response, end.grpc);
     let http_status = response.status().as_u16();
+    let operation = response
+        .extensions()
+        .get::<AuditedOperation>()
+        .map(|op| op.0.clone());
     response.map(|inner| {
         axum::body::Body::new(ObservedBody {
             inner,
             end: Some(end),
             code,
             http_status,
+            operation,
         })
     })
 }
@@ -270,12 +322,18 @@ struct ObservedBody {
     end: Option<RpcEnd>,
     code: Option<Code>,
     http_status: u16,
+    /// The operation the call started or named, from the answer's head.
+    operation: Option<String>,
 }
 
 impl ObservedBody {
     fn finish(&mut self, unfinished: Code) {
         if let Some(end) = self.end.take() {
-            end.finish(self.code.unwrap_or(unfinished), self.http_status);
+            end.finish(
+                self.code.unwrap_or(unfinished),
+                self.http_status,
+                self.operation.take(),
+            );
         }
     }
 }
@@ -377,9 +435,15 @@ pub async fn serve(
                 .1
                 .peer_certificates()
                 .and_then(|chain| chain.first())
-                .map(|leaf| pki::identity_from_der(leaf.as_ref()));
+                .map(|leaf| pki::cert_identity(leaf.as_ref()));
             let peer = match identity {
-                Some(Ok((name, roles))) => Arc::new(Peer { name, roles, addr }),
+                Some(Ok(id)) => Arc::new(Peer {
+                    name: id.common_name,
+                    roles: id.roles,
+                    serial: id.serial,
+                    issuer: id.issuer,
+                    addr,
+                }),
                 Some(Err(err)) => {
                     tracing::info!(peer = %addr, error = %err, "client certificate unreadable");
                     return;

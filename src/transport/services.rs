@@ -6,8 +6,8 @@ use std::sync::Arc;
 use axum::Router;
 
 use super::api::{
-    AgentApi, CloudSyncApi, ConfigurationApi, DirectoryApi, DomainControllerApi, HostApi,
-    OperationsApi, ServiceAccountApi, VerifyApi, WritebackApi,
+    AgentApi, CloudSyncApi, ConfigurationApi, DiagnosticsApi, DirectoryApi, DomainControllerApi,
+    HostApi, OperationsApi, ServiceAccountApi, VerifyApi, WritebackApi,
 };
 use super::http::{json_routes, probes, with_fallbacks};
 use super::server::Routers;
@@ -18,7 +18,7 @@ use provd_proto::{FILE_DESCRIPTOR_SET, v1};
 /// method the gRPC route calls.
 macro_rules! json_router {
     (($router:expr, $apis:ident) $($service:ident $api:ident {
-        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident;)*
+        $($kind:ident $method:ident $handler:ident $request:ty, $roles:ident, $effect:ident;)*
     })*) => {{
         let router = $router;
         $(
@@ -44,6 +44,7 @@ struct Apis {
     verify: VerifyApi,
     writeback: WritebackApi,
     cloud_sync: CloudSyncApi,
+    diagnostics: DiagnosticsApi,
 }
 
 /// Builds the gRPC and JSON routers over `app`.
@@ -51,6 +52,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     use v1::agent_service_server::{AgentService, AgentServiceServer};
     use v1::cloud_sync_service_server::{CloudSyncService, CloudSyncServiceServer};
     use v1::configuration_service_server::{ConfigurationService, ConfigurationServiceServer};
+    use v1::diagnostics_service_server::{DiagnosticsService, DiagnosticsServiceServer};
     use v1::directory_service_server::{DirectoryService, DirectoryServiceServer};
     use v1::domain_controller_service_server::{
         DomainControllerService, DomainControllerServiceServer,
@@ -61,6 +63,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     use v1::verify_service_server::{VerifyService, VerifyServiceServer};
     use v1::writeback_service_server::{WritebackService, WritebackServiceServer};
 
+    let audit = app.audit.clone();
     let apis = Apis {
         operations: OperationsApi { app: app.clone() },
         agent: AgentApi { app: app.clone() },
@@ -72,6 +75,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         verify: VerifyApi { app: app.clone() },
         writeback: WritebackApi { app: app.clone() },
         cloud_sync: CloudSyncApi { app: app.clone() },
+        diagnostics: DiagnosticsApi { app: app.clone() },
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -108,6 +112,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .add_service(WritebackServiceServer::new(apis.writeback.clone()))
         .add_service(ConfigurationServiceServer::new(apis.configuration.clone()))
         .add_service(CloudSyncServiceServer::new(apis.cloud_sync.clone()))
+        .add_service(DiagnosticsServiceServer::new(apis.diagnostics.clone()))
         .into_axum_router();
 
     let json = super::rpc::rpc_table!(json_router!(probes(app), apis));
@@ -115,5 +120,6 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         grpc,
         json: with_fallbacks(Router::new().merge(json)),
         allowed_origins: allowed_origins.into(),
+        audit,
     })
 }

@@ -479,6 +479,17 @@ async fn run_uninstall(
     changes: Arc<AgentChanges>,
     staging_dir: PathBuf,
 ) -> Result<Outcome, Error> {
+    stop_services(&progress, &host).await?;
+    let changed = uninstall_package(&progress, &host, &changes, &staging_dir).await?;
+    Ok(BTreeMap::from([("changed".into(), changed.to_string())]))
+}
+
+/// Step `stop-services` (Uninstall's, DecommissionAgent's): `true` when a
+/// service was stopped.
+pub(crate) async fn stop_services(
+    progress: &Progress,
+    host: &Arc<dyn Host>,
+) -> Result<bool, Error> {
     progress
         .step_started("stop-services", "stopping the agent services")
         .await?;
@@ -521,10 +532,21 @@ async fn run_uninstall(
             .step_succeeded("stop-services", format!("{stopped} stopped"))
             .await?;
     }
+    Ok(stopped > 0)
+}
+
+/// Step `uninstall-package` (Uninstall's, DecommissionAgent's): `true` when
+/// the uninstaller ran.
+pub(crate) async fn uninstall_package(
+    progress: &Progress,
+    host: &Arc<dyn Host>,
+    changes: &Arc<AgentChanges>,
+    staging_dir: &Path,
+) -> Result<bool, Error> {
     progress
         .step_started("uninstall-package", "running the uninstaller silently")
         .await?;
-    tokio::fs::create_dir_all(&staging_dir)
+    tokio::fs::create_dir_all(staging_dir)
         .await
         .map_err(|e| Error::internal(staging_dir.display().to_string(), e))?;
     let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
@@ -532,22 +554,21 @@ async fn run_uninstall(
         let _provds = changes.begin();
         host.uninstall_agent(&log).await
     };
-    let changed = match uninstalled {
+    match uninstalled {
         Ok(None) => {
             progress
                 .step_skipped("uninstall-package", "the agent is not installed")
                 .await?;
-            false
+            Ok(false)
         }
         Ok(Some(_)) => {
             progress
                 .step_succeeded("uninstall-package", "uninstalled")
                 .await?;
-            true
+            Ok(true)
         }
-        Err(err) => return Err(installer_error(err, &log)),
-    };
-    Ok(BTreeMap::from([("changed".into(), changed.to_string())]))
+        Err(err) => Err(installer_error(err, &log)),
+    }
 }
 
 /// Starts any agent service the installer left stopped.

@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use super::operations::Operations;
 use super::{
-    Error, PackageLimits, agent, apply, cloud_sync, directory, domain_controllers, drift,
-    service_account, staging, tenant, verify, writeback,
+    Error, PackageLimits, agent, apply, cloud_sync, decommission, diagnostics, directory,
+    domain_controllers, drift, service_account, staging, tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
+use crate::backends::audit::{AuditLog, AuditMirror};
 use crate::backends::directory::Directory;
 use crate::backends::host::{Cloud, Host, LogonRights};
+use crate::backends::outbound::Outbound;
 use crate::backends::store::Store;
 use crate::backends::tenant::{CloudSyncApi, Tenant};
 
@@ -23,6 +25,8 @@ pub struct Caller {
 pub struct App {
     pub operations: Arc<Operations>,
     pub agent: Arc<agent::AgentWorkflows>,
+    /// DecommissionAgent / PlanDecommission (AgentService).
+    pub decommission: Arc<decommission::DecommissionWorkflows>,
     pub dcs: Arc<domain_controllers::DomainControllerWorkflows>,
     pub directories: Arc<directory::DirectoryWorkflows>,
     pub gmsa: Arc<service_account::ServiceAccountWorkflows>,
@@ -33,6 +37,9 @@ pub struct App {
     pub apply: Arc<apply::ApplyWorkflows>,
     pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
     pub host: Arc<super::host_fix::HostWorkflows>,
+    pub diagnostics: Arc<diagnostics::DiagnosticsWorkflows>,
+    /// The audit trail the transport reports calls to.
+    pub audit: Arc<super::Audit>,
     /// The agent's PowerShell module, for the workflows that will
     /// configure the agent through it (issue 14).
     #[expect(
@@ -55,6 +62,11 @@ pub struct Backends {
     /// in a daemon).
     pub cloud_sync: Arc<dyn CloudSyncApi>,
     pub agent_config: Arc<dyn AgentConfig>,
+    /// Verify's outbound probes from this host.
+    pub outbound: Arc<dyn Outbound>,
+    /// The audit log, and where its records are copied.
+    pub audit_log: Arc<dyn AuditLog>,
+    pub audit_mirrors: Vec<Arc<dyn AuditMirror>>,
 }
 
 /// Settings of the tenant side that workflows act on.
@@ -74,6 +86,8 @@ pub struct Paths {
     pub staging_dir: std::path::PathBuf,
     /// What Install copies into `staging_dir`.
     pub packages: PackageLimits,
+    /// provd's own log file (`[log] file`), read into support bundles.
+    pub log_file: Option<std::path::PathBuf>,
 }
 
 impl App {
@@ -81,12 +95,19 @@ impl App {
     /// unfinished: its operations become INTERRUPTED, then its staged
     /// packages and partial copies are removed (none is in use once no
     /// operation runs).
+    /// `served` is what the TLS listener serves now, republished at each
+    /// reload (Verify's `provd.certificate.expiry` reads it).
     pub async fn start(
         backends: Backends,
         paths: Paths,
         tenant_settings: TenantSettings,
+        outbound: verify::OutboundSettings,
+        served: verify::Served,
+        audit: super::AuditSettings,
     ) -> Result<Arc<App>, Error> {
         let operations = Operations::recover(backends.store.clone()).await?;
+        let audit = super::Audit::start(backends.audit_log, backends.audit_mirrors, audit)
+            .map_err(|e| Error::internal("cannot start the audit writer", e))?;
         staging::clean(&backends.store, &paths.staging_dir).await;
         let tenant = Arc::new(tenant::TenantWorkflows::new(
             operations.clone(),
@@ -97,6 +118,8 @@ impl App {
             tenant_settings.clients,
         ));
         let agent_changes = Arc::new(drift::AgentChanges::default());
+        let log_file = paths.log_file.clone();
+        let staging_dir = paths.staging_dir.clone();
         let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),
             backends.host.clone(),
@@ -149,6 +172,21 @@ impl App {
             gmsa.clone(),
             writeback.clone(),
             cloud_sync.clone(),
+            verify::OutboundProbes {
+                outbound: backends.outbound.clone(),
+                settings: Arc::new(outbound),
+            },
+            served,
+        ));
+        let decommission = Arc::new(decommission::DecommissionWorkflows::new(
+            operations.clone(),
+            backends.store.clone(),
+            backends.host.clone(),
+            agent_changes.clone(),
+            staging_dir,
+            tenant.clone(),
+            backends.cloud_sync.clone(),
+            dcs.clone(),
         ));
         let apply = Arc::new(apply::ApplyWorkflows::new(
             operations.clone(),
@@ -161,20 +199,30 @@ impl App {
             gmsa.clone(),
             writeback.clone(),
             cloud_sync.clone(),
+            decommission.clone(),
             agent_changes.clone(),
         ));
         let drift = Arc::new(drift::DriftWorkflows::new(
             backends.host.clone(),
             verify.clone(),
-            agent_changes,
+            agent_changes.clone(),
             apply.clone(),
         ));
         let host = Arc::new(super::host_fix::HostWorkflows::new(
             operations.clone(),
             backends.host.clone(),
         ));
+        let diagnostics = Arc::new(diagnostics::DiagnosticsWorkflows::new(
+            backends.host.clone(),
+            backends.store.clone(),
+            verify.clone(),
+            log_file,
+        ));
         Ok(Arc::new(App {
+            decommission,
+            diagnostics,
             host,
+            audit,
             apply,
             cloud_sync,
             operations,

@@ -6,14 +6,17 @@
 //! Uninstall made (the agent's auto-upgrade, a hand install) is logged at
 //! WARN with both versions and counted in
 //! `provd.drift.detected{what="agent_version"}`. With `[drift] reapply`,
-//! such a change also re-applies the agent settings the last apply put in
-//! place (`ApplyWorkflows::reapply_agent_settings`: an operation of its
+//! such a change also re-applies the host fixes and agent settings the last apply put in
+//! place (`ApplyWorkflows::reapply_host_and_agent`: an operation of its
 //! own); one that cannot start now (another operation holds the writer
 //! slot) is tried again at the next round. The agent's settings are
 //! watched too, against what apply last put in place: a difference provd
 //! did not make (a hand edit) counts in
 //! `provd.drift.detected{what="agent_settings"}` and, with `reapply`, is
-//! put back the same way.
+//! put back the same way. So are the host prerequisites apply's `[host]`
+//! section last kept fixed: one the host needs again (a GPO, a hand edit)
+//! counts in `provd.drift.detected{what="host_prerequisites"}` and, with
+//! `reapply`, is fixed again in the same operation.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -23,7 +26,7 @@ use opentelemetry::KeyValue;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::apply::ApplyWorkflows;
+use super::apply::{ApplyWorkflows, Change};
 use super::verify::{VerifyItem, VerifyWorkflows};
 use crate::backends::host::Host;
 
@@ -92,6 +95,8 @@ struct VersionWatch {
     /// The agent's settings differed from the last applied ones at the
     /// last look (a difference is counted once, when it appears).
     settings_differ: bool,
+    /// Likewise for the host fixes apply keeps made.
+    host_differs: bool,
 }
 
 impl VersionWatch {
@@ -127,9 +132,41 @@ fn agent_version() -> KeyValue {
     KeyValue::new("what", "agent_version")
 }
 
-/// The `what` of a settings drift.
-fn agent_settings() -> KeyValue {
-    KeyValue::new("what", "agent_settings")
+/// A kind of difference from what apply last put in place.
+struct Difference {
+    /// `provd.drift.detected`'s `what`.
+    what: &'static str,
+    /// The WARN line.
+    said: &'static str,
+    /// The re-apply's reason, before the changes.
+    why: &'static str,
+}
+
+const AGENT_SETTINGS: Difference = Difference {
+    what: "agent_settings",
+    said: "the agent's settings differ from what provd last applied",
+    why: "the agent's settings changed outside provd",
+};
+
+const HOST_PREREQUISITES: Difference = Difference {
+    what: "host_prerequisites",
+    said: "the host needs a prerequisite fix provd made before",
+    why: "a host prerequisite changed outside provd",
+};
+
+/// Notes `changes` (empty: none): a difference is logged, counted and
+/// owes a re-apply once, when it appears; `differs` remembers it.
+fn notice(differs: &mut bool, owed: &mut Option<String>, changes: &[Change], d: Difference) {
+    let now = !changes.is_empty();
+    if now && !*differs {
+        let shown: Vec<String> = changes.iter().map(|c| c.detail.clone()).collect();
+        tracing::warn!(what = d.what, changes = %shown.join("; "), "drift: {}", d.said);
+        crate::telemetry::metrics()
+            .drift_detected
+            .add(1, &[KeyValue::new("what", d.what)]);
+        owed.get_or_insert_with(|| format!("{}: {}", d.why, shown.join("; ")));
+    }
+    *differs = now;
 }
 
 /// The scheduled checks and the version watch.
@@ -157,8 +194,8 @@ impl DriftWorkflows {
 
     /// Starts the schedule: a round now, then every `interval`, until
     /// `stop` fires (a round in progress is abandoned, its checks stopped).
-    /// `reapply`: a version change outside provd re-applies the last
-    /// applied agent settings.
+    /// `reapply`: a change outside provd re-applies the last applied host
+    /// fixes and agent settings.
     pub fn spawn(
         self: Arc<Self>,
         interval: Duration,
@@ -175,9 +212,11 @@ impl DriftWorkflows {
         crate::telemetry::metrics()
             .drift_detected
             .add(0, &[agent_version()]);
-        crate::telemetry::metrics()
-            .drift_detected
-            .add(0, &[agent_settings()]);
+        for d in [AGENT_SETTINGS, HOST_PREREQUISITES] {
+            crate::telemetry::metrics()
+                .drift_detected
+                .add(0, &[KeyValue::new("what", d.what)]);
+        }
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -202,17 +241,18 @@ impl DriftWorkflows {
     async fn round(&self, watch: &mut VersionWatch, reapply: bool) {
         self.watch_version(watch).await;
         self.watch_settings(watch).await;
+        self.watch_host(watch).await;
         if reapply && let Some(why) = watch.reapply_owed.take() {
-            match self.apply.reapply_agent_settings(&why).await {
+            match self.apply.reapply_host_and_agent(&why).await {
                 Ok(Some(op)) => tracing::info!(
                     operation = %op.id,
-                    "drift: re-applying the last applied agent settings ({why})"
+                    "drift: re-applying the last applied host and agent sections ({why})"
                 ),
-                Ok(None) => tracing::debug!("drift: no agent settings applied yet"),
+                Ok(None) => tracing::debug!("drift: no host or agent section applied yet"),
                 Err(err) => {
                     tracing::warn!(
                         error = %err,
-                        "drift: cannot re-apply the agent settings now; trying at the next round"
+                        "drift: cannot re-apply the host and agent sections now; trying at the next round"
                     );
                     watch.reapply_owed = Some(why);
                 }
@@ -254,25 +294,29 @@ impl DriftWorkflows {
         if before != after || after.in_flight > 0 {
             return;
         }
-        let differ = !changes.is_empty();
-        if differ && !watch.settings_differ {
-            let shown: Vec<String> = changes.iter().map(|c| c.detail.clone()).collect();
-            tracing::warn!(
-                what = "agent_settings",
-                changes = %shown.join("; "),
-                "drift: the agent's settings differ from what provd last applied"
-            );
-            crate::telemetry::metrics()
-                .drift_detected
-                .add(1, &[agent_settings()]);
-            watch.reapply_owed.get_or_insert_with(|| {
-                format!(
-                    "the agent's settings changed outside provd: {}",
-                    shown.join("; ")
-                )
-            });
-        }
-        watch.settings_differ = differ;
+        notice(
+            &mut watch.settings_differ,
+            &mut watch.reapply_owed,
+            &changes,
+            AGENT_SETTINGS,
+        );
+    }
+
+    /// The host prerequisites apply's `[host]` last kept fixed: one the
+    /// host needs again is logged, counted in
+    /// `provd.drift.detected{what="host_prerequisites"}` and owes a
+    /// re-apply. provd's own fixes only ever remove a need, so no guard.
+    async fn watch_host(&self, watch: &mut VersionWatch) {
+        let Some(changes) = self.apply.host_drift().await else {
+            watch.host_differs = false;
+            return;
+        };
+        notice(
+            &mut watch.host_differs,
+            &mut watch.reapply_owed,
+            &changes,
+            HOST_PREREQUISITES,
+        );
     }
 
     async fn watch_version(&self, watch: &mut VersionWatch) {

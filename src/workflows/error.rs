@@ -59,10 +59,12 @@ pub enum PreconditionReason {
     CloudSyncDomainNotPublished,
     CloudSyncScopeTooLarge,
     CloudSyncAmbiguous,
+    /// DecommissionAgent's `delete_gmsa` while other principals remain.
+    GmsaInUse,
 }
 
 impl PreconditionReason {
-    pub const ALL: [Self; 30] = [
+    pub const ALL: [Self; 31] = [
         Self::OperationRunning,
         Self::OperationFinished,
         Self::HostUnavailable,
@@ -93,6 +95,7 @@ impl PreconditionReason {
         Self::CloudSyncDomainNotPublished,
         Self::CloudSyncScopeTooLarge,
         Self::CloudSyncAmbiguous,
+        Self::GmsaInUse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -127,6 +130,7 @@ impl PreconditionReason {
             Self::CloudSyncDomainNotPublished => "CLOUD_SYNC_DOMAIN_NOT_PUBLISHED",
             Self::CloudSyncScopeTooLarge => "CLOUD_SYNC_SCOPE_TOO_LARGE",
             Self::CloudSyncAmbiguous => "CLOUD_SYNC_AMBIGUOUS",
+            Self::GmsaInUse => "GMSA_IN_USE",
         }
     }
 }

@@ -62,6 +62,46 @@ pub fn fix_name(fix: HostFix) -> &'static str {
     }
 }
 
+/// The fix named `name` ([`fix_name`]'s inverse).
+pub fn fix_from_name(name: &str) -> Option<HostFix> {
+    [
+        HostFix::Tls12,
+        HostFix::VaultSvcManual,
+        HostFix::ServiceAccountManaged,
+        HostFix::ExecutionPolicyRemoteSigned,
+    ]
+    .into_iter()
+    .find(|f| fix_name(*f) == name)
+}
+
+/// A list of fixes from a request (`None`: a value the transport could not
+/// map), sorted and deduplicated, or every violation under `field`.
+pub fn validate_fixes(
+    field: &str,
+    list: &[Option<HostFix>],
+) -> Result<Vec<HostFix>, Vec<FieldViolation>> {
+    validate::at_most(field, list, validate::MAX_ENUM_LIST).map_err(|e| vec![e])?;
+    let v: Vec<FieldViolation> = list
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.is_none())
+        .map(|(i, _)| {
+            FieldViolation::new(
+                format!("{field}[{i}]"),
+                "is not a host fix (tls12, vault-service-manual, service-account-managed, \
+                 execution-policy-remote-signed)",
+            )
+        })
+        .collect();
+    if !v.is_empty() {
+        return Err(v);
+    }
+    let mut fixes: Vec<HostFix> = list.iter().flatten().copied().collect();
+    fixes.sort();
+    fixes.dedup();
+    Ok(fixes)
+}
+
 /// One fix the host needs, with what it would change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedFix {
@@ -144,17 +184,9 @@ impl HostWorkflows {
         only: Vec<Option<HostFix>>,
     ) -> Result<OperationRecord, Error> {
         let mut v = Vec::new();
-        v.extend(validate::at_most("fixes", &only, validate::MAX_ENUM_LIST).err());
-        let mut fixes = Vec::new();
-        for (i, f) in only.iter().enumerate() {
-            match f {
-                Some(f) => fixes.push(*f),
-                None => v.push(FieldViolation::new(
-                    format!("fixes[{i}]"),
-                    "must not be HOST_FIX_UNSPECIFIED",
-                )),
-            }
-        }
+        let fixes = validate_fixes("fixes", &only)
+            .map_err(|e| v.extend(e))
+            .unwrap_or_default();
         let request_id = validate::request_id("request_id", request_id)
             .map_err(|e| v.push(e))
             .ok()
@@ -166,8 +198,6 @@ impl HostWorkflows {
         self.host
             .availability()
             .map_err(|reason| Error::from(crate::backends::host::HostError::Unavailable(reason)))?;
-        fixes.sort();
-        fixes.dedup();
         let names: Vec<&str> = fixes.iter().map(|f| fix_name(*f)).collect();
         let spec = OperationSpec {
             kind: OperationKind::RemediateHost,
@@ -206,8 +236,32 @@ async fn run(
             },
         )
         .await?;
-    let (mut changed, mut reboot) = (Vec::new(), false);
-    for p in &planned {
+    let fixed = make_fixes(&progress, host.as_ref(), &planned).await?;
+    Ok(BTreeMap::from([
+        ("changed".into(), (!fixed.changed.is_empty()).to_string()),
+        ("fixes".into(), fixed.changed.join(",")),
+        ("reboot_required".into(), fixed.reboot_required.to_string()),
+    ]))
+}
+
+/// What [`make_fixes`] changed.
+#[derive(Debug, Default)]
+pub struct Fixed {
+    /// The fixes' names, in the order made.
+    pub changed: Vec<&'static str>,
+    pub reboot_required: bool,
+}
+
+/// Makes each planned fix as a step of its own (named after the fix); a fix
+/// the host reports already made (changed since the plan) is skipped. Used
+/// by RemediateHost and by apply's host sections, so both report alike.
+pub async fn make_fixes(
+    progress: &Progress,
+    host: &dyn Host,
+    planned: &[PlannedFix],
+) -> Result<Fixed, Error> {
+    let mut fixed = Fixed::default();
+    for p in planned {
         progress.checkpoint()?;
         let step = fix_name(p.fix);
         progress.step_started(step, p.changes.join("; ")).await?;
@@ -218,10 +272,10 @@ async fn run(
                 .await?;
             continue;
         }
-        changed.push(step);
+        fixed.changed.push(step);
         progress.step_succeeded(step, p.changes.join("; ")).await?;
         if outcome.reboot_required {
-            reboot = true;
+            fixed.reboot_required = true;
             progress
                 .warning(
                     step,
@@ -230,9 +284,5 @@ async fn run(
                 .await?;
         }
     }
-    Ok(BTreeMap::from([
-        ("changed".into(), (!changed.is_empty()).to_string()),
-        ("fixes".into(), changed.join(",")),
-        ("reboot_required".into(), reboot.to_string()),
-    ]))
+    Ok(fixed)
 }

@@ -6,7 +6,10 @@ pub mod agent;
 mod agent_module;
 mod app;
 pub mod apply;
+pub mod audit;
 pub mod cloud_sync;
+pub mod decommission;
+pub mod diagnostics;
 pub mod directory;
 mod dn;
 pub mod domain_controllers;
@@ -23,6 +26,7 @@ pub mod verify;
 pub mod writeback;
 
 pub use app::{App, Backends, Caller, Paths, TenantSettings};
+pub use audit::{Audit, AuditSettings};
 pub use error::{Error, ErrorKind, FieldViolation, MAX_REPORTED_VIOLATIONS, PreconditionReason};
 pub use operations::Operations;
 pub use staging::PackageLimits;

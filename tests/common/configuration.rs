@@ -6,17 +6,32 @@ use provd_proto::v1;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use tonic::transport::Channel;
 
-/// PlanConfiguration's changes as (step, action).
-pub async fn plan_actions(channel: &Channel, desired: &v1::DesiredState) -> Vec<(String, String)> {
+/// PlanConfiguration's changes (no credential).
+pub async fn plan_changes(channel: &Channel, desired: &v1::DesiredState) -> Vec<v1::PlannedChange> {
+    plan_changes_as(channel, desired, None).await
+}
+
+/// PlanConfiguration's changes with `credential`.
+pub async fn plan_changes_as(
+    channel: &Channel,
+    desired: &v1::DesiredState,
+    credential: Option<v1::Credential>,
+) -> Vec<v1::PlannedChange> {
     ConfigurationServiceClient::new(channel.clone())
         .plan_configuration(v1::PlanConfigurationRequest {
             desired: Some(desired.clone()),
-            credential: None,
+            credential,
         })
         .await
         .unwrap()
         .into_inner()
         .changes
+}
+
+/// PlanConfiguration's changes as (step, action).
+pub async fn plan_actions(channel: &Channel, desired: &v1::DesiredState) -> Vec<(String, String)> {
+    plan_changes(channel, desired)
+        .await
         .into_iter()
         .map(|c| (c.step, c.action))
         .collect()
@@ -27,17 +42,32 @@ pub async fn apply_document(
     channel: &Channel,
     desired: &v1::DesiredState,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = ConfigurationServiceClient::new(channel.clone())
+    apply_document_as(channel, desired, None).await
+}
+
+/// ApplyConfiguration with `credential`: the call's answer.
+pub async fn start_document(
+    channel: &Channel,
+    desired: &v1::DesiredState,
+    credential: Option<v1::Credential>,
+) -> Result<v1::Operation, tonic::Status> {
+    ConfigurationServiceClient::new(channel.clone())
         .apply_configuration(v1::ApplyConfigurationRequest {
             desired: Some(desired.clone()),
-            credential: None,
+            credential,
             request_id: String::new(),
         })
         .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
+        .map(|r| r.into_inner().operation.unwrap_or_default())
+}
+
+/// ApplyConfiguration with `credential`, to its end.
+pub async fn apply_document_as(
+    channel: &Channel,
+    desired: &v1::DesiredState,
+    credential: Option<v1::Credential>,
+) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = start_document(channel, desired, credential).await.unwrap();
     super::finish(channel, op).await
 }
 

@@ -67,10 +67,19 @@ impl Hermetic {
         fakes: Fakes,
         adjust: impl FnOnce(&mut provd::config::Config),
     ) -> Hermetic {
+        Self::start_prepared(fakes, |_, config| adjust(config)).await
+    }
+
+    /// Started after `prepare` saw the PKI (to write other certificates)
+    /// and adjusted the configuration.
+    pub async fn start_prepared(
+        fakes: Fakes,
+        prepare: impl FnOnce(&Pki, &mut provd::config::Config),
+    ) -> Hermetic {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(&dir.path().join("pki"));
         let mut config = config(dir.path(), &pki.dir);
-        adjust(&mut config);
+        prepare(&pki, &mut config);
         // The fake module registers this host's agent with the fake tenant,
         // as the real module does with the connector service.
         fakes
@@ -178,6 +187,31 @@ impl Hermetic {
             .into_inner()
             .operation;
         self.finish(op).await
+    }
+
+    /// AddDirectory of the fake's domain as Administrator with `request_id`:
+    /// the operation as the RPC answered it (not watched).
+    pub async fn start_add_directory(&self, request_id: &str) -> v1::Operation {
+        self.directories()
+            .add_directory(v1::AddDirectoryRequest {
+                domain: DOMAIN.into(),
+                credential: Some(admin()),
+                request_id: request_id.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .operation
+            .expect("the RPC returned no operation")
+    }
+
+    /// CancelOperation of `id`: the operation as answered, or the status.
+    pub async fn cancel(&self, id: &str) -> Result<v1::Operation, tonic::Status> {
+        self.operations()
+            .cancel_operation(v1::CancelOperationRequest { id: id.into() })
+            .await
+            .map(|r| r.into_inner().operation.unwrap_or_default())
     }
 
     /// Pins the DC order (SetPriority), watched to its end.

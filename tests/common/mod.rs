@@ -7,6 +7,9 @@ pub mod fixtures;
 pub mod hermetic;
 pub mod lab;
 pub mod otlp;
+pub mod otlp_prometheus;
+pub mod outbound;
+pub mod prometheus;
 pub mod tenant;
 
 use std::net::SocketAddr;
@@ -14,11 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use provd::config::{Config, HostConfig, LogConfig, LogFormat, TlsConfig};
+use provd::config::{Config, HostConfig, LogConfig, LogFormat, TenantConfig, TlsConfig};
 use provd::pki::{Ca, PemPair, Role};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 pub const DAY: Duration = Duration::from_secs(86_400);
+pub const YEAR: Duration = Duration::from_secs(365 * 86_400);
 
 pub struct Pki {
     pub ca: Ca,
@@ -26,21 +30,41 @@ pub struct Pki {
 }
 
 impl Pki {
-    /// A CA plus server files in `dir` (server.pem, server.key, ca.pem).
+    /// A CA plus server files in `dir` (server.pem, server.key, ca.pem),
+    /// valid for a year: Verify's `provd.certificate.expiry` passes.
     pub fn create(dir: &Path) -> Pki {
         provd::install_crypto_provider();
         std::fs::create_dir_all(dir).unwrap();
-        let ca = Ca::generate("provd test CA", DAY).unwrap();
-        let server = ca
-            .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
-            .unwrap();
+        let ca = Ca::generate("provd test CA", YEAR).unwrap();
         std::fs::write(dir.join("ca.pem"), ca.cert_pem()).unwrap();
-        std::fs::write(dir.join("server.pem"), &server.cert_pem).unwrap();
-        std::fs::write(dir.join("server.key"), &server.key_pem).unwrap();
-        Pki {
+        let pki = Pki {
             ca,
             dir: dir.to_owned(),
-        }
+        };
+        pki.write_server(YEAR);
+        pki
+    }
+
+    /// Replaces server.pem and server.key with a new certificate for
+    /// localhost and 127.0.0.1, valid `validity` from now (key first).
+    pub fn write_server(&self, validity: Duration) -> PemPair {
+        let server = self
+            .ca
+            .issue_server(
+                &["localhost".into()],
+                &["127.0.0.1".parse().unwrap()],
+                validity,
+            )
+            .unwrap();
+        std::fs::write(self.dir.join("server.key"), &server.key_pem).unwrap();
+        std::fs::write(self.dir.join("server.pem"), &server.cert_pem).unwrap();
+        server
+    }
+
+    /// Writes the CA's key beside ca.pem, as `provd pki init` leaves it
+    /// (what `provd pki renew` and `provd pki crl` sign with).
+    pub fn write_ca_key(&self) {
+        std::fs::write(self.dir.join("ca.key"), self.ca.key_pem()).unwrap();
     }
 
     pub fn client(&self, name: &str, roles: &[Role]) -> PemPair {
@@ -60,6 +84,7 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
             cert: pki_dir.join("server.pem"),
             key: pki_dir.join("server.key"),
             client_ca: pki_dir.join("ca.pem"),
+            client_crl: None,
             reload_interval: Duration::from_millis(100),
         },
         log: LogConfig {
@@ -69,7 +94,15 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         },
         shutdown_grace: Duration::from_secs(2),
         directory: Default::default(),
-        tenant: Default::default(),
+        // A closed loopback port, not the cloud's: a test on the real tenant
+        // client (Harness, the RPC table walk) would otherwise look up and
+        // reach login.microsoftonline.com and graph.microsoft.com. Tests of
+        // the tenant point it at the emulator or replace the client.
+        tenant: TenantConfig {
+            authority: Some("https://127.0.0.1:9".into()),
+            graph: Some("https://127.0.0.1:9".into()),
+            ..Default::default()
+        },
         // Tests hold an Install in flight by streaming its package from a pipe.
         host: HostConfig {
             allow_fifo_packages: true,
@@ -79,6 +112,10 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         telemetry: Default::default(),
         http: Default::default(),
         drift: Default::default(),
+        // Verify's outbound checks probe loopback servers, never
+        // Microsoft's documented endpoints.
+        reachability: outbound::loopback_reachability(),
+        audit: Default::default(),
     }
 }
 
@@ -97,10 +134,16 @@ impl Harness {
 
     /// A daemon with `adjust` applied to its configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Harness {
+        Self::start_prepared(|_, config| adjust(config)).await
+    }
+
+    /// A daemon started after `prepare` saw its PKI (to write other
+    /// certificates, a CRL) and adjusted its configuration.
+    pub async fn start_prepared(prepare: impl FnOnce(&Pki, &mut Config)) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let pki = Pki::create(&dir.path().join("pki"));
         let mut config = config(dir.path(), &pki.dir);
-        adjust(&mut config);
+        prepare(&pki, &mut config);
         let daemon = provd::Daemon::builder(config).start().await.unwrap();
         Harness {
             addr: daemon.local_addr(),
@@ -212,6 +255,94 @@ pub async fn raw_healthz(addr: SocketAddr, config: rustls::ClientConfig) -> Resu
         .map(str::to_owned)
         .filter(|l| !l.is_empty())
         .ok_or_else(|| "empty response".to_owned())
+}
+
+/// The certificate (DER) a new TLS connection is served, presenting `pair`.
+pub async fn served_certificate(
+    addr: SocketAddr,
+    ca_pem: &str,
+    pair: &PemPair,
+) -> Result<Vec<u8>, String> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(rustls_client(ca_pem, Some(pair))));
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let leaf = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .ok_or("no server certificate")?;
+    Ok(leaf.to_vec())
+}
+
+/// The DER of the first certificate in a PEM file.
+pub fn certificate_der(path: &Path) -> Vec<u8> {
+    let pem = std::fs::read(path).unwrap();
+    provd::pki::certificates_from_pem(&pem, "test")
+        .unwrap()
+        .remove(0)
+}
+
+/// Polls `probe` every 100 ms until it returns `Some`, for up to 10 s.
+pub async fn eventually<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Everything logged on this thread (a current-thread runtime: the
+/// daemon's tasks too), at every level, while it lives.
+pub struct LogCapture {
+    /// `&File` writes, so an `Arc<File>` is a `MakeWriter`.
+    log: Arc<std::fs::File>,
+    _guard: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+impl LogCapture {
+    pub fn start() -> LogCapture {
+        // A second (silent) dispatcher is registered first: with a single
+        // one, tracing-core computes a callsite's interest from the default
+        // of whichever thread hits it first, and other tests' threads would
+        // disable provd's callsites for this capture too.
+        let second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
+        let log = Arc::new(tempfile::tempfile().unwrap());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(log.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
+            .with_ansi(false)
+            .finish();
+        LogCapture {
+            log,
+            _guard: tracing::subscriber::set_default(subscriber),
+            _second: second,
+        }
+    }
+
+    pub fn text(&self) -> String {
+        use std::io::{Read, Seek};
+        let mut file = self.log.as_ref();
+        let mut text = String::new();
+        file.rewind().unwrap();
+        file.read_to_string(&mut text).unwrap();
+        text
+    }
 }
 
 /// Creates a named pipe whose name ends in `.msi`, and returns its path.

@@ -1,6 +1,7 @@
-//! An in-test OpenTelemetry collector: an OTLP/gRPC receiver (traces and
-//! metrics, plain h2c on 127.0.0.1:0) that keeps every export request, plus
-//! provd's telemetry installed once per test process pointing at it.
+//! An in-test OpenTelemetry collector: an OTLP/gRPC receiver (traces,
+//! metrics and log records, plain h2c on 127.0.0.1:0) that keeps every
+//! export request, plus provd's telemetry installed once per test process
+//! pointing at it.
 //!
 //! Spans and metrics of every test in the process land in the same
 //! receiver: a test finds its own by the trace id it sent (`traceparent`)
@@ -12,6 +13,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -32,6 +39,7 @@ use provd::config::{LogConfig, LogFormat, TelemetryConfig};
 struct Collected {
     traces: Vec<ExportTraceServiceRequest>,
     metrics: Vec<ExportMetricsServiceRequest>,
+    logs: Vec<ExportLogsServiceRequest>,
 }
 
 #[derive(Clone, Default)]
@@ -60,6 +68,36 @@ impl MetricsService for Sink {
         Ok(tonic::Response::new(ExportMetricsServiceResponse {
             partial_success: None,
         }))
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        self.0.lock().unwrap().logs.push(request.into_inner());
+        Ok(tonic::Response::new(ExportLogsServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// One exported log record, flattened: body and attribute values as
+/// strings.
+#[derive(Debug, Clone)]
+pub struct LogRecord {
+    pub event_name: String,
+    pub body: String,
+    pub severity: String,
+    pub time_unix_nano: u64,
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl LogRecord {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
     }
 }
 
@@ -96,7 +134,8 @@ pub struct Point {
     pub value: f64,
 }
 
-fn text(value: Option<&AnyValue>) -> String {
+/// An attribute value as a string (arrays joined with commas).
+pub fn text(value: Option<&AnyValue>) -> String {
     match value.and_then(|v| v.value.as_ref()) {
         None => String::new(),
         Some(any_value::Value::StringValue(s)) => s.clone(),
@@ -119,7 +158,8 @@ fn text(value: Option<&AnyValue>) -> String {
     }
 }
 
-fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
+/// Attributes by key, values as [`text`].
+pub fn attrs(kvs: &[KeyValue]) -> BTreeMap<String, String> {
     kvs.iter()
         .map(|kv| (kv.key.clone(), text(kv.value.as_ref())))
         .collect()
@@ -153,7 +193,8 @@ impl Receiver {
         let sink = Sink::default();
         let server = tonic::transport::Server::builder()
             .add_service(TraceServiceServer::new(sink.clone()))
-            .add_service(MetricsServiceServer::new(sink.clone()));
+            .add_service(MetricsServiceServer::new(sink.clone()))
+            .add_service(LogsServiceServer::new(sink.clone()));
         tokio::spawn(async move {
             server
                 .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
@@ -201,6 +242,45 @@ impl Receiver {
         out
     }
 
+    /// Every log record received so far.
+    pub fn logs(&self) -> Vec<LogRecord> {
+        let collected = self.sink.0.lock().unwrap();
+        let mut out = Vec::new();
+        for request in &collected.logs {
+            for resource in &request.resource_logs {
+                for scope in &resource.scope_logs {
+                    for record in &scope.log_records {
+                        out.push(LogRecord {
+                            event_name: record.event_name.clone(),
+                            body: text(record.body.as_ref()),
+                            severity: record.severity_text.clone(),
+                            time_unix_nano: record.time_unix_nano,
+                            attributes: attrs(&record.attributes),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Flushes and polls (up to 20 s) until a log record satisfies `find`.
+    pub async fn wait_for_log(&self, find: impl Fn(&LogRecord) -> bool) -> LogRecord {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            flush().await;
+            if let Some(found) = self.logs().into_iter().find(|r| find(r)) {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no such log record in {:#?}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The spans of one trace.
     pub fn trace(&self, trace_id: &str) -> Vec<SpanRecord> {
         self.spans()
@@ -236,6 +316,10 @@ impl Receiver {
         for point in self.points() {
             out.push(point.metric);
             out.extend(point.attributes.into_values());
+        }
+        for record in self.logs() {
+            out.push(record.body);
+            out.extend(record.attributes.into_values());
         }
         out
     }
@@ -275,6 +359,12 @@ impl Receiver {
                 "an export holds a secret: {value:?}"
             );
         }
+    }
+
+    /// `f` of every metric export request received so far, oldest first
+    /// (what the Prometheus stand-in renders, `super::otlp_prometheus`).
+    pub fn with_metric_exports<R>(&self, f: impl FnOnce(&[ExportMetricsServiceRequest]) -> R) -> R {
+        f(&self.sink.0.lock().unwrap().metrics)
     }
 
     /// Every metric data point received so far (sums, gauges and

@@ -16,6 +16,19 @@ use super::DAY;
 
 pub const TENANT: &str = "00000000-0000-4000-8000-00000000beef";
 pub const ADMIN_UPN: &str = "admin@lab.example.test";
+/// The CA that issues the emulator's server certificate: the lab's, which
+/// a lab's `[reachability] expected_issuers` names.
+pub const LAB_CA_NAME: &str = "tenant emulator lab CA";
+
+/// `[reachability]` for a provd whose tenant is the emulator on `port`: its
+/// HTTPS stands in for Microsoft's TLS endpoints and plain HTTP on the same
+/// port for the CRL hosts; the lab CA counts as Microsoft's.
+pub fn reachability_toml(port: u16) -> String {
+    format!(
+        "[reachability]\nendpoints = [\"https://127.0.0.1:{port}\", \
+         \"http://127.0.0.1:{port}/crl/lab.crl\"]\nexpected_issuers = [\"{LAB_CA_NAME}\"]\n"
+    )
+}
 
 pub struct TenantEmulator {
     child: Child,
@@ -32,7 +45,7 @@ impl TenantEmulator {
     pub async fn start(binary: &str, extra: &[&str]) -> TenantEmulator {
         let dir = tempfile::tempdir().unwrap();
         provd::install_crypto_provider();
-        let ca = Ca::generate("tenant emulator lab CA", DAY).unwrap();
+        let ca = Ca::generate(LAB_CA_NAME, DAY).unwrap();
         let server = ca
             .issue_server(&["localhost".into()], &["127.0.0.1".parse().unwrap()], DAY)
             .unwrap();
@@ -79,6 +92,11 @@ impl TenantEmulator {
     /// `https://127.0.0.1:<port>`: authority, Graph and the connector registration service.
     pub fn base(&self) -> String {
         format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// `[reachability]` for a provd whose tenant is this emulator.
+    pub fn reachability_toml(&self) -> String {
+        reachability_toml(self.port)
     }
 
     /// Points a daemon's tenant settings at this emulator.

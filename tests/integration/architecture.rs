@@ -68,6 +68,10 @@ fn only_the_daemon_assembly_names_concrete_backends() {
         "UnavailableLogonRights",
         "PowerShellAgentConfig",
         "UnavailableAgentConfig",
+        "NetOutbound",
+        "FileAuditLog",
+        "OtelMirror",
+        "EventLogMirror",
     ];
     let hits: Vec<String> = lines_naming("src", CONCRETE)
         .into_iter()
@@ -92,6 +96,8 @@ fn workflows_see_no_protocol_types() {
             "axum::",
             "provd_proto",
             "directory::ldap",
+            "rustls",
+            "x509_parser",
         ],
     );
     assert!(
@@ -256,7 +262,8 @@ fn verify_check_ids() -> BTreeSet<String> {
         for literal in text.split('"').skip(1).step_by(2) {
             let mut parts = literal.split('.');
             let family = parts.next().unwrap_or_default();
-            let is_id = ["host", "agent", "tenant", "directory", "writeback"].contains(&family)
+            let is_id = ["host", "agent", "tenant", "directory", "writeback", "provd"]
+                .contains(&family)
                 && literal.split('.').count() >= 2
                 && literal
                     .chars()

@@ -4,13 +4,19 @@
 //! RPC that started them; LDAP calls nest under the steps (Samba lab);
 //! metrics arrive with their labels; no secret is exported; every Verify
 //! check is a gauge point, and the `[drift]` schedule records its own
-//! (`verify.rs`).
+//! (`verify.rs`); `deploy/otel/`'s alert rules and dashboard work in a real
+//! Prometheus scraping those metrics through a stand-in for the collector's
+//! Prometheus exporter (`prometheus.rs`, lab tier; the stand-in's rendering
+//! in `exposition.rs`); audit records arrive as log records (`audit.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 // Its own binary: these tests install the process-global tracer and meter
 // providers, which other tests' daemons in the same process would write to.
+mod audit;
 #[path = "../common/mod.rs"]
 mod common;
+mod exposition;
+mod prometheus;
 mod verify;
 
 use common::otlp::{self, SpanRecord, descendants, one, traced};

@@ -15,7 +15,7 @@ use provd_proto::v1;
 use crate::common::hermetic::{Fakes, Hermetic};
 use crate::common::otlp;
 
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const CHECK: &str = "provd.verify.check";
 const DRIFT: &str = "provd.drift.detected";

@@ -12,7 +12,9 @@
 use super::failures::{POLICY_LM, SERVICE_KEY, flag_managed_if_installed, reg_delete, reg_set};
 use super::*;
 
+use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::host_service_client::HostServiceClient;
+use provd_proto::v1::operations_service_client::OperationsServiceClient;
 
 /// Every host prerequisite check (the main test sets them aside).
 pub(super) const IDS: [&str; 9] = [
@@ -139,6 +141,92 @@ async fn host_prerequisites_fail_then_remediate_host_fixes_them() {
     provd.stop().await;
 }
 
+/// `[host]` kept by the drift watch: an apply makes VaultSvc Manual; a
+/// policy disables it again (here: recreated Disabled); provd.exe's drift watch fixes
+/// it once more as an operation of its own, with no request.
+#[tokio::test]
+#[ignore = "needs the Wine lab and PROVD_WINE_EXE (deploy/test.sh runs it)"]
+async fn drift_fixes_again_the_vault_service_a_policy_disabled() {
+    let provd = WineProvd::start_host_only(
+        "provd-host-drift",
+        "[drift]\nverify_interval = \"1s\"\nreapply = true\n",
+    )
+    .await;
+    let (env, channel) = (&provd.env, &provd.channel);
+    let _restore = Restore(env.clone());
+    vault_service(env, "disabled");
+    let desired = v1::DesiredState {
+        host: Some(v1::HostSpec {
+            remediate: vec![v1::HostFix::VaultServiceManual as i32],
+        }),
+        ..Default::default()
+    };
+    let op = ConfigurationServiceClient::new(channel.clone())
+        .apply_configuration(v1::ApplyConfigurationRequest {
+            desired: Some(desired),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let (_, op) = finish(channel, op).await;
+    ok(&op);
+    assert_eq!(op.result["changed_steps"], "host");
+    assert_eq!(vault_start_type(channel).await, "Manual");
+
+    // What a policy does, as Wine's SCM allows it (its `sc config` cannot
+    // change a start type): the service back as Disabled.
+    vault_service(env, "disabled");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reapplied = loop {
+        let ops = OperationsServiceClient::new(channel.clone())
+            .list_operations(v1::ListOperationsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .operations;
+        if let Some(op) = ops.into_iter().find(|o| o.initiator == "drift") {
+            break op;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no drift re-apply within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(
+        reapplied.description.contains("vault-service-manual"),
+        "{reapplied:#?}"
+    );
+    ok(&finish(channel, reapplied).await.1);
+    assert_eq!(vault_start_type(channel).await, "Manual");
+    provd.stop().await;
+}
+
+/// A stand-in VaultSvc (Wine has none) with start type `start`.
+fn vault_service(env: &BTreeMap<String, String>, start: &str) {
+    let _ = wine(env, &["sc", "delete", "VaultSvc"]);
+    let created = wine(
+        env,
+        &[
+            "sc",
+            "create",
+            "VaultSvc",
+            "binPath=",
+            r"C:\windows\system32\svchost.exe -k LocalSystemNetworkRestricted",
+            "start=",
+            start,
+        ],
+    );
+    assert!(created.status.success(), "sc create VaultSvc: {created:?}");
+}
+
+async fn vault_start_type(channel: &Channel) -> String {
+    find(&host_checks(channel).await, "host.vault_service").attributes["start_type"].clone()
+}
+
 fn bad_states(env: &BTreeMap<String, String>) {
     let _ = wine(env, &["reg", "delete", TLS12, "/f"]);
     reg_set(
@@ -151,20 +239,7 @@ fn bad_states(env: &BTreeMap<String, String>) {
     for key in [NETFX, NETFX32] {
         reg_delete(env, key, "SchUseStrongCrypto");
     }
-    let _ = wine(env, &["sc", "delete", "VaultSvc"]);
-    let created = wine(
-        env,
-        &[
-            "sc",
-            "create",
-            "VaultSvc",
-            "binPath=",
-            r"C:\windows\system32\svchost.exe -k LocalSystemNetworkRestricted",
-            "start=",
-            "disabled",
-        ],
-    );
-    assert!(created.status.success(), "sc create VaultSvc: {created:?}");
+    vault_service(env, "disabled");
     reg_set(env, POLICY_LM, "ExecutionPolicy", "REG_SZ", "Unrestricted");
     reg_delete(env, SERVICE_KEY, "ServiceAccountManaged");
 }

@@ -18,36 +18,31 @@ const STEP: &str = "agent-settings";
 const AGENT_KEY: &str =
     r"HKLM\SOFTWARE\Microsoft\Azure AD Connect Agents\Azure AD Connect Provisioning Agent";
 const LDAP_TIMEOUT: &str = "LdapConnectionTimeoutInMilliseconds";
-const PROXY: &str = "http://proxy.lab.example.test:3128";
+/// A loopback address: the drift test's scheduled Verify probes through
+/// the agent's proxy, and no probe may leave the machine.
+const PROXY: &str = "http://127.0.0.1:3128";
 /// The stand-in exe.config the lab MSI installs.
 const STAND_IN: &[u8] =
     include_bytes!("../../deploy/lab/windows/AADConnectProvisioningAgent.exe.config");
 
 fn document(env: &BTreeMap<String, String>) -> v1::DesiredState {
-    v1::DesiredState {
-        agent: Some(v1::AgentSpec {
-            source: file_uri(Path::new(&env["WINE_LAB_MSI"])),
-            sha256: env["WINE_LAB_MSI_SHA256"].clone(),
-            accept_license: true,
-            skip_registration: true,
-            settings: Some(v1::AgentSettingsSpec {
-                proxy: Some(v1::ProxySpec {
-                    address: PROXY.into(),
-                    bypass_on_local: true,
-                    bypass_list: vec![r".*\.lab\.example\.test$".into()],
-                    none: false,
-                }),
-                enforce_fips_policy: Some(false),
-                ldap_connection_timeout_ms: Some(60_000),
-                ..Default::default()
+    lab_agent_document(
+        env,
+        Some(v1::AgentSettingsSpec {
+            proxy: Some(v1::ProxySpec {
+                address: PROXY.into(),
+                bypass_on_local: true,
+                bypass_list: vec![r".*\.lab\.example\.test$".into()],
+                none: false,
             }),
+            enforce_fips_policy: Some(false),
+            ldap_connection_timeout_ms: Some(60_000),
             ..Default::default()
         }),
-        ..Default::default()
-    }
+    )
 }
 
-fn exe_config_path(env: &BTreeMap<String, String>) -> PathBuf {
+pub(super) fn exe_config_path(env: &BTreeMap<String, String>) -> PathBuf {
     Path::new(&env["WINEPREFIX"]).join(
         "drive_c/Program Files/Microsoft Azure AD Connect Provisioning Agent/AADConnectProvisioningAgent.exe.config",
     )

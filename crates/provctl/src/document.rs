@@ -12,6 +12,7 @@ use serde::Deserialize;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Document {
+    host: Option<Host>,
     agent: Option<Agent>,
     #[serde(default)]
     domains: Vec<Domain>,
@@ -22,7 +23,15 @@ struct Document {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Agent {
+    /// "present" (the default) or "absent" (decommission the agent).
+    state: Option<String>,
+    /// With `state = "absent"`: leave the gMSA's principals and
+    /// permissions alone.
+    #[serde(default)]
+    keep_gmsa: bool,
+    #[serde(default)]
     source: String,
+    #[serde(default)]
     sha256: String,
     #[serde(default)]
     accept_license: bool,
@@ -124,6 +133,16 @@ struct Custom {
     host_account: String,
 }
 
+/// `[host]`: provd.v1.HostSpec; `remediate` lists fixes by their short
+/// names (`tls12`, `vault-service-manual`, `service-account-managed`,
+/// `execution-policy-remote-signed`) or the proto's.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Host {
+    #[serde(default)]
+    remediate: Vec<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Writeback {
@@ -183,6 +202,14 @@ fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
     let agent = match document.agent {
         None => None,
         Some(a) => Some(v1::AgentSpec {
+            absent: match a.state.as_deref() {
+                None | Some("present") => false,
+                Some("absent") => true,
+                Some(other) => {
+                    anyhow::bail!("agent.state: {other:?} is neither \"present\" nor \"absent\"")
+                }
+            },
+            keep_gmsa: a.keep_gmsa,
             source: a.source,
             sha256: a.sha256,
             accept_license: a.accept_license,
@@ -261,7 +288,27 @@ fn convert(document: Document) -> anyhow::Result<v1::DesiredState> {
             })
         }
     };
+    let host = match document.host {
+        None => None,
+        Some(h) => Some(v1::HostSpec {
+            remediate: h
+                .remediate
+                .iter()
+                .map(|f| {
+                    enum_value(
+                        f,
+                        "HOST_FIX_",
+                        v1::HostFix::from_str_name,
+                        "host fix (tls12, vault-service-manual, service-account-managed, \
+                         execution-policy-remote-signed)",
+                    )
+                    .map(|f| f as i32)
+                })
+                .collect::<anyhow::Result<_>>()?,
+        }),
+    };
     Ok(v1::DesiredState {
+        host,
         agent,
         domains: document
             .domains
@@ -479,6 +526,40 @@ domains:
         assert!(sync.enabled && sync.password_hash_sync);
         assert_eq!(sync.organizational_units.len(), 1);
         assert_eq!(sync.accidental_deletes.as_ref().unwrap().threshold, 500);
+        assert_eq!(a.host.unwrap().remediate.len(), 4);
+    }
+
+    #[test]
+    fn host_fixes_take_short_or_proto_names_and_bad_ones_are_named() {
+        let (_d, path) = write(
+            "h.toml",
+            "[host]\nremediate = [\"tls12\", \"HOST_FIX_VAULT_SERVICE_MANUAL\", \"Execution-Policy-Remote-Signed\"]\n",
+        );
+        assert_eq!(
+            load(&path).unwrap().host.unwrap().remediate,
+            [
+                v1::HostFix::Tls12 as i32,
+                v1::HostFix::VaultServiceManual as i32,
+                v1::HostFix::ExecutionPolicyRemoteSigned as i32
+            ]
+        );
+        let (_d, path) = write("b.yaml", "host:\n  remediate: [tls13]\n");
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(err.contains("\"tls13\" is not a host fix"), "{err}");
+        let (_d, path) = write("c.toml", "[host]\nfix = [\"tls12\"]\n");
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(err.contains("unknown field `fix`"), "{err}");
+    }
+
+    #[test]
+    fn an_absent_agent_needs_no_package() {
+        let (_d, path) = write("a.toml", "[agent]\nstate = \"absent\"\nkeep_gmsa = true\n");
+        let a = load(&path).unwrap().agent.unwrap();
+        assert!(a.absent && a.keep_gmsa);
+        assert!(a.source.is_empty());
+        let (_d, path) = write("p.toml", "[agent]\nstate = \"gone\"\n");
+        let err = format!("{:#}", load(&path).unwrap_err());
+        assert!(err.contains("agent.state"), "{err}");
     }
 
     #[test]

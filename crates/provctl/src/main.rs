@@ -13,6 +13,7 @@
 // The crate root is this file, so submodules need explicit paths.
 mod args;
 mod connect;
+mod diagnostics;
 mod document;
 mod fleet;
 mod handlers;
@@ -25,7 +26,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use provd_proto::v1;
 
-use args::{CloudSyncCommand, HostCommand};
+use args::{AgentCommand, CloudSyncCommand, DiagnosticsCommand, FleetDiagnosticsArgs, HostCommand};
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -138,6 +139,9 @@ enum Command {
     /// service's managed-account flag, the execution policy (HostService).
     #[command(subcommand)]
     Host(HostCommand),
+    /// A redacted support bundle from the daemon's host (DiagnosticsService).
+    #[command(subcommand)]
+    Diagnostics(DiagnosticsCommand),
     /// grpc.health.v1 Check; exits 1 unless SERVING.
     Health {
         /// Service name to check; empty means the whole daemon.
@@ -178,42 +182,6 @@ struct CredentialArgs {
 }
 
 #[derive(Subcommand)]
-enum AgentCommand {
-    /// Install the agent package (starts an INSTALL operation).
-    Install {
-        /// Package URI, e.g. file:///srv/AADConnectProvisioningAgentSetup.msi.
-        #[arg(long, value_name = "URI")]
-        source: String,
-        /// Expected SHA-256 of the package (64 hex digits).
-        #[arg(long, value_name = "HEX")]
-        sha256: String,
-        /// Accept the agent's license terms (required by the daemon).
-        #[arg(long)]
-        accept_license: bool,
-        /// Cloud to register with [daemon default: its tenant.cloud].
-        #[arg(long, value_enum)]
-        cloud: Option<Cloud>,
-        /// Install the package only: no sign-in, no registration.
-        #[arg(long)]
-        skip_registration: bool,
-        #[command(flatten)]
-        mutate: MutateArgs,
-    },
-    /// Sign provd in to the tenant (device code; starts a SIGN_IN operation).
-    SignIn {
-        #[command(flatten)]
-        mutate: MutateArgs,
-    },
-    /// Uninstall the agent package (starts an UNINSTALL operation).
-    Uninstall {
-        #[command(flatten)]
-        mutate: MutateArgs,
-    },
-    /// Show the agent as the host sees it.
-    Get,
-}
-
-#[derive(Subcommand)]
 enum OpsCommand {
     /// Show one operation.
     Get { id: String },
@@ -225,6 +193,17 @@ enum OpsCommand {
         /// Only operations of this kind.
         #[arg(long, value_enum)]
         kind: Option<OpKind>,
+        /// Only operations this caller started (the client certificate's
+        /// common name, exactly; `drift` for the drift watch's re-apply).
+        #[arg(long = "by", value_name = "CN")]
+        by: Option<String>,
+        /// Only operations created at or after this time: RFC 3339
+        /// (`2025-06-01T08:00:00Z`) or a duration ago (`2h`, `7days`).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        since: Option<pbjson_types::Timestamp>,
+        /// Only operations created before this time (same forms).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        until: Option<pbjson_types::Timestamp>,
         /// At most this many (daemon default 50, at most 1000).
         #[arg(long, value_name = "N")]
         page_size: Option<u32>,
@@ -415,6 +394,10 @@ enum FleetCommand {
     /// Verify every host; one row each. Exits 1 if any host FAILs or is
     /// unreachable.
     Verify(FleetVerifyArgs),
+    /// A support bundle from every host, `--concurrency` at once, into
+    /// `--out-dir/<host>.zip`; one row each. Exits 1 unless every host's
+    /// bundle arrived whole.
+    Diagnostics(FleetDiagnosticsArgs),
 }
 
 #[derive(Args, Debug)]
@@ -550,6 +533,36 @@ struct CloudSyncSpecArgs {
     notification_email_stdin: bool,
 }
 
+/// An RFC 3339 time, or a duration meaning that long ago.
+fn parse_time(text: &str) -> Result<pbjson_types::Timestamp, String> {
+    parse_time_at(text, std::time::SystemTime::now())
+}
+
+fn parse_time_at(
+    text: &str,
+    now: std::time::SystemTime,
+) -> Result<pbjson_types::Timestamp, String> {
+    use std::time::UNIX_EPOCH;
+    let at = match humantime::parse_rfc3339_weak(text) {
+        Ok(at) => at,
+        Err(_) => {
+            let ago = humantime::parse_duration(text).map_err(|_| {
+                format!("{text:?} is neither an RFC 3339 time (2025-06-01T08:00:00Z) nor a duration ago (2h)")
+            })?;
+            now.checked_sub(ago)
+                .ok_or_else(|| format!("{text:?} ago is before the epoch"))?
+        }
+    };
+    let since = at
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| format!("{text:?} is before 1970"))?;
+    Ok(pbjson_types::Timestamp {
+        seconds: i64::try_from(since.as_secs()).map_err(|_| "time too far".to_string())?,
+        // Below 1e9, so it fits.
+        nanos: i32::try_from(since.subsec_nanos()).unwrap_or(0),
+    })
+}
+
 fn parse_duration(text: &str) -> Result<pbjson_types::Duration, String> {
     let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
     Ok(pbjson_types::Duration {
@@ -606,6 +619,7 @@ proto_enum!(OpKind => v1::OperationKind {
     SetCloudSync => SetCloudSync,
     ControlCloudSync => ControlCloudSync,
     RemediateHost => RemediateHost,
+    Decommission => Decommission,
 });
 
 proto_enum!(EncryptionType => v1::EncryptionType {

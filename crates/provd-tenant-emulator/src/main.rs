@@ -38,9 +38,14 @@
 //! (generated at start, `GET /_lab/agent-ca`), or the handshake fails; the
 //! verified leaf's common name reaches the handlers as
 //! [`agent::PeerCertificate`].
+//!
+//! A connection that does not start with a TLS handshake gets plain HTTP
+//! instead: the LAB stand-in for Microsoft's CRL hosts on port 80 (`crl.rs`),
+//! which the labs' `[reachability]` names for provd's `host.outbound.crl`.
 
 mod agent;
 mod audience;
+mod crl;
 mod graph;
 mod lab;
 mod oauth;
@@ -285,6 +290,12 @@ async fn serve(listener: TcpListener, tls: Arc<ServerConfig>, router: Router) {
         let acceptor = acceptor.clone();
         let router = router.clone();
         tokio::spawn(async move {
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, tcp.peek(&mut first)).await {
+                Ok(Ok(1)) if first[0] != crl::TLS_HANDSHAKE => return crl::serve(tcp, addr).await,
+                Ok(Ok(_)) => {}
+                Ok(Err(_)) | Err(_) => return,
+            }
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(err)) => {

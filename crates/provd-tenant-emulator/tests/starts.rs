@@ -1,5 +1,6 @@
 //! The emulator binary starts as its callers (the tests, demo.sh) expect:
-//! the first stdout line names the address, and bad TLS files are named.
+//! the first stdout line names the address, and bad TLS files are named;
+//! plain HTTP on its port is the LAB stand-in for a CRL host.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 use std::io::{BufRead, BufReader};
@@ -13,10 +14,9 @@ fn tls_files(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) 
     (cert_path, key_path)
 }
 
-#[test]
-fn first_line_is_the_listening_address() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = tls_files(dir.path());
+/// The emulator on 127.0.0.1:0 and its address.
+fn start(dir: &std::path::Path) -> (std::process::Child, std::net::SocketAddr) {
+    let (cert, key) = tls_files(dir);
     let mut child = Command::new(env!("CARGO_BIN_EXE_provd-tenant-emulator"))
         .args(["--listen", "127.0.0.1:0", "--tls-cert"])
         .arg(&cert)
@@ -30,14 +30,44 @@ fn first_line_is_the_listening_address() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
     let addr = line
         .trim()
         .strip_prefix("listening on https://")
         .unwrap_or_else(|| panic!("{line}"));
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    (child, addr.parse().unwrap())
+}
+
+#[test]
+fn first_line_is_the_listening_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path());
+    child.kill().unwrap();
+    child.wait().unwrap();
     assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+}
+
+#[test]
+fn plain_http_on_the_port_answers_as_a_crl_host_stand_in() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr) = start(dir.path());
+    let ask = |request: &str| {
+        let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let get = ask("GET /crl/lab.crl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let post = ask(
+        "POST /_lab/device/approve HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(get.starts_with("HTTP/1.1 200 OK\r\n"), "{get}");
+    assert!(get.contains("LAB STAND-IN for a CRL host"), "{get}");
+    // Nothing of the tenant is served without TLS.
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
 }
 
 #[test]

@@ -29,6 +29,9 @@ pub mod lsa;
 pub mod windows;
 #[cfg(windows)]
 #[allow(unsafe_code)]
+mod windows_diagnostics;
+#[cfg(windows)]
+#[allow(unsafe_code)]
 mod windows_prereq;
 #[cfg(windows)]
 mod windows_settings;
@@ -40,9 +43,9 @@ pub use installer::{InstallerFailure, package_version};
 
 pub use crate::model::{
     AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
-    EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE, REFERRAL_CHASING_VALUE,
-    RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
-    USER_PASSWORD_LENGTH_VALUE,
+    DiagnosticPart, EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE,
+    REFERRAL_CHASING_VALUE, RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus,
+    StartType, USER_PASSWORD_LENGTH_VALUE,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -127,6 +130,17 @@ pub trait Host: Send + Sync + 'static {
     /// every other byte kept; the registry options as REG_SZ) and leaves
     /// the rest alone. Does not restart the agent: the caller does, once.
     async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError>;
+    /// What a support bundle takes from the host (what Microsoft's
+    /// `Export-AADCloudSyncToolsLogs` collects): the agent's trace folder
+    /// (newest first, at most `limit` bytes in all), its exe.config, and
+    /// the Application, System and `Microsoft-AzureADConnect-
+    /// ProvisioningAgent/Admin` event logs from `since`. A part that cannot
+    /// be read says why; the call itself never fails.
+    async fn diagnostic_parts(
+        &self,
+        since: std::time::SystemTime,
+        limit: u64,
+    ) -> Vec<DiagnosticPart>;
 }
 
 /// User rights as LSA holds them (read-only: provd grants none itself).
@@ -222,6 +236,17 @@ impl Host for UnavailableHost {
 
     async fn set_agent_settings(&self, _settings: &AgentSettings) -> Result<(), HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
+    }
+
+    async fn diagnostic_parts(
+        &self,
+        _since: std::time::SystemTime,
+        _limit: u64,
+    ) -> Vec<DiagnosticPart> {
+        vec![DiagnosticPart {
+            path: "agent".into(),
+            content: Err(self.reason.clone()),
+        }]
     }
 }
 

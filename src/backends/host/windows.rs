@@ -342,4 +342,19 @@ impl Host for WindowsHost {
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
     }
+
+    async fn diagnostic_parts(
+        &self,
+        since: std::time::SystemTime,
+        limit: u64,
+    ) -> Vec<super::DiagnosticPart> {
+        tokio::task::spawn_blocking(move || super::windows_diagnostics::parts(since, limit))
+            .await
+            .unwrap_or_else(|e| {
+                vec![super::DiagnosticPart {
+                    path: "agent".into(),
+                    content: Err(e.to_string()),
+                }]
+            })
+    }
 }

@@ -15,7 +15,7 @@ use super::{
 };
 
 /// The exe.config beside the agent service's exe.
-fn exe_config_path() -> Result<PathBuf, HostError> {
+pub(super) fn exe_config_path() -> Result<PathBuf, HostError> {
     let image = match read(&agent_service_key(), "ImagePath").value {
         RegValue::Text(t) => t,
         RegValue::Absent => {

@@ -41,6 +41,12 @@ pub enum StoreError {
 pub struct ListQuery {
     pub state: Option<OperationState>,
     pub kind: Option<OperationKind>,
+    /// Only operations with this initiator (exact).
+    pub initiator: Option<String>,
+    /// Only operations created at or after this time (ms, inclusive).
+    pub created_from_ms: Option<i64>,
+    /// Only operations created before this time (ms, exclusive).
+    pub created_before_ms: Option<i64>,
     /// Maximum records to return (already validated by the caller, ≥ 1).
     pub limit: usize,
     /// Resume after this cursor (an opaque value from a previous [`ListPage`]).

@@ -288,11 +288,27 @@ impl Store for RedbStore {
         let txn = self.db.begin_read().map_err(io)?;
         let order = txn.open_table(OP_ORDER).map_err(io)?;
         let ops = txn.open_table(OPERATIONS).map_err(io)?;
-        let range = match &cursor {
-            Some((ms, id)) => order.range((Bound::Unbounded, Bound::Excluded((*ms, id.as_str())))),
-            None => order.iter(),
+        // The creation-time bounds and the cursor narrow the index range;
+        // the other filters are read from each record.
+        let lower = match query.created_from_ms {
+            Some(ms) => Bound::Included((ms, "")),
+            None => Bound::Unbounded,
+        };
+        let upper = match (&cursor, query.created_before_ms) {
+            (Some((ms, id)), Some(before)) if *ms < before => Bound::Excluded((*ms, id.as_str())),
+            (_, Some(before)) => Bound::Excluded((before, "")),
+            (Some((ms, id)), None) => Bound::Excluded((*ms, id.as_str())),
+            (None, None) => Bound::Unbounded,
+        };
+        // redb refuses a range whose start is past its end.
+        let empty = match (&lower, &upper) {
+            (Bound::Included(from), Bound::Excluded(to)) => from >= to,
+            _ => false,
+        };
+        if empty {
+            return Ok(ListPage::default());
         }
-        .map_err(io)?;
+        let range = order.range((lower, upper)).map_err(io)?;
 
         let mut page = ListPage::default();
         let mut last: Option<(i64, String)> = None;
@@ -310,6 +326,10 @@ impl Store for RedbStore {
             };
             if query.state.is_some_and(|s| s != record.state)
                 || query.kind.is_some_and(|k| k != record.kind)
+                || query
+                    .initiator
+                    .as_ref()
+                    .is_some_and(|i| *i != record.initiator)
             {
                 continue;
             }

@@ -203,7 +203,7 @@ fn list_paging_newest_first_with_filters() {
         state: Some(Running),
         kind: Some(Install),
         limit: 2,
-        after: None,
+        ..Default::default()
     };
     let p1 = store.list_operations(&query).unwrap();
     assert_eq!(ids(&p1), ["op06", "op03"]);
@@ -256,6 +256,88 @@ fn list_paging_newest_first_with_filters() {
             "cursor {bad:?}: {r:?}"
         );
     }
+}
+
+#[test]
+fn list_by_initiator_and_creation_time_across_pages() {
+    let (_dir, store) = open_tmp();
+    use OperationKind::*;
+    use OperationState::*;
+    for (id, t, who) in [
+        ("op1", 100, "alice"),
+        ("op2", 200, "bob"),
+        ("op3", 300, "alice"),
+        ("op4", 300, "alice"),
+        ("op5", 400, "alice"),
+        ("op6", 500, "bob"),
+    ] {
+        let mut r = op(id, t, Install, Succeeded);
+        r.initiator = who.into();
+        store.create_operation(&r).unwrap();
+    }
+    let list = |query: &ListQuery| store.list_operations(query).unwrap();
+    // [200, 500): op2..op5, alice's only, pages of 2.
+    let mut query = ListQuery {
+        initiator: Some("alice".into()),
+        created_from_ms: Some(200),
+        created_before_ms: Some(500),
+        limit: 2,
+        ..Default::default()
+    };
+    let p1 = list(&query);
+    assert_eq!(ids(&p1), ["op5", "op4"]);
+    query.after = p1.next.clone();
+    let p2 = list(&query);
+    assert_eq!(ids(&p2), ["op3"]);
+    assert_eq!(p2.next, None);
+    // The lower bound is inclusive, the upper exclusive.
+    let only = |from, before| {
+        ids(&list(&ListQuery {
+            created_from_ms: from,
+            created_before_ms: before,
+            limit: 10,
+            ..Default::default()
+        }))
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(only(Some(300), Some(301)), ["op4", "op3"]);
+    assert_eq!(only(Some(300), Some(300)), Vec::<String>::new());
+    assert_eq!(only(Some(600), None), Vec::<String>::new());
+    assert_eq!(only(None, Some(101)), ["op1"]);
+    // A cursor past the upper bound, or one the bounds leave nothing after.
+    let p = list(&ListQuery {
+        created_from_ms: Some(300),
+        limit: 1,
+        ..Default::default()
+    });
+    assert_eq!(ids(&p), ["op6"]);
+    let after = list(&ListQuery {
+        created_from_ms: Some(300),
+        created_before_ms: Some(450),
+        limit: 10,
+        after: p.next,
+        ..Default::default()
+    });
+    assert_eq!(ids(&after), ["op5", "op4", "op3"]);
+    let none = list(&ListQuery {
+        created_from_ms: Some(300),
+        limit: 10,
+        after: Some("300:op3".into()),
+        ..Default::default()
+    });
+    assert_eq!(ids(&none), Vec::<&str>::new());
+    // An unknown initiator.
+    assert!(
+        list(&ListQuery {
+            initiator: Some("Alice".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .operations
+        .is_empty()
+    );
 }
 
 #[test]

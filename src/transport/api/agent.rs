@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::transport::convert;
-use crate::workflows::{App, agent};
+use crate::workflows::{App, agent, decommission};
 use provd_proto::v1;
 
-use super::{caller, known_or_unset};
+use super::{caller, known_or_unset, started};
 
 #[derive(Clone)]
 pub struct AgentApi {
@@ -37,7 +37,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .install(&who, install)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::InstallResponse {
+        Ok(started(v1::InstallResponse {
             operation: Some(convert::operation(&record)),
         }))
     }
@@ -53,7 +53,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .uninstall(&who, &request.get_ref().request_id)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::UninstallResponse {
+        Ok(started(v1::UninstallResponse {
             operation: Some(convert::operation(&record)),
         }))
     }
@@ -68,6 +68,53 @@ impl v1::agent_service_server::AgentService for AgentApi {
         Ok(Response::new(convert::agent_report(report, tenant)))
     }
 
+    async fn plan_decommission(
+        &self,
+        request: Request<v1::PlanDecommissionRequest>,
+    ) -> Result<Response<v1::PlanDecommissionResponse>, Status> {
+        let req = request.into_inner();
+        let plan = decommission::DecommissionRequest {
+            credential: convert::bind_credential(req.credential),
+            keep_gmsa: req.keep_gmsa,
+            delete_gmsa: req.delete_gmsa,
+            confirm_gmsa_name: req.confirm_gmsa_name,
+            request_id: String::new(),
+        };
+        let steps = self
+            .app
+            .decommission
+            .plan(plan)
+            .await
+            .map_err(Status::from)?;
+        Ok(Response::new(v1::PlanDecommissionResponse {
+            steps: convert::planned(steps),
+        }))
+    }
+
+    async fn decommission_agent(
+        &self,
+        request: Request<v1::DecommissionAgentRequest>,
+    ) -> Result<Response<v1::DecommissionAgentResponse>, Status> {
+        let who = caller(&request);
+        let req = request.into_inner();
+        let decommission = decommission::DecommissionRequest {
+            credential: convert::bind_credential(req.credential),
+            keep_gmsa: req.keep_gmsa,
+            delete_gmsa: req.delete_gmsa,
+            confirm_gmsa_name: req.confirm_gmsa_name,
+            request_id: req.request_id,
+        };
+        let record = self
+            .app
+            .decommission
+            .decommission(&who, decommission)
+            .await
+            .map_err(Status::from)?;
+        Ok(started(v1::DecommissionAgentResponse {
+            operation: Some(convert::operation(&record)),
+        }))
+    }
+
     async fn sign_in(
         &self,
         request: Request<v1::SignInRequest>,
@@ -79,7 +126,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .sign_in(&who, &request.get_ref().request_id)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::SignInResponse {
+        Ok(started(v1::SignInResponse {
             operation: Some(convert::operation(&record)),
         }))
     }

@@ -8,10 +8,10 @@ use std::time::SystemTime;
 use tonic::{Request, Response, Status};
 
 use super::caller;
+use super::started;
 use crate::model::{JobCode, ResetScope, RunState, Schedule, SyncRun, SyncScope};
 use crate::transport::convert::{operation, timestamp};
 use crate::workflows::App;
-use crate::workflows::apply::Change;
 use crate::workflows::cloud_sync::{
     CloudSyncInput, CloudSyncSpec, ControlAction, ControlCloudSyncRequest, DeletePreventionInput,
     DomainSync, JobView, SetCloudSyncRequest,
@@ -36,17 +36,6 @@ pub fn cloud_sync_input(s: v1::CloudSyncSpec) -> CloudSyncInput {
         }),
         notification_email: s.notification_email,
     }
-}
-
-fn planned(changes: Vec<Change>) -> Vec<v1::PlannedChange> {
-    changes
-        .into_iter()
-        .map(|c| v1::PlannedChange {
-            step: c.step,
-            action: c.action.to_owned(),
-            detail: c.detail,
-        })
-        .collect()
 }
 
 fn ts(t: Option<SystemTime>) -> Option<pbjson_types::Timestamp> {
@@ -237,7 +226,7 @@ impl v1::cloud_sync_service_server::CloudSyncService for CloudSyncApi {
             .await
             .map_err(Status::from)?;
         Ok(Response::new(v1::PlanCloudSyncResponse {
-            changes: planned(changes),
+            changes: crate::transport::convert::planned(changes),
         }))
     }
 
@@ -260,7 +249,7 @@ impl v1::cloud_sync_service_server::CloudSyncService for CloudSyncApi {
             )
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::SetCloudSyncResponse {
+        Ok(started(v1::SetCloudSyncResponse {
             operation: Some(operation(&record)),
         }))
     }
@@ -274,7 +263,7 @@ impl v1::cloud_sync_service_server::CloudSyncService for CloudSyncApi {
         let operation = self
             .control(&who, r.domain, ControlAction::Start, r.request_id)
             .await?;
-        Ok(Response::new(v1::StartCloudSyncResponse { operation }))
+        Ok(started(v1::StartCloudSyncResponse { operation }))
     }
 
     async fn pause_cloud_sync(
@@ -285,7 +274,7 @@ impl v1::cloud_sync_service_server::CloudSyncService for CloudSyncApi {
         let r = request.into_inner();
         let action = ControlAction::Pause { release: r.release };
         let operation = self.control(&who, r.domain, action, r.request_id).await?;
-        Ok(Response::new(v1::PauseCloudSyncResponse { operation }))
+        Ok(started(v1::PauseCloudSyncResponse { operation }))
     }
 
     async fn restart_cloud_sync(
@@ -298,6 +287,6 @@ impl v1::cloud_sync_service_server::CloudSyncService for CloudSyncApi {
             scopes: r.reset_scope.iter().map(|s| reset_scope(*s)).collect(),
         };
         let operation = self.control(&who, r.domain, action, r.request_id).await?;
-        Ok(Response::new(v1::RestartCloudSyncResponse { operation }))
+        Ok(started(v1::RestartCloudSyncResponse { operation }))
     }
 }

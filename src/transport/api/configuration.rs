@@ -6,13 +6,15 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::cloud_sync::cloud_sync_input;
+use super::host::fix_from_proto;
 use super::service_account::{encryption_bit, profile_choice};
-use super::{caller, known_or_unset};
+use super::{caller, known_or_unset, started};
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{cloud_from_proto, operation};
 use crate::workflows::App;
 use crate::workflows::apply::{
-    AccountChoice, AccountSpec, AgentSettingsInput, AgentSpec, DesiredState, DomainSpec, ProxyInput,
+    AccountChoice, AccountSpec, AgentSettingsInput, AgentSpec, DesiredState, DomainSpec, HostSpec,
+    ProxyInput,
 };
 use provd_proto::v1;
 
@@ -50,9 +52,14 @@ fn desired(state: Option<v1::DesiredState>) -> Result<Option<DesiredState>, Stat
             accept_license: a.accept_license,
             skip_registration: a.skip_registration,
             settings: a.settings.map(agent_settings),
+            absent: a.absent,
+            keep_gmsa: a.keep_gmsa,
         }),
     };
     Ok(Some(DesiredState {
+        host: state.host.map(|h| HostSpec {
+            remediate: h.remediate.iter().map(|f| fix_from_proto(*f)).collect(),
+        }),
         agent,
         domains: state
             .domains
@@ -106,7 +113,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
             )
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::ApplyConfigurationResponse {
+        Ok(started(v1::ApplyConfigurationResponse {
             operation: Some(operation(&record)),
         }))
     }

@@ -10,6 +10,7 @@ use crate::workflows::directory::{AddDirectoryRequest, DirectoryRecord};
 use provd_proto::v1;
 
 use super::caller;
+use super::started;
 
 fn functional_level(version: i32) -> v1::FunctionalLevel {
     match version {
@@ -81,7 +82,7 @@ impl v1::directory_service_server::DirectoryService for DirectoryApi {
             .add(&who, add)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::AddDirectoryResponse {
+        Ok(started(v1::AddDirectoryResponse {
             operation: Some(crate::transport::convert::operation(&record)),
         }))
     }
@@ -111,7 +112,7 @@ impl v1::directory_service_server::DirectoryService for DirectoryApi {
             .remove(&who, &req.domain, &req.request_id)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::RemoveDirectoryResponse {
+        Ok(started(v1::RemoveDirectoryResponse {
             operation: Some(crate::transport::convert::operation(&record)),
         }))
     }

@@ -11,6 +11,7 @@ use crate::workflows::domain_controllers::{DiscoveredDc, PriorityRecord, SetPrio
 use provd_proto::v1;
 
 use super::caller;
+use super::started;
 
 fn probe(report: ProbeReport) -> v1::DcProbe {
     v1::DcProbe {
@@ -130,7 +131,7 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
             )
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::SetPriorityResponse {
+        Ok(started(v1::SetPriorityResponse {
             operation: Some(crate::transport::convert::operation(&record)),
         }))
     }

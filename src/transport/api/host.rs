@@ -11,6 +11,7 @@ use crate::workflows::host_fix::fix_name;
 use provd_proto::v1;
 
 use super::caller;
+use super::started;
 
 #[derive(Clone)]
 pub struct HostApi {
@@ -19,7 +20,7 @@ pub struct HostApi {
 
 /// `None` for UNSPECIFIED and numbers the contract does not define: the
 /// workflow names the field.
-fn fix_from_proto(value: i32) -> Option<HostFix> {
+pub(super) fn fix_from_proto(value: i32) -> Option<HostFix> {
     match v1::HostFix::try_from(value).ok()? {
         v1::HostFix::Unspecified => None,
         v1::HostFix::Tls12 => Some(HostFix::Tls12),
@@ -71,7 +72,7 @@ impl v1::host_service_server::HostService for HostApi {
             .remediate(&who, &req.request_id, fixes)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::RemediateHostResponse {
+        Ok(started(v1::RemediateHostResponse {
             operation: Some(convert::operation(&record)),
         }))
     }

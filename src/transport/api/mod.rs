@@ -10,6 +10,7 @@
 mod agent;
 mod cloud_sync;
 mod configuration;
+mod diagnostics;
 mod directory;
 mod domain_controller;
 mod host;
@@ -21,6 +22,7 @@ mod writeback;
 pub use agent::AgentApi;
 pub use cloud_sync::CloudSyncApi;
 pub use configuration::ConfigurationApi;
+pub use diagnostics::DiagnosticsApi;
 pub use directory::DirectoryApi;
 pub use domain_controller::DomainControllerApi;
 pub use host::HostApi;
@@ -32,10 +34,12 @@ pub use writeback::WritebackApi;
 use std::pin::Pin;
 
 use tokio_stream::Stream;
-use tonic::{Request, Status};
+use tonic::{Request, Response, Status};
 
+use crate::transport::audit::AuditedOperation;
 use crate::transport::server::Peer;
 use crate::workflows::{Caller, Error, validate};
+use provd_proto::v1;
 
 pub type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -47,6 +51,53 @@ pub fn caller<T>(request: &Request<T>) -> Caller {
             .map(|p| p.name.clone())
             .unwrap_or_default(),
     }
+}
+
+/// The answer of a mutating call: one operation, started or named.
+pub trait AnswersOperation {
+    fn operation(&self) -> Option<&v1::Operation>;
+}
+
+macro_rules! answers_operation {
+    ($($response:ident),* $(,)?) => {
+        $(impl AnswersOperation for v1::$response {
+            fn operation(&self) -> Option<&v1::Operation> {
+                self.operation.as_ref()
+            }
+        })*
+    };
+}
+
+answers_operation!(
+    CancelOperationResponse,
+    InstallResponse,
+    UninstallResponse,
+    DecommissionAgentResponse,
+    SignInResponse,
+    RemediateHostResponse,
+    CreateGmsaResponse,
+    UseCustomGmsaResponse,
+    GrantPermissionsResponse,
+    AddDirectoryResponse,
+    RemoveDirectoryResponse,
+    SetPriorityResponse,
+    ApplyConfigurationResponse,
+    SetPasswordWritebackResponse,
+    SetCloudSyncResponse,
+    StartCloudSyncResponse,
+    PauseCloudSyncResponse,
+    RestartCloudSyncResponse,
+);
+
+/// `message` as the answer of a mutating call, the operation's id in its
+/// extensions for the audit record (`transport::audit`).
+fn started<T: AnswersOperation>(message: T) -> Response<T> {
+    let id = message.operation().map(|op| op.id.clone());
+    let mut response = Response::new(message);
+    if let Some(id) = id {
+        response.extensions_mut().insert(AuditedOperation(id));
+    }
+    response
 }
 
 fn required_id(field: &str, value: &str) -> Result<String, Status> {

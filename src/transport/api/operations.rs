@@ -6,10 +6,10 @@ use tonic::{Request, Response, Status};
 
 use crate::transport::convert;
 use crate::workflows::App;
-use crate::workflows::operations::WatchItem;
+use crate::workflows::operations::{ListFilter, WatchItem};
 use provd_proto::v1;
 
-use super::{BoxStream, caller, known_or_unset, required_id};
+use super::{BoxStream, caller, known_or_unset, required_id, started};
 
 #[derive(Clone)]
 pub struct OperationsApi {
@@ -35,15 +35,17 @@ impl v1::operations_service_server::OperationsService for OperationsApi {
     ) -> Result<Response<v1::ListOperationsResponse>, Status> {
         let req = request.into_inner();
         let page_size = usize::try_from(req.page_size).unwrap_or(usize::MAX);
+        let filter = ListFilter {
+            state: known_or_unset("state", req.state, convert::state_from_proto)?,
+            kind: known_or_unset("kind", req.kind, convert::kind_from_proto)?,
+            initiator: req.initiator,
+            started_after: req.started_after.map(|t| (t.seconds, t.nanos)),
+            started_before: req.started_before.map(|t| (t.seconds, t.nanos)),
+        };
         let page = self
             .app
             .operations
-            .list(
-                page_size,
-                &req.page_token,
-                known_or_unset("state", req.state, convert::state_from_proto)?,
-                known_or_unset("kind", req.kind, convert::kind_from_proto)?,
-            )
+            .list(page_size, &req.page_token, filter)
             .await
             .map_err(Status::from)?;
         Ok(Response::new(v1::ListOperationsResponse {
@@ -95,7 +97,7 @@ impl v1::operations_service_server::OperationsService for OperationsApi {
             .cancel(&id, &by.name)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::CancelOperationResponse {
+        Ok(started(v1::CancelOperationResponse {
             operation: Some(convert::operation(&record)),
         }))
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::caller;
+use super::started;
 use crate::transport::convert::{bind_credential, operation, timestamp};
 use crate::workflows::App;
 use crate::workflows::permissions::{
@@ -181,7 +182,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             .create(&who, req)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::CreateGmsaResponse {
+        Ok(started(v1::CreateGmsaResponse {
             operation: Some(operation(&record)),
         }))
     }
@@ -205,7 +206,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             .use_custom(&who, req)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::UseCustomGmsaResponse {
+        Ok(started(v1::UseCustomGmsaResponse {
             operation: Some(operation(&record)),
         }))
     }
@@ -247,7 +248,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             request_id: std::mem::take(&mut r.request_id),
         };
         let record = self.app.gmsa.grant(&who, req).await.map_err(Status::from)?;
-        Ok(Response::new(v1::GrantPermissionsResponse {
+        Ok(started(v1::GrantPermissionsResponse {
             operation: Some(operation(&record)),
         }))
     }

@@ -6,6 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::caller;
 use super::service_account::ace_change;
+use super::started;
 use crate::transport::convert::bind_credential;
 use crate::transport::convert::{operation, timestamp};
 use crate::workflows::App;
@@ -39,7 +40,7 @@ impl v1::writeback_service_server::WritebackService for WritebackApi {
             .set(&who, req)
             .await
             .map_err(Status::from)?;
-        Ok(Response::new(v1::SetPasswordWritebackResponse {
+        Ok(started(v1::SetPasswordWritebackResponse {
             operation: Some(operation(&record)),
         }))
     }

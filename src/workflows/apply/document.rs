@@ -8,9 +8,10 @@ use super::settings::{self, AgentSettingsInput};
 use super::{ApplyWorkflows, install_request};
 use crate::backends::directory::BindCredential;
 use crate::backends::host::AgentSettings;
-use crate::backends::host::Cloud;
+use crate::backends::host::{Cloud, HostFix};
 use crate::workflows::cloud_sync::{self, CloudSyncInput, CloudSyncSpec};
 use crate::workflows::directory::DirectoryWorkflows;
+use crate::workflows::host_fix::{fix_name, validate_fixes};
 use crate::workflows::operations::RequestFingerprint;
 use crate::workflows::permissions::Profile;
 use crate::workflows::permissions::ProfileChoice;
@@ -27,6 +28,10 @@ pub struct AgentSpec {
     pub skip_registration: bool,
     /// `[agent.settings]`: `None` leaves every setting as it is.
     pub settings: Option<AgentSettingsInput>,
+    /// `state = "absent"`: decommission the agent (every field above unset).
+    pub absent: bool,
+    /// With `absent`: leave the gMSA's principals and permissions alone.
+    pub keep_gmsa: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -60,8 +65,16 @@ pub struct AccountSpec {
     pub permissions: Vec<Option<ProfileChoice>>,
 }
 
+/// `[host]`: the prerequisite fixes the document keeps made.
+#[derive(Debug, Clone, Default)]
+pub struct HostSpec {
+    /// `None` entries: values the transport could not map (rejected).
+    pub remediate: Vec<Option<HostFix>>,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct DesiredState {
+    pub host: Option<HostSpec>,
     pub agent: Option<AgentSpec>,
     pub domains: Vec<DomainSpec>,
     pub service_account: Option<AccountSpec>,
@@ -71,6 +84,8 @@ pub struct DesiredState {
 /// A validated document: domain names normalized, profiles expanded.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
+    /// The host fixes to keep made, sorted; `None`: no section.
+    pub(super) host: Option<Vec<HostFix>>,
     pub(super) agent: Option<AgentSpec>,
     /// The agent's validated settings; `None` (or empty): no section.
     pub(super) agent_settings: Option<AgentSettings>,
@@ -87,13 +102,19 @@ impl Plan {
     /// the document's order).
     pub(super) fn fingerprint(&self) -> RequestFingerprint {
         let mut f = RequestFingerprint::new();
+        if let Some(fixes) = &self.host {
+            let names: Vec<&str> = fixes.iter().map(|x| fix_name(*x)).collect();
+            f = f.list("host.remediate", &names);
+        }
         if let Some(a) = &self.agent {
             f = f
                 .text("agent.source", &a.source)
                 .text("agent.sha256", &a.sha256.to_ascii_lowercase())
                 .flag("agent.accept_license", a.accept_license)
                 .variant("agent.cloud", &a.cloud)
-                .flag("agent.skip_registration", a.skip_registration);
+                .flag("agent.skip_registration", a.skip_registration)
+                .flag("agent.absent", a.absent)
+                .flag("agent.keep_gmsa", a.keep_gmsa);
         }
         if let Some(settings) = &self.agent_settings {
             f = f.variant("agent.settings", settings);
@@ -151,11 +172,18 @@ impl ApplyWorkflows {
                 .map(|f| FieldViolation::new(format!("{path}.{}", f.field), f.description))
                 .collect::<Vec<_>>()
         };
-        if let Some(spec) = &desired.agent {
-            v.extend(prefix(
+        let host = desired.host.as_ref().and_then(|h| {
+            validate_fixes("desired.host.remediate", &h.remediate)
+                .map_err(|e| v.extend(e))
+                .ok()
+        });
+        match &desired.agent {
+            Some(spec) if spec.absent => v.extend(absent_violations(&desired, spec)),
+            Some(spec) => v.extend(prefix(
                 "desired.agent",
                 self.agent.check_install(&install_request(spec)),
-            ));
+            )),
+            None => {}
         }
         let agent_settings = desired
             .agent
@@ -295,9 +323,14 @@ impl ApplyWorkflows {
                 account = Some((domain, choice, profiles.into_iter().collect()));
             }
         }
+        let decommissions = desired
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.absent && !a.keep_gmsa);
         let needs_credential = !desired.domains.is_empty()
             || desired.service_account.is_some()
-            || desired.writeback.is_some();
+            || desired.writeback.is_some()
+            || decommissions;
         if needs_credential {
             match credential {
                 None => v.push(FieldViolation::new(
@@ -313,6 +346,7 @@ impl ApplyWorkflows {
             return Err(Error::InvalidArgument(v));
         }
         Ok(Plan {
+            host,
             agent: desired.agent,
             agent_settings,
             domains,
@@ -321,4 +355,35 @@ impl ApplyWorkflows {
             cloud_sync: syncs,
         })
     }
+}
+
+/// An absent agent: its own fields unset, and no section that needs it.
+fn absent_violations(desired: &DesiredState, spec: &AgentSpec) -> Vec<FieldViolation> {
+    const UNSET: &str = "must be unset when the agent is absent";
+    let mut v = Vec::new();
+    let set = [
+        ("desired.agent.source", !spec.source.is_empty()),
+        ("desired.agent.sha256", !spec.sha256.is_empty()),
+        ("desired.agent.accept_license", spec.accept_license),
+        ("desired.agent.cloud", spec.cloud.is_some()),
+        ("desired.agent.skip_registration", spec.skip_registration),
+        ("desired.agent.settings", spec.settings.is_some()),
+    ];
+    for (field, is_set) in set {
+        if is_set {
+            v.push(FieldViolation::new(field, UNSET));
+        }
+    }
+    const ONLY_HOST: &str =
+        "must be left out when the agent is absent: such a document configures only `host`";
+    if !desired.domains.is_empty() {
+        v.push(FieldViolation::new("desired.domains", ONLY_HOST));
+    }
+    if desired.service_account.is_some() {
+        v.push(FieldViolation::new("desired.service_account", ONLY_HOST));
+    }
+    if desired.writeback.is_some() {
+        v.push(FieldViolation::new("desired.writeback", ONLY_HOST));
+    }
+    v
 }

@@ -11,13 +11,16 @@
 //! paths under `desired.`); `sections` works out what differs per section.
 
 mod document;
+mod host;
 mod sections;
 mod settings;
+mod stored;
 
 use std::sync::Arc;
 
 use super::agent::{AgentWorkflows, InstallRequest};
 use super::cloud_sync::CloudSyncWorkflows;
+use super::decommission::{DecommissionRequest, DecommissionWorkflows};
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
 use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
 use super::drift::AgentChanges;
@@ -29,12 +32,29 @@ use super::tenant::TenantWorkflows;
 use super::writeback::{SetWritebackRequest, WritebackWorkflows};
 use super::{Caller, Error, Operations, validate};
 use crate::backends::directory::BindCredential;
-use crate::backends::host::{AgentSettings, Host};
+use crate::backends::host::{AgentSettings, Host, HostFix};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
 
-pub use document::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec};
+pub use document::{AccountChoice, AccountSpec, AgentSpec, DesiredState, DomainSpec, HostSpec};
 pub use sections::Change;
 pub use settings::{AgentSettingsInput, ProxyInput};
+
+/// The host fixes and agent settings apply keeps for drift's re-apply,
+/// cleared unless `dry` (DecommissionAgent's `forget`): the names of those
+/// there were.
+pub(crate) async fn forget_kept(
+    store: &Arc<dyn Store>,
+    dry: bool,
+) -> Result<Vec<&'static str>, Error> {
+    let mut forgotten = Vec::new();
+    if host::forget(store, dry).await? {
+        forgotten.push("the host fixes apply keeps");
+    }
+    if settings::forget(store, dry).await? {
+        forgotten.push("the agent settings apply keeps");
+    }
+    Ok(forgotten)
+}
 
 use document::Plan;
 
@@ -49,6 +69,8 @@ pub struct ApplyWorkflows {
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     cloud_sync: Arc<CloudSyncWorkflows>,
+    /// The step `agent` of a document whose agent is absent.
+    decommission: Arc<DecommissionWorkflows>,
     /// Held while the `agent-settings` section writes, so the drift watch
     /// tells provd's own changes from others.
     changes: Arc<AgentChanges>,
@@ -67,6 +89,7 @@ impl ApplyWorkflows {
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
         cloud_sync: Arc<CloudSyncWorkflows>,
+        decommission: Arc<DecommissionWorkflows>,
         changes: Arc<AgentChanges>,
     ) -> Self {
         Self {
@@ -80,6 +103,7 @@ impl ApplyWorkflows {
             gmsa,
             writeback,
             cloud_sync,
+            decommission,
             changes,
         }
     }
@@ -92,11 +116,26 @@ impl ApplyWorkflows {
     ) -> Result<Vec<Change>, Error> {
         let plan = self.validate(desired, credential.as_ref()).await?;
         let mut changes = Vec::new();
-        if let Some(spec) = &plan.agent {
-            changes.extend(self.agent_changes(spec, None).await?);
+        if let Some(fixes) = &plan.host {
+            changes.extend(
+                host::changes(self.host.as_ref(), fixes, host::STEP)
+                    .await?
+                    .1,
+            );
+        }
+        match &plan.agent {
+            Some(spec) if spec.absent => {
+                changes.extend(self.absent_changes(spec, credential.clone()).await?);
+            }
+            Some(spec) => changes.extend(self.agent_changes(spec, None).await?),
+            None => {}
         }
         if let Some(wanted) = &plan.agent_settings {
             changes.extend(self.agent_settings_changes(wanted).await?.1);
+        }
+        if let Some(fixes) = &plan.host {
+            let step = host::AGENT_SERVICE_STEP;
+            changes.extend(host::changes(self.host.as_ref(), fixes, step).await?.1);
         }
         for d in &plan.domains {
             changes.extend(self.domain_changes(d).await?);
@@ -151,11 +190,17 @@ impl ApplyWorkflows {
             (Err(err), _) => return Err(err),
         };
         let mut sections = Vec::new();
+        if plan.host.is_some() {
+            sections.push(host::STEP.to_owned());
+        }
         if plan.agent.is_some() {
             sections.push("agent".to_owned());
         }
         if plan.agent_settings.is_some() {
             sections.push(settings::STEP.to_owned());
+        }
+        if plan.host.is_some() {
+            sections.push(host::AGENT_SERVICE_STEP.to_owned());
         }
         sections.extend(plan.domains.iter().map(|d| format!("domain {}", d.domain)));
         if plan.account.is_some() {
@@ -196,28 +241,36 @@ impl ApplyWorkflows {
         let mut total = 0usize;
         let mut changed_steps = Vec::new();
         let cred = || credential.clone().ok_or_else(missing_credential);
+        if let Some(fixes) = &plan.host {
+            total += self
+                .host_section(progress, fixes, host::STEP, &mut changed_steps)
+                .await?;
+        }
         if let Some(spec) = &plan.agent {
             begin(progress, "agent").await?;
-            let changes = self
-                .agent_changes(spec, Some(progress.cancellation()))
-                .await?;
-            let work = if changes.is_empty() {
-                None
+            let (changes, work) = if spec.absent {
+                let changes = self.absent_changes(spec, credential.clone()).await?;
+                let request = decommission_request(spec, credential.clone());
+                let work = match changes.is_empty() {
+                    true => None,
+                    false => Some(self.decommission.prepare(caller, request).await?),
+                };
+                (changes, work)
             } else {
-                Some(
-                    self.agent
-                        .prepare_install(caller, install_request(spec))
-                        .await?,
-                )
+                let cancel = Some(progress.cancellation());
+                let changes = self.agent_changes(spec, cancel).await?;
+                let work = match changes.is_empty() {
+                    true => None,
+                    false => Some(
+                        self.agent
+                            .prepare_install(caller, install_request(spec))
+                            .await?,
+                    ),
+                };
+                (changes, work)
             };
-            total += section(
-                progress,
-                "agent",
-                changes,
-                work.map(job_of),
-                &mut changed_steps,
-            )
-            .await?;
+            let work = work.map(job_of);
+            total += section(progress, "agent", changes, work, &mut changed_steps).await?;
         }
         if let Some(wanted) = &plan.agent_settings {
             // provd's own change for the whole section, stored record
@@ -229,6 +282,14 @@ impl ApplyWorkflows {
             total += section(progress, settings::STEP, changes, work, &mut changed_steps).await?;
             // In place now: what the drift watch puts back.
             settings::save(&self.store, wanted).await?;
+        }
+        if let Some(fixes) = &plan.host {
+            let step = host::AGENT_SERVICE_STEP;
+            total += self
+                .host_section(progress, fixes, step, &mut changed_steps)
+                .await?;
+            // Both host steps done: what the drift watch keeps made.
+            host::save(&self.store, fixes).await?;
         }
         for d in &plan.domains {
             let step = format!("domain {}", d.domain);
@@ -395,6 +456,45 @@ impl ApplyWorkflows {
         ]))
     }
 
+    /// One of the `[host]` section's two steps.
+    async fn host_section(
+        &self,
+        progress: &Progress,
+        fixes: &[HostFix],
+        step: &'static str,
+        changed_steps: &mut Vec<String>,
+    ) -> Result<usize, Error> {
+        begin(progress, step).await?;
+        let (planned, changes) = host::changes(self.host.as_ref(), fixes, step).await?;
+        // Nothing to fix now (a fix only listed for later): skipped.
+        let unavailable = self.host.availability().is_err();
+        let work =
+            (unavailable || !planned.is_empty()).then(|| host::job_of(self.host.clone(), planned));
+        section(progress, step, changes, work, changed_steps).await
+    }
+
+    /// The absent agent's changes: each DecommissionAgent step that would
+    /// act, as "<step>: <detail>".
+    async fn absent_changes(
+        &self,
+        spec: &AgentSpec,
+        credential: Option<BindCredential>,
+    ) -> Result<Vec<Change>, Error> {
+        let steps = self
+            .decommission
+            .plan(decommission_request(spec, credential))
+            .await?;
+        Ok(steps
+            .into_iter()
+            .filter(|c| c.action != "skip")
+            .map(|c| Change {
+                step: "agent".into(),
+                action: c.action,
+                detail: format!("{}: {}", c.step, c.detail),
+            })
+            .collect())
+    }
+
     /// Whether the agent-domains section applies: the document names
     /// domains, and the agent has (or this apply gives it) a gMSA, which
     /// Microsoft's order puts before the domains.
@@ -453,6 +553,18 @@ impl ApplyWorkflows {
     }
 }
 
+/// DecommissionAgent's request for a document whose agent is absent.
+fn decommission_request(
+    spec: &AgentSpec,
+    credential: Option<BindCredential>,
+) -> DecommissionRequest {
+    DecommissionRequest {
+        credential,
+        keep_gmsa: spec.keep_gmsa,
+        ..DecommissionRequest::default()
+    }
+}
+
 fn missing_credential() -> Error {
     Error::invalid(
         "credential",
@@ -472,20 +584,25 @@ fn install_request(spec: &AgentSpec) -> InstallRequest {
 }
 
 impl ApplyWorkflows {
-    /// `[drift] reapply`: the agent settings apply last put in place,
-    /// applied again as an APPLY_CONFIGURATION operation of its own (the
-    /// `agent-settings` section alone, initiator `drift`); `None` when no
-    /// apply has set any. `why` goes into the operation's description.
-    pub async fn reapply_agent_settings(
+    /// `[drift] reapply`: the last applied document's host and agent
+    /// sections (`[host]`'s fixes and `[agent.settings]`, as apply last put
+    /// them in place), applied again as an APPLY_CONFIGURATION operation of
+    /// its own (initiator `drift`); never a directory or tenant section,
+    /// which need a credential. `None` when no apply has set either. `why`
+    /// goes into the operation's description.
+    pub async fn reapply_host_and_agent(
         self: &Arc<Self>,
         why: &str,
     ) -> Result<Option<OperationRecord>, Error> {
-        let Some(wanted) = settings::load(&self.store).await? else {
+        let host = host::load(&self.store).await?;
+        let agent_settings = settings::load(&self.store).await?;
+        if host.is_none() && agent_settings.is_none() {
             return Ok(None);
-        };
+        }
         let plan = Plan {
+            host,
             agent: None,
-            agent_settings: Some(wanted),
+            agent_settings,
             domains: Vec::new(),
             account: None,
             writeback: None,
@@ -496,7 +613,7 @@ impl ApplyWorkflows {
             request_id: None,
             fingerprint: plan.fingerprint(),
             description: format!(
-                "re-apply the last applied agent settings ({})",
+                "re-apply the last applied host and agent sections ({})",
                 why.chars().take(200).collect::<String>()
             ),
             initiator: DRIFT.into(),
@@ -509,6 +626,22 @@ impl ApplyWorkflows {
             })
             .await
             .map(Some)
+    }
+
+    /// For the drift watch: the fixes apply last made that the host needs
+    /// again (`None`: no apply has kept any, or the host cannot tell).
+    pub async fn host_drift(&self) -> Option<Vec<Change>> {
+        let wanted = host::load(&self.store).await.ok()??;
+        self.host.availability().ok()?;
+        // What needs fixing now; not the fixes listed for after an install.
+        let mut changes = Vec::new();
+        for step in [host::STEP, host::AGENT_SERVICE_STEP] {
+            let (planned, _) = host::changes(self.host.as_ref(), &wanted, step)
+                .await
+                .ok()?;
+            changes.extend(planned.iter().map(|p| host::described(p, step)));
+        }
+        Some(changes)
     }
 
     /// For the drift watch: how the host's agent settings differ from what

@@ -163,11 +163,12 @@ impl ApplyWorkflows {
                 let want: BTreeSet<String> =
                     principals.iter().map(|p| p.to_ascii_uppercase()).collect();
                 if have != want {
+                    let effect = retrieval_effect(&self.host.machine_name(), &have, &want);
                     return Ok(vec![change(
                         STEP,
                         "update-principals",
                         format!(
-                            "{}: {} (now: {})",
+                            "{}: {} (now: {}){effect}",
                             r.sam_account_name,
                             want.into_iter().collect::<Vec<_>>().join(", "),
                             have.into_iter().collect::<Vec<_>>().join(", ")
@@ -349,5 +350,23 @@ fn describe(record: &Option<service_account::AccountRecord>) -> String {
     match record {
         None => "none".into(),
         Some(r) => format!("{} in {}", r.sam_account_name, r.domain),
+    }
+}
+
+/// What a principals change does to this host's `host.gmsa.retrievable`,
+/// judged on the names alone (a group in the list may still hold the host:
+/// Verify reads the directory).
+fn retrieval_effect(machine: &str, have: &BTreeSet<String>, want: &BTreeSet<String>) -> String {
+    let me = crate::model::computer_account(machine);
+    match (have.contains(&me), want.contains(&me)) {
+        (true, false) => format!(
+            "; this host ({me}) leaves the principals: host.gmsa.retrievable FAILs after \
+             the apply unless a listed group holds {me}, and the agent service can no \
+             longer log on as the gMSA"
+        ),
+        (false, true) => format!(
+            "; this host ({me}) joins the principals: host.gmsa.retrievable PASSes after the apply"
+        ),
+        _ => String::new(),
     }
 }

@@ -15,12 +15,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::sections::Change;
+use super::stored::Stored;
 use crate::backends::host::{
     AGENT_SERVICES, AgentProxy, AgentSettings, AgentSettingsRead, Host, LDAP_TIMEOUT_VALUE,
     REFERRAL_CHASING_VALUE, RegReading, ServiceAction, USER_PASSWORD_LENGTH_VALUE,
 };
 use crate::backends::store::Store;
-use crate::workflows::operations::{Job, Outcome, blocking, job};
+use crate::workflows::operations::{Job, Outcome, job};
 use crate::workflows::{Error, FieldViolation};
 
 /// The step's name.
@@ -321,7 +322,7 @@ pub(super) fn job_of(host: Arc<dyn Host>, settings: AgentSettings) -> Job {
 /// What apply last applied, kept for the drift watch's re-apply
 /// (`[drift] reapply`): the document's validated settings, no secret.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-struct Stored {
+struct Record {
     proxy: Option<StoredProxy>,
     enforce_fips_policy: Option<bool>,
     ldap_connection_timeout_ms: Option<u32>,
@@ -339,11 +340,13 @@ enum StoredProxy {
     },
 }
 
-const STORE_NS: &str = "apply";
-const STORE_KEY: &str = "agent_settings";
+const KEPT: Stored = Stored {
+    key: "agent_settings",
+    what: "the agent settings",
+};
 
 pub(super) async fn save(store: &Arc<dyn Store>, s: &AgentSettings) -> Result<(), Error> {
-    let record = Stored {
+    let record = Record {
         proxy: s.proxy.clone().map(|p| match p {
             AgentProxy::None => StoredProxy::None,
             AgentProxy::Address {
@@ -361,20 +364,19 @@ pub(super) async fn save(store: &Arc<dyn Store>, s: &AgentSettings) -> Result<()
         referral_chasing_options: s.referral_chasing_options,
         user_password_length: s.user_password_length,
     };
-    let bytes = serde_json::to_vec(&record)
-        .map_err(|e| Error::internal("encoding the agent settings for the store", e))?;
-    blocking(store, move |st| {
-        st.put_config(STORE_NS, STORE_KEY, Some(&bytes))
-    })
-    .await
+    KEPT.save(store, &record).await
+}
+
+/// Whether apply keeps a record; cleared unless `dry` (DecommissionAgent's
+/// `forget`).
+pub(super) async fn forget(store: &Arc<dyn Store>, dry: bool) -> Result<bool, Error> {
+    KEPT.forget(store, dry).await
 }
 
 pub(super) async fn load(store: &Arc<dyn Store>) -> Result<Option<AgentSettings>, Error> {
-    let Some(bytes) = blocking(store, |st| st.get_config(STORE_NS, STORE_KEY)).await? else {
+    let Some(r) = KEPT.load::<Record>(store).await? else {
         return Ok(None);
     };
-    let r: Stored =
-        serde_json::from_slice(&bytes).map_err(|e| Error::internal("stored agent settings", e))?;
     Ok(Some(AgentSettings {
         proxy: r.proxy.map(|p| match p {
             StoredProxy::None => AgentProxy::None,

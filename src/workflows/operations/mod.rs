@@ -37,7 +37,7 @@ use crate::backends::store::{
 
 pub use fingerprint::RequestFingerprint;
 pub use progress::{NewEvent, Progress};
-pub use watch::WatchItem;
+pub use watch::{ListFilter, WatchItem};
 
 use progress::{InStep, Trace};
 
@@ -398,6 +398,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::SetCloudSync => "SET_CLOUD_SYNC",
         OperationKind::RemediateHost => "REMEDIATE_HOST",
         OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
+        OperationKind::Decommission => "DECOMMISSION",
     }
 }
 

@@ -13,7 +13,20 @@ use crate::backends::store::{
     StoreError,
 };
 use crate::workflows::PreconditionReason;
-use crate::workflows::{Error, validate};
+use crate::workflows::{Error, FieldViolation, validate};
+
+/// ListOperations' filters, as the request gave them.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<OperationState>,
+    pub kind: Option<OperationKind>,
+    /// Exact; empty: any.
+    pub initiator: String,
+    /// Inclusive lower and exclusive upper bound on the creation time, as
+    /// (seconds, nanos) since the epoch.
+    pub started_after: Option<(i64, i32)>,
+    pub started_before: Option<(i64, i32)>,
+}
 
 /// Default and maximum `page_size` of ListOperations.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -67,8 +80,7 @@ impl Operations {
         &self,
         page_size: usize,
         page_token: &str,
-        state: Option<OperationState>,
-        kind: Option<OperationKind>,
+        filter: ListFilter,
     ) -> Result<ListPage, Error> {
         let limit = match page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -80,11 +92,60 @@ impl Operations {
             }
             n => n,
         };
-        validate::max_len("page_token", page_token, validate::MAX_PAGE_TOKEN_LEN)
-            .map_err(|v| Error::InvalidArgument(vec![v]))?;
+        let mut violations = Vec::new();
+        let mut check = |result: Result<(), FieldViolation>| {
+            if let Err(v) = result {
+                violations.push(v);
+            }
+        };
+        check(validate::max_len(
+            "page_token",
+            page_token,
+            validate::MAX_PAGE_TOKEN_LEN,
+        ));
+        if filter.initiator.chars().count() > validate::MAX_INITIATOR_CHARS {
+            check(Err(FieldViolation::new(
+                "initiator",
+                format!(
+                    "must be at most {} characters",
+                    validate::MAX_INITIATOR_CHARS
+                ),
+            )));
+        } else if filter.initiator.chars().any(char::is_control) {
+            // No certificate provd accepts has one in its common name.
+            check(Err(FieldViolation::new(
+                "initiator",
+                "must not contain control characters",
+            )));
+        }
+        let mut bound = |field: &str, time: Option<(i64, i32)>| {
+            time.and_then(|(s, n)| {
+                validate::timestamp_ms(field, s, n)
+                    .map_err(|v| check(Err(v)))
+                    .ok()
+            })
+        };
+        let from = bound("started_after", filter.started_after);
+        let before = bound("started_before", filter.started_before);
+        if let (Some(after), Some(until)) = (filter.started_after, filter.started_before)
+            && from.is_some()
+            && before.is_some()
+            && until <= after
+        {
+            check(Err(FieldViolation::new(
+                "started_before",
+                "must be later than started_after",
+            )));
+        }
+        if !violations.is_empty() {
+            return Err(Error::InvalidArgument(violations));
+        }
         let query = ListQuery {
-            state,
-            kind,
+            state: filter.state,
+            kind: filter.kind,
+            initiator: (!filter.initiator.is_empty()).then_some(filter.initiator),
+            created_from_ms: from,
+            created_before_ms: before,
             limit,
             after: (!page_token.is_empty()).then(|| page_token.to_owned()),
         };

@@ -134,7 +134,7 @@ pub(super) fn int_attr(entry: &Entry, name: &str) -> Option<u32> {
 }
 
 /// SIDs allowed by an msDS-GroupMSAMembership descriptor.
-pub(super) fn membership_sids(entry: &Entry) -> Result<Vec<Sid>, Error> {
+pub(crate) fn membership_sids(entry: &Entry) -> Result<Vec<Sid>, Error> {
     let Some(bytes) = entry.first_bin("msDS-GroupMSAMembership") else {
         return Ok(Vec::new());
     };
@@ -158,7 +158,7 @@ pub(super) fn membership_sids(entry: &Entry) -> Result<Vec<Sid>, Error> {
         .unwrap_or_default())
 }
 
-pub(super) fn membership_descriptor(sids: &[Sid]) -> Result<Vec<u8>, Error> {
+pub(crate) fn membership_descriptor(sids: &[Sid]) -> Result<Vec<u8>, Error> {
     let aces: String = sids
         .iter()
         .map(|s| format!("(A;;{MEMBERSHIP_MASK};;;{s})"))
@@ -168,7 +168,7 @@ pub(super) fn membership_descriptor(sids: &[Sid]) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::internal("building msDS-GroupMSAMembership", e))
 }
 
-pub(super) async fn resolve_sid(
+pub(crate) async fn resolve_sid(
     session: &mut dyn DirectorySession,
     domain_dn: &str,
     sid: &Sid,
@@ -264,6 +264,16 @@ pub(crate) async fn load_account(store: &Arc<dyn Store>) -> Result<Option<Accoun
             .map(Some)
             .map_err(|e| Error::internal("stored service account", e)),
     }
+}
+
+/// Clears the record (DecommissionAgent's `forget`); `true` when there was
+/// one.
+pub(crate) async fn forget_account(store: &Arc<dyn Store>) -> Result<bool, Error> {
+    let had = load_account(store).await?.is_some();
+    if had {
+        blocking(store, |s| s.put_config(ACCOUNT_NS, ACCOUNT_KEY, None)).await?;
+    }
+    Ok(had)
 }
 
 pub(super) async fn save_account(

@@ -29,7 +29,9 @@ use custom::run_use_custom;
 use logon::configure_service;
 
 pub use account::{AccountRecord, Origin, PrincipalKind};
-pub(crate) use account::{gmsa_name, load_account};
+pub(crate) use account::{
+    forget_account, gmsa_name, load_account, membership_descriptor, membership_sids, resolve_sid,
+};
 pub(crate) use logon::{host_may_retrieve, read_account_entry};
 pub(crate) use prerequisites::{
     KdsRootKey, default_msa_container, is_deleted_dn, msa_reference, msa_reference_value,

@@ -167,6 +167,19 @@ impl TenantWorkflows {
         }
     }
 
+    /// Clears the registration record (DecommissionAgent's `forget`);
+    /// `true` when there was one.
+    pub async fn forget_registration(&self) -> Result<bool, Error> {
+        let had = self.registration().await?.is_some();
+        if had {
+            blocking(&self.store, |s| {
+                s.put_config(REGISTRATION_NS, REGISTRATION_KEY, None)
+            })
+            .await?;
+        }
+        Ok(had)
+    }
+
     async fn save_registration(&self, record: &RegistrationRecord) -> Result<(), Error> {
         let bytes = serde_json::to_vec(record)
             .map_err(|e| Error::internal("encoding a record for the store", e))?;

@@ -46,6 +46,33 @@ pub const MAX_SOURCE_LEN: usize = 4096;
 /// are under 64.
 pub const MAX_PAGE_TOKEN_LEN: usize = 128;
 
+/// `ListOperationsRequest.initiator`: RFC 5280's bound on a common name,
+/// in characters.
+pub const MAX_INITIATOR_CHARS: usize = 64;
+
+/// The seconds of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range
+/// of google.protobuf.Timestamp.
+const MIN_TIMESTAMP_SECONDS: i64 = -62_135_596_800;
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A google.protobuf.Timestamp as milliseconds since the epoch, rounded up
+/// (a bound inside a millisecond counts from the next one).
+pub(crate) fn timestamp_ms(field: &str, seconds: i64, nanos: i32) -> Result<i64, FieldViolation> {
+    if !(0..1_000_000_000).contains(&nanos) {
+        return Err(FieldViolation::new(
+            field,
+            "nanos must be from 0 to 999999999",
+        ));
+    }
+    if !(MIN_TIMESTAMP_SECONDS..=MAX_TIMESTAMP_SECONDS).contains(&seconds) {
+        return Err(FieldViolation::new(
+            field,
+            "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z",
+        ));
+    }
+    Ok(seconds * 1000 + (i64::from(nanos) + 999_999) / 1_000_000)
+}
+
 /// `SetPasswordWritebackRequest.domains`: at most this many names.
 pub const MAX_WRITEBACK_DOMAINS: usize = 64;
 
@@ -88,5 +115,23 @@ mod tests {
         assert!(err.description.contains("4096"), "{}", err.description);
         // 2 bytes a character: 2049 characters are 4098 bytes.
         assert!(max_len("f", &"é".repeat(2049), MAX_SOURCE_LEN).is_err());
+    }
+
+    #[test]
+    fn timestamps_round_up_to_the_millisecond_within_the_protobuf_range() {
+        assert_eq!(timestamp_ms("t", 1, 0), Ok(1000));
+        assert_eq!(timestamp_ms("t", 1, 1), Ok(1001));
+        assert_eq!(timestamp_ms("t", 1, 999_999_999), Ok(2000));
+        assert_eq!(timestamp_ms("t", -1, 500_000_000), Ok(-500));
+        assert!(timestamp_ms("t", MAX_TIMESTAMP_SECONDS, 999_999_999).is_ok());
+        for (s, n) in [
+            (0, -1),
+            (0, 1_000_000_000),
+            (MAX_TIMESTAMP_SECONDS + 1, 0),
+            (MIN_TIMESTAMP_SECONDS - 1, 0),
+            (i64::MAX, 0),
+        ] {
+            assert_eq!(timestamp_ms("t", s, n).unwrap_err().field, "t", "{s} {n}");
+        }
     }
 }

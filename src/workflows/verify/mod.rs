@@ -7,15 +7,19 @@
 //! never an error of the call. One file per group: `host`, `agent` (the
 //! agent's module and the domains it serves), `tenant`, `directory` (DCs,
 //! the gMSA and its permissions, and the host's right to its password),
-//! `prereq` (the host's prerequisites from Microsoft's pages),
-//! `writeback`, `sync` (each domain's cloud sync jobs), `gmsa_prereq` (each
-//! domain's Managed Service Accounts container, and a usable KDS root key
-//! on every DC).
+//! `prereq` (the host's prerequisites from Microsoft's pages), `outbound`
+//! (the documented endpoints through the agent's proxy), `writeback`,
+//! `sync` (each domain's cloud sync jobs), `gmsa_prereq` (each domain's
+//! Managed Service Accounts container, and a usable KDS root key on every
+//! DC), `certificates` (provd's own server certificate and client CAs, as
+//! served now).
 
 mod agent;
+mod certificates;
 mod directory;
 mod gmsa_prereq;
 mod host;
+mod outbound;
 mod prereq;
 mod sync;
 mod tenant;
@@ -43,6 +47,9 @@ use crate::workflows::tenant::TenantWorkflows;
 use crate::workflows::validate::{self, dns_name};
 use crate::workflows::writeback::{TenantState, WritebackWorkflows};
 use crate::workflows::{Error, FieldViolation};
+
+pub use certificates::Served;
+pub use outbound::{OutboundProbes, OutboundSettings};
 
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -212,6 +219,9 @@ struct Run {
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     cloud_sync: Arc<CloudSyncWorkflows>,
+    outbound: OutboundProbes,
+    /// What the TLS listener serves, as the run began.
+    served: Arc<crate::pki::ServedCertificates>,
     credential: Option<BindCredential>,
     domains: Vec<String>,
     account: Option<AccountRecord>,
@@ -240,6 +250,8 @@ pub struct VerifyWorkflows {
     gmsa: Arc<ServiceAccountWorkflows>,
     writeback: Arc<WritebackWorkflows>,
     cloud_sync: Arc<CloudSyncWorkflows>,
+    outbound: OutboundProbes,
+    served: Served,
 }
 
 impl VerifyWorkflows {
@@ -254,6 +266,8 @@ impl VerifyWorkflows {
         gmsa: Arc<ServiceAccountWorkflows>,
         writeback: Arc<WritebackWorkflows>,
         cloud_sync: Arc<CloudSyncWorkflows>,
+        outbound: OutboundProbes,
+        served: Served,
     ) -> Self {
         Self {
             store,
@@ -265,6 +279,8 @@ impl VerifyWorkflows {
             gmsa,
             writeback,
             cloud_sync,
+            outbound,
+            served,
         }
     }
 
@@ -333,7 +349,9 @@ impl VerifyWorkflows {
         if wanted(Category::Host) {
             groups.push(Group::Host);
             groups.push(Group::Prerequisites);
+            groups.push(Group::Outbound);
             groups.push(Group::Agent);
+            groups.push(Group::Certificates);
         }
         if wanted(Category::Tenant) {
             groups.push(Group::Tenant);
@@ -367,7 +385,9 @@ impl VerifyWorkflows {
         let groups = vec![
             Group::Host,
             Group::Prerequisites,
+            Group::Outbound,
             Group::Agent,
+            Group::Certificates,
             Group::Tenant,
             Group::CloudSync,
         ];
@@ -379,6 +399,7 @@ impl VerifyWorkflows {
         credential: Option<BindCredential>,
         domains: Vec<String>,
     ) -> Result<Arc<Run>, Error> {
+        let served = self.served.borrow().clone();
         Ok(Arc::new(Run {
             dcs: self.dcs.clone(),
             host: self.host.clone(),
@@ -388,6 +409,8 @@ impl VerifyWorkflows {
             gmsa: self.gmsa.clone(),
             writeback: self.writeback.clone(),
             cloud_sync: self.cloud_sync.clone(),
+            outbound: self.outbound.clone(),
+            served,
             credential,
             account: service_account::load_account(&self.store).await?,
             domains,
@@ -409,7 +432,9 @@ fn start(run: Arc<Run>, groups: Vec<Group>, timeout: Duration) -> mpsc::Receiver
 enum Group {
     Host,
     Prerequisites,
+    Outbound,
     Agent,
+    Certificates,
     Tenant,
     CloudSync,
     Directory {
@@ -429,7 +454,9 @@ impl Group {
         let (id, category, subject) = match self {
             Group::Host => ("host.agent.installed", Category::Host, String::new()),
             Group::Prerequisites => ("host.tls12", Category::Host, String::new()),
+            Group::Outbound => ("host.outbound.https", Category::Host, String::new()),
             Group::Agent => ("agent.module", Category::Host, String::new()),
+            Group::Certificates => (certificates::ID, Category::Host, String::new()),
             Group::Tenant => ("tenant.agent.registered", Category::Tenant, String::new()),
             Group::CloudSync => ("tenant.sync.job", Category::Tenant, String::new()),
             Group::Directory { domain, .. } => (
@@ -451,7 +478,10 @@ impl Group {
             format!("the checks did not finish within {}s", limit.as_secs()),
         )
         .subject(subject)
-        .remedy("look for an unreachable DC or tenant endpoint, or raise check_timeout")
+        .remedy(
+            "look for an unreachable DC or tenant endpoint, or raise check_timeout (above \
+             [reachability] timeout for the outbound checks)",
+        )
     }
 }
 
@@ -539,7 +569,9 @@ async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
     match group {
         Group::Host => host::checks(run).await,
         Group::Prerequisites => prereq::checks(run).await,
+        Group::Outbound => outbound::checks(run).await,
         Group::Agent => agent::checks(run).await,
+        Group::Certificates => certificates::checks(run, time::OffsetDateTime::now_utc()),
         Group::Tenant => tenant::checks(run).await,
         Group::CloudSync => sync::checks(run).await,
         Group::Directory {

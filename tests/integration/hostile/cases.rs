@@ -103,6 +103,9 @@ impl Schema {
                 Type::Message if field.type_name() == ".google.protobuf.Duration" => {
                     out.extend(duration_cases(&path, repeated));
                 }
+                Type::Message if field.type_name() == ".google.protobuf.Timestamp" => {
+                    out.extend(timestamp_cases(&path, repeated));
+                }
                 Type::Message if depth < 3 && !repeated => {
                     self.field_cases(field.type_name(), &path, depth + 1, out);
                 }
@@ -328,20 +331,25 @@ fn scalar_cases(path: &Path, kind: Type, repeated: bool) -> Vec<Case> {
     cases
 }
 
+/// A Duration or Timestamp (seconds 1, nanos 2) as field `n` on the wire.
+fn seconds_nanos(n: u32, seconds: i64, nanos: i32) -> Vec<u8> {
+    let mut inner = wire::varint_field(1, seconds as u64);
+    inner.extend(wire::varint_field(2, i64::from(nanos) as u64));
+    wire::len_field(n, &inner)
+}
+
+/// A JSON value, in a list when the field repeats.
+fn json_value(repeated: bool, value: &str) -> String {
+    if repeated {
+        format!("[{value}]")
+    } else {
+        value.to_owned()
+    }
+}
+
 fn duration_cases(path: &Path, repeated: bool) -> Vec<Case> {
-    let n = path.number;
-    let duration = |seconds: i64, nanos: i32| {
-        let mut inner = wire::varint_field(1, seconds as u64);
-        inner.extend(wire::varint_field(2, i64::from(nanos) as u64));
-        wire::len_field(n, &inner)
-    };
-    let json = |s: &str| {
-        if repeated {
-            format!("[{s}]")
-        } else {
-            s.to_owned()
-        }
-    };
+    let duration = |seconds, nanos| seconds_nanos(path.number, seconds, nanos);
+    let json = |value: &str| json_value(repeated, value);
     vec![
         path.case(
             "nanos 1e9",
@@ -371,6 +379,50 @@ fn duration_cases(path: &Path, repeated: bool) -> Vec<Case> {
             "not a duration",
             None,
             Some(json("\"soon\"")),
+            Expect::NamesField,
+        ),
+    ]
+}
+
+/// A Timestamp is an RFC 3339 string in JSON, two numbers on the wire.
+fn timestamp_cases(path: &Path, repeated: bool) -> Vec<Case> {
+    let timestamp = |seconds, nanos| seconds_nanos(path.number, seconds, nanos);
+    let json = |value: &str| json_value(repeated, value);
+    vec![
+        path.case(
+            "nanos 1e9",
+            Some(timestamp(0, 1_000_000_000)),
+            None,
+            Expect::NamesField,
+        ),
+        path.case(
+            "negative nanos",
+            Some(timestamp(0, -1)),
+            None,
+            Expect::NamesField,
+        ),
+        path.case(
+            "after year 9999",
+            Some(timestamp(253_402_300_800, 0)),
+            Some(json("\"10000-01-01T00:00:00Z\"")),
+            Expect::NamesField,
+        ),
+        path.case(
+            "i64::MIN seconds",
+            Some(timestamp(i64::MIN, 0)),
+            None,
+            Expect::NamesField,
+        ),
+        path.case(
+            "not a time",
+            None,
+            Some(json("\"yesterday\"")),
+            Expect::NamesField,
+        ),
+        path.case(
+            "an object",
+            None,
+            Some(json("{\"seconds\": 1}")),
             Expect::NamesField,
         ),
     ]

@@ -26,10 +26,14 @@ async fn with_agent() -> Hermetic {
     .await
 }
 
+/// A loopback address: the drift test's scheduled Verify probes through
+/// the agent's proxy, and no probe may leave the machine.
+const PROXY: &str = "http://127.0.0.1:3128";
+
 fn settings() -> v1::AgentSettingsSpec {
     v1::AgentSettingsSpec {
         proxy: Some(v1::ProxySpec {
-            address: "http://proxy.corp.example:8080".into(),
+            address: PROXY.into(),
             bypass_on_local: true,
             bypass_list: vec![r"contoso\.com$".into()],
             none: false,
@@ -121,7 +125,7 @@ async fn plan_lists_each_setting_apply_restarts_once_and_a_second_apply_does_not
     assert_eq!(
         read.proxy,
         provd::backends::host::AgentProxy::Address {
-            address: "http://proxy.corp.example:8080".into(),
+            address: PROXY.into(),
             bypass_on_local: true,
             bypass_list: vec![r"contoso\.com$".into()],
         }
@@ -231,17 +235,7 @@ async fn bad_settings_name_their_fields() {
 
 #[tokio::test]
 async fn drift_reapplies_the_last_applied_settings_after_an_upgrade_outside_provd() {
-    let d = Hermetic::start_configured(
-        Fakes {
-            host: FakeHost::new().with_agent("1.1.1370.0"),
-            ..Default::default()
-        },
-        |c| {
-            c.drift.verify_interval = Some(std::time::Duration::from_secs(1));
-            c.drift.reapply = true;
-        },
-    )
-    .await;
+    let d = with_drift_reapply(FakeHost::new().with_agent("1.1.1370.0")).await;
     let host = d.fakes.host.clone();
     ok(&apply(&d, &document(&d, settings())).await.1);
     assert_eq!(restarts(&host), 1);
@@ -262,23 +256,13 @@ async fn drift_reapplies_the_last_applied_settings_after_an_upgrade_outside_prov
     ));
 
     // It was an operation like any other, started by drift.
-    let ops = d
-        .operations()
-        .list_operations(v1::ListOperationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .operations;
-    let reapplied = ops
-        .iter()
-        .find(|o| o.initiator == "drift")
-        .unwrap_or_else(|| panic!("no drift operation: {ops:#?}"));
+    let reapplied = drift_operation(&d, |_| true).await;
     assert_eq!(reapplied.kind, v1::OperationKind::ApplyConfiguration as i32);
     assert!(
         reapplied.description.contains("1.1.1370.0 -> 1.1.1400.0"),
         "{reapplied:#?}"
     );
-    let (_, op) = d.finish(Some(reapplied.clone())).await;
+    let (_, op) = d.finish(Some(reapplied)).await;
     ok(&op);
     assert_eq!(op.result["changed_steps"], STEP);
 
@@ -290,32 +274,12 @@ async fn drift_reapplies_the_last_applied_settings_after_an_upgrade_outside_prov
     // A hand edit of a registry option, the version unchanged: put back too.
     host.set_agent_registry("ReferralChasingOptions", Some(RegValue::Text("0".into())));
     wait_until(|| restarts(&host) == 3).await;
-    let ops = d
-        .operations()
-        .list_operations(v1::ListOperationsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .operations;
-    let hand = ops
-        .iter()
-        .find(|o| o.initiator == "drift" && o.description.contains("settings changed"))
-        .unwrap_or_else(|| panic!("no settings re-apply: {ops:#?}"));
+    let hand = drift_operation(&d, |o| o.description.contains("settings changed")).await;
     assert!(
         hand.description.contains("ReferralChasingOptions"),
         "{hand:#?}"
     );
-    ok(&d.finish(Some(hand.clone())).await.1);
+    ok(&d.finish(Some(hand)).await.1);
     let read = host.agent_settings_now();
     assert_eq!(read.referral_chasing_options.text(), Some("96"));
-}
-
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("timed out");
 }

@@ -16,6 +16,7 @@ use tonic::{Code, Status};
 fn document(d: &Hermetic) -> v1::DesiredState {
     let bytes = msi_bytes("1.1.1370.0");
     v1::DesiredState {
+        host: None,
         agent: Some(v1::AgentSpec {
             source: package(d, "agent.msi", &bytes),
             sha256: sha256_hex(&bytes),
@@ -208,6 +209,7 @@ async fn a_failing_section_stops_the_rest_naming_its_step() {
 async fn invalid_document_fields_are_named_by_their_paths() {
     let d = Hermetic::start().await;
     let desired = v1::DesiredState {
+        host: None,
         agent: Some(v1::AgentSpec {
             source: "file:///srv/agent.msi".into(),
             sha256: "123".into(),
@@ -433,4 +435,63 @@ async fn cancel_stops_an_apply_whose_msi_package_is_a_pipe() {
     }
     d.finish(Some(op)).await;
     d.shutdown().await;
+}
+
+/// The gMSA's principals changed in the document: the plan says what it
+/// does to this host's `host.gmsa.retrievable`, and Verify agrees after
+/// each apply.
+#[tokio::test]
+async fn a_principals_change_says_what_it_does_to_this_hosts_retrieval() {
+    let d = Hermetic::start().await;
+    d.make_computer("HOST1");
+    d.make_computer("HOST2");
+    let mut desired = document(&d);
+    ok(&apply(&d, &desired).await.1);
+    assert_eq!(retrievable(&d).await, v1::CheckStatus::Pass as i32);
+
+    let principals = |desired: &mut v1::DesiredState, names: &[&str]| {
+        let Some(v1::service_account_spec::Account::Create(c)) = desired
+            .service_account
+            .as_mut()
+            .and_then(|s| s.account.as_mut())
+        else {
+            unreachable!("the document creates its gMSA")
+        };
+        c.principals_allowed_to_retrieve_password = names.iter().map(|n| (*n).into()).collect();
+    };
+    for (names, effect, after) in [
+        (
+            &["HOST2$"][..],
+            "this host (HOST1$) leaves the principals: host.gmsa.retrievable FAILs",
+            v1::CheckStatus::Fail,
+        ),
+        (
+            &["HOST1$", "HOST2$"][..],
+            "this host (HOST1$) joins the principals: host.gmsa.retrievable PASSes",
+            v1::CheckStatus::Pass,
+        ),
+    ] {
+        principals(&mut desired, names);
+        let planned = plan(&d, &desired).await.unwrap();
+        let change = planned
+            .iter()
+            .find(|c| c.action == "update-principals")
+            .unwrap_or_else(|| panic!("{planned:#?}"));
+        assert!(change.detail.contains(effect), "{change:#?}");
+        ok(&apply(&d, &desired).await.1);
+        assert_eq!(retrievable(&d).await, after as i32, "{names:?}");
+    }
+}
+
+async fn retrievable(d: &Hermetic) -> i32 {
+    let request = v1::VerifyRequest {
+        credential: Some(admin()),
+        ..Default::default()
+    };
+    let checks = super::verify::verify_with(d, request).await.unwrap().0;
+    checks
+        .iter()
+        .find(|c| c.id == "host.gmsa.retrievable")
+        .unwrap_or_else(|| panic!("{checks:#?}"))
+        .status
 }

@@ -7,6 +7,7 @@
 
 use super::support_ta::{assert_not_echoed, assert_not_stored, fields};
 use super::support_tb::*;
+use crate::common::configuration::{apply_document_as, plan_changes_as};
 use crate::common::hermetic::*;
 use provd::backends::tenant::SyncCall;
 use provd::testkit::tenant::TenantFault;
@@ -51,32 +52,14 @@ fn document(cloud_sync: Option<v1::CloudSyncSpec>) -> v1::DesiredState {
 }
 
 async fn plan(d: &Hermetic, desired: v1::DesiredState) -> Vec<v1::PlannedChange> {
-    configuration(d)
-        .plan_configuration(v1::PlanConfigurationRequest {
-            desired: Some(desired),
-            credential: Some(admin()),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .changes
+    plan_changes_as(&d.channel, &desired, Some(admin())).await
 }
 
 async fn apply(
     d: &Hermetic,
     desired: v1::DesiredState,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = configuration(d)
-        .apply_configuration(v1::ApplyConfigurationRequest {
-            desired: Some(desired),
-            credential: Some(admin()),
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    d.finish(op).await
+    apply_document_as(&d.channel, &desired, Some(admin())).await
 }
 
 async fn assert_schedules(d: &Hermetic, want: v1::CloudSyncSchedule) {

@@ -230,11 +230,7 @@ async fn cancelling_a_finished_operation_is_a_failed_precondition() {
     let d = Hermetic::start().await;
     let op = sign_in(&d).await;
     ok(&op);
-    let err = d
-        .operations()
-        .cancel_operation(v1::CancelOperationRequest { id: op.id.clone() })
-        .await
-        .unwrap_err();
+    let err = d.cancel(&op.id).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(precondition(&err).0, "OPERATION_FINISHED");
     assert_eq!(
@@ -317,6 +313,138 @@ async fn list_filters_by_kind_and_state() {
     assert_eq!(list(K::SignIn, S::Succeeded).await.len(), 1);
     assert!(list(K::SignIn, S::Failed).await.is_empty());
     assert_eq!(list(K::Unspecified, S::Unspecified).await.len(), 2);
+    d.shutdown().await;
+}
+
+/// `initiator` and `[started_after, started_before)` (issue 17): who
+/// started what, and when.
+#[tokio::test]
+async fn list_filters_by_initiator_and_creation_time() {
+    let d = Hermetic::start().await;
+    let alice = crate::common::channel(
+        d.h.addr,
+        &d.h.pki.ca_pem(),
+        &d.h.pki.client("alice", &[provd::pki::Role::Admin]),
+    )
+    .await
+    .unwrap();
+    // Apart in time, so each has its own millisecond.
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(5));
+    let first = sign_in(&d).await;
+    ok(&first);
+    pause().await;
+    let op = v1::agent_service_client::AgentServiceClient::new(alice.clone())
+        .sign_in(v1::SignInRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let by_alice = crate::common::finish(&alice, op).await.1;
+    ok(&by_alice);
+    assert_eq!(by_alice.initiator, "alice");
+    pause().await;
+    let last = sign_in(&d).await;
+    ok(&last);
+
+    let dd = &d;
+    let list = |request: v1::ListOperationsRequest| async move {
+        dd.operations().list_operations(request).await.map(|r| {
+            r.into_inner()
+                .operations
+                .into_iter()
+                .map(|o| o.id)
+                .collect::<Vec<_>>()
+        })
+    };
+    let by = |who: &str| v1::ListOperationsRequest {
+        initiator: who.into(),
+        ..Default::default()
+    };
+    assert_eq!(
+        list(by("alice")).await.unwrap(),
+        std::slice::from_ref(&by_alice.id)
+    );
+    assert_eq!(
+        list(by("admin")).await.unwrap(),
+        [last.id.clone(), first.id.clone()]
+    );
+    assert!(list(by("Alice")).await.unwrap().is_empty(), "exact match");
+    // From alice's operation on: hers and the last; before it: the first.
+    let created = by_alice.create_time.unwrap();
+    let since = list(v1::ListOperationsRequest {
+        started_after: Some(created),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(since, [last.id.clone(), by_alice.id.clone()]);
+    let before = list(v1::ListOperationsRequest {
+        started_before: Some(created),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(before, std::slice::from_ref(&first.id));
+    let window = list(v1::ListOperationsRequest {
+        initiator: "admin".into(),
+        started_after: first.create_time,
+        started_before: last.create_time,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(window, std::slice::from_ref(&first.id));
+
+    // Errors name their field.
+    for (request, field) in [
+        (
+            v1::ListOperationsRequest {
+                started_after: Some(created),
+                started_before: Some(created),
+                ..Default::default()
+            },
+            "started_before",
+        ),
+        (
+            v1::ListOperationsRequest {
+                started_after: Some(pbjson_types::Timestamp {
+                    seconds: 0,
+                    nanos: -1,
+                }),
+                ..Default::default()
+            },
+            "started_after",
+        ),
+        (
+            v1::ListOperationsRequest {
+                started_before: Some(pbjson_types::Timestamp {
+                    seconds: 253_402_300_800,
+                    nanos: 0,
+                }),
+                ..Default::default()
+            },
+            "started_before",
+        ),
+        (by(&"a".repeat(65)), "initiator"),
+    ] {
+        let err = list(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(violations(&err), [field], "{err:?}");
+    }
+    // Over HTTP/JSON, a time is RFC 3339.
+    let answer =
+        d.h.http(provd::pki::Role::Viewer)
+            .post(d.h.url("/provd.v1.OperationsService/ListOperations"))
+            .header("content-type", "application/json")
+            .body(r#"{"initiator":"alice","startedAfter":"2000-01-01T00:00:00Z"}"#)
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["operations"][0]["id"], by_alice.id.as_str(), "{body}");
+    assert_eq!(body["operations"].as_array().unwrap().len(), 1);
     d.shutdown().await;
 }
 

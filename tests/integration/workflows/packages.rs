@@ -241,7 +241,7 @@ async fn cloud_numbers_the_contract_does_not_define_are_invalid_naming_cloud() {
                 accept_license: true,
                 cloud: number,
                 skip_registration: true,
-                settings: None,
+                ..Default::default()
             }),
             ..Default::default()
         };

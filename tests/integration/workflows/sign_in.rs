@@ -4,9 +4,7 @@
 //! when the tenant refuses Graph to the registration client; and no token
 //! in an event, a log line or the store.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
+use crate::common::LogCapture;
 use crate::common::hermetic::*;
 use provd::backends::tenant::ClientScope;
 use provd::config::{
@@ -180,44 +178,11 @@ async fn the_configured_clients_and_scopes_are_the_ones_asked_for() {
     d.shutdown().await;
 }
 
-/// A `MakeWriter` into a shared buffer.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn no_token_or_device_code_reaches_events_logs_or_the_store() {
     // Everything the daemon logs on this (current-thread) runtime, every
-    // level, with span fields at span open and close. A second (silent)
-    // dispatcher is registered first: with a single one, tracing-core
-    // computes a callsite's interest from the default of whichever thread
-    // hits it first, and other tests' threads would disable provd's
-    // callsites for this capture too.
-    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
-    let log = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::FULL)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // level, with span fields at span open and close.
+    let log = LogCapture::start();
 
     let d = Hermetic::start().await;
     // Both device codes and a refused refresh: every path a secret takes.
@@ -233,7 +198,7 @@ async fn no_token_or_device_code_reaches_events_logs_or_the_store() {
         secrets.len() >= 6,
         "two device codes, two token pairs: {secrets:?}"
     );
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     assert!(
         text.contains("operation started"),
         "the capture saw the daemon"

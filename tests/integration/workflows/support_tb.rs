@@ -229,3 +229,47 @@ pub async fn replay(d: &Hermetic, id: &str) -> (Vec<v1::OperationEvent>, bool) {
         }
     }
 }
+
+/// Polls `done` every 50 ms for up to 15 s.
+pub async fn wait_until(mut done: impl FnMut() -> bool) {
+    for _ in 0..300 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("timed out");
+}
+
+/// The drift watch's re-apply operation `matching` (initiator `drift`).
+pub async fn drift_operation(
+    d: &Hermetic,
+    matching: impl Fn(&v1::Operation) -> bool,
+) -> v1::Operation {
+    let ops = d
+        .operations()
+        .list_operations(v1::ListOperationsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operations;
+    ops.iter()
+        .find(|o| o.initiator == "drift" && matching(o))
+        .cloned()
+        .unwrap_or_else(|| panic!("no such drift operation: {ops:#?}"))
+}
+
+/// A daemon on `host` whose drift watch runs every second and re-applies.
+pub async fn with_drift_reapply(host: provd::testkit::FakeHost) -> Hermetic {
+    Hermetic::start_configured(
+        Fakes {
+            host,
+            ..Default::default()
+        },
+        |c| {
+            c.drift.verify_interval = Some(std::time::Duration::from_secs(1));
+            c.drift.reapply = true;
+        },
+    )
+    .await
+}

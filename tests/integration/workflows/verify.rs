@@ -8,13 +8,25 @@ use provd::backends::host::ServiceState;
 use provd::testkit::tenant::{TenantCall, TenantFault};
 use provd_proto::v1;
 use provd_proto::v1::CheckStatus::{Fail, Pass, Skip};
+use provd_proto::v1::verify_service_client::VerifyServiceClient;
 use tonic::{Code, Status};
 
 pub(super) async fn verify_with(
     d: &Hermetic,
     request: v1::VerifyRequest,
 ) -> Result<(Vec<v1::Check>, v1::VerifyReport), Status> {
-    let mut stream = d.verify().verify(request).await?.into_inner();
+    verify_on(&d.channel, request).await
+}
+
+/// [`verify_with`] over another channel (another client certificate).
+pub(super) async fn verify_on(
+    channel: &tonic::transport::Channel,
+    request: v1::VerifyRequest,
+) -> Result<(Vec<v1::Check>, v1::VerifyReport), Status> {
+    let mut stream = VerifyServiceClient::new(channel.clone())
+        .verify(request)
+        .await?
+        .into_inner();
     let mut checks = Vec::new();
     while let Some(item) = stream.message().await? {
         match item.item.unwrap() {

@@ -8,7 +8,6 @@ use anyhow::Context;
 use zeroize::Zeroizing;
 
 use provd_proto::v1;
-use provd_proto::v1::agent_service_client::AgentServiceClient;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::directory_service_client::DirectoryServiceClient;
 use provd_proto::v1::domain_controller_service_client::DomainControllerServiceClient;
@@ -19,15 +18,17 @@ use provd_proto::v1::writeback_service_client::WritebackServiceClient;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+mod agent;
 mod cloud_sync;
+mod diagnostics;
 mod host;
 
 use super::connect::Channel;
 use super::render::{self, Out};
 use super::{
-    AgentCommand, ApplyArgs, Cli, CloudSyncCommand, CloudSyncSpecArgs, Command, CredentialArgs,
-    DcCommand, DirectoryCommand, FleetCommand, GmsaCommand, HostCommand, MutateArgs, OpsCommand,
-    PlanArgs, VerifyArgs, WatchArgs, WritebackCommand, connect, document, fleet, usage,
+    ApplyArgs, Cli, CloudSyncCommand, CloudSyncSpecArgs, Command, CredentialArgs, DcCommand,
+    DiagnosticsCommand, DirectoryCommand, FleetCommand, GmsaCommand, HostCommand, MutateArgs,
+    OpsCommand, PlanArgs, VerifyArgs, WatchArgs, WritebackCommand, connect, document, fleet, usage,
 };
 
 /// A connected daemon plus where output goes.
@@ -48,7 +49,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         out,
     };
     match cli.command {
-        Command::Agent(cmd) => agent(&ctx, cmd).await,
+        Command::Agent(cmd) => agent::agent(&ctx, cmd).await,
         Command::Ops(cmd) => ops(&ctx, cmd).await,
         Command::Watch(args) => watch(&ctx, &args.id, args.after).await,
         Command::Gmsa(cmd) => gmsa(&ctx, cmd).await,
@@ -61,6 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Writeback(cmd) => writeback(&ctx, cmd).await,
         Command::CloudSync(cmd) => cloud_sync::cloud_sync(&ctx, cmd).await,
         Command::Host(cmd) => host::host(&ctx, cmd).await,
+        Command::Diagnostics(cmd) => diagnostics::diagnostics(&ctx, cmd).await,
         Command::Health { service } => health(&ctx, service).await,
     }
 }
@@ -179,6 +181,9 @@ async fn ops(ctx: &Ctx, cmd: OpsCommand) -> anyhow::Result<ExitCode> {
         OpsCommand::List {
             state,
             kind,
+            by,
+            since,
+            until,
             page_size,
             page_token,
         } => {
@@ -188,6 +193,9 @@ async fn ops(ctx: &Ctx, cmd: OpsCommand) -> anyhow::Result<ExitCode> {
                     page_token: opt(page_token),
                     state: state.map_or(0, |s| s.proto()),
                     kind: kind.map_or(0, |k| k.proto()),
+                    initiator: opt(by),
+                    started_after: since,
+                    started_before: until,
                 })
                 .await?
                 .into_inner();
@@ -248,56 +256,6 @@ async fn watch(ctx: &Ctx, id: &str, after: u64) -> anyhow::Result<ExitCode> {
 // ---------------------------------------------------------------------------
 // AgentService
 // ---------------------------------------------------------------------------
-
-async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCode> {
-    let mut client = AgentServiceClient::new(ctx.channel.clone());
-    match cmd {
-        AgentCommand::Install {
-            source,
-            sha256,
-            accept_license,
-            cloud,
-            skip_registration,
-            mutate,
-        } => {
-            let r = client
-                .install(v1::InstallRequest {
-                    source,
-                    sha256,
-                    accept_license,
-                    cloud: cloud.map_or(0, |c| c.proto()),
-                    request_id: request_id(&mutate),
-                    skip_registration,
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        AgentCommand::SignIn { mutate } => {
-            let r = client
-                .sign_in(v1::SignInRequest {
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        AgentCommand::Uninstall { mutate } => {
-            let r = client
-                .uninstall(v1::UninstallRequest {
-                    request_id: request_id(&mutate),
-                })
-                .await?
-                .into_inner();
-            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
-        }
-        AgentCommand::Get => {
-            let r = client.get_agent(v1::GetAgentRequest {}).await?.into_inner();
-            ctx.out.show(&r, render::agent)?;
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // ServiceAccountService
@@ -573,6 +531,27 @@ async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Resu
                 out.text(&fleet::render_report(&report))?;
             }
             Ok(if report.succeeded == report.hosts.len() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        FleetCommand::Diagnostics(args) => {
+            let hosts = fleet::load_inventory(&args.inventory, trace)?;
+            std::fs::create_dir_all(&args.out_dir)?;
+            let rows = crate::diagnostics::fleet(
+                hosts,
+                diagnostics::bounds(args.bounds),
+                &args.out_dir,
+                args.concurrency,
+            )
+            .await;
+            if out.is_json() {
+                out.json(&rows)?;
+            } else {
+                out.text(&crate::diagnostics::render_fleet(&rows))?;
+            }
+            Ok(if rows.iter().all(|r| r.status == "OK") {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -106,3 +106,51 @@ fn every_operation_kind_is_a_kind_flag() {
     }
     assert!(missing.is_empty(), "no --kind value for {missing:?}");
 }
+
+/// `ops list --by --since --until` fill the request's filters; a time is
+/// RFC 3339 or a duration ago.
+#[test]
+fn ops_list_takes_a_caller_and_a_time_range() {
+    use clap::Parser;
+    let cli = super::super::Cli::try_parse_from([
+        "provctl",
+        "ops",
+        "list",
+        "--by",
+        "alice",
+        "--since",
+        "2025-06-01T08:00:00Z",
+        "--until",
+        "2025-06-01T09:30:00.5Z",
+    ])
+    .unwrap();
+    let Command::Ops(OpsCommand::List {
+        by, since, until, ..
+    }) = cli.command
+    else {
+        panic!("not ops list");
+    };
+    assert_eq!(by.as_deref(), Some("alice"));
+    assert_eq!(
+        since,
+        Some(pbjson_types::Timestamp {
+            seconds: 1_748_764_800,
+            nanos: 0
+        })
+    );
+    assert_eq!(
+        until.map(|t| (t.seconds, t.nanos)),
+        Some((1_748_770_200, 500_000_000))
+    );
+
+    let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(10_000);
+    let ago = super::super::parse_time_at("2h", now).unwrap();
+    assert_eq!((ago.seconds, ago.nanos), (10_000 - 7_200, 0));
+    for bad in ["yesterday", "2025-13-01T00:00:00Z", "-1h"] {
+        assert!(
+            super::super::parse_time_at(bad, now).is_err(),
+            "{bad:?} accepted"
+        );
+    }
+    assert!(super::super::parse_time_at("3h", std::time::UNIX_EPOCH).is_err());
+}

@@ -331,12 +331,16 @@ pub fn operations(response: &v1::ListOperationsResponse) -> String {
                 op.id.clone(),
                 op_kind(op.kind),
                 op_state(op.state),
+                op.initiator.clone(),
                 timestamp(op.create_time.as_ref()),
                 op.description.clone(),
             ]
         })
         .collect();
-    let mut out = table(&["ID", "KIND", "STATE", "CREATED", "DESCRIPTION"], &rows);
+    let mut out = table(
+        &["ID", "KIND", "STATE", "BY", "CREATED", "DESCRIPTION"],
+        &rows,
+    );
     if !response.next_page_token.is_empty() {
         out.push_str(&format!(
             "more: --page-token {}\n",
@@ -557,6 +561,20 @@ pub fn plan(r: &v1::PlanConfigurationResponse) -> String {
 /// PlanCloudSync's answer, as `plan` shows it.
 pub fn cloud_sync_plan(planned: &[v1::PlannedChange]) -> String {
     changes(planned, "the configuration is as desired")
+}
+
+/// PlanDecommission's answer: every step, a skip with its reason too.
+pub fn decommission_plan(steps: &[v1::PlannedChange]) -> String {
+    let to_do = steps.iter().filter(|s| s.action != "skip").count();
+    let mut out = format!("plan: {to_do} of {} step(s) would act\n", steps.len());
+    for s in steps {
+        let mark = if s.action == "skip" { ' ' } else { '+' };
+        out.push_str(&format!(
+            "  {mark} {:<20} {:<9} {}\n",
+            s.step, s.action, s.detail
+        ));
+    }
+    out
 }
 
 fn changes(planned: &[v1::PlannedChange], as_desired: &str) -> String {

@@ -409,7 +409,8 @@ class Client:
         return self.call(self.stubs.operations.CancelOperation, request).operation
 
     def list_operations(self, **filters: Any) -> list[operations_pb2.Operation]:
-        """ListOperations, every page (filters: state=, kind=, page_size=)."""
+        """ListOperations, every page (filters: state=, kind=, initiator=,
+        started_after=, started_before= (google.protobuf Timestamp), page_size=)."""
         out: list[operations_pb2.Operation] = []
         token = ""
         while True:

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from provd.v1 import common_pb2, configuration_pb2, service_account_pb2
+from provd.v1 import common_pb2, configuration_pb2, host_pb2, service_account_pb2
 
 
 class DocumentError(ValueError):
@@ -39,14 +39,22 @@ class DocumentError(ValueError):
 # without #[serde(default)] and not an Option must be present.
 _SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "document": {
+        "host": ("host?", False),
         "agent": ("agent?", False),
         "domains": ("[domain]", False),
         "service_account": ("service_account?", False),
         "writeback": ("writeback?", False),
     },
+    # [host]: fix names as `provctl host plan` shows them (or the proto's).
+    "host": {
+        "remediate": ("[str]", False),
+    },
     "agent": {
-        "source": ("str", True),
-        "sha256": ("str", True),
+        # "present" (the default) or "absent" (decommission the agent).
+        "state": ("str?", False),
+        "keep_gmsa": ("bool", False),
+        "source": ("str", False),
+        "sha256": ("str", False),
         "accept_license": ("bool", False),
         "cloud": ("str?", False),
         "skip_registration": ("bool", False),
@@ -315,10 +323,31 @@ def cloud(text: str) -> int:
 
 def _convert(doc: dict[str, Any]) -> configuration_pb2.DesiredState:
     desired = configuration_pb2.DesiredState()
+    host = doc["host"]
+    if host is not None:
+        desired.host.SetInParent()
+        for i, f in enumerate(host["remediate"]):
+            try:
+                desired.host.remediate.append(
+                    enum_value(
+                        f,
+                        "HOST_FIX_",
+                        host_pb2.HostFix,
+                        "host fix (tls12, vault-service-manual, service-account-managed, "
+                        "execution-policy-remote-signed)",
+                    )
+                )
+            except DocumentError as err:
+                raise DocumentError(f"host.remediate[{i}]: {err}") from None
     agent = doc["agent"]
     if agent is not None:
         spec = desired.agent
         spec.SetInParent()
+        state = agent["state"]
+        if state is not None and state not in ("present", "absent"):
+            raise DocumentError(f'agent.state: {json.dumps(state)} is neither "present" nor "absent"')
+        spec.absent = state == "absent"
+        spec.keep_gmsa = agent["keep_gmsa"]
         spec.source = agent["source"]
         spec.sha256 = agent["sha256"]
         spec.accept_license = agent["accept_license"]
@@ -490,9 +519,17 @@ def desired_to_dict(desired: configuration_pb2.DesiredState) -> dict[str, Any]:
     A domain's cloud_sync keeps its notification_email, as the document says
     it: print the result only where the document itself could be shown."""
     out: dict[str, Any] = {}
+    if desired.HasField("host"):
+        out["host"] = {
+            "remediate": [
+                _short(host_pb2.HostFix.Name, f, "HOST_FIX_") for f in desired.host.remediate
+            ]
+        }
     if desired.HasField("agent"):
         a = desired.agent
         out["agent"] = {
+            "state": "absent" if a.absent else "present",
+            "keep_gmsa": a.keep_gmsa,
             "source": a.source,
             "sha256": a.sha256,
             "accept_license": a.accept_license,

@@ -10,7 +10,7 @@ import pytest
 
 import provd
 from provd.document import DocumentError, desired_from_dict, load_document, parse_document
-from provd.v1 import common_pb2, configuration_pb2, service_account_pb2
+from provd.v1 import common_pb2, configuration_pb2, host_pb2, service_account_pb2
 
 from harness import REPO
 
@@ -34,6 +34,7 @@ def test_the_examples_say_the_same_in_toml_and_yaml() -> None:
     assert list(a.service_account.create.principals_allowed_to_retrieve_password) == ["AGENT1$"]
     assert list(a.service_account.permissions) == [service_account_pb2.PERMISSION_PROFILE_BASIC_READ]
     assert a.writeback.enabled
+    assert len(a.host.remediate) == 4
     sync = a.domains[0].cloud_sync
     assert a.domains[0].HasField("cloud_sync")
     assert sync.enabled and sync.password_hash_sync
@@ -243,7 +244,7 @@ def test_sections_left_out_stay_unset() -> None:
         ),
         ("f.yaml", "service_account:\n  domain: d.test\n", "name `create` or `custom`"),
         ("g.toml", '[agent]\nsource = "s"\nsha256 = "h"\ncloud = "china"\n', 'cloud "china" is not "public" or "usgov"'),
-        ("h.toml", '[agent]\nsource = "s"\n', "agent: missing field `sha256`"),
+        ("h.toml", '[agent]\nstate = "gone"\n', 'agent.state: "gone" is neither'),
         ("i.toml", '[writeback]\nenabled = "yes"\n', "writeback.enabled: invalid type"),
         ("j.yaml", "writeback:\n  enabled: 'true'\n", "expected a boolean"),
         ("k.yaml", "writeback:\n  enabled: yes\n", "expected a boolean"),
@@ -322,6 +323,24 @@ def test_agent_settings_read_the_same_in_toml_and_yaml(tmp_path: Path) -> None:
     assert desired_from_dict(provd.document.desired_to_dict(a)) == a
 
 
+def test_host_fixes_take_short_or_proto_names(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "h.toml",
+        '[host]\nremediate = ["tls12", "HOST_FIX_VAULT_SERVICE_MANUAL", "Execution-Policy-Remote-Signed"]\n',
+    )
+    a = load_document(path)
+    assert list(a.host.remediate) == [
+        host_pb2.HOST_FIX_TLS12,
+        host_pb2.HOST_FIX_VAULT_SERVICE_MANUAL,
+        host_pb2.HOST_FIX_EXECUTION_POLICY_REMOTE_SIGNED,
+    ]
+    assert desired_from_dict(provd.document.desired_to_dict(a)) == a
+    bad = write(tmp_path, "b.yaml", "host:\n  remediate: [tls13]\n")
+    with pytest.raises(DocumentError, match=r'host.remediate\[0\]: "tls13" is not a host fix'):
+        load_document(bad)
+
+
 def test_a_missing_file_is_a_document_error(tmp_path: Path) -> None:
     with pytest.raises(DocumentError, match="cannot read"):
         load_document(tmp_path / "absent.toml")
@@ -347,3 +366,11 @@ def test_a_credential_never_shows_its_password(tmp_path: Path) -> None:
         pickle.dumps(credential)
     with pytest.raises(ValueError):
         provd.Credential("user", "")
+
+
+def test_an_absent_agent_needs_no_package(tmp_path: Path) -> None:
+    a = load_document(write(tmp_path, "a.toml", '[agent]\nstate = "absent"\nkeep_gmsa = true\n'))
+    assert a.agent.absent and a.agent.keep_gmsa and a.agent.source == ""
+    assert desired_from_dict(provd.document.desired_to_dict(a)) == a
+    with pytest.raises(DocumentError, match=r'agent.state: "gone" is neither "present" nor "absent"'):
+        load_document(write(tmp_path, "b.toml", '[agent]\nstate = "gone"\n'))

@@ -57,6 +57,13 @@ pub(super) fn default_scripts_dir() -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot find the ProgramData folder: {e}"))
 }
 
+/// ProgramData as Windows knows it (the environment variable can differ,
+/// e.g. in a service's environment).
+pub(crate) fn program_data() -> Result<PathBuf, String> {
+    known_folder(&FOLDERID_ProgramData)
+        .map_err(|e| format!("cannot find the ProgramData folder: {e}"))
+}
+
 fn known_folder(id: &GUID) -> io::Result<PathBuf> {
     let mut path: PWSTR = ptr::null_mut();
     // SAFETY: `id` is a valid GUID for the call; default flags and a null

@@ -21,6 +21,8 @@ mod dir;
 mod job;
 mod run;
 
+pub(crate) use dir::program_data;
+
 use std::path::PathBuf;
 use std::time::Duration;
 

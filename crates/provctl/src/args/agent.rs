@@ -1,0 +1,73 @@
+//! `provctl agent …`'s subcommands (AgentService).
+
+use clap::{Args, Subcommand};
+
+use crate::{Cloud, CredentialArgs, MutateArgs};
+
+/// DecommissionAgent's and PlanDecommission's fields.
+#[derive(Args, Debug)]
+pub(crate) struct DecommissionArgs {
+    /// Leave the gMSA's principals and the permissions alone (no domain
+    /// admin credential needed).
+    #[arg(long)]
+    pub(crate) keep_gmsa: bool,
+    /// Delete the gMSA too; NAME must be its sAMAccountName (the
+    /// confirmation).
+    #[arg(long, value_name = "NAME", conflicts_with = "keep_gmsa")]
+    pub(crate) delete_gmsa: Option<String>,
+    /// A domain admin of the gMSA's domain.
+    #[command(flatten)]
+    pub(crate) credential: CredentialArgs,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AgentCommand {
+    /// Install the agent package (starts an INSTALL operation).
+    Install {
+        /// Package URI, e.g. file:///srv/AADConnectProvisioningAgentSetup.msi.
+        #[arg(long, value_name = "URI")]
+        source: String,
+        /// Expected SHA-256 of the package (64 hex digits).
+        #[arg(long, value_name = "HEX")]
+        sha256: String,
+        /// Accept the agent's license terms (required by the daemon).
+        #[arg(long)]
+        accept_license: bool,
+        /// Cloud to register with [daemon default: its tenant.cloud].
+        #[arg(long, value_enum)]
+        cloud: Option<Cloud>,
+        /// Install the package only: no sign-in, no registration.
+        #[arg(long)]
+        skip_registration: bool,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Sign provd in to the tenant (device code; starts a SIGN_IN operation).
+    SignIn {
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Uninstall the agent package (starts an UNINSTALL operation).
+    Uninstall {
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// Take this host out of cloud sync: stop, leave the tenant's agent
+    /// groups, uninstall, leave the gMSA's principals, remove the
+    /// permissions when no other agent uses the account, forget (starts a
+    /// DECOMMISSION operation).
+    Decommission {
+        #[command(flatten)]
+        decommission: DecommissionArgs,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
+    /// What `agent decommission` with the same flags would do now; changes
+    /// nothing.
+    PlanDecommission {
+        #[command(flatten)]
+        decommission: DecommissionArgs,
+    },
+    /// Show the agent as the host sees it.
+    Get,
+}

@@ -1,0 +1,69 @@
+//! DiagnosticsService gRPC impl: the request's bounds to the workflow, its
+//! items to stream messages; the bundle is the workflow's (`diagnostics`).
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::BoxStream;
+use crate::transport::convert::timestamp;
+use crate::workflows::App;
+use crate::workflows::diagnostics::{DiagnosticsItem, Summary};
+use provd_proto::v1;
+use v1::export_diagnostics_response::Item;
+
+#[derive(Clone)]
+pub struct DiagnosticsApi {
+    pub app: Arc<App>,
+}
+
+fn summary(s: Summary) -> v1::DiagnosticsSummary {
+    let created_ms = s
+        .created
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    v1::DiagnosticsSummary {
+        files: s.files,
+        missing: s.missing,
+        redactions: s.redactions,
+        size_bytes: s.size_bytes,
+        sha256: s.sha256,
+        created: Some(timestamp(created_ms)),
+    }
+}
+
+#[tonic::async_trait]
+impl v1::diagnostics_service_server::DiagnosticsService for DiagnosticsApi {
+    type ExportDiagnosticsStream = BoxStream<v1::ExportDiagnosticsResponse>;
+
+    async fn export_diagnostics(
+        &self,
+        request: Request<v1::ExportDiagnosticsRequest>,
+    ) -> Result<Response<Self::ExportDiagnosticsStream>, Status> {
+        let r = request.into_inner();
+        let rx = self
+            .app
+            .diagnostics
+            .export(r.event_log_hours, r.max_bytes)
+            .map_err(Status::from)?;
+        let stream = ReceiverStream::new(rx).map(|item| {
+            let item = item.map_err(Status::from)?;
+            Ok(v1::ExportDiagnosticsResponse {
+                item: Some(match item {
+                    DiagnosticsItem::Progress { path, missing } => {
+                        Item::Progress(v1::DiagnosticsProgress {
+                            path,
+                            missing_reason: missing.unwrap_or_default(),
+                        })
+                    }
+                    DiagnosticsItem::Chunk(bytes) => Item::Chunk(bytes),
+                    DiagnosticsItem::Summary(s) => Item::Summary(summary(s)),
+                }),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
