@@ -386,6 +386,10 @@ impl DaemonBuilder {
             crate::workflows::TenantSettings {
                 cloud: cloud(&config.tenant),
                 clients: sign_in_clients(&config.tenant),
+                registration_certificate: crate::workflows::CertificateRule {
+                    store: config.agent_module.registration_certificate_store.clone(),
+                    subject: config.agent_module.registration_certificate_subject.clone(),
+                },
             },
             outbound_settings(&config),
             tls.served.clone(),

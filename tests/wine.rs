@@ -43,6 +43,8 @@ mod failures;
 mod outbound;
 #[path = "wine/prereq.rs"]
 mod prereq;
+#[path = "wine/repair.rs"]
+mod repair;
 #[path = "wine/secrets.rs"]
 mod secrets;
 #[path = "wine/settings.rs"]

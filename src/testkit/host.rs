@@ -41,6 +41,8 @@ pub(super) struct State {
     pub(super) settings_writes: u64,
     /// What `diagnostic_parts` answers (tests plant secrets in it).
     pub(super) diagnostic_parts: Vec<DiagnosticPart>,
+    /// The LocalMachine certificate stores by name, as DER.
+    certificates: BTreeMap<String, Vec<Vec<u8>>>,
 }
 
 impl State {
@@ -70,6 +72,15 @@ impl FakeHost {
         });
     }
 
+    /// Adds a certificate (DER) to `LocalMachine\<store>`.
+    pub fn add_certificate(&self, store: &str, der: Vec<u8>) {
+        self.lock()
+            .certificates
+            .entry(store.to_owned())
+            .or_default()
+            .push(der);
+    }
+
     /// A Windows host without the agent; installs succeed (exit code 0)
     /// and put version 1.1.1370.0 in place.
     pub fn new() -> Self {
@@ -91,6 +102,7 @@ impl FakeHost {
                 agent_registry: BTreeMap::new(),
                 settings_writes: 0,
                 diagnostic_parts: Vec::new(),
+                certificates: BTreeMap::new(),
             })),
         }
     }
@@ -364,6 +376,14 @@ impl Host for FakeHost {
     async fn set_agent_settings(&self, settings: &AgentSettings) -> Result<(), HostError> {
         self.available()?;
         super::host_settings::write(&mut self.lock(), settings)
+    }
+
+    async fn local_machine_certificates(&self, store: &str) -> Result<Vec<Vec<u8>>, HostError> {
+        let state = self.lock();
+        if let Some(reason) = &state.unavailable {
+            return Err(HostError::Unavailable(reason.clone()));
+        }
+        Ok(state.certificates.get(store).cloned().unwrap_or_default())
     }
 
     async fn diagnostic_parts(

@@ -28,6 +28,8 @@ macro_rules! rpc_table {
                 // Uninstalls, leaves the tenant's agent groups, edits the gMSA.
                 unary DecommissionAgent decommission_agent
                     v1::DecommissionAgentRequest, ADMIN, write;
+                // Registers the agent again through its module.
+                unary RepairAgent repair_agent v1::RepairAgentRequest, ADMIN, write;
             }
             HostService host {
                 unary PlanHostRemediation plan_host_remediation

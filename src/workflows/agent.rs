@@ -129,6 +129,15 @@ impl AgentWorkflows {
         self.tenant.sign_in(caller, request_id).await
     }
 
+    /// RepairAgent: the registration again, when it is what is broken.
+    pub async fn repair(
+        &self,
+        caller: &Caller,
+        request: super::tenant::RepairRequest,
+    ) -> Result<OperationRecord, Error> {
+        self.tenant.repair(caller, request).await
+    }
+
     pub async fn get_agent(&self) -> Result<AgentReport, Error> {
         if let Err(reason) = self.host.availability() {
             return Ok(AgentReport::Unavailable { reason });

@@ -76,6 +76,9 @@ pub struct TenantSettings {
     pub cloud: Cloud,
     /// The clients and scopes of the sign-in.
     pub clients: tenant::SignInClients,
+    /// Where the agent's registration certificate is looked for
+    /// (`[agent_module]`).
+    pub registration_certificate: tenant::CertificateRule,
 }
 
 /// Filesystem locations workflows may write to, and the bounds on what
@@ -116,6 +119,8 @@ impl App {
             backends.host.clone(),
             backends.agent_config.clone(),
             tenant_settings.clients,
+            tenant_settings.registration_certificate,
+            backends.cloud_sync.clone(),
         ));
         let agent_changes = Arc::new(drift::AgentChanges::default());
         let log_file = paths.log_file.clone();

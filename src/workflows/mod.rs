@@ -30,4 +30,4 @@ pub use audit::{Audit, AuditSettings};
 pub use error::{Error, ErrorKind, FieldViolation, MAX_REPORTED_VIOLATIONS, PreconditionReason};
 pub use operations::Operations;
 pub use staging::PackageLimits;
-pub use tenant::SignInClients;
+pub use tenant::{CertificateRule, SignInClients};

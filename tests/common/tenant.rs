@@ -144,6 +144,18 @@ impl TenantEmulator {
         assert!((200..300).contains(&status), "publish: {status} {body}");
     }
 
+    /// The validity of the agent certificates registrations issue from now
+    /// on, in seconds (negative: already expired); `None` restores 180 days.
+    pub async fn agent_certificate_validity(&self, seconds: Option<i64>) {
+        let (status, body) = self
+            .post(
+                "/_lab/agent-certificates",
+                &json!({ "validity_seconds": seconds }),
+            )
+            .await;
+        assert_eq!(status, 204, "agent certificates: {body}");
+    }
+
     /// The next `count` requests under `path_prefix` get `status`.
     pub async fn fault(
         &self,

@@ -205,22 +205,33 @@ async fn drift_fixes_again_the_vault_service_a_policy_disabled() {
     provd.stop().await;
 }
 
-/// A stand-in VaultSvc (Wine has none) with start type `start`.
+/// A stand-in VaultSvc (Wine has none) with start type `start`. The SCM
+/// only marks a service for deletion while a handle to it is open (the
+/// previous test's provd.exe may still hold one), so creating it again is
+/// retried until the deletion is done.
 fn vault_service(env: &BTreeMap<String, String>, start: &str) {
     let _ = wine(env, &["sc", "delete", "VaultSvc"]);
-    let created = wine(
-        env,
-        &[
-            "sc",
-            "create",
-            "VaultSvc",
-            "binPath=",
-            r"C:\windows\system32\svchost.exe -k LocalSystemNetworkRestricted",
-            "start=",
-            start,
-        ],
-    );
-    assert!(created.status.success(), "sc create VaultSvc: {created:?}");
+    let mut created = None;
+    for _ in 0..40 {
+        let out = wine(
+            env,
+            &[
+                "sc",
+                "create",
+                "VaultSvc",
+                "binPath=",
+                r"C:\windows\system32\svchost.exe -k LocalSystemNetworkRestricted",
+                "start=",
+                start,
+            ],
+        );
+        if out.status.success() {
+            return;
+        }
+        created = Some(out);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("sc create VaultSvc for 20 s: {created:?}");
 }
 
 async fn vault_start_type(channel: &Channel) -> String {

@@ -89,6 +89,25 @@ pub async fn agent_ca(State(app): State<App>) -> Response {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct AgentCertificates {
+    /// Seconds from issue to notAfter; negative: already expired. `null`
+    /// restores the default (180 days).
+    validity_seconds: Option<i64>,
+}
+
+/// `POST /_lab/agent-certificates` `{validity_seconds}`: the validity of the
+/// agent certificates registrations issue from now on (tests of expiry).
+pub async fn agent_certificates(State(app): State<App>, body: Bytes) -> Response {
+    let request: AgentCertificates = match graph_json(&body) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
+    app.lock().agent_cert_validity = request.validity_seconds.map(time::Duration::seconds);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewFault {
     path_prefix: String,
     status: u16,

@@ -214,6 +214,7 @@ fn router(app: App) -> Router {
         .route("/_lab/device/pending", get(oauth::lab_pending))
         .route("/_lab/published-resources", post(lab::create_resource))
         .route("/_lab/agent-ca", get(lab::agent_ca))
+        .route("/_lab/agent-certificates", post(lab::agent_certificates))
         .route("/_lab/issued-secrets", get(lab::issued_secrets))
         .route(
             "/_lab/faults",

@@ -87,9 +87,13 @@ fn register(app: &App, request: &str, peer: SocketAddr) -> Result<Vec<u8>, Strin
         .decode(csr)
         .map_err(|e| format!("Base64Csr is not base64: {e}"))?;
     let id = uuid::Uuid::new_v4().to_string();
+    let validity = app
+        .lock()
+        .agent_cert_validity
+        .unwrap_or(crate::state::AGENT_CERT_VALIDITY);
     let certificate = app
         .agent_ca
-        .sign_csr_der(csr, &id)
+        .sign_csr_der(csr, &id, validity)
         .map_err(|e| format!("Cannot use the certificate signing request: {e}"))?;
     app.lock().agents.push(Agent {
         id: id.clone(),

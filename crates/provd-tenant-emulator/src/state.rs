@@ -139,6 +139,8 @@ pub struct State {
     /// Every device code, access and refresh token ever issued, for
     /// `GET /_lab/issued-secrets` (tests scan provd's logs and spans for them).
     pub issued_secrets: Vec<String>,
+    /// What `POST /_lab/agent-certificates` set; `None`: [`AGENT_CERT_VALIDITY`].
+    pub agent_cert_validity: Option<time::Duration>,
     /// Organization flag, applications, service principals and their
     /// synchronization jobs, and the sync lab controls.
     pub sync: crate::sync::SyncState,
@@ -239,8 +241,9 @@ pub struct AgentCa {
 /// Common name of the agent CA.
 pub const AGENT_CA_COMMON_NAME: &str = "provd tenant emulator agent CA (LAB)";
 
-/// Validity of issued agent certificates.
-const AGENT_CERT_VALIDITY: time::Duration = time::Duration::days(180);
+/// Validity of issued agent certificates, unless a lab test sets another
+/// (`POST /_lab/agent-certificates`).
+pub const AGENT_CERT_VALIDITY: time::Duration = time::Duration::days(180);
 
 impl AgentCa {
     /// Generates a fresh ECDSA P-256 CA valid for ten years.
@@ -265,18 +268,25 @@ impl AgentCa {
 
     /// Signs a DER (PKCS#10) CSR, as `RegisterConnector` carries it, and
     /// returns the certificate's DER.
-    pub fn sign_csr_der(&self, csr_der: Vec<u8>, agent_id: &str) -> Result<Vec<u8>, rcgen::Error> {
+    pub fn sign_csr_der(
+        &self,
+        csr_der: Vec<u8>,
+        agent_id: &str,
+        validity: time::Duration,
+    ) -> Result<Vec<u8>, rcgen::Error> {
         let csr = CertificateSigningRequestParams::from_der(&csr_der.into())?;
-        Ok(self.sign(csr, agent_id)?.der().to_vec())
+        Ok(self.sign(csr, agent_id, validity)?.der().to_vec())
     }
 
     /// The subject and extensions requested in the CSR are not trusted:
     /// the certificate gets `CN=<agent id>`, no SANs, the clientAuth EKU
-    /// and a 180-day validity.
+    /// and `validity` (180 days unless a lab test asked otherwise; a
+    /// negative one issues a certificate that has already expired).
     fn sign(
         &self,
         mut csr: CertificateSigningRequestParams,
         agent_id: &str,
+        validity: time::Duration,
     ) -> Result<rcgen::Certificate, rcgen::Error> {
         let now = OffsetDateTime::now_utc();
         let mut dn = DistinguishedName::new();
@@ -290,8 +300,9 @@ impl AgentCa {
         csr.params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         csr.params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         csr.params.serial_number = Some(SerialNumber::from_slice(&serial));
-        csr.params.not_before = now - time::Duration::minutes(1);
-        csr.params.not_after = now + AGENT_CERT_VALIDITY;
+        csr.params.not_after = now + validity;
+        csr.params.not_before =
+            (now - time::Duration::minutes(1)).min(csr.params.not_after - time::Duration::hours(1));
         csr.signed_by(&self.issuer)
     }
 }

@@ -29,6 +29,9 @@ pub mod lsa;
 pub mod windows;
 #[cfg(windows)]
 #[allow(unsafe_code)]
+mod windows_certstore;
+#[cfg(windows)]
+#[allow(unsafe_code)]
 mod windows_diagnostics;
 #[cfg(windows)]
 #[allow(unsafe_code)]
@@ -141,6 +144,15 @@ pub trait Host: Send + Sync + 'static {
         since: std::time::SystemTime,
         limit: u64,
     ) -> Vec<DiagnosticPart>;
+    /// Every certificate of the `LocalMachine\<store>` certificate store
+    /// (e.g. `My`), as DER. Read-only.
+    async fn local_machine_certificates(&self, store: &str) -> Result<Vec<Vec<u8>>, HostError> {
+        Err(HostError::Unavailable(format!(
+            "certificate store LocalMachine\\{store}: the Windows certificate store exists on \
+             Windows only; this host runs {}",
+            std::env::consts::OS
+        )))
+    }
 }
 
 /// User rights as LSA holds them (read-only: provd grants none itself).

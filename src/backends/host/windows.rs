@@ -343,6 +343,13 @@ impl Host for WindowsHost {
             .map_err(|e| HostError::Io(e.to_string()))?
     }
 
+    async fn local_machine_certificates(&self, store: &str) -> Result<Vec<Vec<u8>>, HostError> {
+        let store = store.to_owned();
+        tokio::task::spawn_blocking(move || super::windows_certstore::local_machine(&store))
+            .await
+            .map_err(|e| HostError::Io(e.to_string()))?
+    }
+
     async fn diagnostic_parts(
         &self,
         since: std::time::SystemTime,

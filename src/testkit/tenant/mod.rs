@@ -177,6 +177,15 @@ impl FakeTenant {
         true
     }
 
+    /// Puts the agent in an agent group (the admin center can).
+    pub fn join_group(&self, agent_id: &str, group: AgentGroup) {
+        if let Some(a) = self.lock().agents.iter_mut().find(|a| a.id == agent_id)
+            && !a.groups.iter().any(|g| g.id == group.id)
+        {
+            a.groups.push(group);
+        }
+    }
+
     /// Takes the agent out of an agent group (the admin center can).
     pub fn leave_group(&self, agent_id: &str, group_id: &str) {
         if let Some(a) = self.lock().agents.iter_mut().find(|a| a.id == agent_id) {
@@ -195,14 +204,17 @@ impl FakeTenant {
 
     /// An agent's module registers it (the connector registration service,
     /// not Graph): Graph lists it from now on, active, in the default
-    /// group. A machine already registered keeps its agent. Returns its id.
+    /// group. A machine already registered keeps its agent while that one
+    /// is active; an inactive one (say its certificate expired) is left
+    /// listed and a new agent registered, as the lab's stand-in does.
+    /// Returns its id.
     pub fn register_connector(&self, machine_name: &str) -> String {
         let mut s = self.lock();
         s.registrations.push(machine_name.to_owned());
         if let Some(agent) = s
             .agents
             .iter()
-            .find(|a| a.machine_name.eq_ignore_ascii_case(machine_name))
+            .find(|a| a.active && a.machine_name.eq_ignore_ascii_case(machine_name))
         {
             return agent.id.clone();
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use crate::transport::convert;
+use crate::workflows::tenant::RepairRequest;
 use crate::workflows::{App, agent, decommission};
 use provd_proto::v1;
 
@@ -111,6 +112,27 @@ impl v1::agent_service_server::AgentService for AgentApi {
             .await
             .map_err(Status::from)?;
         Ok(started(v1::DecommissionAgentResponse {
+            operation: Some(convert::operation(&record)),
+        }))
+    }
+
+    async fn repair_agent(
+        &self,
+        request: Request<v1::RepairAgentRequest>,
+    ) -> Result<Response<v1::RepairAgentResponse>, Status> {
+        let who = caller(&request);
+        let req = request.into_inner();
+        let repair = RepairRequest {
+            request_id: req.request_id,
+            force: req.force,
+        };
+        let record = self
+            .app
+            .agent
+            .repair(&who, repair)
+            .await
+            .map_err(Status::from)?;
+        Ok(started(v1::RepairAgentResponse {
             operation: Some(convert::operation(&record)),
         }))
     }

@@ -73,6 +73,7 @@ answers_operation!(
     InstallResponse,
     UninstallResponse,
     DecommissionAgentResponse,
+    RepairAgentResponse,
     SignInResponse,
     RemediateHostResponse,
     CreateGmsaResponse,

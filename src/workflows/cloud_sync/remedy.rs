@@ -26,8 +26,9 @@ pub fn for_quarantine(q: &Quarantine) -> Option<String> {
         "HybridIdentityServiceInvalidResource" => {
             "the tenant does not know which agent serves the domain (Microsoft: \"The resource \
              name must be set so HIS knows which agent to contact\"; re-register the agent on the \
-             domain and restart the configuration): AddDirectory for the domain (it runs \
-             Add-AADCloudSyncADDomain), then RestartCloudSync with FULL"
+             domain and restart the configuration): RepairAgent (`provctl agent repair`) \
+             registers the agent again through its module, AddDirectory for the domain runs \
+             Add-AADCloudSyncADDomain, then RestartCloudSync with FULL"
         }
         "AzureActiveDirectoryInvalidCredential" => {
             "the sync service account (ADToAADSyncServiceAccount) is missing in the tenant \

@@ -10,6 +10,8 @@
 //! otherwise the operator gets the code and URL as an event and the step
 //! waits (cancellable) until they approve, decline, or the code expires.
 
+mod certificate;
+mod repair;
 mod session;
 
 use std::sync::Arc;
@@ -25,8 +27,12 @@ use crate::backends::agent_config::{
 };
 use crate::backends::host::{Host, ServiceAction};
 use crate::backends::store::{OperationKind, OperationRecord, Store};
-use crate::backends::tenant::{ProvisioningAgent, Tenant, Tokens};
+use crate::backends::tenant::{CloudSyncApi, ProvisioningAgent, Tenant, Tokens};
 
+#[cfg(test)]
+pub use certificate::FoundCertificate;
+pub use certificate::{CertificateRule, RegistrationCertificate};
+pub use repair::{RepairRequest, describe as describe_certificate};
 pub use session::SignInClients;
 
 /// Runs one module call (`$call`, given the `RunContext` as `$cx`) with its
@@ -115,9 +121,15 @@ pub struct TenantWorkflows {
     agent_config: Arc<dyn AgentConfig>,
     clients: SignInClients,
     session: tokio::sync::Mutex<Option<session::Session>>,
+    /// Where the agent's registration certificate is looked for.
+    certificate_rule: CertificateRule,
+    /// Graph's cloud sync API: RepairAgent reads quarantines and puts a
+    /// re-registered agent back in its groups.
+    cloud_sync: Arc<dyn CloudSyncApi>,
 }
 
 impl TenantWorkflows {
+    #[expect(clippy::too_many_arguments, reason = "the backends it composes")]
     pub fn new(
         operations: Arc<Operations>,
         tenant: Arc<dyn Tenant>,
@@ -125,6 +137,8 @@ impl TenantWorkflows {
         host: Arc<dyn Host>,
         agent_config: Arc<dyn AgentConfig>,
         clients: SignInClients,
+        certificate_rule: CertificateRule,
+        cloud_sync: Arc<dyn CloudSyncApi>,
     ) -> Self {
         Self {
             operations,
@@ -134,6 +148,8 @@ impl TenantWorkflows {
             agent_config,
             clients,
             session: tokio::sync::Mutex::new(None),
+            certificate_rule,
+            cloud_sync,
         }
     }
 
@@ -279,6 +295,17 @@ impl TenantWorkflows {
         progress: &Progress,
         graph: &Tokens,
     ) -> Result<(RegistrationRecord, bool), Error> {
+        self.connect(progress, graph, false).await
+    }
+
+    /// The `connect-tenant` step; with `force` the module registers the
+    /// agent again even when it says it is registered (RepairAgent).
+    async fn connect(
+        &self,
+        progress: &Progress,
+        graph: &Tokens,
+        force: bool,
+    ) -> Result<(RegistrationRecord, bool), Error> {
         let connection = self.module_connection().await?;
         let tenant_id = connection.tenant_id.clone();
         progress
@@ -292,7 +319,8 @@ impl TenantWorkflows {
         let machine_name = self.host.machine_name();
         let agent_config = &self.agent_config;
         let module = relayed!(progress, CONNECT_STEP, |cx| agent_config.module_info(&cx))?;
-        if same_tenant(module.registered_tenant.as_deref(), Some(&tenant_id))
+        if !force
+            && same_tenant(module.registered_tenant.as_deref(), Some(&tenant_id))
             && let Some(agent) = self.find_agent(graph, &machine_name).await?
         {
             let record = self.record(agent, &tenant_id).await?;
@@ -314,6 +342,17 @@ impl TenantWorkflows {
             .into());
         }
         classify::execution_policy(&module.execution_policies)?;
+        // A forced registration may list a second agent for this machine
+        // beside the old one (still active for a while): the new id wins.
+        let known: Vec<String> = if force {
+            self.agents_of(graph, &machine_name)
+                .await?
+                .into_iter()
+                .map(|a| a.id)
+                .collect()
+        } else {
+            Vec::new()
+        };
         relayed!(progress, CONNECT_STEP, |cx| agent_config
             .connect_tenant(&connection, &cx))?;
         progress
@@ -327,7 +366,9 @@ impl TenantWorkflows {
             .control_service(AGENT_SERVICE, ServiceAction::Restart, SERVICE_TIMEOUT)
             .await
             .map_err(|e| Error::Unavailable(format!("restarting {AGENT_SERVICE}: {e}")))?;
-        let agent = self.wait_for_agent(progress, graph, &machine_name).await?;
+        let agent = self
+            .wait_for_agent(progress, graph, &machine_name, &known)
+            .await?;
         let record = self.record(agent, &tenant_id).await?;
         progress
             .step_succeeded(
@@ -374,26 +415,47 @@ impl TenantWorkflows {
         graph: &Tokens,
         machine_name: &str,
     ) -> Result<Option<ProvisioningAgent>, Error> {
-        let agents = self.tenant.list_agents(graph).await.map_err(Error::from)?;
-        let mut mine: Vec<_> = agents
-            .into_iter()
-            .filter(|a| same_machine(&a.machine_name, machine_name))
-            .collect();
-        mine.sort_by_key(|a| !a.active);
+        self.find_agent_besides(graph, machine_name, &[]).await
+    }
+
+    /// This machine's agent in Graph's list: one whose id is not in `known`
+    /// first, then an active one.
+    async fn find_agent_besides(
+        &self,
+        graph: &Tokens,
+        machine_name: &str,
+        known: &[String],
+    ) -> Result<Option<ProvisioningAgent>, Error> {
+        let mut mine = self.agents_of(graph, machine_name).await?;
+        mine.sort_by_key(|a| (known.contains(&a.id), !a.active));
         Ok(mine.into_iter().next())
     }
 
+    /// Every agent Graph lists for this machine.
+    async fn agents_of(
+        &self,
+        graph: &Tokens,
+        machine_name: &str,
+    ) -> Result<Vec<ProvisioningAgent>, Error> {
+        let agents = self.tenant.list_agents(graph).await.map_err(Error::from)?;
+        Ok(agents
+            .into_iter()
+            .filter(|a| same_machine(&a.machine_name, machine_name))
+            .collect())
+    }
+
     /// Polls Graph (up to [`AGENT_LISTED_WITHIN`]) until it lists this
-    /// machine's agent, active.
+    /// machine's agent, active (one not in `known` first).
     async fn wait_for_agent(
         &self,
         progress: &Progress,
         graph: &Tokens,
         machine_name: &str,
+        known: &[String],
     ) -> Result<ProvisioningAgent, Error> {
         let deadline = Instant::now() + AGENT_LISTED_WITHIN;
         loop {
-            let found = self.find_agent(graph, machine_name).await?;
+            let found = self.find_agent_besides(graph, machine_name, known).await?;
             match found {
                 Some(agent) if agent.active => return Ok(agent),
                 Some(agent) if Instant::now() >= deadline => {

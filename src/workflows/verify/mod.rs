@@ -12,7 +12,7 @@
 //! `sync` (each domain's cloud sync jobs), `gmsa_prereq` (each domain's
 //! Managed Service Accounts container, and a usable KDS root key on every
 //! DC), `certificates` (provd's own server certificate and client CAs, as
-//! served now).
+//! served now) with `registration` (the agent's registration certificate).
 
 mod agent;
 mod certificates;
@@ -21,6 +21,7 @@ mod gmsa_prereq;
 mod host;
 mod outbound;
 mod prereq;
+mod registration;
 mod sync;
 mod tenant;
 mod writeback;
@@ -571,7 +572,12 @@ async fn run_group(run: &Run, group: &Group) -> Vec<Check> {
         Group::Prerequisites => prereq::checks(run).await,
         Group::Outbound => outbound::checks(run).await,
         Group::Agent => agent::checks(run).await,
-        Group::Certificates => certificates::checks(run, time::OffsetDateTime::now_utc()),
+        Group::Certificates => {
+            let now = time::OffsetDateTime::now_utc();
+            let mut checks = certificates::checks(run, now);
+            checks.extend(registration::checks(run, now).await);
+            checks
+        }
         Group::Tenant => tenant::checks(run).await,
         Group::CloudSync => sync::checks(run).await,
         Group::Directory {

@@ -18,6 +18,7 @@ mod host_prereq;
 mod operations;
 mod packages;
 mod permissions;
+mod repair;
 mod service_account;
 mod sign_in;
 mod support_ta;

@@ -68,6 +68,17 @@ pub(crate) enum AgentCommand {
         #[command(flatten)]
         decommission: DecommissionArgs,
     },
+    /// Register the agent again through its module when its registration
+    /// certificate expired or the tenant quarantines a configuration with
+    /// HybridIdentityServiceInvalidResource (starts a REPAIR_AGENT
+    /// operation; a no-op when nothing is broken, unless --force).
+    Repair {
+        /// Register again even when nothing is found broken.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        mutate: MutateArgs,
+    },
     /// Show the agent as the host sees it.
     Get,
 }

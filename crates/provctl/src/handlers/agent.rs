@@ -42,6 +42,16 @@ pub(super) async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCo
                 .into_inner();
             started(ctx, &r, r.operation.as_ref(), mutate.wait).await
         }
+        AgentCommand::Repair { force, mutate } => {
+            let r = client
+                .repair_agent(v1::RepairAgentRequest {
+                    force,
+                    request_id: request_id(&mutate),
+                })
+                .await?
+                .into_inner();
+            started(ctx, &r, r.operation.as_ref(), mutate.wait).await
+        }
         AgentCommand::Uninstall { mutate } => {
             let r = client
                 .uninstall(v1::UninstallRequest {

@@ -13,13 +13,16 @@
 //! The one choice the stand-in makes where Microsoft documents nothing (design note, risk
 //! R2): [`REUSE_IDENTITY`]. Connect again with the tenant of the identity already stored
 //! re-authenticates without registering a new agent, so `set-writeback` (Connect, then
-//! Set-…) does not add agents. Verify on a real server whether the module re-registers.
+//! Set-…) does not add agents — unless the stored certificate has expired: then it
+//! registers anew (what provd's RepairAgent relies on in the lab). Verify on a real server
+//! whether the module re-registers. The issued certificate also goes into
+//! `LocalMachine\My` (`certstore.rs`).
 //!
 //! Fails as documented when a machine or user execution policy is `Unrestricted`
 //! (how-to-troubleshoot: "Agent registration fails with security error"; the text below is
 //! the stand-in's, Microsoft does not quote the error).
 
-use super::{AGENT_KEY, WindowsLab, http, module, say, sys};
+use super::{AGENT_KEY, WindowsLab, certstore, http, module, say, sys};
 use crate::emulator;
 use crate::errors;
 use crate::plan::Failure;
@@ -57,6 +60,9 @@ pub fn connect(lab: &mut WindowsLab, call: &Invocation) -> Result<Vec<Output>, F
     if REUSE_IDENTITY
         && let Some(identity) = lab.read::<Identity>(state::IDENTITY)
         && identity.tenant_id.eq_ignore_ascii_case(tenant)
+        && !emulator::certificates(&identity.certificate_pem)
+            .first()
+            .is_none_or(|der| certstore::expired(der))
     {
         say(&format!(
             "Connect-AADCloudSyncAzureAD: already registered as agent {} of tenant {tenant}; reusing it",
@@ -138,6 +144,7 @@ pub fn connect(lab: &mut WindowsLab, call: &Invocation) -> Result<Vec<Output>, F
     };
     lab.write(state::IDENTITY, &identity)
         .map_err(|e| call.failed(format!("Cannot store the agent's identity: {e}")))?;
+    certstore::add_to_my(&der).map_err(|e| call.failed(format!("LAB STAND-IN: {e}")))?;
     sys::reg_set_sz(AGENT_KEY, "TenantID", tenant).map_err(|e| call.failed(e))?;
     say(&format!(
         "Connect-AADCloudSyncAzureAD: registered {machine} as agent {agent_id} with {url}"

@@ -4,6 +4,7 @@
 //! (`HKLM\SOFTWARE\ProvdLab\…`, `<ProgramData>\ProvdLabAgent\`) where the real module keeps
 //! its state in ways not documented.
 
+mod certstore;
 mod connect;
 mod domains;
 mod gmsa;
