@@ -160,6 +160,25 @@ impl TenantWorkflows {
             RegistrationCertificate::Found(_) => {}
             other => progress.warning(DIAGNOSE, describe(&other)).await?,
         }
+        match self.invalid_resource_jobs(graph).await {
+            Ok(jobs) => reasons.extend(jobs),
+            // The certificate alone may be reason enough: a tenant read
+            // that fails is said, not fatal.
+            Err(e) => {
+                progress
+                    .warning(
+                        DIAGNOSE,
+                        format!("the tenant's cloud sync jobs could not be read: {e}"),
+                    )
+                    .await?;
+            }
+        }
+        Ok(reasons)
+    }
+
+    /// Each job of the tenant quarantined with [`INVALID_RESOURCE`], in words.
+    async fn invalid_resource_jobs(&self, graph: &Tokens) -> Result<Vec<String>, Error> {
+        let mut out = Vec::new();
         for app in self
             .cloud_sync
             .sync_apps(graph)
@@ -175,7 +194,7 @@ impl TenantWorkflows {
                 if let Some(q) = job.status.quarantine
                     && q.error_code == INVALID_RESOURCE
                 {
-                    reasons.push(format!(
+                    out.push(format!(
                         "job {} of {} is quarantined with {INVALID_RESOURCE} (Microsoft: \
                          re-register the agent)",
                         job.id, app.display_name
@@ -183,7 +202,7 @@ impl TenantWorkflows {
                 }
             }
         }
-        Ok(reasons)
+        Ok(out)
     }
 
     /// The `agent-groups` step: a new agent id joins each group the old

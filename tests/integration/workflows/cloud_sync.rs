@@ -535,3 +535,35 @@ async fn a_configuration_made_outside_provd_is_adopted_and_two_are_refused() {
     assert_eq!(precondition(&err).0, "CLOUD_SYNC_AMBIGUOUS");
     d.shutdown().await;
 }
+
+/// HybridIdentityServiceInvalidResource ("re-register your agent"): Verify's
+/// remedy names RepairAgent, and RepairAgent finds the quarantine on its
+/// own and registers the agent again.
+#[tokio::test]
+async fn an_invalid_resource_quarantine_is_a_reason_for_repair_agent() {
+    let d = Hermetic::start().await;
+    ready(&d).await;
+    ok(&apply(&d, document(Some(spec()))).await.1);
+    d.fakes
+        .tenant
+        .quarantine_sync("HybridIdentityServiceInvalidResource");
+    let checks = verify_checks(&d).await;
+    let job = checks.iter().find(|c| c.id == "tenant.sync.job").unwrap();
+    assert!(job.remedy.contains("RepairAgent"), "{job:?}");
+
+    let op = d
+        .agent()
+        .repair_agent(v1::RepairAgentRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    let (events, op) = d.finish(op).await;
+    ok(&op);
+    assert_eq!(op.result["changed"], "true", "{events:#?}");
+    assert!(
+        op.result["reasons"].contains("HybridIdentityServiceInvalidResource"),
+        "{:?}",
+        op.result
+    );
+}
