@@ -10,7 +10,9 @@ use crate::model::computer_account;
 use crate::workflows::Error;
 use crate::workflows::apply::{Change, forget_kept};
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
-use crate::workflows::permissions::{Profile, Resolved, is_exactly_present, read_dacl, wanted};
+use crate::workflows::permissions::{
+    Profile, Resolved, is_exactly_present, read_dacl, recorded_ous, wanted,
+};
 use crate::workflows::service_account::{
     AccountRecord, host_may_retrieve, load_account, membership_descriptor, membership_sids,
     read_account_entry, resolve_sid,
@@ -54,9 +56,13 @@ pub(super) struct Gmsa {
     /// retrieve the password once this host is removed.
     pub others_using: Vec<String>,
     /// Profiles with at least one ACE of the gMSA's exactly present on the
-    /// domain root, and how many such ACEs.
+    /// domain root or an OU GrantPermissions recorded, and how many such ACEs.
     pub held: Vec<Profile>,
     pub aces: usize,
+    /// Whether the domain root holds any of them.
+    pub root_held: bool,
+    /// The recorded OUs that hold any of them.
+    pub ous_held: Vec<String>,
 }
 
 pub(super) struct Facts {
@@ -104,7 +110,10 @@ pub(super) async fn read(
         (Some(account), Some(session)) => {
             let this = registration.as_ref().map(|r| r.agent_id.as_str());
             let machine = p.host.machine_name();
-            Directory::Read(read_gmsa(session, account, &machine, this, agents.as_deref()).await?)
+            let ous = recorded_ous(&p.store, &account.domain, &account.sid).await?;
+            Directory::Read(
+                read_gmsa(session, account, &machine, this, agents.as_deref(), &ous).await?,
+            )
         }
     };
     Ok(Facts {
@@ -124,6 +133,7 @@ async fn read_gmsa(
     machine: &str,
     this_agent: Option<&str>,
     agents: Option<&[ProvisioningAgent]>,
+    ous: &[String],
 ) -> Result<Option<Box<Gmsa>>, Error> {
     let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
     let Some(entry) = read_account_entry(session, &domain_dn, account).await? else {
@@ -174,19 +184,35 @@ async fn read_gmsa(
         .parse()
         .map_err(|e| Error::internal(format!("recorded SID {}", account.sid), e))?;
     let resolved = Resolved::resolve(session, &schema_dn, &config_dn, &Profile::ALL).await?;
-    let (wanted, _) = wanted(&Profile::ALL, &resolved, sid, &domain_dn, &[]);
-    let dacl = read_dacl(session, &domain_dn)
-        .await?
-        .dacl
-        .unwrap_or_default();
     let mut held: Vec<Profile> = Vec::new();
     let mut aces = 0;
-    for w in wanted.iter().filter(|w| is_exactly_present(&dacl, &w.ace)) {
-        aces += 1;
-        for profile in &w.profiles {
-            if !held.contains(profile) {
-                held.push(*profile);
+    let mut root_held = false;
+    let mut ous_held = Vec::new();
+    // The domain root (GrantPermissions' target without OUs), then each OU
+    // it recorded; an OU deleted since holds nothing.
+    for target in std::iter::once(None).chain(ous.iter().map(Some)) {
+        let targets: Vec<String> = target.cloned().into_iter().collect();
+        let dn = target.map_or(domain_dn.as_str(), String::as_str);
+        let (wanted, _) = wanted(&Profile::ALL, &resolved, sid, &domain_dn, &targets);
+        let dacl = match read_dacl(session, dn).await {
+            Ok(sd) => sd.dacl.unwrap_or_default(),
+            Err(Error::NotFound(_)) if target.is_some() => continue,
+            Err(e) => return Err(e),
+        };
+        let mut here = 0;
+        for w in wanted.iter().filter(|w| is_exactly_present(&dacl, &w.ace)) {
+            here += 1;
+            for profile in &w.profiles {
+                if !held.contains(profile) {
+                    held.push(*profile);
+                }
             }
+        }
+        aces += here;
+        match target {
+            _ if here == 0 => {}
+            None => root_held = true,
+            Some(ou) => ous_held.push(ou.clone()),
         }
     }
     Ok(Some(Box::new(Gmsa {
@@ -200,6 +226,8 @@ async fn read_gmsa(
         others_using,
         held,
         aces,
+        root_held,
+        ous_held,
     })))
 }
 
@@ -290,7 +318,8 @@ impl Facts {
         };
         if g.aces == 0 {
             return Judgement::Skip(format!(
-                "{} holds no permission profile's ACEs on the domain root",
+                "{} holds no permission profile's ACEs on the domain root or the OUs provd \
+                 granted on",
                 g.sam
             ));
         }
@@ -402,15 +431,21 @@ impl Facts {
             "permissions",
             "remove",
             map(self.permissions(), |g| {
+                let mut on: Vec<&str> = Vec::new();
+                if g.root_held {
+                    on.push("the domain root");
+                }
+                on.extend(g.ous_held.iter().map(String::as_str));
                 format!(
-                    "{} ACEs of {} ({}) on the domain root",
+                    "{} ACEs of {} ({}) on {}",
                     g.aces,
                     g.sam,
                     g.held
                         .iter()
                         .map(|p| p.name())
                         .collect::<Vec<_>>()
-                        .join(", ")
+                        .join(", "),
+                    on.join("; ")
                 )
             }),
         );

@@ -3,17 +3,18 @@
 //! judgement or is a skip saying why.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::facts::{self, Facts, Judgement, remaining};
 use super::{Parts, Valid, host_unavailable};
 use crate::backends::directory::{Change as LdapChange, DirectorySession};
-use crate::backends::store::EventKind;
+use crate::backends::store::{EventKind, Store};
 use crate::backends::tenant::Tokens;
 use crate::workflows::agent::{stop_services, uninstall_package};
 use crate::workflows::apply::forget_kept;
 use crate::workflows::domain_controllers::{Connect, DcSession};
 use crate::workflows::operations::{NewEvent, Outcome, Progress};
-use crate::workflows::permissions::{GrantMode, grant_in_session};
+use crate::workflows::permissions::{GrantMode, grant_in_session, record_ou_grants};
 use crate::workflows::service_account::{forget_account, load_account, membership_descriptor};
 use crate::workflows::{Error, PreconditionReason};
 
@@ -67,7 +68,14 @@ pub(super) async fn run(progress: Progress, p: Parts, valid: Valid) -> Result<Ou
     changed |= leave_agent_groups(&progress, &p, &facts, tokens.as_ref()).await?;
     changed |= uninstall_package(&progress, &p.host, &p.changes, &p.staging_dir).await?;
     changed |= gmsa_principals(&progress, &facts, bound(&mut session)).await?;
-    changed |= permissions(&progress, &facts, bound(&mut session), &mut outcome).await?;
+    changed |= permissions(
+        &progress,
+        &p.store,
+        &facts,
+        bound(&mut session),
+        &mut outcome,
+    )
+    .await?;
     changed |= delete_gmsa(&progress, &facts, &valid, bound(&mut session)).await?;
     drop(session);
     changed |= forget(&progress, &p, &facts, &valid).await?;
@@ -191,6 +199,7 @@ async fn gmsa_principals(
 
 async fn permissions(
     progress: &Progress,
+    store: &Arc<dyn Store>,
     facts: &Facts,
     session: Option<&mut dyn DirectorySession>,
     outcome: &mut Outcome,
@@ -227,21 +236,44 @@ async fn permissions(
         .as_ref()
         .map(|a| a.sid.clone())
         .ok_or_else(|| Error::internal_msg("no recorded account"))?;
-    let totals = grant_in_session(
-        progress,
-        session,
-        &account_sid,
-        &g.held,
-        &[],
-        GrantMode::Remove,
-    )
-    .await?;
+    let mut removed = 0;
+    // The root, then the recorded OUs (grant_in_session's targets: none is
+    // the domain root).
+    let mut targets: Vec<Vec<String>> = Vec::new();
+    if g.root_held {
+        targets.push(Vec::new());
+    }
+    if !g.ous_held.is_empty() {
+        targets.push(g.ous_held.clone());
+    }
+    for ous in &targets {
+        let totals = grant_in_session(
+            progress,
+            &mut *session,
+            &account_sid,
+            &g.held,
+            ous,
+            GrantMode::Remove,
+        )
+        .await?;
+        removed += totals.removed;
+    }
+    if let Some(account) = &facts.account {
+        record_ou_grants(
+            store,
+            &account.domain,
+            &account_sid,
+            &g.ous_held,
+            GrantMode::Remove,
+        )
+        .await?;
+    }
     progress
         .step_succeeded(
             STEP,
             format!(
                 "removed {} ACEs of {} ({})",
-                totals.removed,
+                removed,
                 g.sam,
                 g.held
                     .iter()
@@ -251,7 +283,7 @@ async fn permissions(
             ),
         )
         .await?;
-    Ok(totals.removed > 0)
+    Ok(removed > 0)
 }
 
 /// The gMSA as read, when it was.

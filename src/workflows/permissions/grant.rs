@@ -9,7 +9,7 @@ use super::{Profile, Resolved, Wanted};
 use crate::backends::directory::{
     BindCredential, DirectoryError, DirectorySession, SD_FLAGS_DACL, escape,
 };
-use crate::backends::store::{EventKind, OperationKind};
+use crate::backends::store::{EventKind, OperationKind, Store};
 use crate::workflows::domain_controllers::{
     Connect, DcSession, DomainControllerWorkflows, entry_sid, find_account, naming_contexts,
 };
@@ -223,6 +223,7 @@ impl ValidGrant {
         self,
         caller: &Caller,
         dcs: Arc<DomainControllerWorkflows>,
+        store: Arc<dyn Store>,
         trustee: String,
     ) -> (OperationSpec, Job) {
         let ValidGrant {
@@ -260,6 +261,7 @@ impl ValidGrant {
                     grant_in_session(&progress, session.as_mut(), &trustee, &profiles, &ous, mode)
                         .await?;
                 drop(session);
+                super::record_ou_grants(&store, &domain, &totals.sid, &ous, mode).await?;
                 Ok(Outcome::from([
                     ("mode".into(), mode.name().into()),
                     ("added".into(), totals.added.to_string()),
@@ -339,6 +341,8 @@ fn change(w: &Wanted, add: bool) -> AceChange {
 
 #[derive(Debug, Default)]
 pub(crate) struct GrantTotals {
+    /// The trustee's SID, as resolved.
+    pub sid: String,
     pub added: usize,
     pub removed: usize,
     pub unchanged: usize,
@@ -425,7 +429,10 @@ pub(crate) async fn grant_in_session(
         progress
             .step_started("plan", format!("{} for {sid}", mode.name()))
             .await?;
-        let mut totals = GrantTotals::default();
+        let mut totals = GrantTotals {
+            sid: sid.to_string(),
+            ..GrantTotals::default()
+        };
         let mut changes: BTreeMap<String, Vec<(bool, Ace)>> = BTreeMap::new();
         for w in &wanted {
             let dacl = dacls

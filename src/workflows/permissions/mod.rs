@@ -6,6 +6,7 @@
 
 mod grant;
 mod profiles;
+mod targets;
 
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ pub use grant::{AceChange, GrantMode, GrantPermissionsRequest, ProfileChoice, Pr
 pub(crate) use grant::{grant_in_session, profile_statuses, status_of};
 pub use profiles::Profile;
 pub(crate) use profiles::{SchemaRef, specs};
+pub(crate) use targets::{record as record_ou_grants, recorded_ous};
 
 /// Schema GUIDs resolved from one domain; a missing name maps to `None`.
 #[derive(Debug, Clone, Default)]

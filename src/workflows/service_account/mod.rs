@@ -397,6 +397,6 @@ impl ServiceAccountWorkflows {
                 }
             },
         };
-        Ok(grant.prepare(caller, self.dcs.clone(), trustee))
+        Ok(grant.prepare(caller, self.dcs.clone(), self.store.clone(), trustee))
     }
 }

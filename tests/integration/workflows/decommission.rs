@@ -360,3 +360,49 @@ async fn a_viewer_may_plan_but_not_decommission() {
     assert!(planned.iter().all(|s| s.action == "skip"), "{planned:#?}");
     d.shutdown().await;
 }
+
+/// ACEs GrantPermissions put on an organizational unit are recorded, named
+/// by the plan and taken out by the decommission with the root's.
+#[tokio::test]
+async fn ou_grants_are_recorded_and_removed_with_the_roots() {
+    let d = Hermetic::start().await;
+    full_setup(&d).await;
+    let ou = format!("OU=SyncPilot,{}", d.fakes.directory.base_dn());
+    d.fakes
+        .directory
+        .seed_object(
+            &ou,
+            &[("objectClass", vec![b"organizationalUnit".to_vec()])],
+        )
+        .unwrap();
+    let op = d
+        .service_accounts()
+        .grant_permissions(v1::GrantPermissionsRequest {
+            domain: crate::common::hermetic::DOMAIN.into(),
+            profiles: vec![v1::PermissionProfile::BasicRead as i32],
+            mode: v1::GrantMode::Apply as i32,
+            trustee: "provAgentgMSA$".into(),
+            credential: Some(admin()),
+            organizational_units: vec![ou.clone()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    ok(&d.finish(op).await.1);
+    let sid = sid_of(&d, &gmsa_dn(&d));
+    assert!(!aces_for(&d, &ou, &sid).is_empty());
+
+    let planned = plan(&d, plan_request()).await;
+    let detail = &action(&planned, "permissions").detail;
+    assert!(detail.contains(&ou) && detail.contains("the domain root"), "{detail}");
+
+    let (_, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert!(aces_for(&d, &ou, &sid).is_empty());
+    assert!(!basic_read_held(&d));
+    let (events, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert_eq!(op.result["changed"], "false", "{events:#?}");
+}
