@@ -147,6 +147,31 @@ pub async fn enabling_sync_sets_the_flag(env: &SyncContractEnv) {
     assert_eq!(org.sync_enabled, Some(true));
 }
 
+/// Deleting a configuration's service principal unlists it with its jobs;
+/// deleting it again is no error (a resend after a lost answer).
+pub async fn delete_removes_the_configuration(env: &SyncContractEnv) {
+    let app = env.api.instantiate(&env.tokens, &env.domain).await.unwrap();
+    let sp = &app.service_principal_id;
+    env.api
+        .create_job(&env.tokens, sp, JobTemplate::Provisioning)
+        .await
+        .unwrap();
+    env.api.delete_app(&env.tokens, sp).await.unwrap();
+    let apps = env.api.sync_apps(&env.tokens).await.unwrap();
+    assert!(
+        !apps.iter().any(|a| &a.service_principal_id == sp),
+        "{apps:?}"
+    );
+    assert!(
+        matches!(
+            env.api.jobs(&env.tokens, sp).await,
+            Err(TenantError::NotFound(_))
+        ),
+        "the jobs went with it"
+    );
+    env.api.delete_app(&env.tokens, sp).await.unwrap();
+}
+
 /// Every property, in order.
 pub async fn all(env: &SyncContractEnv) {
     enabling_sync_sets_the_flag(env).await;
@@ -154,4 +179,5 @@ pub async fn all(env: &SyncContractEnv) {
     jobs_start_pause_and_conflict(env).await;
     secrets_round_trip_and_replace(env).await;
     schema_scope_round_trips(env).await;
+    delete_removes_the_configuration(env).await;
 }

@@ -370,4 +370,15 @@ impl CloudSyncApi for FakeTenant {
             Ok(())
         })
     }
+
+    async fn delete_app(&self, _: &Tokens, sp: &str) -> Result<(), TenantError> {
+        self.sync_call(SyncCall::DeleteApp)?;
+        let mut s = self.lock();
+        s.sync.apps.retain(|a| a.service_principal_id != sp);
+        s.sync.secrets.remove(sp);
+        for job in s.sync.jobs.remove(sp).unwrap_or_default() {
+            s.sync.schemas.remove(&job.id);
+        }
+        Ok(())
+    }
 }

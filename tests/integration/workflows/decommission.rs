@@ -396,7 +396,10 @@ async fn ou_grants_are_recorded_and_removed_with_the_roots() {
 
     let planned = plan(&d, plan_request()).await;
     let detail = &action(&planned, "permissions").detail;
-    assert!(detail.contains(&ou) && detail.contains("the domain root"), "{detail}");
+    assert!(
+        detail.contains(&ou) && detail.contains("the domain root"),
+        "{detail}"
+    );
 
     let (_, op) = decommission(&d, request(None)).await;
     ok(&op);

@@ -147,3 +147,18 @@ pub async fn list(
         })))
     })
 }
+
+/// `DELETE /beta/servicePrincipals/{id}` (serviceprincipal-delete): 204; the
+/// configuration's jobs, secrets and schema go with it, the application
+/// registration stays. 404 when there is none.
+pub async fn delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, GraphError> {
+    with_sync(&app, &headers, |sync| {
+        sync.service_principal(&id)?;
+        sync.service_principals.retain(|sp| sp.id != id);
+        Ok(StatusCode::NO_CONTENT)
+    })
+}

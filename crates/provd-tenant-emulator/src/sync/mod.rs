@@ -115,6 +115,7 @@ pub fn routes() -> Router<App> {
             post(apps::instantiate),
         )
         .route("/beta/servicePrincipals", get(apps::list))
+        .route("/beta/servicePrincipals/{sp}", delete(apps::delete))
         .route(&format!("{SP}/jobs"), get(jobs::list).post(jobs::create))
         .route(&format!("{SP}/jobs/{{job}}"), get(jobs::get))
         .route(&format!("{SP}/jobs/{{job}}/start"), post(jobs::start))

@@ -5,7 +5,11 @@
 //! and finding its service principals again (`GET /servicePrincipals` with
 //! `$filter=applicationTemplateId eq '…'`,
 //! <https://learn.microsoft.com/graph/api/serviceprincipal-list?view=graph-rest-beta>;
-//! the how-to lists them all and looks for the name).
+//! the how-to lists them all and looks for the name), and deleting one
+//! (`DELETE /servicePrincipals/{id}`,
+//! <https://learn.microsoft.com/graph/api/serviceprincipal-delete?view=graph-rest-beta>:
+//! its synchronization jobs, secrets and schema are its children; the
+//! application registration the template made stays).
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Deserialize;
@@ -94,6 +98,19 @@ impl HttpTenant {
         let call = SyncCall::ListApps;
         let list: Vec<PrincipalBody> = self.sync_list(tokens, call, &apps_path()).await?;
         list.into_iter().map(|sp| sp.into_app(call, None)).collect()
+    }
+
+    /// Deletes the configuration's service principal; one already gone
+    /// (a resend after a lost answer) is done.
+    pub async fn delete_app(&self, tokens: &Tokens, sp: &str) -> Result<(), TenantError> {
+        let url = self.beta(&format!("/servicePrincipals/{}", super::call::segment(sp)));
+        match self
+            .sync_send(tokens, SyncCall::DeleteApp, &url, None)
+            .await
+        {
+            Ok(_) | Err(TenantError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// A new application and service principal from the template. Not

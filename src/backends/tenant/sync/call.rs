@@ -31,7 +31,7 @@ impl SyncCall {
             | Self::RestartJob
             | Self::AssignAgent => Method::POST,
             Self::PutSecrets | Self::PutSchema => Method::PUT,
-            Self::RemoveAgent => Method::DELETE,
+            Self::RemoveAgent | Self::DeleteApp => Method::DELETE,
         }
     }
 
@@ -57,7 +57,8 @@ impl SyncCall {
             | Self::PutSecrets
             | Self::ReadSchema
             | Self::PutSchema
-            | Self::RemoveAgent => Idempotent::Yes,
+            | Self::RemoveAgent
+            | Self::DeleteApp => Idempotent::Yes,
         }
     }
 }

@@ -64,6 +64,7 @@ pub enum SyncCall {
     PutSchema,
     AssignAgent,
     RemoveAgent,
+    DeleteApp,
 }
 
 /// Roles that may configure cloud sync, as each synchronization API page
@@ -90,6 +91,7 @@ impl SyncCall {
             Self::PutSchema => "PUT …/synchronization/jobs/{id}/schema",
             Self::AssignAgent => "POST …/provisioning/agents/{id}/agentGroups/$ref",
             Self::RemoveAgent => "DELETE …/provisioning/agents/{id}/agentGroups/{id}/$ref",
+            Self::DeleteApp => "DELETE /servicePrincipals/{id}",
         }
     }
 
@@ -110,6 +112,7 @@ impl SyncCall {
             | Self::PutSchema => "Synchronization.ReadWrite.All",
             Self::AssignAgent => "Policy.ReadWrite.HybridAuthentication",
             Self::RemoveAgent => "Directory.ReadWrite.All",
+            Self::DeleteApp => "Application.ReadWrite.All",
         }
     }
 
@@ -194,6 +197,9 @@ pub trait CloudSyncApi: Send + Sync + 'static {
         agent_id: &str,
         group_id: &str,
     ) -> Result<(), TenantError>;
+    /// `DELETE /servicePrincipals/{id}`: the configuration with its jobs,
+    /// secrets and schema. A service principal already gone is `Ok`.
+    async fn delete_app(&self, tokens: &Tokens, sp: &str) -> Result<(), TenantError>;
 }
 
 #[async_trait::async_trait]
@@ -293,5 +299,9 @@ impl CloudSyncApi for HttpTenant {
         group_id: &str,
     ) -> Result<(), TenantError> {
         HttpTenant::remove_agent(self, tokens, agent_id, group_id).await
+    }
+
+    async fn delete_app(&self, tokens: &Tokens, sp: &str) -> Result<(), TenantError> {
+        HttpTenant::delete_app(self, tokens, sp).await
     }
 }
