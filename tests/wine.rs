@@ -43,6 +43,8 @@ mod failures;
 mod outbound;
 #[path = "wine/prereq.rs"]
 mod prereq;
+#[path = "wine/second_host.rs"]
+mod second_host;
 #[path = "wine/secrets.rs"]
 mod secrets;
 #[path = "wine/settings.rs"]
@@ -304,6 +306,7 @@ impl WineProvd {
         // identity a failed earlier run left (the module would reuse it with
         // this run's fresh tenant, which does not know it), nor its log.
         let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
+        wine_sh(&["package-entries", "remove"]);
         let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
         // An upgrade an earlier test left (its ProductCode is the newer package's).
         let _ = wine(
