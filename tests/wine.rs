@@ -16,7 +16,9 @@
 //! users the agent counted in the lab domain, and quarantines when the
 //! agent's service stops — Verify names it with Microsoft's remedy. Last, a
 //! secret scan of provd.exe's log, store and events (`secrets`), after
-//! DecommissionAgent took it all back (`decommission`).
+//! DecommissionAgent took it all back (`decommission`: the package's three
+//! uninstall entries, a second agent host sharing the gMSA from
+//! `second_host`, Verify clean after).
 //!
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup;
