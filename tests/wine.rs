@@ -16,7 +16,9 @@
 //! users the agent counted in the lab domain, and quarantines when the
 //! agent's service stops — Verify names it with Microsoft's remedy. Last, a
 //! secret scan of provd.exe's log, store and events (`secrets`), after
-//! DecommissionAgent took it all back (`decommission`).
+//! DecommissionAgent took it all back (`decommission`: the package's three
+//! uninstall entries, a second agent host sharing the gMSA from
+//! `second_host`, Verify clean after).
 //!
 //! `failures` (tests/wine/failures.rs) drives the agent module's failure
 //! modes and hostile input through the same provd.exe service setup;
@@ -45,6 +47,8 @@ mod outbound;
 mod prereq;
 #[path = "wine/repair.rs"]
 mod repair;
+#[path = "wine/second_host.rs"]
+mod second_host;
 #[path = "wine/secrets.rs"]
 mod secrets;
 #[path = "wine/settings.rs"]
@@ -306,6 +310,7 @@ impl WineProvd {
         // identity a failed earlier run left (the module would reuse it with
         // this run's fresh tenant, which does not know it), nor its log.
         let _ = wine(&env, &[&z(&exe_in_lab), "service", "uninstall"]);
+        wine_sh(&["package-entries", "remove"]);
         let _ = wine(&env, &["msiexec", "/x", &env["WINE_LAB_MSI"], "/quiet"]);
         // An upgrade an earlier test left (its ProductCode is the newer package's).
         let _ = wine(

@@ -44,6 +44,18 @@
 #           provd cannot fix: TLS 1.2 and the execution policy are left for RemediateHost.
 #   windows-server none
 #           removes them (Wine's own values come back: no .NET, no edition, no VaultSvc)
+#   package-entries install
+#           the rest of the real package's Add/Remove Programs entries (how-to-automatic-
+#           upgrade lists three), as LAB STAND-INs, beside the agent MSI a test installed: the
+#           "Agent Updater" MSI (labupdater.wxs, one registry value), and the Burn bundle's
+#           entry in the registry's 32-bit view (BundleCachePath, BundleProviderKey,
+#           BundleUpgradeCode, QuietUninstallString "…\Package Cache\{id}\
+#           AADConnectProvisioningAgentSetup.exe" /uninstall /quiet) whose cached exe is
+#           labsetup.c: on /uninstall /quiet it runs msiexec /x for the chained ProductCodes
+#           (the agent's, both versions, and the updater's) and deletes its own key. The main
+#           install path (the demo, Install) stays the one agent MSI.
+#   package-entries remove
+#           removes them again (the updater MSI, the bundle key, the cached exe)
 #
 # Environment:
 #   WINE_LAB_DIR   lab state (default /var/tmp/provd-wine; refused inside the repository):
@@ -73,6 +85,11 @@ readonly RUST_TARGET=x86_64-pc-windows-gnu
 readonly VERSION_GOOD=1.1.977.0      # WINE_LAB_MSI
 readonly VERSION_NEWER=1.1.1000.0    # WINE_LAB_MSI_NEWER (major upgrade of the above)
 readonly VERSION_BAD=1.1.999.0       # WINE_LAB_MSI_BAD (fails on purpose, rolls back)
+# The stand-in bundle's entry (package-entries): its id (a Burn bundle's key is its id) and
+# the name its cached exe has in the Package Cache, as Microsoft's package is named.
+readonly BUNDLE_ID='{5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405C01}'
+readonly BUNDLE_EXE_NAME=AADConnectProvisioningAgentSetup.exe
+readonly BUNDLE_DISPLAY_NAME='Microsoft Azure AD Connect Provisioning Agent Package (provd lab stand-in)'
 readonly SERVICES=(AADConnectProvisioningAgent AzureADConnectAgentUpdater)
 readonly DISPLAY_NAME='Microsoft Azure AD Connect Provisioning Agent (provd lab stand-in)'
 readonly AGENT_DIR_NAME='Microsoft Azure AD Connect Provisioning Agent'
@@ -178,11 +195,12 @@ stable_guid() {
 }
 product_code() { stable_guid "provd-lab-agent ProductCode $1 $2"; } # KIND VERSION
 
-msi_version() { # KIND: good | newer | bad
+msi_version() { # KIND: good | newer | bad | updater
   case $1 in
     good) echo "$VERSION_GOOD" ;;
     newer) echo "$VERSION_NEWER" ;;
     bad) echo "$VERSION_BAD" ;;
+    updater) echo "$VERSION_GOOD" ;;
   esac
 }
 
@@ -191,6 +209,7 @@ msi_path() { # KIND
     good) echo "$PKGS/ProvdLabAgent-$VERSION_GOOD.msi" ;;
     newer) echo "$PKGS/ProvdLabAgent-$VERSION_NEWER.msi" ;;
     bad) echo "$PKGS/ProvdLabAgentBad-$VERSION_BAD.msi" ;;
+    updater) echo "$PKGS/ProvdLabAgentUpdater-$VERSION_GOOD.msi" ;;
   esac
 }
 
@@ -359,6 +378,18 @@ build_dll() {
   say "built $name.dll"
 }
 
+# build_exe NAME [LIBS...]: windows/NAME.c -> build/NAME.exe (a console exe, wmain), when the
+# source changed.
+build_exe() {
+  local name=$1 src out
+  shift
+  src=$WIN_SRC/$name.c out=$BUILD/$name.exe
+  [ "$out" -nt "$src" ] && return 0
+  TMPDIR=$BUILD/tmp x86_64-w64-mingw32-gcc -O2 -Wall -municode -s -o "$out.tmp" "$src" "$@"
+  mv "$out.tmp" "$out"
+  say "built $name.exe"
+}
+
 # build_placeholder FILE NAME VERSION DESCRIPTION PRODUCT: build/FILE, a DLL with no code and a
 # version resource (placeholder.c + placeholder.rc.in); rebuilt only when an input changed.
 build_placeholder() {
@@ -420,7 +451,7 @@ build_msi() {
   stamp=$BUILD/$(basename "$out").inputs
   want="format=$MSI_FORMAT wixl=$(wixl --version) version=$version wxs=$(sha256 "$wxs")"
   want+=" exe=$(sha256 "$BUILD/provd-lab-agent.exe") dll=$(sha256 "$BUILD/failaction.dll")"
-  if [ "$kind" != bad ]; then
+  if [ "$kind" = good ] || [ "$kind" = newer ]; then
     want+=" module=$(sha256 "$BUILD/Microsoft.CloudSync.PowerShell-$version.dll") json=$(sha256 "$BUILD/Newtonsoft.Json-12.dll")"
     # The stand-in exe.config the MSI installs beside the exe (wixl takes bare names only).
     cmp -s "$WIN_SRC/AADConnectProvisioningAgent.exe.config" "$BUILD/AADConnectProvisioningAgent.exe.config" ||
@@ -455,6 +486,8 @@ build_all() {
   build_msi good "$WIN_SRC/labagent.wxs"
   build_msi newer "$WIN_SRC/labagent.wxs"
   build_msi bad "$WIN_SRC/bad.wxs"
+  build_msi updater "$WIN_SRC/labupdater.wxs"
+  build_exe labsetup -ladvapi32
   rm -rf "$BUILD/tmp"
   say "builds done in $(since "$t")s"
 }
@@ -704,6 +737,56 @@ export WINE_LAB_MSI_BAD_SHA256='$(sha256 "$bad")'
 export WINE_LAB_NEWTONSOFT_12='$BUILD/Newtonsoft.Json-12.dll'
 export WINE_LAB_NEWTONSOFT_13='$BUILD/Newtonsoft.Json-13.dll'
 EOF
+}
+
+# ---------------------------------------------------------------------------------------------
+# package-entries
+
+cmd_package_entries() {
+  need_root package-entries
+  local action=${1:-} key cache exe code codes=() c
+  take_lock
+  prefix_ready || die "no prefix: run wine.sh up first"
+  key="$UNINSTALL_KEY\\$BUNDLE_ID"
+  cache="C:\\ProgramData\\Package Cache\\$BUNDLE_ID"
+  exe="$cache\\$BUNDLE_EXE_NAME"
+  case $action in
+    install)
+      [ -f "$(msi_path updater)" ] && [ -f "$BUILD/labsetup.exe" ] || die "run wine.sh up first (no updater MSI or labsetup.exe)"
+      code=$(msiexec_code /i "$(winpath "$(msi_path updater)")" /quiet /norestart)
+      [ "$code" = 0 ] || die "the stand-in updater MSI did not install (msiexec $code)"
+      mkdir -p "$PREFIX/drive_c/ProgramData/Package Cache/$BUNDLE_ID"
+      install -m 0755 "$BUILD/labsetup.exe" "$PREFIX/drive_c/ProgramData/Package Cache/$BUNDLE_ID/$BUNDLE_EXE_NAME"
+      for c in "$(product_code good "$VERSION_GOOD")" "$(product_code newer "$VERSION_NEWER")" \
+        "$(product_code updater "$VERSION_GOOD")"; do codes+=("{$c}"); done
+      # What a 32-bit Burn writes for a per-machine bundle (32-bit view); the chain is a lab value.
+      local -a values=(
+        "DisplayName REG_SZ $BUNDLE_DISPLAY_NAME"
+        "DisplayVersion REG_SZ $VERSION_GOOD"
+        "Publisher REG_SZ provd lab (not Microsoft)"
+        "BundleCachePath REG_SZ $exe"
+        "BundleProviderKey REG_SZ $BUNDLE_ID"
+        "BundleUpgradeCode REG_MULTI_SZ {5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405C02}"
+        "BundleVersion REG_SZ $VERSION_GOOD"
+        "UninstallString REG_SZ \"$exe\" /uninstall"
+        "QuietUninstallString REG_SZ \"$exe\" /uninstall /quiet"
+        "ProvdLabChainedProductCodes REG_SZ $(IFS=';' && echo "${codes[*]}")"
+      )
+      local v name type data
+      for v in "${values[@]}"; do
+        name=${v%% *} v=${v#* } type=${v%% *} data=${v#* }
+        w reg add "$key" /reg:32 /v "$name" /t "$type" /d "$data" /f >/dev/null 2>&1 || die "cannot write $key $name"
+      done
+      say "package entries: the updater MSI and the bundle $BUNDLE_ID (32-bit view, $exe)"
+      ;;
+    remove)
+      msiexec_code /x "{$(product_code updater "$VERSION_GOOD")}" /quiet /norestart >/dev/null
+      w reg delete "$key" /reg:32 /f >/dev/null 2>&1 || true
+      rm -rf "$PREFIX/drive_c/ProgramData/Package Cache/$BUNDLE_ID"
+      say "package entries removed"
+      ;;
+    *) die "usage: wine.sh package-entries install|remove" ;;
+  esac
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1018,6 +1101,7 @@ main() {
     tenant-emulator) cmd_tenant_emulator "$@" ;;
     lab-directory) cmd_lab_directory "$@" ;;
     windows-server) cmd_windows_server "$@" ;;
+    package-entries) cmd_package_entries "$@" ;;
     -h | --help | help | "") usage ;;
     *)
       say "unknown command '$cmd'"

@@ -38,8 +38,60 @@ pub struct ServiceStatus {
 
 #[derive(Debug, Clone)]
 pub struct AgentStatus {
+    /// The Provisioning Agent's own entry's DisplayVersion (not the
+    /// package's, not the updater's).
     pub installed_version: Option<String>,
     pub services: Vec<ServiceStatus>,
+    /// Every Add/Remove Programs entry of the agent's package, in the
+    /// order they are removed (`backends::host::installer::removal_order`).
+    pub products: Vec<AgentProduct>,
+}
+
+/// Which of the package's three Add/Remove Programs entries one is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductRole {
+    /// The bundle (Microsoft's `AADConnectProvisioningAgentSetup.exe`).
+    Package,
+    /// "… Agent Updater".
+    Updater,
+    /// "… Provisioning Agent".
+    Agent,
+}
+
+/// How an entry is removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProductUninstall {
+    /// A Windows Installer product: `msiexec /x {code}`.
+    Msi { product_code: String },
+    /// A WiX Burn bundle: its `QuietUninstallString` as the registry holds
+    /// it, and its `BundleCachePath` (the cached bundle exe) when present.
+    Bundle {
+        quiet_uninstall: String,
+        cache_path: Option<String>,
+    },
+    /// Neither (no product code, no bundle values): provd does not guess.
+    Unknown,
+}
+
+/// One Add/Remove Programs entry of the agent's package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentProduct {
+    /// The uninstall key's name (an MSI's ProductCode, a bundle's id).
+    pub key: String,
+    pub display_name: String,
+    pub version: String,
+    pub role: ProductRole,
+    pub uninstall: ProductUninstall,
+}
+
+impl std::fmt::Display for AgentProduct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "\"{}\" {} ({})",
+            self.display_name, self.version, self.key
+        )
+    }
 }
 
 /// The host's computer account: the first DNS label, at most 15

@@ -23,10 +23,11 @@ pub use cloud_sync::{
 pub use directory::{BindCredential, ProbeReport};
 pub use generalized_time::parse_generalized_time;
 pub use host::{
-    AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
-    DiagnosticPart, EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE,
-    REFERRAL_CHASING_VALUE, RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus,
-    StartType, USER_PASSWORD_LENGTH_VALUE, computer_account,
+    AGENT_KEY, ALL_SERVICES_SID, AgentProduct, AgentProxy, AgentSettings, AgentSettingsRead,
+    AgentStatus, Cloud, DiagnosticPart, EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites,
+    LDAP_TIMEOUT_VALUE, ProductRole, ProductUninstall, REFERRAL_CHASING_VALUE, RegReading,
+    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    USER_PASSWORD_LENGTH_VALUE, computer_account,
 };
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,

@@ -1,23 +1,42 @@
 //! `FakeHost`: the Windows host as the workflows see it — the agent
 //! package's installed version, its two services and their states, install
 //! outcomes by injected installer exit code (mapped as the real host maps
-//! them), the service logon account and every service control asked; the
+//! them), the package's uninstall entries (the agent's MSI; with
+//! `with_package` also the updater's and the Burn bundle's, whose
+//! uninstall removes the MSIs it chained, as Burn does), the service
+//! logon account and every service control asked; the
 //! prerequisite facts, settable, and the fixes applied to them as the
 //! Windows host applies them (`host_prereq.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backends::host::installer::{InstallerFailure, is_success};
+use crate::backends::host::installer::{
+    InstallerFailure, agent_version, bundle_command, is_success, removal_order,
+};
 use crate::backends::host::{
-    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, DiagnosticPart, FixOutcome,
-    Host, HostError, HostFix, HostPrerequisites, InstallOutcome, PackageToInstall, RegValue,
-    ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentProduct, AgentSettings, AgentSettingsRead, AgentStatus, DiagnosticPart,
+    FixOutcome, Host, HostError, HostFix, HostPrerequisites, InstallOutcome, PackageToInstall,
+    ProductRole, ProductUninstall, RegValue, ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
+/// The fake agent MSI's ProductCode.
+pub const AGENT_PRODUCT_CODE: &str = "{5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405A61}";
+/// The fake updater MSI's ProductCode (`with_package`).
+pub const UPDATER_PRODUCT_CODE: &str = "{5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405B01}";
+/// The fake bundle's id and cached exe (`with_package`).
+pub const BUNDLE_ID: &str = "{5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405C01}";
+pub const BUNDLE_EXE: &str = r"C:\ProgramData\Package Cache\{5C0B7D3E-2A41-4E8F-9B6C-1D2E3F405C01}\AADConnectProvisioningAgentSetup.exe";
+
 pub(super) struct State {
-    installed_version: Option<String>,
+    /// The uninstall entries (the agent's MSI once installed).
+    products: Vec<AgentProduct>,
+    /// Files that exist (what a bundle's uninstall command may run).
+    files: BTreeSet<String>,
+    uninstall_exit_code: u32,
+    /// Every entry removed, in order (its key).
+    uninstalled: Vec<String>,
     /// Version an install puts in place.
     package_version: String,
     services: BTreeMap<String, (ServiceState, String)>,
@@ -46,6 +65,20 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The agent's MSI entry at `version` (replacing the one there).
+    fn set_agent(&mut self, version: &str) {
+        self.products.retain(|p| p.role != ProductRole::Agent);
+        self.products.push(AgentProduct {
+            key: AGENT_PRODUCT_CODE.into(),
+            display_name: "Microsoft Azure AD Connect Provisioning Agent".into(),
+            version: version.to_owned(),
+            role: ProductRole::Agent,
+            uninstall: ProductUninstall::Msi {
+                product_code: AGENT_PRODUCT_CODE.into(),
+            },
+        });
+    }
+
     pub(super) fn services_has(&self, name: &str) -> bool {
         self.services.contains_key(name)
     }
@@ -87,7 +120,10 @@ impl FakeHost {
         Self {
             machine: "HOST1".into(),
             state: Arc::new(Mutex::new(State {
-                installed_version: None,
+                products: Vec::new(),
+                files: BTreeSet::new(),
+                uninstall_exit_code: 0,
+                uninstalled: Vec::new(),
                 package_version: "1.1.1370.0".into(),
                 services: BTreeMap::new(),
                 install_exit_code: 0,
@@ -122,7 +158,7 @@ impl FakeHost {
     pub fn with_agent(self, version: &str) -> Self {
         {
             let mut s = self.lock();
-            s.installed_version = Some(version.to_owned());
+            s.set_agent(version);
             for (name, _) in AGENT_SERVICES {
                 s.services.insert(
                     name.to_owned(),
@@ -165,13 +201,65 @@ impl FakeHost {
     }
 
     pub fn installed_version(&self) -> Option<String> {
-        self.lock().installed_version.clone()
+        agent_version(&self.lock().products)
+    }
+
+    /// The rest of the real package's entries besides the agent's MSI
+    /// (which an install or `with_agent` puts in place): the Agent
+    /// Updater's MSI and the Burn bundle's entry, its exe cached.
+    pub fn with_package(self) -> Self {
+        {
+            let mut s = self.lock();
+            s.products.push(AgentProduct {
+                key: UPDATER_PRODUCT_CODE.into(),
+                display_name: "Microsoft Azure AD Connect Agent Updater".into(),
+                version: "1.1.1370.0".into(),
+                role: ProductRole::Updater,
+                uninstall: ProductUninstall::Msi {
+                    product_code: UPDATER_PRODUCT_CODE.into(),
+                },
+            });
+            s.files.insert(BUNDLE_EXE.into());
+            s.products.push(AgentProduct {
+                key: BUNDLE_ID.into(),
+                display_name: "Microsoft Azure AD Connect Provisioning Agent Package".into(),
+                version: "1.1.1370.0".into(),
+                role: ProductRole::Package,
+                uninstall: ProductUninstall::Bundle {
+                    quiet_uninstall: format!("\"{BUNDLE_EXE}\" /uninstall /quiet"),
+                    cache_path: Some(BUNDLE_EXE.into()),
+                },
+            });
+        }
+        self
+    }
+
+    /// Adds an uninstall entry (e.g. one provd must refuse to run).
+    pub fn add_product(&self, product: AgentProduct) {
+        self.lock().products.push(product);
+    }
+
+    /// The uninstall entries now, in removal order.
+    pub fn products(&self) -> Vec<AgentProduct> {
+        let mut p = self.lock().products.clone();
+        removal_order(&mut p);
+        p
+    }
+
+    /// The entries removed so far (their keys), in order.
+    pub fn uninstalled(&self) -> Vec<String> {
+        self.lock().uninstalled.clone()
+    }
+
+    /// The next uninstaller runs exit with `code` (0, 3010, 1641 succeed).
+    pub fn set_uninstall_exit_code(&self, code: u32) {
+        self.lock().uninstall_exit_code = code;
     }
 
     /// Puts `version` in place without an installer run provd asked for:
     /// the agent's auto-upgrade, or an administrator's hand install.
     pub fn upgrade_outside_provd(&self, version: &str) {
-        self.lock().installed_version = Some(version.to_owned());
+        self.lock().set_agent(version);
     }
 
     /// How many times the agent's status was read.
@@ -266,8 +354,11 @@ impl Host for FakeHost {
         self.available()?;
         let mut s = self.lock();
         s.status_reads += 1;
+        let mut products = s.products.clone();
+        removal_order(&mut products);
         Ok(AgentStatus {
-            installed_version: s.installed_version.clone(),
+            installed_version: agent_version(&products),
+            products,
             services: AGENT_SERVICES
                 .iter()
                 .map(|(n, _)| Self::status(&s, n))
@@ -285,7 +376,8 @@ impl Host for FakeHost {
         let code = s.install_exit_code;
         match is_success(code) {
             Some(reboot_required) => {
-                s.installed_version = Some(s.package_version.clone());
+                let version = s.package_version.clone();
+                s.set_agent(&version);
                 for (name, _) in AGENT_SERVICES {
                     s.services
                         .entry(name.to_owned())
@@ -301,18 +393,61 @@ impl Host for FakeHost {
         }
     }
 
-    async fn uninstall_agent(&self, _log_path: &Path) -> Result<Option<InstallOutcome>, HostError> {
+    async fn uninstall_product(
+        &self,
+        product: &AgentProduct,
+        log_path: &Path,
+    ) -> Result<InstallOutcome, HostError> {
         self.available()?;
         let mut s = self.lock();
-        if s.installed_version.take().is_none() {
-            return Ok(None);
+        let refused = |reason: String| HostError::Refused {
+            entry: product.to_string(),
+            reason,
+        };
+        // What the uninstaller removes: the entry; a bundle also the MSIs
+        // it chained (the agent's and the updater's).
+        let removes: Vec<String> = match &product.uninstall {
+            ProductUninstall::Msi { product_code } => vec![product_code.clone()],
+            ProductUninstall::Bundle {
+                quiet_uninstall,
+                cache_path,
+            } => {
+                bundle_command(quiet_uninstall, cache_path.as_deref(), log_path, |p| {
+                    s.files.contains(p)
+                })
+                .map_err(refused)?;
+                let mut chained: Vec<String> = s
+                    .products
+                    .iter()
+                    .filter(|p| matches!(p.uninstall, ProductUninstall::Msi { .. }))
+                    .map(|p| p.key.clone())
+                    .collect();
+                chained.push(product.key.clone());
+                chained
+            }
+            ProductUninstall::Unknown => {
+                return Err(refused("neither an MSI nor a Burn bundle".into()));
+            }
+        };
+        let code = match s.products.iter().any(|p| p.key == product.key) {
+            true => s.uninstall_exit_code,
+            false => 1605,
+        };
+        let Some(reboot_required) = is_success(code) else {
+            return Err(HostError::Installer {
+                code,
+                failure: InstallerFailure::from_code(code),
+                log: log_path.display().to_string(),
+            });
+        };
+        s.products.retain(|p| !removes.contains(&p.key));
+        s.uninstalled.push(product.key.clone());
+        if agent_version(&s.products).is_none() {
+            for (name, _) in AGENT_SERVICES {
+                s.services.remove(name);
+            }
         }
-        for (name, _) in AGENT_SERVICES {
-            s.services.remove(name);
-        }
-        Ok(Some(InstallOutcome {
-            reboot_required: false,
-        }))
+        Ok(InstallOutcome { reboot_required })
     }
 
     async fn control_service(

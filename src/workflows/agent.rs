@@ -16,7 +16,7 @@ use crate::backends::host::{
     AgentStatus, Cloud, Host, HostError, InstallerFailure, PackageKind, PackageToInstall,
     ServiceAction, ServiceState, package_kind, package_version,
 };
-use crate::backends::store::{OperationKind, OperationRecord};
+use crate::backends::store::{OperationKind, OperationRecord, Store};
 use crate::workflows::PreconditionReason;
 
 /// Install as the transport hands it over: raw fields, validated here.
@@ -49,6 +49,9 @@ pub enum AgentReport {
 
 pub struct AgentWorkflows {
     operations: Arc<Operations>,
+    /// Where DecommissionAgent's record is, which a successful Install
+    /// clears.
+    store: Arc<dyn Store>,
     host: Arc<dyn Host>,
     /// Marks the installer runs as provd's (the drift watch).
     changes: Arc<AgentChanges>,
@@ -61,6 +64,7 @@ pub struct AgentWorkflows {
 impl AgentWorkflows {
     pub fn new(
         operations: Arc<Operations>,
+        store: Arc<dyn Store>,
         host: Arc<dyn Host>,
         changes: Arc<AgentChanges>,
         paths: Paths,
@@ -69,6 +73,7 @@ impl AgentWorkflows {
     ) -> Self {
         Self {
             operations,
+            store,
             host,
             changes,
             paths,
@@ -145,9 +150,9 @@ impl AgentWorkflows {
         match self.host.agent_status().await {
             Ok(status) => Ok(AgentReport::Available(status)),
             Err(HostError::Unavailable(reason)) => Ok(AgentReport::Unavailable { reason }),
-            Err(err @ (HostError::Installer { .. } | HostError::Io(_))) => {
-                Err(Error::Unavailable(err.to_string()))
-            }
+            Err(
+                err @ (HostError::Installer { .. } | HostError::Refused { .. } | HostError::Io(_)),
+            ) => Err(Error::Unavailable(err.to_string())),
         }
     }
 
@@ -170,7 +175,7 @@ impl AgentWorkflows {
         let log = self.paths.staging_dir.clone();
         self.operations
             .start(spec, move |progress| {
-                run_uninstall(progress, host, changes, log)
+                super::uninstall::run(progress, host, changes, log)
             })
             .await
     }
@@ -207,9 +212,15 @@ impl AgentWorkflows {
         let changes = self.changes.clone();
         let paths = self.paths.clone();
         let tenant = self.tenant.clone();
+        let store = self.store.clone();
         Ok((
             spec,
-            job(move |progress| run_install(progress, host, changes, tenant, paths, plan)),
+            job(move |progress| async move {
+                let result = run_install(progress, host, changes, tenant, paths, plan).await?;
+                // The agent is provd's again: Verify checks it as installed.
+                super::decommission::record::clear(&store).await?;
+                Ok(result)
+            }),
         ))
     }
 }
@@ -482,104 +493,6 @@ async fn register(
     Ok(changed)
 }
 
-async fn run_uninstall(
-    progress: Progress,
-    host: Arc<dyn Host>,
-    changes: Arc<AgentChanges>,
-    staging_dir: PathBuf,
-) -> Result<Outcome, Error> {
-    stop_services(&progress, &host).await?;
-    let changed = uninstall_package(&progress, &host, &changes, &staging_dir).await?;
-    Ok(BTreeMap::from([("changed".into(), changed.to_string())]))
-}
-
-/// Step `stop-services` (Uninstall's, DecommissionAgent's): `true` when a
-/// service was stopped.
-pub(crate) async fn stop_services(
-    progress: &Progress,
-    host: &Arc<dyn Host>,
-) -> Result<bool, Error> {
-    progress
-        .step_started("stop-services", "stopping the agent services")
-        .await?;
-    let unavailable = |reason: String| Error::FailedPrecondition {
-        reason: PreconditionReason::HostUnavailable,
-        subject: "host".into(),
-        message: format!("cannot uninstall: {reason}"),
-    };
-    host.availability().map_err(unavailable)?;
-    let status = host
-        .agent_status()
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?;
-    let mut stopped = 0;
-    for service in &status.services {
-        if matches!(
-            service.state,
-            ServiceState::NotInstalled | ServiceState::Stopped
-        ) {
-            continue;
-        }
-        host.control_service(&service.name, ServiceAction::Stop, SERVICE_TIMEOUT)
-            .await
-            .map_err(|e| Error::Unavailable(e.to_string()))?;
-        stopped += 1;
-        progress
-            .progress(
-                "stop-services",
-                format!("stopped {}", service.display_name),
-                0,
-            )
-            .await?;
-    }
-    if stopped == 0 {
-        progress
-            .step_skipped("stop-services", "no agent service is running")
-            .await?;
-    } else {
-        progress
-            .step_succeeded("stop-services", format!("{stopped} stopped"))
-            .await?;
-    }
-    Ok(stopped > 0)
-}
-
-/// Step `uninstall-package` (Uninstall's, DecommissionAgent's): `true` when
-/// the uninstaller ran.
-pub(crate) async fn uninstall_package(
-    progress: &Progress,
-    host: &Arc<dyn Host>,
-    changes: &Arc<AgentChanges>,
-    staging_dir: &Path,
-) -> Result<bool, Error> {
-    progress
-        .step_started("uninstall-package", "running the uninstaller silently")
-        .await?;
-    tokio::fs::create_dir_all(staging_dir)
-        .await
-        .map_err(|e| Error::internal(staging_dir.display().to_string(), e))?;
-    let log = staging_dir.join(format!("uninstall-{}.log", progress.operation_id()));
-    let uninstalled = {
-        let _provds = changes.begin();
-        host.uninstall_agent(&log).await
-    };
-    match uninstalled {
-        Ok(None) => {
-            progress
-                .step_skipped("uninstall-package", "the agent is not installed")
-                .await?;
-            Ok(false)
-        }
-        Ok(Some(_)) => {
-            progress
-                .step_succeeded("uninstall-package", "uninstalled")
-                .await?;
-            Ok(true)
-        }
-        Err(err) => Err(installer_error(err, &log)),
-    }
-}
-
 /// Starts any agent service the installer left stopped.
 async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(), Error> {
     progress
@@ -631,10 +544,10 @@ async fn ensure_running(progress: &Progress, host: &Arc<dyn Host>) -> Result<(),
 }
 
 /// How long a service may take to start or stop.
-const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+pub(super) const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// A host failure during install, as the operation reports it.
-fn installer_error(err: HostError, log_path: &Path) -> Error {
+pub(super) fn installer_error(err: HostError, log_path: &Path) -> Error {
     match err {
         HostError::Unavailable(reason) => Error::FailedPrecondition {
             reason: PreconditionReason::HostUnavailable,
@@ -655,6 +568,11 @@ fn installer_error(err: HostError, log_path: &Path) -> Error {
                 },
             }
         }
+        HostError::Refused { ref entry, .. } => Error::FailedPrecondition {
+            reason: PreconditionReason::InstallerFailed,
+            subject: entry.clone(),
+            message: err.to_string(),
+        },
         HostError::Io(message) => Error::Unavailable(message),
     }
 }

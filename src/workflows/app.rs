@@ -127,6 +127,7 @@ impl App {
         let staging_dir = paths.staging_dir.clone();
         let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),
+            backends.store.clone(),
             backends.host.clone(),
             agent_changes.clone(),
             paths,

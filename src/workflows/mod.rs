@@ -21,6 +21,7 @@ pub mod permissions;
 pub mod service_account;
 mod staging;
 pub mod tenant;
+mod uninstall;
 pub mod validate;
 pub mod verify;
 pub mod writeback;

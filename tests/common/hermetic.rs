@@ -155,6 +155,18 @@ impl Hermetic {
     }
 
     /// SignIn, watched to its end.
+    /// Uninstall, watched to its end.
+    pub async fn uninstall(&self) -> (Vec<v1::OperationEvent>, v1::Operation) {
+        let op = self
+            .agent()
+            .uninstall(v1::UninstallRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .operation;
+        self.finish(op).await
+    }
+
     pub async fn sign_in(&self) -> (Vec<v1::OperationEvent>, v1::Operation) {
         let op = self
             .agent()

@@ -77,11 +77,7 @@ pub async fn daemon_with(adjust: impl FnOnce(&mut provd::config::Config)) -> Lab
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::create(&dir.path().join("pki"));
     let mut config = config(dir.path(), &pki.dir);
-    config.directory.ca_file = Some(var("LAB_CA_PEM").into());
-    config.directory.dns_servers = var("LAB_DNS_SERVERS")
-        .split_whitespace()
-        .map(|s| s.parse().unwrap())
-        .collect();
+    lab_directory(&mut config);
     config.directory.connect_timeout = Duration::from_secs(3);
     adjust(&mut config);
     let daemon = provd::Daemon::builder(config).start().await.unwrap();
@@ -93,6 +89,15 @@ pub async fn daemon_with(adjust: impl FnOnce(&mut provd::config::Config)) -> Lab
     };
     let channel = h.channel(Role::Admin).await;
     LabDaemon { h, channel }
+}
+
+/// The lab's DCs as a daemon reaches them: its CA and DNS servers.
+pub fn lab_directory(config: &mut provd::config::Config) {
+    config.directory.ca_file = Some(var("LAB_CA_PEM").into());
+    config.directory.dns_servers = var("LAB_DNS_SERVERS")
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
 }
 
 pub fn admin() -> v1::Credential {

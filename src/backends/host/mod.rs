@@ -45,10 +45,11 @@ pub mod installer;
 pub use installer::{InstallerFailure, package_version};
 
 pub use crate::model::{
-    AGENT_KEY, ALL_SERVICES_SID, AgentProxy, AgentSettings, AgentSettingsRead, AgentStatus, Cloud,
-    DiagnosticPart, EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites, LDAP_TIMEOUT_VALUE,
-    REFERRAL_CHASING_VALUE, RegReading, RegValue, ServiceLogonRight, ServiceState, ServiceStatus,
-    StartType, USER_PASSWORD_LENGTH_VALUE,
+    AGENT_KEY, ALL_SERVICES_SID, AgentProduct, AgentProxy, AgentSettings, AgentSettingsRead,
+    AgentStatus, Cloud, DiagnosticPart, EXE_CONFIG, FixOutcome, HostFix, HostPrerequisites,
+    LDAP_TIMEOUT_VALUE, ProductRole, ProductUninstall, REFERRAL_CHASING_VALUE, RegReading,
+    RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
+    USER_PASSWORD_LENGTH_VALUE,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +64,10 @@ pub enum HostError {
         failure: InstallerFailure,
         log: String,
     },
+    /// provd would not run an entry's uninstaller (its command is not one
+    /// it trusts, or the entry is neither an MSI nor a Burn bundle).
+    #[error("provd does not remove the uninstall entry {entry}: {reason}; remove it by hand")]
+    Refused { entry: String, reason: String },
     /// The installer or the SCM could not be used at all.
     #[error("{0}")]
     Io(String),
@@ -107,8 +112,15 @@ pub trait Host: Send + Sync + 'static {
         &self,
         package: &PackageToInstall,
     ) -> Result<InstallOutcome, HostError>;
-    /// Uninstalls the agent package; `Ok(None)` when none is installed.
-    async fn uninstall_agent(&self, log_path: &Path) -> Result<Option<InstallOutcome>, HostError>;
+    /// Removes one of the package's entries (`AgentStatus::products`)
+    /// silently: an MSI with `msiexec /x`, a bundle through its
+    /// `QuietUninstallString` ([`installer::bundle_command`]), the log at
+    /// `log_path`. Exit codes as Install's.
+    async fn uninstall_product(
+        &self,
+        product: &AgentProduct,
+        log_path: &Path,
+    ) -> Result<InstallOutcome, HostError>;
     /// Starts, stops or restarts one service, waiting up to `timeout` for it
     /// to reach the target state.
     async fn control_service(
@@ -221,7 +233,11 @@ impl Host for UnavailableHost {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 
-    async fn uninstall_agent(&self, _log: &Path) -> Result<Option<InstallOutcome>, HostError> {
+    async fn uninstall_product(
+        &self,
+        _product: &AgentProduct,
+        _log: &Path,
+    ) -> Result<InstallOutcome, HostError> {
         Err(HostError::Unavailable(self.reason.clone()))
     }
 

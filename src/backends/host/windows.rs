@@ -11,18 +11,18 @@ use std::time::Duration;
 use windows_service::service::{ServiceAccess, ServiceStartType, ServiceState as WinState};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 use winreg::RegKey;
-use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
+use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_32KEY, KEY_WOW64_64KEY};
 
-use super::installer::{InstallerFailure, is_success};
+use super::installer::{
+    InstallerFailure, UninstallEntry, agent_product, agent_version, bundle_command, is_success,
+    removal_order,
+};
 use super::{
-    AGENT_SERVICES, AgentSettings, AgentSettingsRead, AgentStatus, Cloud, FixOutcome, Host,
-    HostError, HostFix, HostPrerequisites, InstallOutcome, PackageKind, PackageToInstall,
-    ServiceAction, ServiceState, ServiceStatus, StartType,
+    AGENT_SERVICES, AgentProduct, AgentSettings, AgentSettingsRead, AgentStatus, Cloud, FixOutcome,
+    Host, HostError, HostFix, HostPrerequisites, InstallOutcome, PackageKind, PackageToInstall,
+    ProductUninstall, ServiceAction, ServiceState, ServiceStatus, StartType,
 };
 
-/// The uninstall entry's DisplayName starts with this for the agent (and
-/// for provd's lab stand-in).
-const AGENT_DISPLAY_NAME: &str = "Microsoft Azure AD Connect Provisioning Agent";
 const UNINSTALL_KEY: &str = r"SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall";
 /// ERROR_SERVICE_DOES_NOT_EXIST.
 const SERVICE_DOES_NOT_EXIST: i32 = 1060;
@@ -47,26 +47,45 @@ impl WindowsHost {
     }
 }
 
-/// The agent's uninstall entry: (key name — the ProductCode for an MSI,
-/// DisplayVersion).
-fn installed_entry() -> Option<(String, String)> {
+/// The package's uninstall entries, from both registry views (a 32-bit
+/// Burn registers its bundle in the 32-bit one), in removal order.
+fn agent_products() -> Vec<AgentProduct> {
     let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
-    let uninstall = hklm
-        .open_subkey_with_flags(UNINSTALL_KEY, KEY_READ | KEY_WOW64_64KEY)
-        .ok()?;
-    uninstall.enum_keys().flatten().find_map(|name| {
-        let key = uninstall.open_subkey_with_flags(&name, KEY_READ).ok()?;
-        let display: String = key.get_value("DisplayName").ok()?;
-        if !display.starts_with(AGENT_DISPLAY_NAME) {
-            return None;
+    let mut found: Vec<AgentProduct> = Vec::new();
+    for view in [KEY_WOW64_64KEY, KEY_WOW64_32KEY] {
+        let Ok(uninstall) = hklm.open_subkey_with_flags(UNINSTALL_KEY, KEY_READ | view) else {
+            continue;
+        };
+        for name in uninstall.enum_keys().flatten() {
+            let Ok(key) = uninstall.open_subkey_with_flags(&name, KEY_READ) else {
+                continue;
+            };
+            let text = |value: &str| key.get_value::<String, _>(value).ok();
+            let Some(display_name) = text("DisplayName") else {
+                continue;
+            };
+            let entry = UninstallEntry {
+                display_name,
+                display_version: text("DisplayVersion").unwrap_or_default(),
+                windows_installer: key.get_value::<u32, _>("WindowsInstaller").ok() == Some(1),
+                bundle: ["BundleCachePath", "BundleProviderKey", "BundleUpgradeCode"]
+                    .iter()
+                    .any(|v| key.get_raw_value(v).is_ok()),
+                bundle_cache_path: text("BundleCachePath"),
+                quiet_uninstall: text("QuietUninstallString"),
+                key: name,
+            };
+            if let Some(product) = agent_product(&entry)
+                && !found
+                    .iter()
+                    .any(|p| p.key.eq_ignore_ascii_case(&product.key))
+            {
+                found.push(product);
+            }
         }
-        let version = key.get_value::<String, _>("DisplayVersion").ok()?;
-        Some((name, version))
-    })
-}
-
-fn installed_version() -> Option<String> {
-    installed_entry().map(|(_, version)| version)
+    }
+    removal_order(&mut found);
+    found
 }
 
 fn current_state(service: &windows_service::service::Service) -> Result<WinState, HostError> {
@@ -217,8 +236,10 @@ fn service_status(manager: &ServiceManager, name: &str, display: &str) -> Servic
 fn status_now() -> Result<AgentStatus, HostError> {
     let manager = ServiceManager::local_computer(None::<&str>, ServiceManagerAccess::CONNECT)
         .map_err(|e| HostError::Io(format!("cannot open the Service Control Manager: {e}")))?;
+    let products = agent_products();
     Ok(AgentStatus {
-        installed_version: installed_version(),
+        installed_version: agent_version(&products),
+        products,
         services: AGENT_SERVICES
             .iter()
             .map(|(name, display)| service_status(&manager, name, display))
@@ -281,29 +302,47 @@ impl Host for WindowsHost {
         run_installer(&program, &args, self.install_timeout, &package.log_path).await
     }
 
-    async fn uninstall_agent(&self, log_path: &Path) -> Result<Option<InstallOutcome>, HostError> {
-        let Some((product, _)) = tokio::task::spawn_blocking(installed_entry)
-            .await
-            .map_err(|e| HostError::Io(e.to_string()))?
-        else {
-            return Ok(None);
+    async fn uninstall_product(
+        &self,
+        product: &AgentProduct,
+        log_path: &Path,
+    ) -> Result<InstallOutcome, HostError> {
+        let refused = |reason: String| HostError::Refused {
+            entry: product.to_string(),
+            reason,
         };
-        let args: Vec<OsString> = vec![
-            "/x".into(),
-            product.into(),
-            "/quiet".into(),
-            "/norestart".into(),
-            "/l*v".into(),
-            log_path.as_os_str().to_owned(),
-        ];
-        run_installer(
-            &OsString::from("msiexec.exe"),
-            &args,
-            self.install_timeout,
-            log_path,
-        )
-        .await
-        .map(Some)
+        let (program, args): (OsString, Vec<OsString>) = match &product.uninstall {
+            ProductUninstall::Msi { product_code } => (
+                "msiexec.exe".into(),
+                vec![
+                    "/x".into(),
+                    product_code.into(),
+                    "/quiet".into(),
+                    "/norestart".into(),
+                    "/l*v".into(),
+                    log_path.as_os_str().to_owned(),
+                ],
+            ),
+            ProductUninstall::Bundle {
+                quiet_uninstall,
+                cache_path,
+            } => {
+                let (program, args) =
+                    bundle_command(quiet_uninstall, cache_path.as_deref(), log_path, |p| {
+                        Path::new(p).is_file()
+                    })
+                    .map_err(refused)?;
+                (program.into(), args.into_iter().map(Into::into).collect())
+            }
+            ProductUninstall::Unknown => {
+                return Err(refused(
+                    "it is neither a Windows Installer product (no product code) nor a WiX Burn \
+                     bundle (no Bundle* values and QuietUninstallString)"
+                        .into(),
+                ));
+            }
+        };
+        run_installer(&program, &args, self.install_timeout, log_path).await
     }
 
     async fn control_service(

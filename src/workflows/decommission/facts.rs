@@ -4,7 +4,7 @@
 
 use super::{Parts, Valid};
 use crate::backends::directory::DirectorySession;
-use crate::backends::host::ServiceState;
+use crate::backends::host::{AgentProduct, ProductUninstall, ServiceState};
 use crate::backends::tenant::{AgentGroup, ProvisioningAgent, Tokens};
 use crate::model::computer_account;
 use crate::workflows::Error;
@@ -67,7 +67,8 @@ pub(super) struct Gmsa {
 
 pub(super) struct Facts {
     pub running: Vec<String>,
-    pub installed: Option<String>,
+    /// The package's uninstall entries, in removal order.
+    pub products: Vec<AgentProduct>,
     pub registration: Option<RegistrationRecord>,
     /// `None`: the tenant was not read.
     pub agents: Option<Vec<ProvisioningAgent>>,
@@ -118,7 +119,7 @@ pub(super) async fn read(
     };
     Ok(Facts {
         running,
-        installed: status.installed_version,
+        products: status.products,
         registration,
         agents,
         account,
@@ -264,10 +265,11 @@ impl Facts {
         }
     }
 
-    pub fn uninstall(&self) -> Judgement<String> {
-        match &self.installed {
-            None => Judgement::Skip("the agent is not installed".into()),
-            Some(version) => Judgement::Do(version.clone()),
+    pub fn uninstall(&self) -> Judgement<&[AgentProduct]> {
+        if self.products.is_empty() {
+            Judgement::Skip("no uninstall entry of the agent's package is left".into())
+        } else {
+            Judgement::Do(&self.products)
         }
     }
 
@@ -411,8 +413,12 @@ impl Facts {
         add(
             "uninstall-package",
             "uninstall",
-            map(self.uninstall(), |v| {
-                format!("the agent package, version {v}")
+            map(self.uninstall(), |products| {
+                products
+                    .iter()
+                    .map(|p| format!("{p} {}", how(&p.uninstall)))
+                    .collect::<Vec<_>>()
+                    .join("; then ")
             }),
         );
         add(
@@ -460,6 +466,22 @@ impl Facts {
             map(self.forget(valid), |r| r.join(", ")),
         );
         out
+    }
+}
+
+/// How an entry is removed, for the plan.
+fn how(uninstall: &ProductUninstall) -> String {
+    match uninstall {
+        ProductUninstall::Msi { product_code } => {
+            format!("with `msiexec /x {product_code} /quiet /norestart`")
+        }
+        ProductUninstall::Bundle { .. } => "with its QuietUninstallString (`/uninstall /quiet`, \
+             plus /norestart and /log): Burn removes the MSIs it chained, so entries below \
+             may already be gone"
+            .into(),
+        ProductUninstall::Unknown => {
+            "— refused: neither a Windows Installer product nor a Burn bundle".into()
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! and acts on the same judgement.
 
 mod facts;
+pub(crate) mod record;
 mod steps;
 
 use std::path::PathBuf;

@@ -10,12 +10,12 @@ use super::{Parts, Valid, host_unavailable};
 use crate::backends::directory::{Change as LdapChange, DirectorySession};
 use crate::backends::store::{EventKind, Store};
 use crate::backends::tenant::Tokens;
-use crate::workflows::agent::{stop_services, uninstall_package};
 use crate::workflows::apply::forget_kept;
 use crate::workflows::domain_controllers::{Connect, DcSession};
 use crate::workflows::operations::{NewEvent, Outcome, Progress};
 use crate::workflows::permissions::{GrantMode, grant_in_session, record_ou_grants};
 use crate::workflows::service_account::{forget_account, load_account, membership_descriptor};
+use crate::workflows::uninstall::{stop_services, uninstall_package};
 use crate::workflows::{Error, PreconditionReason};
 
 /// Said once this host's agent has left its groups: Graph has no method to
@@ -79,6 +79,11 @@ pub(super) async fn run(progress: Progress, p: Parts, valid: Valid) -> Result<Ou
     changed |= delete_gmsa(&progress, &facts, &valid, bound(&mut session)).await?;
     drop(session);
     changed |= forget(&progress, &p, &facts, &valid).await?;
+    // Verify now expects no agent here. A run that found nothing to do
+    // leaves the record as it was, so a second run changes nothing.
+    if changed {
+        super::record::save(&p.store, progress.operation_id()).await?;
+    }
     outcome.insert("changed".into(), changed.to_string());
     Ok(outcome)
 }

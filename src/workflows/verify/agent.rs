@@ -13,6 +13,12 @@ use crate::workflows::agent_module::same_order;
 use tokio_util::sync::CancellationToken;
 
 pub(super) async fn checks(run: &Run) -> Vec<Check> {
+    if let Some(why) = run.decommissioned_skip() {
+        return ["agent.module", "agent.domains"]
+            .into_iter()
+            .map(|id| check(id, Category::Host, Status::Skip, why.clone()))
+            .collect();
+    }
     let module = module(run).await;
     let usable = module.status == Status::Pass;
     let mut out = vec![module];

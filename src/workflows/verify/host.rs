@@ -1,8 +1,14 @@
 //! Host checks: the host backend, the agent package and its version, the
 //! agent services (state, start type, logon account) and provd's own service.
+//!
+//! After DecommissionAgent (its record, until an Install), the agent is
+//! expected to be gone: `host.agent.decommissioned` is PASS when the host
+//! is clean — no uninstall entry of the package's three products and
+//! neither agent service — and FAIL naming whatever is left; the checks of
+//! an installed agent are then SKIP, not FAIL.
 
 use super::{Category, Check, Run, Status, check};
-use crate::backends::host::{AGENT_SERVICES, ServiceState, StartType};
+use crate::backends::host::{AGENT_SERVICES, AgentStatus, ServiceState, StartType};
 use crate::workflows::writeback::{self, MIN_AGENT_VERSION};
 
 /// provd's own Windows service.
@@ -34,6 +40,12 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             return out;
         }
     };
+    if let Some(why) = run.decommissioned_skip() {
+        out.push(decommissioned(run, &status));
+        out.push(check("host.agent.installed", H, Status::Skip, why));
+        out.push(provd_service(run).await);
+        return out;
+    }
     let Some(version) = status.installed_version.clone() else {
         out.push(
             check(
@@ -154,7 +166,56 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
             });
         }
     }
-    out.push(match run.host.service_status(PROVD_SERVICE).await {
+    out.push(provd_service(run).await);
+    out
+}
+
+/// What is left of the agent after DecommissionAgent.
+fn decommissioned(run: &Run, status: &AgentStatus) -> Check {
+    let operation = run
+        .decommissioned
+        .as_ref()
+        .map(|r| r.operation_id.clone())
+        .unwrap_or_default();
+    let mut left: Vec<String> = status
+        .products
+        .iter()
+        .map(|p| format!("uninstall entry {p}"))
+        .collect();
+    left.extend(
+        status
+            .services
+            .iter()
+            .filter(|s| s.state != ServiceState::NotInstalled)
+            .map(|s| format!("service {} ({:?})", s.name, s.state)),
+    );
+    let c = check(
+        "host.agent.decommissioned",
+        Category::Host,
+        Status::Pass,
+        format!(
+            "decommissioned by operation {operation}: no uninstall entry of the agent's package \
+             and no agent service is left"
+        ),
+    )
+    .attr("operation_id", operation.clone());
+    if left.is_empty() {
+        return c;
+    }
+    Check {
+        status: Status::Fail,
+        message: format!(
+            "decommissioned by operation {operation}, but left: {}",
+            left.join("; ")
+        ),
+        ..c
+    }
+    .remedy("run DecommissionAgent again (`provctl agent decommission`): it removes what is left")
+}
+
+async fn provd_service(run: &Run) -> Check {
+    use Category::Host as H;
+    match run.host.service_status(PROVD_SERVICE).await {
         Ok(s) if s.state == ServiceState::Running => check(
             "host.provd.service",
             H,
@@ -180,6 +241,5 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
         )
         .remedy("`Start-Service provd`"),
         Err(e) => check("host.provd.service", H, Status::Skip, e.to_string()),
-    });
-    out
+    }
 }

@@ -40,6 +40,7 @@ use crate::backends::directory::BindCredential;
 use crate::backends::host::{Host, LogonRights};
 use crate::backends::store::Store;
 use crate::workflows::cloud_sync::CloudSyncWorkflows;
+use crate::workflows::decommission::{self, record::DecommissionRecord};
 use crate::workflows::directory::DirectoryWorkflows;
 use crate::workflows::domain_controllers::DomainControllerWorkflows;
 use crate::workflows::operations::now_ms;
@@ -226,12 +227,26 @@ struct Run {
     credential: Option<BindCredential>,
     domains: Vec<String>,
     account: Option<AccountRecord>,
+    /// DecommissionAgent took this host's agent away (and no Install has
+    /// since): the agent checks expect no agent.
+    decommissioned: Option<DecommissionRecord>,
     /// The tenant's writeback flag, read once per run (host and directory
     /// checks both ask; it is a Graph call).
     writeback_flag: tokio::sync::OnceCell<TenantState>,
 }
 
 impl Run {
+    /// Why a check of the agent is SKIP: DecommissionAgent took it away.
+    fn decommissioned_skip(&self) -> Option<String> {
+        self.decommissioned.as_ref().map(|r| {
+            format!(
+                "this host's agent was decommissioned (operation {}); see \
+                 host.agent.decommissioned",
+                r.operation_id
+            )
+        })
+    }
+
     async fn writeback_on(&self) -> bool {
         let flag = self
             .writeback_flag
@@ -414,6 +429,7 @@ impl VerifyWorkflows {
             served,
             credential,
             account: service_account::load_account(&self.store).await?,
+            decommissioned: decommission::record::load(&self.store).await?,
             domains,
             writeback_flag: tokio::sync::OnceCell::new(),
         }))

@@ -39,6 +39,19 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
     out.push(clock_skew(time));
     let registration = match run.tenant.registration().await {
         Ok(Some(r)) => r,
+        Ok(None) if run.decommissioned.is_some() => {
+            let why = run.decommissioned_skip().unwrap_or_default();
+            out.push(check(
+                "tenant.agent.registered",
+                T,
+                Status::Skip,
+                format!(
+                    "{why}: it left its agent groups, and the tenant lists it as inactive until \
+                     Microsoft ages it out"
+                ),
+            ));
+            return out;
+        }
         Ok(None) => {
             out.push(
                 check(

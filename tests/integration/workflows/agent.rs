@@ -377,16 +377,7 @@ async fn stopped_services_are_started_and_a_failed_start_is_unavailable() {
 #[tokio::test]
 async fn uninstall_stops_and_removes_then_a_second_one_skips() {
     let d = Hermetic::start_with(with_agent("1.1.1370.0")).await;
-    let uninstall = || async {
-        let op = d
-            .agent()
-            .uninstall(v1::UninstallRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .operation;
-        d.finish(op).await
-    };
+    let uninstall = || d.uninstall();
     let (events, op) = uninstall().await;
     ok(&op);
     assert_eq!(op.kind, v1::OperationKind::Uninstall as i32);

@@ -8,8 +8,10 @@ use super::support_ta::{aces_for, allowed, gmsa_dn, sid_of, skipped, succeeded};
 use super::support_tb::*;
 use crate::common::hermetic::*;
 use provd::backends::host::ServiceState;
+use provd::backends::host::{AgentProduct, ProductRole, ProductUninstall};
 use provd::pki::Role;
 use provd::testkit::FakeHost;
+use provd::testkit::host::{AGENT_PRODUCT_CODE, BUNDLE_ID, UPDATER_PRODUCT_CODE};
 use provd_proto::v1;
 use provd_proto::v1::agent_service_client::AgentServiceClient;
 use tonic::Code;
@@ -358,6 +360,186 @@ async fn a_viewer_may_plan_but_not_decommission() {
         .steps;
     assert_eq!(planned.len(), STEPS.len());
     assert!(planned.iter().all(|s| s.action == "skip"), "{planned:#?}");
+    d.shutdown().await;
+}
+
+/// The real package's three uninstall entries: the bundle first (Burn
+/// removes the MSIs it chained), so its one run takes all three.
+#[tokio::test]
+async fn the_package_s_three_entries_go_bundle_first_and_a_second_run_finds_none() {
+    let d = Hermetic::start_with(Fakes {
+        host: FakeHost::new().with_package(),
+        ..Fakes::default()
+    })
+    .await;
+    full_setup(&d).await;
+    assert_eq!(d.fakes.host.products().len(), 3);
+    let planned = plan(&d, plan_request()).await;
+    let uninstall = action(&planned, "uninstall-package");
+    assert_eq!(uninstall.action, "uninstall");
+    for name in [
+        "Microsoft Azure AD Connect Provisioning Agent Package",
+        "Microsoft Azure AD Connect Agent Updater",
+        "Microsoft Azure AD Connect Provisioning Agent\"",
+        "QuietUninstallString",
+        "msiexec /x",
+    ] {
+        assert!(uninstall.detail.contains(name), "{name}: {uninstall:?}");
+    }
+    let bundle = uninstall.detail.find("Package").unwrap();
+    assert!(
+        bundle < uninstall.detail.find("Updater").unwrap(),
+        "{uninstall:?}"
+    );
+
+    let (events, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert!(succeeded(&events, "uninstall-package"), "{events:#?}");
+    assert_eq!(
+        d.fakes.host.uninstalled(),
+        [BUNDLE_ID],
+        "Burn took the MSIs"
+    );
+    assert!(d.fakes.host.products().is_empty());
+    let (events, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert!(skipped(&events, "uninstall-package"), "{events:#?}");
+    d.shutdown().await;
+}
+
+/// Without the bundle (removed by hand, or never there), the MSIs go one
+/// by one: the updater, then the agent.
+#[tokio::test]
+async fn without_the_bundle_the_updater_goes_before_the_agent() {
+    let d = Hermetic::start().await;
+    full_setup(&d).await;
+    d.fakes.host.add_product(updater());
+    let (events, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert_eq!(
+        d.fakes.host.uninstalled(),
+        [UPDATER_PRODUCT_CODE, AGENT_PRODUCT_CODE],
+        "{events:#?}"
+    );
+    d.shutdown().await;
+}
+
+fn updater() -> AgentProduct {
+    AgentProduct {
+        key: UPDATER_PRODUCT_CODE.into(),
+        display_name: "Microsoft Azure AD Connect Agent Updater".into(),
+        version: "1.1.1370.0".into(),
+        role: ProductRole::Updater,
+        uninstall: ProductUninstall::Msi {
+            product_code: UPDATER_PRODUCT_CODE.into(),
+        },
+    }
+}
+
+/// A bundle entry whose QuietUninstallString is not an existing local
+/// absolute path is refused, typed, with nothing run; a failing MSI
+/// uninstall is typed as Install's exit codes are.
+#[tokio::test]
+async fn an_untrusted_uninstall_string_is_refused_and_exit_codes_are_typed() {
+    let d = Hermetic::start().await;
+    full_setup(&d).await;
+    d.fakes.host.add_product(AgentProduct {
+        key: "{bad}".into(),
+        display_name: "Microsoft Azure AD Connect Provisioning Agent Package".into(),
+        version: "1.1.1370.0".into(),
+        role: ProductRole::Package,
+        uninstall: ProductUninstall::Bundle {
+            quiet_uninstall: "setup.exe /uninstall /quiet".into(),
+            cache_path: None,
+        },
+    });
+    let (_, op) = decommission(
+        &d,
+        v1::DecommissionAgentRequest {
+            keep_gmsa: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    let error = failed(&op);
+    assert_eq!(error.code, "FAILED_PRECONDITION");
+    assert_eq!(error.reason, "INSTALLER_FAILED");
+    assert!(
+        error.message.contains("not a local absolute path") && error.message.contains("{bad}"),
+        "{}",
+        error.message
+    );
+    assert!(d.fakes.host.uninstalled().is_empty(), "nothing was run");
+    assert!(d.fakes.host.installed_version().is_some());
+
+    let d = Hermetic::start().await;
+    full_setup(&d).await;
+    d.fakes.host.set_uninstall_exit_code(1603);
+    let (_, op) = d.uninstall().await;
+    let error = failed(&op);
+    assert_eq!(error.reason, "INSTALLER_FAILED");
+    assert!(error.message.contains("1603"), "{}", error.message);
+    assert!(error.message.contains(".log"), "{error:?}");
+    assert_eq!(error.step, "uninstall-package");
+    d.shutdown().await;
+}
+
+/// "Clean" after a decommission: `host.agent.decommissioned` PASS (no
+/// uninstall entry of the package, no agent service), the agent's own
+/// checks SKIP, no FAIL. Something left is a FAIL naming it; an Install
+/// takes the agent back and the record with it.
+#[tokio::test]
+async fn verify_after_decommission_reports_the_host_clean_or_names_what_is_left() {
+    use super::verify::{find, status, verify};
+    let d = Hermetic::start().await;
+    full_setup(&d).await;
+    let (_, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    let (checks, report) = verify(&d).await;
+    let clean = find(&checks, "host.agent.decommissioned")[0];
+    assert_eq!(status(clean), v1::CheckStatus::Pass, "{clean:#?}");
+    assert!(clean.message.contains(&op.id), "{clean:#?}");
+    for id in [
+        "host.agent.installed",
+        "agent.module",
+        "agent.domains",
+        "tenant.agent.registered",
+    ] {
+        let c = find(&checks, id)[0];
+        assert_eq!(status(c), v1::CheckStatus::Skip, "{c:#?}");
+        assert!(c.message.contains("decommissioned"), "{c:#?}");
+    }
+    assert!(
+        !checks.iter().any(|c| c.id == "host.services.running"),
+        "{checks:#?}"
+    );
+    assert_eq!(report.fail_count, 0, "{checks:#?}");
+
+    // A half-removed agent: an entry left behind.
+    d.fakes.host.add_product(updater());
+    let (checks, _) = verify(&d).await;
+    let left = find(&checks, "host.agent.decommissioned")[0];
+    assert_eq!(status(left), v1::CheckStatus::Fail, "{left:#?}");
+    assert!(left.message.contains("Agent Updater"), "{left:#?}");
+    assert!(left.remedy.contains("DecommissionAgent"), "{left:#?}");
+    let (_, op) = decommission(&d, request(None)).await;
+    ok(&op);
+    assert_eq!(op.result["changed"], "true");
+    let (checks, _) = verify(&d).await;
+    let clean = find(&checks, "host.agent.decommissioned")[0];
+    assert_eq!(status(clean), v1::CheckStatus::Pass, "{clean:#?}");
+
+    // Install takes the agent back: no decommission record, the agent checked.
+    registered(&d).await;
+    let (checks, _) = verify(&d).await;
+    assert!(
+        !checks.iter().any(|c| c.id == "host.agent.decommissioned"),
+        "{checks:#?}"
+    );
+    assert_eq!(
+        status(find(&checks, "host.agent.installed")[0]),
+        v1::CheckStatus::Pass
+    );
     d.shutdown().await;
 }
 

@@ -40,7 +40,7 @@ pub(super) async fn verify_on(
     panic!("the stream ended without a report");
 }
 
-async fn verify(d: &Hermetic) -> (Vec<v1::Check>, v1::VerifyReport) {
+pub(super) async fn verify(d: &Hermetic) -> (Vec<v1::Check>, v1::VerifyReport) {
     verify_with(
         d,
         v1::VerifyRequest {
