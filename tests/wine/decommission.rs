@@ -193,6 +193,7 @@ pub async fn decommission_after_setup(
             ("gmsa-principals", "remove"),
             ("permissions", "skip"),
             ("delete-gmsa", "skip"),
+            ("delete-cloud-sync", "skip"),
             ("forget", "forget"),
         ],
         "{planned:#?}"

@@ -79,6 +79,8 @@ impl v1::agent_service_server::AgentService for AgentApi {
             keep_gmsa: req.keep_gmsa,
             delete_gmsa: req.delete_gmsa,
             confirm_gmsa_name: req.confirm_gmsa_name,
+            delete_cloud_sync: req.delete_cloud_sync,
+            confirm_cloud_sync_domain: req.confirm_cloud_sync_domain,
             request_id: String::new(),
         };
         let steps = self
@@ -103,6 +105,8 @@ impl v1::agent_service_server::AgentService for AgentApi {
             keep_gmsa: req.keep_gmsa,
             delete_gmsa: req.delete_gmsa,
             confirm_gmsa_name: req.confirm_gmsa_name,
+            delete_cloud_sync: req.delete_cloud_sync,
+            confirm_cloud_sync_domain: req.confirm_cloud_sync_domain,
             request_id: req.request_id,
         };
         let record = self

@@ -28,6 +28,8 @@ use crate::backends::store::{OperationKind, OperationRecord, Store};
 use crate::backends::tenant::{CloudSyncApi, Tokens};
 use crate::model::{JobCode, ResetScope, Schedule, SyncScope};
 
+pub(crate) use observe::{agents_of, find_app};
+pub(crate) use record::{load as load_record, save as save_record};
 pub use spec::validate as validate_spec;
 pub use types::*;
 

@@ -75,6 +75,8 @@ pub(super) struct Facts {
     pub account: Option<AccountRecord>,
     pub kept: Vec<&'static str>,
     pub directory: Directory,
+    /// The configuration `delete_cloud_sync` names, as the tenant has it.
+    pub cloud: super::cloud::CloudFacts,
 }
 
 /// Reads everything the steps judge. `session` is bound to the recorded
@@ -117,7 +119,10 @@ pub(super) async fn read(
             )
         }
     };
+    let this = registration.as_ref().map(|r| r.agent_id.as_str());
+    let cloud = super::cloud::read(p, valid, tokens, this).await?;
     Ok(Facts {
+        cloud,
         running,
         products: status.products,
         registration,
@@ -459,6 +464,13 @@ impl Facts {
             "delete-gmsa",
             "delete",
             map(self.delete(valid), |g| g.dn.clone()),
+        );
+        add(
+            super::cloud::STEP,
+            "delete",
+            map(self.cloud.judge(), |(domain, app, others)| {
+                super::cloud::describe(domain, app, others)
+            }),
         );
         add(
             "forget",

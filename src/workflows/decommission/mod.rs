@@ -8,6 +8,7 @@
 //! that judgement described; the operation (`steps`) reads the same facts
 //! and acts on the same judgement.
 
+mod cloud;
 mod facts;
 pub(crate) mod record;
 mod steps;
@@ -34,6 +35,9 @@ pub struct DecommissionRequest {
     pub keep_gmsa: bool,
     pub delete_gmsa: bool,
     pub confirm_gmsa_name: String,
+    pub delete_cloud_sync: bool,
+    /// With `delete_cloud_sync`: the domain whose configuration goes.
+    pub confirm_cloud_sync_domain: String,
     /// Empty for PlanDecommission.
     pub request_id: String,
 }
@@ -43,6 +47,8 @@ pub(super) struct Valid {
     pub credential: Option<BindCredential>,
     pub keep_gmsa: bool,
     pub delete_gmsa: bool,
+    /// The domain whose cloud sync configuration is deleted, when asked.
+    pub delete_cloud_sync: Option<String>,
 }
 
 /// What the steps need.
@@ -137,6 +143,28 @@ impl DecommissionWorkflows {
                 "is only accepted with delete_gmsa",
             ));
         }
+        let cloud_domain = request.confirm_cloud_sync_domain.as_str();
+        let delete_cloud_sync = match (request.delete_cloud_sync, cloud_domain.is_empty()) {
+            (false, true) => None,
+            (false, false) => {
+                v.push(FieldViolation::new(
+                    "confirm_cloud_sync_domain",
+                    "is only accepted with delete_cloud_sync",
+                ));
+                None
+            }
+            (true, true) => {
+                v.push(FieldViolation::new(
+                    "confirm_cloud_sync_domain",
+                    "is required with delete_cloud_sync: the DNS name of the domain whose \
+                     configuration is deleted",
+                ));
+                None
+            }
+            (true, false) => validate::dns_name("confirm_cloud_sync_domain", cloud_domain)
+                .map_err(|e| v.push(e))
+                .ok(),
+        };
         let request_id = validate::request_id("request_id", &request.request_id)
             .map_err(|e| v.push(e))
             .ok()
@@ -149,6 +177,7 @@ impl DecommissionWorkflows {
                 credential: request.credential,
                 keep_gmsa: request.keep_gmsa,
                 delete_gmsa: request.delete_gmsa,
+                delete_cloud_sync,
             },
             request_id,
         ))
@@ -199,7 +228,11 @@ impl DecommissionWorkflows {
             request_id,
             fingerprint: RequestFingerprint::new()
                 .flag("keep_gmsa", valid.keep_gmsa)
-                .flag("delete_gmsa", valid.delete_gmsa),
+                .flag("delete_gmsa", valid.delete_gmsa)
+                .text(
+                    "delete_cloud_sync",
+                    valid.delete_cloud_sync.as_deref().unwrap_or_default(),
+                ),
             description: format!(
                 "decommission the agent of {}",
                 self.parts.host.machine_name()

@@ -27,7 +27,9 @@ pub(super) async fn run(progress: Progress, p: Parts, valid: Valid) -> Result<Ou
     p.host.availability().map_err(host_unavailable)?;
     let registration = p.tenant.registration().await?;
     let account = load_account(&p.store).await?;
-    let tenant_needed = registration.is_some() || (!valid.keep_gmsa && account.is_some());
+    let tenant_needed = registration.is_some()
+        || (!valid.keep_gmsa && account.is_some())
+        || valid.delete_cloud_sync.is_some();
     let tokens = if tenant_needed {
         Some(p.tenant.ensure_signed_in(&progress).await?)
     } else {
@@ -78,6 +80,7 @@ pub(super) async fn run(progress: Progress, p: Parts, valid: Valid) -> Result<Ou
     .await?;
     changed |= delete_gmsa(&progress, &facts, &valid, bound(&mut session)).await?;
     drop(session);
+    changed |= super::cloud::delete(&progress, &p, &facts.cloud, tokens.as_ref()).await?;
     changed |= forget(&progress, &p, &facts, &valid).await?;
     // Verify now expects no agent here. A run that found nothing to do
     // leaves the record as it was, so a second run changes nothing.

@@ -567,3 +567,105 @@ async fn an_invalid_resource_quarantine_is_a_reason_for_repair_agent() {
         op.result
     );
 }
+
+/// DecommissionAgent deletes the domain's configuration only with
+/// `delete_cloud_sync` and the domain repeated; plan shows it first.
+#[tokio::test]
+async fn decommission_deletes_the_configuration_only_when_asked_and_confirmed() {
+    let d = Hermetic::start().await;
+    ready(&d).await;
+    ok(&apply(&d, document(Some(spec()))).await.1);
+    let sp = get(&d).await.service_principal_id;
+    assert!(!sp.is_empty());
+
+    let refused = d
+        .agent()
+        .decommission_agent(v1::DecommissionAgentRequest {
+            keep_gmsa: true,
+            delete_cloud_sync: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&refused), ["confirm_cloud_sync_domain"]);
+    let refused = d
+        .agent()
+        .decommission_agent(v1::DecommissionAgentRequest {
+            keep_gmsa: true,
+            confirm_cloud_sync_domain: DOMAIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(violations(&refused), ["confirm_cloud_sync_domain"]);
+
+    let planned = d
+        .agent()
+        .plan_decommission(v1::PlanDecommissionRequest {
+            keep_gmsa: true,
+            delete_cloud_sync: true,
+            confirm_cloud_sync_domain: DOMAIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .steps;
+    let step = planned
+        .iter()
+        .find(|s| s.step == "delete-cloud-sync")
+        .unwrap();
+    // No session is read by the plan until the operation signs in: the
+    // hermetic tenant approves at once, so Install left one.
+    assert_eq!(step.action, "delete", "{step:?}");
+    assert!(step.detail.contains(&sp), "{step:?}");
+
+    // Without the flag the configuration stays.
+    let op = d
+        .agent()
+        .decommission_agent(v1::DecommissionAgentRequest {
+            keep_gmsa: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    let (events, op) = d.finish(op).await;
+    ok(&op);
+    assert!(has(
+        &events,
+        "delete-cloud-sync",
+        v1::EventKind::StepSkipped
+    ));
+    assert!(get(&d).await.configured);
+
+    let op = d
+        .agent()
+        .decommission_agent(v1::DecommissionAgentRequest {
+            keep_gmsa: true,
+            delete_cloud_sync: true,
+            confirm_cloud_sync_domain: DOMAIN.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    let (events, op) = d.finish(op).await;
+    ok(&op);
+    assert!(has(
+        &events,
+        "delete-cloud-sync",
+        v1::EventKind::StepSucceeded
+    ));
+    assert_eq!(op.result["changed"], "true");
+    assert!(
+        !d.fakes.tenant.sync_calls().is_empty()
+            && d.fakes.tenant.sync_calls().contains(&SyncCall::DeleteApp)
+    );
+    assert!(
+        get(&d).await.observed.is_none(),
+        "the configuration is gone"
+    );
+}

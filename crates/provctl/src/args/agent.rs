@@ -15,6 +15,10 @@ pub(crate) struct DecommissionArgs {
     /// confirmation).
     #[arg(long, value_name = "NAME", conflicts_with = "keep_gmsa")]
     pub(crate) delete_gmsa: Option<String>,
+    /// Delete the cloud sync configuration of DOMAIN too (the domain's DNS
+    /// name is the confirmation).
+    #[arg(long, value_name = "DOMAIN")]
+    pub(crate) delete_cloud_sync: Option<String>,
     /// A domain admin of the gMSA's domain.
     #[command(flatten)]
     pub(crate) credential: CredentialArgs,

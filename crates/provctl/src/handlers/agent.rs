@@ -72,6 +72,8 @@ pub(super) async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCo
                     keep_gmsa: decommission.keep_gmsa,
                     delete_gmsa: decommission.delete_gmsa.is_some(),
                     confirm_gmsa_name: decommission.delete_gmsa.unwrap_or_default(),
+                    delete_cloud_sync: decommission.delete_cloud_sync.is_some(),
+                    confirm_cloud_sync_domain: decommission.delete_cloud_sync.unwrap_or_default(),
                     request_id: request_id(&mutate),
                 })
                 .await?
@@ -86,6 +88,8 @@ pub(super) async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCo
                     keep_gmsa: decommission.keep_gmsa,
                     delete_gmsa: decommission.delete_gmsa.is_some(),
                     confirm_gmsa_name: decommission.delete_gmsa.unwrap_or_default(),
+                    delete_cloud_sync: decommission.delete_cloud_sync.is_some(),
+                    confirm_cloud_sync_domain: decommission.delete_cloud_sync.unwrap_or_default(),
                 })
                 .await?
                 .into_inner();
