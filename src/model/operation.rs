@@ -22,6 +22,7 @@ pub enum OperationKind {
     ControlCloudSync,
     RemediateHost,
     Decommission,
+    VerboseTrace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

@@ -39,6 +39,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::ControlCloudSync => v1::OperationKind::ControlCloudSync,
         OperationKind::RemediateHost => v1::OperationKind::RemediateHost,
         OperationKind::Decommission => v1::OperationKind::Decommission,
+        OperationKind::VerboseTrace => v1::OperationKind::VerboseTrace,
     }
 }
 
@@ -61,6 +62,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::ControlCloudSync => Some(OperationKind::ControlCloudSync),
         v1::OperationKind::RemediateHost => Some(OperationKind::RemediateHost),
         v1::OperationKind::Decommission => Some(OperationKind::Decommission),
+        v1::OperationKind::VerboseTrace => Some(OperationKind::VerboseTrace),
     }
 }
 

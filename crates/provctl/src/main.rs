@@ -620,6 +620,7 @@ proto_enum!(OpKind => v1::OperationKind {
     ControlCloudSync => ControlCloudSync,
     RemediateHost => RemediateHost,
     Decommission => Decommission,
+    VerboseTrace => VerboseTrace,
 });
 
 proto_enum!(EncryptionType => v1::EncryptionType {

@@ -399,6 +399,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::RemediateHost => "REMEDIATE_HOST",
         OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
         OperationKind::Decommission => "DECOMMISSION",
+        OperationKind::VerboseTrace => "VERBOSE_TRACE",
     }
 }
 
