@@ -406,6 +406,16 @@ impl DaemonBuilder {
 
         let drift = app.drift.clone();
         let audit = app.audit.clone();
+        // At shutdown, verbose-trace windows are cut short and their Stop
+        // waited for: the agent must not be left tracing verbosely.
+        let windows = tokio::spawn({
+            let diagnostics = app.diagnostics.clone();
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                diagnostics.end_windows().await;
+            }
+        });
         let routers = crate::transport::services::routers(app, &config.http.allowed_origins)
             .await
             .map_err(DaemonError::Reflection)?;
@@ -439,6 +449,7 @@ impl DaemonBuilder {
             stop,
             task,
             drift,
+            windows,
             audit,
         })
     }
@@ -451,6 +462,8 @@ pub struct DaemonHandle {
     task: tokio::task::JoinHandle<()>,
     /// The `[drift]` schedule, when configured.
     drift: Option<tokio::task::JoinHandle<()>>,
+    /// Ends with the last verbose-trace window's Stop, after the stop token.
+    windows: tokio::task::JoinHandle<()>,
     /// Closed last: the records of the last calls are written.
     audit: Arc<crate::workflows::Audit>,
 }
@@ -480,6 +493,7 @@ impl DaemonHandle {
         if let Some(drift) = self.drift {
             let _ = drift.await;
         }
+        let _ = self.windows.await;
         let audit = self.audit;
         let _ = tokio::task::spawn_blocking(move || audit.close()).await;
     }

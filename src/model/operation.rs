@@ -23,6 +23,7 @@ pub enum OperationKind {
     RemediateHost,
     Decommission,
     RepairAgent,
+    VerboseTrace,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]

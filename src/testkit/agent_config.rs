@@ -1,6 +1,7 @@
 //! `FakeAgentConfig`: the agent's PowerShell module as the workflows see
 //! it. It records each call without its secrets, keeps what the calls set
-//! (tenant, gMSA, domains with their DCs, the writeback flag), writes one
+//! (tenant, gMSA, domains with their DCs, the writeback flag, verbose
+//! tracing), writes one
 //! transcript line per call, and fails on demand with any
 //! [`AgentConfigError`] variant.
 
@@ -36,6 +37,10 @@ pub enum AgentConfigCall {
         tenant_id: String,
     },
     ListDomains,
+    /// `Start-` (`on`) or `Stop-AADCloudSyncToolsVerboseLogs`.
+    VerboseTrace {
+        on: bool,
+    },
 }
 
 /// The calls a fault can be set on.
@@ -47,6 +52,8 @@ pub enum AgentConfigAction {
     AddDomain,
     SetWriteback,
     ListDomains,
+    StartVerboseTrace,
+    StopVerboseTrace,
 }
 
 /// One injectable failure per [`AgentConfigError`] variant, with the texts
@@ -149,6 +156,7 @@ struct State {
     domains: BTreeMap<String, AgentDomain>,
     gmsa: Option<String>,
     writeback: Option<bool>,
+    verbose: bool,
     calls: Vec<AgentConfigCall>,
     faults: BTreeMap<AgentConfigAction, AgentConfigFault>,
 }
@@ -192,6 +200,7 @@ impl FakeAgentConfig {
             domains: BTreeMap::new(),
             gmsa: None,
             writeback: None,
+            verbose: false,
             calls: Vec::new(),
             faults: BTreeMap::new(),
         };
@@ -261,6 +270,11 @@ impl FakeAgentConfig {
     /// The last writeback setting.
     pub fn writeback(&self) -> Option<bool> {
         self.lock().writeback
+    }
+
+    /// Whether verbose tracing is on (a Start without its Stop).
+    pub fn verbose_tracing(&self) -> bool {
+        self.lock().verbose
     }
 
     /// Records `call`, then fails if a fault is set for `action`, else
@@ -402,5 +416,15 @@ impl AgentConfig for FakeAgentConfig {
         self.call(cx, AgentConfigAction::ListDomains, call, |s| {
             s.domains.values().cloned().collect()
         })
+    }
+
+    async fn verbose_trace(&self, on: bool, cx: &RunContext<'_>) -> Result<(), AgentConfigError> {
+        let action = if on {
+            AgentConfigAction::StartVerboseTrace
+        } else {
+            AgentConfigAction::StopVerboseTrace
+        };
+        let call = AgentConfigCall::VerboseTrace { on };
+        self.call(cx, action, call, |s| s.verbose = on)
     }
 }

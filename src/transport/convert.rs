@@ -40,6 +40,7 @@ pub fn kind_to_proto(kind: OperationKind) -> v1::OperationKind {
         OperationKind::RemediateHost => v1::OperationKind::RemediateHost,
         OperationKind::Decommission => v1::OperationKind::Decommission,
         OperationKind::RepairAgent => v1::OperationKind::RepairAgent,
+        OperationKind::VerboseTrace => v1::OperationKind::VerboseTrace,
     }
 }
 
@@ -63,6 +64,7 @@ pub fn kind_from_proto(value: i32) -> Option<OperationKind> {
         v1::OperationKind::RemediateHost => Some(OperationKind::RemediateHost),
         v1::OperationKind::Decommission => Some(OperationKind::Decommission),
         v1::OperationKind::RepairAgent => Some(OperationKind::RepairAgent),
+        v1::OperationKind::VerboseTrace => Some(OperationKind::VerboseTrace),
     }
 }
 

@@ -78,8 +78,12 @@ macro_rules! rpc_table {
             }
             DiagnosticsService diagnostics {
                 // The agent's logs, configuration and event logs, redacted:
-                // still a map of the host, so admins only.
-                stream ExportDiagnostics export_diagnostics v1::ExportDiagnosticsRequest, ADMIN, read;
+                // still a map of the host, so admins only. `write`: with a
+                // verbose-trace window it restarts the agent service and
+                // has Microsoft's module edit exe.config, so every call is
+                // audited (the request's digest shows whether a window was
+                // asked; a bundle taken is worth a record too).
+                stream ExportDiagnostics export_diagnostics v1::ExportDiagnosticsRequest, ADMIN, write;
             }
         }
     };

@@ -222,6 +222,8 @@ impl App {
             backends.host.clone(),
             backends.store.clone(),
             verify.clone(),
+            backends.agent_config.clone(),
+            operations.clone(),
             log_file,
         ));
         Ok(Arc::new(App {

@@ -201,6 +201,19 @@ impl Hermetic {
         self.finish(op).await
     }
 
+    /// AddDirectory of the fake's domain as Administrator, which must be
+    /// refused: the status.
+    pub async fn add_directory_refused(&self) -> tonic::Status {
+        self.directories()
+            .add_directory(v1::AddDirectoryRequest {
+                domain: DOMAIN.into(),
+                credential: Some(admin()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err()
+    }
+
     /// AddDirectory of the fake's domain as Administrator with `request_id`:
     /// the operation as the RPC answered it (not watched).
     pub async fn start_add_directory(&self, request_id: &str) -> v1::Operation {

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use provd::backends::agent_config::scripts::{SCRIPTS, Script, by_name, sha256};
 use provd_psscript::{
-    Arg, BoundCall, Element, Evidence, MODULE_PATH, ParamType, ScriptPlan, Table, bind, extract,
+    Arg, BoundCall, Element, Evidence, MODULE_PATH, ParamType, ScriptPlan, TOOLS_MODULE_PATH,
+    Table, bind, extract,
 };
 use sha2::{Digest, Sha256};
 
@@ -42,6 +43,8 @@ const REQUEST_FIELDS: &[(&str, &[&str])] = &[
         &["accessToken", "tenantId", "userPrincipalName", "enable"],
     ),
     ("list-domains", &[]),
+    ("verbose-trace-start", &[]),
+    ("verbose-trace-stop", &[]),
 ];
 
 fn plan(script: &Script) -> ScriptPlan {
@@ -137,6 +140,19 @@ fn every_script_has_the_header_prologue_module_path_and_result_line() {
         ] {
             assert!(script.text.contains(field), "{name}: catch lacks {field}");
         }
+        // The agent's module, or AADCloudSyncTools for the verbose-trace
+        // commands: each script imports the one its commands are in.
+        let table = Table::load().unwrap();
+        let tools = plan.calls.iter().any(|c| {
+            table
+                .cmdlet(&c.command)
+                .is_some_and(|t| t.module == "AADCloudSyncTools")
+        });
+        let module = if tools {
+            TOOLS_MODULE_PATH
+        } else {
+            MODULE_PATH
+        };
         for call in &plan.calls {
             if call.command == "Import-Module" {
                 assert_eq!(
@@ -146,7 +162,7 @@ fn every_script_has_the_header_prologue_module_path_and_result_line() {
                             name: "Name".into(),
                             argument: None
                         },
-                        Element::Argument(Arg::Literal(MODULE_PATH.into()))
+                        Element::Argument(Arg::Literal(module.into()))
                     ],
                     "{name}: Import-Module takes the documented path as a literal"
                 );
@@ -156,6 +172,15 @@ fn every_script_has_the_header_prologue_module_path_and_result_line() {
             assert!(line.contains(&format!("'{MODULE_PATH}'")), "{name}: {line}");
         }
     }
+}
+
+#[test]
+fn provd_imports_the_modules_the_table_names() {
+    assert_eq!(provd::backends::agent_config::MODULE_PATH, MODULE_PATH);
+    assert_eq!(
+        provd::backends::agent_config::TOOLS_MODULE_PATH,
+        TOOLS_MODULE_PATH
+    );
 }
 
 #[test]

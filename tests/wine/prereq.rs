@@ -49,14 +49,7 @@ async fn host_prerequisites_fail_then_remediate_host_fixes_them() {
 
     // The agent package, without registration: its service is what the
     // managed-account flag belongs to.
-    let mut request = install_request(Path::new(&env["WINE_LAB_MSI"]), &env["WINE_LAB_MSI_SHA256"]);
-    request.skip_registration = true;
-    let response = AgentServiceClient::new(channel.clone())
-        .install(request)
-        .await
-        .unwrap();
-    let (_, op) = finish(channel, response.into_inner().operation.unwrap()).await;
-    ok(&op);
+    super::diagnostics::install_agent(env, channel).await;
 
     // The bad states, in the registry and the SCM.
     bad_states(env);

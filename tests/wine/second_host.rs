@@ -103,6 +103,10 @@ impl AgentConfig for EmulatorModule {
     ) -> Result<Vec<AgentDomain>, AgentConfigError> {
         self.inner.list_domains(cx).await
     }
+
+    async fn verbose_trace(&self, on: bool, cx: &RunContext<'_>) -> Result<(), AgentConfigError> {
+        self.inner.verbose_trace(on, cx).await
+    }
 }
 
 /// `RegisterConnector` for MACHINE (a fresh key, its CSR), then one

@@ -49,7 +49,7 @@ pub(super) fn exe_config_path(env: &BTreeMap<String, String>) -> PathBuf {
 }
 
 /// The provisioning agent service's pid, from the stand-in's heartbeat.
-async fn agent_pid(env: &BTreeMap<String, String>) -> String {
+pub(super) async fn agent_pid(env: &BTreeMap<String, String>) -> String {
     let file = Path::new(&env["WINEPREFIX"])
         .join("drive_c/ProgramData/ProvdLabAgent/AADConnectProvisioningAgent.txt");
     for _ in 0..100 {

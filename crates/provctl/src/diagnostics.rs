@@ -23,6 +23,7 @@ use crate::fleet::Host;
 pub struct Bounds {
     pub event_log_hours: u32,
     pub max_bytes: u64,
+    pub verbose_trace_minutes: u32,
 }
 
 /// Streams one bundle to `out`; `progress` sees each part as the daemon
@@ -37,6 +38,7 @@ pub async fn export(
         .export_diagnostics(v1::ExportDiagnosticsRequest {
             event_log_hours: bounds.event_log_hours,
             max_bytes: bounds.max_bytes,
+            verbose_trace_minutes: bounds.verbose_trace_minutes,
         })
         .await?
         .into_inner();
@@ -49,6 +51,12 @@ pub async fn export(
         while let Some(message) = stream.message().await? {
             match message.item {
                 Some(Item::Progress(p)) => progress(&p),
+                // The verbose-trace window's operation: shown as a step.
+                Some(Item::Operation(op)) => progress(&v1::DiagnosticsProgress {
+                    path: "verbose-trace".into(),
+                    detail: format!("operation {} (provctl ops cancel {0} ends it early)", op.id),
+                    ..Default::default()
+                }),
                 Some(Item::Chunk(bytes)) => {
                     hasher.update(&bytes);
                     size += bytes.len() as u64;

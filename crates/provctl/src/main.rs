@@ -621,6 +621,7 @@ proto_enum!(OpKind => v1::OperationKind {
     RemediateHost => RemediateHost,
     Decommission => Decommission,
     RepairAgent => RepairAgent,
+    VerboseTrace => VerboseTrace,
 });
 
 proto_enum!(EncryptionType => v1::EncryptionType {

@@ -55,5 +55,12 @@ pub use table::{
 /// is case-insensitive). Scripts name it only as this literal.
 pub const MODULE_PATH: &str = r"C:\Program Files\Microsoft Azure AD Connect Provisioning Agent\Microsoft.CloudSync.PowerShell.dll";
 
+/// The AADCloudSyncTools module (a folder), exactly as Microsoft's page imports it
+/// (<https://learn.microsoft.com/en-us/entra/identity/hybrid/cloud-sync/reference-powershell>,
+/// "Install the AADCloudSyncTools PowerShell module", steps 2 and 8). Scripts name it
+/// only as this literal.
+pub const TOOLS_MODULE_PATH: &str =
+    r"C:\Program Files\Microsoft Azure AD Connect Provisioning Agent\Utility\AADCloudSyncTools";
+
 /// The prefix of the one result line a script writes to stdout.
 pub const RESULT_PREFIX: &str = "PROVD-RESULT ";

@@ -66,9 +66,12 @@ pub fn classify(error: &ScriptError) -> AgentConfigError {
     if id == "Modules_ModuleNotFound"
         || (cmdlet == "Import-Module" && error.exception_type.ends_with("FileNotFoundException"))
     {
-        return AgentConfigError::ModuleMissing {
-            path: MODULE_PATH.into(),
-        };
+        // Two modules are imported (the agent's and AADCloudSyncTools):
+        // Import-Module's message quotes the one it did not find.
+        let path = quoted(message)
+            .filter(|p| p.contains('\\'))
+            .unwrap_or(MODULE_PATH);
+        return AgentConfigError::ModuleMissing { path: path.into() };
     }
     if message.contains("Could not load file or assembly") || message.contains("0x80131040") {
         return AgentConfigError::AssemblyConflict {

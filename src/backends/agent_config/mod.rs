@@ -42,6 +42,12 @@ use crate::model::BindCredential;
 /// literal (never a path from data).
 pub const MODULE_PATH: &str = r"C:\Program Files\Microsoft Azure AD Connect Provisioning Agent\Microsoft.CloudSync.PowerShell.dll";
 
+/// Microsoft's AADCloudSyncTools module (a folder in the agent's), as
+/// <https://learn.microsoft.com/en-us/entra/identity/hybrid/cloud-sync/reference-powershell>
+/// imports it; the verbose-trace scripts import exactly this literal.
+pub const TOOLS_MODULE_PATH: &str =
+    r"C:\Program Files\Microsoft Azure AD Connect Provisioning Agent\Utility\AADCloudSyncTools";
+
 /// The agent service whose logon `Add-AADCloudSyncGMSA` changes.
 pub const AGENT_SERVICE: &str = "AADConnectProvisioningAgent";
 
@@ -140,4 +146,8 @@ pub trait AgentConfig: Send + Sync + 'static {
     /// `Get-AADCloudSyncDomains`.
     async fn list_domains(&self, cx: &RunContext<'_>)
     -> Result<Vec<AgentDomain>, AgentConfigError>;
+    /// AADCloudSyncTools' `Start-AADCloudSyncToolsVerboseLogs` (`on`) or
+    /// `Stop-AADCloudSyncToolsVerboseLogs`: Microsoft's own edit of the
+    /// agent's exe.config, then a restart of the agent service.
+    async fn verbose_trace(&self, on: bool, cx: &RunContext<'_>) -> Result<(), AgentConfigError>;
 }

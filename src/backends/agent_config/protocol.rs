@@ -58,6 +58,17 @@ impl Request {
         Self::new("list-domains", true, &Empty {}, &[])
     }
 
+    /// `verbose-trace-start` or, with `on` false, `verbose-trace-stop`. Not
+    /// read-only: each restarts the agent service.
+    pub fn verbose_trace(on: bool) -> Request {
+        let script = if on {
+            "verbose-trace-start"
+        } else {
+            "verbose-trace-stop"
+        };
+        Self::new(script, false, &Empty {}, &[])
+    }
+
     pub fn connect_tenant(connection: &TenantConnection) -> Request {
         let token = connection.access_token.expose_secret();
         let body = Connection::of(connection, token);

@@ -30,6 +30,15 @@
 //! | `add-domain` | `domainName`, `userName`, `password`, `preferredDomainControllers` (array, may be empty) | |
 //! | `set-writeback` | `accessToken`, `tenantId`, `userPrincipalName`, `enable` | |
 //! | `list-domains` | (none) | `domains`: one object per domain, every property as a string |
+//! | `verbose-trace-start` | (none) | |
+//! | `verbose-trace-stop` | (none) | |
+//!
+//! The two verbose-trace scripts import Microsoft's other module, AADCloudSyncTools
+//! (`Utility\AADCloudSyncTools` in the agent's folder, [`TOOLS_MODULE_PATH`](super::TOOLS_MODULE_PATH)),
+//! and call `Start-`/`Stop-AADCloudSyncToolsVerboseLogs`
+//! (<https://learn.microsoft.com/en-us/entra/identity/hybrid/cloud-sync/reference-powershell>):
+//! two scripts rather than one taking an action, because a script may not branch on
+//! request data.
 //!
 //! Invariant ✔ (`tests/integration/ps_scripts.rs`): every script parses with
 //! PowerShell's grammar, keeps the script rules (design note for issue 14, 3.2), calls
@@ -68,6 +77,8 @@ pub const SCRIPTS: &[Script] = &[
     script!("add-domain", 1),
     script!("set-writeback", 1),
     script!("list-domains", 1),
+    script!("verbose-trace-start", 1),
+    script!("verbose-trace-stop", 1),
 ];
 
 /// The shipped script called `name`.

@@ -68,4 +68,8 @@ impl AgentConfig for UnavailableAgentConfig {
     async fn list_domains(&self, _: &RunContext<'_>) -> Result<Vec<AgentDomain>, AgentConfigError> {
         self.refuse()
     }
+
+    async fn verbose_trace(&self, _: bool, _: &RunContext<'_>) -> Result<(), AgentConfigError> {
+        self.refuse()
+    }
 }

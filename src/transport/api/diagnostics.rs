@@ -1,5 +1,6 @@
 //! DiagnosticsService gRPC impl: the request's bounds to the workflow, its
-//! items to stream messages; the bundle is the workflow's (`diagnostics`).
+//! items to stream messages, the verbose-trace window's operation to the
+//! audit record; the bundle is the workflow's (`diagnostics`).
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -8,10 +9,11 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use super::BoxStream;
-use crate::transport::convert::timestamp;
+use super::{BoxStream, caller};
+use crate::transport::audit::AuditedOperation;
+use crate::transport::convert::{operation, timestamp};
 use crate::workflows::App;
-use crate::workflows::diagnostics::{DiagnosticsItem, Summary};
+use crate::workflows::diagnostics::{DiagnosticsItem, ExportRequest, Summary};
 use provd_proto::v1;
 use v1::export_diagnostics_response::Item;
 
@@ -43,27 +45,49 @@ impl v1::diagnostics_service_server::DiagnosticsService for DiagnosticsApi {
         &self,
         request: Request<v1::ExportDiagnosticsRequest>,
     ) -> Result<Response<Self::ExportDiagnosticsStream>, Status> {
+        let who = caller(&request);
         let r = request.into_inner();
-        let rx = self
+        let asked = ExportRequest {
+            event_log_hours: r.event_log_hours,
+            max_bytes: r.max_bytes,
+            verbose_trace_minutes: r.verbose_trace_minutes,
+        };
+        let export = self
             .app
             .diagnostics
-            .export(r.event_log_hours, r.max_bytes)
+            .export(asked, &who)
+            .await
             .map_err(Status::from)?;
-        let stream = ReceiverStream::new(rx).map(|item| {
+        let audited = export.operation.as_ref().map(|op| op.id.clone());
+        let first = export.operation.map(|op| {
+            Ok(v1::ExportDiagnosticsResponse {
+                item: Some(Item::Operation(operation(&op))),
+            })
+        });
+        let items = ReceiverStream::new(export.items).map(|item| {
             let item = item.map_err(Status::from)?;
             Ok(v1::ExportDiagnosticsResponse {
                 item: Some(match item {
-                    DiagnosticsItem::Progress { path, missing } => {
-                        Item::Progress(v1::DiagnosticsProgress {
-                            path,
-                            missing_reason: missing.unwrap_or_default(),
-                        })
-                    }
+                    DiagnosticsItem::Progress {
+                        path,
+                        missing,
+                        detail,
+                    } => Item::Progress(v1::DiagnosticsProgress {
+                        path,
+                        missing_reason: missing.unwrap_or_default(),
+                        detail,
+                    }),
                     DiagnosticsItem::Chunk(bytes) => Item::Chunk(bytes),
                     DiagnosticsItem::Summary(s) => Item::Summary(summary(s)),
                 }),
             })
         });
-        Ok(Response::new(Box::pin(stream)))
+        let stream = tokio_stream::iter(first).chain(items);
+        let mut response = Response::new(Box::pin(stream) as Self::ExportDiagnosticsStream);
+        // The window's operation, for the audit record.
+        if let Some(id) = audited {
+            response.extensions_mut().insert(AuditedOperation(id));
+        }
+        Ok(response)
     }
 }

@@ -400,6 +400,7 @@ pub fn kind_name(kind: OperationKind) -> &'static str {
         OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
         OperationKind::Decommission => "DECOMMISSION",
         OperationKind::RepairAgent => "REPAIR_AGENT",
+        OperationKind::VerboseTrace => "VERBOSE_TRACE",
     }
 }
 

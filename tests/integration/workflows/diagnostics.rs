@@ -4,15 +4,18 @@
 //! own log) is nowhere in the zip; a part the host cannot read is listed in
 //! MISSING.txt and does not fail the bundle; a part over the size budget is
 //! left out and listed; bad bounds name their field; a viewer is refused.
+//! The verbose-trace window: an operation in the writer slot, Start then
+//! Stop on the fake module, Stop after a cancel, after the caller went away
+//! and after a failed Start, each failure in MISSING.txt.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use super::support_tb::violations;
+use super::support_tb::{precondition, violations};
 use crate::common::hermetic::*;
 use crate::common::sha256_hex;
 use provd::pki::Role;
-use provd::testkit::FakeHost;
+use provd::testkit::{AgentConfigAction, AgentConfigCall, AgentConfigFault, FakeHost};
 use provd_proto::v1;
 use provd_proto::v1::diagnostics_service_client::DiagnosticsServiceClient;
 use provd_proto::v1::export_diagnostics_response::Item;
@@ -81,6 +84,7 @@ fn client(channel: Channel) -> DiagnosticsServiceClient<Channel> {
 }
 
 struct Bundle {
+    operation: Option<v1::Operation>,
     progress: Vec<v1::DiagnosticsProgress>,
     zip: Vec<u8>,
     summary: v1::DiagnosticsSummary,
@@ -88,20 +92,38 @@ struct Bundle {
 }
 
 async fn export(channel: Channel, max_bytes: u64) -> Bundle {
-    let mut stream = client(channel)
+    let stream = client(channel)
         .export_diagnostics(v1::ExportDiagnosticsRequest {
-            event_log_hours: 0,
             max_bytes,
+            ..Default::default()
         })
         .await
         .unwrap()
         .into_inner();
+    read_bundle(stream, None, |_| {}).await
+}
+
+/// The rest of an export's stream (after `operation`, when the caller read
+/// it already), `on_progress` called as each PROGRESS item arrives.
+async fn read_bundle(
+    mut stream: tonic::Streaming<v1::ExportDiagnosticsResponse>,
+    mut operation: Option<v1::Operation>,
+    mut on_progress: impl FnMut(&v1::DiagnosticsProgress),
+) -> Bundle {
     let (mut progress, mut zip, mut summary) = (Vec::new(), Vec::new(), None);
     while let Some(msg) = stream.message().await.unwrap() {
         assert!(summary.is_none(), "nothing after the summary");
         match msg.item.unwrap() {
+            Item::Operation(op) => {
+                assert!(
+                    operation.is_none() && progress.is_empty(),
+                    "the operation first"
+                );
+                operation = Some(op);
+            }
             Item::Progress(p) => {
                 assert!(zip.is_empty(), "progress comes before the bytes");
+                on_progress(&p);
                 progress.push(p);
             }
             Item::Chunk(c) => {
@@ -124,6 +146,7 @@ async fn export(channel: Channel, max_bytes: u64) -> Bundle {
         );
     }
     Bundle {
+        operation,
         progress,
         zip,
         summary,
@@ -223,14 +246,176 @@ async fn bounds_name_their_field_and_viewers_are_refused() {
         .export_diagnostics(v1::ExportDiagnosticsRequest {
             event_log_hours: 169,
             max_bytes: 1,
+            verbose_trace_minutes: 61,
         })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert_eq!(violations(&err), ["event_log_hours", "max_bytes"]);
+    assert_eq!(
+        violations(&err),
+        ["verbose_trace_minutes", "event_log_hours", "max_bytes"]
+    );
     let err = client(d.channel_as(Role::Viewer).await)
         .export_diagnostics(v1::ExportDiagnosticsRequest::default())
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
+}
+
+/// The module calls of the verbose-trace window, in order (true: Start).
+fn trace_calls(d: &Hermetic) -> Vec<bool> {
+    d.fakes
+        .agent_config
+        .calls()
+        .into_iter()
+        .filter_map(|c| match c {
+            AgentConfigCall::VerboseTrace { on } => Some(on),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn start_window(d: &Hermetic) -> tonic::Streaming<v1::ExportDiagnosticsResponse> {
+    client(d.channel.clone())
+        .export_diagnostics(v1::ExportDiagnosticsRequest {
+            verbose_trace_minutes: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The next item of the stream, which must be there.
+async fn next_item(stream: &mut tonic::Streaming<v1::ExportDiagnosticsResponse>) -> Item {
+    stream.message().await.unwrap().unwrap().item.unwrap()
+}
+
+#[tokio::test]
+async fn a_verbose_trace_window_holds_the_writer_slot_and_stop_follows_a_cancel() {
+    let d = Hermetic::start_with(Fakes {
+        host: FakeHost::new().with_agent("1.1.1370.0"),
+        ..Default::default()
+    })
+    .await;
+    let mut stream = start_window(&d).await;
+    let Item::Operation(op) = next_item(&mut stream).await else {
+        panic!("the window's operation first")
+    };
+    assert_eq!(op.kind, v1::OperationKind::VerboseTrace as i32);
+    let Item::Progress(started) = next_item(&mut stream).await else {
+        panic!("then the window's start")
+    };
+    assert_eq!(started.path, "verbose-trace/start");
+    assert_eq!(started.missing_reason, "");
+    assert!(started.detail.contains(&op.id), "{}", started.detail);
+    assert!(d.fakes.agent_config.verbose_tracing());
+    assert_eq!(trace_calls(&d), [true]);
+
+    // The window changes the host: no other operation meanwhile, no second
+    // window; a bundle without a window is read-only and runs.
+    let err = d.add_directory_refused().await;
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(
+        precondition(&err),
+        ("OPERATION_RUNNING".into(), format!("operations/{}", op.id))
+    );
+    let err = client(d.channel.clone())
+        .export_diagnostics(v1::ExportDiagnosticsRequest {
+            verbose_trace_minutes: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(err.message().contains(&op.id), "{}", err.message());
+    let plain = export(d.channel.clone(), 0).await;
+    assert!(plain.operation.is_none());
+    assert!(!plain.files.contains_key("provd/verbose-trace.txt"));
+    assert_eq!(trace_calls(&d), [true]);
+
+    // Cut short: Stop runs, the bundle still comes, the operation says so.
+    d.cancel(&op.id).await.unwrap();
+    let b = read_bundle(stream, Some(op.clone()), |_| {}).await;
+    assert_eq!(trace_calls(&d), [true, false]);
+    assert!(!d.fakes.agent_config.verbose_tracing());
+    let stopped = &b.progress[0];
+    assert_eq!(stopped.path, "verbose-trace/stop");
+    assert_eq!(stopped.missing_reason, "");
+    assert!(stopped.detail.contains("cut short"), "{}", stopped.detail);
+    let record = &b.files["provd/verbose-trace.txt"];
+    assert!(
+        record.contains(&op.id) && record.contains("verbose-trace/stop\t"),
+        "{record}"
+    );
+    assert!(b.files.contains_key("agent/status.txt"));
+    let (events, done) = d.finish(Some(op)).await;
+    assert_eq!(state(&done), v1::OperationState::Cancelled);
+    assert!(events.iter().any(|e| e.step == "verbose-trace"));
+}
+
+#[tokio::test]
+async fn a_caller_that_goes_away_cancels_the_window_and_stop_still_runs() {
+    let d = Hermetic::start().await;
+    let mut stream = start_window(&d).await;
+    let Item::Operation(op) = next_item(&mut stream).await else {
+        panic!("the window's operation first")
+    };
+    let Item::Progress(_) = next_item(&mut stream).await else {
+        panic!("then the window's start")
+    };
+    drop(stream);
+    let (events, done) = d.finish(Some(op)).await;
+    assert_eq!(state(&done), v1::OperationState::Cancelled);
+    assert!(
+        events
+            .iter()
+            .any(|e| e.message.contains("ExportDiagnostics caller")),
+        "{events:#?}"
+    );
+    assert_eq!(trace_calls(&d), [true, false]);
+    assert!(!d.fakes.agent_config.verbose_tracing());
+}
+
+#[tokio::test]
+async fn a_failed_start_skips_the_wait_still_stops_and_the_bundle_names_it() {
+    let d = Hermetic::start().await;
+    d.fakes.agent_config.fail(
+        AgentConfigAction::StartVerboseTrace,
+        AgentConfigFault::ModuleMissing,
+    );
+    d.fakes.agent_config.fail(
+        AgentConfigAction::StopVerboseTrace,
+        AgentConfigFault::Cmdlet,
+    );
+    let b = read_bundle(start_window(&d).await, None, |_| {}).await;
+    let op = b.operation.clone().expect("the window's operation");
+    // Stop follows a failed Start: Start may have edited exe.config first.
+    assert_eq!(trace_calls(&d), [true, false]);
+    let reasons: Vec<_> = b
+        .progress
+        .iter()
+        .take(2)
+        .map(|p| (p.path.as_str(), p.missing_reason.as_str()))
+        .collect();
+    assert_eq!(reasons[0].0, "verbose-trace/start");
+    assert!(reasons[0].1.contains("is not installed"), "{reasons:?}");
+    assert_eq!(reasons[1].0, "verbose-trace/stop");
+    assert!(
+        reasons[1].1.contains("may still trace verbosely"),
+        "{reasons:?}"
+    );
+    let missing = &b.files["MISSING.txt"];
+    assert!(
+        missing.contains("verbose-trace/start\tStart-AADCloudSyncToolsVerboseLogs: "),
+        "{missing}"
+    );
+    assert!(
+        missing.contains("verbose-trace/stop\tStop-AADCloudSyncToolsVerboseLogs: "),
+        "{missing}"
+    );
+    // The rest of the bundle is there.
+    assert!(b.files.contains_key("provd/verify.txt"));
+    let (_, done) = d.finish(Some(op)).await;
+    assert_eq!(state(&done), v1::OperationState::Failed);
 }

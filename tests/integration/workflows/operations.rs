@@ -118,15 +118,7 @@ async fn a_request_id_reused_with_other_fields_already_exists() {
 async fn a_second_mutating_call_while_one_runs_names_the_running_operation() {
     let d = Hermetic::start().await;
     let (running, _pipe) = held_install(&d, "").await;
-    let err = d
-        .directories()
-        .add_directory(v1::AddDirectoryRequest {
-            domain: DOMAIN.into(),
-            credential: Some(admin()),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = d.add_directory_refused().await;
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains(&running.id), "{}", err.message());
     assert!(

@@ -15,6 +15,13 @@ pub(crate) struct BoundsArgs {
     /// (1 MiB to 256 MiB); parts that do not fit are listed in MISSING.txt.
     #[arg(long, default_value_t = 64 << 20)]
     pub max_bytes: u64,
+    /// Minutes of verbose agent tracing before collecting (at most 60; 0:
+    /// none), as Export-AADCloudSyncToolsLogs does: Microsoft's
+    /// Start-/Stop-AADCloudSyncToolsVerboseLogs edit the agent's exe.config
+    /// and restart its service, so this runs as an operation and is
+    /// refused while another runs.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub verbose_trace_minutes: u32,
 }
 
 #[derive(Subcommand)]

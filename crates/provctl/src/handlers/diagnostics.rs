@@ -9,14 +9,17 @@ pub(super) fn bounds(args: crate::args::BoundsArgs) -> crate::diagnostics::Bound
     crate::diagnostics::Bounds {
         event_log_hours: args.hours,
         max_bytes: args.max_bytes,
+        verbose_trace_minutes: args.verbose_trace_minutes,
     }
 }
 
 pub(super) async fn diagnostics(ctx: &Ctx, cmd: DiagnosticsCommand) -> anyhow::Result<ExitCode> {
     let DiagnosticsCommand::Export { output, bounds: b } = cmd;
     let summary = crate::diagnostics::export(ctx.channel.clone(), bounds(b), &output, |p| {
-        if p.missing_reason.is_empty() {
+        if p.missing_reason.is_empty() && p.detail.is_empty() {
             eprintln!("  {}", p.path);
+        } else if p.missing_reason.is_empty() {
+            eprintln!("  {}: {}", p.path, p.detail);
         } else {
             eprintln!("  {} (missing: {})", p.path, first_line(&p.missing_reason));
         }

@@ -159,4 +159,8 @@ impl AgentConfig for PowerShellAgentConfig {
     ) -> Result<Vec<AgentDomain>, AgentConfigError> {
         protocol::domains(self.run(Request::list_domains(), cx).await?)
     }
+
+    async fn verbose_trace(&self, on: bool, cx: &RunContext<'_>) -> Result<(), AgentConfigError> {
+        self.run(Request::verbose_trace(on), cx).await.map(drop)
+    }
 }

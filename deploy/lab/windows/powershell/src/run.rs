@@ -22,6 +22,8 @@ use crate::value::{self, Value};
 
 /// The module whose cmdlets the [`Lab`] performs.
 pub const AGENT_MODULE: &str = "Microsoft.CloudSync.PowerShell";
+/// Microsoft's AADCloudSyncTools (the verbose-trace commands), performed by the [`Lab`] too.
+pub const TOOLS_MODULE: &str = "AADCloudSyncTools";
 
 /// One agent cmdlet call, bound and converted.
 #[derive(Clone, Debug, PartialEq)]
@@ -237,8 +239,16 @@ fn execute(
             )),
         },
         name if READ_ONLY.contains(&name) => Ok(()),
-        _ if bound.module == AGENT_MODULE => {
-            if session.imported.is_empty() {
+        _ if bound.module == AGENT_MODULE || bound.module == TOOLS_MODULE => {
+            // A command is known once its own module was imported (the agent's module is
+            // the only one whose path is not a folder named like it).
+            let tools = |path: &String| path.ends_with(&TOOLS_MODULE.to_ascii_lowercase());
+            let loaded = if bound.module == TOOLS_MODULE {
+                session.imported.iter().any(tools)
+            } else {
+                session.imported.iter().any(|p| !tools(p))
+            };
+            if !loaded {
                 return Err(errors::command_not_found(&call.command));
             }
             let mut args = Vec::new();

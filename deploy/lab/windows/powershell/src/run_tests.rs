@@ -415,3 +415,36 @@ fn binder_errors_from_provd_psscript_surface_when_the_call_is_reached() {
     );
     assert!(lab.calls.is_empty());
 }
+
+#[test]
+fn the_verbose_trace_scripts_import_aadcloudsynctools_then_call_its_command() {
+    const TOOLS: &str =
+        r"C:\Program Files\Microsoft Azure AD Connect Provisioning Agent\Utility\AADCloudSyncTools";
+    for (script, cmdlet) in [
+        ("verbose-trace-start", "Start-AADCloudSyncToolsVerboseLogs"),
+        ("verbose-trace-stop", "Stop-AADCloudSyncToolsVerboseLogs"),
+    ] {
+        let mut lab = FakeLab::default();
+        let outcome = run_script(script, &stdin(&json!({})), &mut lab);
+        assert_eq!(outcome.result, Some(json!({"ok": true})), "{script}");
+        assert_eq!(lab.imported, [TOOLS]);
+        let calls: Vec<_> = lab
+            .calls
+            .iter()
+            .map(|c| (c.cmdlet.as_str(), c.args.len()))
+            .collect();
+        assert_eq!(calls, [(cmdlet, 0)], "{script}: no -SkipServiceRestart");
+        assert_eq!(lab.calls[0].class, cmdlet);
+
+        let mut lab = FakeLab {
+            import_fails: true,
+            ..FakeLab::default()
+        };
+        let outcome = run_script(script, &stdin(&json!({})), &mut lab);
+        assert_eq!(
+            error_of(&outcome)["fullyQualifiedErrorId"],
+            json!("Modules_ModuleNotFound,Microsoft.PowerShell.Commands.ImportModuleCommand")
+        );
+        assert!(lab.calls.is_empty());
+    }
+}

@@ -132,7 +132,9 @@ mod tests {
                 "list-domains",
                 "module-info",
                 "set-writeback",
-                "use-gmsa"
+                "use-gmsa",
+                "verbose-trace-start",
+                "verbose-trace-stop"
             ]
         );
         for script in &built {

@@ -12,6 +12,7 @@ mod hang;
 mod http;
 mod module;
 mod sys;
+mod verbose;
 mod writeback;
 
 use std::io::{Read as _, Write as _};
@@ -183,6 +184,8 @@ impl Lab for WindowsLab {
             "Add-AADCloudSyncADDomain" => domains::add(self, call),
             "Get-AADCloudSyncDomains" => Ok(domains::list(self)),
             "Set-AADCloudSyncPasswordWritebackConfiguration" => writeback::set(self, call),
+            "Start-AADCloudSyncToolsVerboseLogs" => verbose::start(self, call),
+            "Stop-AADCloudSyncToolsVerboseLogs" => verbose::stop(self, call),
             other => Err(errors::not_modelled(other, other)),
         }
     }

@@ -309,3 +309,63 @@ pub fn set_service_logon(service: &str, account: &str) -> Result<(), std::io::Er
         if ok == 0 { Err(e) } else { Ok(()) }
     }
 }
+
+/// Stops a service (when it runs) and starts it again, as a service restart does; waits up
+/// to `limit` for it to stop.
+pub fn restart_service(service: &str, limit: std::time::Duration) -> Result<(), String> {
+    use windows_sys::Win32::Foundation::ERROR_SERVICE_NOT_ACTIVE;
+    use windows_sys::Win32::System::Services::{
+        CloseServiceHandle, ControlService, OpenSCManagerW, OpenServiceW, QueryServiceStatus,
+        SC_MANAGER_CONNECT, SERVICE_CONTROL_STOP, SERVICE_QUERY_STATUS, SERVICE_START,
+        SERVICE_STATUS, SERVICE_STOP, SERVICE_STOPPED, StartServiceW,
+    };
+    let name = wide(service);
+    let last = |what: &str| format!("{what} {service}: {}", std::io::Error::last_os_error());
+    // SAFETY: the handles are checked and closed on every path; the name is NUL-terminated
+    // and outlives the calls; `status` is a writable SERVICE_STATUS for each query.
+    unsafe {
+        let manager = OpenSCManagerW(std::ptr::null(), std::ptr::null(), SC_MANAGER_CONNECT);
+        if manager.is_null() {
+            return Err(last("OpenSCManager for"));
+        }
+        let handle = OpenServiceW(
+            manager,
+            name.as_ptr(),
+            SERVICE_STOP | SERVICE_START | SERVICE_QUERY_STATUS,
+        );
+        if handle.is_null() {
+            let e = last("OpenService");
+            CloseServiceHandle(manager);
+            return Err(e);
+        }
+        let result = (|| {
+            let mut status: SERVICE_STATUS = std::mem::zeroed();
+            if ControlService(handle, SERVICE_CONTROL_STOP, &mut status) == 0
+                && std::io::Error::last_os_error().raw_os_error()
+                    != Some(ERROR_SERVICE_NOT_ACTIVE as i32)
+            {
+                return Err(last("stopping"));
+            }
+            let began = std::time::Instant::now();
+            loop {
+                if QueryServiceStatus(handle, &mut status) == 0 {
+                    return Err(last("querying"));
+                }
+                if status.dwCurrentState == SERVICE_STOPPED {
+                    break;
+                }
+                if began.elapsed() > limit {
+                    return Err(format!("{service} did not stop within {limit:?}"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            if StartServiceW(handle, 0, std::ptr::null()) == 0 {
+                return Err(last("starting"));
+            }
+            Ok(())
+        })();
+        CloseServiceHandle(handle);
+        CloseServiceHandle(manager);
+        result
+    }
+}
