@@ -43,7 +43,7 @@ section! {
             toml: "agent_module.registration_certificate_store",
             env: "PROVD_AGENT_MODULE_REGISTRATION_CERTIFICATE_STORE",
             flag: "--agent-module-registration-certificate-store",
-            example: "My", parse: store_name, default: "My".into()
+            example: "TrustedPeople", parse: store_name, default: "My".into()
         }
         /// The registration certificate's subject, with `{agent_id}` (the
         /// agent's id as the tenant lists it) and `{machine_name}` filled in;
@@ -53,7 +53,7 @@ section! {
             toml: "agent_module.registration_certificate_subject",
             env: "PROVD_AGENT_MODULE_REGISTRATION_CERTIFICATE_SUBJECT",
             flag: "--agent-module-registration-certificate-subject",
-            example: "CN={agent_id}", parse: subject_template, default: "CN={agent_id}".into()
+            example: "CN={machine_name}", parse: subject_template, default: "CN={agent_id}".into()
         }
     }
 }
