@@ -16,10 +16,11 @@
 //! Parsing never panics: every offset and size is checked, errors
 //! ([`SdError`]) name the field and byte offset or SDDL position.
 //!
-//! What the Samba 4.17 lab returns (`crates/provd-sd/tests/data/sd/`): header, then owner,
-//! group, SACL, DACL, with no gaps and no padding; every ACL has revision 4
-//! (`ACL_REVISION_DS`), also ACLs without object ACEs; control usually
-//! `0x8c17` or `0x8c14`. Windows DCs write SACL, DACL, owner, group.
+//! What the Samba 4.17 lab returns (`crates/provd-sd/tests/data/sd/samba-4.17/`):
+//! header, then owner, group, SACL, DACL, with no gaps and no padding; every
+//! ACL has revision 4 (`ACL_REVISION_DS`), also ACLs without object ACEs;
+//! control usually `0x8c17` or `0x8c14`. Windows DCs write SACL, DACL, owner,
+//! group.
 
 mod ace;
 mod acl;

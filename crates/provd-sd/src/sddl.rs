@@ -1,20 +1,40 @@
 //! SDDL (MS-DTYP 2.5.1): text to and from [`SecurityDescriptor`].
 //!
-//! Output follows Samba 4.17's `as_sddl`, which is what the lab returns:
+//! Output follows Windows (`ConvertSecurityDescriptorToStringSecurityDescriptor`)
+//! and Samba ≥ 4.19's `sddl_encode` (what 4.22's `as_sddl` and samba-tool print):
 //! sections `O:` `G:` `D:` `S:`; ACL flags `P`, `AR`, `AI`; ACE flags in the
-//! order `OI CI NP IO ID SA FA`; rights as mnemonics in Samba's order
-//! `RP WP CR CC DC LC LO RC WO WD SD DT SW GA GR GW GX` when they cover the
-//! mask, else `0x` and 8 hex digits; GUIDs in lower case; SIDs as aliases
-//! when known. Differences from Samba: a NULL DACL/SACL is written as
+//! order `OI CI NP IO ID SA FA`; GUIDs in lower case; SIDs as aliases when
+//! known. Rights:
+//! * letters in ascending bit order, `CC DC LC SW RP WP DT LO CR SD RC WD WO
+//!   GA GX GW GR`, when letters cover the mask (`CCDCLCSWRPWPDTLOCRSDRCWDWO`
+//!   for AD's full control);
+//! * else `FA`, `FR`, `FW` or `FX` when the mask is exactly that file right
+//!   (each holds SYNCHRONIZE, which has no letter);
+//! * else `0x` and lower-case hex without leading zeros (`0x200`).
+//!
+//! Samba 4.17 wrote the same bytes differently: letters in the order `RP WP
+//! CR CC DC LC LO RC WO WD SD DT SW GA GR GW GX`, hex with eight digits, never
+//! `F*`. Compare descriptors (or masks), not SDDL text, across DC versions.
+//! Differences from Samba: a NULL DACL/SACL is written as
 //! `D:NO_ACCESS_CONTROL` (as Windows does; Samba omits the section) and
-//! mandatory-label ACEs (`ML`) are supported.
+//! mandatory-label ACEs (`ML`, policies `NW NR NX`) are supported.
 //!
 //! Input is strict: no whitespace, upper-case tokens, exactly six ACE
 //! fields, GUIDs only on object ACE types. Sections may come in any order,
-//! each at most once. `FA`, `FR`, `FW`, `FX`, `KA`, `KR`, `KW`, `KX` (file
-//! and registry rights) and `NR`, `NW`, `NX` (label policies) are accepted
-//! with their Windows values. Domain-relative aliases (`DA`, `DU`, …) need
-//! the domain SID.
+//! each at most once. Rights letters may come in any order, as Windows and
+//! Samba accept them (Samba 4.17's order, Windows', or another; a repeated
+//! letter adds nothing); a hex mask is `0x` and up to 32 bits of hex digits
+//! (with or without leading zeros). The whole-mask tokens of
+//! MS-DTYP 2.5.1.1 are accepted with their Windows values: `FA`, `FR`, `FW`,
+//! `FX` (file), `KA`, `KR`, `KW`, `KX` (registry) and `NR`, `NW`, `NX`
+//! (label policies). `K*` are never written: on directory objects their masks
+//! are ordinary combinations of DS rights (`KA` = `CCDCLCSWRPWPSDRCWDWO`) and
+//! Samba never writes them (Windows' writer may, for registry keys).
+//!
+//! A token means what its field says: `KA` is KEY_ALL in the rights field
+//! and Key Admins (domain RID 526) as a SID; `FA` is FILE_ALL as a right and
+//! the failed-access audit flag among the ACE flags. Domain-relative aliases
+//! (`DA`, `DU`, `KA`, `EK`, `CN`, …) need the domain SID.
 //!
 //! What SDDL cannot carry, and so a binary → SDDL → binary trip drops or
 //! normalises: control bits other than the present/protected/auto-inherit
@@ -39,6 +59,7 @@ use super::descriptor::{
     SE_SELF_RELATIVE, SecurityDescriptor,
 };
 use super::error::{SdError, SddlProblem};
+use super::rights;
 use super::sid::{Sid, parse_sddl_sid};
 
 /// The control bits SDDL can express.
@@ -74,33 +95,41 @@ const ACE_FLAGS: &[(&str, u8)] = &[
     ("FA", FAILED_ACCESS_ACE_FLAG),
 ];
 
-/// Rights written as mnemonics, in Samba's output order.
+/// Rights written as letters, in Windows' order: ascending bits. Samba
+/// writes this order since 4.19 ("Reorder SDDL access flags table to match
+/// Windows"); 4.17 had its own (see the module documentation).
 const RIGHTS: &[(&str, u32)] = &[
-    ("RP", 0x0000_0010),
-    ("WP", 0x0000_0020),
-    ("CR", 0x0000_0100),
-    ("CC", 0x0000_0001),
-    ("DC", 0x0000_0002),
-    ("LC", 0x0000_0004),
-    ("LO", 0x0000_0080),
-    ("RC", 0x0002_0000),
-    ("WO", 0x0008_0000),
-    ("WD", 0x0004_0000),
-    ("SD", 0x0001_0000),
-    ("DT", 0x0000_0040),
-    ("SW", 0x0000_0008),
-    ("GA", 0x1000_0000),
-    ("GR", 0x8000_0000),
-    ("GW", 0x4000_0000),
-    ("GX", 0x2000_0000),
+    ("CC", rights::CREATE_CHILD),
+    ("DC", rights::DELETE_CHILD),
+    ("LC", rights::LIST_CHILDREN),
+    ("SW", rights::SELF_WRITE),
+    ("RP", rights::READ_PROPERTY),
+    ("WP", rights::WRITE_PROPERTY),
+    ("DT", rights::DELETE_TREE),
+    ("LO", rights::LIST_OBJECT),
+    ("CR", rights::CONTROL_ACCESS),
+    ("SD", rights::DELETE),
+    ("RC", rights::READ_CONTROL),
+    ("WD", rights::WRITE_DAC),
+    ("WO", rights::WRITE_OWNER),
+    ("GA", rights::GENERIC_ALL),
+    ("GX", rights::GENERIC_EXECUTE),
+    ("GW", rights::GENERIC_WRITE),
+    ("GR", rights::GENERIC_READ),
 ];
 
-/// Rights accepted on input only (MS-DTYP 2.5.1.1 values).
-const INPUT_ONLY_RIGHTS: &[(&str, u32)] = &[
+/// File rights (MS-DTYP 2.5.1.1 values), written for exactly these masks
+/// when the letters cannot cover them, as Windows and Samba ≥ 4.19 do.
+const FILE_RIGHTS: &[(&str, u32)] = &[
     ("FA", 0x001f_01ff),
     ("FR", 0x0012_0089),
     ("FW", 0x0012_0116),
     ("FX", 0x0012_00a0),
+];
+
+/// Rights accepted on input only (MS-DTYP 2.5.1.1 values): registry rights
+/// and, outside `ML` ACEs, the label policies.
+const INPUT_ONLY_RIGHTS: &[(&str, u32)] = &[
     ("KA", 0x000f_003f),
     ("KR", 0x0002_0019),
     ("KW", 0x0002_0006),
@@ -195,22 +224,26 @@ impl Ace {
     }
 }
 
-/// Formats an access mask as SDDL rights: mnemonics when they cover it,
-/// else `0x%08x`; empty for 0.
+/// Formats an access mask as SDDL rights: letters when they cover it, else
+/// a file right's name when it is exactly that mask, else `0x` and hex
+/// without leading zeros; empty for 0.
 pub fn format_rights(mask: u32) -> String {
-    format_mask(mask, RIGHTS)
+    format_mask(mask, RIGHTS, FILE_RIGHTS)
 }
 
-fn format_mask(mask: u32, table: &[(&str, u32)]) -> String {
-    let covered = table.iter().fold(0u32, |acc, (_, bit)| acc | bit);
-    if mask & !covered != 0 {
-        return format!("0x{mask:08x}");
+fn format_mask(mask: u32, letters: &[(&str, u32)], whole: &[(&str, u32)]) -> String {
+    let covered = letters.iter().fold(0u32, |acc, (_, bit)| acc | bit);
+    if mask & !covered == 0 {
+        return letters
+            .iter()
+            .filter(|(_, bit)| mask & bit != 0)
+            .map(|(name, _)| *name)
+            .collect();
     }
-    table
-        .iter()
-        .filter(|(_, bit)| mask & bit != 0)
-        .map(|(name, _)| *name)
-        .collect()
+    match whole.iter().find(|(_, value)| *value == mask) {
+        Some((name, _)) => (*name).to_string(),
+        None => format!("{mask:#x}"),
+    }
 }
 
 fn write_acl(
@@ -294,7 +327,7 @@ fn write_ace(out: &mut String, ace: &Ace, domain: Option<&Sid>, what: &str) -> R
     }
     out.push(';');
     if ace.ace_type == AceType::SYSTEM_MANDATORY_LABEL {
-        out.push_str(&format_mask(mask, LABEL_RIGHTS));
+        out.push_str(&format_mask(mask, LABEL_RIGHTS, &[]));
     } else {
         out.push_str(&format_rights(mask));
     }
@@ -558,6 +591,7 @@ impl<'a> Parser<'a> {
         for (i, token) in tokens(text) {
             let bit = RIGHTS
                 .iter()
+                .chain(FILE_RIGHTS)
                 .chain(INPUT_ONLY_RIGHTS)
                 .find(|(name, _)| *name == token)
                 .map(|(_, bit)| *bit)
@@ -623,20 +657,29 @@ mod tests {
     }
 
     #[test]
-    fn rights_format_like_samba() {
+    fn rights_format_like_windows() {
+        // Windows' and Samba 4.22's rendering; the hex and generic cases are
+        // from Wine's ConvertSecurityDescriptorToStringSecurityDescriptor
+        // conformance tests, which also run on Windows.
         for (mask, text) in [
             (0, ""),
             (0x1, "CC"),
             (0x10, "RP"),
-            (0x000f_01ff, "RPWPCRCCDCLCLORCWOWDSDDTSW"),
-            (0x000f_003f, "RPWPCCDCLCRCWOWDSDSW"),
-            (0x0002_0094, "RPLCLORC"),
+            (0x3, "CCDC"),
+            (0x000f_01ff, "CCDCLCSWRPWPDTLOCRSDRCWDWO"),
+            (0x000f_003f, "CCDCLCSWRPWPSDRCWDWO"),
+            (0x0002_001f, "CCDCLCSWRPRC"),
+            (0x0002_0094, "LCRPLORC"),
             (0x1000_0000, "GA"),
-            (0xf000_0000, "GAGRGWGX"),
+            (0xf000_0000, "GAGXGWGR"),
             (0x1000_0001, "CCGA"),
-            (0x200, "0x00000200"),
-            (0x001f_01ff, "0x001f01ff"),
-            (0x0012_0089, "0x00120089"),
+            (0x200, "0x200"),
+            (0x0012_019f, "0x12019f"),
+            (0x001f_01ff, "FA"),
+            (0x0012_0089, "FR"),
+            (0x0012_0116, "FW"),
+            (0x0012_00a0, "FX"),
+            (0x0012_00a9, "0x1200a9"),
             (0xffff_ffff, "0xffffffff"),
         ] {
             assert_eq!(format_rights(mask), text, "{mask:#x}");
@@ -650,9 +693,10 @@ mod tests {
             "(OA;CIIO;CR;00299570-246d-11d0-a768-00aa006e0529;bf967aba-0de6-11d0-a285-00aa003049e2;S-1-5-21-1111111111-2222222222-3333333333-1105)",
             "(OA;CIIO;RPWP;bf967a0a-0de6-11d0-a285-00aa003049e2;bf967aba-0de6-11d0-a285-00aa003049e2;DA)",
             "(OA;;CR;1131f6aa-9c07-11d1-f79f-00c04fc2dcd2;;RO)",
-            "(A;;RPWPCRCCDCLCLORCWOWDSDDTSW;;;SY)",
+            "(A;;CCDCLCSWRPWPDTLOCRSDRCWDWO;;;SY)",
             "(OU;CIIOIDSA;WP;f30e3bbe-9ff0-11d1-b603-0000f80367c1;bf967aa5-0de6-11d0-a285-00aa003049e2;WD)",
-            "(AU;FA;0x00000200;;;S-1-5-32-557)",
+            "(AU;FA;0x200;;;S-1-5-32-557)",
+            "(A;;FA;;;KA)",
             "(D;OICINPIOID;GA;;;AN)",
             "(OD;;;;;WD)",
             "(AL;SAFA;RP;;;WD)",

@@ -1,85 +1,14 @@
 //! The security-descriptor codec (`provd_sd`) against real
-//! `nTSecurityDescriptor` values from the Samba AD lab (`tests/data/sd/`,
-//! see its README), malformed inputs, and property-based fuzzing.
+//! `nTSecurityDescriptor` values from the Samba AD labs (`tests/data/sd/`,
+//! see its README) and malformed inputs. Property-based fuzzing is in
+//! `sd_fuzz.rs`, the access-right letters in `sddl_rights.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-use std::path::PathBuf;
+mod common;
 
-use proptest::prelude::*;
+use common::*;
 use provd_sd::*;
 use uuid::Uuid;
-
-const DOMAIN: &str = "S-1-5-21-1111111111-2222222222-3333333333";
-
-fn domain() -> Sid {
-    DOMAIN.parse().unwrap()
-}
-
-struct Sample {
-    name: String,
-    bytes: Vec<u8>,
-    /// Samba 4.17's `as_sddl` rendering with the lab's domain SID.
-    samba_sddl: Option<String>,
-}
-
-fn data_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sd")
-}
-
-fn samples() -> &'static [Sample] {
-    static SAMPLES: std::sync::OnceLock<Vec<Sample>> = std::sync::OnceLock::new();
-    SAMPLES.get_or_init(|| {
-        let mut out: Vec<Sample> = std::fs::read_dir(data_dir())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "bin"))
-            .map(|p| Sample {
-                name: p.file_stem().unwrap().to_string_lossy().into_owned(),
-                bytes: std::fs::read(&p).unwrap(),
-                samba_sddl: std::fs::read_to_string(p.with_extension("sddl"))
-                    .ok()
-                    .map(|s| s.trim_end().to_string()),
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        assert!(out.len() >= 15, "only {} samples", out.len());
-        out
-    })
-}
-
-fn sample(name: &str) -> &'static Sample {
-    samples().iter().find(|s| s.name == name).unwrap()
-}
-
-/// What an SDDL round trip keeps of `sd` (see `provd_sd::sddl`):
-/// only the SDDL control bits, no ACL (and no ACL flags) whose present flag
-/// is clear, no `rm_control`, ACL revision 4, no padding, the default
-/// layout.
-fn canonical_for_sddl(sd: &SecurityDescriptor) -> SecurityDescriptor {
-    let mut c = sd.clone();
-    c.rm_control = 0;
-    c.layout = Layout::default();
-    c.control = (sd.control & SDDL_CONTROL_BITS) | SE_SELF_RELATIVE;
-    if c.control & SE_DACL_PRESENT == 0 {
-        c.dacl = None;
-        c.control &= !(SE_DACL_PROTECTED | SE_DACL_AUTO_INHERIT_REQ | SE_DACL_AUTO_INHERITED);
-    }
-    if c.control & SE_SACL_PRESENT == 0 {
-        c.sacl = None;
-        c.control &= !(SE_SACL_PROTECTED | SE_SACL_AUTO_INHERIT_REQ | SE_SACL_AUTO_INHERITED);
-    }
-    for acl in [&mut c.dacl, &mut c.sacl].into_iter().flatten() {
-        acl.revision = ACL_REVISION_DS;
-        acl.padding.clear();
-        for ace in &mut acl.aces {
-            match &mut ace.body {
-                AceBody::Basic { padding, .. } | AceBody::Object { padding, .. } => padding.clear(),
-                AceBody::Opaque(_) => {}
-            }
-        }
-    }
-    c
-}
 
 // ---------------------------------------------------------------------------
 // The lab samples.
@@ -91,16 +20,7 @@ fn samples_round_trip_byte_exact() {
         assert_eq!(sd.to_bytes().unwrap(), s.bytes, "{}", s.name);
         // Samba's layout: the parts present, in owner, group, SACL, DACL
         // order, no gaps; every ACL revision 4, no padding.
-        let expected: Vec<Part> = Layout::samba()
-            .order()
-            .into_iter()
-            .filter(|p| match p {
-                Part::Owner => sd.owner.is_some(),
-                Part::Group => sd.group.is_some(),
-                Part::Sacl => sd.sacl.is_some(),
-                Part::Dacl => sd.dacl.is_some(),
-            })
-            .collect();
+        let expected = present_parts(&sd, Layout::samba().order());
         assert_eq!(sd.layout.order(), expected, "{}", s.name);
         assert!(!sd.layout.has_gaps(), "{}", s.name);
         for acl in [&sd.dacl, &sd.sacl].into_iter().flatten() {
@@ -110,6 +30,10 @@ fn samples_round_trip_byte_exact() {
     }
 }
 
+/// provd's SDDL is Samba's for the same bytes: exactly for a corpus whose
+/// Samba writes Windows' order, else modulo the order of the rights letters
+/// (Samba 4.17). Either way Samba's text parses to the descriptor the bytes
+/// hold, so the parser takes both orders.
 #[test]
 fn samples_match_samba_sddl() {
     let d = domain();
@@ -117,10 +41,49 @@ fn samples_match_samba_sddl() {
     for s in samples() {
         let Some(samba) = &s.samba_sddl else { continue };
         let sd = SecurityDescriptor::parse(&s.bytes).unwrap();
-        assert_eq!(&sd.to_sddl(Some(&d)).unwrap(), samba, "{}", s.name);
+        let ours = sd.to_sddl(Some(&d)).unwrap();
+        if s.corpus.windows_order {
+            assert_eq!(&ours, samba, "{}", s.name);
+        } else {
+            assert_eq!(
+                rights_letters_sorted(&ours),
+                rights_letters_sorted(samba),
+                "{}",
+                s.name
+            );
+        }
+        let from_samba = SecurityDescriptor::from_sddl(samba, Some(&d))
+            .unwrap_or_else(|e| panic!("{}: {e}", s.name));
+        assert_eq!(from_samba, canonical_for_sddl(&sd), "{}", s.name);
         compared += 1;
     }
     assert!(compared >= 15, "only {compared} .sddl files");
+}
+
+/// The 4.17 corpus really is in another order, so the comparison above
+/// is not vacuous there: AD's full control comes out reordered.
+#[test]
+fn samba_4_17_order_differs_from_ours() {
+    let s = sample("domain_root");
+    let samba = s.samba_sddl.as_deref().unwrap();
+    let ours = SecurityDescriptor::parse(&s.bytes)
+        .unwrap()
+        .to_sddl(Some(&domain()))
+        .unwrap();
+    assert!(samba.contains(";RPWPCRCCDCLCLORCWOWDSDDTSW;"), "{samba}");
+    assert!(!ours.contains(";RPWPCRCCDCLCLORCWOWDSDDTSW;"), "{ours}");
+    assert!(ours.contains(";CCDCLCSWRPWPDTLOCRSDRCWDWO;"), "{ours}");
+    assert_ne!(ours, samba);
+}
+
+#[test]
+fn rights_letters_sorted_touches_only_rights() {
+    assert_eq!(
+        rights_letters_sorted(
+            "O:DAG:DAD:AI(A;CIID;RPWPCR;;;DA)(OA;;CR;a-b;;WD)S:(AU;SA;0x00000200;;;WD)"
+        ),
+        "O:DAG:DAD:AI(A;CIID;CRRPWP;;;DA)(OA;;CR;a-b;;WD)S:(AU;SA;0x00000200;;;WD)"
+    );
 }
 
 #[test]
@@ -158,9 +121,10 @@ fn samba_built_descriptor_is_reproduced_from_sddl() {
     )
     .unwrap();
     assert_eq!(sd.to_bytes().unwrap(), s.bytes);
+    // Samba 4.17 wrote the letters in its own order.
     assert_eq!(
-        sd.to_sddl(Some(&domain())).unwrap(),
-        s.samba_sddl.as_deref().unwrap()
+        rights_letters_sorted(&sd.to_sddl(Some(&domain())).unwrap()),
+        rights_letters_sorted(s.samba_sddl.as_deref().unwrap())
     );
 }
 
@@ -597,556 +561,4 @@ fn malformed_sddl_table() {
     );
     let err = Ace::from_sddl("A;;RP;;;WD", None).unwrap_err().to_string();
     assert!(err.contains("expected an ACE"), "{err}");
-}
-
-// ---------------------------------------------------------------------------
-// Property-based fuzzing.
-
-fn config(cases: u32) -> ProptestConfig {
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
-}
-
-/// Parses `bytes`; if that works, checks that the value re-encodes, that
-/// the encoding parses to an equal value and re-encodes identically, and
-/// that an SDDL trip (when representable) gives the SDDL-canonical value.
-fn check_parse(bytes: &[u8]) -> Result<(), TestCaseError> {
-    let Ok(sd) = SecurityDescriptor::parse(bytes) else {
-        return Ok(());
-    };
-    let encoded = sd
-        .to_bytes()
-        .map_err(|e| TestCaseError::fail(format!("to_bytes of a parsed value: {e}")))?;
-    let back = SecurityDescriptor::parse(&encoded)
-        .map_err(|e| TestCaseError::fail(format!("re-parse: {e}")))?;
-    prop_assert_eq!(&back, &sd);
-    prop_assert_eq!(back.to_bytes().unwrap(), encoded);
-    let d = domain();
-    if let Ok(text) = sd.to_sddl(Some(&d)) {
-        let from = SecurityDescriptor::from_sddl(&text, Some(&d))
-            .map_err(|e| TestCaseError::fail(format!("from_sddl({text:?}): {e}")))?;
-        prop_assert_eq!(from, canonical_for_sddl(&sd));
-    }
-    Ok(())
-}
-
-#[derive(Clone, Debug)]
-enum Mutation {
-    Flip {
-        at: usize,
-        bit: u8,
-    },
-    Truncate {
-        len: usize,
-    },
-    Insert {
-        at: usize,
-        bytes: Vec<u8>,
-    },
-    Remove {
-        at: usize,
-        len: usize,
-    },
-    Splice {
-        from: usize,
-        src: usize,
-        len: usize,
-        at: usize,
-    },
-    SetU16 {
-        at: usize,
-        value: u16,
-    },
-    SetU32 {
-        at: usize,
-        value: u32,
-    },
-}
-
-fn interesting_u16() -> impl Strategy<Value = u16> {
-    prop_oneof![
-        Just(0u16),
-        Just(1),
-        Just(3),
-        Just(4),
-        Just(7),
-        Just(8),
-        Just(16),
-        Just(0xffff),
-        any::<u16>()
-    ]
-}
-
-fn interesting_u32() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(0u32),
-        Just(19),
-        Just(20),
-        Just(3),
-        Just(0xffff_ffff),
-        0u32..300,
-        any::<u32>()
-    ]
-}
-
-fn mutation() -> impl Strategy<Value = Mutation> {
-    prop_oneof![
-        4 => (any::<usize>(), 0u8..8).prop_map(|(at, bit)| Mutation::Flip { at, bit }),
-        1 => any::<usize>().prop_map(|len| Mutation::Truncate { len }),
-        1 => (any::<usize>(), proptest::collection::vec(any::<u8>(), 1..8))
-            .prop_map(|(at, bytes)| Mutation::Insert { at, bytes }),
-        1 => (any::<usize>(), 1usize..16).prop_map(|(at, len)| Mutation::Remove { at, len }),
-        1 => (any::<usize>(), any::<usize>(), 1usize..64, any::<usize>())
-            .prop_map(|(from, src, len, at)| Mutation::Splice { from, src, len, at }),
-        2 => (any::<usize>(), interesting_u16()).prop_map(|(at, value)| Mutation::SetU16 { at, value }),
-        2 => (any::<usize>(), interesting_u32()).prop_map(|(at, value)| Mutation::SetU32 { at, value }),
-    ]
-}
-
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
-    let len = bytes.len();
-    let pos = |at: usize| if len == 0 { 0 } else { at % len };
-    match m {
-        Mutation::Flip { at, bit } => {
-            if len > 0 {
-                bytes[pos(*at)] ^= 1 << bit;
-            }
-        }
-        Mutation::Truncate { len: l } => bytes.truncate(l % (len + 1)),
-        Mutation::Insert { at, bytes: extra } => {
-            let at = pos(*at);
-            bytes.splice(at..at, extra.iter().copied());
-        }
-        Mutation::Remove { at, len: n } => {
-            let at = pos(*at);
-            let end = (at + n).min(len);
-            bytes.drain(at..end);
-        }
-        Mutation::Splice {
-            from,
-            src,
-            len: n,
-            at,
-        } => {
-            let other = &samples()[from % samples().len()].bytes;
-            let src = src % other.len();
-            let end = (src + n).min(other.len());
-            let at = pos(*at);
-            let end_dst = (at + (end - src)).min(len);
-            bytes.splice(at..end_dst, other[src..end].iter().copied());
-        }
-        Mutation::SetU16 { at, value } => {
-            if len >= 2 {
-                let at = at % (len - 1);
-                bytes[at..at + 2].copy_from_slice(&value.to_le_bytes());
-            }
-        }
-        Mutation::SetU32 { at, value } => {
-            if len >= 4 {
-                let at = at % (len - 3);
-                bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
-            }
-        }
-    }
-}
-
-/// A header with plausible offsets in front of random bytes, to get past
-/// the header checks more often than pure noise does.
-fn header_shaped() -> impl Strategy<Value = Vec<u8>> {
-    proptest::collection::vec(any::<u8>(), 0..200).prop_flat_map(|body| {
-        let len = 20 + body.len();
-        let offset = prop_oneof![Just(0u32), (0..len as u32 + 4)];
-        (
-            Just(body),
-            any::<u16>(),
-            [offset.clone(), offset.clone(), offset.clone(), offset],
-        )
-            .prop_map(|(body, control, offsets)| {
-                let mut out = vec![1, 0];
-                out.extend_from_slice(&control.to_le_bytes());
-                for o in offsets {
-                    out.extend_from_slice(&o.to_le_bytes());
-                }
-                out.extend_from_slice(&body);
-                out
-            })
-    })
-}
-
-proptest! {
-    #![proptest_config(config(1500))]
-
-    #[test]
-    fn fuzz_arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
-        check_parse(&bytes)?;
-    }
-
-    #[test]
-    fn fuzz_header_shaped_bytes(bytes in header_shaped()) {
-        check_parse(&bytes)?;
-    }
-}
-
-proptest! {
-    #![proptest_config(config(1500))]
-
-    #[test]
-    fn fuzz_mutated_lab_samples(
-        index in any::<usize>(),
-        mutations in proptest::collection::vec(mutation(), 1..5),
-    ) {
-        let mut bytes = samples()[index % samples().len()].bytes.clone();
-        for m in &mutations {
-            apply(&mut bytes, m);
-        }
-        check_parse(&bytes)?;
-    }
-}
-
-/// SDDL-ish text: mostly tokens that appear in real SDDL.
-fn sddl_noise() -> impl Strategy<Value = String> {
-    let token = prop::sample::select(vec![
-        "O:",
-        "G:",
-        "D:",
-        "S:",
-        "(",
-        ")",
-        ";",
-        "A",
-        "D",
-        "OA",
-        "OU",
-        "AU",
-        "P",
-        "AI",
-        "AR",
-        "NO_ACCESS_CONTROL",
-        "CI",
-        "IO",
-        "ID",
-        "SA",
-        "RP",
-        "WP",
-        "CR",
-        "GA",
-        "0x",
-        "1f",
-        "BA",
-        "DA",
-        "WD",
-        "S-1-5-",
-        "21",
-        "-",
-        "00299570-246d-11d0-a768-00aa006e0529",
-        "x",
-        " ",
-        "é",
-        "(A;CI;RPWP;;;AU)",
-        "(OA;CIIO;CR;00299570-246d-11d0-a768-00aa006e0529;bf967aba-0de6-11d0-a285-00aa003049e2;DA)",
-        "(OU;SA;WP;;;WD)",
-    ]);
-    proptest::collection::vec(token, 0..30).prop_map(|t| t.concat())
-}
-
-#[derive(Clone, Debug)]
-enum TextMutation {
-    Delete(usize),
-    Insert(usize, char),
-    Replace(usize, char),
-    Cut(usize),
-}
-
-fn text_mutation() -> impl Strategy<Value = TextMutation> {
-    let c = prop_oneof![
-        Just('('),
-        Just(')'),
-        Just(';'),
-        Just(':'),
-        Just('-'),
-        Just('A'),
-        Just('0'),
-        Just('x'),
-        Just('S'),
-        Just('D'),
-        Just(' '),
-        any::<char>()
-    ];
-    prop_oneof![
-        any::<usize>().prop_map(TextMutation::Delete),
-        (any::<usize>(), c.clone()).prop_map(|(i, c)| TextMutation::Insert(i, c)),
-        (any::<usize>(), c).prop_map(|(i, c)| TextMutation::Replace(i, c)),
-        any::<usize>().prop_map(TextMutation::Cut),
-    ]
-}
-
-fn apply_text(text: &str, m: &TextMutation) -> String {
-    let mut chars: Vec<char> = text.chars().collect();
-    let n = chars.len();
-    match m {
-        TextMutation::Delete(i) if n > 0 => {
-            chars.remove(i % n);
-        }
-        TextMutation::Insert(i, c) => chars.insert(i % (n + 1), *c),
-        TextMutation::Replace(i, c) if n > 0 => chars[i % n] = *c,
-        TextMutation::Cut(i) => chars.truncate(i % (n + 1)),
-        _ => {}
-    }
-    chars.into_iter().collect()
-}
-
-fn check_sddl(text: &str, domain: Option<&Sid>) -> Result<(), TestCaseError> {
-    let Ok(sd) = SecurityDescriptor::from_sddl(text, domain) else {
-        return Ok(());
-    };
-    let again = sd
-        .to_sddl(domain)
-        .map_err(|e| TestCaseError::fail(format!("to_sddl of parsed SDDL: {e}")))?;
-    let back = SecurityDescriptor::from_sddl(&again, domain)
-        .map_err(|e| TestCaseError::fail(format!("from_sddl({again:?}): {e}")))?;
-    prop_assert_eq!(&back, &sd);
-    let bytes = sd
-        .to_bytes()
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
-    prop_assert_eq!(SecurityDescriptor::parse(&bytes).unwrap(), sd);
-    Ok(())
-}
-
-proptest! {
-    #![proptest_config(config(1500))]
-
-    #[test]
-    fn fuzz_arbitrary_strings(text in any::<String>(), with_domain in any::<bool>()) {
-        let d = domain();
-        check_sddl(&text, with_domain.then_some(&d))?;
-    }
-
-    #[test]
-    fn fuzz_sddl_token_soup(text in sddl_noise(), with_domain in any::<bool>()) {
-        let d = domain();
-        check_sddl(&text, with_domain.then_some(&d))?;
-    }
-
-    #[test]
-    fn fuzz_mutated_lab_sddl(
-        index in any::<usize>(),
-        mutations in proptest::collection::vec(text_mutation(), 1..4),
-    ) {
-        let with_sddl: Vec<&Sample> = samples().iter().filter(|s| s.samba_sddl.is_some()).collect();
-        let mut text = with_sddl[index % with_sddl.len()].samba_sddl.clone().unwrap();
-        for m in &mutations {
-            text = apply_text(&text, m);
-        }
-        let d = domain();
-        check_sddl(&text, Some(&d))?;
-        // Without the domain SID, domain aliases are errors, never panics.
-        let _ = SecurityDescriptor::from_sddl(&text, None);
-    }
-}
-
-// Structured generation.
-
-fn sid_strategy() -> impl Strategy<Value = Sid> {
-    prop_oneof![
-        // Well-known and domain SIDs (aliases) ...
-        prop::sample::select(vec![
-            "S-1-1-0",
-            "S-1-3-0",
-            "S-1-5-11",
-            "S-1-5-18",
-            "S-1-5-32-544",
-            "S-1-5-32-554",
-            "S-1-5-9",
-            "S-1-5-10",
-            "S-1-16-4096",
-            "S-1-5-84-0-0-0-0-0",
-            "S-1-5-32-557",
-        ])
-        .prop_map(|s| s.parse().unwrap()),
-        prop::sample::select(vec![
-            498u32, 500, 512, 513, 515, 516, 517, 518, 519, 520, 522, 553, 1105
-        ])
-        .prop_map(|rid| domain().with_rid(rid).unwrap()),
-        // ... and anything else.
-        (
-            0u64..(1 << 48),
-            proptest::collection::vec(any::<u32>(), 0..=15)
-        )
-            .prop_map(|(a, subs)| Sid::new(a, &subs).unwrap()),
-    ]
-}
-
-fn guid_strategy() -> impl Strategy<Value = Option<Uuid>> {
-    proptest::option::of(any::<[u8; 16]>().prop_map(Uuid::from_bytes))
-}
-
-fn mask_strategy() -> impl Strategy<Value = u32> {
-    prop_oneof![
-        Just(rights::DS_FULL_CONTROL),
-        Just(rights::CONTROL_ACCESS),
-        Just(rights::READ_PROPERTY | rights::WRITE_PROPERTY),
-        Just(0u32),
-        any::<u32>(),
-    ]
-}
-
-/// Any ACE the binary codec can carry. With `sddl_safe`, only what SDDL
-/// can express (SDDL types, known flags, no padding).
-fn ace_strategy(sddl_safe: bool) -> BoxedStrategy<Ace> {
-    let padding = if sddl_safe {
-        Just(Vec::new()).boxed()
-    } else {
-        proptest::collection::vec(any::<u8>(), 0..6).boxed()
-    };
-    let flags = if sddl_safe {
-        any::<u8>().prop_map(|f| f & !0x20).boxed()
-    } else {
-        any::<u8>().boxed()
-    };
-    let basic_types = if sddl_safe {
-        prop::sample::select(vec![0x00u8, 0x01, 0x02, 0x03, 0x11]).boxed()
-    } else {
-        prop::sample::select(vec![0x00u8, 0x01, 0x02, 0x03, 0x11, 0x13]).boxed()
-    };
-    let basic = (
-        basic_types,
-        flags.clone(),
-        mask_strategy(),
-        sid_strategy(),
-        padding.clone(),
-    )
-        .prop_map(|(t, flags, mask, sid, padding)| Ace {
-            ace_type: AceType(t),
-            flags,
-            body: AceBody::Basic { mask, sid, padding },
-        });
-    let object = (
-        0x05u8..=0x08,
-        flags.clone(),
-        mask_strategy(),
-        guid_strategy(),
-        guid_strategy(),
-        sid_strategy(),
-        padding,
-    )
-        .prop_map(
-            |(t, flags, mask, object_type, inherited_object_type, sid, padding)| Ace {
-                ace_type: AceType(t),
-                flags,
-                body: AceBody::Object {
-                    mask,
-                    object_type,
-                    inherited_object_type,
-                    sid,
-                    padding,
-                },
-            },
-        );
-    if sddl_safe {
-        prop_oneof![basic, object].boxed()
-    } else {
-        let opaque = (
-            prop::sample::select(vec![0x04u8, 0x09, 0x0b, 0x12, 0x14, 0xff]),
-            flags,
-            proptest::collection::vec(any::<u8>(), 0..40),
-        )
-            .prop_map(|(t, flags, body)| Ace {
-                ace_type: AceType(t),
-                flags,
-                body: AceBody::Opaque(body),
-            });
-        prop_oneof![3 => basic, 3 => object, 1 => opaque].boxed()
-    }
-}
-
-fn acl_strategy(sddl_safe: bool) -> impl Strategy<Value = Acl> {
-    let revision = if sddl_safe {
-        Just(4u8).boxed()
-    } else {
-        (2u8..=4).boxed()
-    };
-    let padding = if sddl_safe {
-        Just(Vec::new()).boxed()
-    } else {
-        proptest::collection::vec(any::<u8>(), 0..6).boxed()
-    };
-    (
-        revision,
-        proptest::collection::vec(ace_strategy(sddl_safe), 0..8),
-        padding,
-    )
-        .prop_map(|(revision, aces, padding)| Acl {
-            revision,
-            aces,
-            padding,
-        })
-}
-
-fn sd_strategy(sddl_safe: bool) -> impl Strategy<Value = SecurityDescriptor> {
-    (
-        any::<u16>(),
-        any::<u8>(),
-        proptest::option::of(sid_strategy()),
-        proptest::option::of(sid_strategy()),
-        proptest::option::of(acl_strategy(sddl_safe)),
-        proptest::option::of(acl_strategy(sddl_safe)),
-        any::<bool>(),
-    )
-        .prop_map(
-            move |(control, rm_control, owner, group, sacl, dacl, windows)| {
-                let mut sd = SecurityDescriptor::new();
-                sd.control = control;
-                sd.rm_control = rm_control;
-                sd.owner = owner;
-                sd.group = group;
-                sd.sacl = sacl;
-                sd.dacl = dacl;
-                if windows {
-                    sd.layout = Layout::windows();
-                }
-                if sddl_safe {
-                    sd = canonical_for_sddl(&sd);
-                }
-                sd
-            },
-        )
-}
-
-proptest! {
-    #![proptest_config(config(400))]
-
-    #[test]
-    fn fuzz_structured_binary_round_trip(sd in sd_strategy(false)) {
-        let bytes = sd.to_bytes().unwrap();
-        let back = SecurityDescriptor::parse(&bytes)
-            .map_err(|e| TestCaseError::fail(format!("parse: {e}")))?;
-        prop_assert_eq!(&back, &sd);
-        let expected: Vec<Part> = sd
-            .layout
-            .order()
-            .into_iter()
-            .filter(|p| match p {
-                Part::Owner => sd.owner.is_some(),
-                Part::Group => sd.group.is_some(),
-                Part::Sacl => sd.sacl.is_some(),
-                Part::Dacl => sd.dacl.is_some(),
-            })
-            .collect();
-        prop_assert_eq!(back.layout.order(), expected);
-        prop_assert_eq!(back.to_bytes().unwrap(), bytes);
-    }
-
-    #[test]
-    fn fuzz_structured_sddl_round_trip(sd in sd_strategy(true), with_domain in any::<bool>()) {
-        let d = domain();
-        let domain = with_domain.then_some(&d);
-        let text = sd.to_sddl(domain).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let back = SecurityDescriptor::from_sddl(&text, domain)
-            .map_err(|e| TestCaseError::fail(format!("from_sddl({text:?}): {e}")))?;
-        prop_assert_eq!(&back, &sd);
-        prop_assert_eq!(back.to_bytes().unwrap(), sd.to_bytes().unwrap());
-    }
 }
