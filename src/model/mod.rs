@@ -1,6 +1,6 @@
 //! The domain's own types, owned here and nowhere else: operations and their
-//! events, the host's services, directory credentials and probe reports,
-//! cloud sync configurations, the audit trail's calls.
+//! events, the host's services, directory credentials and probe reports, a
+//! gMSA's managed password, cloud sync configurations, the audit trail's calls.
 //! Backends implement against them, workflows decide with them, transport
 //! converts them to and from the wire.
 //!
@@ -12,6 +12,7 @@ mod cloud_sync;
 mod directory;
 mod generalized_time;
 mod host;
+mod managed_password;
 mod operation;
 
 pub use audit::{AuditCall, AuditCaller, AuditEntry, AuditEvent, AuditSuppressed};
@@ -29,6 +30,7 @@ pub use host::{
     RegValue, ServiceLogonRight, ServiceState, ServiceStatus, StartType,
     USER_PASSWORD_LENGTH_VALUE, computer_account,
 };
+pub use managed_password::{GmsaPassword, ManagedPassword, ManagedPasswordError, NtHash};
 pub use operation::{
     EventKind, EventRecord, OperationErrorRecord, OperationKind, OperationRecord, OperationState,
 };
