@@ -19,6 +19,8 @@
 mod fingerprint;
 mod progress;
 mod recover;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
