@@ -12,7 +12,7 @@ use crate::backends::agent_config::AgentConfig;
 #[cfg(not(windows))]
 use crate::backends::agent_config::UnavailableAgentConfig;
 use crate::backends::audit::{
-    AuditLog, AuditMirror, CheckpointSigner, FileAuditLog, OtelMirror, Retention,
+    AuditLog, AuditMirror, CheckpointSigner, FileAuditLog, OperationMirror, OtelMirror, Retention,
 };
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{Directory, LdapDirectory};
@@ -95,19 +95,32 @@ fn platform_agent_config(config: &config::AgentModuleConfig) -> Arc<dyn AgentCon
     }
 }
 
-/// Where audit records are copied on this platform: a collector (when
-/// `[telemetry]` exports) and, on Windows, the Application event log.
-fn audit_mirrors() -> Vec<Arc<dyn AuditMirror>> {
+/// Where audit records and operations' outcomes are copied on this
+/// platform: a collector (records, when `[telemetry]` exports) and, on
+/// Windows, the Application event log (both, through one source handle).
+fn mirrors() -> Mirrors {
     #[allow(unused_mut)]
-    let mut mirrors: Vec<Arc<dyn AuditMirror>> = vec![Arc::new(OtelMirror)];
+    let mut audit: Vec<Arc<dyn AuditMirror>> = vec![Arc::new(OtelMirror)];
+    #[allow(unused_mut)]
+    let mut operations: Vec<Arc<dyn OperationMirror>> = Vec::new();
     #[cfg(windows)]
     match crate::backends::audit::eventlog::EventLogMirror::open() {
-        Ok(mirror) => mirrors.push(Arc::new(mirror)),
-        Err(err) => {
-            tracing::warn!(error = %err, "audit: no event log source; records go to the file only")
+        Ok(mirror) => {
+            let mirror = Arc::new(mirror);
+            audit.push(mirror.clone());
+            operations.push(mirror);
         }
+        Err(err) => tracing::warn!(
+            error = %err,
+            "no event log source; audit records and operation outcomes go to provd's files only"
+        ),
     }
-    mirrors
+    Mirrors { audit, operations }
+}
+
+struct Mirrors {
+    audit: Vec<Arc<dyn AuditMirror>>,
+    operations: Vec<Arc<dyn OperationMirror>>,
 }
 
 /// The tenant client for the configured cloud, or the overridden
@@ -362,6 +375,7 @@ impl DaemonBuilder {
                 },
             )?),
         };
+        let mirrors = mirrors();
         let app = crate::workflows::App::start(
             crate::workflows::Backends {
                 store,
@@ -373,7 +387,8 @@ impl DaemonBuilder {
                 agent_config,
                 outbound,
                 audit_log,
-                audit_mirrors: audit_mirrors(),
+                audit_mirrors: mirrors.audit,
+                operation_mirrors: mirrors.operations,
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),

@@ -439,7 +439,9 @@ fn run_service(command: ServiceCommand) -> anyhow::Result<()> {
         ServiceCommand::Install { config } => winservice::install(config),
         ServiceCommand::Uninstall => winservice::uninstall(),
         ServiceCommand::Run(args) => {
-            let config = Config::load(&args.config)?;
+            // Under the SCM stderr goes nowhere: the event log says why.
+            let config = Config::load(&args.config)
+                .inspect_err(|err| winservice::report_failed(err.to_string()))?;
             // Logs and exporters start inside the service's runtime.
             winservice::run(config)
         }

@@ -1,8 +1,11 @@
 //! provd as a Windows service: `provd service install|uninstall` register it
-//! with the Service Control Manager (and the `provd` event log source the
-//! audit trail writes to: `deploy/windows/audit.md`), and `provd service
+//! with the Service Control Manager (and the `provd` event log source:
+//! `deploy/windows/README.md`, "The Windows event log"), and `provd service
 //! run` (the command line the SCM starts) runs the daemon under the service
-//! dispatcher, answering Stop and Shutdown with a graceful shutdown.
+//! dispatcher, answering Stop and Shutdown with a graceful shutdown. The
+//! service reports its start, its stop and a failure to the event log, where
+//! an administrator looks first: a service that fails early (bad config,
+//! port taken) has no `[log] file` yet.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -18,6 +21,8 @@ use windows_service::service::{
 use windows_service::service_control_handler::{self, ServiceControlHandlerResult};
 use windows_service::service_manager::{ServiceManager, ServiceManagerAccess};
 
+use provd::backends::audit::eventlog;
+use provd::backends::audit::events::ServiceEvent;
 use provd::config::Config;
 
 pub const SERVICE_NAME: &str = "provd";
@@ -35,13 +40,20 @@ mod entry {
 
     fn service_main(_arguments: Vec<std::ffi::OsString>) {
         if let Err(err) = super::run_service() {
-            tracing::error!(error = %format!("{err:#}"), "provd service failed");
+            let error = format!("{err:#}");
+            tracing::error!(error = %error, "provd service failed");
+            super::report_failed(error);
         }
     }
 
     pub(super) fn dispatch() -> windows_service::Result<()> {
         windows_service::service_dispatcher::start(super::SERVICE_NAME, ffi_service_main)
     }
+}
+
+/// Reports that the service did not start or ended on `error`.
+pub fn report_failed(error: String) {
+    eventlog::report_service(&ServiceEvent::Failed { error });
 }
 
 /// Runs under the SCM; returns when the service stops.
@@ -95,6 +107,9 @@ fn run_service() -> anyhow::Result<()> {
             ServiceControlAccept::STOP | ServiceControlAccept::SHUTDOWN,
             Duration::ZERO,
         ))?;
+        eventlog::report_service(&ServiceEvent::Started {
+            listen: daemon.local_addr(),
+        });
         stop.cancelled().await;
         handle.set_service_status(status(
             ServiceState::StopPending,
@@ -102,6 +117,7 @@ fn run_service() -> anyhow::Result<()> {
             Duration::from_secs(15),
         ))?;
         daemon.shutdown().await;
+        eventlog::report_service(&ServiceEvent::Stopped);
         anyhow::Ok(())
     });
     handle.set_service_status(status(
@@ -115,8 +131,7 @@ fn run_service() -> anyhow::Result<()> {
 /// Registers provd with the SCM: automatic start, LocalSystem, started with
 /// `service run --config <config>`; and the `provd` event log source.
 pub fn install(config_file: PathBuf) -> anyhow::Result<()> {
-    provd::backends::audit::eventlog::register_source()
-        .context("cannot register the provd event log source")?;
+    eventlog::register_source().context("cannot register the provd event log source")?;
     let manager = ServiceManager::local_computer(
         None::<&str>,
         ServiceManagerAccess::CONNECT | ServiceManagerAccess::CREATE_SERVICE,
@@ -166,7 +181,6 @@ pub fn uninstall() -> anyhow::Result<()> {
         }
     }
     service.delete()?;
-    provd::backends::audit::eventlog::unregister_source()
-        .context("cannot remove the provd event log source")?;
+    eventlog::unregister_source().context("cannot remove the provd event log source")?;
     Ok(())
 }

@@ -26,6 +26,32 @@ pub enum OperationKind {
     VerboseTrace,
 }
 
+impl OperationKind {
+    /// The contract's name (`provd.v1.OperationKind` without its prefix),
+    /// as logs, spans, metrics and the event log write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Install => "INSTALL",
+            Self::CreateGmsa => "CREATE_GMSA",
+            Self::UseCustomGmsa => "USE_CUSTOM_GMSA",
+            Self::GrantPermissions => "GRANT_PERMISSIONS",
+            Self::AddDirectory => "ADD_DIRECTORY",
+            Self::RemoveDirectory => "REMOVE_DIRECTORY",
+            Self::SetDcPriority => "SET_DC_PRIORITY",
+            Self::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
+            Self::Uninstall => "UNINSTALL",
+            Self::SignIn => "SIGN_IN",
+            Self::ApplyConfiguration => "APPLY_CONFIGURATION",
+            Self::SetCloudSync => "SET_CLOUD_SYNC",
+            Self::RemediateHost => "REMEDIATE_HOST",
+            Self::ControlCloudSync => "CONTROL_CLOUD_SYNC",
+            Self::Decommission => "DECOMMISSION",
+            Self::RepairAgent => "REPAIR_AGENT",
+            Self::VerboseTrace => "VERBOSE_TRACE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
@@ -38,6 +64,18 @@ pub enum OperationState {
 }
 
 impl OperationState {
+    /// The contract's name (`provd.v1.OperationState` without its prefix).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+            Self::Interrupted => "INTERRUPTED",
+        }
+    }
+
     pub fn is_terminal(self) -> bool {
         matches!(
             self,

@@ -8,7 +8,7 @@ use super::{
     domain_controllers, drift, service_account, staging, tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
-use crate::backends::audit::{AuditLog, AuditMirror};
+use crate::backends::audit::{AuditLog, AuditMirror, OperationMirror};
 use crate::backends::directory::Directory;
 use crate::backends::host::{Cloud, Host, LogonRights};
 use crate::backends::outbound::Outbound;
@@ -67,6 +67,8 @@ pub struct Backends {
     /// The audit log, and where its records are copied.
     pub audit_log: Arc<dyn AuditLog>,
     pub audit_mirrors: Vec<Arc<dyn AuditMirror>>,
+    /// Where each operation's outcome is copied.
+    pub operation_mirrors: Vec<Arc<dyn OperationMirror>>,
 }
 
 /// Settings of the tenant side that workflows act on.
@@ -108,7 +110,8 @@ impl App {
         served: verify::Served,
         audit: super::AuditSettings,
     ) -> Result<Arc<App>, Error> {
-        let operations = Operations::recover(backends.store.clone()).await?;
+        let operations =
+            Operations::recover(backends.store.clone(), backends.operation_mirrors).await?;
         let audit = super::Audit::start(backends.audit_log, backends.audit_mirrors, audit)
             .map_err(|e| Error::internal("cannot start the audit writer", e))?;
         staging::clean(&backends.store, &paths.staging_dir).await;

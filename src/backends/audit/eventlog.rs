@@ -1,35 +1,30 @@
-//! (Windows) Each audit record in the Application event log, source
-//! `provd`, one event id per kind (`deploy/windows/audit.md`):
+//! (Windows) provd's events in the Application event log, source `provd`:
+//! the service's start and stop, every operation's outcome and every audit
+//! record. Their ids, types and texts are [`super::events`], documented in
+//! `deploy/windows/README.md`; this file only reports them, through one
+//! source handle per process part (the daemon's, shared by the audit writer
+//! and the operations engine; the service glue's).
 //!
-//! | id   | type        | record |
-//! |------|-------------|--------|
-//! | 1000 | Information | a mutating call that ended OK |
-//! | 1001 | Information | a mutating call that ended with an error code |
-//! | 1002 | Warning     | a denied call |
-//! | 1003 | Warning     | denied calls over the rate, counted |
-//! | 1004 | Information | the log was pruned (checkpoint) |
-//! | 1005 | Warning     | a torn last line was removed at start |
-//!
-//! The event's one string is a summary line, then the record's JSON line as
-//! the file holds it (hash included). `provd service install` registers the
-//! source ([`register_source`]) with .NET's `EventLogMessages.dll` as its
-//! message file (each id's message is the string itself; .NET Framework is
-//! an agent prerequisite, so the file is there); `provd service uninstall`
-//! removes it. Without the registration Windows still logs the events,
-//! and Event Viewer says it lacks their description.
+//! `provd service install` registers the source ([`register_source`]) with
+//! .NET's `EventLogMessages.dll` as its message file (each id's message is
+//! the string itself; .NET Framework is an agent prerequisite, so the file
+//! is there); `provd service uninstall` removes it. Without the
+//! registration Windows still logs the events, and Event Viewer says it
+//! lacks their description.
 
 use std::ffi::OsStr;
 use std::os::windows::ffi::OsStrExt;
 
 use windows_sys::Win32::System::EventLog::{
-    DeregisterEventSource, EVENTLOG_INFORMATION_TYPE, EVENTLOG_WARNING_TYPE, RegisterEventSourceW,
-    ReportEventW,
+    DeregisterEventSource, EVENTLOG_ERROR_TYPE, EVENTLOG_INFORMATION_TYPE, EVENTLOG_WARNING_TYPE,
+    RegisterEventSourceW, ReportEventW,
 };
 use winreg::RegKey;
 use winreg::enums::{HKEY_LOCAL_MACHINE, REG_EXPAND_SZ};
 
-use super::line::{self, Line};
-use super::{AuditMirror, Entry, Sealed};
+use super::events::{self, Event, Level, ServiceEvent};
+use super::{AuditMirror, OperationMirror, Sealed};
+use crate::model::OperationRecord;
 
 /// The event source name, also the registry key under
 /// `SYSTEM\CurrentControlSet\Services\EventLog\Application`.
@@ -39,13 +34,6 @@ const SOURCE_KEY: &str = r"SYSTEM\CurrentControlSet\Services\EventLog\Applicatio
 /// .NET Framework 4's message file: message `%1` for every event id.
 const MESSAGE_FILE: &str =
     r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
-
-pub const EVENT_CALL_OK: u32 = 1000;
-pub const EVENT_CALL_ERROR: u32 = 1001;
-pub const EVENT_DENIED: u32 = 1002;
-pub const EVENT_SUPPRESSED: u32 = 1003;
-pub const EVENT_PRUNED: u32 = 1004;
-pub const EVENT_RECOVERED: u32 = 1005;
 
 fn wide(text: &str) -> Vec<u16> {
     OsStr::new(text).encode_wide().chain(Some(0)).collect()
@@ -77,51 +65,6 @@ pub fn unregister_source() -> std::io::Result<()> {
     }
 }
 
-/// The event id, type and summary of a record.
-fn event(record: &Sealed) -> (u32, u16, String) {
-    match &record.entry {
-        Entry::Call(call) if call.code == "OK" => (
-            EVENT_CALL_OK,
-            EVENTLOG_INFORMATION_TYPE,
-            format!("{} called {}: OK", call.caller.cn, call.method),
-        ),
-        Entry::Call(call) => (
-            EVENT_CALL_ERROR,
-            EVENTLOG_INFORMATION_TYPE,
-            format!("{} called {}: {}", call.caller.cn, call.method, call.code),
-        ),
-        Entry::Denied(call) => (
-            EVENT_DENIED,
-            EVENTLOG_WARNING_TYPE,
-            format!(
-                "{} was denied {} ({}) from {}",
-                call.caller.cn, call.method, call.code, call.peer
-            ),
-        ),
-        Entry::Suppressed(s) => (
-            EVENT_SUPPRESSED,
-            EVENTLOG_WARNING_TYPE,
-            format!("{} denied calls suppressed (over the audit rate)", s.count),
-        ),
-        Entry::Checkpoint(c) => (
-            EVENT_PRUNED,
-            EVENTLOG_INFORMATION_TYPE,
-            format!(
-                "audit log pruned through record {} ({} in all)",
-                c.last_seq, c.pruned
-            ),
-        ),
-        Entry::Recovered(r) => (
-            EVENT_RECOVERED,
-            EVENTLOG_WARNING_TYPE,
-            format!(
-                "audit log: a torn last line of {} bytes was removed at start",
-                r.torn_bytes
-            ),
-        ),
-    }
-}
-
 /// Reports to the Application log through the `provd` source.
 pub struct EventLogMirror {
     /// The event source handle (thread-safe for ReportEventW), as an
@@ -143,6 +86,40 @@ impl EventLogMirror {
             handle: handle as usize,
         })
     }
+
+    /// Reports one event; a WARN line when Windows refuses it.
+    fn report(&self, event: &Event) {
+        let kind = match event.id.level() {
+            Level::Information => EVENTLOG_INFORMATION_TYPE,
+            Level::Warning => EVENTLOG_WARNING_TYPE,
+            Level::Error => EVENTLOG_ERROR_TYPE,
+        };
+        let message = wide(&event.text);
+        let strings = [message.as_ptr()];
+        // SAFETY: the handle is live while `self` is; one string, a
+        // NUL-terminated UTF-16 buffer that outlives the call; no SID and no
+        // raw data (null with size 0).
+        let ok = unsafe {
+            ReportEventW(
+                self.handle as *mut core::ffi::c_void,
+                kind,
+                0,
+                event.id.id(),
+                std::ptr::null_mut(),
+                1,
+                0,
+                strings.as_ptr(),
+                std::ptr::null(),
+            )
+        };
+        if ok == 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                event_id = event.id.id(),
+                "cannot write an event to the event log"
+            );
+        }
+    }
 }
 
 impl Drop for EventLogMirror {
@@ -157,39 +134,24 @@ impl Drop for EventLogMirror {
 
 impl AuditMirror for EventLogMirror {
     fn mirror(&self, record: &Sealed) {
-        let (id, kind, summary) = event(record);
-        let json = serde_json::to_string(&Line {
-            seq: record.seq,
-            time: line::format_time(record.time_ms),
-            entry: record.entry.clone(),
-            prev_hash: record.prev_hash.clone(),
-            hash: record.hash.clone(),
-        })
-        .unwrap_or_default();
-        let message = wide(&format!("{summary}\r\n\r\n{json}"));
-        let strings = [message.as_ptr()];
-        // SAFETY: the handle is live while `self` is; one string, a
-        // NUL-terminated UTF-16 buffer that outlives the call; no SID and no
-        // raw data (null with size 0).
-        let ok = unsafe {
-            ReportEventW(
-                self.handle as *mut core::ffi::c_void,
-                kind,
-                0,
-                id,
-                std::ptr::null_mut(),
-                1,
-                0,
-                strings.as_ptr(),
-                std::ptr::null(),
-            )
-        };
-        if ok == 0 {
-            tracing::warn!(
-                error = %std::io::Error::last_os_error(),
-                seq = record.seq,
-                "audit: cannot write the record to the event log"
-            );
+        self.report(&events::audit(record));
+    }
+}
+
+impl OperationMirror for EventLogMirror {
+    fn finished(&self, op: &OperationRecord) {
+        if let Some(event) = events::operation(op) {
+            self.report(&event);
         }
+    }
+}
+
+/// Reports the service's start, stop or failure (the service glue's own
+/// handle: it reports before the daemon opens its mirror and after it
+/// closed it). Best effort, like every event.
+pub fn report_service(event: &ServiceEvent) {
+    match EventLogMirror::open() {
+        Ok(source) => source.report(&events::service(event)),
+        Err(err) => tracing::warn!(error = %err, "cannot open the provd event log source"),
     }
 }

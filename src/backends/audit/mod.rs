@@ -1,7 +1,9 @@
 //! The audit log: every mutating call and every denied one, in an
 //! append-only, tamper-evident file ([`FileAuditLog`]), mirrored to
 //! OpenTelemetry log records ([`OtelMirror`]) and, on Windows, to the
-//! Application event log ([`eventlog`]).
+//! Application event log ([`eventlog`]), which also gets every operation's
+//! outcome ([`OperationMirror`]) and the service's start and stop; what
+//! each event says is [`events`].
 //!
 //! # The file
 //!
@@ -47,6 +49,7 @@ mod checkpoint;
 #[cfg(windows)]
 #[allow(unsafe_code)]
 pub mod eventlog;
+pub mod events;
 mod file;
 mod line;
 mod otel;
@@ -62,6 +65,7 @@ pub use line::{Checkpoint, Entry, GENESIS, Recovered};
 pub use otel::OtelMirror;
 pub use verify::{Break, BreakKind, Report, verify_bytes, verify_file};
 
+use crate::model::OperationRecord;
 pub use crate::model::{AuditCall, AuditCaller, AuditEntry, AuditEvent, AuditSuppressed};
 
 #[derive(Debug, thiserror::Error)]
@@ -137,4 +141,13 @@ pub trait AuditLog: Send + Sync + 'static {
 /// the record.
 pub trait AuditMirror: Send + Sync + 'static {
     fn mirror(&self, record: &Sealed);
+}
+
+/// Where each operation's outcome is copied (the Windows event log), once
+/// the store has it. Best effort, like [`AuditMirror`]; may block briefly,
+/// so the engine calls it off the async workers.
+pub trait OperationMirror: Send + Sync + 'static {
+    /// `op` has just reached its terminal state (SUCCEEDED, FAILED,
+    /// CANCELLED, or INTERRUPTED at start-up).
+    fn finished(&self, op: &OperationRecord);
 }

@@ -13,11 +13,14 @@
 //!
 //! `progress` is the handle a running workflow reports through (events,
 //! steps and their spans, cancellation points); `watch` the reads (get,
-//! list, watch) and cancel; `recover` the start-up recovery.
+//! list, watch) and cancel; `recover` the start-up recovery. Each terminal
+//! record, once stored, goes to the operation mirrors (`ended`).
 
 mod fingerprint;
 mod progress;
 mod recover;
+#[cfg(test)]
+mod tests;
 mod watch;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Error, PreconditionReason};
+use crate::backends::audit::OperationMirror;
 use crate::backends::store::{
     EventKind, EventRecord, OperationKind, OperationRecord, OperationState, Store, StoreError,
 };
@@ -89,6 +93,8 @@ struct Live {
 
 pub struct Operations {
     store: Arc<dyn Store>,
+    /// Where each outcome is copied (the Windows event log; none elsewhere).
+    mirrors: Arc<[Arc<dyn OperationMirror>]>,
     running: StdMutex<Option<Arc<Live>>>,
     /// Finished operations recently read; they never change again.
     finished: StdMutex<HashMap<String, OperationRecord>>,
@@ -181,7 +187,7 @@ impl Operations {
                 Some(running) => {
                     return Err(Error::OperationRunning {
                         id: running.id.clone(),
-                        kind: kind_name(running.kind).to_owned(),
+                        kind: running.kind.name().to_owned(),
                     });
                 }
                 None => {
@@ -208,9 +214,9 @@ impl Operations {
             }
             return Err(err);
         }
-        tracing::info!(operation = %record.id, kind = kind_name(spec.kind), initiator = %spec.initiator, "operation started");
+        tracing::info!(operation = %record.id, kind = spec.kind.name(), initiator = %spec.initiator, "operation started");
         let started = std::time::Instant::now();
-        let span_name = format!("operation {}", kind_name(spec.kind));
+        let span_name = format!("operation {}", spec.kind.name());
         let span = tracing::info_span!(
             parent: &tracing::Span::current(),
             "operation",
@@ -218,7 +224,7 @@ impl Operations {
             otel.status_code = tracing::field::Empty,
             otel.status_description = tracing::field::Empty,
             operation.id = %record.id,
-            operation.kind = kind_name(spec.kind),
+            operation.kind = spec.kind.name(),
             operation.outcome = tracing::field::Empty,
         );
         live.trace_lock().operation = span.clone();
@@ -266,7 +272,7 @@ impl Operations {
                     BTreeMap::new(),
                 ),
             };
-            let label = state_name(state);
+            let label = state.name();
             live.end_trace(label, error.as_ref().map(|(_, message, _)| message.as_str()));
             if let Err(err) = progress.transition(state, label, error, result).await {
                 tracing::error!(operation = %live.id, error = %err, "cannot record the end of an operation");
@@ -274,13 +280,32 @@ impl Operations {
             crate::telemetry::metrics().operation_duration.record(
                 started.elapsed().as_secs_f64(),
                 &[
-                    KeyValue::new("kind", kind_name(live.kind)),
+                    KeyValue::new("kind", live.kind.name()),
                     KeyValue::new("outcome", label),
                 ],
             );
             engine.release(&live.id);
         }.instrument(span));
         Ok(record)
+    }
+
+    /// The one exit of every operation: `record` (terminal, stored) to
+    /// the mirrors, on a blocking thread as they may wait on the OS.
+    async fn ended(&self, record: OperationRecord) {
+        if self.mirrors.is_empty() {
+            return;
+        }
+        let mirrors = self.mirrors.clone();
+        let id = record.id.clone();
+        let copied = tokio::task::spawn_blocking(move || {
+            for mirror in mirrors.iter() {
+                mirror.finished(&record);
+            }
+        })
+        .await;
+        if let Err(err) = copied {
+            tracing::warn!(operation = %id, error = %err, "cannot copy the operation's outcome");
+        }
     }
 
     fn release(&self, id: &str) {
@@ -325,7 +350,7 @@ impl Operations {
             return Err(Error::RequestIdReused {
                 request_id: existing.request_id.clone().unwrap_or_default(),
                 operation: existing.id,
-                kind: kind_name(existing.kind).to_owned(),
+                kind: existing.kind.name().to_owned(),
             });
         }
         Ok(existing)
@@ -379,38 +404,5 @@ impl Operations {
         };
         let _ = live.notices.send(notice);
         Ok(stored)
-    }
-}
-
-pub fn kind_name(kind: OperationKind) -> &'static str {
-    match kind {
-        OperationKind::Install => "INSTALL",
-        OperationKind::CreateGmsa => "CREATE_GMSA",
-        OperationKind::UseCustomGmsa => "USE_CUSTOM_GMSA",
-        OperationKind::GrantPermissions => "GRANT_PERMISSIONS",
-        OperationKind::AddDirectory => "ADD_DIRECTORY",
-        OperationKind::RemoveDirectory => "REMOVE_DIRECTORY",
-        OperationKind::SetDcPriority => "SET_DC_PRIORITY",
-        OperationKind::SetPasswordWriteback => "SET_PASSWORD_WRITEBACK",
-        OperationKind::Uninstall => "UNINSTALL",
-        OperationKind::SignIn => "SIGN_IN",
-        OperationKind::ApplyConfiguration => "APPLY_CONFIGURATION",
-        OperationKind::SetCloudSync => "SET_CLOUD_SYNC",
-        OperationKind::RemediateHost => "REMEDIATE_HOST",
-        OperationKind::ControlCloudSync => "CONTROL_CLOUD_SYNC",
-        OperationKind::Decommission => "DECOMMISSION",
-        OperationKind::RepairAgent => "REPAIR_AGENT",
-        OperationKind::VerboseTrace => "VERBOSE_TRACE",
-    }
-}
-
-pub fn state_name(state: OperationState) -> &'static str {
-    match state {
-        OperationState::Pending => "PENDING",
-        OperationState::Running => "RUNNING",
-        OperationState::Succeeded => "SUCCEEDED",
-        OperationState::Failed => "FAILED",
-        OperationState::Cancelled => "CANCELLED",
-        OperationState::Interrupted => "INTERRUPTED",
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Live, Operations, Outcome, now_ms, state_name};
+use super::{Live, Operations, Outcome, now_ms};
 use crate::backends::store::{EventKind, OperationErrorRecord, OperationState};
 use crate::workflows::Error;
 
@@ -257,7 +257,7 @@ impl Progress {
                 None => label.to_owned(),
             },
             percent: 0,
-            attributes: BTreeMap::from([("state".into(), state_name(state).into())]),
+            attributes: BTreeMap::from([("state".into(), state.name().into())]),
         };
         let now = now_ms();
         self.engine
@@ -274,7 +274,12 @@ impl Progress {
                     });
                 }
             })
-            .await
-            .map(|_| ())
+            .await?;
+        if state.is_terminal() {
+            let ended = record.clone();
+            drop(record);
+            self.engine.ended(ended).await;
+        }
+        Ok(())
     }
 }

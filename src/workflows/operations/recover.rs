@@ -7,18 +7,30 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 
-use super::{Operations, blocking, kind_name, now_ms};
+use super::{Operations, blocking, now_ms};
+use crate::backends::audit::OperationMirror;
 use crate::backends::store::{EventKind, EventRecord, OperationErrorRecord, OperationState, Store};
 use crate::workflows::Error;
 
 impl Operations {
     /// Opens the engine over `store`, moving every operation a previous run
-    /// left PENDING or RUNNING to INTERRUPTED with a final event.
-    pub async fn recover(store: Arc<dyn Store>) -> Result<Arc<Self>, Error> {
-        let unfinished = blocking(&store, |s| s.unfinished_operations()).await?;
+    /// left PENDING or RUNNING to INTERRUPTED with a final event; every
+    /// outcome from then on goes to `mirrors`.
+    pub async fn recover(
+        store: Arc<dyn Store>,
+        mirrors: Vec<Arc<dyn OperationMirror>>,
+    ) -> Result<Arc<Self>, Error> {
+        let engine = Arc::new(Self {
+            store,
+            mirrors: mirrors.into(),
+            running: StdMutex::new(None),
+            finished: StdMutex::new(HashMap::new()),
+        });
+        let store = &engine.store;
+        let unfinished = blocking(store, |s| s.unfinished_operations()).await?;
         for mut op in unfinished {
             let id = op.id.clone();
-            let last_step = blocking(&store, {
+            let last_step = blocking(store, {
                 let id = id.clone();
                 let after = op.event_count.saturating_sub(1);
                 move |s| s.events_after(&id, after)
@@ -57,16 +69,14 @@ impl Operations {
             crate::telemetry::metrics().operation_duration.record(
                 Duration::from_millis(u64::try_from(ran_ms).unwrap_or(0)).as_secs_f64(),
                 &[
-                    KeyValue::new("kind", kind_name(op.kind)),
+                    KeyValue::new("kind", op.kind.name()),
                     KeyValue::new("outcome", "INTERRUPTED"),
                 ],
             );
-            blocking(&store, move |s| s.append_event(&op, &event)).await?;
+            let ended = op.clone();
+            blocking(store, move |s| s.append_event(&op, &event)).await?;
+            engine.ended(ended).await;
         }
-        Ok(Arc::new(Self {
-            store,
-            running: StdMutex::new(None),
-            finished: StdMutex::new(HashMap::new()),
-        }))
+        Ok(engine)
     }
 }

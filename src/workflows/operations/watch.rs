@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::progress::NewEvent;
-use super::{Notice, Operations, blocking, state_name};
+use super::{Notice, Operations, blocking};
 use crate::backends::store::{
     EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
     StoreError,
@@ -185,7 +185,7 @@ impl Operations {
                     subject: format!("operations/{id}"),
                     message: format!(
                         "operation {id} already ended in state {}; nothing to cancel",
-                        state_name(record.state)
+                        record.state.name()
                     ),
                 })
             }
