@@ -615,23 +615,19 @@ async fn decommission_deletes_the_configuration_only_when_asked_and_confirmed() 
         .iter()
         .find(|s| s.step == "delete-cloud-sync")
         .unwrap();
-    // No session is read by the plan until the operation signs in: the
-    // hermetic tenant approves at once, so Install left one.
+    // The plan reads the tenant with the session Install left.
     assert_eq!(step.action, "delete", "{step:?}");
     assert!(step.detail.contains(&sp), "{step:?}");
 
     // Without the flag the configuration stays.
-    let op = d
-        .agent()
-        .decommission_agent(v1::DecommissionAgentRequest {
+    let (events, op) = decommission(
+        &d,
+        v1::DecommissionAgentRequest {
             keep_gmsa: true,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    let (events, op) = d.finish(op).await;
+        },
+    )
+    .await;
     ok(&op);
     assert!(has(
         &events,
@@ -640,19 +636,16 @@ async fn decommission_deletes_the_configuration_only_when_asked_and_confirmed() 
     ));
     assert!(get(&d).await.configured);
 
-    let op = d
-        .agent()
-        .decommission_agent(v1::DecommissionAgentRequest {
+    let (events, op) = decommission(
+        &d,
+        v1::DecommissionAgentRequest {
             keep_gmsa: true,
             delete_cloud_sync: true,
             confirm_cloud_sync_domain: DOMAIN.into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    let (events, op) = d.finish(op).await;
+        },
+    )
+    .await;
     ok(&op);
     assert!(has(
         &events,
@@ -668,4 +661,18 @@ async fn decommission_deletes_the_configuration_only_when_asked_and_confirmed() 
         get(&d).await.observed.is_none(),
         "the configuration is gone"
     );
+}
+
+async fn decommission(
+    d: &Hermetic,
+    request: v1::DecommissionAgentRequest,
+) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = d
+        .agent()
+        .decommission_agent(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .operation;
+    d.finish(op).await
 }
