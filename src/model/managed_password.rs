@@ -3,14 +3,17 @@
 //! keys a client derives from it to authenticate as the account.
 //!
 //! Why here: the blob is a domain value read from a plain entry, like
-//! GeneralizedTime. The directory backend will hand out its raw bytes
+//! GeneralizedTime. The directory backend hands out its raw bytes
 //! (`DirectorySession::read_managed_password`, `None` when the DC withholds
-//! the attribute), Verify's `host.gmsa.retrievable` will decode it to reach
-//! the level "retrieved", and the Kerberos proof ("authenticated") will give
+//! the attribute), Verify's `host.gmsa.retrievable` decodes it to reach the
+//! level "retrieved" (attribute `proof`), and the Kerberos proof
+//! ("authenticated", not yet built) will give
 //! [`GmsaPassword::kerberos_password`] back to the backend. Types that cross
 //! the backend traits live in `model`; `provd-sd` stays the security
-//! descriptor codec it says it is. Nothing here is wired in yet (issue 18,
-//! step 3 of the plan: the LDAP read and Verify need the Samba 4.22 lab).
+//! descriptor codec it says it is. Next step (issue 18): a session bound as
+//! the host (Kerberos, or the computer account's password) so Verify reads
+//! as the principal and not as the operator, and the authentication proof;
+//! both need the Samba 4.22 lab.
 //!
 //! Layout, little-endian: Version u16 (1), Reserved u16 (0), Length u32 (the
 //! blob's length), then the byte offsets of CurrentPassword, PreviousPassword

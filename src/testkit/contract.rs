@@ -83,6 +83,7 @@ pub async fn run_all(env: &ContractEnv) {
     searches_the_workflows_use(env).await;
     add_search_modify_delete_roundtrip(env).await;
     missing_objects_are_no_such_object(env).await;
+    a_managed_password_is_withheld_from_a_non_principal(env).await;
     a_malformed_base_dn_is_rejected(env).await;
     dacl_write_reads_back_byte_equal(env).await;
     srv_lookup_lists_the_dcs(env).await;
@@ -477,6 +478,29 @@ pub async fn missing_objects_are_no_such_object(env: &ContractEnv) {
             .is_none()
     );
     session.unbind().await;
+}
+
+/// `msDS-ManagedPassword` read by a bind that is no gMSA principal (the
+/// contract's credential, on an object that is no gMSA): the DC returns the
+/// entry without it, `None`, on every DC; a missing DN is `NoSuchObject`.
+/// Holds on Samba 4.17, which withholds the attribute from everyone.
+pub async fn a_managed_password_is_withheld_from_a_non_principal(env: &ContractEnv) {
+    let administrator = format!("CN=Administrator,CN=Users,{}", env.base_dn);
+    for dc in &env.dcs {
+        let mut session = env.session_on(dc).await;
+        match session.read_managed_password(&administrator).await {
+            Ok(None) => {}
+            Ok(Some(_)) => panic!("{dc}: a non-principal was handed msDS-ManagedPassword"),
+            Err(e) => panic!("{dc}: read of {administrator}: {e}"),
+        }
+        let missing = format!("CN={},CN=Users,{}", unique("missing"), env.base_dn);
+        match session.read_managed_password(&missing).await {
+            Err(DirectoryError::NoSuchObject { .. }) => {}
+            Err(e) => panic!("{dc}: read of a missing DN gave {e}"),
+            Ok(found) => panic!("{dc}: read of a missing DN gave Ok({:?})", found.is_some()),
+        }
+        session.unbind().await;
+    }
 }
 
 /// A search base that is no DN is `Rejected` with invalidDNSyntax (34), as

@@ -35,6 +35,7 @@ contract!(
     searches_the_workflows_use,
     add_search_modify_delete_roundtrip,
     missing_objects_are_no_such_object,
+    a_managed_password_is_withheld_from_a_non_principal,
     a_malformed_base_dn_is_rejected,
     dacl_write_reads_back_byte_equal,
     srv_lookup_lists_the_dcs,

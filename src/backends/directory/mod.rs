@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 pub use ldap::LdapDirectory;
 
 pub use crate::model::{BindCredential, ProbeReport};
@@ -181,6 +183,17 @@ pub trait DirectorySession: Send {
         sd_flags: u32,
         descriptor: &[u8],
     ) -> Result<(), DirectoryError>;
+    /// Reads a gMSA's `msDS-ManagedPassword` (the raw MSDS-MANAGEDPASSWORD_BLOB,
+    /// see [`crate::model::ManagedPassword`]) with a base search on `dn`. A
+    /// secret: held in `Zeroizing`, never logged or put in an error.
+    /// `Ok(None)` when the DC returns the entry without the attribute, which
+    /// is how a DC says "this bind may not read it" (and how Samba 4.17,
+    /// which cannot hand out gMSA passwords, answers everyone);
+    /// `NoSuchObject` when `dn` does not exist.
+    async fn read_managed_password(
+        &mut self,
+        dn: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DirectoryError>;
     /// Adds an object with the given attributes (binary-safe values).
     async fn add(&mut self, dn: &str, attrs: &[(&str, Vec<Vec<u8>>)])
     -> Result<(), DirectoryError>;
@@ -199,6 +212,9 @@ pub enum Change {
     /// Delete the given values (none: the whole attribute).
     Delete(String, Vec<Vec<u8>>),
 }
+
+/// The attribute a gMSA's password is read from.
+pub const MANAGED_PASSWORD_ATTR: &str = "msDS-ManagedPassword";
 
 /// OID of the LDAP_SERVER_SD_FLAGS control.
 pub const SD_FLAGS_OID: &str = "1.2.840.113556.1.4.801";

@@ -10,6 +10,14 @@
 //! dir.deny_write(&dn, Some(WriteOp::WriteSecurityDescriptor));
 //! let daemon = Daemon::builder(config).directory(Arc::new(dir.clone()));
 //! ```
+//!
+//! gMSA passwords: the fake holds no KDS and derives nothing. A test seeds a
+//! gMSA's `msDS-ManagedPassword` blob ([`FakeDirectory::set_managed_password`]);
+//! a session reads it only when it is bound as an account that
+//! msDS-GroupMSAMembership allows directly (an allow ACE for its SID; nested
+//! groups are not followed), else the entry comes back without it, as a DC
+//! answers. Without a seeded blob every session reads `None`, as Samba 4.17
+//! answers everyone.
 
 pub mod filter;
 mod ops;
@@ -22,6 +30,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use secrecy::ExposeSecret;
+use zeroize::Zeroizing;
 
 use crate::backends::directory::{
     BindCredential, Change, Directory, DirectoryError, DirectorySession, Entry, ProbeReport, Scope,
@@ -77,6 +86,8 @@ pub(crate) struct State {
     connects: Vec<String>,
     /// (DC, DN): the DN and its subtree have not replicated to the DC.
     unreplicated: Vec<(String, String)>,
+    /// Seeded `msDS-ManagedPassword` blobs by normalized gMSA DN.
+    managed_passwords: BTreeMap<String, Vec<u8>>,
 }
 
 /// The fake directory; clones share one domain, so a test keeps a clone
@@ -216,6 +227,14 @@ impl FakeDirectory {
         self.lock()
             .passwords
             .insert(sam_account_name.to_ascii_lowercase(), password.to_owned());
+    }
+
+    /// Seeds the `msDS-ManagedPassword` blob the DCs hand the gMSA `dn`'s
+    /// principals (see the module doc for who reads it).
+    pub fn set_managed_password(&self, dn: &str, blob: &[u8]) {
+        self.lock()
+            .managed_passwords
+            .insert(norm(dn), blob.to_vec());
     }
 
     /// Sets the domain and forest functional level (RootDSE and
@@ -491,10 +510,12 @@ impl Directory for FakeDirectory {
         }
         s.check_bind(&d.host, credential)?;
         s.connects.push(d.host.clone());
+        let bound = s.bind_account(&credential.username).unwrap_or_default();
         Ok(Box::new(FakeSession {
             dir: self.clone(),
             dc: d.host,
             name: dc.to_owned(),
+            bound,
         }))
     }
 
@@ -546,6 +567,8 @@ struct FakeSession {
     dc: String,
     /// The name the caller connected with.
     name: String,
+    /// The bound account's sAMAccountName, lower case.
+    bound: String,
 }
 
 impl FakeSession {
@@ -608,6 +631,18 @@ impl DirectorySession for FakeSession {
             Some(Ok(bytes)) => Ok(Some(bytes)),
             Some(Err(e)) => Err(ops::ldap(&self.dc, 80, e)),
         }
+    }
+
+    async fn read_managed_password(
+        &mut self,
+        dn: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DirectoryError> {
+        let s = self.state()?;
+        if s.hidden(&self.dc, dn) {
+            return Err(ops::no_such_object(&self.dc, dn));
+        }
+        s.read_managed_password(dn, &self.bound)
+            .ok_or_else(|| ops::no_such_object(&self.dc, dn))
     }
 
     async fn write_security_descriptor(

@@ -12,6 +12,7 @@ use provd_sd::{
     SE_DACL_PRESENT, SE_DACL_PROTECTED, SE_SACL_AUTO_INHERIT_REQ, SE_SACL_AUTO_INHERITED,
     SE_SACL_DEFAULTED, SE_SACL_PRESENT, SE_SACL_PROTECTED, SecurityDescriptor, Sid,
 };
+use zeroize::Zeroizing;
 
 const DACL_BITS: u16 = SE_DACL_PRESENT
     | SE_DACL_DEFAULTED
@@ -23,6 +24,45 @@ const SACL_BITS: u16 = SE_SACL_PRESENT
     | SE_SACL_AUTO_INHERIT_REQ
     | SE_SACL_AUTO_INHERITED
     | SE_SACL_PROTECTED;
+
+impl State {
+    /// What a session bound as `bound` (a lower-case sAMAccountName) reads
+    /// of `dn`'s `msDS-ManagedPassword`: `None` if `dn` does not exist,
+    /// `Some(None)` if the DC withholds it (no seeded blob, or `bound` is not
+    /// directly among the principals).
+    pub(super) fn read_managed_password(
+        &self,
+        dn: &str,
+        bound: &str,
+    ) -> Option<Option<Zeroizing<Vec<u8>>>> {
+        let gmsa = self.tree.get(dn)?;
+        let Some(blob) = self.managed_passwords.get(&norm(dn)) else {
+            return Some(None);
+        };
+        let bound_sid = self
+            .tree
+            .objects
+            .values()
+            .find(|o| {
+                o.text("sAMAccountName")
+                    .is_some_and(|sam| sam.eq_ignore_ascii_case(bound))
+            })
+            .and_then(|o| o.get("objectSid").first())
+            .and_then(|bytes| Sid::from_bytes(bytes).ok());
+        let allowed = gmsa
+            .get("msDS-GroupMSAMembership")
+            .first()
+            .and_then(|bytes| SecurityDescriptor::parse(bytes).ok())
+            .and_then(|sd| sd.dacl)
+            .is_some_and(|acl| {
+                acl.aces.iter().any(|ace| {
+                    ace.ace_type == provd_sd::AceType::ACCESS_ALLOWED
+                        && ace.sid().is_some_and(|sid| Some(*sid) == bound_sid)
+                })
+            });
+        Some(allowed.then(|| Zeroizing::new(blob.clone())))
+    }
+}
 
 /// An LDAP result, classified as the real backend classifies it.
 pub fn ldap(dc: &str, code: u32, reason: impl Into<String>) -> DirectoryError {

@@ -77,6 +77,7 @@ pub fn load() -> State {
         writes: Vec::new(),
         connects: Vec::new(),
         unreplicated: Vec::new(),
+        managed_passwords: BTreeMap::new(),
     }
 }
 

@@ -155,6 +155,12 @@ impl DirectorySession for Unbound {
     ) -> Result<Option<Vec<u8>>, DirectoryError> {
         Err(unbound())
     }
+    async fn read_managed_password(
+        &mut self,
+        _dn: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, DirectoryError> {
+        Err(unbound())
+    }
     async fn write_security_descriptor(
         &mut self,
         _dn: &str,

@@ -1,13 +1,15 @@
 //! Directory checks, one group per domain sharing its credential: the DCs
 //! (reachable in priority order, certificates, clock skew), the recorded gMSA
 //! and its permission profiles, and whether this host may retrieve the
-//! gMSA's password (a Host check, but it needs the domain's bind).
+//! gMSA's password (a Host check, but it needs the domain's bind) and, when
+//! the session may read it, the password decoded (`proof`: `retrieved` or
+//! `permitted`; never the password or a hash).
 
 use std::time::{Duration, SystemTime};
 
 use super::{Category, Check, DISCOVERY_REMEDY, NO_CREDENTIAL, Run, Status, check, skew_status};
-use crate::backends::directory::BindCredential;
-use crate::model::computer_account;
+use crate::backends::directory::{BindCredential, DirectorySession};
+use crate::model::{ManagedPassword, ManagedPasswordError, computer_account};
 use crate::workflows::domain_controllers::{Connect, DcSession};
 use crate::workflows::permissions::Profile;
 use crate::workflows::service_account::{self, AccountRecord};
@@ -352,17 +354,46 @@ async fn retrievable_check(
                     account.distinguished_name
                 )));
             };
-            service_account::host_may_retrieve(session.as_mut(), &domain_dn, &entry, &host_account)
-                .await
+            if let Err(why) = service_account::host_may_retrieve(
+                session.as_mut(),
+                &domain_dn,
+                &entry,
+                &host_account,
+            )
+            .await?
+            {
+                return Ok(Err(why));
+            }
+            Ok::<_, crate::workflows::Error>(Ok(proof(
+                session.as_mut(),
+                &entry.dn,
+                credential,
+                &host_account,
+            )
+            .await))
         }
         .await
     }
     .await;
+    let may = format!(
+        "{host_account} may retrieve the password of {}",
+        account.sam_account_name
+    );
     match result {
-        Ok(Ok(())) => Check {
+        Ok(Ok(Proof::Retrieved(facts))) => Check {
+            message: format!("{may}: this session retrieved and decoded it ({facts})"),
+            ..c
+        }
+        .attr("proof", "retrieved"),
+        Ok(Ok(Proof::Permitted(why))) => Check {
+            message: format!("{may} (msDS-GroupMSAMembership); the password was not read: {why}"),
+            ..c
+        }
+        .attr("proof", "permitted"),
+        Ok(Ok(Proof::Undecodable(e))) => Check {
+            status: Status::Fail,
             message: format!(
-                "{host_account} may retrieve the password of {}",
-                account.sam_account_name
+                "{may}, but the msDS-ManagedPassword the DC handed out is invalid: {e}"
             ),
             ..c
         },
@@ -379,5 +410,59 @@ async fn retrievable_check(
             message: format!("cannot check: {e}"),
             ..c
         },
+    }
+}
+
+/// How far `host.gmsa.retrievable` got past "may retrieve". Carries no
+/// secret: only the decoded blob's shape.
+enum Proof {
+    /// This session read the blob and it decoded; what it holds, described.
+    Retrieved(String),
+    /// The principals allow it, this session did not read it; why.
+    Permitted(String),
+    /// The DC handed out a blob that does not decode.
+    Undecodable(ManagedPasswordError),
+}
+
+/// Reads the gMSA's password through the check's own session. That session
+/// binds with the request's credential, usually the operator's, which is no
+/// principal, so the DC withholds the attribute and the proof stays at
+/// "permitted"; bound as this host (on a DC that hands gMSA passwords out),
+/// it reaches "retrieved". The blob and the decoded passwords are zeroized
+/// when they drop here; nothing of them leaves but lengths and intervals.
+async fn proof(
+    session: &mut dyn DirectorySession,
+    dn: &str,
+    credential: &BindCredential,
+    host_account: &str,
+) -> Proof {
+    let bound = &credential.username;
+    let blob = match session.read_managed_password(dn).await {
+        Ok(Some(blob)) => blob,
+        Ok(None) => {
+            return Proof::Permitted(format!(
+                "the DC withheld msDS-ManagedPassword from this session, which binds as {bound} \
+                 (the request's credential), not as {host_account} (a DC that cannot hand out \
+                 gMSA passwords, such as Samba 4.17, withholds it from everyone)"
+            ));
+        }
+        Err(e) => {
+            return Proof::Permitted(format!(
+                "reading msDS-ManagedPassword as {bound} failed: {e}"
+            ));
+        }
+    };
+    match ManagedPassword::decode(&blob) {
+        Ok(password) => Proof::Retrieved(format!(
+            "current password of {} UTF-16 units, {} previous password, read again within {} s",
+            password.current.len_units(),
+            if password.previous.is_some() {
+                "a"
+            } else {
+                "no"
+            },
+            password.query_interval.as_secs()
+        )),
+        Err(e) => Proof::Undecodable(e),
     }
 }

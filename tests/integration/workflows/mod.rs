@@ -25,6 +25,7 @@ mod support_ta;
 mod support_tb;
 mod verify;
 mod verify_certificate;
+mod verify_gmsa;
 mod verify_outbound;
 mod verify_prereq;
 mod writeback;

@@ -8,10 +8,12 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
 use ldap3::{Ldap, Mod, SearchEntry};
 use tracing::field::Empty;
+use zeroize::Zeroizing;
 
 use super::{LdapSettings, ldap_error, observed};
 use crate::backends::directory::{
-    Change, DirectoryError, DirectorySession, Entry, SD_FLAGS_OID, Scope, sd_flags_value,
+    Change, DirectoryError, DirectorySession, Entry, MANAGED_PASSWORD_ATTR, SD_FLAGS_OID, Scope,
+    sd_flags_value,
 };
 
 /// Attribute names of a change list (values are never recorded: they may
@@ -79,6 +81,30 @@ fn entry(e: SearchEntry) -> Entry {
             .map(|(k, v)| (k.to_ascii_lowercase(), v))
             .collect(),
     }
+}
+
+/// The blob out of a read entry: from the binary values, or from the text
+/// ones if ldap3 took it for UTF-8 (possible, improbable). Every other copy
+/// is zeroized here; ldap3's own buffers (the BER it decoded) are not ours
+/// to zeroize.
+fn managed_password_value(e: SearchEntry) -> Option<Zeroizing<Vec<u8>>> {
+    let mut found = None;
+    for (name, values) in e.bin_attrs {
+        let mut values: Vec<Zeroizing<Vec<u8>>> = values.into_iter().map(Zeroizing::new).collect();
+        if found.is_none() && name.eq_ignore_ascii_case(MANAGED_PASSWORD_ATTR) {
+            found = values.pop();
+        }
+    }
+    for (name, values) in e.attrs {
+        let mut values: Vec<Zeroizing<String>> = values.into_iter().map(Zeroizing::new).collect();
+        if found.is_none()
+            && name.eq_ignore_ascii_case(MANAGED_PASSWORD_ATTR)
+            && let Some(text) = values.pop()
+        {
+            found = Some(Zeroizing::new(text.as_bytes().to_vec()));
+        }
+    }
+    found
 }
 
 fn value_set(values: &[Vec<u8>]) -> HashSet<&[u8]> {
@@ -222,6 +248,36 @@ impl DirectorySession for LdapSession {
                 tracing::Span::current().record("ldap.found", sd.is_some());
             }
             found
+        })
+        .await
+    }
+
+    async fn read_managed_password(
+        &mut self,
+        dn: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, DirectoryError> {
+        let dc = self.dc.clone();
+        // The span records whether the DC handed the value out, never it.
+        let span = ldap_span!("ldap.gmsa_read", dc, ldap.dn = dn, ldap.found = Empty);
+        observed(span, &dc, "gmsa_read", async {
+            let (entries, _) = self
+                .ldap
+                .with_timeout(self.settings.operation_timeout)
+                .search(
+                    dn,
+                    ldap3::Scope::Base,
+                    "(objectClass=*)",
+                    vec![MANAGED_PASSWORD_ATTR],
+                )
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| ldap_error(&dc, e))?;
+            let blob = entries
+                .into_iter()
+                .next()
+                .and_then(|e| managed_password_value(SearchEntry::construct(e)));
+            tracing::Span::current().record("ldap.found", blob.is_some());
+            Ok(blob)
         })
         .await
     }
