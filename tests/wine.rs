@@ -189,6 +189,20 @@ fn lab_agent_document(
     }
 }
 
+/// Uninstall, watched to its end.
+async fn uninstall(channel: &Channel) -> (Vec<v1::OperationEvent>, v1::Operation) {
+    let op = AgentServiceClient::new(channel.clone())
+        .uninstall(v1::UninstallRequest {
+            request_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    finish(channel, op).await
+}
+
 async fn agent(channel: &Channel) -> v1::GetAgentResponse {
     AgentServiceClient::new(channel.clone())
         .get_agent(v1::GetAgentRequest {})
@@ -388,16 +402,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
 
     // Clean slate through the API itself (a previous run may have left the
     // agent installed).
-    let op = AgentServiceClient::new(channel.clone())
-        .uninstall(v1::UninstallRequest {
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
-    let (_, op) = finish(channel, op).await;
+    let (_, op) = uninstall(channel).await;
     assert_eq!(
         op.state,
         v1::OperationState::Succeeded as i32,
@@ -809,16 +814,7 @@ async fn provd_exe_as_a_windows_service_installs_the_agent() {
     // leaves the agent groups, uninstalls, leaves the gMSA's principals,
     // removes the ACEs, forgets; then Uninstall has no work either.
     decommission::decommission_after_setup(env, channel, tenant, &machine, &agent_id).await;
-    let op = AgentServiceClient::new(channel.clone())
-        .uninstall(v1::UninstallRequest {
-            request_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .operation
-        .unwrap();
-    let (events, op) = finish(channel, op).await;
+    let (events, op) = uninstall(channel).await;
     assert_eq!(
         op.state,
         v1::OperationState::Succeeded as i32,

@@ -5,6 +5,7 @@
 //! with Microsoft's remedy, start/pause/restart, 403s name the permission
 //! and role, and no secret value reaches an event, a response or the store.
 
+use super::decommission::decommission;
 use super::support_ta::{assert_not_echoed, assert_not_stored, fields};
 use super::support_tb::*;
 use crate::common::configuration::{apply_document_as, plan_changes_as};
@@ -661,18 +662,4 @@ async fn decommission_deletes_the_configuration_only_when_asked_and_confirmed() 
         get(&d).await.observed.is_none(),
         "the configuration is gone"
     );
-}
-
-async fn decommission(
-    d: &Hermetic,
-    request: v1::DecommissionAgentRequest,
-) -> (Vec<v1::OperationEvent>, v1::Operation) {
-    let op = d
-        .agent()
-        .decommission_agent(request)
-        .await
-        .unwrap()
-        .into_inner()
-        .operation;
-    d.finish(op).await
 }

@@ -36,7 +36,7 @@ fn request(delete: Option<&str>) -> v1::DecommissionAgentRequest {
     }
 }
 
-async fn decommission(
+pub(super) async fn decommission(
     d: &Hermetic,
     request: v1::DecommissionAgentRequest,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {
