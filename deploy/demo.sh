@@ -394,7 +394,7 @@ cmd_run() {
   say "wine.sh tenant-emulator $TENANT_URL $DEMO/pki/ca.pem 2 (HKLM\\SOFTWARE\\ProvdLab\\TenantEmulator)"
   # Where and as whom the stand-in agent counts the domain's users for its heartbeat's
   # userCount: dc1 over LDAPS, the lab CA, the lab's reader account (a LAB shortcut: the real
-  # agent reads as its gMSA, whose password Samba 4.17 cannot compute). The password goes
+  # agent reads as its gMSA, whose password the stand-in does not retrieve). The password goes
   # from the lab's file to the registry without a command line.
   deploy/lab/wine.sh lab-directory "ldaps://$LAB_DC1_IP" "$LAB_CA_PEM" "$LAB_READER_UPN" \
     "$LAB_READER_PASSWORD_FILE" >/dev/null || die "deploy/lab/wine.sh lab-directory failed"

@@ -22,7 +22,8 @@
 #               NAME$, minPwdAge 0 (writeback). Idempotent; over LDAPS as Administrator
 #   seed-users  the sample directory (already in the snapshot `up` and `reset` restore):
 #               OU=SyncPilot with syncpilot01..20 and the group SyncPilotGroup (3 of them),
-#               OU=Staff with staff01..05, and the reader account provlabreader (LAB
+#               OU=Staff with staff01..05, the computers VM$ (the lab host; its keys in
+#               LAB_HOST_KEYTAB) and OTHER$, and the reader account provlabreader (LAB
 #               shortcut for the lab agent's user count). Idempotent; over LDAPS as Administrator
 #   clean       down, then delete everything lab.sh created under LAB_DIR
 #
@@ -36,7 +37,8 @@
 #                     between two DCs needs the namespace's resolv.conf)
 #
 # Needs root for everything except env/status/smoke/logs: LDAP (389/636), DNS (53) and
-# Kerberos (88) on 127.0.0.x, and mount namespaces. Debian 12 (Samba 4.17). See README.md.
+# Kerberos (88) on 127.0.0.x, and mount namespaces. Debian 12 with Samba 4.22 from
+# bookworm-backports (pinned to Samba's own packages; an in-place upgrade of a 4.17). See README.md.
 set -euo pipefail
 
 # ---------------------------------------------------------------------------------------------
@@ -60,8 +62,8 @@ readonly STAFF_USERS=5      # staff01..05 in OU=Staff
 readonly SYNCPILOT_GROUP="CN=SyncPilotGroup,$SYNCPILOT_OU"
 readonly SYNCPILOT_GROUP_MEMBERS=(syncpilot01 syncpilot02 syncpilot03)
 readonly USER_PASSWORD='Passw0rd!User1' # every sample user's
-# LAB shortcut: the real agent reads AD as its gMSA; Samba 4.17 computes no gMSA passwords, so
-# the lab agent reads as this ordinary account (deploy/lab/windows/agent/src/ldap.rs).
+# LAB shortcut: the real agent reads AD as its gMSA; the lab agent (a Linux-built stand-in that
+# never retrieves a gMSA password) reads as this ordinary account (deploy/lab/windows/agent/src/ldap.rs).
 readonly READER=provlabreader
 readonly READER_PASSWORD='Passw0rd!Reader1'
 readonly READER_UPN="$READER@$DOMAIN"
@@ -71,11 +73,19 @@ readonly READER_DN="CN=$READER,CN=Users,$BASE_DN"
 # Guest and krbtgt are critical system objects).
 readonly USER_COUNT=$((SYNCPILOT_USERS + STAFF_USERS + 1))
 readonly USER_FILTER='(&(objectCategory=person)(objectClass=user)(!(isCriticalSystemObject=TRUE)))'
+# The lab host's computer account: what a domain-joined server authenticates as, and the
+# principal a gMSA lets retrieve its password. OTHER$ is a computer that is never a principal.
+# Password fixed and published; its keys are exported to HOST_KEYTAB for Kerberos binds.
+readonly HOST_ACCOUNT=VM
+readonly OTHER_ACCOUNT=OTHER
+readonly HOST_PASSWORD='Passw0rd!Vm1'
 
-# samba-vfs-modules: provision fails without acl_xattr.so. bind9-dnsutils (dig), krb5-user
-# (kinit) and openssl (our CA) are used by this script itself.
-readonly PACKAGES=(samba samba-dsdb-modules samba-vfs-modules samba-ad-provision
-  ldap-utils bind9-dnsutils krb5-user openssl)
+# Samba 4.22 (bookworm-backports): KDS root keys and msDS-ManagedPassword, which 4.17 lacks.
+# bind9-dnsutils (dig), krb5-user (kinit, klist) and openssl (our CA) are used by this script.
+readonly SAMBA_SERIES=4.22
+readonly PACKAGES=(samba-ad-dc samba-ad-provision ldap-utils bind9-dnsutils krb5-user openssl)
+readonly BACKPORTS_SOURCE=/etc/apt/sources.list.d/provd-lab-backports.sources
+readonly BACKPORTS_PIN=/etc/apt/preferences.d/provd-lab-samba
 
 # Ports a DC binds on its own IP. Anything already answering there (e.g. a distro smbd on
 # 0.0.0.0:445) would make samba fail half-way, so `start` refuses early with a clear message.
@@ -83,7 +93,8 @@ readonly DC_PORTS=(53 88 135 139 389 445 464 636 3268 3269)
 
 # Bump when the provisioned layout changes: every existing snapshot is then rebuilt.
 # 2: the sample directory (seed-users) is part of the snapshot.
-readonly SNAPSHOT_FORMAT=2
+# 3: Samba 4.22 at functional level 2016, replication references both ways, VM$ and OTHER$.
+readonly SNAPSHOT_FORMAT=3
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 readonly SCRIPT_DIR
@@ -94,6 +105,7 @@ TLS_DIR=$LAB_DIR/tls
 NETCFG=$LAB_DIR/netcfg
 LOGS=$LAB_DIR/logs
 STATE_FILE=$LAB_DIR/dcs          # how many DCs the dcN/ directories currently hold
+HOST_KEYTAB=$LAB_DIR/vm.keytab   # VM$'s keys, exported from dc1 (every enctype, its kvno)
 NDCS=                            # set by main() once we know the command
 
 # ---------------------------------------------------------------------------------------------
@@ -148,13 +160,39 @@ take_lock() {
 # ---------------------------------------------------------------------------------------------
 # Packages
 
+# Debian 12 ships Samba 4.17; its backports carry 4.22. Only Samba's own packages are pinned
+# there (without the pin, `-t bookworm-backports` would also take bind9 9.20). Written only when
+# the content differs, so a second run changes nothing.
+write_if_changed() { # FILE CONTENT
+  [ "$(cat "$1" 2>/dev/null)" = "$2" ] && return 1
+  printf '%s\n' "$2" >"$1"
+}
+add_backports() {
+  local changed=0
+  write_if_changed "$BACKPORTS_SOURCE" "$(printf '%s\n' "Types: deb" \
+    "URIs: http://deb.debian.org/debian" "Suites: bookworm-backports" "Components: main" \
+    "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg")" && changed=1
+  write_if_changed "$BACKPORTS_PIN" "$(printf '%s\n' \
+    "# provd lab (deploy/lab/lab.sh): only Samba $SAMBA_SERIES and its own libraries from bookworm-backports." \
+    "Package: samba samba-* python3-samba winbind libwbclient0 libsmbclient0 libnss-winbind libpam-winbind smbclient libldb2 python3-ldb ldb-tools libtalloc2 python3-talloc libtdb1 python3-tdb tdb-tools libtevent0 python3-tevent" \
+    "Pin: release n=bookworm-backports" "Pin-Priority: 990")" && changed=1
+  ((changed)) && say "apt: bookworm-backports added, pinned to Samba's packages ($BACKPORTS_PIN)"
+  return 0
+}
+
+samba_version() { dpkg-query -W -f='${Version}' samba 2>/dev/null || true; }
+
 install_packages() {
   local p missing=()
   for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^ii' || missing+=("$p")
   done
+  # Present is not enough: a 4.17 from Debian 12 itself is upgraded in place (the two cannot be
+  # installed side by side), and its snapshot is rebuilt because snapshot_meta names the version.
+  [[ $(samba_version) == 2:$SAMBA_SERIES.* ]] || [[ " ${missing[*]} " == *" samba-ad-dc "* ]] || missing+=(samba-ad-dc)
   ((${#missing[@]})) || return 0
   command -v apt-get >/dev/null || die "missing packages (${missing[*]}) and no apt-get: this lab wants Debian 12"
+  add_backports
 
   local t log=$LOGS/apt.log rc=0 policy=/usr/sbin/policy-rc.d ours='# provd-lab: temporary'
   t=$(mark)
@@ -176,8 +214,10 @@ install_packages() {
   ((added_policy)) && rm -f "$policy"
   if ((rc)); then
     tail -n 25 "$log" >&2
-    die "apt-get failed (exit $rc); full log: $log"
+    die "apt-get failed (exit $rc); full log: $log. To go back to Debian 12's Samba: rm $BACKPORTS_SOURCE $BACKPORTS_PIN; apt-get update; apt-get install --allow-downgrades samba-ad-dc/bookworm samba/bookworm"
   fi
+  [[ $(samba_version) == 2:$SAMBA_SERIES.* ]] ||
+    die "samba is $(samba_version) after the install, not $SAMBA_SERIES (apt-cache policy samba; $BACKPORTS_PIN)"
   say "packages installed in $(since "$t")s"
 }
 
@@ -522,6 +562,17 @@ user_ldif() {
   echo
 }
 
+# A domain member's computer account (userAccountControl 4096, WORKSTATION_TRUST_ACCOUNT) with
+# the lab host password, under CN=Computers.
+computer_dn() { echo "CN=$1,CN=Computers,$BASE_DN"; }
+computer_ldif() { # NAME
+  printf '%s\n' "dn: $(computer_dn "$1")" "objectClass: computer" "sAMAccountName: $1\$" \
+    "dNSHostName: ${1,,}.$DOMAIN" "userAccountControl: 4096" \
+    "description: provd lab host account (published password)" \
+    "unicodePwd:: $(unicode_pwd "$HOST_PASSWORD")"
+  echo
+}
+
 # The sample users' names: syncpilot01..20, staff01..05.
 sample_users() { # PREFIX COUNT
   local i
@@ -540,7 +591,7 @@ seed_users() {
   local url=$1 out rc=0 present ldif="" name dn missing=() created=0 members=()
   # Every DN seed-users makes that is there already (lower case, one per line).
   out=$(admin_ldap "$url" ldapsearch -LLL -o ldif-wrap=no -b "$BASE_DN" \
-    "(|(ou=SyncPilot)(ou=Staff)(cn=SyncPilotGroup)(sAMAccountName=$READER)(sAMAccountName=syncpilot*)(sAMAccountName=staff*))" \
+    "(|(ou=SyncPilot)(ou=Staff)(cn=SyncPilotGroup)(sAMAccountName=$READER)(sAMAccountName=syncpilot*)(sAMAccountName=staff*)(sAMAccountName=$HOST_ACCOUNT\$)(sAMAccountName=$OTHER_ACCOUNT\$))" \
     1.1 2>&1) || rc=$?
   [ "$rc" = 0 ] || die "cannot search $BASE_DN on $url (rc $rc): $out"
   present=$(sed -n 's/^dn: //p' <<<"$out" | tr '[:upper:]' '[:lower:]')
@@ -570,6 +621,12 @@ seed_users() {
       "LAB shortcut: the lab agent reads AD as this account (the real agent uses its gMSA)")$'\n\n'
     echo "reader $READER_UPN: created"
   fi
+  for name in "$HOST_ACCOUNT" "$OTHER_ACCOUNT"; do
+    if has "$(computer_dn "$name")"; then echo "computer $name\$: present"; else
+      ldif+=$(computer_ldif "$name")$'\n\n'
+      echo "computer $name\$: created"
+    fi
+  done
   for name in "${SYNCPILOT_GROUP_MEMBERS[@]}"; do members+=("member: CN=$name,$SYNCPILOT_OU"); done
   if ! has "$SYNCPILOT_GROUP"; then
     # groupType -2147483646: a global security group.
@@ -607,7 +664,9 @@ seed_users() {
 
 # Per-DC options. Everything lives under dcN/ (nothing in /etc/samba, /var/lib/samba or
 # /run/samba). nbt would bind 127.255.255.255:137/138, shared by all DCs, so it and wrepl are
-# off; winbindd is not needed by a DC used over LDAP (and its package is not installed).
+# off; winbindd is not needed by a DC used over LDAP (4.22's samba-ad-dc installs it anyway).
+# `ad dc functional level`: without it Samba 4.22 refuses a 2016 domain ("higher than its
+# actual DC function level (2008 R2)"), both at provision and at join.
 dc_options() {
   local n=$1 d
   d=$(dc_dir "$n")
@@ -620,7 +679,8 @@ dc_options() {
     "--option=ntp signd socket directory = $d/run/ntp_signd" \
     "--option=server services = -winbindd -nbt -wrepl" \
     "--option=log file = $d/log/log.samba" \
-    "--option=dns forwarder = "
+    "--option=dns forwarder = " \
+    "--option=ad dc functional level = 2016"
 }
 
 admin_creds() { echo "Administrator%$ADMIN_PASSWORD"; }
@@ -642,12 +702,13 @@ provision_dc1() {
   mapfile -t opts < <(dc_options 1)
   mkdir -p "$d/run" "$d/log"
   t=$(mark)
-  say "provisioning $DOMAIN on dc1 (2012_R2 schema, 2008_R2 level; log: $LOGS/provision-dc1.log)"
+  say "provisioning $DOMAIN on dc1 (2019 schema, 2016 level; log: $LOGS/provision-dc1.log)"
   # -s /dev/null: otherwise Debian's /etc/samba/smb.conf ([homes], log paths, ...) leaks into
-  # the generated dc1/etc/smb.conf. 2008_R2 is the highest function level Samba 4.17 has.
+  # the generated dc1/etc/smb.conf. 2016 is the highest function level Samba 4.22 has; it also
+  # creates a KDS root key usable from ~10 h before provision, so gMSAs need no extra step.
   samba-tool domain provision -s /dev/null \
     --realm="$REALM" --domain="$NETBIOS" --server-role=dc --dns-backend=SAMBA_INTERNAL \
-    --adminpass="$ADMIN_PASSWORD" --base-schema=2012_R2 --function-level=2008_R2 \
+    --adminpass="$ADMIN_PASSWORD" --base-schema=2019 --function-level=2016 \
     --use-rfc2307 --host-name=dc1 --host-ip="$(dc_ip 1)" --domain-sid="$DOMAIN_SID" \
     --targetdir="$d" "${opts[@]}" >"$LOGS/provision-dc1.log" 2>&1 ||
     { tail -n 25 "$LOGS/provision-dc1.log" >&2; die "provision failed"; }
@@ -673,8 +734,9 @@ join_dc() {
 }
 
 # The join of a loopback-only DC registers no DNS records ("No IPv4 address will be assigned").
-# Register its A/SRV records through dc1's RPC, then pull the DNS partitions once so both DNS
-# servers answer for both DCs from the start.
+# Register its A/SRV records through dc1's RPC, then replicate every naming context once in
+# each direction with --add-ref: on 4.22 the join leaves neither DC with outbound neighbours
+# (repsTo), so without the references a change waits for the 5-minute periodic pull.
 register_dc_dns() {
   local n=$1 d log=$LOGS/dns-dc$1.log nc t
   d=$(dc_dir "$n")
@@ -682,10 +744,14 @@ register_dc_dns() {
   in_lab_ns "$n" samba_dnsupdate -s "$d/etc/smb.conf" --current-ip="$(dc_ip "$n")" \
     --use-samba-tool --rpc-server-ip="$(dc_ip 1)" --all-names >"$log" 2>&1 ||
     { tail -n 25 "$log" >&2; die "samba_dnsupdate for dc$n failed"; }
-  for nc in "DC=DomainDnsZones,$BASE_DN" "DC=ForestDnsZones,$BASE_DN" "$BASE_DN" "CN=Configuration,$BASE_DN"; do
-    in_lab_ns "$n" samba-tool drs replicate "$(dc_ip "$n")" DC1 "$nc" -s "$d/etc/smb.conf" \
+  for nc in "DC=DomainDnsZones,$BASE_DN" "DC=ForestDnsZones,$BASE_DN" "$BASE_DN" \
+    "CN=Configuration,$BASE_DN" "CN=Schema,CN=Configuration,$BASE_DN"; do
+    in_lab_ns "$n" samba-tool drs replicate "$(dc_ip "$n")" DC1 "$nc" --add-ref -s "$d/etc/smb.conf" \
       -U"$(admin_creds)" --use-kerberos=off >>"$log" 2>&1 ||
       { tail -n 25 "$log" >&2; die "drs replicate $nc into dc$n failed"; }
+    in_lab_ns 1 samba-tool drs replicate "$(dc_ip 1)" "DC$n" "$nc" --add-ref -s "$(dc_dir 1)/etc/smb.conf" \
+      -U"$(admin_creds)" --use-kerberos=off >>"$log" 2>&1 ||
+      { tail -n 25 "$log" >&2; die "drs replicate $nc from dc$n into dc1 failed"; }
   done
   say "dc$n DNS records registered and replicated in $(since "$t")s"
 }
@@ -745,9 +811,21 @@ build_snapshot() {
     --warning=no-file-ignored --exclude='dc*/run' --exclude='dc*/log' --exclude='dc*/msg.sock' \
     -cf "$tar.tmp" "${dirs[@]}"
   mv "$tar.tmp" "$tar"
+  export_host_keytab
   snapshot_meta "$NDCS" >"$tar.meta"
   echo "$NDCS" >"$STATE_FILE"
   say "snapshot $(basename "$tar") ($(du -h "$tar" | cut -f1)) written in $(since "$t")s; built in $(since "$t0")s"
+}
+
+# VM$'s keytab, what a domain-joined Linux host has in /etc/krb5.keytab. Read from dc1's own
+# database, so it holds the exact kvno and salt; the snapshot fixes both, so it is made once
+# per snapshot. World-readable like the published password it derives from (lab only).
+export_host_keytab() {
+  local log=$LOGS/keytab.log
+  rm -f "$HOST_KEYTAB"
+  samba-tool domain exportkeytab "$HOST_KEYTAB" --principal="$HOST_ACCOUNT\$" \
+    -s "$(dc_dir 1)/etc/smb.conf" >"$log" 2>&1 || { tail -n 25 "$log" >&2; die "exporting $HOST_ACCOUNT\$'s keytab failed"; }
+  chmod 644 "$HOST_KEYTAB"
 }
 
 restore_snapshot() {
@@ -822,6 +900,7 @@ cmd_reset() {
   write_reader_password
   stop_all
   restore_snapshot
+  [ -s "$HOST_KEYTAB" ] || export_host_keytab
   start_all_and_wait
   say "reset done in $(since "$t")s"
 }
@@ -895,6 +974,14 @@ cmd_env() {
     echo "LAB_USER_COUNT=$USER_COUNT"
     echo "LAB_DNS_SERVERS=${dns[*]}"
     echo "LAB_KRB5_CONFIG=$LAB_DIR/krb5.conf"
+    echo "LAB_SAMBA_VERSION=$(samba_version)"
+    echo "LAB_DOMAIN_LEVEL=7"
+    echo "LAB_HOST_ACCOUNT=$HOST_ACCOUNT\$"
+    echo "LAB_HOST_DN=$(computer_dn "$HOST_ACCOUNT")"
+    echo "LAB_HOST_PASSWORD=$HOST_PASSWORD"
+    echo "LAB_HOST_KEYTAB=$HOST_KEYTAB"
+    echo "LAB_OTHER_ACCOUNT=$OTHER_ACCOUNT\$"
+    echo "LAB_OTHER_DN=$(computer_dn "$OTHER_ACCOUNT")"
     echo "LDAPTLS_CACERT=$TLS_DIR/ca.pem"
   } | while IFS='=' read -r k v; do echo "export $k=$(shq "$v")"; done
 }
@@ -976,6 +1063,9 @@ cmd_smoke() {
   if printf '%s\n' "$ADMIN_PASSWORD" | KRB5_CONFIG=$LAB_DIR/krb5.conf KRB5CCNAME=MEMORY: kinit "Administrator@$REALM" >/dev/null 2>&1; then
     ok "kinit Administrator@$REALM (Kerberos AS exchange with the lab KDCs)"
   else ko "kinit Administrator@$REALM"; fi
+  if KRB5_CONFIG=$LAB_DIR/krb5.conf KRB5CCNAME=MEMORY: kinit -k -t "$HOST_KEYTAB" "$HOST_ACCOUNT\$@$REALM" >/dev/null 2>&1; then
+    ok "kinit -k $HOST_ACCOUNT\$@$REALM with $HOST_KEYTAB (no password)"
+  else ko "kinit -k $HOST_ACCOUNT\$@$REALM with $HOST_KEYTAB"; fi
 
   # Replication both ways: write on one DC, poll the other.
   if ((NDCS >= 2 && ${#running[@]} == NDCS)); then
@@ -990,7 +1080,7 @@ cmd_smoke() {
       fi
       t=$(mark)
       found=0
-      for _ in $(seq 1 100); do # 100 x 0.2 s = 20 s at most
+      for _ in $(seq 1 150); do # 150 x 0.2 s = 30 s at most (4.22 measured up to 15 s)
         if search "ldaps://$(dc_ip "$to")" -s base -b "$dn" dn >/dev/null 2>&1; then
           found=1
           break
@@ -998,7 +1088,7 @@ cmd_smoke() {
         sleep 0.2
       done
       if ((found)); then ok "replication dc$from -> dc$to: object visible on dc$to after $(since "$t")s"; else
-        ko "replication dc$from -> dc$to: object not on dc$to after 20s"
+        ko "replication dc$from -> dc$to: object not on dc$to after 30s"
       fi
       ldapdelete -x -o nettimeout=5 -H "ldaps://$(dc_ip "$from")" -D "$ADMIN_UPN" -w "$ADMIN_PASSWORD" "$dn" >/dev/null 2>&1 || true
     done
@@ -1037,7 +1127,9 @@ cmd_prepare_host() {
   add() { admin_add "$url" "$1"; }   # add LDIF
 
   # 1. A KDS root key that is effective now (msKds-UseStartTime <= now, as FILETIME), or gMSA
-  #    creation fails with NO_KDS_ROOT_KEY. Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10)).
+  #    creation fails with NO_KDS_ROOT_KEY. Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-20)):
+  #    Samba 4.22 takes a key only once it was effective at the start of the current 10-hour
+  #    key interval. (The level-2016 provision's own key is effective from 10 h before it.)
   local config_dn="CN=Configuration,$BASE_DN" gkds kds now start found="" out rc=0
   gkds="CN=Group Key Distribution Service,CN=Services,$config_dn"
   kds="CN=Master Root Keys,$gkds"
@@ -1060,9 +1152,9 @@ cmd_prepare_host() {
       "msKds-SecretAgreementAlgorithmID: DH" "msKds-PrivateKeyLength: 512" \
       "msKds-PublicKeyLength: 2048" \
       "msKds-RootKeyData:: $(head -c 64 /dev/zero | tr '\0' '\7' | base64 -w0)" \
-      "msKds-CreateTime: $now" "msKds-UseStartTime: $((now - 36000 * 10000000))" \
+      "msKds-CreateTime: $now" "msKds-UseStartTime: $((now - 72000 * 10000000))" \
       "msKds-DomainID: CN=DC1,OU=Domain Controllers,$BASE_DN")"
-    echo "KDS root key: created CN=$id (effective 10 hours ago)"
+    echo "KDS root key: created CN=$id (effective 20 hours ago)"
   fi
 
   # 2. The host's computer account NAME$ (the host joined to the domain): the gMSA's

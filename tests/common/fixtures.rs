@@ -203,10 +203,13 @@ pub async fn remove_kds_keys(s: &mut dyn DirectorySession) {
     }
 }
 
-/// What `Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-10))` makes;
-/// its DN.
+/// What `Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-20))` makes;
+/// its DN. Not -10 as Microsoft's lab recipe says: Samba 4.22 uses a key for
+/// a new gMSA only if it was effective at the start of the current 10-hour
+/// key interval (measured: 10 h back refused, 11 h accepted, depending on
+/// the hour).
 pub async fn add_kds_key(s: &mut dyn DirectorySession) -> String {
-    add_kds_key_from(s, unix_now() - 36_000).await
+    add_kds_key_from(s, unix_now() - 20 * 3600).await
 }
 
 pub fn unix_now() -> i64 {

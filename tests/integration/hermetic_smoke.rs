@@ -22,7 +22,10 @@ async fn add_directory_reads_the_fake_domain() {
     let dir = &list.directories[0];
     assert_eq!(dir.netbios_name, "LAB");
     assert_eq!(dir.domain_sid, d.fakes.directory.domain_sid().to_string());
-    assert_eq!(dir.domain_behavior_version, 4, "Samba 4.17 is at 2008 R2");
+    assert_eq!(
+        dir.domain_behavior_version, 7,
+        "the fixture is Samba 4.22 at 2016"
+    );
     let prereq = |n: &str| dir.prerequisites.iter().find(|p| p.name == n).unwrap().ok;
     assert!(prereq("schema.gmsa_class") && prereq("kds.root_key"));
     assert!(

@@ -27,6 +27,7 @@ mod directory_contract_fake;
 mod directory_contract_lab;
 mod fleet;
 mod gmsa;
+mod gmsa_password;
 mod gmsa_prereq;
 mod hermetic_smoke;
 mod hostile;

@@ -197,7 +197,7 @@ async fn capture() -> Value {
         put(e);
     }
     json!({
-        "captured_from": "deploy/lab (Samba 4.17 AD DC), by tests/integration/samba_fixture.rs",
+        "captured_from": "deploy/lab (Samba 4.22 AD DC, level 2016), by tests/integration/samba_fixture.rs",
         "domain": var("LAB_DOMAIN"),
         "netbios": var("LAB_NETBIOS"),
         "domain_sid": var("LAB_DOMAIN_SID"),

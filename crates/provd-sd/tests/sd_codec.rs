@@ -76,6 +76,26 @@ fn samba_4_17_order_differs_from_ours() {
     assert_ne!(ours, samba);
 }
 
+/// The Samba 4.22 corpus is there and compared exactly (above), and it
+/// holds the aliases that schema 2019 and level 2016 bring: Key Admins and
+/// Enterprise Key Admins (msDS-KeyCredentialLink), Cloneable Controllers.
+#[test]
+fn samba_4_22_corpus_is_compared_exactly_and_has_the_2016_aliases() {
+    let exact: Vec<&str> = samples()
+        .iter()
+        .filter(|s| s.corpus.windows_order)
+        .filter_map(|s| s.samba_sddl.as_deref())
+        .collect();
+    assert!(exact.len() >= 20, "only {} 4.22 .sddl files", exact.len());
+    for alias in ["KA", "EK", "CN"] {
+        let ace_end = format!(";{alias})");
+        assert!(
+            exact.iter().any(|sddl| sddl.contains(&ace_end)),
+            "no ACE for {alias} in the 4.22 corpus"
+        );
+    }
+}
+
 #[test]
 fn rights_letters_sorted_touches_only_rights() {
     assert_eq!(

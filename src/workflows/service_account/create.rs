@@ -58,6 +58,27 @@ async fn check_kds(session: &mut dyn DirectorySession, config_dn: &str) -> Resul
     })
 }
 
+/// Samba 4.22 refuses the add with noSuchObject and NTE_NO_KEY (0x8009000D)
+/// when no KDS root key was effective at the start of the GKDI key interval
+/// the first password falls in (`gkdi_most_recently_created_root_key`), which
+/// can be the case for a key our own check counts as effective.
+fn is_no_usable_root_key(reason: &str) -> bool {
+    reason.contains("8009000D") || reason.to_ascii_lowercase().contains("root key")
+}
+
+fn no_usable_root_key(config_dn: &str, reason: &str) -> Error {
+    Error::FailedPrecondition {
+        reason: PreconditionReason::NoKdsRootKey,
+        subject: kds_container(config_dn),
+        message: format!(
+            "the DC found no KDS root key it may use for the new account's first password \
+             ({reason}): a DC uses a key only once it was effective at the start of the \
+             current key interval (up to 10 hours after its effective time); wait, or in a lab \
+             create one with Add-KdsRootKey -EffectiveTime ((Get-Date).AddHours(-20))"
+        ),
+    }
+}
+
 pub(super) async fn run_create(
     progress: &Progress,
     session: &mut dyn DirectorySession,
@@ -184,6 +205,9 @@ pub(super) async fn run_create(
                 ),
             ];
             session.add(&dn, &attrs).await.map_err(|e| match e {
+                DirectoryError::NoSuchObject { reason, .. } if is_no_usable_root_key(&reason) => {
+                    no_usable_root_key(&config_dn, &reason)
+                }
                 DirectoryError::NoSuchObject { .. } => {
                     Error::NotFound(format!("container {}", plan.container))
                 }

@@ -87,9 +87,9 @@ async fn add_directory_records_the_facts_and_no_password() {
     assert!(dir.schema_dn.starts_with("CN=Schema,CN=Configuration,"));
     assert_eq!(
         dir.domain_functional_level,
-        v1::FunctionalLevel::Windows2008R2 as i32
+        v1::FunctionalLevel::Windows2016 as i32
     );
-    assert_eq!(dir.forest_behavior_version, 4);
+    assert_eq!(dir.forest_behavior_version, 7);
     let names: Vec<_> = dir.prerequisites.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
@@ -101,7 +101,7 @@ async fn add_directory_records_the_facts_and_no_password() {
         ]
     );
     let level = &dir.prerequisites[1];
-    assert!(!level.ok && !level.blocking && level.message.contains("2008 R2"));
+    assert!(level.ok && !level.blocking, "{level:?}");
     assert!(dir.preferred_domain_controllers.is_empty());
     assert_eq!(dir.last_domain_controller, DC1);
     assert!(dir.add_time.is_some() && dir.update_time.is_some());
@@ -307,8 +307,16 @@ async fn adding_again_changes_nothing_and_says_so() {
 #[tokio::test]
 async fn a_raised_functional_level_is_refreshed_and_each_change_reported() {
     let d = Hermetic::start().await;
+    // A domain below the recommended 2012 R2 (Samba 4.17's highest): a
+    // warning, not a blocker.
+    d.fakes.directory.set_functional_level(4);
     ok(&d.add_directory().await.1);
     let first = list_directories(&d).await.remove(0);
+    let level = &first.prerequisites[1];
+    assert!(
+        !level.ok && !level.blocking && level.message.contains("2008 R2"),
+        "{level:?}"
+    );
     d.fakes.directory.set_functional_level(7);
     let (events, op) = d.add_directory().await;
     ok(&op);
