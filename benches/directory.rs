@@ -88,6 +88,7 @@ fn main() {
             &dns,
             LdapSettings {
                 transport: LdapTransport::Ldaps,
+                kerberos_over_tls: false,
                 connect_timeout: Duration::from_secs(5),
                 operation_timeout: Duration::from_secs(30),
                 page_size: 500,
@@ -95,10 +96,7 @@ fn main() {
         )
         .unwrap(),
     );
-    let credential = || BindCredential {
-        username: upn.clone(),
-        password: password.clone().into(),
-    };
+    let credential = || BindCredential::simple(upn.clone(), password.clone());
     let filter = "(&(objectCategory=person)(objectClass=user))";
 
     let (bind, search, users) = runtime.block_on(async {

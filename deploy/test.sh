@@ -17,6 +17,11 @@ command -v x86_64-w64-mingw32-gcc >/dev/null || missing+=(gcc-mingw-w64-x86-64)
 # deploy/otel/'s alert rules and dashboard are tested in a real Prometheus
 # (tests/otel/prometheus.rs, lab tier), which brings promtool.
 command -v promtool >/dev/null || missing+=(prometheus)
+# Kerberos binds (ldap3's gssapi through libgssapi): MIT's headers and krb5-config, and
+# libclang for the bindings (bindgen); libclang-common for its stddef.h.
+command -v krb5-config >/dev/null || missing+=(libkrb5-dev)
+dpkg-query -W -f='${Status}' libclang-common-14-dev 2>/dev/null | grep -q 'ok installed' ||
+  missing+=(libclang1-14 libclang-common-14-dev)
 if ((${#missing[@]})); then
   echo "==> installing ${missing[*]}"
   as_root apt-get update -qq
@@ -44,6 +49,9 @@ cargo clippy --locked --workspace --target x86_64-pc-windows-gnu -- -D warnings
 echo "==> cargo test (unit + hermetic tier: no root, no lab)"
 cargo test --locked --workspace
 echo "==> lab tier: the Samba AD tests and the Prometheus test of deploy/otel/ (ignored above)"
+# MIT krb5 reads its configuration from the environment only: the lab's names its KDCs.
+KRB5_CONFIG=$(deploy/lab/lab.sh env | sed -n "s/^export LAB_KRB5_CONFIG='\(.*\)'$/\1/p")
+export KRB5_CONFIG
 cargo test --locked -p provd --test integration --test otel -- --ignored --test-threads 1 --skip lab_hygiene
 echo "==> thin clients: Python package and Ansible collection against running daemons"
 deploy/clients/test.sh

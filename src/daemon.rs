@@ -369,6 +369,8 @@ impl DaemonBuilder {
                         config::DirectoryTransport::Ldaps => LdapTransport::Ldaps,
                         config::DirectoryTransport::StartTls => LdapTransport::StartTls,
                     },
+                    kerberos_over_tls: config.directory.kerberos_layer
+                        == config::KerberosLayer::Tls,
                     connect_timeout: config.directory.connect_timeout,
                     operation_timeout: config.directory.operation_timeout,
                     page_size: i32::try_from(config.directory.page_size).unwrap_or(i32::MAX),

@@ -246,10 +246,12 @@ write_netcfg() {
       echo "options timeout:1 attempts:2"
     } >"$NETCFG/dc$n/resolv.conf"
   done
-  # For kinit from the host: its own config names the KDCs, so no DNS lookup is needed.
+  # For kinit and provd's Kerberos binds from the host (KRB5_CONFIG): its own config names the
+  # KDCs and service names are used as given, so no DNS lookup leaves for the host's resolver.
   {
     printf '[libdefaults]\n\tdefault_realm = %s\n\tdns_lookup_realm = false\n' "$REALM"
-    printf '\tdns_lookup_kdc = false\n\trdns = false\n\n[realms]\n\t%s = {\n' "$REALM"
+    printf '\tdns_lookup_kdc = false\n\trdns = false\n\tdns_canonicalize_hostname = false\n' 
+    printf '\n[realms]\n\t%s = {\n' "$REALM"
     for n in $(dc_list); do printf '\t\tkdc = %s\n' "$(dc_ip "$n")"; done
     printf '\t\tadmin_server = %s\n\t}\n\n[domain_realm]\n' "$(dc_ip 1)"
     printf '\t.%s = %s\n\t%s = %s\n' "$DOMAIN" "$REALM" "$DOMAIN" "$REALM"

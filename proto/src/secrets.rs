@@ -269,6 +269,7 @@ mod tests {
             credential: Some(v1::Credential {
                 username: "Administrator@lab.example.test".into(),
                 password: "Pa55w0rd-planted".into(),
+                kerberos: None,
             }),
             request_id: "rid-1".into(),
             ..Default::default()

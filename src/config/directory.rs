@@ -27,6 +27,27 @@ fn transport(value: &str, _: &Source) -> Result<DirectoryTransport, String> {
     }
 }
 
+/// What protects a Kerberos (GSSAPI) bind's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KerberosLayer {
+    /// Plain 389, every message sealed by the Kerberos security layer: what
+    /// Samba's and AD's default signing requirement accept.
+    #[default]
+    Sealed,
+    /// `transport` (LDAPS or StartTLS), no SASL layer, with the
+    /// `tls-server-end-point` channel binding: for DCs that enforce LDAP
+    /// channel binding on TLS (AD's LdapEnforceChannelBinding, Samba 4.22).
+    Tls,
+}
+
+fn kerberos_layer(value: &str, _: &Source) -> Result<KerberosLayer, String> {
+    match value {
+        "sealed" => Ok(KerberosLayer::Sealed),
+        "tls" => Ok(KerberosLayer::Tls),
+        other => Err(format!("{other:?} is not one of \"sealed\", \"tls\"")),
+    }
+}
+
 /// `127.0.0.2:53`, or `127.0.0.2` meaning port 53.
 fn dns_server(value: &str, _: &Source) -> Result<SocketAddr, String> {
     value
@@ -64,6 +85,13 @@ section! {
             toml: "directory.transport", env: "PROVD_DIRECTORY_TRANSPORT",
             flag: "--directory-transport",
             example: "starttls", parse: transport, default: DirectoryTransport::Ldaps
+        }
+        /// Kerberos binds: "sealed" (389 with the Kerberos security layer) or
+        /// "tls" (`transport` with channel binding, no layer).
+        pub kerberos_layer: KerberosLayer {
+            toml: "directory.kerberos_layer", env: "PROVD_DIRECTORY_KERBEROS_LAYER",
+            flag: "--directory-kerberos-layer",
+            example: "tls", parse: kerberos_layer, default: KerberosLayer::Sealed
         }
         /// TCP connect (and TLS handshake) limit per DC before failing over.
         pub connect_timeout: Duration {

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 pub use agent_module::AgentModuleConfig;
 pub use audit::AuditConfig;
-pub use directory::{DirectoryConfig, DirectoryTransport};
+pub use directory::{DirectoryConfig, DirectoryTransport, KerberosLayer};
 pub use drift::DriftConfig;
 pub use flags::Overrides;
 pub use host::HostConfig;

@@ -1,23 +1,69 @@
 //! The directory as the domain sees it: who binds, and what a DC probe saw.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use secrecy::SecretString;
 
-/// Credentials for a simple bind: a UPN, `DOMAIN\user` or a DN. Each copy
-/// zeroizes its password when dropped.
+/// Who binds to the directory, and how it proves it. Each copy zeroizes its
+/// password when dropped; a Kerberos credential holds no secret, only where
+/// the host keeps one.
 #[derive(Clone)]
 pub struct BindCredential {
+    /// A UPN, `DOMAIN\user` or a DN for a password; the Kerberos principal
+    /// (`HOST$@REALM`) for Kerberos.
     pub username: String,
-    pub password: SecretString,
+    pub secret: BindSecret,
+}
+
+/// How a [`BindCredential`] proves its identity.
+#[derive(Clone)]
+pub enum BindSecret {
+    /// A simple bind over TLS.
+    Password(SecretString),
+    /// A Kerberos (GSSAPI) bind with credentials the host already holds.
+    Kerberos(KerberosSource),
+}
+
+/// Where the host keeps a principal's Kerberos credentials: paths and cache
+/// names on the provd host, never key material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KerberosSource {
+    /// A keytab file holding the principal's keys (`/etc/krb5.keytab`).
+    Keytab(PathBuf),
+    /// An existing credential cache holding a TGT (`FILE:/tmp/krb5cc_0`,
+    /// `KCM:`, `KEYRING:persistent:0`).
+    Ccache(String),
+}
+
+impl BindCredential {
+    /// A simple bind with a password.
+    pub fn simple(username: impl Into<String>, password: impl Into<SecretString>) -> Self {
+        Self {
+            username: username.into(),
+            secret: BindSecret::Password(password.into()),
+        }
+    }
+
+    /// The password of a simple-bind credential; `None` for Kerberos.
+    pub fn password(&self) -> Option<&SecretString> {
+        match &self.secret {
+            BindSecret::Password(p) => Some(p),
+            BindSecret::Kerberos(_) => None,
+        }
+    }
 }
 
 impl std::fmt::Debug for BindCredential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = match &self.secret {
+            BindSecret::Password(_) => "password <redacted>".to_owned(),
+            BindSecret::Kerberos(source) => format!("kerberos {source:?}"),
+        };
         f.debug_struct("BindCredential")
             .field("username", &self.username)
-            .field("password", &"<redacted>")
+            .field("secret", &secret)
             .finish()
     }
 }

@@ -21,7 +21,7 @@ pub use cloud_sync::{
     ResetScope, RunState, SECRET_KEYS, Schedule, SecretsRead, SyncApp, SyncJob, SyncRun, SyncScope,
     SyncSecrets,
 };
-pub use directory::{BindCredential, ProbeReport};
+pub use directory::{BindCredential, BindSecret, KerberosSource, ProbeReport};
 pub use generalized_time::parse_generalized_time;
 pub use host::{
     AGENT_KEY, ALL_SERVICES_SID, AgentProduct, AgentProxy, AgentSettings, AgentSettingsRead,

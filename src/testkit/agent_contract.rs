@@ -37,10 +37,10 @@ pub const HOSTILE: &str = "x'; Remove-Item -Recurse C:\\ #\"$(exit 7)`n@{a=1}\r\
 /// A password holding [`HOSTILE`]: it must reach the cmdlet and nothing
 /// else (no transcript line, no error text).
 pub fn hostile_credential() -> BindCredential {
-    BindCredential {
-        username: "LAB\\Administrator".into(),
-        password: SecretString::from(format!("Pw-{HOSTILE}-7f3a")),
-    }
+    BindCredential::simple(
+        "LAB\\Administrator",
+        SecretString::from(format!("Pw-{HOSTILE}-7f3a")),
+    )
 }
 
 /// A call's transcript lines, collected.
@@ -196,7 +196,10 @@ pub async fn a_cancelled_call_changes_nothing(env: &AgentContractEnv) {
 
 fn assert_no_secret(lines: &[String], credential: &BindCredential) {
     use secrecy::ExposeSecret as _;
-    let secret = credential.password.expose_secret();
+    let secret = credential
+        .password()
+        .map(|p| p.expose_secret())
+        .unwrap_or_default();
     for line in lines {
         assert!(
             !line.contains(secret),

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::backends::directory::{
-    BindCredential, Change, Directory, DirectoryError, DirectorySession, Entry, SD_FLAGS_DACL,
-    Scope,
+    BindCredential, BindSecret, Change, Directory, DirectoryError, DirectorySession, Entry,
+    KerberosSource, SD_FLAGS_DACL, Scope,
 };
 use provd_sd::{Ace, SecurityDescriptor, Sid, rights};
 
@@ -33,6 +33,9 @@ pub struct ContractEnv {
     pub domain_sid: String,
     /// A DC address nothing answers on (e.g. `127.0.0.9`).
     pub unreachable_dc: String,
+    /// A computer account whose keys this host holds (a keytab): the
+    /// Kerberos bind of a domain-joined host.
+    pub kerberos: BindCredential,
 }
 
 impl ContractEnv {
@@ -84,11 +87,54 @@ pub async fn run_all(env: &ContractEnv) {
     add_search_modify_delete_roundtrip(env).await;
     missing_objects_are_no_such_object(env).await;
     a_managed_password_is_withheld_from_a_non_principal(env).await;
+    a_kerberos_credential_binds_and_missing_keys_are_named(env).await;
     a_malformed_base_dn_is_rejected(env).await;
     dacl_write_reads_back_byte_equal(env).await;
     srv_lookup_lists_the_dcs(env).await;
     probe_of_a_live_dc(env).await;
     unreachable_dc(env).await;
+}
+
+/// The host's keytab binds (and reads the domain root, which needs an
+/// authenticated session); a principal without keys there fails as a
+/// Kerberos setup error naming the keytab or cache, never as a failover.
+pub async fn a_kerberos_credential_binds_and_missing_keys_are_named(env: &ContractEnv) {
+    let mut s = match env.directory.connect(&env.dcs[0], &env.kerberos).await {
+        Ok(s) => s,
+        Err(e) => panic!("Kerberos bind as {}: {e}", env.kerberos.username),
+    };
+    let root = search(
+        s.as_mut(),
+        &env.base_dn,
+        Scope::Base,
+        "(objectClass=*)",
+        &["objectSid"],
+    )
+    .await;
+    assert_eq!(root.len(), 1);
+    let realm = env.domain.to_ascii_uppercase();
+    let nobody = BindCredential {
+        username: format!(
+            "NOBODY-{}$@{realm}",
+            &uuid::Uuid::new_v4().simple().to_string()[..6]
+        ),
+        secret: env.kerberos.secret.clone(),
+    };
+    let BindSecret::Kerberos(source) = &env.kerberos.secret else {
+        panic!("env.kerberos must be a Kerberos credential");
+    };
+    let named = match source {
+        KerberosSource::Keytab(p) => p.display().to_string(),
+        KerberosSource::Ccache(c) => c.clone(),
+    };
+    match env.directory.connect(&env.dcs[0], &nobody).await {
+        Err(e @ DirectoryError::Kerberos { .. }) => {
+            assert!(e.to_string().contains(&named), "{e}");
+            assert!(!e.is_failover());
+        }
+        Err(e) => panic!("expected a Kerberos error naming {named}, got {e}"),
+        Ok(_) => panic!("{} has no keys in {named}", nobody.username),
+    }
 }
 
 /// Each DC binds and its RootDSE names the domain's naming contexts.
@@ -120,10 +166,7 @@ pub async fn connect_and_root_dse(env: &ContractEnv) {
 /// A wrong password is `InvalidCredentials` (LDAP 49), on every DC.
 pub async fn bad_password_is_invalid_credentials(env: &ContractEnv) {
     for dc in &env.dcs {
-        let wrong = BindCredential {
-            username: env.credential.username.clone(),
-            password: "not-the-password".to_owned().into(),
-        };
+        let wrong = BindCredential::simple(env.credential.username.clone(), "not-the-password");
         match env.directory.connect(dc, &wrong).await {
             Err(DirectoryError::InvalidCredentials { dc: d, .. }) => assert_eq!(&d, dc),
             Err(e) => panic!("{dc}: wrong password gave {e}"),

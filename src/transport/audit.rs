@@ -272,6 +272,7 @@ mod tests {
             credential: Some(v1::Credential {
                 username: "Administrator@lab.example.test".into(),
                 password: password.into(),
+                kerberos: None,
             }),
             request_id: "rid-7".into(),
             ..Default::default()

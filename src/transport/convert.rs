@@ -13,7 +13,7 @@ use provd_proto::v1;
 use secrecy::SecretString;
 use std::time::{Duration, SystemTime};
 
-use crate::model::BindCredential;
+use crate::model::{BindCredential, BindSecret, KerberosSource};
 
 pub fn timestamp(ms: i64) -> Timestamp {
     Timestamp {
@@ -263,11 +263,40 @@ pub fn planned(changes: Vec<crate::workflows::apply::Change>) -> Vec<v1::Planned
         .collect()
 }
 
-pub fn bind_credential(credential: Option<v1::Credential>) -> Option<BindCredential> {
-    credential.map(|mut c| BindCredential {
-        username: std::mem::take(&mut c.username),
-        password: SecretString::from(std::mem::take(&mut c.password)),
-    })
+/// A request's `credential` (every request names it so). A Kerberos
+/// credential names where its keys are and carries no password: a password
+/// next to it, or no source, is refused here (the rest of the checks are the
+/// workflows' `validate::credential`).
+pub fn bind_credential(
+    credential: Option<v1::Credential>,
+) -> Result<Option<BindCredential>, crate::workflows::Error> {
+    use v1::kerberos_credential::Source;
+    let Some(mut c) = credential else {
+        return Ok(None);
+    };
+    let username = std::mem::take(&mut c.username);
+    let secret = match c.kerberos.take() {
+        None => BindSecret::Password(SecretString::from(std::mem::take(&mut c.password))),
+        Some(_) if !c.password.is_empty() => {
+            return Err(crate::workflows::Error::invalid(
+                "credential.password",
+                "must be empty when credential.kerberos is set",
+            ));
+        }
+        Some(k) => match k.source {
+            Some(Source::KeytabPath(path)) => {
+                BindSecret::Kerberos(KerberosSource::Keytab(path.into()))
+            }
+            Some(Source::Ccache(name)) => BindSecret::Kerberos(KerberosSource::Ccache(name)),
+            None => {
+                return Err(crate::workflows::Error::invalid(
+                    "credential.kerberos",
+                    "set keytab_path or ccache",
+                ));
+            }
+        },
+    };
+    Ok(Some(BindCredential { username, secret }))
 }
 
 pub fn duration(d: Duration) -> pbjson_types::Duration {

@@ -239,7 +239,8 @@ impl DirectoryWorkflows {
         let domain = dns_name("domain", &request.domain)
             .map_err(|v| violations.push(v))
             .ok();
-        violations.extend(validate::credential(
+        // The add-domain step hands it to the agent's module.
+        violations.extend(validate::password_credential(
             "credential",
             request.credential.as_ref(),
         ));

@@ -320,7 +320,9 @@ impl Error {
 impl From<DirectoryError> for Error {
     fn from(err: DirectoryError) -> Self {
         match err {
-            DirectoryError::InvalidCredentials { .. } => Error::Unauthenticated(err.to_string()),
+            DirectoryError::InvalidCredentials { .. } | DirectoryError::KerberosRejected { .. } => {
+                Error::Unauthenticated(err.to_string())
+            }
             DirectoryError::InsufficientAccess { .. } => Error::PermissionDenied(err.to_string()),
             DirectoryError::NoSuchObject { .. } => Error::NotFound(err.to_string()),
             DirectoryError::Unreachable { .. }
@@ -340,6 +342,11 @@ impl From<DirectoryError> for Error {
             DirectoryError::Config(_) => Error::FailedPrecondition {
                 reason: PreconditionReason::DirectoryConfig,
                 subject: "directory".into(),
+                message: err.to_string(),
+            },
+            DirectoryError::Kerberos { ref dc, .. } => Error::FailedPrecondition {
+                reason: PreconditionReason::DirectoryConfig,
+                subject: dc.clone(),
                 message: err.to_string(),
             },
         }

@@ -21,6 +21,12 @@ use super::lab::*;
 pub const DC1: &str = "dc1.lab.example.test";
 
 pub fn backend() -> LdapDirectory {
+    backend_with(false)
+}
+
+/// The lab's backend; `kerberos_over_tls`: Kerberos binds over LDAPS with
+/// channel binding instead of sealed on 389.
+pub fn backend_with(kerberos_over_tls: bool) -> LdapDirectory {
     provd::install_crypto_provider();
     let dns: Vec<_> = var("LAB_DNS_SERVERS")
         .split_whitespace()
@@ -31,6 +37,7 @@ pub fn backend() -> LdapDirectory {
         &dns,
         LdapSettings {
             transport: LdapTransport::Ldaps,
+            kerberos_over_tls,
             connect_timeout: Duration::from_secs(5),
             operation_timeout: Duration::from_secs(30),
             page_size: 500,
@@ -41,13 +48,7 @@ pub fn backend() -> LdapDirectory {
 
 pub async fn bind(user: &str, password: &str) -> Result<Box<dyn DirectorySession>, DirectoryError> {
     backend()
-        .connect(
-            DC1,
-            &BindCredential {
-                username: user.into(),
-                password: password.to_owned().into(),
-            },
-        )
+        .connect(DC1, &BindCredential::simple(user, password))
         .await
 }
 
@@ -269,10 +270,7 @@ pub async fn dc2_session() -> Box<dyn DirectorySession> {
     backend()
         .connect(
             &var("LAB_DC2_HOST"),
-            &BindCredential {
-                username: var("LAB_ADMIN_UPN"),
-                password: var("LAB_PASSWORD").into(),
-            },
+            &BindCredential::simple(var("LAB_ADMIN_UPN"), var("LAB_PASSWORD")),
         )
         .await
         .unwrap()

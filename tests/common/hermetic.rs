@@ -332,6 +332,7 @@ pub fn admin() -> v1::Credential {
     v1::Credential {
         username: format!("Administrator@{DOMAIN}"),
         password: provd::testkit::directory::ADMIN_PASSWORD.into(),
+        kerberos: None,
     }
 }
 

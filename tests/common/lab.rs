@@ -104,6 +104,7 @@ pub fn admin() -> v1::Credential {
     v1::Credential {
         username: var("LAB_ADMIN_UPN"),
         password: var("LAB_PASSWORD"),
+        kerberos: None,
     }
 }
 

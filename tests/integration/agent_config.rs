@@ -23,10 +23,7 @@ fn connection() -> TenantConnection {
 }
 
 fn admin() -> BindCredential {
-    BindCredential {
-        username: "LAB\\Administrator".into(),
-        password: SecretString::from(PASSWORD),
-    }
+    BindCredential::simple("LAB\\Administrator", SecretString::from(PASSWORD))
 }
 
 #[tokio::test]

@@ -207,6 +207,7 @@ async fn hostile_names_are_rejected_or_escaped() {
         v1::Credential {
             username: "*)(sAMAccountName=*".into(),
             password: var("LAB_PASSWORD"),
+            kerberos: None,
         },
         &[],
     )

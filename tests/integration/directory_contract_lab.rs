@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::common::fixtures::backend;
 use crate::common::lab::var;
-use provd::backends::directory::BindCredential;
+use provd::backends::directory::{BindCredential, BindSecret, KerberosSource};
 use provd::testkit::contract::{self, ContractEnv};
 
 fn env() -> ContractEnv {
@@ -15,13 +15,14 @@ fn env() -> ContractEnv {
         directory: Arc::new(backend()),
         domain: var("LAB_DOMAIN"),
         dcs: vec![var("LAB_DC1_HOST"), var("LAB_DC2_HOST")],
-        credential: BindCredential {
-            username: var("LAB_ADMIN_UPN"),
-            password: var("LAB_PASSWORD").into(),
-        },
+        credential: BindCredential::simple(var("LAB_ADMIN_UPN"), var("LAB_PASSWORD")),
         base_dn: var("LAB_BASE_DN"),
         domain_sid: var("LAB_DOMAIN_SID"),
         unreachable_dc: "127.0.0.9".into(),
+        kerberos: BindCredential {
+            username: format!("{}@{}", var("LAB_HOST_ACCOUNT"), var("LAB_REALM")),
+            secret: BindSecret::Kerberos(KerberosSource::Keytab(var("LAB_HOST_KEYTAB").into())),
+        },
     }
 }
 
@@ -42,6 +43,7 @@ contract!(
     add_search_modify_delete_roundtrip,
     missing_objects_are_no_such_object,
     a_managed_password_is_withheld_from_a_non_principal,
+    a_kerberos_credential_binds_and_missing_keys_are_named,
     a_malformed_base_dn_is_rejected,
     dacl_write_reads_back_byte_equal,
     srv_lookup_lists_the_dcs,

@@ -32,6 +32,7 @@ mod gmsa_prereq;
 mod hermetic_smoke;
 mod hostile;
 mod http_errors;
+mod kerberos;
 mod lab_hygiene;
 mod otel_apply;
 mod process;

@@ -79,10 +79,7 @@ async fn capture() -> Value {
     let backend = backend();
     for host in [var("LAB_DC1_HOST"), var("LAB_DC2_HOST")] {
         use provd::backends::directory::{BindCredential, Directory};
-        let cred = BindCredential {
-            username: var("LAB_ADMIN_UPN"),
-            password: var("LAB_PASSWORD").into(),
-        };
+        let cred = BindCredential::simple(var("LAB_ADMIN_UPN"), var("LAB_PASSWORD"));
         let mut s = backend.connect(&host, &cred).await.unwrap();
         let root = s.root_dse().await.unwrap();
         rootdse.insert(host.clone(), to_json(&root, &domain_sid));

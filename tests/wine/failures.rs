@@ -175,6 +175,7 @@ async fn hostile_text_stays_literal(provd: &WineProvd) {
     let credential = v1::Credential {
         username: username.clone(),
         password: password.clone(),
+        kerberos: None,
     };
     let (events, op) = set_priority(channel, &domain, &dcs, credential).await;
     ok(&op);

@@ -87,7 +87,12 @@ impl Request {
         credential: &BindCredential,
         preferred_dcs: &[String],
     ) -> Request {
-        let password = credential.password.expose_secret();
+        // Validation lets only a password credential reach the agent's
+        // module; a Kerberos one would send an empty password and fail there.
+        let password = credential
+            .password()
+            .map(|p| p.expose_secret())
+            .unwrap_or_default();
         let body = AddDomain {
             domain_name: domain,
             user_name: &credential.username,

@@ -8,13 +8,15 @@ pub mod ldap;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+
+use secrecy::SecretString;
 use std::time::Duration;
 
 use zeroize::Zeroizing;
 
 pub use ldap::LdapDirectory;
 
-pub use crate::model::{BindCredential, ProbeReport};
+pub use crate::model::{BindCredential, BindSecret, KerberosSource, ProbeReport};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum DirectoryError {
@@ -56,6 +58,15 @@ pub enum DirectoryError {
     /// Local configuration (CA bundle, etc.) is unusable.
     #[error("directory configuration: {0}")]
     Config(String),
+    /// The KDC refused the Kerberos credential (wrong or stale key, unknown
+    /// or disabled principal): like result 49, for a GSSAPI bind.
+    #[error("{dc}: Kerberos: {reason}")]
+    KerberosRejected { dc: String, reason: String },
+    /// A Kerberos bind failed for a reason of this host or the domain's
+    /// setup (clock skew, unknown SPN, no KDC, nothing in the keytab), said
+    /// so that a person can fix it; another DC would fail the same way.
+    #[error("{dc}: Kerberos: {reason}")]
+    Kerberos { dc: String, reason: String },
     /// Every DC failed; each with its reason, in the order tried.
     #[error("no domain controller answered: {}", describe_attempts(.0))]
     AllFailed(Vec<(String, String)>),
@@ -242,7 +253,8 @@ pub trait Directory: Send + Sync + 'static {
     async fn srv_lookup(&self, domain: &str) -> Result<Vec<SrvTarget>, DirectoryError>;
     /// A and AAAA records of `host`.
     async fn resolve(&self, host: &str) -> Result<Vec<IpAddr>, DirectoryError>;
-    /// Connects and binds to one DC.
+    /// Connects and binds to one DC: a simple bind over TLS with a password,
+    /// a sealed GSSAPI bind with a Kerberos credential.
     async fn connect(
         &self,
         dc: &str,
@@ -256,6 +268,16 @@ pub trait Directory: Send + Sync + 'static {
         credential: Option<&BindCredential>,
         timeout: Duration,
     ) -> ProbeReport;
+    /// Proves that `principal` (`name$@REALM`) knows `password` with a
+    /// Kerberos AS exchange and a sealed GSSAPI bind to `dc` as it; the
+    /// connection is closed at once. How a retrieved gMSA password is shown
+    /// to work without sending it anywhere.
+    async fn authenticate(
+        &self,
+        dc: &str,
+        principal: &str,
+        password: &SecretString,
+    ) -> Result<(), DirectoryError>;
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 //! answers everyone.
 
 pub mod filter;
+mod kerberos;
 mod ops;
 mod seed;
 pub mod tree;
@@ -33,8 +34,8 @@ use secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use crate::backends::directory::{
-    BindCredential, Change, Directory, DirectoryError, DirectorySession, Entry, ProbeReport, Scope,
-    SrvTarget,
+    BindCredential, BindSecret, Change, Directory, DirectoryError, DirectorySession, Entry,
+    KerberosSource, ProbeReport, Scope, SrvTarget,
 };
 use provd_sd::{SecurityDescriptor, Sid};
 use tree::{Obj, Tree, norm};
@@ -88,6 +89,8 @@ pub(crate) struct State {
     unreplicated: Vec<(String, String)>,
     /// Seeded `msDS-ManagedPassword` blobs by normalized gMSA DN.
     managed_passwords: BTreeMap<String, Vec<u8>>,
+    /// Lower-case principal → where this host keeps its keys.
+    kerberos: BTreeMap<String, KerberosSource>,
 }
 
 /// The fake directory; clones share one domain, so a test keeps a clone
@@ -153,10 +156,7 @@ impl FakeDirectory {
 
     /// Administrator's UPN and password.
     pub fn admin_credential(&self) -> BindCredential {
-        BindCredential {
-            username: format!("Administrator@{}", self.domain()),
-            password: ADMIN_PASSWORD.to_owned().into(),
-        }
+        BindCredential::simple(format!("Administrator@{}", self.domain()), ADMIN_PASSWORD)
     }
 
     // ------------------------------------------------------------ failure injection
@@ -420,11 +420,19 @@ impl State {
 
     fn check_bind(&self, dc: &str, credential: &BindCredential) -> Result<(), DirectoryError> {
         let refused = self.dc(dc).is_some_and(|d| d.refuse_bind);
+        let password = match &credential.secret {
+            BindSecret::Kerberos(source) if !refused => {
+                return self.check_kerberos(dc, &credential.username, source);
+            }
+            BindSecret::Kerberos(_) => None,
+            BindSecret::Password(password) => Some(password),
+        };
         let ok = !refused
             && self
                 .bind_account(&credential.username)
                 .and_then(|sam| self.passwords.get(&sam))
-                .is_some_and(|pw| pw == credential.password.expose_secret());
+                .zip(password)
+                .is_some_and(|(pw, given)| pw == given.expose_secret());
         if ok {
             Ok(())
         } else {
@@ -517,6 +525,22 @@ impl Directory for FakeDirectory {
             name: dc.to_owned(),
             bound,
         }))
+    }
+
+    async fn authenticate(
+        &self,
+        dc: &str,
+        principal: &str,
+        password: &secrecy::SecretString,
+    ) -> Result<(), DirectoryError> {
+        let s = self.lock();
+        let Some(d) = s.dc(dc).cloned() else {
+            return Err(unreachable(dc, dc.parse().ok()));
+        };
+        if !d.reachable {
+            return Err(unreachable(dc, Some(d.ip)));
+        }
+        s.check_password_proof(&d.host, principal, password)
     }
 
     async fn probe(

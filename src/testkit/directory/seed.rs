@@ -78,6 +78,7 @@ pub fn load() -> State {
         connects: Vec::new(),
         unreplicated: Vec::new(),
         managed_passwords: BTreeMap::new(),
+        kerberos: BTreeMap::new(),
     }
 }
 

@@ -75,7 +75,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
     ) -> Result<Response<v1::PlanDecommissionResponse>, Status> {
         let req = request.into_inner();
         let plan = decommission::DecommissionRequest {
-            credential: convert::bind_credential(req.credential),
+            credential: convert::bind_credential(req.credential).map_err(Status::from)?,
             keep_gmsa: req.keep_gmsa,
             delete_gmsa: req.delete_gmsa,
             confirm_gmsa_name: req.confirm_gmsa_name,
@@ -101,7 +101,7 @@ impl v1::agent_service_server::AgentService for AgentApi {
         let who = caller(&request);
         let req = request.into_inner();
         let decommission = decommission::DecommissionRequest {
-            credential: convert::bind_credential(req.credential),
+            credential: convert::bind_credential(req.credential).map_err(Status::from)?,
             keep_gmsa: req.keep_gmsa,
             delete_gmsa: req.delete_gmsa,
             confirm_gmsa_name: req.confirm_gmsa_name,

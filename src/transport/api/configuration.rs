@@ -108,7 +108,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
             .apply(
                 &who,
                 desired(r.desired.take())?,
-                bind_credential(r.credential.take()),
+                bind_credential(r.credential.take()).map_err(Status::from)?,
                 &r.request_id,
             )
             .await
@@ -128,7 +128,7 @@ impl v1::configuration_service_server::ConfigurationService for ConfigurationApi
             .apply
             .plan(
                 desired(r.desired.take())?,
-                bind_credential(r.credential.take()),
+                bind_credential(r.credential.take()).map_err(Status::from)?,
             )
             .await
             .map_err(Status::from)?;

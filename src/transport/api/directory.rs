@@ -72,7 +72,7 @@ impl v1::directory_service_server::DirectoryService for DirectoryApi {
         let mut req = request.into_inner();
         let add = AddDirectoryRequest {
             domain: std::mem::take(&mut req.domain),
-            credential: bind_credential(req.credential.take()),
+            credential: bind_credential(req.credential.take()).map_err(Status::from)?,
             preferred_domain_controllers: std::mem::take(&mut req.preferred_domain_controllers),
             request_id: std::mem::take(&mut req.request_id),
         };

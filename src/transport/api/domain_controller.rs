@@ -81,7 +81,7 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
             .dcs
             .discover(
                 &req.domain,
-                bind_credential(req.credential.take()),
+                bind_credential(req.credential.take()).map_err(Status::from)?,
                 req.skip_probe,
                 timeout,
             )
@@ -126,7 +126,7 @@ impl v1::domain_controller_service_server::DomainControllerService for DomainCon
                     etag: req.etag,
                     allow_unreachable: req.allow_unreachable,
                     request_id: req.request_id,
-                    credential: bind_credential(req.credential.take()),
+                    credential: bind_credential(req.credential.take()).map_err(Status::from)?,
                 },
             )
             .await

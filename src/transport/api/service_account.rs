@@ -173,7 +173,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
                 .collect(),
             principals: std::mem::take(&mut r.principals_allowed_to_retrieve_password),
             domain: std::mem::take(&mut r.domain),
-            credential: bind_credential(r.credential.take()),
+            credential: bind_credential(r.credential.take()).map_err(Status::from)?,
             request_id: std::mem::take(&mut r.request_id),
         };
         let record = self
@@ -196,7 +196,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
         let req = UseCustomGmsaRequest {
             name: std::mem::take(&mut r.name),
             domain: std::mem::take(&mut r.domain),
-            credential: bind_credential(r.credential.take()),
+            credential: bind_credential(r.credential.take()).map_err(Status::from)?,
             host_account: std::mem::take(&mut r.host_account),
             request_id: std::mem::take(&mut r.request_id),
         };
@@ -219,7 +219,10 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
         let report = self
             .app
             .gmsa
-            .get(&r.domain, bind_credential(r.credential.take()))
+            .get(
+                &r.domain,
+                bind_credential(r.credential.take()).map_err(Status::from)?,
+            )
             .await
             .map_err(Status::from)?;
         Ok(Response::new(v1::GetServiceAccountResponse {
@@ -244,7 +247,7 @@ impl v1::service_account_service_server::ServiceAccountService for ServiceAccoun
             organizational_units: std::mem::take(&mut r.organizational_units),
             mode: grant_mode(r.mode),
             trustee: std::mem::take(&mut r.trustee),
-            credential: bind_credential(r.credential.take()),
+            credential: bind_credential(r.credential.take()).map_err(Status::from)?,
             request_id: std::mem::take(&mut r.request_id),
         };
         let record = self.app.gmsa.grant(&who, req).await.map_err(Status::from)?;

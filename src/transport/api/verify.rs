@@ -92,7 +92,7 @@ impl v1::verify_service_server::VerifyService for VerifyApi {
                 .iter()
                 .map(|c| category_from_proto(*c))
                 .collect(),
-            credential: bind_credential(r.credential.take()),
+            credential: bind_credential(r.credential.take()).map_err(Status::from)?,
             check_timeout,
         };
         let rx = self.app.verify.verify(req).await.map_err(Status::from)?;

@@ -31,7 +31,7 @@ impl v1::writeback_service_server::WritebackService for WritebackApi {
         let req = SetWritebackRequest {
             enable: r.enable,
             domains: std::mem::take(&mut r.domains),
-            credential: bind_credential(r.credential.take()),
+            credential: bind_credential(r.credential.take()).map_err(Status::from)?,
             request_id: std::mem::take(&mut r.request_id),
         };
         let record = self
@@ -55,7 +55,7 @@ impl v1::writeback_service_server::WritebackService for WritebackApi {
             .writeback
             .get(
                 &r.domain,
-                bind_credential(r.credential.take()),
+                bind_credential(r.credential.take()).map_err(Status::from)?,
                 r.user_sample_size,
             )
             .await

@@ -337,6 +337,10 @@ impl ApplyWorkflows {
                     "credential",
                     "is required: the document changes the directory",
                 )),
+                // Domains reach the agent's module, which takes a password.
+                Some(c) if !desired.domains.is_empty() => {
+                    v.extend(validate::password_credential("credential", Some(c)))
+                }
                 Some(c) => v.extend(validate::credential("credential", Some(c))),
             }
         } else if let Some(c) = credential {

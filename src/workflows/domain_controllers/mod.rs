@@ -138,7 +138,8 @@ impl DomainControllerWorkflows {
             .ok()
             .flatten();
         if request.credential.is_some() {
-            violations.extend(validate::credential(
+            // The agent gets the domain again with the new order.
+            violations.extend(validate::password_credential(
                 "credential",
                 request.credential.as_ref(),
             ));

@@ -12,7 +12,7 @@ pub use bounds::*;
 pub(crate) use names::*;
 
 use super::FieldViolation;
-use crate::backends::directory::BindCredential;
+use crate::backends::directory::{BindCredential, BindSecret, KerberosSource};
 
 pub const MAX_REQUEST_ID_LEN: usize = 128;
 
@@ -66,6 +66,10 @@ pub fn operation_id(field: &str, value: &str) -> Result<String, FieldViolation> 
 
 /// Checks a credential's fields (the password is never echoed).
 pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Vec<FieldViolation> {
+    credential_checks(field, credential)
+}
+
+fn credential_checks(field: &str, credential: Option<&BindCredential>) -> Vec<FieldViolation> {
     use secrecy::ExposeSecret;
     let Some(c) = credential else {
         return vec![FieldViolation::new(field, "is required")];
@@ -82,19 +86,81 @@ pub(crate) fn credential(field: &str, credential: Option<&BindCredential>) -> Ve
             "must be at most 1024 bytes without NUL",
         ));
     }
-    let password = c.password.expose_secret();
-    if password.is_empty() {
-        v.push(FieldViolation::new(
-            format!("{field}.password"),
-            "is required",
-        ));
-    } else if password.len() > 1024 || password.contains('\0') {
-        v.push(FieldViolation::new(
-            format!("{field}.password"),
+    match &c.secret {
+        BindSecret::Password(password) => {
+            let password = password.expose_secret();
+            if password.is_empty() {
+                v.push(FieldViolation::new(
+                    format!("{field}.password"),
+                    "is required",
+                ));
+            } else if password.len() > 1024 || password.contains('\0') {
+                v.push(FieldViolation::new(
+                    format!("{field}.password"),
+                    "must be at most 1024 bytes without NUL",
+                ));
+            }
+        }
+        BindSecret::Kerberos(source) => v.extend(kerberos_source(field, source)),
+    }
+    v
+}
+
+/// A keytab is an absolute path; a cache is `TYPE:residual`. Both name
+/// something on the provd host; whether it holds usable keys is the bind's
+/// business (with an error naming it).
+fn kerberos_source(field: &str, source: &KerberosSource) -> Option<FieldViolation> {
+    let (name, value, problem) = match source {
+        KerberosSource::Keytab(path) => {
+            let text = path.to_string_lossy();
+            let problem = if text.is_empty() {
+                Some("is required")
+            } else if !path.is_absolute() {
+                Some("must be an absolute path on the provd host")
+            } else {
+                None
+            };
+            ("keytab_path", text.into_owned(), problem)
+        }
+        KerberosSource::Ccache(name) => {
+            let problem = match name.split_once(':') {
+                _ if name.is_empty() => Some("is required"),
+                Some((kind, rest))
+                    if !kind.is_empty()
+                        && !rest.is_empty()
+                        && kind.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    None
+                }
+                _ => Some("must be TYPE:residual, e.g. FILE:/tmp/krb5cc_0 or KCM:1000"),
+            };
+            ("ccache", name.clone(), problem)
+        }
+    };
+    let field = format!("{field}.kerberos.{name}");
+    if value.len() > 1024 || value.contains('\0') {
+        return Some(FieldViolation::new(
+            field,
             "must be at most 1024 bytes without NUL",
         ));
     }
-    v
+    problem.map(|p| FieldViolation::new(field, p))
+}
+
+/// The agent's own module takes a password (Add-AADCloudSyncADDomain
+/// -Credential, the writeback cmdlet): a Kerberos credential cannot reach it.
+pub(crate) fn password_credential(
+    field: &str,
+    credential: Option<&BindCredential>,
+) -> Vec<FieldViolation> {
+    match credential.map(|c| &c.secret) {
+        Some(BindSecret::Kerberos(_)) => vec![FieldViolation::new(
+            format!("{field}.kerberos"),
+            "this request hands the credential to the agent's PowerShell module, which takes a \
+             password: use username and password",
+        )],
+        _ => credential_checks(field, credential),
+    }
 }
 
 #[cfg(test)]

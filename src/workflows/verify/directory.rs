@@ -8,11 +8,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::{Category, Check, DISCOVERY_REMEDY, NO_CREDENTIAL, Run, Status, check, skew_status};
-use crate::backends::directory::{BindCredential, DirectorySession};
-use crate::model::{ManagedPassword, ManagedPasswordError, computer_account};
-use crate::workflows::domain_controllers::{Connect, DcSession};
+use crate::backends::directory::BindCredential;
 use crate::workflows::permissions::Profile;
-use crate::workflows::service_account::{self, AccountRecord};
+use crate::workflows::service_account::AccountRecord;
 
 /// A DC certificate expiring sooner than this is a WARN.
 const CERT_WARN_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -50,7 +48,7 @@ pub(super) async fn checks(run: &Run, domain: &str, directory: bool, host: bool)
         out.extend(account_checks(run, domain, account_here, &credential).await);
     }
     if host && let Some(account) = account_here {
-        out.push(retrievable_check(run, domain, account, &credential).await);
+        out.push(super::gmsa_proof::retrievable_check(run, domain, account, &credential).await);
     }
     out
 }
@@ -321,148 +319,4 @@ async fn account_checks(
         ))
     });
     out
-}
-
-async fn retrievable_check(
-    run: &Run,
-    domain: &str,
-    account: &AccountRecord,
-    credential: &BindCredential,
-) -> Check {
-    let host_account = computer_account(&run.host.machine_name());
-    let c = check(
-        "host.gmsa.retrievable",
-        Category::Host,
-        Status::Pass,
-        String::new(),
-    )
-    .subject(domain)
-    .attr("host_account", host_account.clone());
-    let result = async {
-        let mut session = DcSession::open(&run.dcs, domain, credential, Connect::Quiet).await?;
-        async {
-            let root = session.root_dse().await?;
-            let domain_dn = root
-                .first("defaultNamingContext")
-                .unwrap_or_default()
-                .to_owned();
-            let Some(entry) =
-                service_account::read_account_entry(session.as_mut(), &domain_dn, account).await?
-            else {
-                return Ok(Err(format!(
-                    "{} does not exist",
-                    account.distinguished_name
-                )));
-            };
-            if let Err(why) = service_account::host_may_retrieve(
-                session.as_mut(),
-                &domain_dn,
-                &entry,
-                &host_account,
-            )
-            .await?
-            {
-                return Ok(Err(why));
-            }
-            Ok::<_, crate::workflows::Error>(Ok(proof(
-                session.as_mut(),
-                &entry.dn,
-                credential,
-                &host_account,
-            )
-            .await))
-        }
-        .await
-    }
-    .await;
-    let may = format!(
-        "{host_account} may retrieve the password of {}",
-        account.sam_account_name
-    );
-    match result {
-        Ok(Ok(Proof::Retrieved(facts))) => Check {
-            message: format!("{may}: this session retrieved and decoded it ({facts})"),
-            ..c
-        }
-        .attr("proof", "retrieved"),
-        Ok(Ok(Proof::Permitted(why))) => Check {
-            message: format!("{may} (msDS-GroupMSAMembership); the password was not read: {why}"),
-            ..c
-        }
-        .attr("proof", "permitted"),
-        Ok(Ok(Proof::Undecodable(e))) => Check {
-            status: Status::Fail,
-            message: format!(
-                "{may}, but the msDS-ManagedPassword the DC handed out is invalid: {e}"
-            ),
-            ..c
-        },
-        Ok(Err(why)) => Check {
-            status: Status::Fail,
-            message: why,
-            ..c
-        }
-        .remedy(format!(
-            "allow {host_account} to retrieve the password: CreateGmsa with it among the principals"
-        )),
-        Err(e) => Check {
-            status: Status::Fail,
-            message: format!("cannot check: {e}"),
-            ..c
-        },
-    }
-}
-
-/// How far `host.gmsa.retrievable` got past "may retrieve". Carries no
-/// secret: only the decoded blob's shape.
-enum Proof {
-    /// This session read the blob and it decoded; what it holds, described.
-    Retrieved(String),
-    /// The principals allow it, this session did not read it; why.
-    Permitted(String),
-    /// The DC handed out a blob that does not decode.
-    Undecodable(ManagedPasswordError),
-}
-
-/// Reads the gMSA's password through the check's own session. That session
-/// binds with the request's credential, usually the operator's, which is no
-/// principal, so the DC withholds the attribute and the proof stays at
-/// "permitted"; bound as this host (on a DC that hands gMSA passwords out),
-/// it reaches "retrieved". The blob and the decoded passwords are zeroized
-/// when they drop here; nothing of them leaves but lengths and intervals.
-async fn proof(
-    session: &mut dyn DirectorySession,
-    dn: &str,
-    credential: &BindCredential,
-    host_account: &str,
-) -> Proof {
-    let bound = &credential.username;
-    let blob = match session.read_managed_password(dn).await {
-        Ok(Some(blob)) => blob,
-        Ok(None) => {
-            return Proof::Permitted(format!(
-                "the DC withheld msDS-ManagedPassword from this session, which binds as {bound} \
-                 (the request's credential), not as {host_account} (a DC that cannot hand out \
-                 gMSA passwords, such as Samba 4.17, withholds it from everyone)"
-            ));
-        }
-        Err(e) => {
-            return Proof::Permitted(format!(
-                "reading msDS-ManagedPassword as {bound} failed: {e}"
-            ));
-        }
-    };
-    match ManagedPassword::decode(&blob) {
-        Ok(password) => Proof::Retrieved(format!(
-            "current password of {} UTF-16 units, {} previous password, read again within {} s",
-            password.current.len_units(),
-            if password.previous.is_some() {
-                "a"
-            } else {
-                "no"
-            },
-            password.query_interval.as_secs()
-        )),
-        Err(e) => Proof::Undecodable(e),
-    }
 }

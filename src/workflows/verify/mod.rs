@@ -18,6 +18,7 @@ mod agent;
 mod certificates;
 mod directory;
 mod gmsa_prereq;
+mod gmsa_proof;
 mod host;
 mod outbound;
 mod prereq;

@@ -7,6 +7,7 @@ use super::support_tb::*;
 use super::verify::{find, status, verify_with};
 use crate::common::hermetic::*;
 use base64::Engine;
+use provd::backends::directory::{Change, Directory};
 use provd::model::ManagedPassword;
 use provd_proto::v1;
 use provd_proto::v1::CheckStatus::{Fail, Pass};
@@ -43,6 +44,7 @@ fn as_host() -> v1::Credential {
     v1::Credential {
         username: format!("HOST1$@{DOMAIN}"),
         password: HOST_PASSWORD.into(),
+        kerberos: None,
     }
 }
 
@@ -78,10 +80,46 @@ async fn bound_as_this_host_the_password_is_retrieved_and_never_shown() {
     assert_eq!(status(&c), Pass, "{c:#?}");
     assert_eq!(
         c.attributes.get("proof").map(String::as_str),
-        Some("retrieved")
+        Some("authenticated")
     );
     assert!(c.message.contains("retrieved and decoded"), "{}", c.message);
     assert!(c.message.contains("128 UTF-16 units"), "{}", c.message);
+    assert!(c.message.contains("authenticated with it"), "{}", c.message);
+    assert_no_secret(&c);
+    d.shutdown().await;
+}
+
+/// A gMSA made disabled (samba-tool's userAccountControl 4130): the password
+/// is handed out and decodes, and every logon with it fails. A FAIL that
+/// says so, where "may retrieve" alone would pass.
+#[tokio::test]
+async fn a_disabled_gmsa_retrieved_but_refused_by_the_kdc_fails() {
+    let d = set_up(BLOB).await;
+    let dir = &d.fakes.directory;
+    let gmsa = dir
+        .find(&dir.base_dn(), "(sAMAccountName=provAgentgMSA$)")
+        .remove(0);
+    let mut s = dir
+        .connect(&dir.dcs()[0], &dir.admin_credential())
+        .await
+        .unwrap();
+    s.modify(
+        &gmsa,
+        &[Change::Replace(
+            "userAccountControl".into(),
+            vec![b"4130".to_vec()],
+        )],
+    )
+    .await
+    .unwrap();
+    let c = retrievable_as(&d, as_host()).await;
+    assert_eq!(status(&c), Fail, "{c:#?}");
+    assert_eq!(
+        c.attributes.get("proof").map(String::as_str),
+        Some("retrieved")
+    );
+    assert!(c.message.contains("KDC refuses"), "{}", c.message);
+    assert!(c.remedy.contains("userAccountControl 4096"), "{}", c.remedy);
     assert_no_secret(&c);
     d.shutdown().await;
 }

@@ -102,6 +102,7 @@ fn credential(args: &CredentialArgs) -> anyhow::Result<Option<v1::Credential>> {
     Ok(Some(v1::Credential {
         username: username.clone(),
         password: password.to_string(),
+        kerberos: None,
     }))
 }
 

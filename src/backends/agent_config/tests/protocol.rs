@@ -8,10 +8,7 @@ use crate::model::BindCredential;
 use secrecy::{ExposeSecret, SecretString};
 
 fn admin() -> BindCredential {
-    BindCredential {
-        username: "LAB\\Administrator".into(),
-        password: SecretString::from(PASSWORD),
-    }
+    BindCredential::simple("LAB\\Administrator", SecretString::from(PASSWORD))
 }
 
 #[test]

@@ -22,10 +22,7 @@ fn a_line_with_a_password_or_a_token_in_any_form_is_dropped() {
     let r = redactor();
     let add = Request::add_domain(
         "lab.example.test",
-        &BindCredential {
-            username: "LAB\\Administrator".into(),
-            password: secrecy::SecretString::from(PASSWORD),
-        },
+        &BindCredential::simple("LAB\\Administrator", secrecy::SecretString::from(PASSWORD)),
         &[],
     );
     let connect = Request::connect_tenant(&connection());
@@ -89,7 +86,7 @@ proptest! {
         let mut t = Transcript::new(&r);
         let request = Request::add_domain(
             "lab.example.test",
-            &BindCredential { username: "u".into(), password: password.clone().into() },
+            &BindCredential::simple("u", password.clone()),
             &[],
         );
         for line in [

@@ -3,8 +3,14 @@
 //! ldap3 with the DC's host name as the TLS name, so certificate checks use
 //! the name even when the host's resolver cannot see the domain's DNS.
 //!
-//! Binds are simple binds, and only ever over TLS: LDAPS (636) or StartTLS
-//! (389); there is no plaintext mode to configure.
+//! A password is only ever sent in a simple bind over TLS: LDAPS (636) or
+//! StartTLS (389). A Kerberos credential binds with SASL GSSAPI on plain 389
+//! and the Kerberos security layer seals every message from the bind on
+//! (`kerberos`); that is the only use of a plaintext socket, nothing is sent
+//! on it before the bind, and the DC is authenticated by Kerberos mutual
+//! authentication to `ldap/<dc>` instead of a certificate. Samba with its
+//! default `ldap server require strong auth = yes`, and AD requiring LDAP
+//! signing, both accept it; neither accepts GSSAPI inside TLS with a layer.
 //!
 //! Connecting and binding live here; `session` is a bound connection (the
 //! [`DirectorySession`] operations), `probe` the reachability probe of one
@@ -26,7 +32,9 @@ use tracing::Instrument;
 use tracing::field::Empty;
 
 use super::dns::Dns;
-use super::{BindCredential, Directory, DirectoryError, DirectorySession, ProbeReport, SrvTarget};
+use super::{
+    BindCredential, BindSecret, Directory, DirectoryError, DirectorySession, ProbeReport, SrvTarget,
+};
 
 use session::LdapSession;
 
@@ -42,6 +50,9 @@ pub enum LdapTransport {
 #[derive(Debug, Clone)]
 pub struct LdapSettings {
     pub transport: LdapTransport,
+    /// Kerberos binds over `transport` with channel binding instead of
+    /// sealed on plain 389.
+    pub kerberos_over_tls: bool,
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
     pub page_size: i32,
@@ -88,6 +99,10 @@ macro_rules! ldap_span {
 }
 
 // Declared after `ldap_span!`, which they use (macro_rules scope is textual).
+#[cfg(unix)]
+mod kerberos;
+#[cfg(unix)]
+mod kerberos_bind;
 mod probe;
 mod session;
 mod time;
@@ -104,6 +119,8 @@ fn outcome(err: &DirectoryError) -> &'static str {
         DirectoryError::NoDnsRecords { .. } => "dns_no_records",
         DirectoryError::Dns(_) => "dns_error",
         DirectoryError::Config(_) => "config_error",
+        DirectoryError::KerberosRejected { .. } => "kerberos_rejected",
+        DirectoryError::Kerberos { .. } => "kerberos_error",
         DirectoryError::AllFailed(_) => "all_failed",
     }
 }
@@ -196,6 +213,14 @@ impl LdapDirectory {
     }
 
     async fn tcp(&self, dc: &str) -> Result<(tokio::net::TcpStream, IpAddr), DirectoryError> {
+        self.tcp_to(dc, self.port()).await
+    }
+
+    async fn tcp_to(
+        &self,
+        dc: &str,
+        port: u16,
+    ) -> Result<(tokio::net::TcpStream, IpAddr), DirectoryError> {
         let addresses = self
             .dns
             .addresses(dc)
@@ -206,7 +231,7 @@ impl LdapDirectory {
             })?;
         let mut last = String::new();
         for ip in addresses {
-            let addr = SocketAddr::new(ip, self.port());
+            let addr = SocketAddr::new(ip, port);
             match tokio::time::timeout(
                 self.settings.connect_timeout,
                 tokio::net::TcpStream::connect(addr),
@@ -273,11 +298,20 @@ impl LdapDirectory {
         ldap: &mut Ldap,
         credential: Option<&BindCredential>,
     ) -> Result<(), DirectoryError> {
-        let span = ldap_span!("ldap.bind", dc, ldap.anonymous = credential.is_none());
-        let (user, password) = match credential {
-            Some(c) => (c.username.as_str(), c.password.expose_secret()),
+        let (user, password) = match credential.map(|c| (c, &c.secret)) {
+            Some((c, BindSecret::Password(password))) => {
+                (c.username.as_str(), password.expose_secret())
+            }
+            // A Kerberos bind seals its own connection: the probe measures
+            // it on one, and leaves this one anonymous for the RootDSE.
+            Some((c, BindSecret::Kerberos(_))) => {
+                let mut sealed = self.connect_kerberos(dc, c).await?;
+                let _ = sealed.unbind().await;
+                return Ok(());
+            }
             None => ("", ""),
         };
+        let span = ldap_span!("ldap.bind", dc, ldap.anonymous = credential.is_none());
         let timeout = self.settings.operation_timeout;
         observed(span, dc, "bind", async move {
             ldap.with_timeout(timeout)
@@ -308,11 +342,17 @@ impl Directory for LdapDirectory {
         dc: &str,
         credential: &BindCredential,
     ) -> Result<Box<dyn DirectorySession>, DirectoryError> {
-        let mut ldap = self.open(dc).await?;
-        if let Err(err) = self.bind(dc, &mut ldap, Some(credential)).await {
-            let _ = ldap.unbind().await;
-            return Err(err);
-        }
+        let ldap = match &credential.secret {
+            BindSecret::Kerberos(_) => self.connect_kerberos(dc, credential).await?,
+            BindSecret::Password(_) => {
+                let mut ldap = self.open(dc).await?;
+                if let Err(err) = self.bind(dc, &mut ldap, Some(credential)).await {
+                    let _ = ldap.unbind().await;
+                    return Err(err);
+                }
+                ldap
+            }
+        };
         Ok(Box::new(LdapSession {
             dc: dc.to_owned(),
             ldap,
@@ -327,4 +367,41 @@ impl Directory for LdapDirectory {
     ) -> ProbeReport {
         self.run_probe(dc, credential, timeout).await
     }
+
+    async fn authenticate(
+        &self,
+        dc: &str,
+        principal: &str,
+        password: &secrecy::SecretString,
+    ) -> Result<(), DirectoryError> {
+        self.authenticate_kerberos(dc, principal, password).await
+    }
 }
+
+/// On Windows a keytab or cache means nothing: provd would bind as its own
+/// service identity through SSPI, which cross-krb5 0.4 can do only with the
+/// default credentials (its named-principal path frees the name before use)
+/// and Wine cannot test (its Kerberos SSP does not seal). Refused, said so.
+#[cfg(not(unix))]
+impl LdapDirectory {
+    async fn connect_kerberos(
+        &self,
+        _dc: &str,
+        _credential: &BindCredential,
+    ) -> Result<Ldap, DirectoryError> {
+        Err(DirectoryError::Config(WINDOWS_KERBEROS.into()))
+    }
+
+    async fn authenticate_kerberos(
+        &self,
+        _dc: &str,
+        _principal: &str,
+        _password: &secrecy::SecretString,
+    ) -> Result<(), DirectoryError> {
+        Err(DirectoryError::Config(WINDOWS_KERBEROS.into()))
+    }
+}
+
+#[cfg(not(unix))]
+const WINDOWS_KERBEROS: &str = "Kerberos binds with a keytab, a credential cache or a \
+    password are not supported on Windows hosts; use a username and password";

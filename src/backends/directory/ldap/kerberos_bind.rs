@@ -1,0 +1,143 @@
+//! The GSSAPI bind of [`LdapDirectory`]: plain 389, then SASL GSSAPI with
+//! the credential `kerberos` acquired (ldap3 asks for the confidentiality
+//! layer on a connection without TLS, so every later message is sealed); or,
+//! with `kerberos_over_tls`, the TLS connection of `transport` and no layer,
+//! ldap3 sending the `tls-server-end-point` channel binding.
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, StdStream};
+use secrecy::SecretString;
+use tracing::field::Empty;
+
+use super::kerberos::{self, Failure};
+use super::{LdapDirectory, ldap_error, observed};
+use crate::backends::directory::{BindCredential, BindSecret, DirectoryError};
+
+fn failure(dc: &str, failure: Failure) -> DirectoryError {
+    match failure {
+        Failure::Rejected(reason) => DirectoryError::KerberosRejected {
+            dc: dc.into(),
+            reason,
+        },
+        Failure::Setup(reason) => DirectoryError::Kerberos {
+            dc: dc.into(),
+            reason,
+        },
+    }
+}
+
+impl LdapDirectory {
+    /// A sealed session bound as a Kerberos credential.
+    pub(super) async fn connect_kerberos(
+        &self,
+        dc: &str,
+        credential: &BindCredential,
+    ) -> Result<Ldap, DirectoryError> {
+        let BindSecret::Kerberos(source) = &credential.secret else {
+            return Err(DirectoryError::Config(
+                "a password credential cannot make a Kerberos bind".into(),
+            ));
+        };
+        let principal = credential.username.clone();
+        let source = source.clone();
+        let what = match &source {
+            crate::model::KerberosSource::Keytab(p) => format!("keytab {}", p.display()),
+            crate::model::KerberosSource::Ccache(c) => format!("credential cache {c}"),
+        };
+        let acquire = {
+            let principal = principal.clone();
+            move || kerberos::acquire(&principal, &source)
+        };
+        self.gssapi_bind(dc, &principal, &what, acquire).await
+    }
+
+    /// Binds as `principal` with `password` (Kerberos, sealed) and hangs up.
+    pub(super) async fn authenticate_kerberos(
+        &self,
+        dc: &str,
+        principal: &str,
+        password: &SecretString,
+    ) -> Result<(), DirectoryError> {
+        let owned = principal.to_owned();
+        let password = password.clone();
+        let acquire = move || kerberos::acquire_with_password(&owned, &password);
+        let mut ldap = self
+            .gssapi_bind(dc, principal, "its password", acquire)
+            .await?;
+        let _ = ldap.unbind().await;
+        Ok(())
+    }
+
+    async fn gssapi_bind(
+        &self,
+        dc: &str,
+        principal: &str,
+        what: &str,
+        acquire: impl FnOnce() -> Result<libgssapi::credential::Cred, Failure> + Send + 'static,
+    ) -> Result<Ldap, DirectoryError> {
+        let span = ldap_span!(
+            "ldap.bind",
+            dc,
+            ldap.mechanism = "GSSAPI",
+            ldap.kerberos_over_tls = self.settings.kerberos_over_tls
+        );
+        let timeout = self.settings.operation_timeout;
+        observed(span, dc, "bind", async move {
+            // The AS exchange (or keytab read) blocks: the blocking pool.
+            let cred = tokio::time::timeout(timeout, tokio::task::spawn_blocking(acquire))
+                .await
+                .map_err(|_| DirectoryError::Kerberos {
+                    dc: dc.into(),
+                    reason: format!("no answer from the KDC within {timeout:?}"),
+                })?
+                .map_err(|e| DirectoryError::Kerberos {
+                    dc: dc.into(),
+                    reason: e.to_string(),
+                })?
+                .map_err(|f| failure(dc, f))?;
+            let mut ldap = if self.settings.kerberos_over_tls {
+                self.open(dc).await?
+            } else {
+                self.open_plain(dc).await?
+            };
+            let spn = format!("ldap/{dc}");
+            let bound = ldap
+                .with_timeout(timeout)
+                .sasl_gssapi_cred_bind(cross_krb5::Cred::from(cred), dc)
+                .await
+                .and_then(|r| r.success());
+            match bound {
+                Ok(_) => Ok(ldap),
+                Err(e) => {
+                    let _ = ldap.unbind().await;
+                    Err(match e {
+                        LdapError::GssapiOperationError(text) => {
+                            failure(dc, kerberos::classify(&text, principal, what, Some(&spn)))
+                        }
+                        // 8: the DC wants a layer we did not get; 49: the DC
+                        // refused the ticket's principal.
+                        other => ldap_error(dc, other),
+                    })
+                }
+            }
+        })
+        .await
+    }
+
+    /// Plain LDAP on 389 for a bind that seals: nothing is sent on it before
+    /// the SASL exchange installs the layer.
+    async fn open_plain(&self, dc: &str) -> Result<Ldap, DirectoryError> {
+        let (stream, _) = self.tcp_to(dc, 389).await?;
+        let stream = stream.into_std().map_err(|e| DirectoryError::Unreachable {
+            dc: dc.into(),
+            reason: e.to_string(),
+        })?;
+        let settings = LdapConnSettings::new()
+            .set_conn_timeout(self.settings.connect_timeout)
+            .set_std_stream(StdStream::Tcp(stream));
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &format!("ldap://{dc}:389"))
+            .await
+            .map_err(|e| ldap_error(dc, e))?;
+        ldap3::drive!(conn);
+        Ok(ldap)
+    }
+}
