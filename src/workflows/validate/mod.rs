@@ -153,14 +153,15 @@ pub(crate) fn password_credential(
     field: &str,
     credential: Option<&BindCredential>,
 ) -> Vec<FieldViolation> {
-    match credential.map(|c| &c.secret) {
-        Some(BindSecret::Kerberos(_)) => vec![FieldViolation::new(
+    let mut v = credential_checks(field, credential);
+    if let Some(BindSecret::Kerberos(_)) = credential.map(|c| &c.secret) {
+        v.push(FieldViolation::new(
             format!("{field}.kerberos"),
             "this request hands the credential to the agent's PowerShell module, which takes a \
              password: use username and password",
-        )],
-        _ => credential_checks(field, credential),
+        ));
     }
+    v
 }
 
 #[cfg(test)]
