@@ -81,10 +81,14 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         state_dir: dir.join("state"),
         tls: TlsConfig {
-            cert: pki_dir.join("server.pem"),
-            key: pki_dir.join("server.key"),
-            client_ca: pki_dir.join("ca.pem"),
+            cert: Some(pki_dir.join("server.pem")),
+            key: Some(pki_dir.join("server.key")),
+            client_ca: Some(pki_dir.join("ca.pem")),
             client_crl: None,
+            cert_thumbprint: None,
+            cert_subject: None,
+            cert_store: provd::config::DEFAULT_CERT_STORE.into(),
+            client_ca_store: None,
             reload_interval: Duration::from_millis(100),
         },
         log: LogConfig {

@@ -27,7 +27,7 @@ fn signer(dir: &Path, name: &str) -> CheckpointSigner {
     let key = dir.join(format!("{name}.key"));
     std::fs::write(&cert, &server.cert_pem).unwrap();
     std::fs::write(&key, &server.key_pem).unwrap();
-    CheckpointSigner { cert, key }
+    CheckpointSigner::Files { cert, key }
 }
 
 fn log_with(dir: &Path, n: u64) -> (PathBuf, FileAuditLog) {
@@ -226,7 +226,10 @@ fn pruning_leaves_a_signed_checkpoint_the_kept_records_follow() {
 
     // Another server key did not sign it.
     let other = signer(dir.path(), "other.example");
-    let other_cert = std::fs::read(&other.cert).unwrap();
+    let CheckpointSigner::Files { cert, .. } = &other else {
+        unreachable!("a file signer")
+    };
+    let other_cert = std::fs::read(cert).unwrap();
     let b = verify_file(&path, Some(&other_cert))
         .unwrap()
         .broken
