@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use rustls::SignatureScheme;
 use windows_sys::Win32::Security::Cryptography::{
-    AT_KEYEXCHANGE, BCRYPT_PAD_PKCS1, BCRYPT_PAD_PSS, BCRYPT_PKCS1_PADDING_INFO,
+    AT_KEYEXCHANGE, AT_SIGNATURE, BCRYPT_PAD_PKCS1, BCRYPT_PAD_PSS, BCRYPT_PKCS1_PADDING_INFO,
     BCRYPT_PSS_PADDING_INFO, BCRYPT_SHA256_ALGORITHM, BCRYPT_SHA384_ALGORITHM,
     BCRYPT_SHA512_ALGORITHM, CALG_SHA_256, CERT_CONTEXT, CERT_FIND_SHA1_HASH,
     CERT_KEY_PROV_INFO_PROP_ID, CERT_NCRYPT_KEY_SPEC, CERT_RENEWAL_PROP_ID,
@@ -318,13 +318,9 @@ pub(super) fn signing_key(cert: &StoreCertificate) -> Result<StoreIdentity, Stor
             &mut must_free,
         )
     };
-    if acquired == 0 {
-        return Err(key_failed(format!(
-            "cannot open its private key: {}",
-            std::io::Error::last_os_error()
-        )));
-    }
-    let (raw, cng): (Arc<dyn RawSign>, bool) = if key_spec == CERT_NCRYPT_KEY_SPEC {
+    let location = context.key_location();
+    let (raw, cng): (Arc<dyn RawSign>, bool) = if acquired != 0 && key_spec == CERT_NCRYPT_KEY_SPEC
+    {
         (
             Arc::new(NcryptKey {
                 handle,
@@ -333,18 +329,28 @@ pub(super) fn signing_key(cert: &StoreCertificate) -> Result<StoreIdentity, Stor
             true,
         )
     } else {
-        // A CAPI handle. Its provider may be one without SHA-256 (the
-        // base RSA CSP): the same container is opened again with the AES
-        // provider, and the acquired handle is let go.
-        if must_free != 0 {
+        let reason = std::io::Error::last_os_error();
+        // A CAPI key: its provider may be one without SHA-256 (the base
+        // RSA CSP), so the container is opened again with the AES provider
+        // and an acquired handle is let go. Wine's acquire also fails
+        // outright for a machine key (it drops the record's
+        // CRYPT_MACHINE_KEYSET): the record, from a CAPI provider (a
+        // provider type; a CNG key has none), is opened as it says.
+        if acquired != 0 && must_free != 0 {
             // SAFETY: a CAPI provider handle the call said is ours.
             unsafe { CryptReleaseContext(handle, 0) };
         }
-        let location = context
-            .key_location()
-            .ok_or_else(|| key_failed("the store records no key container".into()))?;
+        let location = match location {
+            Some(location) if acquired != 0 || location.provider_type != 0 => location,
+            _ => return Err(key_failed(format!("cannot open its private key: {reason}"))),
+        };
+        let spec = if acquired != 0 {
+            key_spec
+        } else {
+            location.key_spec
+        };
         (
-            Arc::new(CapiKey::open(&location, key_spec).map_err(key_failed)?),
+            Arc::new(CapiKey::open(&location, spec).map_err(key_failed)?),
             false,
         )
     };
@@ -444,36 +450,46 @@ struct CapiKey {
 impl CapiKey {
     fn open(location: &KeyLocation, key_spec: u32) -> Result<CapiKey, String> {
         let container = wide(&location.container);
-        let flags = CRYPT_SILENT
-            | if location.machine {
-                CRYPT_MACHINE_KEYSET
-            } else {
-                0
-            };
+        // The key set the record names first, then the other: Wine
+        // records a LocalMachine store's PFX key without
+        // CRYPT_MACHINE_KEYSET though it keeps it in the machine's.
+        let machine_first = [location.machine, !location.machine];
         let mut provider = 0usize;
-        // SAFETY: NUL-terminated strings alive for the call; the provider
-        // handle is ours, released on drop.
-        let opened = unsafe {
-            CryptAcquireContextW(
-                &mut provider,
-                container.as_ptr(),
-                MS_ENH_RSA_AES_PROV,
-                PROV_RSA_AES,
-                flags,
-            )
-        };
-        if opened == 0 {
+        let mut last_error = None;
+        for machine in machine_first {
+            let flags = CRYPT_SILENT | if machine { CRYPT_MACHINE_KEYSET } else { 0 };
+            // SAFETY: NUL-terminated strings alive for the call; the
+            // provider handle is ours, released on drop.
+            let opened = unsafe {
+                CryptAcquireContextW(
+                    &mut provider,
+                    container.as_ptr(),
+                    MS_ENH_RSA_AES_PROV,
+                    PROV_RSA_AES,
+                    flags,
+                )
+            };
+            if opened != 0 {
+                last_error = None;
+                break;
+            }
+            last_error = Some(std::io::Error::last_os_error());
+        }
+        if let Some(error) = last_error {
             return Err(format!(
-                "cannot open its key container with the AES provider: {}",
-                std::io::Error::last_os_error()
+                "cannot open its key container {:?} with the AES provider: {error}",
+                location.container
             ));
         }
         Ok(CapiKey {
             provider: Mutex::new(provider),
-            key_spec: if key_spec == 0 {
-                AT_KEYEXCHANGE
+            // A CAPI container holds a signature key (AT_SIGNATURE) or
+            // an exchange key, which signs too; Wine reports 3 (neither
+            // value) for the exchange key a PFX brings.
+            key_spec: if key_spec == AT_SIGNATURE {
+                AT_SIGNATURE
             } else {
-                key_spec
+                AT_KEYEXCHANGE
             },
         })
     }

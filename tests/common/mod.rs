@@ -267,6 +267,16 @@ pub async fn served_certificate(
     ca_pem: &str,
     pair: &PemPair,
 ) -> Result<Vec<u8>, String> {
+    served_tls(addr, ca_pem, pair).await.map(|(_, leaf)| leaf)
+}
+
+/// The protocol version and the certificate (DER) a new TLS connection is
+/// served, presenting `pair`.
+pub async fn served_tls(
+    addr: SocketAddr,
+    ca_pem: &str,
+    pair: &PemPair,
+) -> Result<(rustls::ProtocolVersion, Vec<u8>), String> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(rustls_client(ca_pem, Some(pair))));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -276,13 +286,13 @@ pub async fn served_certificate(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    let leaf = tls
-        .get_ref()
-        .1
+    let connection = tls.get_ref().1;
+    let leaf = connection
         .peer_certificates()
         .and_then(|chain| chain.first())
         .ok_or("no server certificate")?;
-    Ok(leaf.to_vec())
+    let version = connection.protocol_version().ok_or("no protocol version")?;
+    Ok((version, leaf.to_vec()))
 }
 
 /// The DER of the first certificate in a PEM file.
