@@ -26,7 +26,9 @@
 //! on Wine alone (no Samba lab); `settings` (tests/wine/settings.rs) the
 //! agent's settings through an apply, an upgrade and an apply again;
 //! `outbound` (tests/wine/outbound.rs) Verify's outbound checks through the
-//! proxy the agent's exe.config names. The tests take turns on the one Wine
+//! proxy the agent's exe.config names; `certstore` (tests/wine/certstore.rs)
+//! provd.exe's certificate and client CA from Wine's certificate store, on
+//! Wine alone. The tests take turns on the one Wine
 //! host (`LAB`), in any order.
 //!
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is

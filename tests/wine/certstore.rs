@@ -24,7 +24,9 @@ const RELOAD: &str = "1s";
 async fn provd_exe_serves_its_certificate_from_the_windows_store() {
     let secret = pfx_password();
     let mut first = None;
-    let provd = WineProvd::start_with_tls("provd-certstore", "", false, |pki, env, dir| {
+    // Two records kept: the denied calls below make the log prune.
+    let audit = "[audit]\nmax_records = 2\n";
+    let provd = WineProvd::start_with_tls("provd-certstore", audit, false, |pki, env, dir| {
         let work = dir.join("store");
         std::fs::create_dir_all(&work).unwrap();
         let key = work.join("server-rsa.key");
@@ -74,6 +76,47 @@ async fn provd_exe_serves_its_certificate_from_the_windows_store() {
     assert_eq!(leaf, certificate_der(&cert));
     let logged = std::fs::read_to_string(dir.join("provd.log")).unwrap();
     assert!(!logged.contains("BEGIN"), "no key material in the log");
+
+    // The audit log, pruned behind a checkpoint the store key signs
+    // (PKCS#1 v1.5: all a CryptoAPI key has), checks out against the
+    // certificate: denied calls are records enough.
+    let viewer = pki_channel(&provd, "viewer", Role::Viewer).await;
+    for _ in 0..4 {
+        let denied = AgentServiceClient::new(viewer.clone())
+            .uninstall(v1::UninstallRequest {
+                request_id: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+    }
+    let audit_log = dir.join("state/audit.log");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let first_line = loop {
+        let text = std::fs::read_to_string(&audit_log).unwrap_or_default();
+        if let Some(line) = text
+            .lines()
+            .next()
+            .filter(|l| l.contains(r#""kind":"checkpoint""#))
+        {
+            break line.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint in {}: {text}",
+            audit_log.display()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert!(
+        first_line.contains(r#""scheme":"RSA_PKCS1_SHA256""#),
+        "{first_line}"
+    );
+    let pem = std::fs::read(&cert).unwrap();
+    let report = provd::backends::audit::verify_file(&audit_log, Some(&pem)).unwrap();
+    assert!(report.broken.is_none(), "{:?}", report.broken);
+    let checkpoint = report.checkpoint.expect("pruned behind a checkpoint");
+    assert_eq!(checkpoint.signer_trusted, Some(true));
 
     // Renewed with the same key (Wine's container keeps one key), imported
     // and linked from the old certificate: served within the interval.
@@ -266,6 +309,14 @@ async fn handshake(
 ) -> Result<(rustls::ProtocolVersion, Vec<u8>), String> {
     let pair = pki.client("admin", &[Role::Admin]);
     common::served_tls(addr, &pki.ca_pem(), &pair).await
+}
+
+/// A channel as a client with `role`.
+async fn pki_channel(provd: &WineProvd, name: &str, role: Role) -> Channel {
+    let pair = provd.pki.client(name, &[role]);
+    common::channel(provd.addr, &provd.pki.ca_pem(), &pair)
+        .await
+        .unwrap()
 }
 
 fn serial(der: &[u8]) -> String {
