@@ -15,9 +15,11 @@ use super::PkiError;
 /// it (re)loads `[tls]`'s files: DER certificates, never a key.
 #[derive(Debug, Clone, Default)]
 pub struct ServedCertificates {
-    /// `tls.cert`, where the chain came from.
+    /// `tls.cert`, where the chain came from; for a certificate of the
+    /// Windows store, its PowerShell path `cert:\LocalMachine\<store>\<thumbprint>`.
     pub cert_file: PathBuf,
-    /// `tls.client_ca`, where the client CAs came from.
+    /// `tls.client_ca`, where the client CAs came from (or
+    /// `cert:\LocalMachine\<tls.client_ca_store>`).
     pub client_ca_file: PathBuf,
     /// The server's chain as served, leaf first (DER).
     pub chain: Vec<Vec<u8>>,
