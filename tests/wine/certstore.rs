@@ -6,9 +6,11 @@
 //! TLS 1.2, since Wine's store key is a CryptoAPI key that signs PKCS#1
 //! v1.5 only; a renewal with the same key, imported and linked to the old
 //! certificate as certificate enrollment links it, is served within the
-//! reload interval; an unknown thumbprint fails start-up naming it. No
-//! Samba lab. What Wine cannot show (CNG keys, ECDSA, PSS, TLS 1.3 with a
-//! store key, change notifications) is listed in deploy/windows/README.md.
+//! reload interval, and a second provd.exe selecting by subject serves it;
+//! the audit checkpoint the store key signs verifies; an unknown
+//! thumbprint fails start-up naming it. No Samba lab. What Wine cannot
+//! show (CNG keys, ECDSA, PSS, TLS 1.3 with a store key, change
+//! notifications) is listed in deploy/windows/README.md.
 
 use super::*;
 
@@ -164,19 +166,57 @@ async fn provd_exe_serves_its_certificate_from_the_windows_store() {
     // The API still answers over the renewed certificate.
     wait_for(provd.addr, &provd.pki).await;
 
+    // By subject instead (a second provd.exe, as a console program): the
+    // newest valid certificate for localhost with a key is the renewal.
+    let service_toml = std::fs::read_to_string(dir.join("provd.toml")).unwrap();
+    let subject_addr = free_addr();
+    let subject_toml = service_toml
+        .lines()
+        .map(|line| match line {
+            l if l.starts_with("listen = ") => format!("listen = \"{subject_addr}\""),
+            l if l.starts_with("state_dir = ") => {
+                format!("state_dir = '{}'", z(&dir.join("state-subject")))
+            }
+            l if l.starts_with("cert_thumbprint = ") => "cert_subject = \"localhost\"".into(),
+            l if l.starts_with("file = ") => format!("file = '{}'", z(&dir.join("subject.log"))),
+            l => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let subject_config = dir.join("subject.toml");
+    std::fs::write(&subject_config, subject_toml).unwrap();
+    let mut by_subject = Command::new("wine")
+        .envs(env)
+        .args([&z(&provd.exe), "serve", "--config", &z(&subject_config)])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let served = loop {
+        if let Ok((_, leaf)) = handshake(subject_addr, &provd.pki).await {
+            break leaf;
+        }
+        assert!(
+            std::time::Instant::now() < deadline && by_subject.try_wait().unwrap().is_none(),
+            "provd.exe with cert_subject never served: {}",
+            std::fs::read_to_string(dir.join("subject.log")).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let _ = by_subject.kill();
+    let _ = by_subject.wait();
+    assert_eq!(serial(&served), new_serial);
+
     // A thumbprint the store does not hold: start-up fails, naming it.
     let unknown = Thumbprint::of(b"no such certificate");
     let config = dir.join("unknown.toml");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\nstate_dir = '{}'\n[tls]\ncert_thumbprint = \"{unknown}\"\n\
+            "listen = \"{}\"\nstate_dir = '{}'\n[tls]\ncert_thumbprint = \"{unknown}\"\n\
              client_ca_store = \"{CA_STORE}\"\n",
+            free_addr(),
             z(&dir.join("state-unknown")),
         ),
     )
@@ -309,6 +349,14 @@ async fn handshake(
 ) -> Result<(rustls::ProtocolVersion, Vec<u8>), String> {
     let pair = pki.client("admin", &[Role::Admin]);
     common::served_tls(addr, &pki.ca_pem(), &pair).await
+}
+
+/// A loopback address with a port nobody listens on.
+fn free_addr() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A channel as a client with `role`.
