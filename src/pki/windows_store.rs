@@ -45,7 +45,7 @@ impl Store {
     fn open(name: &str) -> Result<Store, StoreError> {
         let wide = wide(name);
         // SAFETY: `wide` is a NUL-terminated UTF-16 string that outlives
-        // the call; the system provider takes the store name as its para.
+        // the call; the system provider takes the store name as its parameter.
         let handle = unsafe {
             CertOpenStore(
                 CERT_STORE_PROV_SYSTEM_W,
