@@ -409,10 +409,14 @@ fn daemon_config(state_dir: &Path, pki: &Pki) -> Result<Config> {
         listen: "127.0.0.1:0".parse().context("parse listen address")?,
         state_dir: state_dir.to_owned(),
         tls: TlsConfig {
-            cert: pki.cert(),
-            key: pki.key(),
-            client_ca: pki.ca(),
+            cert: Some(pki.cert()),
+            key: Some(pki.key()),
+            client_ca: Some(pki.ca()),
             client_crl: None,
+            cert_thumbprint: None,
+            cert_subject: None,
+            cert_store: provd::config::DEFAULT_CERT_STORE.into(),
+            client_ca_store: None,
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         },
         log: LogConfig {

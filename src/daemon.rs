@@ -25,7 +25,7 @@ use crate::backends::store::{RedbStore, Store};
 use crate::backends::tenant::{
     ClientScope, CloudSyncApi, HttpTenant, RetryPolicy, Tenant, TenantEndpoints, graph_scope,
 };
-use crate::config::{self, Config};
+use crate::config::{self, Config, ServerCertSource};
 use crate::workflows::SignInClients;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +34,8 @@ pub enum DaemonError {
     StateDir { path: String, reason: String },
     #[error(transparent)]
     Store(#[from] crate::backends::store::StoreError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Tls(#[from] crate::transport::tls::TlsError),
     #[error("cannot listen on {addr}: {reason}")]
@@ -296,13 +298,17 @@ impl DaemonBuilder {
         // task, also when a later step fails.
         let stop = CancellationToken::new();
         let stop_on_error = stop.clone().drop_guard();
+        let sources = crate::transport::tls::TlsSources {
+            server: config.tls.server_source()?,
+            client_ca: config.tls.client_ca_source()?,
+            client_crl: config.tls.client_crl.clone(),
+        };
+        let server_files = match &sources.server {
+            ServerCertSource::Files { cert, key } => Some((cert.clone(), key.clone())),
+            ServerCertSource::Store { .. } => None,
+        };
         let tls = crate::transport::tls::ReloadingConfig::start(
-            crate::transport::tls::TlsFiles {
-                cert: config.tls.cert.clone(),
-                key: config.tls.key.clone(),
-                client_ca: config.tls.client_ca.clone(),
-                client_crl: config.tls.client_crl.clone(),
-            },
+            sources,
             config.tls.reload_interval,
             stop.clone(),
         )?;
@@ -328,10 +334,11 @@ impl DaemonBuilder {
             Some(log) => log,
             None => {
                 let path = config.audit.file(&config.state_dir);
-                // Checkpoints are signed with the key the listener serves.
-                let signer = CheckpointSigner {
-                    cert: config.tls.cert.clone(),
-                    key: config.tls.key.clone(),
+                // Checkpoints are signed with the key the listener serves:
+                // its files, or the store key it holds.
+                let signer = match server_files {
+                    Some((cert, key)) => CheckpointSigner::Files { cert, key },
+                    None => CheckpointSigner::Served(tls.key.clone()),
                 };
                 Arc::new(
                     tokio::task::spawn_blocking(move || FileAuditLog::open(&path, Some(signer)))

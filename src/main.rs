@@ -384,7 +384,8 @@ fn audit_verify(args: AuditVerifyArgs) -> ExitCode {
         None => Config::load(&args.config).map(|config| {
             (
                 config.audit.file(&config.state_dir),
-                args.cert.or(Some(config.tls.cert)),
+                // A store certificate has no file: the signer is shown.
+                args.cert.or(config.tls.cert),
             )
         }),
     };

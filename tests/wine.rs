@@ -26,7 +26,9 @@
 //! on Wine alone (no Samba lab); `settings` (tests/wine/settings.rs) the
 //! agent's settings through an apply, an upgrade and an apply again;
 //! `outbound` (tests/wine/outbound.rs) Verify's outbound checks through the
-//! proxy the agent's exe.config names. The tests take turns on the one Wine
+//! proxy the agent's exe.config names; `certstore` (tests/wine/certstore.rs)
+//! provd.exe's certificate and client CA from Wine's certificate store, on
+//! Wine alone. The tests take turns on the one Wine
 //! host (`LAB`), in any order.
 //!
 //! Needs the Wine lab, the Samba lab and a cross-built provd.exe, so it is
@@ -34,6 +36,8 @@
 //! with `PROVD_WINE_EXE` pointing at the exe.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
+#[path = "wine/certstore.rs"]
+mod certstore;
 mod common;
 #[path = "wine/decommission.rs"]
 mod decommission;
@@ -243,6 +247,25 @@ impl WineProvd {
     }
 
     async fn start_on(name: &str, extra_toml: &str, samba: bool) -> WineProvd {
+        let files = |_: &Pki, _: &BTreeMap<String, String>, dir: &Path| {
+            format!(
+                "[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n",
+                z(&dir.join("pki/server.pem")),
+                z(&dir.join("pki/server.key")),
+                z(&dir.join("pki/ca.pem")),
+            )
+        };
+        Self::start_with_tls(name, extra_toml, samba, files).await
+    }
+
+    /// With the `[tls]` section `tls` writes, once the lab's PKI is made
+    /// in `dir/pki` (the certificate store's test puts it in the store).
+    async fn start_with_tls(
+        name: &str,
+        extra_toml: &str,
+        samba: bool,
+        tls: impl FnOnce(&Pki, &BTreeMap<String, String>, &Path) -> String,
+    ) -> WineProvd {
         let lab_turn = LAB.lock().await;
         let exe = PathBuf::from(
             std::env::var("PROVD_WINE_EXE").expect("PROVD_WINE_EXE: a cross-built provd.exe"),
@@ -252,6 +275,7 @@ impl WineProvd {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let pki = Pki::create(&dir.join("pki"));
+        let tls_toml = tls(&pki, &env, &dir);
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -301,14 +325,11 @@ impl WineProvd {
         std::fs::write(
             &config,
             format!(
-                "listen = \"{addr}\"\nstate_dir = '{}'\n[tls]\ncert = '{}'\nkey = '{}'\nclient_ca = '{}'\n[log]\nfilter = \"info\"\nfile = '{}'\n\
+                "listen = \"{addr}\"\nstate_dir = '{}'\n{tls_toml}[log]\nfilter = \"info\"\nfile = '{}'\n\
                  {directory_toml}\
                  [tenant]\ntenant = \"{}\"\nauthority = \"{base}\"\ngraph = \"{base}\"\nca_file = '{}'\n\
                  {reachability}{extra_toml}",
                 z(&dir.join("state")),
-                z(&dir.join("pki/server.pem")),
-                z(&dir.join("pki/server.key")),
-                z(&dir.join("pki/ca.pem")),
                 z(&dir.join("provd.log")),
                 common::tenant::TENANT,
                 z(&tenant.ca_file),

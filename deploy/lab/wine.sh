@@ -7,8 +7,10 @@
 #
 # Usage: wine.sh COMMAND
 #   up      install packages if missing, build the shim, the stand-in agent, the placeholder
-#           DLLs, the MSIs and the stand-in powershell.exe, create the prefix once, start the
-#           persistent wineserver, put the stand-in over Wine's stub powershell.exe. Idempotent.
+#           DLLs, the MSIs, the stand-in powershell.exe and certimport.exe (a LAB STAND-IN for
+#           certlm/Import-PfxCertificate: windows/certimport.c), create the prefix once, start
+#           the persistent wineserver, put the stand-in over Wine's stub powershell.exe.
+#           Idempotent.
 #   down    stop this prefix's wineserver (and with it every wine process of the prefix)
 #   status  packages, prefix, wineserver, services.exe, MSIs (exit 0 only if the lab is up)
 #   env     print `export` lines for the tests:  eval "$(deploy/lab/wine.sh env)"
@@ -488,6 +490,7 @@ build_all() {
   build_msi bad "$WIN_SRC/bad.wxs"
   build_msi updater "$WIN_SRC/labupdater.wxs"
   build_exe labsetup -ladvapi32
+  build_exe certimport -lcrypt32 -ladvapi32
   rm -rf "$BUILD/tmp"
   say "builds done in $(since "$t")s"
 }
@@ -736,6 +739,7 @@ export WINE_LAB_MSI_BAD='$bad'
 export WINE_LAB_MSI_BAD_SHA256='$(sha256 "$bad")'
 export WINE_LAB_NEWTONSOFT_12='$BUILD/Newtonsoft.Json-12.dll'
 export WINE_LAB_NEWTONSOFT_13='$BUILD/Newtonsoft.Json-13.dll'
+export WINE_LAB_CERTIMPORT='$BUILD/certimport.exe'
 EOF
 }
 

@@ -49,7 +49,9 @@ pub use tenant::{
     DEFAULT_REGISTRATION_CLIENT_ID, DEFAULT_REGISTRATION_SCOPE, DEFAULT_TENANT_CLIENT_ID,
     TenantCloud, TenantConfig,
 };
-pub use tls::{DEFAULT_RELOAD_INTERVAL, TlsConfig};
+pub use tls::{
+    ClientCaSource, DEFAULT_CERT_STORE, DEFAULT_RELOAD_INTERVAL, ServerCertSource, TlsConfig,
+};
 
 use declare::section;
 use layers::Layers;
@@ -69,6 +71,16 @@ pub enum ConfigError {
         key: &'static str,
         env: &'static str,
         flag: &'static str,
+    },
+    /// A setting required unless another one stands in for it.
+    #[error(
+        "missing required setting {key} (set it in the file, as {env}, or with {flag}); {alternative}"
+    )]
+    MissingOneOf {
+        key: &'static str,
+        env: &'static str,
+        flag: &'static str,
+        alternative: &'static str,
     },
 }
 
@@ -140,7 +152,10 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let lookup = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let layers = Self::layers(overrides, &lookup)?;
-        Config::from_layers(&layers)
+        let config = Config::from_layers(&layers)?;
+        // Settings that stand in for each other: checked once all are read.
+        config.tls.check()?;
+        Ok(config)
     }
 
     /// The three layers in order, each replacing the text of the one before.

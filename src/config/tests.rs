@@ -50,9 +50,9 @@ fn layers_file_then_env_then_flags() {
     .unwrap();
     assert_eq!(cfg.listen, "127.0.0.1:3000".parse().unwrap());
     assert_eq!(cfg.state_dir, dir.path().join("state"));
-    assert_eq!(cfg.tls.cert, dir.path().join("s.pem"));
-    assert_eq!(cfg.tls.key, PathBuf::from("/k.pem"));
-    assert_eq!(cfg.tls.client_ca, PathBuf::from("/etc/ca.pem"));
+    assert_eq!(cfg.tls.cert, Some(dir.path().join("s.pem")));
+    assert_eq!(cfg.tls.key, Some(PathBuf::from("/k.pem")));
+    assert_eq!(cfg.tls.client_ca, Some(PathBuf::from("/etc/ca.pem")));
     assert_eq!(cfg.tls.reload_interval, Duration::from_secs(2));
     assert_eq!(cfg.log.format, LogFormat::Json);
 }
@@ -255,4 +255,110 @@ fn telemetry_layers_file_then_env_then_flag() {
         assert!(err.to_string().contains(named), "{key}={value}: {err}");
         assert!(err.to_string().contains("environment"), "{err}");
     }
+}
+
+#[test]
+fn the_store_settings_stand_in_for_the_files_and_never_beside_them() {
+    let base = [
+        ("PROVD_STATE_DIR", "/s"),
+        ("PROVD_TLS_CERT", "/c"),
+        ("PROVD_TLS_KEY", "/k"),
+        ("PROVD_TLS_CLIENT_CA", "/a"),
+    ];
+    let without = |gone: &[&str]| -> Vec<(String, String)> {
+        env(&base
+            .iter()
+            .copied()
+            .filter(|(k, _)| !gone.contains(k))
+            .collect::<Vec<_>>())
+    };
+    // No certificate at all: the error names the file setting and the
+    // store settings that could replace it.
+    let err = Config::load_from(&Overrides::default(), &without(&["PROVD_TLS_CERT"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing required setting tls.cert")
+            && err.contains("--tls-cert")
+            && err.contains("tls.cert_thumbprint"),
+        "{err}"
+    );
+    let err = Config::load_from(&Overrides::default(), &without(&["PROVD_TLS_KEY"]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("missing required setting tls.key"), "{err}");
+    let err = Config::load_from(&Overrides::default(), &without(&["PROVD_TLS_CLIENT_CA"]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("missing required setting tls.client_ca")
+            && err.contains("tls.client_ca_store"),
+        "{err}"
+    );
+    let cfg = Config::load_from(&Overrides::default(), &without(&[])).unwrap();
+    assert_eq!(
+        cfg.tls.server_source().unwrap(),
+        ServerCertSource::Files {
+            cert: "/c".into(),
+            key: "/k".into()
+        }
+    );
+    assert_eq!(
+        cfg.tls.client_ca_source().unwrap(),
+        ClientCaSource::File("/a".into())
+    );
+
+    // Sources judged on the typed section (the store settings parse only
+    // on Windows).
+    use crate::pki::store::{CertQuery, Thumbprint};
+    let thumbprint = Thumbprint::parse("3B7E0829A1C4D5E6F708192A3B4C5D6E7F809102").unwrap();
+    let mut store = cfg.tls.clone();
+    store.cert = None;
+    store.key = None;
+    store.client_ca = None;
+    store.cert_thumbprint = Some(thumbprint);
+    store.client_ca_store = Some("provd-clients".into());
+    assert_eq!(
+        store.server_source().unwrap(),
+        ServerCertSource::Store {
+            store: "My".into(),
+            query: CertQuery::Thumbprint(thumbprint)
+        }
+    );
+    assert_eq!(
+        store.client_ca_source().unwrap(),
+        ClientCaSource::Store("provd-clients".into())
+    );
+    let mut both = store.clone();
+    both.cert = Some("/c".into());
+    let err = both.server_source().unwrap_err().to_string();
+    assert!(
+        err.contains("tls.cert") && err.contains("not both"),
+        "{err}"
+    );
+    let mut both = store.clone();
+    both.cert_subject = Some("provd.contoso.com".into());
+    assert!(both.server_source().is_err());
+    let mut both = store.clone();
+    both.client_ca = Some("/a".into());
+    assert!(both.client_ca_source().is_err());
+}
+
+#[cfg(not(windows))]
+#[test]
+fn the_store_settings_are_refused_off_windows_naming_the_flag() {
+    let err = Config::load_from(
+        &flags(&[
+            "--tls-cert-thumbprint",
+            "3B7E0829A1C4D5E6F708192A3B4C5D6E7F809102",
+        ]),
+        &env(&[("PROVD_STATE_DIR", "/s"), ("PROVD_TLS_CLIENT_CA", "/a")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("flag --tls-cert-thumbprint (tls.cert_thumbprint): ")
+            && err.contains("only on Windows"),
+        "{err}"
+    );
 }

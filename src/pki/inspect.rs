@@ -15,9 +15,11 @@ use super::PkiError;
 /// it (re)loads `[tls]`'s files: DER certificates, never a key.
 #[derive(Debug, Clone, Default)]
 pub struct ServedCertificates {
-    /// `tls.cert`, where the chain came from.
+    /// `tls.cert`, where the chain came from; for a certificate of the
+    /// Windows store, its PowerShell path `cert:\LocalMachine\<store>\<thumbprint>`.
     pub cert_file: PathBuf,
-    /// `tls.client_ca`, where the client CAs came from.
+    /// `tls.client_ca`, where the client CAs came from (or
+    /// `cert:\LocalMachine\<tls.client_ca_store>`).
     pub client_ca_file: PathBuf,
     /// The server's chain as served, leaf first (DER).
     pub chain: Vec<Vec<u8>>,
@@ -209,6 +211,39 @@ pub(super) fn serial_hex(raw: &[u8]) -> String {
         other => other,
     };
     hex::encode(trimmed)
+}
+
+/// The subject public key (the bit string's bytes) of a DER certificate.
+pub fn public_key(der: &[u8]) -> Result<Vec<u8>, String> {
+    let (_, x509) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
+    Ok(x509.public_key().subject_public_key.data.to_vec())
+}
+
+/// Checks `signature` over `message` with `scheme` against the public key
+/// of the DER certificate, through rustls' ring provider (provd's one).
+pub fn verify_signature(
+    cert_der: &[u8],
+    scheme: rustls::SignatureScheme,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), String> {
+    let key = public_key(cert_der)?;
+    let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+    let candidates = algorithms
+        .mapping
+        .iter()
+        .find(|(s, _)| *s == scheme)
+        .map(|(_, algs)| *algs)
+        .unwrap_or_default();
+    if candidates
+        .iter()
+        .any(|alg| alg.verify_signature(&key, message, signature).is_ok())
+    {
+        Ok(())
+    } else {
+        Err("the signature does not verify".into())
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,9 @@
 //! `provd pki` commands; `renew` issues a leaf again before it expires;
 //! `crl` makes the CA's client-certificate revocation list; `inspect`
 //! reads certificates and CRLs back (expiry, serial, issuer, which CA
-//! signed what) for those commands, the TLS listener and Verify.
+//! signed what) for those commands, the TLS listener and Verify; `store`
+//! the server certificate, its key and the client CAs from the Windows
+//! certificate store (`windows_store`, cfg(windows)).
 
 mod ca;
 mod crl;
@@ -22,6 +24,13 @@ mod files;
 mod inspect;
 mod issue;
 mod renew;
+pub mod store;
+// Used by the Windows store alone; tested everywhere.
+#[cfg_attr(not(windows), allow(dead_code))]
+mod store_key;
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod windows_store;
 
 use std::fmt;
 use std::io;
@@ -35,7 +44,7 @@ pub use crl::{CrlOptions, CrlOutcome, crl};
 pub use files::{InitOptions, IssueKind, IssueOptions, init, issue};
 pub use inspect::{
     CertificateInfo, CrlInfo, ServedCertificates, certificates_from_pem, crl_ders,
-    crl_signed_by_any, is_signed_by, rfc3339,
+    crl_signed_by_any, is_signed_by, public_key, rfc3339, verify_signature,
 };
 pub use issue::{CertIdentity, cert_identity, identity_from_der};
 pub use renew::{RenewOptions, RenewOutcome, Renewed, renew};

@@ -1,33 +1,41 @@
 //! Server-side mutual TLS: one rustls configuration (ring provider) that
-//! requires a client certificate signed directly by a certificate in the
-//! configured CA file (no intermediate CAs; see [`DirectClientVerifier`]) and
-//! not revoked by the optional client CRL file, offers both `h2` (gRPC,
-//! JSON) and `http/1.1` (JSON, health) by ALPN, and is republished through a
-//! `watch` channel whenever the certificate, key, CA or CRL files change, so
-//! rotation and revocation need no restart. A bad new file keeps the old
-//! configuration and is logged (at each check, until the files load). Each
-//! configuration that loads is also published as plain DER certificates
-//! ([`ServedCertificates`]) for Verify's `provd.certificate.expiry`.
+//! requires a client certificate signed directly by one of the client CAs
+//! (no intermediate CAs; see [`DirectClientVerifier`]) and not revoked by
+//! the optional client CRL file, offers both `h2` (gRPC, JSON) and
+//! `http/1.1` (JSON, health) by ALPN, and is republished through a `watch`
+//! channel whenever its sources change, so rotation and revocation need no
+//! restart. The sources are files (`tls.cert`, `tls.key`, `tls.client_ca`)
+//! or, on Windows, the LocalMachine certificate store (`tls.cert_thumbprint`
+//! or `tls.cert_subject`, `tls.client_ca_store`), whose key never leaves the
+//! store. A bad new source keeps the old configuration and is logged (at
+//! each check, until it loads). Each configuration that loads is also
+//! published as plain DER certificates ([`ServedCertificates`]) for
+//! Verify's `provd.certificate.expiry`, and as the key it serves, which the
+//! audit checkpoints sign with when it has no file.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, ServerConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, UnixTime};
 use tokio::sync::watch;
 
+use crate::config::{ClientCaSource, ServerCertSource};
+use crate::pki::store::{self, CertQuery, StoreCertificate, StoreError};
 use crate::pki::{self, ServedCertificates};
 
-/// The settings whose files make up the configuration, as errors name them.
+/// The settings that make up the configuration, as errors name them.
 const CERT: &str = "tls.cert";
 const KEY: &str = "tls.key";
 const CLIENT_CA: &str = "tls.client_ca";
 const CLIENT_CRL: &str = "tls.client_crl";
+const CLIENT_CA_STORE: &str = "tls.client_ca_store";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -49,6 +57,12 @@ pub enum TlsError {
         path: String,
         reason: String,
     },
+    /// The certificate store: nothing found, or a call that failed.
+    #[error("{setting}: {error}")]
+    Store {
+        setting: &'static str,
+        error: StoreError,
+    },
     /// A client certificate that chains to the CA only through an
     /// intermediate the client sent.
     #[error(
@@ -58,21 +72,21 @@ pub enum TlsError {
 }
 
 impl TlsError {
-    fn invalid(setting: &'static str, path: &Path, reason: impl ToString) -> TlsError {
+    /// `place`: the file, or the store path (`cert:\LocalMachine\My\…`).
+    fn invalid(setting: &'static str, place: &str, reason: impl ToString) -> TlsError {
         TlsError::Invalid {
             setting,
-            path: path.display().to_string(),
+            path: place.to_owned(),
             reason: reason.to_string(),
         }
     }
 }
 
-/// The files that make up the server's TLS identity and trust.
+/// Where the server's TLS identity and trust come from.
 #[derive(Debug, Clone)]
-pub struct TlsFiles {
-    pub cert: PathBuf,
-    pub key: PathBuf,
-    pub client_ca: PathBuf,
+pub struct TlsSources {
+    pub server: ServerCertSource,
+    pub client_ca: ClientCaSource,
     /// Revoked client certificates (PEM or DER CRLs of the client CAs).
     pub client_crl: Option<PathBuf>,
 }
@@ -84,7 +98,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+fn read(setting: &'static str, path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|e| TlsError::Read {
         setting,
         path: path.display().to_string(),
@@ -94,7 +108,7 @@ fn read(setting: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn certs(
     setting: &'static str,
-    path: &Path,
+    path: &str,
     pem: &[u8],
 ) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let certs = CertificateDer::pem_slice_iter(pem)
@@ -103,27 +117,28 @@ fn certs(
     if certs.is_empty() {
         return Err(TlsError::Empty {
             setting,
-            path: path.display().to_string(),
+            path: path.to_owned(),
             what: "certificate",
         });
     }
     Ok(certs)
 }
 
-/// The CRLs of the client CRL file, each checked to be signed by a CA in
-/// the client CA file (a CRL of another CA would revoke nothing provd
-/// accepts: a mistake to report, not to ignore).
+/// The CRLs of the client CRL file, each checked to be signed by a client
+/// CA (a CRL of another CA would revoke nothing provd accepts: a mistake
+/// to report, not to ignore).
 fn crls(
-    path: &Path,
+    path: &str,
     bytes: &[u8],
     cas: &[CertificateDer<'static>],
+    ca_setting: &str,
 ) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
     let ders =
         pki::crl_ders(bytes).map_err(|reason| TlsError::invalid(CLIENT_CRL, path, reason))?;
     let cas: Vec<Vec<u8>> = cas.iter().map(|ca| ca.to_vec()).collect();
     for der in &ders {
         pki::crl_signed_by_any(der, &cas).map_err(|reason| {
-            TlsError::invalid(CLIENT_CRL, path, format!("{reason} ({CLIENT_CA})"))
+            TlsError::invalid(CLIENT_CRL, path, format!("{reason} ({ca_setting})"))
         })?;
     }
     Ok(ders
@@ -132,25 +147,84 @@ fn crls(
         .collect())
 }
 
-/// What one load produced: the configuration and what it serves.
-type Loaded = (Arc<ServerConfig>, Arc<ServedCertificates>);
+/// What one load produced: the configuration, what it serves, its key.
+struct Loaded {
+    config: Arc<ServerConfig>,
+    served: Arc<ServedCertificates>,
+    key: Arc<CertifiedKey>,
+}
 
-/// The files' bytes, as read together.
+/// The server certificate as read: its files' bytes, or the store's
+/// certificate (its key is opened only when it changed).
+#[derive(Clone, PartialEq, Eq)]
+enum ServerContents {
+    Files { cert: Vec<u8>, key: Vec<u8> },
+    Store(StoreCertificate),
+}
+
+/// The client CAs as read: the file's bytes, or the store's certificates.
+#[derive(Clone, PartialEq, Eq)]
+enum CaContents {
+    File(Vec<u8>),
+    Store(Vec<Vec<u8>>),
+}
+
+/// Every source's contents, read together. Contents rather than mtimes:
+/// rotations by rename keep mtimes, the files are a few KB, and a store
+/// has no mtime.
+#[derive(Clone, PartialEq, Eq)]
 struct Contents {
-    cert: Vec<u8>,
-    key: Vec<u8>,
-    client_ca: Vec<u8>,
+    server: ServerContents,
+    client_ca: CaContents,
     client_crl: Option<Vec<u8>>,
 }
 
+/// The setting a store query comes from.
+fn query_setting(query: &CertQuery) -> &'static str {
+    match query {
+        CertQuery::Thumbprint(_) => "tls.cert_thumbprint",
+        CertQuery::Subject(_) => "tls.cert_subject",
+    }
+}
+
 impl Contents {
-    /// The files as they are now; an unreadable one is an error naming it.
-    fn read(files: &TlsFiles) -> Result<Contents, TlsError> {
+    /// The sources as they are now; an unreadable one is an error naming it.
+    fn read(sources: &TlsSources) -> Result<Contents, TlsError> {
+        let server = match &sources.server {
+            ServerCertSource::Files { cert, key } => ServerContents::Files {
+                cert: read(CERT, cert)?,
+                key: read(KEY, key)?,
+            },
+            ServerCertSource::Store { store, query } => {
+                ServerContents::Store(store::find(store, query).map_err(|error| {
+                    TlsError::Store {
+                        setting: query_setting(query),
+                        error,
+                    }
+                })?)
+            }
+        };
+        let client_ca = match &sources.client_ca {
+            ClientCaSource::File(path) => CaContents::File(read(CLIENT_CA, path)?),
+            ClientCaSource::Store(name) => {
+                let ders = store::certificates(name).map_err(|error| TlsError::Store {
+                    setting: CLIENT_CA_STORE,
+                    error,
+                })?;
+                if ders.is_empty() {
+                    return Err(TlsError::invalid(
+                        CLIENT_CA_STORE,
+                        &store_path(name),
+                        "holds no certificate: no client could connect",
+                    ));
+                }
+                CaContents::Store(ders)
+            }
+        };
         Ok(Contents {
-            cert: read(CERT, &files.cert)?,
-            key: read(KEY, &files.key)?,
-            client_ca: read(CLIENT_CA, &files.client_ca)?,
-            client_crl: match &files.client_crl {
+            server,
+            client_ca,
+            client_crl: match &sources.client_crl {
                 Some(path) => Some(read(CLIENT_CRL, path)?),
                 None => None,
             },
@@ -158,22 +232,89 @@ impl Contents {
     }
 }
 
-fn server_config(files: &TlsFiles, contents: &Contents) -> Result<Loaded, TlsError> {
-    let chain = certs(CERT, &files.cert, &contents.cert)?;
-    let key = PrivateKeyDer::from_pem_slice(&contents.key)
-        .map_err(|e| TlsError::invalid(KEY, &files.key, e))?;
-    let cas = certs(CLIENT_CA, &files.client_ca, &contents.client_ca)?;
+fn store_path(name: &str) -> String {
+    format!(r"cert:\LocalMachine\{name}")
+}
+
+/// The server's chain and key, where they came from, and whether the key
+/// allows TLS 1.3.
+fn server_identity(
+    sources: &TlsSources,
+    contents: &ServerContents,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<(CertifiedKey, String, bool), TlsError> {
+    match (&sources.server, contents) {
+        (
+            ServerCertSource::Files { cert, key },
+            ServerContents::Files {
+                cert: pem,
+                key: kpem,
+            },
+        ) => {
+            let place = cert.display().to_string();
+            let chain = certs(CERT, &place, pem)?;
+            let key_der = PrivateKeyDer::from_pem_slice(kpem)
+                .map_err(|e| TlsError::invalid(KEY, &key.display().to_string(), e))?;
+            let certified = CertifiedKey::from_der(chain, key_der, provider)
+                .map_err(|e| TlsError::invalid(CERT, &place, e))?;
+            Ok((certified, place, false))
+        }
+        (ServerCertSource::Store { query, .. }, ServerContents::Store(found)) => {
+            let identity = store::signing_key(found).map_err(|error| TlsError::Store {
+                setting: query_setting(query),
+                error,
+            })?;
+            // The leaf alone: clients trust the CA that signed it (as
+            // they do for tls.cert holding one certificate).
+            let chain = vec![CertificateDer::from(found.der.clone())];
+            Ok((
+                CertifiedKey::new(chain, identity.key),
+                found.path(),
+                identity.tls12_only,
+            ))
+        }
+        _ => Err(TlsError::invalid(
+            CERT,
+            "",
+            "the server certificate's contents do not match its source",
+        )),
+    }
+}
+
+fn server_config(sources: &TlsSources, contents: &Contents) -> Result<Loaded, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let (certified, cert_place, tls12_only) =
+        server_identity(sources, &contents.server, &provider)?;
+    let (ca_setting, ca_place, cas) = match (&sources.client_ca, &contents.client_ca) {
+        (ClientCaSource::File(path), CaContents::File(pem)) => {
+            let place = path.display().to_string();
+            let cas = certs(CLIENT_CA, &place, pem)?;
+            (CLIENT_CA, place, cas)
+        }
+        (ClientCaSource::Store(name), CaContents::Store(ders)) => (
+            CLIENT_CA_STORE,
+            store_path(name),
+            ders.iter().cloned().map(CertificateDer::from).collect(),
+        ),
+        _ => {
+            return Err(TlsError::invalid(
+                CLIENT_CA,
+                "",
+                "the client CAs' contents do not match their source",
+            ));
+        }
+    };
     let mut roots = rustls::RootCertStore::empty();
     for ca in &cas {
         roots
             .add(ca.clone())
-            .map_err(|e| TlsError::invalid(CLIENT_CA, &files.client_ca, e))?;
+            .map_err(|e| TlsError::invalid(ca_setting, &ca_place, e))?;
     }
-    let crls = match (&files.client_crl, &contents.client_crl) {
-        (Some(path), Some(bytes)) => crls(path, bytes, &cas)?,
+    let crl_place = sources.client_crl.as_ref().map(|p| p.display().to_string());
+    let crls = match (&crl_place, &contents.client_crl) {
+        (Some(path), Some(bytes)) => crls(path, bytes, &cas, ca_setting)?,
         _ => Vec::new(),
     };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     if !crls.is_empty() {
@@ -184,25 +325,36 @@ fn server_config(files: &TlsFiles, contents: &Contents) -> Result<Loaded, TlsErr
         // (CertificateRevoked). A CRL past its nextUpdate still applies.
         builder = builder.with_crls(crls).allow_unknown_revocation_status();
     }
-    let inner = builder.build().map_err(|e| match (&e, &files.client_crl) {
+    let inner = builder.build().map_err(|e| match (&e, &crl_place) {
         (VerifierBuilderError::InvalidCrl(_), Some(path)) => TlsError::invalid(CLIENT_CRL, path, e),
-        _ => TlsError::invalid(CLIENT_CA, &files.client_ca, e),
+        _ => TlsError::invalid(ca_setting, &ca_place, e),
     })?;
     let verifier = Arc::new(DirectClientVerifier { inner });
     let served = ServedCertificates {
-        cert_file: files.cert.clone(),
-        client_ca_file: files.client_ca.clone(),
-        chain: chain.iter().map(|c| c.to_vec()).collect(),
+        cert_file: PathBuf::from(&cert_place),
+        client_ca_file: PathBuf::from(&ca_place),
+        chain: certified.cert.iter().map(|c| c.to_vec()).collect(),
         client_cas: cas.iter().map(|c| c.to_vec()).collect(),
     };
+    // A key that signs PKCS#1 v1.5 only cannot do TLS 1.3 (RSA there is
+    // PSS): offering 1.3 would fail every modern client's handshake.
+    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
+        &[&rustls::version::TLS12]
+    } else {
+        rustls::DEFAULT_VERSIONS
+    };
+    let key = Arc::new(certified);
     let mut config = ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::invalid(CERT, &files.cert, e))?
+        .with_protocol_versions(versions)
+        .map_err(|e| TlsError::invalid(CERT, &cert_place, e))?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| TlsError::invalid(CERT, &files.cert, e))?;
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(key.clone())));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok((Arc::new(config), Arc::new(served)))
+    Ok(Loaded {
+        config: Arc::new(config),
+        served: Arc::new(served),
+        key,
+    })
 }
 
 /// webpki's client verification, given none of the intermediates the client
@@ -276,21 +428,27 @@ pub struct ReloadingConfig {
     pub current: watch::Receiver<Arc<ServerConfig>>,
     /// What `current` serves, republished with it.
     pub served: watch::Receiver<Arc<ServedCertificates>>,
+    /// The chain and key `current` serves, republished with it.
+    pub key: watch::Receiver<Arc<CertifiedKey>>,
 }
 
 impl ReloadingConfig {
-    /// Loads the files once (failing start-up if they are bad), then polls
-    /// them every `interval` until `stop` fires, publishing a new
-    /// configuration when their contents change and load cleanly.
+    /// Loads the sources once (failing start-up if they are bad), then
+    /// polls them every `interval` until `stop` fires, publishing a new
+    /// configuration when their contents change and load cleanly. A store
+    /// is polled too: Windows can signal its changes
+    /// (`CERT_STORE_CTRL_NOTIFY_CHANGE`), Wine cannot, and the interval
+    /// bounds the wait either way.
     pub fn start(
-        files: TlsFiles,
+        sources: TlsSources,
         interval: Duration,
         stop: tokio_util::sync::CancellationToken,
     ) -> Result<Self, TlsError> {
-        let mut seen = snapshot(&files);
-        let (config, served) = server_config(&files, &Contents::read(&files)?)?;
-        let (tx, rx) = watch::channel(config);
-        let (served_tx, served_rx) = watch::channel(served);
+        let mut seen = Contents::read(&sources)?;
+        let loaded = server_config(&sources, &seen)?;
+        let (tx, rx) = watch::channel(loaded.config);
+        let (served_tx, served_rx) = watch::channel(loaded.served);
+        let (key_tx, key_rx) = watch::channel(loaded.key);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -299,72 +457,47 @@ impl ReloadingConfig {
                     _ = tick.tick() => {}
                     () = stop.cancelled() => return,
                 }
-                let now = snapshot(&files);
+                // The store calls block: off the runtime's threads.
+                let reading = sources.clone();
+                let read = tokio::task::spawn_blocking(move || Contents::read(&reading)).await;
+                let now = match read {
+                    Ok(Ok(now)) => now,
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "a TLS source is unreadable; keeping the current configuration");
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
                 if now == seen {
                     continue;
                 }
-                let Some(contents) = now.contents(&files) else {
-                    tracing::warn!("a TLS file is unreadable; keeping the current configuration");
-                    continue;
-                };
-                match server_config(&files, &contents) {
-                    Ok((config, served)) => {
-                        tracing::info!(cert = %files.cert.display(), "TLS certificates reloaded");
-                        let _ = tx.send(config);
-                        let _ = served_tx.send(served);
+                let loading = sources.clone();
+                let contents = now.clone();
+                let loaded =
+                    tokio::task::spawn_blocking(move || server_config(&loading, &contents)).await;
+                match loaded {
+                    Ok(Ok(loaded)) => {
+                        tracing::info!(
+                            cert = %loaded.served.cert_file.display(),
+                            "TLS certificates reloaded"
+                        );
+                        let _ = tx.send(loaded.config);
+                        let _ = served_tx.send(loaded.served);
+                        let _ = key_tx.send(loaded.key);
                         seen = now;
                     }
                     // Often a half-written rotation: retry next tick.
-                    Err(err) => {
-                        tracing::warn!(error = %err, "new TLS files rejected; keeping the current ones");
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "new TLS sources rejected; keeping the current ones");
                     }
+                    Err(_) => {}
                 }
             }
         });
         Ok(Self {
             current: rx,
             served: served_rx,
+            key: key_rx,
         })
-    }
-}
-
-/// The files' contents, `None` for one that cannot be read. Contents
-/// rather than mtimes: rotations by rename keep mtimes, and the files are a
-/// few KB.
-#[derive(PartialEq, Eq)]
-struct Snapshot {
-    cert: Option<Vec<u8>>,
-    key: Option<Vec<u8>>,
-    client_ca: Option<Vec<u8>>,
-    /// `Some(None)` when no CRL file is configured.
-    client_crl: Option<Option<Vec<u8>>>,
-}
-
-impl Snapshot {
-    /// Every configured file's bytes, or `None` when one is unreadable.
-    fn contents(&self, files: &TlsFiles) -> Option<Contents> {
-        let client_crl = match (&files.client_crl, &self.client_crl) {
-            (None, _) => None,
-            (Some(_), Some(Some(bytes))) => Some(bytes.clone()),
-            (Some(_), _) => return None,
-        };
-        Some(Contents {
-            cert: self.cert.clone()?,
-            key: self.key.clone()?,
-            client_ca: self.client_ca.clone()?,
-            client_crl,
-        })
-    }
-}
-
-fn snapshot(files: &TlsFiles) -> Snapshot {
-    Snapshot {
-        cert: std::fs::read(&files.cert).ok(),
-        key: std::fs::read(&files.key).ok(),
-        client_ca: std::fs::read(&files.client_ca).ok(),
-        client_crl: match &files.client_crl {
-            Some(path) => std::fs::read(path).ok().map(Some),
-            None => Some(None),
-        },
     }
 }

@@ -81,10 +81,14 @@ pub fn config(dir: &Path, pki_dir: &Path) -> Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         state_dir: dir.join("state"),
         tls: TlsConfig {
-            cert: pki_dir.join("server.pem"),
-            key: pki_dir.join("server.key"),
-            client_ca: pki_dir.join("ca.pem"),
+            cert: Some(pki_dir.join("server.pem")),
+            key: Some(pki_dir.join("server.key")),
+            client_ca: Some(pki_dir.join("ca.pem")),
             client_crl: None,
+            cert_thumbprint: None,
+            cert_subject: None,
+            cert_store: provd::config::DEFAULT_CERT_STORE.into(),
+            client_ca_store: None,
             reload_interval: Duration::from_millis(100),
         },
         log: LogConfig {
@@ -263,6 +267,16 @@ pub async fn served_certificate(
     ca_pem: &str,
     pair: &PemPair,
 ) -> Result<Vec<u8>, String> {
+    served_tls(addr, ca_pem, pair).await.map(|(_, leaf)| leaf)
+}
+
+/// The protocol version and the certificate (DER) a new TLS connection is
+/// served, presenting `pair`.
+pub async fn served_tls(
+    addr: SocketAddr,
+    ca_pem: &str,
+    pair: &PemPair,
+) -> Result<(rustls::ProtocolVersion, Vec<u8>), String> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(rustls_client(ca_pem, Some(pair))));
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
@@ -272,13 +286,13 @@ pub async fn served_certificate(
         .connect(name, tcp)
         .await
         .map_err(|e| format!("handshake: {e}"))?;
-    let leaf = tls
-        .get_ref()
-        .1
+    let connection = tls.get_ref().1;
+    let leaf = connection
         .peer_certificates()
         .and_then(|chain| chain.first())
         .ok_or("no server certificate")?;
-    Ok(leaf.to_vec())
+    let version = connection.protocol_version().ok_or("no protocol version")?;
+    Ok((version, leaf.to_vec()))
 }
 
 /// The DER of the first certificate in a PEM file.

@@ -150,7 +150,7 @@ fn verify_names_a_removed_line_a_swapped_pair_and_a_torn_tail() {
 fn a_pruned_log_verifies_against_the_server_certificate_only() {
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::create(&dir.path().join("pki"));
-    let signer = CheckpointSigner {
+    let signer = CheckpointSigner::Files {
         cert: pki.dir.join("server.pem"),
         key: pki.dir.join("server.key"),
     };

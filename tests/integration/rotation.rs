@@ -325,7 +325,7 @@ async fn a_bad_crl_on_reload_keeps_the_previous_configuration_and_warns() {
     .unwrap();
     eventually("the warning", || async {
         let text = log.text();
-        (text.contains("new TLS files rejected") && text.contains("tls.client_crl")).then_some(())
+        (text.contains("new TLS sources rejected") && text.contains("tls.client_crl")).then_some(())
     })
     .await;
     assert_revoked(healthz(&h, &mallory).await);

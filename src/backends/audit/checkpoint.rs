@@ -2,21 +2,29 @@
 //!
 //! The key is whatever `tls.key` holds (ECDSA P-256 from `provd pki`, or
 //! the operator's own: ECDSA P-384/P-521, Ed25519, RSA with PSS), read when
-//! a prune runs, so a rotated key signs the next checkpoint. Signing and
-//! checking go through rustls' ring provider, provd's one crypto provider.
+//! a prune runs, so a rotated key signs the next checkpoint; or, with the
+//! certificate from the Windows store (`tls.cert_thumbprint`), the store
+//! key the listener serves now, which has no file (a CAPI key signs
+//! PKCS#1 v1.5 only). Signing and checking go through rustls' ring
+//! provider, provd's one crypto provider.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use rustls::SignatureScheme;
+use rustls::sign::{CertifiedKey, SigningKey};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::watch;
 
 use super::line::Checkpoint;
 
-/// The schemes a checkpoint may be signed with (TLS 1.3's: each names its
-/// curve or padding, so a signature cannot be read under another).
+/// The schemes a checkpoint may be signed with, preferred first: TLS 1.3's
+/// (each names its curve or padding, so a signature cannot be read under
+/// another), then PKCS#1 v1.5 with SHA-256 for a store key that has
+/// nothing else.
 const SCHEMES: &[SignatureScheme] = &[
     SignatureScheme::ED25519,
     SignatureScheme::ECDSA_NISTP256_SHA256,
@@ -25,13 +33,16 @@ const SCHEMES: &[SignatureScheme] = &[
     SignatureScheme::RSA_PSS_SHA256,
     SignatureScheme::RSA_PSS_SHA384,
     SignatureScheme::RSA_PSS_SHA512,
+    SignatureScheme::RSA_PKCS1_SHA256,
 ];
 
-/// The daemon's certificate and key files (`tls.cert`, `tls.key`).
+/// The daemon's TLS certificate and key.
 #[derive(Debug, Clone)]
-pub struct CheckpointSigner {
-    pub cert: PathBuf,
-    pub key: PathBuf,
+pub enum CheckpointSigner {
+    /// `tls.cert` and `tls.key`, read at each prune.
+    Files { cert: PathBuf, key: PathBuf },
+    /// What the listener serves now (republished on each reload).
+    Served(watch::Receiver<Arc<CertifiedKey>>),
 }
 
 /// A signature and what checks it.
@@ -44,39 +55,53 @@ pub(super) struct Signed {
 impl CheckpointSigner {
     /// The leaf certificate's DER (the first certificate of `tls.cert`).
     pub(super) fn certificate(&self) -> Result<Vec<u8>, String> {
-        let pem = std::fs::read(&self.cert)
-            .map_err(|e| format!("cannot read {}: {e}", self.cert.display()))?;
+        let cert = match self {
+            CheckpointSigner::Files { cert, .. } => cert,
+            CheckpointSigner::Served(served) => {
+                return served
+                    .borrow()
+                    .cert
+                    .first()
+                    .map(|der| der.to_vec())
+                    .ok_or_else(|| "the served chain is empty".to_owned());
+            }
+        };
+        let pem =
+            std::fs::read(cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
         CertificateDer::pem_slice_iter(&pem)
             .next()
-            .ok_or_else(|| format!("{} holds no certificate", self.cert.display()))?
+            .ok_or_else(|| format!("{} holds no certificate", cert.display()))?
             .map(|der| der.to_vec())
-            .map_err(|e| format!("{}: {e}", self.cert.display()))
+            .map_err(|e| format!("{}: {e}", cert.display()))
     }
 
     /// Signs `message` with the key, naming the certificate that checks it.
     pub(super) fn sign(&self, signer_der: Vec<u8>, message: &[u8]) -> Result<Signed, String> {
-        let pem = std::fs::read(&self.key)
-            .map_err(|e| format!("cannot read {}: {e}", self.key.display()))?;
-        let key = PrivateKeyDer::from_pem_slice(&pem)
-            .map_err(|e| format!("{}: {e}", self.key.display()))?;
-        let key = rustls::crypto::ring::default_provider()
-            .key_provider
-            .load_private_key(key)
-            .map_err(|e| format!("{}: {e}", self.key.display()))?;
+        let (key, what): (Arc<dyn SigningKey>, String) = match self {
+            CheckpointSigner::Files { key, .. } => {
+                let pem = std::fs::read(key)
+                    .map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+                let der = PrivateKeyDer::from_pem_slice(&pem)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                let loaded = rustls::crypto::ring::default_provider()
+                    .key_provider
+                    .load_private_key(der)
+                    .map_err(|e| format!("{}: {e}", key.display()))?;
+                (loaded, key.display().to_string())
+            }
+            CheckpointSigner::Served(served) => {
+                (served.borrow().key.clone(), "the served key".to_owned())
+            }
+        };
         let signer = key
             .choose_scheme(SCHEMES)
-            .ok_or_else(|| format!("{}: no signature scheme for this key", self.key.display()))?;
+            .ok_or_else(|| format!("{what}: no signature scheme for this key"))?;
         let scheme = scheme_name(signer.scheme())
-            .ok_or_else(|| format!("{}: unnamed signature scheme", self.key.display()))?;
+            .ok_or_else(|| format!("{what}: unnamed signature scheme"))?;
         let signature = signer.sign(message).map_err(|e| e.to_string())?;
         // The key must be the certificate's, or no verify would pass.
-        verify_with(&signer_der, signer.scheme(), message, &signature).map_err(|e| {
-            format!(
-                "{} does not match {}: {e}",
-                self.key.display(),
-                self.cert.display()
-            )
-        })?;
+        verify_with(&signer_der, signer.scheme(), message, &signature)
+            .map_err(|e| format!("{what} does not match the server certificate: {e}"))?;
         Ok(Signed {
             signer_der,
             scheme,
@@ -93,36 +118,7 @@ fn scheme_named(name: &str) -> Option<SignatureScheme> {
     SCHEMES.iter().copied().find(|s| s.as_str() == Some(name))
 }
 
-/// The subject public key (the bit string's bytes) of a DER certificate.
-fn public_key(der: &[u8]) -> Result<Vec<u8>, String> {
-    let (_, x509) =
-        x509_parser::parse_x509_certificate(der).map_err(|e| format!("not a certificate: {e}"))?;
-    Ok(x509.public_key().subject_public_key.data.to_vec())
-}
-
-fn verify_with(
-    signer_der: &[u8],
-    scheme: SignatureScheme,
-    message: &[u8],
-    signature: &[u8],
-) -> Result<(), String> {
-    let key = public_key(signer_der)?;
-    let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
-    let candidates = algorithms
-        .mapping
-        .iter()
-        .find(|(s, _)| *s == scheme)
-        .map(|(_, algs)| *algs)
-        .unwrap_or_default();
-    if candidates
-        .iter()
-        .any(|alg| alg.verify_signature(&key, message, signature).is_ok())
-    {
-        Ok(())
-    } else {
-        Err("the signature does not verify".into())
-    }
-}
+use crate::pki::{public_key, verify_signature as verify_with};
 
 /// Who signed a checkpoint: from its certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]

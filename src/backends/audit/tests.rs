@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::line::tests::call;
 use super::*;
 use crate::pki::Ca;
+use rustls_pki_types::pem::PemObject;
 
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -27,7 +28,7 @@ fn signer(dir: &Path, name: &str) -> CheckpointSigner {
     let key = dir.join(format!("{name}.key"));
     std::fs::write(&cert, &server.cert_pem).unwrap();
     std::fs::write(&key, &server.key_pem).unwrap();
-    CheckpointSigner { cert, key }
+    CheckpointSigner::Files { cert, key }
 }
 
 fn log_with(dir: &Path, n: u64) -> (PathBuf, FileAuditLog) {
@@ -226,7 +227,10 @@ fn pruning_leaves_a_signed_checkpoint_the_kept_records_follow() {
 
     // Another server key did not sign it.
     let other = signer(dir.path(), "other.example");
-    let other_cert = std::fs::read(&other.cert).unwrap();
+    let CheckpointSigner::Files { cert, .. } = &other else {
+        unreachable!("a file signer")
+    };
+    let other_cert = std::fs::read(cert).unwrap();
     let b = verify_file(&path, Some(&other_cert))
         .unwrap()
         .broken
@@ -293,4 +297,39 @@ fn a_broken_chain_is_not_pruned() {
     let err = log.prune(&retention, 0).unwrap_err();
     assert!(matches!(err, AuditError::Broken { .. }), "{err}");
     assert_eq!(lines(&path).len(), 30);
+}
+
+#[test]
+fn a_store_key_the_listener_serves_signs_the_checkpoint() {
+    // What the daemon passes for a store certificate: the served chain and
+    // key through the listener's watch, no file (here a software key).
+    crate::transport::tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::generate("audit test CA", DAY).unwrap();
+    let server = ca.issue_server(&["localhost".into()], &[], DAY).unwrap();
+    let chain = crate::pki::certificates_from_pem(server.cert_pem.as_bytes(), "test")
+        .unwrap()
+        .into_iter()
+        .map(rustls_pki_types::CertificateDer::from)
+        .collect();
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(server.key_pem.as_bytes()).unwrap();
+    let served =
+        rustls::sign::CertifiedKey::from_der(chain, key, &rustls::crypto::ring::default_provider())
+            .unwrap();
+    let (_tx, rx) = tokio::sync::watch::channel(std::sync::Arc::new(served));
+    let path = dir.path().join("audit.log");
+    let log = FileAuditLog::open(&path, Some(CheckpointSigner::Served(rx))).unwrap();
+    let entries: Vec<_> = (1..=5).map(|i| entry(i, 1_000 * i as i64)).collect();
+    log.append(&entries).unwrap();
+    let retention = Retention {
+        max_age: None,
+        max_records: Some(2),
+    };
+    assert!(log.prune(&retention, 10_000).unwrap().is_some());
+    let report = verify_file(&path, Some(server.cert_pem.as_bytes())).unwrap();
+    assert!(report.broken.is_none(), "{report}");
+    assert_eq!(
+        report.checkpoint.as_ref().unwrap().signer_trusted,
+        Some(true)
+    );
 }

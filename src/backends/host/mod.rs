@@ -29,9 +29,6 @@ pub mod lsa;
 pub mod windows;
 #[cfg(windows)]
 #[allow(unsafe_code)]
-mod windows_certstore;
-#[cfg(windows)]
-#[allow(unsafe_code)]
 mod windows_diagnostics;
 #[cfg(windows)]
 #[allow(unsafe_code)]

@@ -384,9 +384,10 @@ impl Host for WindowsHost {
 
     async fn local_machine_certificates(&self, store: &str) -> Result<Vec<Vec<u8>>, HostError> {
         let store = store.to_owned();
-        tokio::task::spawn_blocking(move || super::windows_certstore::local_machine(&store))
+        tokio::task::spawn_blocking(move || crate::pki::store::certificates(&store))
             .await
             .map_err(|e| HostError::Io(e.to_string()))?
+            .map_err(|e| HostError::Io(e.to_string()))
     }
 
     async fn diagnostic_parts(

@@ -150,7 +150,16 @@ fn remedy(
     by_own_ca: bool,
 ) -> String {
     let cert = served.cert_file.display();
+    // A store certificate's path is PowerShell's: `cert:\LocalMachine\…`.
+    let in_store = served.cert_file.to_string_lossy().starts_with(r"cert:\");
     match role {
+        Role::Server if in_store => format!(
+            "renew it in the certificate store ({cert}, issued by {}): by certificate \
+             enrollment, or import the renewal and link it from this certificate (its renewal \
+             property), or set tls.cert_thumbprint to the new one; the daemon serves it within \
+             tls.reload_interval, without a restart",
+            info.issuer
+        ),
         Role::Server if by_own_ca => format!(
             "renew it with provd's CA: `provd pki renew --ca-dir {} {cert}`, run where that \
              directory holds the CA's ca.pem and ca.key (the same key is kept; the daemon \
@@ -255,6 +264,18 @@ mod tests {
             soon[0].remedy
         );
         assert_eq!(soon[1].status, Status::Pass);
+        // From the Windows store: renewed there, not with `provd pki`.
+        let mut store = s.clone();
+        store.cert_file =
+            PathBuf::from(r"cert:\LocalMachine\My\3B7E0829A1C4D5E6F708192A3B4C5D6E7F809102");
+        let soon = judge_all(&store, now + time::Duration::days(340));
+        assert!(
+            soon[0].remedy.contains("renew it in the certificate store")
+                && soon[0].remedy.contains(r"cert:\LocalMachine\My\3B7E")
+                && !soon[0].remedy.contains("provd pki renew"),
+            "{}",
+            soon[0].remedy
+        );
 
         let late = judge_all(&s, now + time::Duration::days(366));
         assert_eq!(late[0].status, Status::Fail);
