@@ -9,7 +9,8 @@
 //! downgrade is refused with 1603 and changes nothing; `msiexec /x` stops and
 //! removes the service, the exe and the event source and keeps
 //! `%ProgramData%\provd`; a reinstall finds it as it was, a rebuild of the
-//! same version replaces the product, and `/x PURGE=1` deletes it; an install
+//! same version replaces the product (a new LISTEN on its command line wins
+//! over the remembered one), and `/x PURGE=1` deletes it; an install
 //! whose service cannot start (no certificate given) rolls back. The test
 //! leaves no provd installed, no service and no `%ProgramData%\provd`.
 //!
@@ -21,13 +22,10 @@ use std::time::Instant;
 
 use super::*;
 
+use provd::backends::audit::events::{MESSAGE_FILE, SOURCE_KEY, TYPES_SUPPORTED};
 use provd_proto::v1::operations_service_client::OperationsServiceClient;
 
 const SERVICE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\provd";
-const EVENT_SOURCE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\provd";
-/// What `src/backends/audit/eventlog.rs` registers (its MESSAGE_FILE).
-const EVENT_MESSAGE_FILE: &str =
-    r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
 const REMEMBERED_KEY: &str = r"HKLM\SOFTWARE\provd\Installer";
 const UNINSTALL_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall";
 const CONFIG_ARG: &str = r#"service run --config "C:\ProgramData\provd\provd.toml""#;
@@ -118,13 +116,16 @@ async fn provd_msi_installs_serves_upgrades_and_uninstalls() {
     // The log file the prepared provd.toml names is where the service speaks.
     let logged = std::fs::read_to_string(data.join("provd.log")).unwrap_or_default();
     assert!(logged.contains("provd serving"), "provd.log: {logged:?}");
+    // The event source, as `provd service install` registers it.
+    let event_source = format!(r"HKLM\{SOURCE_KEY}");
+    // REG_EXPAND_SZ: the "#%" provd.wxs writes itself (wixl 0.101 does not).
     assert_eq!(
-        host.reg(EVENT_SOURCE_KEY, "EventMessageFile").as_deref(),
-        Some(EVENT_MESSAGE_FILE)
+        host.reg_typed(&event_source, "EventMessageFile"),
+        Some(("REG_EXPAND_SZ".to_owned(), MESSAGE_FILE.to_owned()))
     );
     assert_eq!(
-        host.reg(EVENT_SOURCE_KEY, "TypesSupported").as_deref(),
-        Some("0x7")
+        host.reg(&event_source, "TypesSupported"),
+        Some(format!("{TYPES_SUPPORTED:#x}"))
     );
     assert_eq!(host.products(), [old_version.as_str()]);
     assert_eq!(host.reg(REMEMBERED_KEY, "Listen"), Some(addr.to_string()));
@@ -195,11 +196,21 @@ async fn provd_msi_installs_serves_upgrades_and_uninstalls() {
         &new_version,
         &format!("provd-{new_version}-rebuilt.msi"),
     ));
-    host.msiexec_ok("same-version", &["/i", &rebuilt]);
-    wait_for(addr, &pki).await;
+    // A property on its command line wins over the remembered one; the
+    // others stay remembered.
+    let moved: std::net::SocketAddr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let listen = format!("LISTEN={moved}");
+    host.msiexec_ok("same-version", &["/i", &rebuilt, &listen]);
+    wait_for(moved, &pki).await;
     assert_eq!(host.products(), [new_version.as_str()]);
+    let image = host.reg(SERVICE_KEY, "ImagePath").unwrap_or_default();
+    assert!(image.contains(&format!(r#"--listen "{moved}""#)), "{image}");
+    assert!(image.contains("--tls-client-ca "), "{image}");
     host.msiexec_ok("purge", &["/x", &rebuilt, "PURGE=1"]);
-    assert!(channel_gone(addr, &pki).await, "provd still serves");
+    assert!(channel_gone(moved, &pki).await, "provd still serves");
     host.assert_removed(&installed_exe);
     assert!(!data.exists(), "PURGE=1 left {}", data.display());
 
@@ -333,6 +344,11 @@ impl Host {
 
     /// A registry value's data as `reg query` prints it.
     fn reg(&self, key: &str, name: &str) -> Option<String> {
+        self.reg_typed(key, name).map(|(_, data)| data)
+    }
+
+    /// A registry value's type (`REG_SZ`, …) and data.
+    fn reg_typed(&self, key: &str, name: &str) -> Option<(String, String)> {
         let out = wine(&self.env, &["reg", "query", key, "/v", name]);
         if !out.status.success() {
             return None;
@@ -340,8 +356,8 @@ impl Host {
         String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
             let mut fields = l.trim().splitn(3, "    ");
             (fields.next()? == name).then_some(())?;
-            fields.next()?;
-            Some(fields.next().unwrap_or("").trim_end().to_owned())
+            let kind = fields.next()?.to_owned();
+            Some((kind, fields.next().unwrap_or("").trim_end().to_owned()))
         })
     }
 
@@ -397,7 +413,8 @@ impl Host {
             "the provd service is still there"
         );
         assert!(!installed_exe.exists(), "{}", installed_exe.display());
-        assert!(!self.key_exists(EVENT_SOURCE_KEY), "the event source stays");
+        let event_source = format!(r"HKLM\{SOURCE_KEY}");
+        assert!(!self.key_exists(&event_source), "the event source stays");
         assert!(
             !self.key_exists(REMEMBERED_KEY),
             "the remembered values stay"
