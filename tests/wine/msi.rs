@@ -28,7 +28,7 @@ use provd_proto::v1::operations_service_client::OperationsServiceClient;
 const SERVICE_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\provd";
 const REMEMBERED_KEY: &str = r"HKLM\SOFTWARE\provd\Installer";
 const UNINSTALL_KEY: &str = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall";
-const CONFIG_ARG: &str = r#"service run --config "C:\ProgramData\provd\provd.toml""#;
+const CONFIG: &str = r"C:\ProgramData\provd\provd.toml";
 
 // Multi-threaded: the client's connections must keep answering while the
 // test waits on msiexec, or provd's graceful stop (which waits for them,
@@ -92,7 +92,7 @@ async fn provd_msi_installs_serves_upgrades_and_uninstalls() {
         "{image}"
     );
     for flag in [
-        CONFIG_ARG.to_owned(),
+        format!(r#"service run --config "{CONFIG}""#),
         format!(r#"--listen "{addr}""#),
         format!(r#"--tls-cert "{}""#, z(&pki.dir.join("server.pem"))),
         format!(r#"--tls-key "{}""#, z(&pki.dir.join("server.key"))),
@@ -116,6 +116,26 @@ async fn provd_msi_installs_serves_upgrades_and_uninstalls() {
     // The log file the prepared provd.toml names is where the service speaks.
     let logged = std::fs::read_to_string(data.join("provd.log")).unwrap_or_default();
     assert!(logged.contains("provd serving"), "provd.log: {logged:?}");
+    // The custom actions by hand: prepare again keeps the file (the known
+    // folder and the MSI's CommonAppDataFolder agree, or it would refuse);
+    // a --config outside it is refused, by purge too.
+    let again = wine(&env, &[&z(&exe), "service", "prepare", "--config", CONFIG]);
+    assert!(again.status.success(), "{again:?}");
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("provd.toml kept"), "{said}");
+    for command in ["prepare", "purge"] {
+        let refused = wine(
+            &env,
+            &[&z(&exe), "service", command, "--config", r"C:\provd.toml"],
+        );
+        assert!(!refused.status.success(), "{command}: {refused:?}");
+        assert!(
+            String::from_utf8_lossy(&refused.stderr)
+                .contains(r"is not C:\ProgramData\provd\provd.toml"),
+            "{command}: {refused:?}"
+        );
+    }
+    assert!(data.join("provd.toml").is_file());
     // The event source, as `provd service install` registers it.
     let event_source = format!(r"HKLM\{SOURCE_KEY}");
     // REG_EXPAND_SZ: the "#%" provd.wxs writes itself (wixl 0.101 does not).
