@@ -27,7 +27,7 @@ pub struct Layout {
 
 /// What `prepare` did with `provd.toml`.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Config {
+pub enum ConfigFile {
     Written,
     /// There was one (an upgrade, a reinstall, an administrator's edit).
     Kept,
@@ -74,7 +74,10 @@ impl Layout {
 
     /// Creates the directory with `protect` (its DACL), `state\`, and
     /// `provd.toml` when there is none.
-    pub fn prepare(&self, protect: impl FnOnce(&Path) -> io::Result<()>) -> anyhow::Result<Config> {
+    pub fn prepare(
+        &self,
+        protect: impl FnOnce(&Path) -> io::Result<()>,
+    ) -> anyhow::Result<ConfigFile> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("cannot create {}", self.dir.display()))?;
         // Before anything is written into it: the files inherit the DACL.
@@ -85,7 +88,7 @@ impl Layout {
             .with_context(|| format!("cannot create {}", state.display()))?;
         let config = self.config();
         if config.exists() {
-            return Ok(Config::Kept);
+            return Ok(ConfigFile::Kept);
         }
         // Written aside and renamed, so an interrupted prepare never leaves
         // a partial file that every later one would keep.
@@ -98,7 +101,7 @@ impl Layout {
             std::fs::rename(&partial, &config)
         };
         write().with_context(|| format!("cannot write {}", config.display()))?;
-        Ok(Config::Written)
+        Ok(ConfigFile::Written)
     }
 
     /// The first `provd.toml`: where the state and the log go. Everything
@@ -147,8 +150,8 @@ pub fn prepare(config: &Path) -> anyhow::Result<()> {
         "{}: SYSTEM and Administrators only; provd.toml {}",
         layout.dir.display(),
         match written {
-            Config::Written => "written",
-            Config::Kept => "kept",
+            ConfigFile::Written => "written",
+            ConfigFile::Kept => "kept",
         }
     );
     Ok(())
@@ -185,7 +188,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        assert_eq!(first, Config::Written);
+        assert_eq!(first, ConfigFile::Written);
         assert_eq!(protected, [data.path().join("provd")]);
         assert!(data.path().join("provd/state").is_dir());
         let text = std::fs::read_to_string(data.path().join("provd/provd.toml")).unwrap();
@@ -204,7 +207,7 @@ mod tests {
         // and the DACL is set again.
         std::fs::write(data.path().join("provd/provd.toml"), "listen = \"x\"\n").unwrap();
         let again = layout.prepare(|_| Ok(())).unwrap();
-        assert_eq!(again, Config::Kept);
+        assert_eq!(again, ConfigFile::Kept);
         assert_eq!(
             std::fs::read_to_string(data.path().join("provd/provd.toml")).unwrap(),
             "listen = \"x\"\n"
