@@ -4,7 +4,8 @@
 # components; the Samba AD lab, which needs root), then runs, in order: rustfmt, clippy (-D warnings, Linux and
 # x86_64-pc-windows-gnu), the unit and hermetic tests, the lab tier, the Python client and Ansible tests
 # (deploy/clients/test.sh: a venv, pytest, ansible-core), and then a second stage on the Wine
-# lab host: provd.exe cross-built and run as a Windows service; last, a check that no lab stage
+# lab host: provd.exe cross-built and run as a Windows service, and installed, upgraded and
+# uninstalled from its MSI; last, a check that no lab stage
 # left ACEs of deleted accounts on the domain root. Safe to re-run; installs are skipped when
 # present, and the Samba lab is reset to its snapshot first.
 set -euo pipefail
@@ -62,8 +63,17 @@ as_root deploy/lab/wine.sh up
 echo "==> cross-build provd.exe"
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
   cargo build --locked --target x86_64-pc-windows-gnu --bin provd
-echo "==> Wine tests (provd.exe as a Windows service; the agent module's failure modes)"
-PROVD_WINE_EXE="$PWD/target/x86_64-pc-windows-gnu/debug/provd.exe" \
+# provd's MSI around that exe, twice: this build (0.1.<commits>) and a newer one
+# (0.1.<commits+1>), which the Wine test upgrades to. wixl comes with wine.sh up.
+echo "==> provd's MSI (deploy/windows/build-msi.sh)"
+win_out="$PWD/target/x86_64-pc-windows-gnu/debug"
+msi_build=$(git rev-list --count HEAD 2>/dev/null || echo 1)
+msi_base=$(sed -n 's/^version = "\([0-9]*\.[0-9]*\)\.[0-9]*"$/\1/p' Cargo.toml | head -1)
+PROVD_WINE_MSI=$(deploy/windows/build-msi.sh "$msi_base.$msi_build" "$win_out/provd.exe" "$win_out/provd-$msi_base.$msi_build.msi")
+PROVD_WINE_MSI_NEWER=$(deploy/windows/build-msi.sh "$msi_base.$((msi_build + 1))" "$win_out/provd.exe" "$win_out/provd-$msi_base.$((msi_build + 1)).msi")
+export PROVD_WINE_MSI PROVD_WINE_MSI_NEWER
+echo "==> Wine tests (provd.exe as a Windows service and from its MSI; the agent module's failure modes)"
+PROVD_WINE_EXE="$win_out/provd.exe" \
   cargo test --locked --test wine -- --ignored
 echo "==> the agent-config contract against the Windows runner (a Windows test binary under Wine)"
 (

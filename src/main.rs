@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+// The machine's provd directory: Windows code, tested on every platform.
+#[cfg(any(windows, test))]
+mod service_files;
 #[cfg(windows)]
 mod winservice;
 
@@ -77,6 +80,21 @@ enum ServiceCommand {
     },
     /// Stop and remove the provd service.
     Uninstall,
+    /// Create provd's directory under ProgramData (SYSTEM and Administrators
+    /// only), its `state` folder, and a `provd.toml` naming them when there
+    /// is none. Idempotent; the MSI runs it on install and upgrade.
+    Prepare {
+        /// `<ProgramData>\provd\provd.toml` (the only path accepted).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Delete provd's directory under ProgramData: configuration, state,
+    /// logs. The MSI runs it on an uninstall with PURGE=1.
+    Purge {
+        /// `<ProgramData>\provd\provd.toml` (the only path accepted).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// The command line the Service Control Manager starts.
     Run(Box<ServeArgs>),
 }
@@ -439,6 +457,8 @@ fn run_service(command: ServiceCommand) -> anyhow::Result<()> {
     match command {
         ServiceCommand::Install { config } => winservice::install(config),
         ServiceCommand::Uninstall => winservice::uninstall(),
+        ServiceCommand::Prepare { config } => service_files::prepare(&config),
+        ServiceCommand::Purge { config } => service_files::purge(&config),
         ServiceCommand::Run(args) => {
             // Under the SCM stderr goes nowhere: the event log says why.
             let config = Config::load(&args.config)

@@ -45,6 +45,8 @@ mod decommission;
 mod diagnostics;
 #[path = "wine/failures.rs"]
 mod failures;
+#[path = "wine/msi.rs"]
+mod msi;
 #[path = "wine/outbound.rs"]
 mod outbound;
 #[path = "wine/prereq.rs"]

@@ -8,3 +8,8 @@ pub mod host;
 pub mod outbound;
 pub mod store;
 pub mod tenant;
+// The reviewed FFI (known folders, a directory's protected DACL), shared by
+// the agent module runner and `provd service prepare`.
+#[cfg(windows)]
+#[allow(unsafe_code)]
+pub mod windows_fs;

@@ -8,9 +8,10 @@
 //! `provd service install` registers the source ([`register_source`]) with
 //! .NET's `EventLogMessages.dll` as its message file (each id's message is
 //! the string itself; .NET Framework is an agent prerequisite, so the file
-//! is there); `provd service uninstall` removes it. Without the
-//! registration Windows still logs the events, and Event Viewer says it
-//! lacks their description.
+//! is there); `provd service uninstall` removes it. provd's MSI writes the
+//! same values ([`events::SOURCE_KEY`]) and removes them on uninstall.
+//! Without the registration Windows still logs the events, and Event Viewer
+//! says it lacks their description.
 
 use std::ffi::OsStr;
 use std::os::windows::ffi::OsStrExt;
@@ -22,18 +23,13 @@ use windows_sys::Win32::System::EventLog::{
 use winreg::RegKey;
 use winreg::enums::{HKEY_LOCAL_MACHINE, REG_EXPAND_SZ};
 
-use super::events::{self, Event, Level, ServiceEvent};
+use super::events::{self, Event, Level, MESSAGE_FILE, SOURCE_KEY, ServiceEvent, TYPES_SUPPORTED};
 use super::{AuditMirror, OperationMirror, Sealed};
 use crate::model::OperationRecord;
 
 /// The event source name, also the registry key under
 /// `SYSTEM\CurrentControlSet\Services\EventLog\Application`.
 pub const SOURCE: &str = "provd";
-
-const SOURCE_KEY: &str = r"SYSTEM\CurrentControlSet\Services\EventLog\Application\provd";
-/// .NET Framework 4's message file: message `%1` for every event id.
-const MESSAGE_FILE: &str =
-    r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
 
 fn wide(text: &str) -> Vec<u16> {
     OsStr::new(text).encode_wide().chain(Some(0)).collect()
@@ -53,8 +49,7 @@ pub fn register_source() -> std::io::Result<()> {
             vtype: REG_EXPAND_SZ,
         },
     )?;
-    // Error, warning and information events.
-    key.set_value("TypesSupported", &7u32)
+    key.set_value("TypesSupported", &TYPES_SUPPORTED)
 }
 
 /// Removes the `provd` source (none registered is fine).

@@ -19,6 +19,15 @@ use super::line::{self, Line};
 use super::{Entry, Sealed};
 use crate::model::{OperationRecord, OperationState};
 
+/// The source's registration under HKLM, written by `provd service install`
+/// (`eventlog.rs`) and by provd's MSI (`deploy/windows/provd.wxs`, held
+/// equal by a test): the key, .NET Framework 4's message file (message `%1`
+/// for every id) and the types it reports (error, warning, information).
+pub const SOURCE_KEY: &str = r"SYSTEM\CurrentControlSet\Services\EventLog\Application\provd";
+pub const MESSAGE_FILE: &str =
+    r"%SystemRoot%\Microsoft.NET\Framework64\v4.0.30319\EventLogMessages.dll";
+pub const TYPES_SUPPORTED: u32 = 7;
+
 /// The event type (what Event Viewer shows as the level).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {

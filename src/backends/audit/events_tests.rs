@@ -44,6 +44,24 @@ fn every_event_id_is_in_the_readme_table_once_with_its_type_and_nothing_else_is(
     assert_eq!(code, documented, "code (left) and README's table (right)");
 }
 
+#[test]
+fn the_msi_registers_the_source_as_provd_service_install_does() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/windows/provd.wxs");
+    let wxs = std::fs::read_to_string(path).unwrap();
+    let wxs = wxs.split_whitespace().collect::<Vec<_>>().join(" ");
+    // wixl 0.101 writes an expandable value as given: the "#%" is in the file.
+    for value in [
+        format!(
+            r##"Key="{SOURCE_KEY}" Name="EventMessageFile" Type="expandable" Value="#%{MESSAGE_FILE}""##
+        ),
+        format!(
+            r#"Key="{SOURCE_KEY}" Name="TypesSupported" Type="integer" Value="{TYPES_SUPPORTED}""#
+        ),
+    ] {
+        assert!(wxs.contains(&value), "provd.wxs lacks {value}");
+    }
+}
+
 fn sealed(entry: Entry) -> Sealed {
     Sealed {
         seq: 42,

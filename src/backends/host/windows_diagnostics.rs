@@ -48,7 +48,7 @@ pub(super) fn parts(since: SystemTime, limit: u64) -> Vec<DiagnosticPart> {
 
 /// The trace folder's files, newest first, while they fit in `limit`.
 fn trace_files(limit: u64) -> Vec<DiagnosticPart> {
-    let dir = match crate::backends::agent_config::windows::program_data() {
+    let dir = match crate::backends::windows_fs::program_data() {
         Ok(base) => base.join(TRACE_DIR),
         Err(reason) => {
             return vec![DiagnosticPart {

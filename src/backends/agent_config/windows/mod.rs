@@ -14,14 +14,11 @@
 //! its stdin under `-File`) stays on the real-server checklist.
 
 // The reviewed FFI: one documented Win32 call per `unsafe` block, each with
-// its SAFETY comment.
-#[allow(unsafe_code)]
+// its SAFETY comment (the scripts directory's DACL: `backends::windows_fs`).
 mod dir;
 #[allow(unsafe_code)]
 mod job;
 mod run;
-
-pub(crate) use dir::program_data;
 
 use std::path::PathBuf;
 use std::time::Duration;
