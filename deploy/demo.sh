@@ -17,7 +17,11 @@
 #   5. provd-tenant-emulator, the LAB stand-in for Entra/Graph, on https://127.0.0.1:18444;
 #      where the stand-in agent registers (wine.sh tenant-emulator) and reads AD for its user
 #      count (wine.sh lab-directory: the lab's reader account, a LAB shortcut for its gMSA)
-#   6. provd.exe as a Windows service under Wine on https://localhost:18443 (mTLS)
+#   6. provd.exe as a Windows service under Wine on https://localhost:18443 (mTLS), deployed
+#      as administrators deploy it: provd's own MSI (deploy/windows/build-msi.sh) installed with
+#      msiexec /i ... LISTEN= CERT_THUMBPRINT= CLIENT_CA_STORE=, its server certificate (RSA) in
+#      LocalMachine\My and the demo CA in a LocalMachine store (certimport.exe, a LAB STAND-IN
+#      for certlm); the demo's provd.toml is the MSI's C:\ProgramData\provd\provd.toml
 #   7. the lab admin's prerequisites on the Samba domain (lab.sh prepare-host: KDS root key,
 #      this host's computer account, minPwdAge 0), and the Windows Server facts Wine lacks
 #      (wine.sh windows-server: LAB STAND-IN .NET 4.8, Server edition, VaultSvc)
@@ -34,7 +38,8 @@
 #      exports those users (`provctl cloud-sync get`), `provctl plan` and `provctl host plan`
 #      (nothing left to do), and
 #      `provctl verify` (every check must PASS, tenant.sync.* included, but host.logon_right:
-#      Wine's LSA is a stub)
+#      Wine's LSA is a stub), and Verify bound as this host (VM$) retrieves the gMSA's
+#      password from Samba 4.22 (host.gmsa.retrievable proof=retrieved)
 # Exit status non-zero unless all of that succeeded; on a failure it prints what it can.
 #
 # Environment: DEMO_PORT (provd, 18443), DEMO_TENANT_PORT (emulator, 18444).
@@ -58,6 +63,9 @@ EMULATOR=$REPO/target/debug/provd-tenant-emulator
 EXE=$REPO/target/x86_64-pc-windows-gnu/debug/provd.exe
 DOC=$DEMO/agent-host.toml
 PASSWORD_FILE=$DEMO/lab-admin.password
+# provd's own MSI (deploy/windows/build-msi.sh) and the LocalMachine store its client CA is in.
+MSI_VERSION=0.1.1
+CLIENT_CA_STORE=provd-demo-clients
 
 # ---------------------------------------------------------------------------------------------
 # Output and timing
@@ -140,6 +148,49 @@ w() { (
   timeout 120 wine "$@"
 ); }
 
+# The prefix's C:\ProgramData, where the MSI's service reads its configuration.
+program_data() { (eval "$WINE_ENV" && echo "$WINEPREFIX/drive_c/ProgramData"); }
+
+# msiexec's FULL exit code (wine returns it mod 256): through cmd.exe, as deploy/lab/wine.sh.
+msiexec_code() {
+  local bat=$DEMO/msiexec-code.bat
+  printf '@echo off\r\nmsiexec %%*\r\necho MSIEXEC_EXIT=%%ERRORLEVEL%%\r\n' >"$bat"
+  { w cmd /c "$(z "$bat")" "$@" 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^MSIEXEC_EXIT=//p'
+}
+
+# `certimport.exe ARGS` (deploy/lab/windows/certimport.c, the LAB STAND-IN for certlm); its
+# last line (a thumbprint for pfx and ca).
+certimport() { w "$(z "$WINE_LAB_CERTIMPORT")" "$@" | tr -d '\r' | sed '/^$/d' | tail -n 1; }
+
+# provd's server certificate and key into LocalMachine\My through a PFX whose one-run password
+# travels in the environment only; the demo CA into LocalMachine\$CLIENT_CA_STORE. Wine's store
+# takes RSA keys only (provd pki makes ECDSA ones): an RSA-2048 key and a certificate for
+# localhost from the demo CA, as an enterprise CA would issue it. Prints the thumbprint.
+import_server_certificate() {
+  local pfx=$DEMO/pki/server-store.pfx key=$DEMO/pki/server-store.key cert=$DEMO/pki/server-store.pem
+  local thumbprint
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$key" -subj "/O=provd demo/CN=localhost" \
+    -out "$DEMO/pki/server-store.csr" 2>/dev/null || return 1
+  openssl x509 -req -in "$DEMO/pki/server-store.csr" -CA "$DEMO/pki/ca.pem" -CAkey "$DEMO/pki/ca.key" \
+    -set_serial "0x$(openssl rand -hex 16)" -days 90 -sha256 -out "$cert" -extfile <(printf '%s\n' \
+      "subjectAltName=DNS:localhost,IP:127.0.0.1" "basicConstraints=critical,CA:FALSE" \
+      "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth") \
+    2>/dev/null || return 1
+  PROVD_LAB_PFX_PASSWORD=$(openssl rand -hex 18)
+  export PROVD_LAB_PFX_PASSWORD
+  openssl pkcs12 -export -inkey "$key" -in "$cert" -out "$pfx" \
+    -passout env:PROVD_LAB_PFX_PASSWORD || return 1
+  rm -f "$key" "$DEMO/pki/server-store.csr" # the key lives in the store now
+  # /fresh-key: Wine keeps the first key of its one PFX container; this run's key must land.
+  thumbprint=$(certimport pfx "$(z "$pfx")" My /fresh-key) || return 1
+  unset PROVD_LAB_PFX_PASSWORD
+  rm -f "$pfx"
+  openssl x509 -in "$DEMO/pki/ca.pem" -outform DER -out "$DEMO/pki/ca.der" || return 1
+  certimport clear "$CLIENT_CA_STORE" >/dev/null || return 1
+  certimport ca "$(z "$DEMO/pki/ca.der")" "$CLIENT_CA_STORE" >/dev/null || return 1
+  echo "$thumbprint"
+}
+
 emulator_pid() { # the demo's running emulator: pid file, then /proc exe and certificate
   local pid exe
   pid=$(cat "$DEMO/emulator.pid" 2>/dev/null) || return 1
@@ -177,7 +228,17 @@ teardown() {
     fi
   fi
   if [ -n "$WINE_ENV" ]; then
-    # provd's Windows service (the SCM stops it gracefully, then it is deleted).
+    # provd's MSI: stops and removes the service; PURGE=1 deletes C:\ProgramData\provd (the
+    # demo's state is under .demo). Then its certificate and client CA leave the stores.
+    if [ -f "$DEMO/provd.msi" ]; then
+      out=$(msiexec_code /x "$(z "$DEMO/provd.msi")" PURGE=1 /quiet)
+      say "msiexec /x provd.msi PURGE=1: ${out:-?}"
+    fi
+    if [ -s "$DEMO/server.thumbprint" ] && [ -f "${WINE_LAB_CERTIMPORT:-}" ]; then
+      certimport remove My "$(cat "$DEMO/server.thumbprint")" >/dev/null 2>&1 || true
+      certimport clear "$CLIENT_CA_STORE" >/dev/null 2>&1 || true
+    fi
+    # A service an older demo installed without the MSI (the SCM stops it, then it is deleted).
     if [ -f "$DEMO/provd.exe" ]; then exe=$DEMO/provd.exe; elif [ -f "$EXE" ]; then exe=$EXE; fi
     if [ -n "$exe" ]; then
       if out=$(w "$(z "$exe")" service uninstall 2>&1); then
@@ -270,7 +331,9 @@ diagnose() {
     echo "---- provd.exe does not answer; the same exe and config in the foreground for 8 s ----"
     (
       eval "$WINE_ENV"
-      timeout 8 wine "$(z "$DEMO/provd.exe")" serve --config "$(z "$DEMO/provd.toml")"
+      timeout 8 wine "$(z "$DEMO/provd.exe")" serve --config "$(z "$DEMO/provd.toml")" \
+        --listen "127.0.0.1:$PORT" --tls-cert-thumbprint "$(cat "$DEMO/server.thumbprint" 2>/dev/null)" \
+        --tls-client-ca-store "$CLIENT_CA_STORE"
     ) 2>&1 | tail -n 25 || true
   fi
   local logs
@@ -400,21 +463,25 @@ cmd_run() {
     "$LAB_READER_PASSWORD_FILE" >/dev/null || die "deploy/lab/wine.sh lab-directory failed"
   say "wine.sh lab-directory ldaps://$LAB_DC1_IP $LAB_CA_PEM $LAB_READER_UPN $LAB_READER_PASSWORD_FILE (HKLM\\SOFTWARE\\ProvdLab\\Directory)"
 
-  # -- 6. provd.exe as a Windows service
-  section "provd.exe as a Windows service under Wine, https://localhost:$PORT (mTLS)"
-  local dns s
+  # -- 6. provd.exe as a Windows service, deployed as administrators deploy it: provd's MSI
+  #    with properties, its certificate and client CA in the LocalMachine certificate stores.
+  section "provd.msi (msiexec /i, LISTEN, CERT_THUMBPRINT, CLIENT_CA_STORE): service provd, https://localhost:$PORT (mTLS)"
+  local dns s thumbprint
+  deploy/windows/build-msi.sh "$MSI_VERSION" "$DEMO/provd.exe" "$DEMO/provd.msi" >/dev/null ||
+    die "deploy/windows/build-msi.sh failed"
+  say "deploy/windows/build-msi.sh $MSI_VERSION .demo/provd.exe .demo/provd.msi"
+  thumbprint=$(import_server_certificate) || die "importing provd's certificate into LocalMachine\\My failed"
+  echo "$thumbprint" >"$DEMO/server.thumbprint"
+  say "server certificate in LocalMachine\\My, thumbprint $thumbprint; the demo CA in LocalMachine\\$CLIENT_CA_STORE"
   # shellcheck disable=SC2086 # one server per word
   printf -v dns '"%s", ' $LAB_DNS_SERVERS
   cat >"$DEMO/provd.toml" <<EOF
 # provd.exe's configuration for the demo (written by deploy/demo.sh; keys:
 # deploy/config/provd.example.toml). Paths are Windows paths: Z: is Wine's view of /.
-listen = "127.0.0.1:$PORT"
+# The MSI's service reads it as C:\ProgramData\provd\provd.toml (the MSI keeps an existing
+# one); the listen address and the certificate stores are the MSI's properties, which
+# become the service's flags (--listen, --tls-cert-thumbprint, --tls-client-ca-store).
 state_dir = '$(z "$DEMO/state")'
-
-[tls]
-cert = '$(z "$DEMO/pki/server.pem")'
-key = '$(z "$DEMO/pki/server.key")'
-client_ca = '$(z "$DEMO/pki/ca.pem")'
 
 [log]
 filter = "info"
@@ -440,10 +507,13 @@ ca_file = '$(z "$DEMO/pki/ca.pem")'
 endpoints = ["$TENANT_URL", "http://127.0.0.1:$TENANT_PORT/crl/lab.crl"]
 expected_issuers = ["provd CA"]
 EOF
-  say "config $DEMO/provd.toml"
-  w "$(z "$DEMO/provd.exe")" service install --config "$(z "$DEMO/provd.toml")" >/dev/null ||
-    die "provd.exe service install failed (the SCM started it and it did not report running)"
-  say "wine provd.exe service install --config $(z "$DEMO/provd.toml")"
+  mkdir -p "$(program_data)/provd"
+  cp "$DEMO/provd.toml" "$(program_data)/provd/provd.toml"
+  say "config $DEMO/provd.toml, as C:\\ProgramData\\provd\\provd.toml"
+  s=$(msiexec_code /i "$(z "$DEMO/provd.msi")" "LISTEN=127.0.0.1:$PORT" "CERT_THUMBPRINT=$thumbprint" \
+    "CLIENT_CA_STORE=$CLIENT_CA_STORE" /quiet /l*v "$(z "$DEMO/provd-msi.log")")
+  [ "$s" = 0 ] || die "msiexec /i provd.msi exited $s (log: $DEMO/provd-msi.log)"
+  say "wine msiexec /i .demo/provd.msi LISTEN=127.0.0.1:$PORT CERT_THUMBPRINT=$thumbprint CLIENT_CA_STORE=$CLIENT_CA_STORE /quiet: 0"
   wait_for "provd.exe to answer provctl health over mTLS" 90 ctl_t 5 health
   say "provctl health: $(ctl health 2>&1 | tr '\n' ' ' | sed 's/ *$//')"
   if [ "$(ctl --output json agent get | jq -r '.installed // false')" = true ]; then
@@ -593,6 +663,20 @@ $others"
     die "verify: unexpected result ($(grep '^result:' "$DEMO/verify.out"))"
   end_section
 
+  # Wine's machine name is VM, the lab's VM$: bound as this host (its published lab password),
+  # the DC (Samba 4.22) hands Verify the gMSA's password, which it decodes and never shows.
+  section "host.gmsa.retrievable bound as this host ($LAB_HOST_ACCOUNT): the password retrieved"
+  local proof
+  (umask 077 && printf '%s' "$LAB_HOST_PASSWORD" >"$DEMO/host.password")
+  # verify exits 1 (host.logon_right, as above): only this check's line is read.
+  proof=$({ ctl_t 300 --output json verify --username "$LAB_HOST_ACCOUNT@$LAB_DOMAIN" \
+    --password-file "$DEMO/host.password" || true; } |
+    jq -c 'select(.check?.id == "host.gmsa.retrievable") | .check')
+  say "$(jq -r '"\(.status | sub("CHECK_STATUS_"; "")) proof=\(.attributes.proof): \(.message)"' <<<"$proof")"
+  [ "$(jq -r .attributes.proof <<<"$proof")" = retrieved ] ||
+    die "host.gmsa.retrievable as $LAB_HOST_ACCOUNT did not retrieve the password: $proof"
+  end_section
+
   # -- where to look next
   local P="target/debug/provctl --config .demo/provctl.toml" A="--username $LAB_ADMIN_UPN --password-file .demo/lab-admin.password"
   cat <<EOF
@@ -614,7 +698,9 @@ Try (from $REPO):
   ./deploy/demo.sh tenant-agents        # the emulator's Graph agent list (with a sign-in of its own)
 
 Where things are:
-  .demo/provd.toml, .demo/state/ (provd.redb; staged packages and msiexec logs), .demo/pki/, .demo/agent-host.toml
+  .demo/provd.toml (as C:\ProgramData\provd\provd.toml), .demo/provd.msi and its log .demo/provd-msi.log,
+  .demo/state/ (provd.redb; staged packages and msiexec logs), .demo/pki/, .demo/agent-host.toml
+  provd's certificate: LocalMachine\My, thumbprint in .demo/server.thumbprint; client CA: LocalMachine\$CLIENT_CA_STORE
   provd.exe's log: .demo/provd.log ([log] file; a service's stderr goes nowhere); every
     operation's events: $P ops watch ID
   emulator log  .demo/emulator.log

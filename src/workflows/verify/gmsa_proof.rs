@@ -167,7 +167,7 @@ async fn proof(
             return Proof::Permitted(format!(
                 "the DC withheld msDS-ManagedPassword from this session, which binds as {bound} \
                  (the request's credential), not as {host_account} (a DC that cannot hand out \
-                 gMSA passwords, such as Samba 4.17, withholds it from everyone)"
+                 gMSA passwords, such as Samba before 4.20, withholds it from everyone)"
             ));
         }
         Err(e) => {

@@ -398,7 +398,11 @@ impl LdapDirectory {
         _principal: &str,
         _password: &secrecy::SecretString,
     ) -> Result<(), DirectoryError> {
-        Err(DirectoryError::Config(WINDOWS_KERBEROS.into()))
+        Err(DirectoryError::Config(
+            "provd does not prove a password with Kerberos on Windows hosts (SSPI with explicit \
+             credentials is not implemented, and Wine cannot test it)"
+                .into(),
+        ))
     }
 }
 
