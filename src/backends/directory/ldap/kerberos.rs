@@ -37,6 +37,34 @@ pub(super) enum Failure {
     Setup(String),
 }
 
+impl Failure {
+    /// True for a clock skew, which the caller can measure and say.
+    pub(super) fn is_skew(&self) -> bool {
+        matches!(self, Failure::Setup(m) if m.contains("KRB_AP_ERR_SKEW"))
+    }
+
+    /// The same failure with `note` added to its message.
+    pub(super) fn with_note(self, note: &str) -> Self {
+        match self {
+            Failure::Rejected(m) => Failure::Rejected(format!("{m}; {note}")),
+            Failure::Setup(m) => Failure::Setup(format!("{m}; {note}")),
+        }
+    }
+}
+
+/// How far the DC's clock is from ours, in words (`dc_minus_ours` seconds).
+pub(super) fn describe_skew(dc_minus_ours: i64) -> String {
+    let direction = if dc_minus_ours >= 0 {
+        "ahead of"
+    } else {
+        "behind"
+    };
+    format!(
+        "the DC's clock is {} s {direction} this host's (its RootDSE currentTime)",
+        dc_minus_ours.unsigned_abs()
+    )
+}
+
 /// The credential of `principal` from a keytab or a cache on this host.
 /// A keytab's tickets go to an in-memory cache named after the principal
 /// and keytab, so later binds reuse the TGT and nothing is written to disk.
@@ -264,6 +292,19 @@ mod tests {
             matches!(&f, Failure::Setup(m) if m.contains("keytab /var/tmp/provd-lab/vm.keytab")),
             "{f:?}"
         );
+    }
+
+    #[test]
+    fn a_skew_is_said_with_its_size_and_direction() {
+        let f = classify("Clock skew too great", "VM$@LAB", "keytab /k", None);
+        assert!(f.is_skew());
+        let f = f.with_note(&describe_skew(-421));
+        assert!(
+            matches!(&f, Failure::Setup(m) if m.contains("421 s behind this host's")),
+            "{f:?}"
+        );
+        assert!(describe_skew(30).contains("30 s ahead of"));
+        assert!(!classify("Preauthentication failed", "p", "w", None).is_skew());
     }
 
     #[test]

@@ -8,9 +8,14 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, StdStream};
 use secrecy::SecretString;
 use tracing::field::Empty;
 
+use std::time::SystemTime;
+
 use super::kerberos::{self, Failure};
+use super::session::read_root_dse;
+use super::time::signed_secs;
 use super::{LdapDirectory, ldap_error, observed};
 use crate::backends::directory::{BindCredential, BindSecret, DirectoryError};
+use crate::model::parse_generalized_time;
 
 fn failure(dc: &str, failure: Failure) -> DirectoryError {
     match failure {
@@ -83,7 +88,7 @@ impl LdapDirectory {
         let timeout = self.settings.operation_timeout;
         observed(span, dc, "bind", async move {
             // The AS exchange (or keytab read) blocks: the blocking pool.
-            let cred = tokio::time::timeout(timeout, tokio::task::spawn_blocking(acquire))
+            let acquired = tokio::time::timeout(timeout, tokio::task::spawn_blocking(acquire))
                 .await
                 .map_err(|_| DirectoryError::Kerberos {
                     dc: dc.into(),
@@ -92,8 +97,11 @@ impl LdapDirectory {
                 .map_err(|e| DirectoryError::Kerberos {
                     dc: dc.into(),
                     reason: e.to_string(),
-                })?
-                .map_err(|f| failure(dc, f))?;
+                })?;
+            let cred = match acquired {
+                Ok(cred) => cred,
+                Err(f) => return Err(failure(dc, self.explained(dc, f).await)),
+            };
             let mut ldap = if self.settings.kerberos_over_tls {
                 self.open(dc).await?
             } else {
@@ -111,7 +119,8 @@ impl LdapDirectory {
                     let _ = ldap.unbind().await;
                     Err(match e {
                         LdapError::GssapiOperationError(text) => {
-                            failure(dc, kerberos::classify(&text, principal, what, Some(&spn)))
+                            let f = kerberos::classify(&text, principal, what, Some(&spn));
+                            failure(dc, self.explained(dc, f).await)
                         }
                         // 8: the DC wants a layer we did not get; 49: the DC
                         // refused the ticket's principal.
@@ -121,6 +130,28 @@ impl LdapDirectory {
             }
         })
         .await
+    }
+
+    /// A clock skew with its size: the DC's RootDSE `currentTime`, read
+    /// anonymously on a connection of its own (a failed SASL bind leaves its
+    /// connection in no state to ask).
+    async fn explained(&self, dc: &str, f: Failure) -> Failure {
+        if !f.is_skew() {
+            return f;
+        }
+        let Ok(mut ldap) = self.open_plain(dc).await else {
+            return f;
+        };
+        let asked = SystemTime::now();
+        let root = read_root_dse(dc, &mut ldap, self.settings.operation_timeout).await;
+        let _ = ldap.unbind().await;
+        match root
+            .ok()
+            .and_then(|r| r.first("currentTime").and_then(parse_generalized_time))
+        {
+            Some(dc_time) => f.with_note(&kerberos::describe_skew(signed_secs(dc_time, asked))),
+            None => f,
+        }
     }
 
     /// Plain LDAP on 389 for a bind that seals: nothing is sent on it before
