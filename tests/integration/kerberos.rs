@@ -78,6 +78,43 @@ async fn the_host_binds_with_its_keytab_sealed_on_389_under_strong_auth() {
         .unwrap();
 }
 
+/// A ticket cache the host already has (what `kinit` leaves): provd binds
+/// with it and never sees a key; a cache that is not there is named.
+#[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs it"]
+async fn a_credential_cache_from_kinit_binds_and_a_missing_one_is_named() {
+    krb5_config();
+    let dir = tempfile::tempdir().unwrap();
+    let cache = format!("FILE:{}", dir.path().join("cc").display());
+    let kinit = std::process::Command::new("kinit")
+        .args(["-k", "-t", &var("LAB_HOST_KEYTAB"), "-c", &cache])
+        .arg(principal("LAB_HOST_ACCOUNT"))
+        .output()
+        .expect("kinit (krb5-user, which lab.sh installs)");
+    assert!(
+        kinit.status.success(),
+        "kinit: {}",
+        String::from_utf8_lossy(&kinit.stderr)
+    );
+    let from_cache = |cache: String| BindCredential {
+        username: principal("LAB_HOST_ACCOUNT"),
+        secret: BindSecret::Kerberos(KerberosSource::Ccache(cache)),
+    };
+    let mut s = backend().connect(DC1, &from_cache(cache)).await.unwrap();
+    assert_bound_as_the_host(s.as_mut()).await;
+
+    let missing = format!("FILE:{}", dir.path().join("none").display());
+    let err = backend()
+        .connect(DC1, &from_cache(missing.clone()))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err, DirectoryError::Kerberos { reason, .. } if reason.contains(&missing)),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 #[ignore = "needs the Samba AD lab (root): deploy/test.sh runs it"]
 async fn discovery_through_the_daemon_binds_with_a_keytab_and_no_password_in_the_request() {
