@@ -15,7 +15,9 @@ use crate::backends::audit::{
     AuditLog, AuditMirror, CheckpointSigner, FileAuditLog, OperationMirror, OtelMirror, Retention,
 };
 use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
-use crate::backends::directory::{Directory, LdapDirectory};
+use crate::backends::directory::{
+    BindCredential, BindSecret, Directory, KerberosSource, LdapDirectory,
+};
 use crate::backends::host::{Cloud, Host, LogonRights};
 #[cfg(not(windows))]
 use crate::backends::host::{UnavailableHost, UnavailableLogonRights};
@@ -384,6 +386,7 @@ impl DaemonBuilder {
                 },
             )?),
         };
+        let host_identity = host_identity(&config.directory, host.as_ref());
         let mirrors = mirrors();
         let app = crate::workflows::App::start(
             crate::workflows::Backends {
@@ -398,6 +401,7 @@ impl DaemonBuilder {
                 audit_log,
                 audit_mirrors: mirrors.audit,
                 operation_mirrors: mirrors.operations,
+                host_identity,
             },
             crate::workflows::Paths {
                 staging_dir: config.state_dir.join("staging"),
@@ -521,4 +525,23 @@ impl DaemonHandle {
         let audit = self.audit;
         let _ = tokio::task::spawn_blocking(move || audit.close()).await;
     }
+}
+
+/// Who read-only RPCs given no credential bind as: the configured principal
+/// and keytab; on Windows, unless configured (it cannot be), the service's
+/// own identity, named after the host's computer account.
+fn host_identity(
+    config: &config::DirectoryConfig,
+    host: &dyn crate::backends::host::Host,
+) -> Option<BindCredential> {
+    if let Some((principal, keytab)) = config.host_keytab_identity() {
+        return Some(BindCredential {
+            username: principal,
+            secret: BindSecret::Kerberos(KerberosSource::Keytab(keytab)),
+        });
+    }
+    cfg!(windows).then(|| BindCredential {
+        username: crate::model::computer_account(&host.machine_name()),
+        secret: BindSecret::Kerberos(KerberosSource::ServiceIdentity),
+    })
 }

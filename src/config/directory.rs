@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::ConfigError;
 use super::declare::{Each, section};
 use super::layers::Source;
 use super::parse;
@@ -65,6 +66,36 @@ fn page_size(value: &str, _: &Source) -> Result<u32, String> {
     }
 }
 
+/// The host's own Kerberos identity is the service's on Windows (SSPI):
+/// a keytab setting there is refused, naming where it was set.
+fn unix_only<T>(value: T) -> Result<T, String> {
+    if cfg!(windows) {
+        Err(
+            "not on Windows: there provd binds as its own service identity (the computer \
+             account under LocalSystem); remove the setting"
+                .into(),
+        )
+    } else {
+        Ok(value)
+    }
+}
+
+/// `NAME$@REALM`: a principal with a realm, so MIT need not guess one.
+fn host_principal(value: &str, _: &Source) -> Result<Option<String>, String> {
+    match value.rsplit_once('@') {
+        Some((name, realm)) if !name.is_empty() && !realm.is_empty() && !value.contains('\0') => {
+            unix_only(Some(value.to_owned()))
+        }
+        _ => Err(format!(
+            "{value:?} is not a Kerberos principal with its realm, e.g. \"VM$@LAB.EXAMPLE.TEST\""
+        )),
+    }
+}
+
+fn host_keytab(value: &str, source: &Source) -> Result<Option<PathBuf>, String> {
+    unix_only(parse::some_path(value, source)?)
+}
+
 section! {
     #[derive(Debug, Clone)]
     pub struct DirectoryConfig: Default {
@@ -105,11 +136,47 @@ section! {
             flag: "--directory-operation-timeout",
             example: "1m", parse: parse::duration, default: Duration::from_secs(30)
         }
+        /// This host's computer account as a Kerberos principal (`VM$@REALM`):
+        /// read-only RPCs without a credential bind as it, with
+        /// `host_keytab`. Linux; set both or neither.
+        pub host_principal: Option<String> {
+            toml: "directory.host_principal", env: "PROVD_DIRECTORY_HOST_PRINCIPAL",
+            flag: "--directory-host-principal",
+            example: "VM$@LAB.EXAMPLE.TEST", parse: host_principal, default: None
+        }
+        /// The keytab holding `host_principal`'s keys (the joined host's
+        /// /etc/krb5.keytab). Linux; set both or neither.
+        pub host_keytab: Option<PathBuf> {
+            toml: "directory.host_keytab", env: "PROVD_DIRECTORY_HOST_KEYTAB",
+            flag: "--directory-host-keytab",
+            example: "/etc/krb5.keytab", parse: host_keytab, default: None
+        }
         /// Entries per page of a paged search.
         pub page_size: u32 {
             toml: "directory.page_size", env: "PROVD_DIRECTORY_PAGE_SIZE",
             flag: "--directory-page-size",
             example: "250", parse: page_size, default: 500
         }
+    }
+}
+
+impl DirectoryConfig {
+    /// The host's principal and keytab, when both are set.
+    pub fn host_keytab_identity(&self) -> Option<(String, PathBuf)> {
+        self.host_principal.clone().zip(self.host_keytab.clone())
+    }
+
+    /// The host's identity is named whole or not at all (what
+    /// `Config::load` checks).
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        if self.host_principal.is_some() == self.host_keytab.is_some() {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            place: "settings directory.host_principal and directory.host_keytab".into(),
+            reason: "they name this host's computer account and the keytab holding its keys: \
+                     set both or neither"
+                .into(),
+        })
     }
 }

@@ -155,6 +155,7 @@ impl Config {
         let config = Config::from_layers(&layers)?;
         // Settings that stand in for each other: checked once all are read.
         config.tls.check()?;
+        config.directory.check()?;
         Ok(config)
     }
 

@@ -362,3 +362,53 @@ fn the_store_settings_are_refused_off_windows_naming_the_flag() {
         "{err}"
     );
 }
+
+#[cfg(not(windows))]
+#[test]
+fn the_host_identity_is_a_principal_and_a_keytab_together() {
+    let base = [
+        ("PROVD_STATE_DIR", "/s"),
+        ("PROVD_TLS_CERT", "/c"),
+        ("PROVD_TLS_KEY", "/k"),
+        ("PROVD_TLS_CLIENT_CA", "/a"),
+    ];
+    let with = |extra: &[(&str, &str)]| {
+        let mut pairs = base.to_vec();
+        pairs.extend_from_slice(extra);
+        Config::load_from(&Overrides::default(), &env(&pairs))
+    };
+    let cfg = with(&[]).unwrap();
+    assert_eq!(cfg.directory.host_keytab_identity(), None);
+    let cfg = with(&[
+        ("PROVD_DIRECTORY_HOST_PRINCIPAL", "VM$@LAB.EXAMPLE.TEST"),
+        ("PROVD_DIRECTORY_HOST_KEYTAB", "/etc/krb5.keytab"),
+    ])
+    .unwrap();
+    assert_eq!(
+        cfg.directory.host_keytab_identity(),
+        Some(("VM$@LAB.EXAMPLE.TEST".into(), "/etc/krb5.keytab".into()))
+    );
+    for one in [
+        ("PROVD_DIRECTORY_HOST_PRINCIPAL", "VM$@LAB.EXAMPLE.TEST"),
+        ("PROVD_DIRECTORY_HOST_KEYTAB", "/etc/krb5.keytab"),
+    ] {
+        let err = with(&[one]).unwrap_err().to_string();
+        assert!(
+            err.contains("directory.host_principal")
+                && err.contains("directory.host_keytab")
+                && err.contains("both or neither"),
+            "{err}"
+        );
+    }
+    let err = with(&[
+        ("PROVD_DIRECTORY_HOST_PRINCIPAL", "VM$"),
+        ("PROVD_DIRECTORY_HOST_KEYTAB", "/etc/krb5.keytab"),
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with("environment variable PROVD_DIRECTORY_HOST_PRINCIPAL")
+            && err.contains("realm"),
+        "{err}"
+    );
+}

@@ -20,10 +20,19 @@ fn required_except(skip: &Setting) -> Vec<(String, String)> {
         "tls.client_ca_store" => &["tls.client_ca"],
         _ => &[],
     };
+    // Set together or not at all.
+    let partner: &[&str] = match skip.key {
+        "directory.host_principal" => &["directory.host_keytab"],
+        "directory.host_keytab" => &["directory.host_principal"],
+        _ => &[],
+    };
     Config::settings()
         .iter()
         .filter(|s| s.key != skip.key && !replaced.contains(&s.key))
-        .filter(|s| ["state_dir", "tls.cert", "tls.key", "tls.client_ca"].contains(&s.key))
+        .filter(|s| {
+            ["state_dir", "tls.cert", "tls.key", "tls.client_ca"].contains(&s.key)
+                || partner.contains(&s.key)
+        })
         .map(|s| (s.env.to_owned(), s.example.to_owned()))
         .collect()
 }
@@ -35,6 +44,9 @@ const WINDOWS_ONLY: &[&str] = &[
     "tls.cert_store",
     "tls.client_ca_store",
 ];
+
+/// The host's keytab identity: Windows binds as its service identity.
+const UNIX_ONLY: &[&str] = &["directory.host_principal", "directory.host_keytab"];
 
 /// A config file setting only `setting`, to `value`.
 fn file_with(dir: &std::path::Path, setting: &Setting, value: &str) -> PathBuf {
@@ -150,12 +162,18 @@ fn every_setting_reaches_the_config_through_each_layer() {
             Config::load_from(&Overrides::default(), &env)
         };
         let through_flag = Config::load_from(&flags(&[s.flag, s.example]), &base);
-        if cfg!(not(windows)) && WINDOWS_ONLY.contains(&s.key) {
-            // Refused in every layer, naming the place, not ignored.
+        // Refused in every layer off their platform, naming the place, not
+        // ignored.
+        let refused = if cfg!(windows) {
+            UNIX_ONLY.contains(&s.key).then_some("not on Windows")
+        } else {
+            WINDOWS_ONLY.contains(&s.key).then_some("only on Windows")
+        };
+        if let Some(said) = refused {
             for result in [through_file, through_env, through_flag] {
                 let err = result.unwrap_err().to_string();
                 assert!(
-                    err.contains(s.key) && err.contains("only on Windows"),
+                    err.contains(s.key) && err.contains(said),
                     "{}: {err}",
                     s.key
                 );

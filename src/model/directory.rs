@@ -35,6 +35,22 @@ pub enum KerberosSource {
     /// An existing credential cache holding a TGT (`FILE:/tmp/krb5cc_0`,
     /// `KCM:`, `KEYRING:persistent:0`).
     Ccache(String),
+    /// The provd service's own logon identity, through SSPI's default
+    /// credentials: under LocalSystem on a joined Windows host, the computer
+    /// account. Windows only; never a request's credential (the contract has
+    /// no field for it): the daemon's assembly makes it.
+    ServiceIdentity,
+}
+
+impl KerberosSource {
+    /// Where the credentials come from, for messages: never key material.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Keytab(path) => format!("keytab {}", path.display()),
+            Self::Ccache(name) => format!("credential cache {name}"),
+            Self::ServiceIdentity => "this service's own identity (SSPI)".to_owned(),
+        }
+    }
 }
 
 impl BindCredential {

@@ -126,6 +126,9 @@ pub async fn a_kerberos_credential_binds_and_missing_keys_are_named(env: &Contra
     let named = match source {
         KerberosSource::Keytab(p) => p.display().to_string(),
         KerberosSource::Ccache(c) => c.clone(),
+        KerberosSource::ServiceIdentity => {
+            panic!("the contract suite binds from a keytab or cache")
+        }
     };
     match env.directory.connect(&env.dcs[0], &nobody).await {
         Err(e @ DirectoryError::Kerberos { .. }) => {

@@ -9,7 +9,7 @@ use super::{
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::audit::{AuditLog, AuditMirror, OperationMirror};
-use crate::backends::directory::Directory;
+use crate::backends::directory::{BindCredential, Directory};
 use crate::backends::host::{Cloud, Host, LogonRights};
 use crate::backends::outbound::Outbound;
 use crate::backends::store::Store;
@@ -69,6 +69,10 @@ pub struct Backends {
     pub audit_mirrors: Vec<Arc<dyn AuditMirror>>,
     /// Where each operation's outcome is copied.
     pub operation_mirrors: Vec<Arc<dyn OperationMirror>>,
+    /// This host's computer account as `directory` binds it (a keytab on
+    /// Linux, the service's own identity on Windows): who read-only RPCs
+    /// given no credential read the directory as. `None`: nobody.
+    pub host_identity: Option<BindCredential>,
 }
 
 /// Settings of the tenant side that workflows act on.
@@ -144,6 +148,7 @@ impl App {
             backends.store.clone(),
             backends.directory.clone(),
             agent_side.clone(),
+            backends.host_identity.clone(),
         ));
         let directories = Arc::new(directory::DirectoryWorkflows::new(
             operations.clone(),

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 
 use super::directory::DirectoryWorkflows;
-use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, naming_contexts};
+use super::domain_controllers::{
+    Connect, DcSession, DomainControllerWorkflows, NO_READER, Reader, naming_contexts,
+};
 use super::operations::{Job, OperationSpec, Outcome, RequestFingerprint, job};
 use super::permissions::{
     self, GrantMode, Profile, ProfileStatus, Resolved, grant_in_session, status_of,
@@ -352,10 +354,24 @@ impl WritebackWorkflows {
         ))
     }
 
+    /// GetPasswordWriteback: the directories read as the request's
+    /// credential, else as this host (see [`Reader`]).
     pub async fn get(
         &self,
         domain: &str,
         credential: Option<BindCredential>,
+        sample: u32,
+    ) -> Result<WritebackReport, Error> {
+        let reader = self.dcs.reader(credential);
+        self.get_as(domain, reader.as_ref(), sample).await
+    }
+
+    /// The report with the directories read as `reader` (Verify resolves
+    /// its own once per run).
+    pub(crate) async fn get_as(
+        &self,
+        domain: &str,
+        reader: Option<&Reader>,
         sample: u32,
     ) -> Result<WritebackReport, Error> {
         let mut v = Vec::new();
@@ -375,8 +391,8 @@ impl WritebackWorkflows {
             }
             n => n,
         };
-        if credential.is_some() {
-            v.extend(validate::credential("credential", credential.as_ref()));
+        if let Some(Reader::Request(credential)) = reader {
+            v.extend(validate::credential("credential", Some(credential)));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
@@ -392,13 +408,10 @@ impl WritebackWorkflows {
         let account = load_account(&self.store).await?;
         let mut reports = Vec::new();
         for d in &domains {
-            let report = match (&credential, &account) {
+            let report = match (reader, &account) {
                 (None, _) => DomainReadiness {
                     domain: d.clone(),
-                    read_error: Some(
-                        "no credential given, and this host cannot bind as its computer account"
-                            .into(),
-                    ),
+                    read_error: Some(NO_READER.into()),
                     ..Default::default()
                 },
                 (_, None) => DomainReadiness {
@@ -406,22 +419,24 @@ impl WritebackWorkflows {
                     read_error: Some("no service account is recorded".into()),
                     ..Default::default()
                 },
-                (Some(c), Some(a)) => {
-                    match DcSession::open(&self.dcs, d, c, Connect::Quiet).await {
-                        Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
+                (Some(reader), Some(a)) => {
+                    match DcSession::open(&self.dcs, d, reader.credential(), Connect::Quiet).await {
                         Err(e) => DomainReadiness {
                             domain: d.clone(),
-                            read_error: Some(e.to_string()),
+                            read_error: Some(reader.unread(e)?),
                             ..Default::default()
                         },
                         Ok(mut s) => {
                             let r = readiness(s.as_mut(), d, &a.sid, sample).await;
                             drop(s);
-                            r.unwrap_or_else(|e| DomainReadiness {
-                                domain: d.clone(),
-                                read_error: Some(e.to_string()),
-                                ..Default::default()
-                            })
+                            match r {
+                                Ok(r) => r,
+                                Err(e) => DomainReadiness {
+                                    domain: d.clone(),
+                                    read_error: Some(reader.unread(e)?),
+                                    ..Default::default()
+                                },
+                            }
                         }
                     }
                 }

@@ -381,6 +381,24 @@ pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(data))
 }
 
+/// Discovery that read the directory's own list (every DC from DNS and
+/// the directory) and bound each probe: what a read-only RPC shows when it
+/// could bind, with the request's credential or as this host.
+pub fn assert_read_and_bound(found: &provd_proto::v1::DiscoverDomainControllersResponse) {
+    assert!(
+        found.directory_unavailable_reason.is_empty(),
+        "{}",
+        found.directory_unavailable_reason
+    );
+    assert_eq!(found.domain_controllers.len(), 2, "{found:?}");
+    for dc in &found.domain_controllers {
+        assert_eq!(dc.source, provd_proto::v1::DcSource::Both as i32, "{dc:?}");
+        let probe = dc.probe.as_ref().expect("probed");
+        assert!(probe.error.is_empty(), "{}: {}", dc.host_name, probe.error);
+        assert!(probe.bind_latency.is_some(), "{}: not bound", dc.host_name);
+    }
+}
+
 /// Watches `op` to its terminal state: its events, then the final operation.
 pub async fn finish(
     channel: &Channel,

@@ -169,6 +169,44 @@ async fn discovery_through_the_daemon_binds_with_a_keytab_and_no_password_in_the
     );
 }
 
+/// The daemon configured with the host's identity (`directory.host_principal`
+/// VM$, `directory.host_keytab` its keytab): DiscoverDomainControllers with
+/// no credential in the request reads the directory's own list of DCs and
+/// probes each bound as VM$; without that configuration it reads DNS only.
+#[tokio::test]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs it"]
+async fn with_the_host_identity_configured_discovery_needs_no_credential() {
+    krb5_config();
+    let _serial = SERIAL.lock().await;
+    let discover = |channel: tonic::transport::Channel| async move {
+        DomainControllerServiceClient::new(channel)
+            .discover_domain_controllers(v1::DiscoverDomainControllersRequest {
+                domain: var("LAB_DOMAIN"),
+                credential: None,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    };
+    let lab = daemon_with(|c| {
+        c.directory.host_principal = Some(principal("LAB_HOST_ACCOUNT"));
+        c.directory.host_keytab = Some(var("LAB_HOST_KEYTAB").into());
+    })
+    .await;
+    crate::common::assert_read_and_bound(&discover(lab.channel.clone()).await);
+    lab.h.shutdown().await;
+
+    let lab = daemon().await;
+    let found = discover(lab.channel.clone()).await;
+    assert!(
+        found.directory_unavailable_reason.contains("no credential"),
+        "{}",
+        found.directory_unavailable_reason
+    );
+    lab.h.shutdown().await;
+}
+
 #[tokio::test]
 #[ignore = "needs the Samba AD lab (root): deploy/test.sh runs it"]
 async fn kerberos_errors_name_what_to_fix() {

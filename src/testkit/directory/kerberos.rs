@@ -31,10 +31,7 @@ impl State {
         if known && self.bind_account(principal).is_some() {
             return Ok(());
         }
-        let what = match source {
-            KerberosSource::Keytab(p) => format!("keytab {}", p.display()),
-            KerberosSource::Ccache(c) => format!("credential cache {c}"),
-        };
+        let what = source.describe();
         Err(DirectoryError::Kerberos {
             dc: dc.into(),
             reason: format!(

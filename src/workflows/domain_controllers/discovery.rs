@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::{Connect, DEFAULT_PROBE_TIMEOUT, DcSession, DomainControllerWorkflows};
+use super::{
+    Connect, DEFAULT_PROBE_TIMEOUT, DcSession, DomainControllerWorkflows, NO_READER, Reader,
+};
 use crate::backends::directory::{
     BindCredential, Directory, DirectoryError, ProbeReport, Scope, SrvTarget, escape,
 };
@@ -15,10 +17,25 @@ use crate::workflows::validate::{self, dns_name};
 use crate::workflows::{Error, FieldViolation};
 
 impl DomainControllerWorkflows {
+    /// DiscoverDomainControllers: as the request's credential, else as this
+    /// host (see [`Reader`]).
     pub async fn discover(
         &self,
         domain: &str,
         credential: Option<BindCredential>,
+        skip_probe: bool,
+        probe_timeout: Option<Duration>,
+    ) -> Result<Discovery, Error> {
+        let reader = self.reader(credential);
+        self.discover_as(domain, reader.as_ref(), skip_probe, probe_timeout)
+            .await
+    }
+
+    /// Discovery read as `reader` (Verify resolves its own once per run).
+    pub(crate) async fn discover_as(
+        &self,
+        domain: &str,
+        reader: Option<&Reader>,
         skip_probe: bool,
         probe_timeout: Option<Duration>,
     ) -> Result<Discovery, Error> {
@@ -33,8 +50,8 @@ impl DomainControllerWorkflows {
                 "must be from 100ms to 60s",
             ));
         }
-        if credential.is_some() {
-            violations.extend(validate::credential("credential", credential.as_ref()));
+        if let Some(Reader::Request(credential)) = reader {
+            violations.extend(validate::credential("credential", Some(credential)));
         }
         let Some(domain) = domain.filter(|_| violations.is_empty()) else {
             return Err(Error::InvalidArgument(violations));
@@ -57,11 +74,11 @@ impl DomainControllerWorkflows {
             Err(DirectoryError::NoDnsRecords { .. }) => None,
             Err(e) => Some(e.to_string()),
         };
-        let directory_unavailable_reason = match &credential {
-            None => {
-                Some("no credential given: the directory's own list of DCs needs a bind".to_owned())
-            }
-            Some(cred) => match self.directory_dcs(&domain, cred).await {
+        let directory_unavailable_reason = match reader {
+            None => Some(format!(
+                "{NO_READER}: the directory's own list of DCs needs a bind"
+            )),
+            Some(reader) => match self.directory_dcs(&domain, reader.credential()).await {
                 Ok(listed) => {
                     for (host, site) in listed {
                         let entry = found.entry(host.clone()).or_default();
@@ -71,9 +88,16 @@ impl DomainControllerWorkflows {
                     }
                     None
                 }
-                Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
-                Err(e) => Some(e.to_string()),
+                Err(e) => Some(reader.unread(e)?),
             },
+        };
+        // The probes bind as the reader; as this host only if it could read
+        // above: otherwise anonymously, as with no credential at all.
+        let probe_as = match reader {
+            Some(r) if !(r.is_host() && directory_unavailable_reason.is_some()) => {
+                Some(r.credential())
+            }
+            _ => None,
         };
         if found.is_empty() {
             return Err(not_found(&domain, srv_error, directory_unavailable_reason));
@@ -97,7 +121,7 @@ impl DomainControllerWorkflows {
         if !skip_probe {
             let probes = dcs
                 .iter()
-                .map(|dc| self.directory.probe(&dc.host, credential.as_ref(), timeout));
+                .map(|dc| self.directory.probe(&dc.host, probe_as, timeout));
             let reports = futures_util::future::join_all(probes).await;
             for (dc, report) in dcs.iter_mut().zip(reports) {
                 dc.probe = Some(report);

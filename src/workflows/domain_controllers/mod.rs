@@ -3,6 +3,7 @@
 //! (DNS SRV merged with the directory's own list) with probes.
 
 mod discovery;
+mod reader;
 mod session;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use discovery::DiscoveredDc;
 pub(crate) use discovery::check_members;
+pub(crate) use reader::{NO_READER, Reader};
 pub(crate) use session::{Connect, DcSession, entry_sid, find_account, naming_contexts};
 
 const PRIORITY_NS: &str = "dc_priority";
@@ -51,6 +53,9 @@ pub struct DomainControllerWorkflows {
     directory: Arc<dyn Directory>,
     /// Gives the agent a new DC order (`Add-AADCloudSyncADDomain`).
     agent: AgentSide,
+    /// This host's computer account, for read-only RPCs given no
+    /// credential (see `reader`).
+    host_identity: Option<BindCredential>,
 }
 
 impl DomainControllerWorkflows {
@@ -59,12 +64,14 @@ impl DomainControllerWorkflows {
         store: Arc<dyn Store>,
         directory: Arc<dyn Directory>,
         agent: AgentSide,
+        host_identity: Option<BindCredential>,
     ) -> Self {
         Self {
             operations,
             store,
             directory,
             agent,
+            host_identity,
         }
     }
 

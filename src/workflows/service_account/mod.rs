@@ -13,7 +13,7 @@ mod request;
 use std::sync::Arc;
 
 use super::agent_module::AgentSide;
-use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows};
+use super::domain_controllers::{Connect, DcSession, DomainControllerWorkflows, NO_READER, Reader};
 use super::operations::{Job, NewEvent, OperationSpec, Progress, RequestFingerprint, job};
 use super::permissions::{GrantPermissionsRequest, ProfileStatus};
 use super::validate::{self, dns_name};
@@ -283,10 +283,22 @@ impl ServiceAccountWorkflows {
 
     // ------------------------------------------------------------ GetServiceAccount
 
+    /// GetServiceAccount: read as the request's credential, else as this
+    /// host (see [`Reader`]).
     pub async fn get(
         &self,
         domain: &str,
         credential: Option<BindCredential>,
+    ) -> Result<ServiceAccountReport, Error> {
+        let reader = self.dcs.reader(credential);
+        self.get_as(domain, reader.as_ref()).await
+    }
+
+    /// The report read as `reader` (Verify resolves its own once per run).
+    pub(crate) async fn get_as(
+        &self,
+        domain: &str,
+        reader: Option<&Reader>,
     ) -> Result<ServiceAccountReport, Error> {
         let mut v = Vec::new();
         let domain = if domain.is_empty() {
@@ -294,8 +306,8 @@ impl ServiceAccountWorkflows {
         } else {
             dns_name("domain", domain).map_err(|e| v.push(e)).ok()
         };
-        if credential.is_some() {
-            v.extend(validate::credential("credential", credential.as_ref()));
+        if let Some(Reader::Request(credential)) = reader {
+            v.extend(validate::credential("credential", Some(credential)));
         }
         if !v.is_empty() {
             return Err(Error::InvalidArgument(v));
@@ -311,13 +323,12 @@ impl ServiceAccountWorkflows {
             });
         };
         let domain = domain.unwrap_or_else(|| account.domain.clone());
-        let Some(credential) = credential else {
+        let Some(reader) = reader else {
             return Ok(ServiceAccountReport {
                 account: Some(account),
                 domain,
                 live: false,
-                live_unavailable_reason:
-                    "no credential given, and this host cannot bind as its computer account".into(),
+                live_unavailable_reason: NO_READER.into(),
                 permissions: Vec::new(),
             });
         };
@@ -328,24 +339,22 @@ impl ServiceAccountWorkflows {
             &self.dcs,
             &domain,
             &order,
-            &credential,
+            reader.credential(),
             Connect::Quiet,
         )
         .await
         {
             Ok(s) => s,
-            Err(Error::Unauthenticated(m)) => return Err(Error::Unauthenticated(m)),
             Err(e) => {
                 return Ok(ServiceAccountReport {
                     account: Some(account),
                     domain,
                     live: false,
-                    live_unavailable_reason: e.to_string(),
+                    live_unavailable_reason: reader.unread(e)?,
                     permissions: Vec::new(),
                 });
             }
         };
-        drop(credential);
         let (fresh, permissions) = read_live(session.as_mut(), &account, &domain).await?;
         drop(session);
         Ok(ServiceAccountReport {

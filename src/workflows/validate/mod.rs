@@ -136,6 +136,13 @@ fn kerberos_source(field: &str, source: &KerberosSource) -> Option<FieldViolatio
             };
             ("ccache", name.clone(), problem)
         }
+        // Made by the daemon's assembly only; the contract cannot send it.
+        KerberosSource::ServiceIdentity => {
+            return Some(FieldViolation::new(
+                format!("{field}.kerberos"),
+                "set keytab_path or ccache",
+            ));
+        }
     };
     let field = format!("{field}.kerberos.{name}");
     if value.len() > 1024 || value.contains('\0') {

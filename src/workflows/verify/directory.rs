@@ -7,8 +7,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::{Category, Check, DISCOVERY_REMEDY, NO_CREDENTIAL, Run, Status, check, skew_status};
-use crate::backends::directory::BindCredential;
+use super::{Category, Check, DISCOVERY_REMEDY, Run, Status, check, skew_status};
+use crate::workflows::domain_controllers::Reader;
 use crate::workflows::permissions::Profile;
 use crate::workflows::service_account::AccountRecord;
 
@@ -26,41 +26,37 @@ const DIRECTORY_IDS: [&str; 5] = [
 pub(super) async fn checks(run: &Run, domain: &str, directory: bool, host: bool) -> Vec<Check> {
     use Category::Directory as D;
     let mut out = Vec::new();
-    let Some(credential) = run.credential.clone() else {
-        let why = NO_CREDENTIAL;
-        if directory {
-            for id in DIRECTORY_IDS {
-                out.push(check(id, D, Status::Skip, why).subject(domain));
+    let reader = match run.reader_for(domain).await {
+        Ok(reader) => reader,
+        Err(unread) => {
+            if directory {
+                for id in DIRECTORY_IDS {
+                    out.push(unread.check(id, D, domain));
+                }
             }
+            if host && run.account.is_some() {
+                out.push(unread.check("host.gmsa.retrievable", Category::Host, domain));
+            }
+            return out;
         }
-        if host && run.account.is_some() {
-            out.push(
-                check("host.gmsa.retrievable", Category::Host, Status::Skip, why).subject(domain),
-            );
-        }
-        return out;
     };
     if directory {
-        out.extend(dc_checks(run, domain, &credential).await);
+        out.extend(dc_checks(run, domain, reader).await);
     }
     let account_here = run.account.as_ref().filter(|a| a.domain == domain);
     if directory {
-        out.extend(account_checks(run, domain, account_here, &credential).await);
+        out.extend(account_checks(run, domain, account_here, reader).await);
     }
     if host && let Some(account) = account_here {
-        out.push(super::gmsa_proof::retrievable_check(run, domain, account, &credential).await);
+        out.push(super::gmsa_proof::retrievable_check(run, domain, account, reader).await);
     }
     out
 }
 
-async fn dc_checks(run: &Run, domain: &str, credential: &BindCredential) -> Vec<Check> {
+async fn dc_checks(run: &Run, domain: &str, reader: &Reader) -> Vec<Check> {
     use Category::Directory as D;
     let mut out = Vec::new();
-    let discovery = match run
-        .dcs
-        .discover(domain, Some(credential.clone()), false, None)
-        .await
-    {
+    let discovery = match run.dcs.discover_as(domain, Some(reader), false, None).await {
         Ok(d) => d,
         Err(e) => {
             out.push(
@@ -209,7 +205,7 @@ async fn account_checks(
     run: &Run,
     domain: &str,
     account: Option<&AccountRecord>,
-    credential: &BindCredential,
+    reader: &Reader,
 ) -> Vec<Check> {
     use Category::Directory as D;
     let Some(recorded) = account else {
@@ -222,7 +218,7 @@ async fn account_checks(
             check("directory.permissions", D, Status::Skip, why).subject(domain),
         ];
     };
-    let report = match run.gmsa.get(domain, Some(credential.clone())).await {
+    let report = match run.gmsa.get_as(domain, Some(reader)).await {
         Ok(r) if r.live => r,
         Ok(r) => {
             return vec![

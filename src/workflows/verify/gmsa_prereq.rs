@@ -6,10 +6,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use super::{Category, Check, DISCOVERY_REMEDY, NO_CREDENTIAL, Run, Status, check};
+use super::{Category, Check, DISCOVERY_REMEDY, Run, Status, check};
 use crate::backends::directory::{BindCredential, DirectoryError, DirectorySession, Scope};
 use crate::workflows::Error;
-use crate::workflows::domain_controllers::{Connect, DcSession, naming_contexts};
+use crate::workflows::domain_controllers::{Connect, DcSession, Reader, naming_contexts};
 use crate::workflows::operations::now_ms;
 use crate::workflows::service_account::{
     KdsRootKey, default_msa_container, is_deleted_dn, msa_reference, msa_reference_value,
@@ -29,15 +29,16 @@ const KDS_SOURCE: &str = "https://learn.microsoft.com/windows-server/identity/ad
 
 pub(super) async fn checks(run: &Run, domain: &str) -> Vec<Check> {
     use Category::Directory as D;
-    let Some(credential) = run.credential.clone() else {
-        return vec![
-            check(MSA, D, Status::Skip, NO_CREDENTIAL).subject(domain),
-            check(KDS, D, Status::Skip, NO_CREDENTIAL).subject(domain),
-        ];
+    let reader = match run.reader_for(domain).await {
+        Ok(reader) => reader,
+        Err(unread) => {
+            return vec![unread.check(MSA, D, domain), unread.check(KDS, D, domain)];
+        }
     };
+    let credential = reader.credential();
     let (msa, kds) = tokio::join!(
-        msa_container(run, domain, &credential),
-        kds_checks(run, domain, &credential)
+        msa_container(run, domain, credential),
+        kds_checks(run, domain, reader)
     );
     let mut out = vec![msa];
     out.extend(kds);
@@ -186,12 +187,9 @@ async fn read_kds_on(
     Ok(read_kds_keys(session.as_mut(), &config_dn).await?)
 }
 
-async fn kds_checks(run: &Run, domain: &str, credential: &BindCredential) -> Vec<Check> {
-    let discovery = match run
-        .dcs
-        .discover(domain, Some(credential.clone()), true, None)
-        .await
-    {
+async fn kds_checks(run: &Run, domain: &str, reader: &Reader) -> Vec<Check> {
+    let credential = reader.credential();
+    let discovery = match run.dcs.discover_as(domain, Some(reader), true, None).await {
         Ok(d) => d,
         Err(e) => {
             return vec![

@@ -3,17 +3,18 @@
 //! does the account authenticate with it — the three `proof` levels.
 
 use super::{Category, Check, Run, Status, check};
-use crate::backends::directory::{BindCredential, Directory, DirectoryError, DirectorySession};
+use crate::backends::directory::{Directory, DirectoryError, DirectorySession};
 use crate::model::{ManagedPassword, ManagedPasswordError, computer_account};
-use crate::workflows::domain_controllers::{Connect, DcSession};
+use crate::workflows::domain_controllers::{Connect, DcSession, Reader};
 use crate::workflows::service_account::{self, AccountRecord};
 
 pub(super) async fn retrievable_check(
     run: &Run,
     domain: &str,
     account: &AccountRecord,
-    credential: &BindCredential,
+    reader: &Reader,
 ) -> Check {
+    let credential = reader.credential();
     let host_account = computer_account(&run.host.machine_name());
     let c = check(
         "host.gmsa.retrievable",
@@ -58,7 +59,7 @@ pub(super) async fn retrievable_check(
                 session.as_mut(),
                 run.dcs.directory().as_ref(),
                 &entry.dn,
-                credential,
+                reader,
                 &host_account,
                 &principal,
             )
@@ -146,28 +147,34 @@ enum Proof {
     Undecodable(ManagedPasswordError),
 }
 
-/// Reads the gMSA's password through the check's own session. That session
-/// binds with the request's credential, usually the operator's, which is no
-/// principal, so the DC withholds the attribute and the proof stays at
-/// "permitted"; bound as this host (on a DC that hands gMSA passwords out),
-/// it reaches "retrieved". The blob and the decoded passwords are zeroized
+/// Reads the gMSA's password through the check's own session. Bound with
+/// the request's credential, usually the operator's, which is no principal,
+/// the DC withholds the attribute and the proof stays at "permitted"; bound
+/// as this host (a request's credential for it, or the host's own identity
+/// when the request has none), on a DC that hands gMSA passwords out, it
+/// reaches "retrieved". The blob and the decoded passwords are zeroized
 /// when they drop here; nothing of them leaves but lengths and intervals.
 async fn proof(
     session: &mut dyn DirectorySession,
     directory: &dyn Directory,
     dn: &str,
-    credential: &BindCredential,
+    reader: &Reader,
     host_account: &str,
     principal: &str,
 ) -> Proof {
-    let bound = &credential.username;
+    let bound = reader.who();
     let blob = match session.read_managed_password(dn).await {
         Ok(Some(blob)) => blob,
         Ok(None) => {
+            let not_host = if reader.is_host() {
+                String::new()
+            } else {
+                format!(", not as {host_account}")
+            };
             return Proof::Permitted(format!(
-                "the DC withheld msDS-ManagedPassword from this session, which binds as {bound} \
-                 (the request's credential), not as {host_account} (a DC that cannot hand out \
-                 gMSA passwords, such as Samba before 4.20, withholds it from everyone)"
+                "the DC withheld msDS-ManagedPassword from this session, which binds as \
+                 {bound}{not_host} (a DC that cannot hand out gMSA passwords, such as Samba \
+                 before 4.20, withholds it from everyone)"
             ));
         }
         Err(e) => {

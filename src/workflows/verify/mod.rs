@@ -43,7 +43,9 @@ use crate::backends::store::Store;
 use crate::workflows::cloud_sync::CloudSyncWorkflows;
 use crate::workflows::decommission::{self, record::DecommissionRecord};
 use crate::workflows::directory::DirectoryWorkflows;
-use crate::workflows::domain_controllers::DomainControllerWorkflows;
+use crate::workflows::domain_controllers::{
+    Connect, DcSession, DomainControllerWorkflows, NO_READER, Reader,
+};
 use crate::workflows::operations::now_ms;
 use crate::workflows::service_account::{self, AccountRecord, ServiceAccountWorkflows};
 use crate::workflows::tenant::TenantWorkflows;
@@ -56,9 +58,20 @@ pub use outbound::{OutboundProbes, OutboundSettings};
 
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why the checks that need a bind are SKIP.
-const NO_CREDENTIAL: &str =
-    "no credential given, and this host cannot bind as its computer account";
+/// Why a domain's checks that need a bind are SKIP: nobody to bind as, or
+/// this host's own identity did not bind.
+struct Unread {
+    message: String,
+    remedy: &'static str,
+}
+
+impl Unread {
+    fn check(&self, id: &'static str, category: Category, domain: &str) -> Check {
+        check(id, category, Status::Skip, self.message.clone())
+            .subject(domain)
+            .remedy(self.remedy)
+    }
+}
 
 /// What to look at when a domain's DCs cannot be found.
 const DISCOVERY_REMEDY: &str = "check DNS (SRV _ldap._tcp.dc._msdcs) and LDAPS (636) to the DCs";
@@ -225,7 +238,9 @@ struct Run {
     outbound: OutboundProbes,
     /// What the TLS listener serves, as the run began.
     served: Arc<crate::pki::ServedCertificates>,
-    credential: Option<BindCredential>,
+    /// Who the directory checks bind as: the request's credential, else
+    /// this host's computer account.
+    reader: Option<Reader>,
     domains: Vec<String>,
     account: Option<AccountRecord>,
     /// DecommissionAgent took this host's agent away (and no Install has
@@ -246,6 +261,32 @@ impl Run {
                 r.operation_id
             )
         })
+    }
+
+    /// Who `domain`'s checks bind as, or why they read nothing: this
+    /// host's identity is tried once first, so that its failure to bind
+    /// skips the checks as a missing credential does, instead of failing
+    /// each.
+    async fn reader_for(&self, domain: &str) -> Result<&Reader, Unread> {
+        let Some(reader) = &self.reader else {
+            return Err(Unread {
+                message: NO_READER.into(),
+                remedy: "",
+            });
+        };
+        if reader.is_host()
+            && let Err(e) =
+                DcSession::open(&self.dcs, domain, reader.credential(), Connect::Quiet).await
+            && reader.host_refused(&e)
+        {
+            return Err(Unread {
+                message: format!("cannot bind as {}: {e}", reader.who()),
+                remedy: "fix this host's Kerberos identity (directory.host_principal and \
+                         directory.host_keytab on Linux; the computer account of a joined \
+                         Windows host), or verify with a credential",
+            });
+        }
+        Ok(reader)
     }
 
     async fn writeback_on(&self) -> bool {
@@ -360,7 +401,8 @@ impl VerifyWorkflows {
             domains = added;
         }
         let wanted = |c: Category| categories.is_empty() || categories.contains(&c);
-        let run = self.run(request.credential, domains).await?;
+        let reader = self.dcs.reader(request.credential);
+        let run = self.run(reader, domains).await?;
 
         let mut groups: Vec<Group> = Vec::new();
         if wanted(Category::Host) {
@@ -411,11 +453,7 @@ impl VerifyWorkflows {
         Ok(start(run, groups, DEFAULT_CHECK_TIMEOUT))
     }
 
-    async fn run(
-        &self,
-        credential: Option<BindCredential>,
-        domains: Vec<String>,
-    ) -> Result<Arc<Run>, Error> {
+    async fn run(&self, reader: Option<Reader>, domains: Vec<String>) -> Result<Arc<Run>, Error> {
         let served = self.served.borrow().clone();
         Ok(Arc::new(Run {
             dcs: self.dcs.clone(),
@@ -428,7 +466,7 @@ impl VerifyWorkflows {
             cloud_sync: self.cloud_sync.clone(),
             outbound: self.outbound.clone(),
             served,
-            credential,
+            reader,
             account: service_account::load_account(&self.store).await?,
             decommissioned: decommission::record::load(&self.store).await?,
             domains,

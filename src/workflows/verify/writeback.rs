@@ -13,7 +13,7 @@ pub(super) async fn checks(run: &Run) -> Vec<Check> {
     let mut out = Vec::new();
     let report = match run
         .writeback
-        .get("", run.credential.clone(), WRITEBACK_SAMPLE)
+        .get_as("", run.reader.as_ref(), WRITEBACK_SAMPLE)
         .await
     {
         Ok(r) => r,

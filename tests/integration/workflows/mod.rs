@@ -14,6 +14,7 @@ mod decommission_apply;
 mod diagnostics;
 mod directory;
 mod domain_controllers;
+mod host_identity;
 mod host_prereq;
 mod operations;
 mod packages;

@@ -1,20 +1,26 @@
-//! The GSSAPI bind of [`LdapDirectory`]: plain 389, then SASL GSSAPI with
-//! the credential `kerberos` acquired (ldap3 asks for the confidentiality
-//! layer on a connection without TLS, so every later message is sealed); or,
-//! with `kerberos_over_tls`, the TLS connection of `transport` and no layer,
-//! ldap3 sending the `tls-server-end-point` channel binding.
+//! The GSSAPI bind of [`LdapDirectory`]: plain 389, then SASL GSSAPI (ldap3
+//! asks for the confidentiality layer on a connection without TLS, so every
+//! later message is sealed); or, with `kerberos_over_tls`, the TLS
+//! connection of `transport` and no layer, ldap3 sending the
+//! `tls-server-end-point` channel binding.
+//!
+//! Whose credentials: on Unix, a keytab's or a cache's, acquired by provd
+//! (`kerberos`) and handed to ldap3; on Windows, the service's own identity,
+//! SSPI's default credentials (`sasl_gssapi_bind`). Never a named principal
+//! through SSPI: cross-krb5 0.4.2 frees the name before SSPI reads it.
+
+use std::time::{Duration, SystemTime};
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, StdStream};
-use secrecy::SecretString;
 use tracing::field::Empty;
 
-use std::time::SystemTime;
-
-use super::kerberos::{self, Failure};
+#[cfg(unix)]
+use super::kerberos;
+use super::kerberos_errors::{self, Failure};
 use super::session::read_root_dse;
 use super::time::signed_secs;
 use super::{LdapDirectory, ldap_error, observed};
-use crate::backends::directory::{BindCredential, BindSecret, DirectoryError};
+use crate::backends::directory::{BindCredential, BindSecret, DirectoryError, KerberosSource};
 use crate::model::parse_generalized_time;
 
 fn failure(dc: &str, failure: Failure) -> DirectoryError {
@@ -30,6 +36,82 @@ fn failure(dc: &str, failure: Failure) -> DirectoryError {
     }
 }
 
+/// Where a bind's credentials come from.
+enum Credentials {
+    /// Acquired on the blocking pool (file reads, an AS exchange).
+    #[cfg(unix)]
+    Acquire(Box<dyn FnOnce() -> Result<libgssapi::credential::Cred, Failure> + Send>),
+    /// SSPI's default credentials: the service's logon identity.
+    #[cfg(not(unix))]
+    ServiceIdentity,
+}
+
+/// What ldap3 binds with, once acquired.
+enum Ready {
+    #[cfg(unix)]
+    Supplied(cross_krb5::Cred),
+    #[cfg(not(unix))]
+    Default,
+}
+
+impl Credentials {
+    /// The credentials, or the security provider's refusal (which the
+    /// caller may explain further).
+    async fn ready(
+        self,
+        dc: &str,
+        timeout: Duration,
+    ) -> Result<Result<Ready, Failure>, DirectoryError> {
+        match self {
+            #[cfg(unix)]
+            Credentials::Acquire(acquire) => {
+                let acquired = tokio::time::timeout(timeout, tokio::task::spawn_blocking(acquire))
+                    .await
+                    .map_err(|_| DirectoryError::Kerberos {
+                        dc: dc.into(),
+                        reason: format!("no answer from the KDC within {timeout:?}"),
+                    })?
+                    .map_err(|e| DirectoryError::Kerberos {
+                        dc: dc.into(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(acquired.map(|cred| Ready::Supplied(cross_krb5::Cred::from(cred))))
+            }
+            #[cfg(not(unix))]
+            Credentials::ServiceIdentity => {
+                let _ = (dc, timeout);
+                Ok(Ok(Ready::Default))
+            }
+        }
+    }
+}
+
+/// The credentials `source` names on this platform, or why there are none.
+fn credentials(principal: &str, source: &KerberosSource) -> Result<Credentials, DirectoryError> {
+    match source {
+        #[cfg(unix)]
+        KerberosSource::Keytab(_) | KerberosSource::Ccache(_) => {
+            let (principal, source) = (principal.to_owned(), source.clone());
+            Ok(Credentials::Acquire(Box::new(move || {
+                kerberos::acquire(&principal, &source)
+            })))
+        }
+        #[cfg(unix)]
+        KerberosSource::ServiceIdentity => Err(DirectoryError::Config(
+            super::SERVICE_IDENTITY_OFF_WINDOWS.into(),
+        )),
+        #[cfg(not(unix))]
+        KerberosSource::ServiceIdentity => {
+            let _ = principal;
+            Ok(Credentials::ServiceIdentity)
+        }
+        #[cfg(not(unix))]
+        KerberosSource::Keytab(_) | KerberosSource::Ccache(_) => {
+            Err(DirectoryError::Config(super::WINDOWS_KERBEROS.into()))
+        }
+    }
+}
+
 impl LdapDirectory {
     /// A sealed session bound as a Kerberos credential.
     pub(super) async fn connect_kerberos(
@@ -42,31 +124,30 @@ impl LdapDirectory {
                 "a password credential cannot make a Kerberos bind".into(),
             ));
         };
-        let principal = credential.username.clone();
-        let source = source.clone();
-        let what = match &source {
-            crate::model::KerberosSource::Keytab(p) => format!("keytab {}", p.display()),
-            crate::model::KerberosSource::Ccache(c) => format!("credential cache {c}"),
-        };
-        let acquire = {
-            let principal = principal.clone();
-            move || kerberos::acquire(&principal, &source)
-        };
-        self.gssapi_bind(dc, &principal, &what, acquire).await
+        let principal = credential.username.as_str();
+        let credentials = credentials(principal, source)?;
+        self.gssapi_bind(dc, principal, &source.describe(), credentials)
+            .await
     }
 
     /// Binds as `principal` with `password` (Kerberos, sealed) and hangs up.
+    #[cfg(unix)]
     pub(super) async fn authenticate_kerberos(
         &self,
         dc: &str,
         principal: &str,
-        password: &SecretString,
+        password: &secrecy::SecretString,
     ) -> Result<(), DirectoryError> {
         let owned = principal.to_owned();
         let password = password.clone();
         let acquire = move || kerberos::acquire_with_password(&owned, &password);
         let mut ldap = self
-            .gssapi_bind(dc, principal, "its password", acquire)
+            .gssapi_bind(
+                dc,
+                principal,
+                "its password",
+                Credentials::Acquire(Box::new(acquire)),
+            )
             .await?;
         let _ = ldap.unbind().await;
         Ok(())
@@ -77,7 +158,7 @@ impl LdapDirectory {
         dc: &str,
         principal: &str,
         what: &str,
-        acquire: impl FnOnce() -> Result<libgssapi::credential::Cred, Failure> + Send + 'static,
+        credentials: Credentials,
     ) -> Result<Ldap, DirectoryError> {
         let span = ldap_span!(
             "ldap.bind",
@@ -87,19 +168,8 @@ impl LdapDirectory {
         );
         let timeout = self.settings.operation_timeout;
         observed(span, dc, "bind", async move {
-            // The AS exchange (or keytab read) blocks: the blocking pool.
-            let acquired = tokio::time::timeout(timeout, tokio::task::spawn_blocking(acquire))
-                .await
-                .map_err(|_| DirectoryError::Kerberos {
-                    dc: dc.into(),
-                    reason: format!("no answer from the KDC within {timeout:?}"),
-                })?
-                .map_err(|e| DirectoryError::Kerberos {
-                    dc: dc.into(),
-                    reason: e.to_string(),
-                })?;
-            let cred = match acquired {
-                Ok(cred) => cred,
+            let ready = match credentials.ready(dc, timeout).await? {
+                Ok(ready) => ready,
                 Err(f) => return Err(failure(dc, self.explained(dc, f).await)),
             };
             let mut ldap = if self.settings.kerberos_over_tls {
@@ -108,18 +178,21 @@ impl LdapDirectory {
                 self.open_plain(dc).await?
             };
             let spn = format!("ldap/{dc}");
-            let bound = ldap
-                .with_timeout(timeout)
-                .sasl_gssapi_cred_bind(cross_krb5::Cred::from(cred), dc)
-                .await
-                .and_then(|r| r.success());
+            let call = ldap.with_timeout(timeout);
+            let bound = match ready {
+                #[cfg(unix)]
+                Ready::Supplied(cred) => call.sasl_gssapi_cred_bind(cred, dc).await,
+                #[cfg(not(unix))]
+                Ready::Default => call.sasl_gssapi_bind(dc).await,
+            }
+            .and_then(|r| r.success());
             match bound {
                 Ok(_) => Ok(ldap),
                 Err(e) => {
                     let _ = ldap.unbind().await;
                     Err(match e {
                         LdapError::GssapiOperationError(text) => {
-                            let f = kerberos::classify(&text, principal, what, Some(&spn));
+                            let f = kerberos_errors::classify(&text, principal, what, Some(&spn));
                             failure(dc, self.explained(dc, f).await)
                         }
                         // 8: the DC wants a layer we did not get; 49: the DC
@@ -149,7 +222,9 @@ impl LdapDirectory {
             .ok()
             .and_then(|r| r.first("currentTime").and_then(parse_generalized_time))
         {
-            Some(dc_time) => f.with_note(&kerberos::describe_skew(signed_secs(dc_time, asked))),
+            Some(dc_time) => {
+                f.with_note(&kerberos_errors::describe_skew(signed_secs(dc_time, asked)))
+            }
             None => f,
         }
     }

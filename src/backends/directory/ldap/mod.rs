@@ -101,8 +101,8 @@ macro_rules! ldap_span {
 // Declared after `ldap_span!`, which they use (macro_rules scope is textual).
 #[cfg(unix)]
 mod kerberos;
-#[cfg(unix)]
 mod kerberos_bind;
+mod kerberos_errors;
 mod probe;
 mod session;
 mod time;
@@ -378,20 +378,11 @@ impl Directory for LdapDirectory {
     }
 }
 
-/// On Windows a keytab or cache means nothing: provd would bind as its own
-/// service identity through SSPI, which cross-krb5 0.4 can do only with the
-/// default credentials (its named-principal path frees the name before use)
-/// and Wine cannot test (its Kerberos SSP does not seal). Refused, said so.
+/// On Windows provd binds as its own service identity (SSPI's default
+/// credentials, `kerberos_bind`); cross-krb5 0.4 cannot log a principal in
+/// with a password there, so the gMSA's password is not proven by a bind.
 #[cfg(not(unix))]
 impl LdapDirectory {
-    async fn connect_kerberos(
-        &self,
-        _dc: &str,
-        _credential: &BindCredential,
-    ) -> Result<Ldap, DirectoryError> {
-        Err(DirectoryError::Config(WINDOWS_KERBEROS.into()))
-    }
-
     async fn authenticate_kerberos(
         &self,
         _dc: &str,
@@ -406,6 +397,14 @@ impl LdapDirectory {
     }
 }
 
+/// A keytab or a cache on Windows: provd has no MIT krb5 there.
 #[cfg(not(unix))]
-const WINDOWS_KERBEROS: &str = "Kerberos binds with a keytab, a credential cache or a \
-    password are not supported on Windows hosts; use a username and password";
+const WINDOWS_KERBEROS: &str = "Kerberos binds with a keytab or a credential cache are not \
+    supported on Windows hosts: provd binds as its own service identity (SSPI) when a \
+    read-only request names no credential; otherwise use a username and password";
+
+/// The service's own identity off Windows: there is no SSPI.
+#[cfg(unix)]
+const SERVICE_IDENTITY_OFF_WINDOWS: &str = "binding as this service's own identity (SSPI) \
+    works on Windows hosts only: on Linux set directory.host_principal and \
+    directory.host_keytab";
