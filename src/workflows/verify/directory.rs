@@ -26,6 +26,11 @@ const DIRECTORY_IDS: [&str; 5] = [
 pub(super) async fn checks(run: &Run, domain: &str, directory: bool, host: bool) -> Vec<Check> {
     use Category::Directory as D;
     let mut out = Vec::new();
+    // Nothing here needs a bind: none is tried.
+    let needs_bind = directory || (host && run.account.is_some());
+    if !needs_bind {
+        return out;
+    }
     let reader = match run.reader_for(domain).await {
         Ok(reader) => reader,
         Err(unread) => {
