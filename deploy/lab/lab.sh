@@ -1166,8 +1166,17 @@ cmd_prepare_host() {
   [ "$rc" = 0 ] || die "cannot search for $name\$ on $url (rc $rc): $out"
   local dn
   dn=$(sed -n 's/^dn: //p' <<<"$out" | head -n1)
-  if [ -n "$dn" ]; then
+  if [ -n "$dn" ] && [ "$name" = "$HOST_ACCOUNT" ]; then
+    # The lab host keeps its published password (and so its keytab), whatever recreated it.
+    admin_modify "$url" "$(printf '%s\n' "dn: $dn" "changetype: modify" "replace: unicodePwd" \
+      "unicodePwd:: $(unicode_pwd "$HOST_PASSWORD")" "-")"
+    echo "computer account: $NETBIOS\\$name\$ present ($dn), the lab host's password set again"
+  elif [ -n "$dn" ]; then
     echo "computer account: $NETBIOS\\$name\$ present ($dn)"
+  elif [ "$name" = "$HOST_ACCOUNT" ]; then
+    dn=$(computer_dn "$name")
+    add "$(computer_ldif "$name")"
+    echo "computer account: $NETBIOS\\$name\$ created with the lab host's password ($dn)"
   else
     dn="CN=$name,CN=Computers,$BASE_DN"
     add "$(printf '%s\n' "dn: $dn" "objectClass: computer" "sAMAccountName: $name\$" \

@@ -165,16 +165,21 @@ pub async fn make_user(s: &mut dyn DirectorySession, name: &str, password: &str)
 pub async fn make_computer(s: &mut dyn DirectorySession, name: &str) -> String {
     let dn = format!("CN={name},CN=Computers,{}", base());
     delete_if_present(s, &dn).await;
-    s.add(
-        &dn,
-        &[
-            ("objectClass", text("computer")),
-            ("sAMAccountName", text(&format!("{name}$"))),
-            ("userAccountControl", text("4096")),
-        ],
-    )
-    .await
-    .unwrap();
+    let mut attrs = vec![
+        ("objectClass", text("computer")),
+        ("sAMAccountName", text(&format!("{name}$"))),
+        ("userAccountControl", text("4096")),
+    ];
+    // The lab host (Wine's machine name) keeps its published password, so
+    // its keytab (lab.sh env: LAB_HOST_KEYTAB) stays valid for later tests.
+    if format!("{name}$").eq_ignore_ascii_case(&var("LAB_HOST_ACCOUNT")) {
+        let quoted: Vec<u8> = format!("\"{}\"", var("LAB_HOST_PASSWORD"))
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        attrs.push(("unicodePwd", vec![quoted]));
+    }
+    s.add(&dn, &attrs).await.unwrap();
     dn
 }
 
