@@ -121,6 +121,14 @@ pub struct TenantWorkflows {
     agent_config: Arc<dyn AgentConfig>,
     clients: SignInClients,
     session: tokio::sync::Mutex<Option<session::Session>>,
+    /// What GetAgent reports of the session, published whenever it changes:
+    /// the session's own lock is held across a token refresh (network I/O),
+    /// which a read of the agent must not wait for.
+    graph_status: std::sync::Mutex<Option<session::GraphStatus>>,
+    /// The stored registration record, `None` until first read. Its writers
+    /// hold the write lock across the store write, so no read fills it stale;
+    /// GetAgent then reads no store.
+    registration_cache: tokio::sync::RwLock<Option<Option<RegistrationRecord>>>,
     /// Where the agent's registration certificate is looked for.
     certificate_rule: CertificateRule,
     /// Graph's cloud sync API: RepairAgent reads quarantines and puts a
@@ -148,6 +156,8 @@ impl TenantWorkflows {
             agent_config,
             clients,
             session: tokio::sync::Mutex::new(None),
+            graph_status: std::sync::Mutex::new(None),
+            registration_cache: tokio::sync::RwLock::new(None),
             certificate_rule,
             cloud_sync,
         }
@@ -155,11 +165,18 @@ impl TenantWorkflows {
 
     /// The session as GetAgent reports it: the Graph tokens'.
     pub async fn status(&self) -> Result<TenantStatus, Error> {
-        let (signed_in, expires) = match &*self.session.lock().await {
-            Some(session) => {
-                let (expires_at, usable) = session.graph_state();
-                let left = expires_at.saturating_duration_since(Instant::now());
-                (usable, left.as_secs())
+        let published = *self
+            .graph_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (signed_in, expires) = match published {
+            Some(status) => {
+                let now = Instant::now();
+                let left = status.expires_at.saturating_duration_since(now);
+                (
+                    status.expires_at > now || status.refreshable,
+                    left.as_secs(),
+                )
             }
             None => (false, 0),
         };
@@ -171,16 +188,26 @@ impl TenantWorkflows {
     }
 
     pub async fn registration(&self) -> Result<Option<RegistrationRecord>, Error> {
-        match blocking(&self.store, |s| {
+        if let Some(cached) = self.registration_cache.read().await.as_ref() {
+            return Ok(cached.clone());
+        }
+        let mut cache = self.registration_cache.write().await;
+        if let Some(cached) = cache.as_ref() {
+            return Ok(cached.clone());
+        }
+        let stored = match blocking(&self.store, |s| {
             s.get_config(REGISTRATION_NS, REGISTRATION_KEY)
         })
         .await?
         {
-            None => Ok(None),
-            Some(b) => serde_json::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::internal("stored registration", e)),
-        }
+            None => None,
+            Some(b) => Some(
+                serde_json::from_slice(&b)
+                    .map_err(|e| Error::internal("stored registration", e))?,
+            ),
+        };
+        *cache = Some(stored.clone());
+        Ok(stored)
     }
 
     /// Clears the registration record (DecommissionAgent's `forget`);
@@ -188,10 +215,14 @@ impl TenantWorkflows {
     pub async fn forget_registration(&self) -> Result<bool, Error> {
         let had = self.registration().await?.is_some();
         if had {
+            let mut cache = self.registration_cache.write().await;
+            // Unknown until the store says: a failed write leaves no guess.
+            *cache = None;
             blocking(&self.store, |s| {
                 s.put_config(REGISTRATION_NS, REGISTRATION_KEY, None)
             })
             .await?;
+            *cache = Some(None);
         }
         Ok(had)
     }
@@ -199,10 +230,14 @@ impl TenantWorkflows {
     async fn save_registration(&self, record: &RegistrationRecord) -> Result<(), Error> {
         let bytes = serde_json::to_vec(record)
             .map_err(|e| Error::internal("encoding a record for the store", e))?;
+        let mut cache = self.registration_cache.write().await;
+        *cache = None;
         blocking(&self.store, move |s| {
             s.put_config(REGISTRATION_NS, REGISTRATION_KEY, Some(&bytes))
         })
-        .await
+        .await?;
+        *cache = Some(Some(record.clone()));
+        Ok(())
     }
 
     /// The SignIn operation: only the `sign-in` step.

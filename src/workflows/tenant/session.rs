@@ -102,13 +102,20 @@ impl Session {
         held.tokens = fresh;
     }
 
-    /// The Graph token's expiry, and whether the session can still get one.
-    pub(super) fn graph_state(&self) -> (Instant, bool) {
-        let expires_at = self.graph.tokens.expires_at;
-        let usable =
-            expires_at > Instant::now() || self.refresh.contains_key(&self.graph.client.client_id);
-        (expires_at, usable)
+    /// The Graph token's expiry, and whether the session can get another.
+    fn graph_status(&self) -> GraphStatus {
+        GraphStatus {
+            expires_at: self.graph.tokens.expires_at,
+            refreshable: self.refresh.contains_key(&self.graph.client.client_id),
+        }
     }
+}
+
+/// What GetAgent reports of a session: no token, only when and whether.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct GraphStatus {
+    pub(super) expires_at: Instant,
+    pub(super) refreshable: bool,
 }
 
 impl TenantWorkflows {
@@ -124,6 +131,15 @@ impl TenantWorkflows {
         self.audience_tokens(Audience::Registration).await
     }
 
+    /// What GetAgent will report, set under the session's lock.
+    fn publish(&self, session: Option<&Session>) {
+        *self
+            .graph_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            session.map(Session::graph_status);
+    }
+
     async fn audience_tokens(&self, audience: Audience) -> Result<Option<Tokens>, Error> {
         let mut guard = self.session.lock().await;
         let Some(session) = guard.as_mut() else {
@@ -136,17 +152,20 @@ impl TenantWorkflows {
         let client = held.client.clone();
         let Some(refresh) = session.refresh.get(&client.client_id).cloned() else {
             *guard = None;
+            self.publish(None);
             return Ok(None);
         };
         match self.tenant.refresh(&client, &refresh).await {
             Ok(fresh) => {
                 tracing::info!(?audience, "refreshed a tenant access token");
                 session.store(audience, fresh);
+                self.publish(Some(session));
                 Ok(Some(session.held(audience).tokens.clone()))
             }
             Err(e @ (TenantError::Unauthorized(_) | TenantError::ConsentRequired { .. })) => {
                 tracing::warn!(reason = %e, "the refresh was refused; sign in again");
                 *guard = None;
+                self.publish(None);
                 Ok(None)
             }
             Err(e) => Err(Error::from(e)),
@@ -175,7 +194,10 @@ impl TenantWorkflows {
             (Some(user), Some(tenant)) => format!(" as {user} (tenant {tenant})"),
             _ => String::new(),
         };
-        *self.session.lock().await = Some(session);
+        let mut guard = self.session.lock().await;
+        self.publish(Some(&session));
+        *guard = Some(session);
+        drop(guard);
         progress
             .step_succeeded(
                 STEP,
