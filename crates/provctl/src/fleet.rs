@@ -120,6 +120,62 @@ pub struct Pacing {
     /// agent.
     pub registration_gap: Duration,
     pub continue_on_error: bool,
+    /// A canary host alone first; `false` only for a document
+    /// [`canary_skippable`] allows.
+    pub canary: bool,
+}
+
+/// Whether a document may go to every host without a canary first: only
+/// when what it asks lives in the directory and is the same on every host —
+/// domains without a cloud sync table, the service account and its
+/// permissions — or when it asks nothing. The canary is there for what
+/// differs per host or reaches Microsoft: the agent (a package, a
+/// registration: many at once have put tenants in quarantine), its settings,
+/// the host's prerequisites, password writeback (the agent's setting and
+/// the tenant's flag), a domain's cloud sync configuration. The reason names
+/// the sections that need it.
+pub fn canary_skippable(desired: &v1::DesiredState) -> Result<(), String> {
+    let mut needs = Vec::new();
+    if desired.agent.is_some() {
+        needs.push("agent".to_owned());
+    }
+    if desired.host.is_some() {
+        needs.push("host".to_owned());
+    }
+    if desired.writeback.is_some() {
+        needs.push("writeback".to_owned());
+    }
+    for d in &desired.domains {
+        if d.cloud_sync.is_some() {
+            needs.push(format!("domains.{}.cloud_sync", d.domain));
+        }
+    }
+    if needs.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "the document has {}: that reaches the agent, the host or the tenant, so a canary \
+             host goes first (--no-canary is for documents of domains, the service account \
+             and permissions only)",
+            needs.join(", ")
+        ))
+    }
+}
+
+/// The hosts in waves: with `canary`, the inventory's canary (else the
+/// first host) alone, then waves of `size`; without, waves of `size` from
+/// the start.
+fn waves(mut hosts: Vec<Host>, canary: bool, size: usize) -> Vec<Vec<Host>> {
+    let mut waves = Vec::new();
+    if canary && !hosts.is_empty() {
+        let first = hosts.iter().position(|h| h.canary).unwrap_or(0);
+        waves.push(vec![hosts.remove(first)]);
+    }
+    let mut rest = hosts.into_iter().peekable();
+    while rest.peek().is_some() {
+        waves.push(rest.by_ref().take(size.max(1)).collect());
+    }
+    waves
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,15 +266,7 @@ pub async fn apply(
 ) -> Report {
     let started = Instant::now();
     let registers = desired.agent.as_ref().is_some_and(|a| !a.skip_registration);
-    let canary = hosts.iter().position(|h| h.canary).unwrap_or(0);
-    let mut order = hosts;
-    let first = order.remove(canary);
-    let mut waves = vec![vec![first]];
-    let size = pacing.wave_size.max(1);
-    let mut rest = order.into_iter().peekable();
-    while rest.peek().is_some() {
-        waves.push(rest.by_ref().take(size).collect());
-    }
+    let waves = waves(hosts, pacing.canary, pacing.wave_size);
     let display = Arc::new(Display::new(waves.iter().map(Vec::len).sum(), quiet));
     let gate = Arc::new(Mutex::new(None::<Instant>));
     let semaphore = Arc::new(Semaphore::new(pacing.concurrency.max(1)));
@@ -602,6 +650,81 @@ cert = "/elsewhere/b.pem"
         .unwrap();
         let err = format!("{:#}", load_inventory(&path, false).unwrap_err());
         assert!(err.contains("no ca"), "{err}");
+    }
+
+    fn host(name: &str, canary: bool) -> Host {
+        Host {
+            name: name.into(),
+            canary,
+            settings: Settings {
+                endpoint: format!("https://{name}:8443"),
+                ca: PathBuf::from("ca.pem"),
+                cert: PathBuf::from("client.pem"),
+                key: PathBuf::from("client.key"),
+                server_name: None,
+                trace: false,
+            },
+        }
+    }
+
+    fn names(waves: &[Vec<Host>]) -> Vec<Vec<&str>> {
+        waves
+            .iter()
+            .map(|w| w.iter().map(|h| h.name.as_str()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn the_canary_goes_alone_first_unless_skipped() {
+        let hosts = || {
+            vec![
+                host("a", false),
+                host("b", true),
+                host("c", false),
+                host("d", false),
+            ]
+        };
+        assert_eq!(
+            names(&waves(hosts(), true, 2)),
+            [vec!["b"], vec!["a", "c"], vec!["d"]]
+        );
+        assert_eq!(
+            names(&waves(hosts(), false, 2)),
+            [vec!["a", "b"], vec!["c", "d"]]
+        );
+        assert_eq!(
+            names(&waves(hosts(), false, 10)),
+            [vec!["a", "b", "c", "d"]]
+        );
+        assert!(waves(Vec::new(), true, 2).is_empty());
+    }
+
+    #[test]
+    fn only_directory_documents_may_skip_the_canary() {
+        let directory = v1::DesiredState {
+            domains: vec![v1::DomainSpec {
+                domain: "lab.example.test".into(),
+                ..Default::default()
+            }],
+            service_account: Some(v1::ServiceAccountSpec::default()),
+            ..Default::default()
+        };
+        assert_eq!(canary_skippable(&directory), Ok(()));
+        assert_eq!(canary_skippable(&v1::DesiredState::default()), Ok(()));
+
+        let mut reaching = directory.clone();
+        reaching.agent = Some(v1::AgentSpec::default());
+        reaching.writeback = Some(v1::WritebackSpec::default());
+        reaching.domains[0].cloud_sync = Some(v1::CloudSyncSpec::default());
+        let why = canary_skippable(&reaching).unwrap_err();
+        for section in ["agent", "writeback", "domains.lab.example.test.cloud_sync"] {
+            assert!(why.contains(section), "{why}");
+        }
+        let host = v1::DesiredState {
+            host: Some(v1::HostSpec::default()),
+            ..Default::default()
+        };
+        assert!(canary_skippable(&host).unwrap_err().contains("host"));
     }
 
     #[test]

@@ -421,6 +421,12 @@ struct FleetApplyArgs {
     /// Keep going after a host fails.
     #[arg(long)]
     continue_on_error: bool,
+    /// No canary host alone first: allowed only for a document of domains
+    /// (without cloud sync), the service account and permissions, or an
+    /// empty one; refused for one with an agent, host, writeback or cloud
+    /// sync section.
+    #[arg(long)]
+    no_canary: bool,
     /// Also write the JSON report here.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,

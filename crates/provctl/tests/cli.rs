@@ -164,3 +164,57 @@ fn ops_list_takes_every_mutating_kind() {
         assert!(text.contains(kind), "no --kind {kind}:\n{text}");
     }
 }
+
+/// `fleet apply --no-canary` with a document that reaches the agent is
+/// refused before any host is contacted, naming the section; a
+/// directory-only document passes that check (and then fails only for the
+/// unreachable host).
+#[test]
+fn no_canary_is_refused_for_a_document_that_reaches_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let inventory = dir.path().join("hosts.toml");
+    std::fs::write(
+        &inventory,
+        "[defaults]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n\n\
+         [[hosts]]\nname = \"a\"\nendpoint = \"https://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let agent_doc = dir.path().join("agent.toml");
+    std::fs::write(
+        &agent_doc,
+        "[agent]\nsource = \"file:///C:/agent.msi\"\nsha256 = \"00\"\n",
+    )
+    .unwrap();
+    let inv = inventory.to_str().unwrap();
+    let out = provctl(&[
+        "fleet",
+        "apply",
+        "--inventory",
+        inv,
+        "--no-canary",
+        agent_doc.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("--no-canary refused") && text.contains("agent"),
+        "{text}"
+    );
+
+    let directory_doc = dir.path().join("directory.toml");
+    std::fs::write(
+        &directory_doc,
+        "[[domains]]\ndomain = \"lab.example.test\"\n",
+    )
+    .unwrap();
+    let out = provctl(&[
+        "fleet",
+        "apply",
+        "--inventory",
+        inv,
+        "--no-canary",
+        directory_doc.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!text.contains("--no-canary refused"), "{text}");
+}

@@ -508,11 +508,16 @@ async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Resu
         FleetCommand::Apply(args) => {
             let hosts = fleet::load_inventory(&args.inventory, trace)?;
             let desired = document::load(&args.file)?;
+            if args.no_canary {
+                fleet::canary_skippable(&desired)
+                    .map_err(|why| anyhow::anyhow!("--no-canary refused: {why}"))?;
+            }
             let pacing = fleet::Pacing {
                 concurrency: args.concurrency,
                 wave_size: args.wave_size.unwrap_or(hosts.len()),
                 registration_gap: args.registration_gap,
                 continue_on_error: args.continue_on_error,
+                canary: !args.no_canary,
             };
             let report = fleet::apply(
                 hosts,
