@@ -125,6 +125,12 @@ fn kerberos_source(field: &str, source: &KerberosSource) -> Option<FieldViolatio
         KerberosSource::Ccache(name) => {
             let problem = match name.split_once(':') {
                 _ if name.is_empty() => Some("is required"),
+                // A MEMORY cache lives in one process: in provd's, it holds
+                // the tickets provd got from keytabs, not a caller's.
+                Some((kind, _)) if kind.eq_ignore_ascii_case("MEMORY") => Some(
+                    "names a cache of provd's own memory; name a FILE:, DIR:, KCM: or KEYRING: \
+                     cache on the provd host",
+                ),
                 Some((kind, rest))
                     if !kind.is_empty()
                         && !rest.is_empty()
@@ -204,6 +210,36 @@ mod tests {
         );
         assert!(sha256_hex("s", &"zz".repeat(32)).is_err());
         assert!(sha256_hex("s", "abcd").is_err());
+    }
+
+    #[test]
+    fn kerberos_sources_name_their_field() {
+        let field = |source: KerberosSource| {
+            kerberos_source("credential", &source).map(|v| (v.field, v.description))
+        };
+        assert_eq!(
+            field(KerberosSource::Keytab("/etc/krb5.keytab".into())),
+            None
+        );
+        assert_eq!(field(KerberosSource::Ccache("KCM:1000".into())), None);
+        assert_eq!(
+            field(KerberosSource::Ccache("FILE:/tmp/krb5cc_0".into())),
+            None
+        );
+        let (f, why) = field(KerberosSource::Keytab("krb5.keytab".into())).unwrap();
+        assert_eq!(f, "credential.kerberos.keytab_path");
+        assert!(why.contains("absolute"), "{why}");
+        let (f, why) = field(KerberosSource::Ccache("/tmp/krb5cc_0".into())).unwrap();
+        assert_eq!(f, "credential.kerberos.ccache");
+        assert!(why.contains("TYPE:residual"), "{why}");
+        let (_, why) = field(KerberosSource::Ccache("MEMORY:provd-0011".into())).unwrap();
+        assert!(why.contains("provd's own memory"), "{why}");
+        let (_, why) = field(KerberosSource::Ccache(format!(
+            "FILE:/{}",
+            "a".repeat(1024)
+        )))
+        .unwrap();
+        assert!(why.contains("1024"), "{why}");
     }
 
     #[test]
