@@ -140,7 +140,9 @@ pub async fn a_kerberos_credential_binds_and_missing_keys_are_named(env: &Contra
     }
 }
 
-/// Each DC binds and its RootDSE names the domain's naming contexts.
+/// Each DC binds and its RootDSE names the domain's naming contexts; read
+/// without a bind it names the same domain, and a DC nothing answers on
+/// is an outage.
 pub async fn connect_and_root_dse(env: &ContractEnv) {
     for dc in &env.dcs {
         let mut s = env.session_on(dc).await;
@@ -163,7 +165,19 @@ pub async fn connect_and_root_dse(env: &ContractEnv) {
         assert!(get("dsServiceName").starts_with("CN=NTDS Settings,"));
         assert!(root.all("namingContexts").len() >= 3);
         s.unbind().await;
+        // Without a bind: the same domain, the same DC.
+        let anonymous = env
+            .directory
+            .read_root_dse(dc)
+            .await
+            .expect("read_root_dse");
+        let served = anonymous.first("defaultNamingContext").unwrap_or_default();
+        assert!(served.eq_ignore_ascii_case(&env.base_dn), "{dc}: {served}");
+        let host = anonymous.first("dnsHostName").unwrap_or_default();
+        assert!(host.eq_ignore_ascii_case(dc), "{dc}: {host}");
     }
+    let nobody = env.directory.read_root_dse(&env.unreachable_dc).await;
+    assert!(nobody.expect_err("nothing answers there").is_failover());
 }
 
 /// A wrong password is `InvalidCredentials` (LDAP 49), on every DC.

@@ -529,13 +529,7 @@ async fn readiness(
     let sid: Sid = trustee
         .parse()
         .map_err(|e| Error::internal(format!("trustee {trustee}"), e))?;
-    let resolved = Resolved::resolve(
-        session,
-        &schema_dn,
-        &config_dn,
-        &[Profile::PasswordWriteBack],
-    )
-    .await?;
+    let resolved = Resolved::resolve(session, &schema_dn, &config_dn).await?;
     let dacl = permissions::read_dacl(session, &domain_dn)
         .await?
         .dacl

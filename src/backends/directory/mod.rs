@@ -260,6 +260,10 @@ pub trait Directory: Send + Sync + 'static {
         dc: &str,
         credential: &BindCredential,
     ) -> Result<Box<dyn DirectorySession>, DirectoryError>;
+    /// Reads one DC's RootDSE without binding (LDAP v3 serves it to
+    /// anyone): which domain it serves, for a membership check that needs
+    /// no credential and costs the DC one TLS handshake.
+    async fn read_root_dse(&self, dc: &str) -> Result<Entry, DirectoryError>;
     /// Probes one DC: TCP + TLS handshake (recording the certificate even if
     /// untrusted), a bind (anonymous without a credential), the RootDSE.
     async fn probe(

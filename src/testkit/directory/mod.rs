@@ -85,6 +85,8 @@ pub(crate) struct State {
     constraints: Vec<(String, Option<WriteOp>)>,
     writes: Vec<WriteRecord>,
     connects: Vec<String>,
+    /// (base, filter) of the searches served, in order.
+    searched: Vec<(String, String)>,
     /// (DC, DN): the DN and its subtree have not replicated to the DC.
     unreplicated: Vec<(String, String)>,
     /// Seeded `msDS-ManagedPassword` blobs by normalized gMSA DN.
@@ -299,6 +301,11 @@ impl FakeDirectory {
     /// The DCs bound to so far, in order (successful binds only).
     pub fn connects(&self) -> Vec<String> {
         self.lock().connects.clone()
+    }
+
+    /// The (base DN, filter) of every search served so far, in order.
+    pub fn searched(&self) -> Vec<(String, String)> {
+        self.lock().searched.clone()
     }
 
     /// DNs under `base` (subtree, same naming context) matching `filter`.
@@ -543,6 +550,17 @@ impl Directory for FakeDirectory {
         s.check_password_proof(&d.host, principal, password)
     }
 
+    async fn read_root_dse(&self, dc: &str) -> Result<Entry, DirectoryError> {
+        let s = self.lock();
+        let Some(d) = s.dc(dc).cloned() else {
+            return Err(unreachable(dc, dc.parse().ok()));
+        };
+        if !d.reachable {
+            return Err(unreachable(dc, Some(d.ip)));
+        }
+        Ok(s.root_dse(&d.host))
+    }
+
     async fn probe(
         &self,
         dc: &str,
@@ -620,7 +638,8 @@ impl DirectorySession for FakeSession {
         filter: &str,
         attrs: &[&str],
     ) -> Result<Vec<Entry>, DirectoryError> {
-        let s = self.state()?;
+        let mut s = self.state()?;
+        s.searched.push((base.to_owned(), filter.to_owned()));
         let f = filter::parse(filter)
             .map_err(|e| ops::ldap(&self.dc, 87, format!("bad search filter: {e}")))?;
         if base.is_empty() && scope == Scope::Base {

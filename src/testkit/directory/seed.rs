@@ -76,6 +76,7 @@ pub fn load() -> State {
         constraints: Vec::new(),
         writes: Vec::new(),
         connects: Vec::new(),
+        searched: Vec::new(),
         unreplicated: Vec::new(),
         managed_passwords: BTreeMap::new(),
         kerberos: BTreeMap::new(),

@@ -22,7 +22,7 @@ use super::agent::{AgentWorkflows, InstallRequest};
 use super::cloud_sync::CloudSyncWorkflows;
 use super::decommission::{DecommissionRequest, DecommissionWorkflows};
 use super::directory::{AddDirectoryRequest, DirectoryWorkflows};
-use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest};
+use super::domain_controllers::{DomainControllerWorkflows, SetPriorityRequest, shared_sessions};
 use super::drift::AgentChanges;
 use super::operations::{Job, OperationSpec, Outcome, Progress};
 use super::permissions::Profile;
@@ -110,6 +110,15 @@ impl ApplyWorkflows {
 
     /// PlanConfiguration.
     pub async fn plan(
+        &self,
+        desired: Option<DesiredState>,
+        credential: Option<BindCredential>,
+    ) -> Result<Vec<Change>, Error> {
+        // Every section's reads over one session per domain, as apply does.
+        shared_sessions(self.plan_changes(desired, credential)).await
+    }
+
+    async fn plan_changes(
         &self,
         desired: Option<DesiredState>,
         credential: Option<BindCredential>,

@@ -189,7 +189,7 @@ async fn read_gmsa(
         .sid
         .parse()
         .map_err(|e| Error::internal(format!("recorded SID {}", account.sid), e))?;
-    let resolved = Resolved::resolve(session, &schema_dn, &config_dn, &Profile::ALL).await?;
+    let resolved = Resolved::resolve(session, &schema_dn, &config_dn).await?;
     let mut held: Vec<Profile> = Vec::new();
     let mut aces = 0;
     let mut root_held = false;

@@ -267,11 +267,22 @@ pub(crate) async fn check_members(
     let domain_dn = escape::domain_dn(domain).to_ascii_lowercase();
     for (i, dc) in dcs.iter().enumerate() {
         progress.checkpoint()?;
-        let report = directory.probe(dc, None, DEFAULT_PROBE_TIMEOUT).await;
-        let serves = report
-            .default_naming_context
-            .as_ref()
-            .map(|nc| nc.to_ascii_lowercase());
+        // The RootDSE alone says which domain a DC serves: the one the
+        // operation's session already read, else one anonymous read (a
+        // full probe would cost the DC two TLS handshakes and a bind).
+        let root = match super::known_root_dse(dc) {
+            Some(root) => Ok(root),
+            None => directory.read_root_dse(dc).await,
+        };
+        let (serves, reachable, error) = match &root {
+            Ok(root) => (
+                root.first("defaultNamingContext")
+                    .map(str::to_ascii_lowercase),
+                true,
+                None,
+            ),
+            Err(err) => (None, !err.is_failover(), Some(err.to_string())),
+        };
         let field = format!("domain_controllers[{i}]");
         match serves {
             Some(nc) if nc != domain_dn => {
@@ -281,12 +292,9 @@ pub(crate) async fn check_members(
                 ));
             }
             Some(_) => {}
-            None if srv.contains(dc) && report.reachable => {}
+            None if srv.contains(dc) && reachable => {}
             None => {
-                let why = report
-                    .error
-                    .clone()
-                    .unwrap_or_else(|| "it is not in the domain's SRV records".into());
+                let why = error.unwrap_or_else(|| "it is not in the domain's SRV records".into());
                 let message = format!("{dc} cannot be confirmed a member of {domain}: {why}");
                 if !allow_unreachable {
                     return Err(Error::invalid(field, message));

@@ -3,6 +3,8 @@
 //! (DNS SRV merged with the directory's own list) with probes.
 
 mod discovery;
+mod memo;
+mod pool;
 mod reader;
 mod session;
 
@@ -22,6 +24,7 @@ use crate::backends::store::{OperationKind, OperationRecord, Store};
 
 pub use discovery::DiscoveredDc;
 pub(crate) use discovery::check_members;
+pub(crate) use pool::{known_root_dse, shared_sessions};
 pub(crate) use reader::{NO_READER, Reader};
 pub(crate) use session::{Connect, DcSession, entry_sid, find_account, naming_contexts};
 

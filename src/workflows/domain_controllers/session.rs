@@ -4,10 +4,11 @@
 //! session starts with.
 
 use std::collections::BTreeMap;
-
-use tracing::Instrument;
+use std::sync::Arc;
 
 use super::DomainControllerWorkflows;
+use super::memo::MemoSession;
+use super::pool::{self, SessionPool};
 use crate::backends::directory::{
     BindCredential, Change, DirectoryError, DirectorySession, Entry, Scope, escape,
 };
@@ -29,7 +30,9 @@ pub(crate) enum Connect<'a> {
     Step(&'a Progress),
 }
 
-/// A bound session to one DC of a domain; unbinds when dropped.
+/// A bound session to one DC of a domain; unbinds when dropped, or, inside
+/// [`super::shared_sessions`] (every operation), goes back to the
+/// operation's pool for the next section to borrow ([`pool`]).
 ///
 /// A guard rather than a scoped `with_session(.., async |session| ..)`:
 /// that closure form does not compile inside the operations' `Send` jobs
@@ -42,7 +45,21 @@ pub(crate) enum Connect<'a> {
 /// goodbye, and every exit — the end of the scope, `?`, a cancelled or
 /// timed-out future — unbinds the same way.
 pub(crate) struct DcSession {
-    session: Box<dyn DirectorySession>,
+    held: Held,
+}
+
+enum Held {
+    /// Bound for this caller alone: unbinds when dropped.
+    Own(Box<dyn DirectorySession>),
+    /// Borrowed from the operation's [`pool`]: goes back when dropped.
+    Lent {
+        session: Box<MemoSession>,
+        pool: Arc<SessionPool>,
+        domain: String,
+        credential: BindCredential,
+    },
+    /// Handed on by `Drop`.
+    Gone(Unbound),
 }
 
 impl DcSession {
@@ -75,50 +92,93 @@ impl DcSession {
                 )
                 .await?;
         }
-        let order = if preferred.is_empty() {
-            dcs.order(domain).await?
-        } else {
-            preferred.to_vec()
-        };
         let reporting = match connect {
             Connect::Quiet => None,
             Connect::Within(progress, step) => Some((progress, step)),
             Connect::Step(progress) => Some((progress, "connect")),
         };
-        let session = connect_in_order(dcs, &order, credential, reporting).await?;
+        let pool = pool::current();
+        let lent = pool
+            .as_ref()
+            .and_then(|p| p.take(domain, credential, preferred.first().map(String::as_str)));
+        let held = match (pool, lent) {
+            (Some(pool), Some(session)) => {
+                if let Some((progress, step)) = reporting {
+                    report_served(progress, step, session.server(), true).await?;
+                }
+                Held::Lent {
+                    session,
+                    pool,
+                    domain: domain.to_owned(),
+                    credential: credential.clone(),
+                }
+            }
+            (pool, _) => {
+                let order = if preferred.is_empty() {
+                    dcs.order(domain).await?
+                } else {
+                    preferred.to_vec()
+                };
+                let session = connect_in_order(dcs, &order, credential, reporting).await?;
+                match pool {
+                    Some(pool) => Held::Lent {
+                        session: Box::new(MemoSession::new(session)),
+                        pool,
+                        domain: domain.to_owned(),
+                        credential: credential.clone(),
+                    },
+                    None => Held::Own(session),
+                }
+            }
+        };
+        let session = DcSession { held };
         if let Connect::Step(progress) = connect {
             progress
                 .step_succeeded("connect", format!("bound to {}", session.server()))
                 .await?;
         }
-        Ok(DcSession { session })
+        Ok(session)
     }
 
     /// The bound session, for the directory helpers.
     pub(crate) fn as_mut(&mut self) -> &mut dyn DirectorySession {
-        self.session.as_mut()
+        &mut **self
     }
 }
 
 impl std::ops::Deref for DcSession {
     type Target = dyn DirectorySession;
     fn deref(&self) -> &Self::Target {
-        self.session.as_ref()
+        match &self.held {
+            Held::Own(session) => session.as_ref(),
+            Held::Lent { session, .. } => session.as_ref(),
+            Held::Gone(unbound) => unbound,
+        }
     }
 }
 
 impl std::ops::DerefMut for DcSession {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        self.session.as_mut()
+        match &mut self.held {
+            Held::Own(session) => session.as_mut(),
+            Held::Lent { session, .. } => session.as_mut(),
+            Held::Gone(unbound) => unbound,
+        }
     }
 }
 
 impl Drop for DcSession {
     fn drop(&mut self) {
-        let session = std::mem::replace(&mut self.session, Box::new(Unbound));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        match std::mem::replace(&mut self.held, Held::Gone(Unbound)) {
             // In the dropping code's span, where the awaited unbind was.
-            runtime.spawn(session.unbind().instrument(tracing::Span::current()));
+            Held::Own(session) => pool::unbind_later(session),
+            Held::Lent {
+                session,
+                pool,
+                domain,
+                credential,
+            } => pool.put_back(domain, credential, session),
+            Held::Gone(_) => {}
         }
     }
 }
@@ -185,6 +245,29 @@ impl DirectorySession for Unbound {
     async fn unbind(self: Box<Self>) {}
 }
 
+/// The PROGRESS event naming the DC that serves `step`: `reused` when it
+/// is the operation's session, bound by an earlier step.
+async fn report_served(
+    progress: &Progress,
+    step: &str,
+    dc: &str,
+    reused: bool,
+) -> Result<(), Error> {
+    let message = match reused {
+        true => format!("using this operation's session to {dc}"),
+        false => format!("connected to {dc}"),
+    };
+    progress
+        .emit(NewEvent {
+            step: step.into(),
+            kind: Some(EventKind::Progress),
+            message,
+            attributes: BTreeMap::from([("dc".into(), dc.to_owned())]),
+            ..NewEvent::default()
+        })
+        .await
+}
+
 /// Binds to the first DC of `order` that answers. Each failover is a
 /// WARNING event; the DC that serves is a PROGRESS event with attribute
 /// `dc`. A rejected bind stops at once.
@@ -199,14 +282,7 @@ async fn connect_in_order(
         match dcs.directory().connect(dc, credential).await {
             Ok(session) => {
                 if let Some((p, step)) = reporting {
-                    p.emit(NewEvent {
-                        step: step.into(),
-                        kind: Some(EventKind::Progress),
-                        message: format!("connected to {dc}"),
-                        attributes: BTreeMap::from([("dc".into(), dc.clone())]),
-                        ..NewEvent::default()
-                    })
-                    .await?;
+                    report_served(p, step, dc, false).await?;
                 }
                 return Ok(session);
             }

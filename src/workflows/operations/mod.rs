@@ -33,6 +33,7 @@ use tokio::sync::{Mutex, broadcast};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::domain_controllers::shared_sessions;
 use super::{Error, PreconditionReason};
 use crate::backends::audit::OperationMirror;
 use crate::backends::store::{
@@ -243,7 +244,8 @@ impl Operations {
             }
             let step_progress = progress.clone();
             let in_step = InStep {
-                work: Box::pin(work(step_progress)),
+                // One directory session per domain for the whole operation.
+                work: Box::pin(shared_sessions(work(step_progress))),
                 live: live.clone(),
             };
             // A separate task so a panicking workflow still ends its operation.

@@ -282,7 +282,7 @@ pub(crate) async fn profile_statuses(
     schema_dn: &str,
     sid: Sid,
 ) -> Result<Vec<ProfileStatus>, Error> {
-    let resolved = Resolved::resolve(session, schema_dn, config_dn, &Profile::ALL).await?;
+    let resolved = Resolved::resolve(session, schema_dn, config_dn).await?;
     let sd = super::read_dacl(session, domain_dn).await?;
     let dacl = sd.dacl.unwrap_or_default();
     Ok(Profile::ALL
@@ -374,14 +374,9 @@ pub(crate) async fn grant_in_session(
             entry_sid(&entry)?
         }
     };
-    // A removal must see every other profile whole to know which shared ACEs
-    // they still need (`kept_for_other_profile`), so it resolves them all.
-    let to_resolve: &[Profile] = if mode.removes() {
-        &Profile::ALL
-    } else {
-        profiles
-    };
-    let resolved = Resolved::resolve(session, &schema_dn, &config_dn, to_resolve).await?;
+    // Every profile resolved: a removal must see the others whole to know
+    // which shared ACEs they still need (`kept_for_other_profile`).
+    let resolved = Resolved::resolve(session, &schema_dn, &config_dn).await?;
     let (wanted, dropped) = super::wanted(profiles, &resolved, sid, &domain_dn, ous);
     for (profile, description, missing) in &dropped {
         progress

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use super::Error;
-use crate::backends::directory::{DirectorySession, SD_FLAGS_DACL, Scope, escape};
+use crate::backends::directory::{DirectorySession, Entry, SD_FLAGS_DACL, Scope, escape};
 use provd_sd::{
     Ace, AceBody, AceType, Acl, CONTAINER_INHERIT_ACE, INHERIT_ONLY_ACE, INHERITED_ACE,
     NO_PROPAGATE_INHERIT_ACE, OBJECT_INHERIT_ACE, SecurityDescriptor, Sid,
@@ -32,15 +32,16 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
-    /// Looks up every GUID the profiles need: schemaIDGUID under
-    /// `schema_dn`, rightsGuid under CN=Extended-Rights of `configuration_dn`.
+    /// Looks up every GUID any profile needs: one search for the schemaIDGUIDs under `schema_dn`, one
+    /// for the rightsGuids under CN=Extended-Rights of `configuration_dn`.
+    /// Always the same two reads, so an operation's sections read them once
+    /// (the shared session keeps them, see `domain_controllers::memo`).
     pub async fn resolve(
         session: &mut dyn DirectorySession,
         schema_dn: &str,
         configuration_dn: &str,
-        profiles: &[Profile],
     ) -> Result<Resolved, Error> {
-        let mut refs: Vec<SchemaRef> = profiles
+        let mut refs: Vec<SchemaRef> = Profile::ALL
             .iter()
             .flat_map(|p| specs(*p))
             .flat_map(|s| [s.object, s.inherited])
@@ -48,39 +49,40 @@ impl Resolved {
             .collect();
         refs.sort();
         refs.dedup();
-        let rights_dn = format!("CN=Extended-Rights,{configuration_dn}");
-        let mut guids = BTreeMap::new();
-        for r in refs {
-            let guid = match r {
-                SchemaRef::Class(name) | SchemaRef::Attribute(name) => session
-                    .search(
-                        schema_dn,
-                        Scope::OneLevel,
-                        &escape::eq("lDAPDisplayName", name),
-                        &["schemaIDGUID"],
-                    )
-                    .await?
-                    .into_iter()
-                    .next()
-                    .and_then(|e| {
-                        e.first_bin("schemaIDGUID")
-                            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-                            .map(Uuid::from_bytes_le)
-                    }),
-                SchemaRef::Right(cn) => session
-                    .search(
-                        &rights_dn,
-                        Scope::OneLevel,
-                        &escape::eq("cn", cn),
-                        &["rightsGuid"],
-                    )
-                    .await?
-                    .into_iter()
-                    .next()
-                    .and_then(|e| e.first("rightsGuid").and_then(|g| Uuid::parse_str(g).ok())),
-            };
-            guids.insert(r, guid);
+        let (mut schema_names, mut rights) = (Vec::new(), Vec::new());
+        for r in &refs {
+            match r {
+                SchemaRef::Class(name) | SchemaRef::Attribute(name) => schema_names.push(*name),
+                SchemaRef::Right(cn) => rights.push(*cn),
+            }
         }
+        let schema = lookup(
+            session,
+            schema_dn,
+            "lDAPDisplayName",
+            &schema_names,
+            "schemaIDGUID",
+        )
+        .await?;
+        let rights_dn = format!("CN=Extended-Rights,{configuration_dn}");
+        let rights = lookup(session, &rights_dn, "cn", &rights, "rightsGuid").await?;
+        let guids = refs
+            .into_iter()
+            .map(|r| {
+                let guid = match r {
+                    SchemaRef::Class(name) | SchemaRef::Attribute(name) => schema
+                        .get(&name.to_ascii_lowercase())
+                        .and_then(|e| e.first_bin("schemaIDGUID"))
+                        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                        .map(Uuid::from_bytes_le),
+                    SchemaRef::Right(cn) => rights
+                        .get(&cn.to_ascii_lowercase())
+                        .and_then(|e| e.first("rightsGuid"))
+                        .and_then(|g| Uuid::parse_str(g).ok()),
+                };
+                (r, guid)
+            })
+            .collect();
         Ok(Resolved { guids })
     }
 
@@ -93,6 +95,28 @@ impl Resolved {
             },
         }
     }
+}
+
+/// The children of `base` whose `key` is one of `names`, in one search,
+/// by lower-case `key`.
+async fn lookup(
+    session: &mut dyn DirectorySession,
+    base: &str,
+    key: &str,
+    names: &[&str],
+    value: &str,
+) -> Result<BTreeMap<String, Entry>, Error> {
+    let filter = format!(
+        "(|{})",
+        names.iter().map(|n| escape::eq(key, n)).collect::<String>()
+    );
+    let found = session
+        .search(base, Scope::OneLevel, &filter, &[key, value])
+        .await?;
+    Ok(found
+        .into_iter()
+        .filter_map(|e| Some((e.first(key)?.to_ascii_lowercase(), e)))
+        .collect())
 }
 
 /// A concrete ACE on a concrete object, and why.

@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 
 /// The whole wizard as one document: the agent from an MSI, the domain
 /// preferring dc1 then dc2, a gMSA for HOST1$ with BASIC_READ, writeback on.
-fn document(d: &Hermetic) -> v1::DesiredState {
+pub(super) fn document(d: &Hermetic) -> v1::DesiredState {
     let bytes = msi_bytes("1.1.1370.0");
     v1::DesiredState {
         host: None,
@@ -42,7 +42,10 @@ fn document(d: &Hermetic) -> v1::DesiredState {
     }
 }
 
-async fn plan(d: &Hermetic, desired: &v1::DesiredState) -> Result<Vec<v1::PlannedChange>, Status> {
+pub(super) async fn plan(
+    d: &Hermetic,
+    desired: &v1::DesiredState,
+) -> Result<Vec<v1::PlannedChange>, Status> {
     configuration(d)
         .plan_configuration(v1::PlanConfigurationRequest {
             desired: Some(desired.clone()),
@@ -63,7 +66,7 @@ async fn start_apply(d: &Hermetic, desired: &v1::DesiredState) -> Result<v1::Ope
         .map(|r| r.into_inner().operation.unwrap())
 }
 
-async fn apply(
+pub(super) async fn apply(
     d: &Hermetic,
     desired: &v1::DesiredState,
 ) -> (Vec<v1::OperationEvent>, v1::Operation) {

@@ -8,6 +8,7 @@ mod agent;
 mod agent_settings;
 mod apply;
 mod apply_host;
+mod apply_sessions;
 mod cloud_sync;
 mod decommission;
 mod decommission_apply;

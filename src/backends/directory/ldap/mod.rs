@@ -33,7 +33,8 @@ use tracing::field::Empty;
 
 use super::dns::Dns;
 use super::{
-    BindCredential, BindSecret, Directory, DirectoryError, DirectorySession, ProbeReport, SrvTarget,
+    BindCredential, BindSecret, Directory, DirectoryError, DirectorySession, Entry, ProbeReport,
+    SrvTarget,
 };
 
 use session::LdapSession;
@@ -359,6 +360,13 @@ impl Directory for LdapDirectory {
             settings: self.settings.clone(),
         }))
     }
+    async fn read_root_dse(&self, dc: &str) -> Result<Entry, DirectoryError> {
+        let mut ldap = self.open(dc).await?;
+        let root = session::read_root_dse(dc, &mut ldap, self.settings.operation_timeout).await;
+        let _ = ldap.unbind().await;
+        root
+    }
+
     async fn probe(
         &self,
         dc: &str,
