@@ -189,6 +189,8 @@ pub struct HostResult {
     pub operation_id: String,
     pub error: String,
     pub wave: usize,
+    /// When the host's apply began, from the start of the fleet run.
+    pub start_ms: u64,
     pub duration_ms: u64,
 }
 
@@ -291,6 +293,7 @@ pub async fn apply(
             };
             tasks.spawn(async move {
                 let _permit = semaphore.acquire_owned().await;
+                let start_ms = millis(started.elapsed());
                 let bar = display.host_line(&host.name);
                 let result = apply_one(&host, desired, credential, gap, &gate, |m| {
                     display.say(quiet, &bar, &host.name, m)
@@ -298,6 +301,7 @@ pub async fn apply(
                 .await;
                 let result = HostResult {
                     wave: index,
+                    start_ms,
                     ..result
                 };
                 bar.finish_with_message(format!("{} {}", result.state, result.error));
@@ -329,6 +333,7 @@ fn skipped(host: &Host, wave: usize, why: &str) -> HostResult {
         operation_id: String::new(),
         error: why.into(),
         wave,
+        start_ms: 0,
         duration_ms: 0,
     }
 }
@@ -368,6 +373,7 @@ async fn apply_one(
         operation_id: String::new(),
         error: String::new(),
         wave: 0,
+        start_ms: 0,
         duration_ms: 0,
     };
     say("connecting".into());
@@ -738,6 +744,7 @@ cert = "/elsewhere/b.pem"
             operation_id: "op".into(),
             error: String::new(),
             wave,
+            start_ms: 0,
             duration_ms: 1500,
         };
         let r = report(
