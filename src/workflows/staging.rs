@@ -19,6 +19,8 @@ pub struct PackageLimits {
     pub max_bytes: u64,
     /// Whether a named pipe may stream the package.
     pub allow_fifo: bool,
+    /// UploadPackage streams writing at once.
+    pub max_concurrent_uploads: u32,
 }
 
 /// Chunk size for streaming a package through the hasher.
