@@ -9,6 +9,7 @@ pub mod lab;
 pub mod otlp;
 pub mod otlp_prometheus;
 pub mod outbound;
+pub mod package_server;
 pub mod prometheus;
 pub mod tenant;
 
