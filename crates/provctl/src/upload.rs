@@ -149,7 +149,8 @@ fn status(s: tonic::Status) -> anyhow::Error {
 }
 
 /// One UploadPackage stream from `offset`: a reader task feeds the chunks
-/// through a small channel, so at most a few chunks are in memory.
+/// through a channel of one, so a stream holds about two chunks (with 200
+/// hosts at once, 200 streams).
 async fn stream_once(
     client: &mut PackageServiceClient<Channel>,
     package: &LocalPackage,
@@ -157,7 +158,7 @@ async fn stream_once(
     progress: &impl Fn(u64),
 ) -> Result<v1::UploadPackageResponse, tonic::Status> {
     use v1::upload_package_request::Part;
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(offset));
     let metadata = v1::UploadPackageRequest {
         part: Some(Part::Metadata(v1::UploadMetadata {
@@ -345,16 +346,15 @@ pub async fn stage_for_fleet(
     let Some(package) = document_package(desired, document).await? else {
         return Ok(());
     };
-    if !quiet {
-        eprintln!(
-            "uploading {} ({} bytes, SHA-256 {}) to {} host(s), {} at once",
-            package.path.display(),
-            package.size,
-            package.sha256,
-            hosts.len(),
-            concurrency.max(1)
-        );
-    }
+    // On stderr even with --output json: the upload phase's own figures.
+    eprintln!(
+        "uploading {} ({} bytes, SHA-256 {}) to {} host(s), {} at once",
+        package.path.display(),
+        package.size,
+        package.sha256,
+        hosts.len(),
+        concurrency.max(1)
+    );
     let started = Instant::now();
     let rows = push_all(hosts, &package, concurrency, quiet).await;
     let failed: Vec<String> = rows
@@ -371,14 +371,12 @@ pub async fn stage_for_fleet(
             failed.join("\n  ")
         );
     }
-    if !quiet {
-        let sent: u64 = rows.iter().map(|r| r.bytes_sent).sum();
-        eprintln!(
-            "package staged on {} host(s) ({sent} bytes sent) in {:.2}s",
-            rows.len(),
-            started.elapsed().as_secs_f64()
-        );
-    }
+    let sent: u64 = rows.iter().map(|r| r.bytes_sent).sum();
+    eprintln!(
+        "package staged on {} host(s) ({sent} bytes sent) in {:.2}s",
+        rows.len(),
+        started.elapsed().as_secs_f64()
+    );
     name_staged(desired, &package);
     Ok(())
 }
