@@ -18,6 +18,7 @@ use crate::backends::directory::ldap::{LdapSettings, LdapTransport};
 use crate::backends::directory::{
     BindCredential, BindSecret, Directory, KerberosSource, LdapDirectory,
 };
+use crate::backends::download::{HttpsDownload, PackageDownload};
 use crate::backends::host::{Cloud, Host, LogonRights};
 #[cfg(not(windows))]
 use crate::backends::host::{UnavailableHost, UnavailableLogonRights};
@@ -52,6 +53,8 @@ pub enum DaemonError {
     Tenant(#[from] crate::backends::tenant::TenantError),
     #[error("cannot build the outbound probes' TLS client: {0}")]
     Outbound(rustls::Error),
+    #[error("cannot build the https package sources' client (host.package_ca_file): {0}")]
+    PackageSource(crate::backends::download::DownloadError),
     #[error(transparent)]
     Audit(#[from] crate::backends::audit::AuditError),
 }
@@ -386,6 +389,10 @@ impl DaemonBuilder {
                 },
             )?),
         };
+        let download: Arc<dyn PackageDownload> = Arc::new(
+            HttpsDownload::new(config.host.package_ca_file.as_deref())
+                .map_err(DaemonError::PackageSource)?,
+        );
         let host_identity = host_identity(&config.directory, host.as_ref());
         let mirrors = mirrors();
         let app = crate::workflows::App::start(
@@ -398,6 +405,7 @@ impl DaemonBuilder {
                 cloud_sync,
                 agent_config,
                 outbound,
+                download,
                 audit_log,
                 audit_mirrors: mirrors.audit,
                 operation_mirrors: mirrors.operations,
@@ -408,6 +416,7 @@ impl DaemonBuilder {
                 packages: crate::workflows::PackageLimits {
                     max_bytes: config.host.max_package_bytes,
                     allow_fifo: config.host.allow_fifo_packages,
+                    max_concurrent_uploads: config.host.max_concurrent_uploads,
                 },
                 log_file: config.log.file.clone(),
             },

@@ -4,6 +4,7 @@
 pub mod agent_config;
 pub mod audit;
 pub mod directory;
+pub mod download;
 pub mod host;
 pub mod outbound;
 pub mod store;

@@ -1,5 +1,7 @@
 //! `[host]`: where provd meets the agent on this machine.
 
+use std::path::PathBuf;
+
 use super::declare::section;
 use super::layers::Source;
 use super::parse;
@@ -24,6 +26,28 @@ section! {
             flag: "--host-allow-fifo-packages",
             example: "true", parse: parse::boolean, default: false
         }
+        /// CA bundle (PEM) to trust for `https://` package sources instead
+        /// of the public web roots (an internal file server's CA).
+        pub package_ca_file: Option<PathBuf> {
+            toml: "host.package_ca_file", env: "PROVD_HOST_PACKAGE_CA_FILE",
+            flag: "--host-package-ca-file",
+            example: "/etc/provd/package-ca.pem", parse: parse::some_path, default: None
+        }
+        /// How many UploadPackage streams may write into staging at once;
+        /// one more is UNAVAILABLE (retry later). Each holds one open file.
+        pub max_concurrent_uploads: u32 {
+            toml: "host.max_concurrent_uploads", env: "PROVD_HOST_MAX_CONCURRENT_UPLOADS",
+            flag: "--host-max-concurrent-uploads",
+            example: "8", parse: positive_count, default: 4
+        }
+    }
+}
+
+/// A count of at least one.
+fn positive_count(value: &str, _: &Source) -> Result<u32, String> {
+    match value.trim().parse::<u32>() {
+        Ok(0) | Err(_) => Err(format!("{value:?} is not a whole number of at least 1")),
+        Ok(n) => Ok(n),
     }
 }
 

@@ -14,7 +14,10 @@
 //! request), stripped of every secret field
 //! (`provd_proto::secrets::SECRET_FIELDS`: passwords, the notification
 //! email) and hashed with SHA-256. The copy and the re-encoding are zeroized
-//! when dropped. A request that does not decode gets no digest.
+//! when dropped. A request that does not decode gets no digest. A client
+//! stream (UploadPackage) is digested by its first message alone: the
+//! copy keeps the body's first bytes and the rest (the package) is not
+//! copied.
 //!
 //! The operation id: handlers that start or name an operation put
 //! [`AuditedOperation`] in their response's extensions (`api::started`);
@@ -63,11 +66,26 @@ struct Copied {
     bytes: Zeroizing<Vec<u8>>,
     /// More came than the cap: no digest.
     overflow: bool,
+    /// Keep the first `cap` bytes rather than overflow (a client stream).
+    prefix: bool,
 }
 
 impl BodyCopy {
+    /// A copy of a client stream's first bytes only.
+    pub fn prefix() -> Self {
+        Self(Arc::new(Mutex::new(Copied {
+            prefix: true,
+            ..Copied::default()
+        })))
+    }
+
     fn push(&self, data: &[u8], cap: usize) {
         let mut copied = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if copied.prefix {
+            let room = cap.saturating_sub(copied.bytes.len()).min(data.len());
+            copied.bytes.extend_from_slice(&data[..room]);
+            return;
+        }
         if copied.overflow || copied.bytes.len() + data.len() > cap {
             copied.overflow = true;
             copied.bytes.clear();
@@ -124,8 +142,9 @@ where
     }
 }
 
-/// `body` as the request type `T`, re-encoded by prost.
-fn canonical<T>(grpc: bool, body: &[u8]) -> Option<Zeroizing<Vec<u8>>>
+/// `body` as the request type `T`, re-encoded by prost; `first`: the
+/// first of a client stream's messages.
+fn canonical<T>(grpc: bool, body: &[u8], first: bool) -> Option<Zeroizing<Vec<u8>>>
 where
     T: Message + DeserializeOwned + Default,
 {
@@ -133,10 +152,15 @@ where
         // One length-prefixed message, uncompressed.
         let (&flag, rest) = body.split_first()?;
         let len = usize::try_from(u32::from_be_bytes(rest.get(..4)?.try_into().ok()?)).ok()?;
-        if flag != 0 || rest.len() != 4 + len {
+        let whole = if first {
+            rest.len() >= 4 + len
+        } else {
+            rest.len() == 4 + len
+        };
+        if flag != 0 || !whole {
             return None;
         }
-        T::decode(&rest[4..]).ok()?
+        T::decode(&rest[4..4 + len]).ok()?
     } else {
         super::http::decode_json(body).ok()?
     };
@@ -144,11 +168,14 @@ where
 }
 
 macro_rules! canonical_if {
-    (read, $request:ty, $grpc:expr, $body:expr) => {
+    ($kind:ident, read, $request:ty, $grpc:expr, $body:expr) => {
         None
     };
-    (write, $request:ty, $grpc:expr, $body:expr) => {
-        canonical::<$request>($grpc, $body)
+    (upload, write, $request:ty, $grpc:expr, $body:expr) => {
+        canonical::<$request>($grpc, $body, true)
+    };
+    ($kind:ident, write, $request:ty, $grpc:expr, $body:expr) => {
+        canonical::<$request>($grpc, $body, false)
     };
 }
 
@@ -161,10 +188,21 @@ macro_rules! canonical_table {
         fn canonical_request(path: &str, grpc: bool, body: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
             $($(
                 if path == concat!("/provd.v1.", stringify!($service), "/", stringify!($method)) {
-                    return canonical_if!($effect, $request, grpc, body);
+                    return canonical_if!($kind, $effect, $request, grpc, body);
                 }
             )*)*
             None
+        }
+
+        /// Whether `path` is a client stream, whose copy keeps only its
+        /// first bytes.
+        pub fn is_upload(path: &str) -> bool {
+            $($(
+                if path == concat!("/provd.v1.", stringify!($service), "/", stringify!($method)) {
+                    return stringify!($kind) == "upload";
+                }
+            )*)*
+            false
         }
     };
 }

@@ -196,27 +196,34 @@ where
         .into_response()
 }
 
-/// One JSON route per RPC, calling the gRPC service method.
+/// One JSON route per RPC, calling the gRPC service method; none for a
+/// client stream (`upload`), which has no JSON form (the fallback's 404).
 macro_rules! json_routes {
     ($router:expr, $api:expr, $trait:path, { $($kind:ident $path:expr => $method:ident($req:ty)),* $(,)? }) => {{
-        let mut router = $router;
+        let router = $router;
         $(
-            let api = $api.clone();
-            router = router.route(
-                $path,
-                axum::routing::post(move |request: axum::extract::Request| {
-                    let api = api.clone();
-                    async move {
-                        let request = match $crate::transport::http::read_request::<$req>(request).await {
-                            Ok(request) => request,
-                            Err(response) => return response,
-                        };
-                        json_routes!(@$kind <_ as $trait>::$method(&api, request).await)
-                    }
-                }),
-            );
+            let router = json_routes!(@route $kind, router, $api, $trait, $path, $method, $req);
         )*
         router
+    }};
+    (@route upload, $router:expr, $api:expr, $trait:path, $path:expr, $method:ident, $req:ty) => {
+        $router
+    };
+    (@route $kind:ident, $router:expr, $api:expr, $trait:path, $path:expr, $method:ident, $req:ty) => {{
+        let api = $api.clone();
+        $router.route(
+            $path,
+            axum::routing::post(move |request: axum::extract::Request| {
+                let api = api.clone();
+                async move {
+                    let request = match $crate::transport::http::read_request::<$req>(request).await {
+                        Ok(request) => request,
+                        Err(response) => return response,
+                    };
+                    json_routes!(@$kind <_ as $trait>::$method(&api, request).await)
+                }
+            }),
+        )
     }};
     (@unary $call:expr) => { $crate::transport::http::unary_response($call) };
     (@stream $call:expr) => { $crate::transport::http::stream_response($call) };

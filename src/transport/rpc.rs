@@ -8,7 +8,8 @@
 //!
 //! `rpc_table!(callback!(args))` expands to `callback! { (args) <table> }`;
 //! each service is `Service api_field { kind Method handler Request ROLES,
-//! effect; }`.
+//! effect; }`. `kind`: `unary`, `stream` (server streaming) or `upload`
+//! (client streaming: gRPC only, no JSON route).
 
 macro_rules! rpc_table {
     ($callback:ident ! ( $($args:tt)* )) => {
@@ -84,6 +85,13 @@ macro_rules! rpc_table {
                 // audited (the request's digest shows whether a window was
                 // asked; a bundle taken is worth a record too).
                 stream ExportDiagnostics export_diagnostics v1::ExportDiagnosticsRequest, ADMIN, write;
+            }
+            PackageService package {
+                // A client stream (gRPC only: no JSON route); writes into
+                // staging, so audited, its digest over the first message.
+                upload UploadPackage upload_package v1::UploadPackageRequest, ADMIN, write;
+                // Which packages are staged: what will be installed.
+                unary GetUpload get_upload v1::GetUploadRequest, ADMIN, read;
             }
         }
     };

@@ -161,7 +161,11 @@ async fn dispatch(
     request.extensions_mut().insert((*peer).clone());
     // A mutating call's body is copied for its digest (one message at most).
     let copy = method.filter(|m| authz::is_mutating(m)).map(|method| {
-        let copy = BodyCopy::default();
+        let copy = if audit::is_upload(method) {
+            BodyCopy::prefix()
+        } else {
+            BodyCopy::default()
+        };
         end.audit = Some(audit::Pending {
             audit: routers.audit.clone(),
             peer: peer.clone(),

@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::api::{
     AgentApi, CloudSyncApi, ConfigurationApi, DiagnosticsApi, DirectoryApi, DomainControllerApi,
-    HostApi, OperationsApi, ServiceAccountApi, VerifyApi, WritebackApi,
+    HostApi, OperationsApi, PackageApi, ServiceAccountApi, VerifyApi, WritebackApi,
 };
 use super::http::{json_routes, probes, with_fallbacks};
 use super::server::Routers;
@@ -45,6 +45,7 @@ struct Apis {
     writeback: WritebackApi,
     cloud_sync: CloudSyncApi,
     diagnostics: DiagnosticsApi,
+    package: PackageApi,
 }
 
 /// Builds the gRPC and JSON routers over `app`.
@@ -59,6 +60,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     };
     use v1::host_service_server::{HostService, HostServiceServer};
     use v1::operations_service_server::{OperationsService, OperationsServiceServer};
+    use v1::package_service_server::{PackageService, PackageServiceServer};
     use v1::service_account_service_server::{ServiceAccountService, ServiceAccountServiceServer};
     use v1::verify_service_server::{VerifyService, VerifyServiceServer};
     use v1::writeback_service_server::{WritebackService, WritebackServiceServer};
@@ -76,6 +78,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         writeback: WritebackApi { app: app.clone() },
         cloud_sync: CloudSyncApi { app: app.clone() },
         diagnostics: DiagnosticsApi { app: app.clone() },
+        package: PackageApi { app: app.clone() },
     };
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -113,6 +116,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .add_service(ConfigurationServiceServer::new(apis.configuration.clone()))
         .add_service(CloudSyncServiceServer::new(apis.cloud_sync.clone()))
         .add_service(DiagnosticsServiceServer::new(apis.diagnostics.clone()))
+        .add_service(PackageServiceServer::new(apis.package.clone()))
         .into_axum_router();
 
     let json = super::rpc::rpc_table!(json_router!(probes(app), apis));

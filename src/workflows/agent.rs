@@ -1,16 +1,18 @@
 //! AgentService's workflows: install the agent package, report its state.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
 use super::drift::AgentChanges;
 use super::operations::{Job, OperationSpec, Outcome, Progress, RequestFingerprint, job};
+use super::package::{FetchLimits, PackageSource, Uploads, fetch_https, parse_source};
 use super::staging::fetch;
 use super::tenant::{TenantStatus, TenantWorkflows};
 use super::{Caller, Error, FieldViolation, Operations, Paths, validate};
+use crate::backends::download::PackageDownload;
 use crate::backends::host::installer::version_cmp;
 use crate::backends::host::{
     AgentStatus, Cloud, Host, HostError, InstallerFailure, PackageKind, PackageToInstall,
@@ -33,8 +35,9 @@ pub struct InstallRequest {
 /// A validated install request.
 #[derive(Debug, Clone)]
 struct InstallPlan {
-    source: PathBuf,
-    kind: PackageKind,
+    source: PackageSource,
+    /// `None` for an upload: its staged file's extension says.
+    kind: Option<PackageKind>,
     digest: [u8; 32],
     cloud: Cloud,
     register: bool,
@@ -59,9 +62,20 @@ pub struct AgentWorkflows {
     tenant: Arc<TenantWorkflows>,
     /// The cloud provd's tenant is configured for.
     tenant_cloud: Cloud,
+    /// Where `staged:` sources are.
+    uploads: Arc<Uploads>,
+    /// How https:// sources are fetched.
+    download: Arc<dyn PackageDownload>,
+}
+
+/// Where an Install's package comes from, beside a local file.
+pub struct PackageSources {
+    pub uploads: Arc<Uploads>,
+    pub download: Arc<dyn PackageDownload>,
 }
 
 impl AgentWorkflows {
+    #[expect(clippy::too_many_arguments, reason = "the backends it composes")]
     pub fn new(
         operations: Arc<Operations>,
         store: Arc<dyn Store>,
@@ -70,6 +84,7 @@ impl AgentWorkflows {
         paths: Paths,
         tenant: Arc<TenantWorkflows>,
         tenant_cloud: Cloud,
+        sources: PackageSources,
     ) -> Self {
         Self {
             operations,
@@ -79,6 +94,8 @@ impl AgentWorkflows {
             paths,
             tenant,
             tenant_cloud,
+            uploads: sources.uploads,
+            download: sources.download,
         }
     }
 
@@ -90,16 +107,22 @@ impl AgentWorkflows {
         }
     }
 
-    /// The version an MSI at a `file://` source installs; `None` for an
-    /// .exe, a pipe or an unreadable package. Reading an MSI is blocking
-    /// I/O, so it runs on the blocking pool, and `cancel` ends the wait.
+    /// The version an MSI at a `file://` or `staged:` source installs;
+    /// `None` for an .exe, a pipe, an https:// source (not fetched to
+    /// plan) or an unreadable package. Reading an MSI is blocking I/O, so
+    /// it runs on the blocking pool, and `cancel` ends the wait.
     pub async fn package_version_of(
         &self,
         source: &str,
         cancel: Option<&CancellationToken>,
     ) -> Result<Option<String>, Error> {
-        let Some(path) = parse_file_uri(source).ok() else {
-            return Ok(None);
+        let path = match parse_source(source) {
+            Ok(PackageSource::File(path)) => path,
+            Ok(PackageSource::Staged(digest)) => match self.uploads.staged_path(&digest).await {
+                Some(path) => path,
+                None => return Ok(None),
+            },
+            Ok(PackageSource::Https(_)) | Err(_) => return Ok(None),
         };
         if package_kind(&path) != Some(PackageKind::Msi) {
             return Ok(None);
@@ -200,12 +223,13 @@ impl AgentWorkflows {
         let spec = OperationSpec {
             kind: OperationKind::Install,
             request_id,
+            // An https URL's query is left out: it may be a token.
             fingerprint: RequestFingerprint::new()
-                .text("source", &plan.source.to_string_lossy())
+                .text("source", &plan.source.shown())
                 .text("sha256", &hex::encode(plan.digest))
                 .variant("cloud", &plan.cloud)
                 .flag("register", plan.register),
-            description: format!("install agent package from {}", request.source),
+            description: format!("install agent package from {}", plan.source.shown()),
             initiator: caller.name.clone(),
         };
         let host = self.host.clone();
@@ -213,10 +237,15 @@ impl AgentWorkflows {
         let paths = self.paths.clone();
         let tenant = self.tenant.clone();
         let store = self.store.clone();
+        let sources = PackageSources {
+            uploads: self.uploads.clone(),
+            download: self.download.clone(),
+        };
         Ok((
             spec,
             job(move |progress| async move {
-                let result = run_install(progress, host, changes, tenant, paths, plan).await?;
+                let result =
+                    run_install(progress, host, changes, tenant, paths, sources, plan).await?;
                 // The agent is provd's again: Verify checks it as installed.
                 super::decommission::record::clear(&store).await?;
                 Ok(result)
@@ -240,15 +269,12 @@ fn validate_install(
             ),
         ));
     }
-    let source = match parse_file_uri(&request.source) {
-        Ok(path) => Some(path),
-        Err(v) => {
-            violations.push(v);
-            None
-        }
-    };
-    let kind = source.as_deref().and_then(|path| {
-        let kind = package_kind(path);
+    let source = parse_source(&request.source)
+        .map_err(|v| violations.push(v))
+        .ok();
+    let kind = source.as_ref().map(|source| {
+        let name = source.file_name()?;
+        let kind = package_kind(Path::new(&name));
         if kind.is_none() {
             violations.push(FieldViolation::new(
                 "source",
@@ -257,9 +283,31 @@ fn validate_install(
         }
         kind
     });
-    let digest = validate::sha256_hex("sha256", &request.sha256)
-        .map_err(|v| violations.push(v))
-        .ok();
+    let digest = match &source {
+        // An upload is named by its digest: `sha256` may repeat it.
+        Some(PackageSource::Staged(named)) if request.sha256.is_empty() => Some(*named),
+        Some(PackageSource::Staged(named)) => validate::sha256_hex("sha256", &request.sha256)
+            .and_then(|given| {
+                (given == *named).then_some(given).ok_or_else(|| {
+                    FieldViolation::new(
+                        "sha256",
+                        "differs from the digest the staged:sha256: source names",
+                    )
+                })
+            })
+            .map_err(|v| violations.push(v))
+            .ok(),
+        Some(PackageSource::Https(_)) if request.sha256.is_empty() => {
+            violations.push(FieldViolation::new(
+                "sha256",
+                "is required for an https:// source: provd pins what it downloads",
+            ));
+            None
+        }
+        _ => validate::sha256_hex("sha256", &request.sha256)
+            .map_err(|v| violations.push(v))
+            .ok(),
+    };
     if !request.accept_license {
         violations.push(FieldViolation::new(
             "accept_license",
@@ -285,55 +333,42 @@ fn validate_install(
     }
 }
 
-/// `file:///abs/path` (or `file:///C:/path` on Windows) to a path, with
-/// the URI's percent-escapes decoded (`My%20Agent.msi` is `My Agent.msi`).
-fn parse_file_uri(value: &str) -> Result<PathBuf, FieldViolation> {
-    if value.is_empty() {
-        return Err(FieldViolation::new("source", "is required"));
-    }
-    validate::max_len("source", value, validate::MAX_SOURCE_LEN)?;
-    let Some(rest) = value.strip_prefix("file://") else {
-        return Err(FieldViolation::new(
-            "source",
-            "must be a file:// URI (e.g. file:///srv/AADConnectProvisioningAgentSetup.msi)",
-        ));
-    };
-    let rest = percent_encoding::percent_decode_str(rest)
-        .decode_utf8()
-        .map_err(|_| FieldViolation::new("source", "decodes to a path that is not UTF-8"))?;
-    if rest.contains('\0') {
-        return Err(FieldViolation::new(
-            "source",
-            "must not contain NUL (nor %00)",
-        ));
-    }
-    let path = if cfg!(windows) {
-        rest.trim_start_matches('/').to_owned()
-    } else {
-        rest.into_owned()
-    };
-    let path = PathBuf::from(path);
-    if !path.is_absolute() {
-        return Err(FieldViolation::new(
-            "source",
-            "must be an absolute file:// URI with an empty host (file:///...)",
-        ));
-    }
-    Ok(path)
-}
-
 async fn run_install(
     progress: Progress,
     host: Arc<dyn Host>,
     changes: Arc<AgentChanges>,
     tenant: Arc<TenantWorkflows>,
     paths: Paths,
-    plan: InstallPlan,
+    sources: PackageSources,
+    mut plan: InstallPlan,
 ) -> Result<Outcome, Error> {
-    let file_name = plan
-        .source
-        .file_name()
+    // An upload is copied from its staged file, which later installs reuse.
+    let local = match &plan.source {
+        PackageSource::File(path) => Some(path.clone()),
+        PackageSource::Staged(digest) => {
+            let Some(path) = sources.uploads.staged_path(digest).await else {
+                return Err(Error::FailedPrecondition {
+                    reason: PreconditionReason::PackageNotFound,
+                    subject: plan.source.shown(),
+                    message: format!(
+                        "no package {} was uploaded to this host (provctl agent upload)",
+                        plan.source.shown()
+                    ),
+                });
+            };
+            plan.kind = package_kind(&path);
+            Some(path)
+        }
+        PackageSource::Https(_) => None,
+    };
+    let Some(kind) = plan.kind else {
+        return Err(Error::invalid("source", "must name a .msi or .exe package"));
+    };
+    let file_name = local
+        .as_deref()
+        .and_then(Path::file_name)
         .map(|n| n.to_string_lossy().into_owned())
+        .or_else(|| plan.source.file_name())
         .unwrap_or_else(|| "package".into());
     let staged = paths
         .staging_dir
@@ -342,17 +377,32 @@ async fn run_install(
     progress
         .step_started(
             "fetch-package",
-            format!("copying {} to the staging directory", plan.source.display()),
+            format!("copying {} to the staging directory", plan.source.shown()),
         )
         .await?;
-    let fetched = fetch(
-        &progress,
-        &plan.source,
-        &paths.staging_dir,
-        &staged,
-        paths.packages,
-    )
-    .await;
+    let fetched = match (&plan.source, &local) {
+        (PackageSource::Https(https), _) => {
+            let created = tokio::fs::create_dir_all(&paths.staging_dir)
+                .await
+                .map_err(|e| {
+                    Error::internal(format!("cannot create {}", paths.staging_dir.display()), e)
+                });
+            match created {
+                Ok(()) => {
+                    let limits = FetchLimits {
+                        max_bytes: paths.packages.max_bytes,
+                        first_backoff: std::time::Duration::from_millis(200),
+                    };
+                    fetch_https(&progress, sources.download.as_ref(), https, &staged, limits).await
+                }
+                Err(e) => Err(e),
+            }
+        }
+        (_, Some(path)) => {
+            fetch(&progress, path, &paths.staging_dir, &staged, paths.packages).await
+        }
+        (_, None) => Err(Error::invalid("source", "names no package")),
+    };
     let (digest, bytes) = match fetched {
         Ok(ok) => ok,
         Err(err) => {
@@ -387,7 +437,7 @@ async fn run_install(
         .await?;
 
     // Idempotent by version: an MSI says what it installs before it runs.
-    let package_version = match plan.kind {
+    let package_version = match kind {
         PackageKind::Msi => package_version(&staged).ok().map(|(_, v)| v),
         PackageKind::Exe => None,
     };
@@ -435,7 +485,7 @@ async fn run_install(
     let package = PackageToInstall {
         log_path: staged.with_extension("log"),
         path: staged.clone(),
-        kind: plan.kind,
+        kind,
         cloud: plan.cloud,
     };
     let installed = {
@@ -614,7 +664,7 @@ mod tests {
             Cloud::AzureUsGovernment,
         )
         .unwrap();
-        assert_eq!(plan.kind, PackageKind::Msi);
+        assert_eq!(plan.kind, Some(PackageKind::Msi));
         assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
         assert!(plan.register);
         assert_eq!(rid.as_deref(), Some("r-1"));
@@ -643,32 +693,6 @@ mod tests {
         .unwrap();
         assert_eq!(plan.cloud, Cloud::AzureUsGovernment);
         assert!(!plan.register);
-    }
-
-    #[test]
-    fn file_uris_are_percent_decoded_and_bounded() {
-        let path = parse_file_uri("file:///srv/My%20Agent%2Bx.msi").unwrap();
-        assert_eq!(path, PathBuf::from("/srv/My Agent+x.msi"));
-        for bad in [
-            "file:///srv/a%00.msi",
-            "file:///srv/a\0.msi",
-            "file:///srv/%FF.msi",
-            "file://srv/a.msi",
-        ] {
-            let v = parse_file_uri(bad).unwrap_err();
-            assert_eq!(v.field, "source", "{bad}");
-        }
-        assert!(
-            parse_file_uri("file:///srv/a%FF.msi")
-                .unwrap_err()
-                .description
-                .contains("UTF-8")
-        );
-        let longest = format!("file:///{}.msi", "a".repeat(4096 - 12));
-        assert_eq!(longest.len(), 4096);
-        assert!(parse_file_uri(&longest).is_ok());
-        let v = parse_file_uri(&format!("file:///{}.msi", "a".repeat(4096 - 11))).unwrap_err();
-        assert!(v.description.contains("4096"), "{}", v.description);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::audit::{AuditLog, AuditMirror, OperationMirror};
 use crate::backends::directory::{BindCredential, Directory};
+use crate::backends::download::PackageDownload;
 use crate::backends::host::{Cloud, Host, LogonRights};
 use crate::backends::outbound::Outbound;
 use crate::backends::store::Store;
@@ -38,6 +39,8 @@ pub struct App {
     pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
     pub host: Arc<super::host_fix::HostWorkflows>,
     pub diagnostics: Arc<diagnostics::DiagnosticsWorkflows>,
+    /// PackageService: packages uploaded into staging.
+    pub uploads: Arc<super::package::Uploads>,
     /// The audit trail the transport reports calls to.
     pub audit: Arc<super::Audit>,
     /// The agent's PowerShell module, for the workflows that will
@@ -64,6 +67,8 @@ pub struct Backends {
     pub agent_config: Arc<dyn AgentConfig>,
     /// Verify's outbound probes from this host.
     pub outbound: Arc<dyn Outbound>,
+    /// Install's https:// package sources.
+    pub download: Arc<dyn PackageDownload>,
     /// The audit log, and where its records are copied.
     pub audit_log: Arc<dyn AuditLog>,
     pub audit_mirrors: Vec<Arc<dyn AuditMirror>>,
@@ -132,6 +137,11 @@ impl App {
         let agent_changes = Arc::new(drift::AgentChanges::default());
         let log_file = paths.log_file.clone();
         let staging_dir = paths.staging_dir.clone();
+        let uploads = Arc::new(super::package::Uploads::new(
+            &paths.staging_dir,
+            paths.packages.max_bytes,
+            paths.packages.max_concurrent_uploads,
+        ));
         let agent = Arc::new(agent::AgentWorkflows::new(
             operations.clone(),
             backends.store.clone(),
@@ -140,6 +150,10 @@ impl App {
             paths,
             tenant.clone(),
             tenant_settings.cloud,
+            agent::PackageSources {
+                uploads: uploads.clone(),
+                download: backends.download.clone(),
+            },
         ));
         let agent_side =
             super::agent_module::AgentSide::new(&backends.host, &backends.agent_config);
@@ -235,6 +249,7 @@ impl App {
             log_file,
         ));
         Ok(Arc::new(App {
+            uploads,
             decommission,
             diagnostics,
             host,

@@ -17,6 +17,7 @@ pub mod drift;
 mod error;
 pub mod host_fix;
 pub mod operations;
+pub mod package;
 pub mod permissions;
 pub mod service_account;
 mod staging;

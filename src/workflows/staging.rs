@@ -19,6 +19,8 @@ pub struct PackageLimits {
     pub max_bytes: u64,
     /// Whether a named pipe may stream the package.
     pub allow_fifo: bool,
+    /// UploadPackage streams writing at once.
+    pub max_concurrent_uploads: u32,
 }
 
 /// Chunk size for streaming a package through the hasher.
@@ -237,8 +239,8 @@ fn open_pipe(source: &Path) -> Result<Box<dyn AsyncRead + Send + Unpin>, Error> 
 /// Removes what a previous run left in staging: packages and partial
 /// copies (no operation of this process is running yet, so none is in
 /// use), and installer logs of operations the store no longer has. Logs of
-/// recorded operations stay: their errors name them. Directories are not
-/// provd's and are left. A file that cannot be removed is a warning, never
+/// recorded operations stay: their errors name them. Directories are left:
+/// `uploads/` holds PackageService's packages, which outlive a restart. A file that cannot be removed is a warning, never
 /// a reason not to start.
 pub(super) async fn clean(store: &Arc<dyn Store>, staging_dir: &Path) {
     let mut entries = match tokio::fs::read_dir(staging_dir).await {

@@ -9,6 +9,7 @@ pub mod lab;
 pub mod otlp;
 pub mod otlp_prometheus;
 pub mod outbound;
+pub mod package_server;
 pub mod prometheus;
 pub mod tenant;
 
@@ -374,6 +375,23 @@ pub fn feed_fifo(path: PathBuf, data: Vec<u8>) -> tokio::task::JoinHandle<()> {
         let mut f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         f.write_all(&data).unwrap();
     })
+}
+
+/// (ca, cert, key) paths of an admin client certificate `name` of `h`'s
+/// CA, written under `dir` (for provctl's flags and inventories).
+pub fn admin_client_files(h: &Harness, dir: &Path, name: &str) -> (String, String, String) {
+    let pair = h.pki.client(name, &[Role::Admin]);
+    let (cert, key) = (
+        dir.join(format!("{name}.pem")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&cert, &pair.cert_pem).unwrap();
+    std::fs::write(&key, &pair.key_pem).unwrap();
+    (
+        h.pki.dir.join("ca.pem").display().to_string(),
+        cert.display().to_string(),
+        key.display().to_string(),
+    )
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

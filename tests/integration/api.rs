@@ -416,7 +416,7 @@ async fn bad_requests_name_the_field_on_both_transports() {
     let mut agent = AgentServiceClient::new(h.channel(Role::Admin).await);
     let err = agent
         .install(v1::InstallRequest {
-            source: "https://example.test/agent.msi".into(),
+            source: "http://example.test/agent.msi".into(),
             sha256: "abc".into(),
             accept_license: false,
             ..Default::default()
@@ -439,7 +439,7 @@ async fn bad_requests_name_the_field_on_both_transports() {
     let response = http
         .post(h.url("/provd.v1.AgentService/Install"))
         .header("content-type", "application/json")
-        .body(r#"{"source":"https://example.test/agent.msi","sha256":"abc"}"#)
+        .body(r#"{"source":"http://example.test/agent.msi","sha256":"abc"}"#)
         .send()
         .await
         .unwrap();

@@ -69,6 +69,7 @@ fn only_the_daemon_assembly_names_concrete_backends() {
         "PowerShellAgentConfig",
         "UnavailableAgentConfig",
         "NetOutbound",
+        "HttpsDownload",
         "FileAuditLog",
         "OtelMirror",
         "EventLogMirror",

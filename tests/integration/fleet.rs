@@ -4,28 +4,14 @@
 //! unless told to continue, and `fleet verify` gathers one row per host.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
-use std::path::Path;
 use std::process::Command;
 
 use crate::common::lab::*;
 use crate::common::*;
-use provd::pki::Role;
 
 struct Fleet {
     daemons: Vec<LabDaemon>,
     dir: tempfile::TempDir,
-}
-
-fn write_client(h: &Harness, dir: &Path) -> (String, String, String) {
-    let pair = h.pki.client("fleet-admin", &[Role::Admin]);
-    let (cert, key) = (dir.join("admin.pem"), dir.join("admin.key"));
-    std::fs::write(&cert, &pair.cert_pem).unwrap();
-    std::fs::write(&key, &pair.key_pem).unwrap();
-    (
-        h.pki.dir.join("ca.pem").display().to_string(),
-        cert.display().to_string(),
-        key.display().to_string(),
-    )
 }
 
 impl Fleet {
@@ -47,7 +33,7 @@ impl Fleet {
         for (i, d) in self.daemons.iter().enumerate() {
             let own = self.dir.path().join(format!("host{i}"));
             std::fs::create_dir_all(&own).unwrap();
-            let (ca, cert, key) = write_client(&d.h, &own);
+            let (ca, cert, key) = admin_client_files(&d.h, &own, "fleet-admin");
             text.push_str(&format!(
                 "[[hosts]]\nname = \"host{i}\"\nendpoint = \"https://localhost:{}\"\nca = '{ca}'\ncert = '{cert}'\nkey = '{key}'\ncanary = {}\n\n",
                 d.h.addr.port(),
@@ -181,7 +167,7 @@ async fn an_unreachable_host_stops_the_rest_unless_told_to_continue() {
     let _serial = SERIAL.lock().await;
     let fleet = Fleet::start(2).await;
     // A host that is not there, first in wave 1 ordering by name ("a-down").
-    let (ca, cert, key) = write_client(&fleet.daemons[0].h, fleet.dir.path());
+    let (ca, cert, key) = admin_client_files(&fleet.daemons[0].h, fleet.dir.path(), "fleet-admin");
     let dead = format!(
         "[[hosts]]\nname = \"a-down\"\nendpoint = \"https://localhost:9\"\nca = '{ca}'\ncert = '{cert}'\nkey = '{key}'\n"
     );

@@ -41,5 +41,6 @@ mod rotation;
 mod samba_fixture;
 mod tenant;
 mod tenant_emulator;
+mod upload_cli;
 mod validation;
 mod workflows;

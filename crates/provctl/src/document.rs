@@ -29,6 +29,9 @@ struct Agent {
     /// permissions alone.
     #[serde(default)]
     keep_gmsa: bool,
+    /// Install's `source`, or `upload:PATH` (a file on this machine,
+    /// relative to the document): `apply` and `fleet apply` upload it to
+    /// each host first and send `staged:sha256:<hex>` (`upload.rs`).
     #[serde(default)]
     source: String,
     #[serde(default)]

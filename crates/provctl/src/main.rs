@@ -18,6 +18,7 @@ mod document;
 mod fleet;
 mod handlers;
 mod render;
+mod upload;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

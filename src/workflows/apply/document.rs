@@ -108,7 +108,10 @@ impl Plan {
         }
         if let Some(a) = &self.agent {
             f = f
-                .text("agent.source", &a.source)
+                .text(
+                    "agent.source",
+                    &crate::workflows::package::shown_source(&a.source),
+                )
                 .text("agent.sha256", &a.sha256.to_ascii_lowercase())
                 .flag("agent.accept_license", a.accept_license)
                 .variant("agent.cloud", &a.cloud)

@@ -54,7 +54,10 @@ impl ApplyWorkflows {
                 out.push(change(
                     STEP,
                     "install",
-                    format!("package from {} (this host cannot: {reason})", spec.source),
+                    format!(
+                        "package from {} (this host cannot: {reason})",
+                        crate::workflows::package::shown_source(&spec.source)
+                    ),
                 ));
                 return Ok(out);
             }

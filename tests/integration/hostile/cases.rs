@@ -17,6 +17,8 @@ pub struct Rpc {
     pub path: String,
     pub input: String,
     pub server_streaming: bool,
+    /// A client stream (UploadPackage): gRPC only, no JSON route.
+    pub client_streaming: bool,
 }
 
 /// What a case must get back.
@@ -69,6 +71,7 @@ impl Schema {
                         path: format!("/{package}.{}/{}", service.name(), method.name()),
                         input: method.input_type().to_owned(),
                         server_streaming: method.server_streaming(),
+                        client_streaming: method.client_streaming(),
                     });
                 }
             }

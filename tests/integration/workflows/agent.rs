@@ -110,7 +110,7 @@ async fn install_request_fields_are_named_in_the_bad_request() {
     let err = start_install(
         &d,
         v1::InstallRequest {
-            source: "https://example.test/agent.msi".into(),
+            source: "http://example.test/agent.msi".into(),
             sha256: "not-hex".into(),
             accept_license: false,
             request_id: "bad id with spaces".into(),

@@ -46,6 +46,14 @@ pub(crate) enum AgentCommand {
         #[command(flatten)]
         mutate: MutateArgs,
     },
+    /// Upload a local package into the host's staging (PackageService),
+    /// streamed in 256 KiB chunks, resumed if the connection breaks; prints
+    /// the `staged:sha256:<hex>` source Install then takes.
+    Upload {
+        /// The package (.msi or .exe).
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+    },
     /// Sign provd in to the tenant (device code; starts a SIGN_IN operation).
     SignIn {
         #[command(flatten)]

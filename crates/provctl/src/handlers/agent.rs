@@ -33,6 +33,31 @@ pub(super) async fn agent(ctx: &Ctx, cmd: AgentCommand) -> anyhow::Result<ExitCo
                 .into_inner();
             started(ctx, &r, r.operation.as_ref(), mutate.wait).await
         }
+        AgentCommand::Upload { file } => {
+            let package = crate::upload::inspect(&file).await?;
+            let done = crate::upload::upload(ctx.channel.clone(), &package, |_| {}).await?;
+            if ctx.out.is_json() {
+                ctx.out.json(&serde_json::json!({
+                    "sha256": done.sha256,
+                    "size": done.size,
+                    "source": done.source,
+                    "already_staged": done.already_staged,
+                    "bytes_received": done.bytes_received,
+                }))?;
+            } else {
+                let how = if done.already_staged {
+                    "already staged"
+                } else {
+                    "uploaded"
+                };
+                ctx.out.text(&format!(
+                    "{how}: {} ({} bytes)\ninstall it with: provctl agent install --source {} \
+                     --sha256 {} --accept-license\n",
+                    done.source, done.size, done.source, done.sha256
+                ))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AgentCommand::SignIn { mutate } => {
             let r = client
                 .sign_in(v1::SignInRequest {

@@ -466,7 +466,12 @@ async fn dc(ctx: &Ctx, cmd: DcCommand) -> anyhow::Result<ExitCode> {
 /// Plan, then apply and follow: the operator sees what will change before
 /// the events of the changes themselves.
 async fn apply(ctx: &Ctx, args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let desired = document::load(&args.file)?;
+    let mut desired = document::load(&args.file)?;
+    // `agent.source = "upload:PATH"`: the file goes to the host first.
+    if let Some(package) = crate::upload::document_package(&desired, &args.file).await? {
+        crate::upload::upload(ctx.channel.clone(), &package, |_| {}).await?;
+        crate::upload::name_staged(&mut desired, &package);
+    }
     let mut client = ConfigurationServiceClient::new(ctx.channel.clone());
     let credential = credential(&args.credential)?;
     if !ctx.out.is_json() {
@@ -507,11 +512,20 @@ async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Resu
     match cmd {
         FleetCommand::Apply(args) => {
             let hosts = fleet::load_inventory(&args.inventory, trace)?;
-            let desired = document::load(&args.file)?;
+            let mut desired = document::load(&args.file)?;
             if args.no_canary {
                 fleet::canary_skippable(&desired)
                     .map_err(|why| anyhow::anyhow!("--no-canary refused: {why}"))?;
             }
+            // An `upload:` package goes to every host before any apply.
+            crate::upload::stage_for_fleet(
+                &mut desired,
+                &args.file,
+                &hosts,
+                args.concurrency,
+                out.is_json(),
+            )
+            .await?;
             let pacing = fleet::Pacing {
                 concurrency: args.concurrency,
                 wave_size: args.wave_size.unwrap_or(hosts.len()),
