@@ -22,8 +22,11 @@
 //!   play of one host then the rest at once), at N in `ANSIBLE_SIZES`
 //!   (default 10,50), when the venv of `deploy/clients/test.sh` exists.
 //!
+//! Then the largest N receives a package through the API (`upload.rs`).
+//!
 //! Knobs: `FLEET_SIZES=1,10,50,200`, `FLEET_REPEATS=3` (runs per variant
-//! and size; sizes above 50 run `FLEET_REPEATS_LARGE=1`), `ANSIBLE_SIZES`.
+//! and size; sizes above 50 run `FLEET_REPEATS_LARGE=1`), `ANSIBLE_SIZES`,
+//! `FLEET_UPLOAD_MB=20` (0: no upload).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
 
 #[path = "fleet/ansible.rs"]
@@ -36,6 +39,8 @@ mod procs;
 mod readback;
 #[path = "fleet/report.rs"]
 mod report;
+#[path = "fleet/upload.rs"]
+mod upload;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -169,7 +174,7 @@ fn provctl_bin() -> PathBuf {
     dir.join("provctl")
 }
 
-fn write_inventory(dir: &Path, pki: &Path, ports: &[u16]) -> PathBuf {
+pub fn write_inventory(dir: &Path, pki: &Path, ports: &[u16]) -> PathBuf {
     let mut text = format!(
         "[defaults]\nca = '{0}/ca.pem'\ncert = '{0}/client-admin.pem'\nkey = '{0}/client-admin.key'\n\n",
         pki.display()
@@ -323,4 +328,25 @@ fn main() {
         &table,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+
+    let megabytes: usize = std::env::var("FLEET_UPLOAD_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    if let Some(&n) = sizes.iter().max()
+        && megabytes > 0
+    {
+        let daemons = start_daemons(&provd, n, dir.path(), &pki, &lab, &otlp);
+        let pushed = upload::run(&provctl, dir.path(), &pki, &daemons.ports, megabytes);
+        println!(
+            "\nUploadPackage of a {megabytes} MB package to {n} hosts through provctl: staged on {}/{n} \
+             ({:.0} MB sent) in {:.2}s ({:.0} MB/s), provctl peak PSS {:.1} MiB, CPU {:.2}s",
+            pushed.hosts,
+            pushed.bytes as f64 / 1e6,
+            pushed.seconds,
+            pushed.bytes as f64 / 1e6 / pushed.seconds,
+            pushed.usage.peak_pss_kib as f64 / 1024.0,
+            pushed.usage.cpu,
+        );
+    }
 }
