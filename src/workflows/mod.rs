@@ -20,6 +20,7 @@ pub mod operations;
 pub mod permissions;
 pub mod service_account;
 mod staging;
+pub mod status;
 pub mod tenant;
 mod uninstall;
 pub mod validate;

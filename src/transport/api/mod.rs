@@ -16,6 +16,7 @@ mod domain_controller;
 mod host;
 mod operations;
 mod service_account;
+mod status;
 mod verify;
 mod writeback;
 
@@ -28,6 +29,7 @@ pub use domain_controller::DomainControllerApi;
 pub use host::HostApi;
 pub use operations::OperationsApi;
 pub use service_account::ServiceAccountApi;
+pub use status::StatusApi;
 pub use verify::VerifyApi;
 pub use writeback::WritebackApi;
 
