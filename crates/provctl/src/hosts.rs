@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 use tokio::sync::Semaphore;
 
-use super::connect::Settings;
+use super::connect::{Settings, normalize_endpoint};
 
 /// The inventory file: defaults, then one entry per host.
 #[derive(Debug, Deserialize)]
@@ -74,7 +74,9 @@ pub fn load_inventory(path: &Path, trace: bool) -> anyhow::Result<Vec<Host>> {
         };
         hosts.push(Host {
             settings: Settings {
-                endpoint: entry.endpoint.clone(),
+                // A bare `host:port` as `--endpoint` takes it.
+                endpoint: normalize_endpoint(&entry.endpoint)
+                    .with_context(|| format!("inventory host {:?}", entry.name))?,
                 ca: pick(entry.fields.ca.clone(), file.defaults.ca.clone(), "ca")?,
                 cert: pick(
                     entry.fields.cert.clone(),
@@ -172,6 +174,19 @@ cert = "/elsewhere/b.pem"
         .unwrap();
         let err = format!("{:#}", load_inventory(&path, false).unwrap_err());
         assert!(err.contains("no ca"), "{err}");
+
+        // A bare host:port is https, as for --endpoint; another scheme is not.
+        let bare =
+            "[defaults]\nca = 'ca'\ncert = 'c'\nkey = 'k'\n[[hosts]]\nname = \"a\"\nendpoint = ";
+        std::fs::write(&path, format!("{bare}\"a.example:1\"\n")).unwrap();
+        let hosts = load_inventory(&path, false).unwrap();
+        assert_eq!(hosts[0].settings.endpoint, "https://a.example:1");
+        std::fs::write(&path, format!("{bare}\"http://a.example:1\"\n")).unwrap();
+        let err = format!("{:#}", load_inventory(&path, false).unwrap_err());
+        assert!(
+            err.contains("inventory host \"a\"") && err.contains("https only"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

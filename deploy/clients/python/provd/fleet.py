@@ -273,6 +273,14 @@ def _host(h: HostLike) -> Host:
     return h if isinstance(h, Host) else Host(**h)
 
 
+def _shown(endpoint: str) -> str:
+    """The endpoint as provctl's rows show it: `https://host:port`."""
+    try:
+        return "https://" + normalize_endpoint(endpoint)
+    except ValueError:
+        return endpoint
+
+
 def _channel(h: Host) -> grpc.aio.Channel:
     credentials = grpc.ssl_channel_credentials(
         root_certificates=_read(h.ca, "CA bundle"),
@@ -317,7 +325,7 @@ async def status_async(
     """`status` on a running event loop."""
 
     def unread(h: Host, code: str, why: str) -> HostStatus:
-        return HostStatus(h.name, h.endpoint, code, True, [f"{code}: {why}"])
+        return HostStatus(h.name, _shown(h.endpoint), code, True, [f"{code}: {why}"])
 
     async def one(h: Host) -> HostStatus:
         try:
@@ -327,7 +335,7 @@ async def status_async(
         try:
             stub = status_pb2_grpc.StatusServiceStub(channel)
             response = await stub.GetHostStatus(status_pb2.GetHostStatusRequest(), timeout=timeout)
-            return status_row(h.name, h.endpoint, response)
+            return status_row(h.name, _shown(h.endpoint), response)
         except grpc.RpcError as e:
             return unread(h, ERROR, f"{e.code().name}: {e.details()}")
         finally:
