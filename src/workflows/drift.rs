@@ -106,6 +106,17 @@ struct VersionWatch {
 }
 
 impl VersionWatch {
+    /// Whether provd changed the agent since the last observation or while
+    /// this one was read (between `before` and `after`).
+    fn by_provd(&self, before: Snapshot, after: Snapshot) -> bool {
+        before != after
+            || after.in_flight > 0
+            || self
+                .seen
+                .as_ref()
+                .is_some_and(|s| s.generation != before.generation)
+    }
+
     /// Takes the version read between two snapshots of provd's changes. A
     /// change is drift unless provd changed the agent since the last
     /// observation or while this one was read. The first observation only
@@ -116,12 +127,7 @@ impl VersionWatch {
         version: Option<String>,
         after: Snapshot,
     ) -> Option<VersionDrift> {
-        let by_provd = before != after
-            || after.in_flight > 0
-            || self
-                .seen
-                .as_ref()
-                .is_some_and(|s| s.generation != before.generation);
+        let by_provd = self.by_provd(before, after);
         let previous = self.seen.replace(Seen {
             version: version.clone(),
             generation: after.generation,
@@ -465,13 +471,7 @@ impl DriftWorkflows {
         let after = self.changes.snapshot();
         // provd changed the agent since the last look: its version is
         // provd's again, so an earlier finding is no longer present.
-        let by_provd = before != after
-            || after.in_flight > 0
-            || watch
-                .seen
-                .as_ref()
-                .is_some_and(|s| s.generation != before.generation);
-        if by_provd {
+        if watch.by_provd(before, after) {
             self.findings.gone(DriftKind::AgentVersion);
         }
         if let Some(drift) = watch.observe(before, version, after) {
