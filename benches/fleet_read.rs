@@ -1,14 +1,17 @@
 //! Fleet-wide reads at scale, no lab needed: starts N `provd serve`
 //! processes on loopback (distinct ports and state dirs, one PKI, no
 //! directory configured, no `[drift]`) and times `provctl fleet status` and
-//! `provctl fleet verify` (no credential: the credential-free checks) over
-//! all of them, RUNS times each, printing each wall time, the median, and
+//! `provctl fleet verify` (no credential: the credential-free checks; the
+//! tenant pointed at a closed loopback port, so no probe leaves the
+//! machine) over all of them, RUNS times each, printing each wall time, the median, and
 //! provctl's peak RSS (VmHWM, sampled every 20 ms); also how many hosts
 //! answered and how many the sweep judged failed (on Linux every host fails:
 //! HOST_UNAVAILABLE for status, host.backend.available FAIL for verify —
 //! what is timed is the sweep, not the verdict). Target: 200 hosts in under
 //! 5 s. `FLEET_SIZES=10,200` and `RUNS=5` override the defaults (200, 3);
-//! `FLEET_CONCURRENCY` sets `--concurrency` (default: provctl's, 64).
+//! `FLEET_CONCURRENCY` sets `--concurrency` (default: provctl's, 64);
+//! `PROVCTL_BIN` names the provctl to time (default: built in the bench's
+//! profile).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
 
 use std::path::{Path, PathBuf};
@@ -57,6 +60,12 @@ fn start_daemons(n: usize, dir: &Path, pki: &Path) -> (Daemons, Duration) {
             .arg(pki.join("server.key"))
             .arg("--tls-client-ca")
             .arg(pki.join("ca.pem"))
+            // Verify's tenant checks probe these: a closed loopback port
+            // answers at once, so no probe leaves the machine and 200
+            // daemons do not queue on one DNS server (a real host probes
+            // from its own network).
+            .args(["--tenant-authority", "https://127.0.0.1:9"])
+            .args(["--tenant-graph", "https://127.0.0.1:9"])
             .args(["--log-filter", "warn"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -76,8 +85,12 @@ fn start_daemons(n: usize, dir: &Path, pki: &Path) -> (Daemons, Duration) {
 }
 
 /// provctl is another workspace crate, so Cargo gives this bench no
-/// `CARGO_BIN_EXE_provctl`: build it in the bench's profile and use that.
+/// `CARGO_BIN_EXE_provctl`: build it in the bench's profile and use that
+/// (or `PROVCTL_BIN`, e.g. a debug build under `cargo test --bench`).
 fn provctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PROVCTL_BIN") {
+        return bin.into();
+    }
     let built = Command::new(env!("CARGO"))
         .args(["build", "--release", "--quiet", "-p", "provctl"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
