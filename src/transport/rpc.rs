@@ -59,6 +59,9 @@ macro_rules! rpc_table {
                 unary ApplyConfiguration apply_configuration v1::ApplyConfigurationRequest, ADMIN, write;
                 unary PlanConfiguration plan_configuration v1::PlanConfigurationRequest, VIEW, read;
             }
+            StatusService status {
+                unary GetHostStatus get_host_status v1::GetHostStatusRequest, VIEW, read;
+            }
             VerifyService verify {
                 stream Verify verify v1::VerifyRequest, VIEW, read;
             }

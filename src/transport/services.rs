@@ -7,7 +7,7 @@ use axum::Router;
 
 use super::api::{
     AgentApi, CloudSyncApi, ConfigurationApi, DiagnosticsApi, DirectoryApi, DomainControllerApi,
-    HostApi, OperationsApi, PackageApi, ServiceAccountApi, VerifyApi, WritebackApi,
+    HostApi, OperationsApi, PackageApi, ServiceAccountApi, StatusApi, VerifyApi, WritebackApi,
 };
 use super::http::{json_routes, probes, with_fallbacks};
 use super::server::Routers;
@@ -41,6 +41,7 @@ struct Apis {
     directory: DirectoryApi,
     domain_controller: DomainControllerApi,
     configuration: ConfigurationApi,
+    status: StatusApi,
     verify: VerifyApi,
     writeback: WritebackApi,
     cloud_sync: CloudSyncApi,
@@ -62,6 +63,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
     use v1::operations_service_server::{OperationsService, OperationsServiceServer};
     use v1::package_service_server::{PackageService, PackageServiceServer};
     use v1::service_account_service_server::{ServiceAccountService, ServiceAccountServiceServer};
+    use v1::status_service_server::{StatusService, StatusServiceServer};
     use v1::verify_service_server::{VerifyService, VerifyServiceServer};
     use v1::writeback_service_server::{WritebackService, WritebackServiceServer};
 
@@ -74,6 +76,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         directory: DirectoryApi { app: app.clone() },
         domain_controller: DomainControllerApi { app: app.clone() },
         configuration: ConfigurationApi { app: app.clone() },
+        status: StatusApi { app: app.clone() },
         verify: VerifyApi { app: app.clone() },
         writeback: WritebackApi { app: app.clone() },
         cloud_sync: CloudSyncApi { app: app.clone() },
@@ -111,6 +114,7 @@ pub async fn routers(app: Arc<App>, allowed_origins: &[String]) -> Result<Router
         .add_service(DomainControllerServiceServer::new(
             apis.domain_controller.clone(),
         ))
+        .add_service(StatusServiceServer::new(apis.status.clone()))
         .add_service(VerifyServiceServer::new(apis.verify.clone()))
         .add_service(WritebackServiceServer::new(apis.writeback.clone()))
         .add_service(ConfigurationServiceServer::new(apis.configuration.clone()))

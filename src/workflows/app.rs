@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::operations::Operations;
 use super::{
     Error, PackageLimits, agent, apply, cloud_sync, decommission, diagnostics, directory,
-    domain_controllers, drift, service_account, staging, tenant, verify, writeback,
+    domain_controllers, drift, service_account, staging, status, tenant, verify, writeback,
 };
 use crate::backends::agent_config::AgentConfig;
 use crate::backends::audit::{AuditLog, AuditMirror, OperationMirror};
@@ -35,6 +35,8 @@ pub struct App {
     pub verify: Arc<verify::VerifyWorkflows>,
     /// The scheduled checks and the agent-version watch (`[drift]`).
     pub drift: Arc<drift::DriftWorkflows>,
+    /// GetHostStatus: the agent, the newest operation, the drift findings.
+    pub status: Arc<status::StatusWorkflows>,
     pub apply: Arc<apply::ApplyWorkflows>,
     pub cloud_sync: Arc<cloud_sync::CloudSyncWorkflows>,
     pub host: Arc<super::host_fix::HostWorkflows>,
@@ -236,6 +238,11 @@ impl App {
             agent_changes.clone(),
             apply.clone(),
         ));
+        let status = Arc::new(status::StatusWorkflows::new(
+            agent.clone(),
+            operations.clone(),
+            drift.clone(),
+        ));
         let host = Arc::new(super::host_fix::HostWorkflows::new(
             operations.clone(),
             backends.host.clone(),
@@ -264,6 +271,7 @@ impl App {
             writeback,
             verify,
             drift,
+            status,
             agent_config: backends.agent_config,
         }))
     }

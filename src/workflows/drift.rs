@@ -17,9 +17,14 @@
 //! section last kept fixed: one the host needs again (a GPO, a hand edit)
 //! counts in `provd.drift.detected{what="host_prerequisites"}` and, with
 //! `reapply`, is fixed again in the same operation.
+//!
+//! What the watch finds is kept in memory for GetHostStatus
+//! ([`DriftWorkflows::snapshot`]): one finding per kind, with when it was
+//! seen and the re-apply it started. A restart forgets it: the new watch
+//! starts from a new baseline, as it always has.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -27,6 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::apply::{ApplyWorkflows, Change};
+use super::operations::now_ms;
 use super::verify::{VerifyItem, VerifyWorkflows};
 use crate::backends::host::Host;
 
@@ -100,6 +106,17 @@ struct VersionWatch {
 }
 
 impl VersionWatch {
+    /// Whether provd changed the agent since the last observation or while
+    /// this one was read (between `before` and `after`).
+    fn by_provd(&self, before: Snapshot, after: Snapshot) -> bool {
+        before != after
+            || after.in_flight > 0
+            || self
+                .seen
+                .as_ref()
+                .is_some_and(|s| s.generation != before.generation)
+    }
+
     /// Takes the version read between two snapshots of provd's changes. A
     /// change is drift unless provd changed the agent since the last
     /// observation or while this one was read. The first observation only
@@ -110,12 +127,7 @@ impl VersionWatch {
         version: Option<String>,
         after: Snapshot,
     ) -> Option<VersionDrift> {
-        let by_provd = before != after
-            || after.in_flight > 0
-            || self
-                .seen
-                .as_ref()
-                .is_some_and(|s| s.generation != before.generation);
+        let by_provd = self.by_provd(before, after);
         let previous = self.seen.replace(Seen {
             version: version.clone(),
             generation: after.generation,
@@ -134,6 +146,7 @@ fn agent_version() -> KeyValue {
 
 /// A kind of difference from what apply last put in place.
 struct Difference {
+    kind: DriftKind,
     /// `provd.drift.detected`'s `what`.
     what: &'static str,
     /// The WARN line.
@@ -143,12 +156,14 @@ struct Difference {
 }
 
 const AGENT_SETTINGS: Difference = Difference {
+    kind: DriftKind::AgentSettings,
     what: "agent_settings",
     said: "the agent's settings differ from what provd last applied",
     why: "the agent's settings changed outside provd",
 };
 
 const HOST_PREREQUISITES: Difference = Difference {
+    kind: DriftKind::HostPrerequisites,
     what: "host_prerequisites",
     said: "the host needs a prerequisite fix provd made before",
     why: "a host prerequisite changed outside provd",
@@ -156,7 +171,13 @@ const HOST_PREREQUISITES: Difference = Difference {
 
 /// Notes `changes` (empty: none): a difference is logged, counted and
 /// owes a re-apply once, when it appears; `differs` remembers it.
-fn notice(differs: &mut bool, owed: &mut Option<String>, changes: &[Change], d: Difference) {
+fn notice(
+    findings: &Findings,
+    differs: &mut bool,
+    owed: &mut Option<String>,
+    changes: &[Change],
+    d: Difference,
+) {
     let now = !changes.is_empty();
     if now && !*differs {
         let shown: Vec<String> = changes.iter().map(|c| c.detail.clone()).collect();
@@ -164,9 +185,103 @@ fn notice(differs: &mut bool, owed: &mut Option<String>, changes: &[Change], d: 
         crate::telemetry::metrics()
             .drift_detected
             .add(1, &[KeyValue::new("what", d.what)]);
+        findings.seen(d.kind, shown.join("; "));
         owed.get_or_insert_with(|| format!("{}: {}", d.why, shown.join("; ")));
     }
+    if !now {
+        findings.gone(d.kind);
+    }
     *differs = now;
+}
+
+/// What drifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum DriftKind {
+    /// The agent's installed version changed outside provd.
+    AgentVersion,
+    /// The agent's settings differ from what apply last put in place.
+    AgentSettings,
+    /// A host prerequisite apply last fixed is needed again.
+    HostPrerequisites,
+}
+
+/// One kind of drift as the watch last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftFinding {
+    pub kind: DriftKind,
+    /// What differs (versions "old -> new", or the changes).
+    pub detail: String,
+    /// When the watch saw it appear (ms since the epoch).
+    pub observed_ms: i64,
+    /// Still there: the last round saw the difference (settings, host
+    /// prerequisites), or provd has not changed the agent since (version).
+    pub present: bool,
+    /// The APPLY_CONFIGURATION operation the watch started to put it back.
+    pub reapply_operation_id: Option<String>,
+}
+
+/// How the watch runs (`[drift]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DriftSchedule {
+    pub interval: Duration,
+    pub reapply: bool,
+}
+
+/// The watch's findings as GetHostStatus reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriftSnapshot {
+    /// `None`: the watch is off (no `[drift] verify_interval`), so drift is
+    /// unknown, not absent.
+    pub schedule: Option<DriftSchedule>,
+    /// When the last round's watch ended; `None` before the first one (so
+    /// still unknown).
+    pub last_round_ms: Option<i64>,
+    /// At most one per kind, in kind order; empty after a round: none.
+    pub findings: Vec<DriftFinding>,
+}
+
+/// The findings, shared by the watch (writer) and the status reads.
+#[derive(Debug, Default)]
+struct Findings(Mutex<DriftSnapshot>);
+
+impl Findings {
+    fn update(&self, f: impl FnOnce(&mut DriftSnapshot)) {
+        f(&mut self.0.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    fn seen(&self, kind: DriftKind, detail: String) {
+        self.update(|s| {
+            s.findings.retain(|f| f.kind != kind);
+            s.findings.push(DriftFinding {
+                kind,
+                detail,
+                observed_ms: now_ms(),
+                present: true,
+                reapply_operation_id: None,
+            });
+            s.findings.sort_by_key(|f| f.kind);
+        });
+    }
+
+    fn gone(&self, kind: DriftKind) {
+        self.update(|s| {
+            for f in s.findings.iter_mut().filter(|f| f.kind == kind) {
+                f.present = false;
+            }
+        });
+    }
+
+    /// The re-apply `id` answers every finding still present and not yet
+    /// answered.
+    fn reapplied(&self, id: &str) {
+        self.update(|s| {
+            for f in s.findings.iter_mut() {
+                if f.present && f.reapply_operation_id.is_none() {
+                    f.reapply_operation_id = Some(id.to_owned());
+                }
+            }
+        });
+    }
 }
 
 /// The scheduled checks and the version watch.
@@ -175,6 +290,7 @@ pub struct DriftWorkflows {
     verify: Arc<VerifyWorkflows>,
     changes: Arc<AgentChanges>,
     apply: Arc<ApplyWorkflows>,
+    findings: Findings,
 }
 
 impl DriftWorkflows {
@@ -189,7 +305,17 @@ impl DriftWorkflows {
             verify,
             changes,
             apply,
+            findings: Findings::default(),
         }
+    }
+
+    /// What the watch has found so far (a copy).
+    pub fn snapshot(&self) -> DriftSnapshot {
+        self.findings
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts the schedule: a round now, then every `interval`, until
@@ -207,6 +333,9 @@ impl DriftWorkflows {
             reapply,
             "drift: running the credential-free checks on a schedule"
         );
+        self.findings.update(|s| {
+            s.schedule = Some(DriftSchedule { interval, reapply });
+        });
         // The series exists from now, at 0: Prometheus's increase() sees
         // the first drift as one (a series born at 1 shows no increase).
         crate::telemetry::metrics()
@@ -244,10 +373,13 @@ impl DriftWorkflows {
         self.watch_host(watch).await;
         if reapply && let Some(why) = watch.reapply_owed.take() {
             match self.apply.reapply_host_and_agent(&why).await {
-                Ok(Some(op)) => tracing::info!(
-                    operation = %op.id,
-                    "drift: re-applying the last applied host and agent sections ({why})"
-                ),
+                Ok(Some(op)) => {
+                    self.findings.reapplied(&op.id);
+                    tracing::info!(
+                        operation = %op.id,
+                        "drift: re-applying the last applied host and agent sections ({why})"
+                    );
+                }
                 Ok(None) => tracing::debug!("drift: no host or agent section applied yet"),
                 Err(err) => {
                     tracing::warn!(
@@ -258,6 +390,7 @@ impl DriftWorkflows {
                 }
             }
         }
+        self.findings.update(|s| s.last_round_ms = Some(now_ms()));
         let mut rx = match self.verify.verify_credential_free().await {
             Ok(rx) => rx,
             Err(err) => {
@@ -288,6 +421,7 @@ impl DriftWorkflows {
         let before = self.changes.snapshot();
         let Some(changes) = self.apply.settings_drift().await else {
             watch.settings_differ = false;
+            self.findings.gone(DriftKind::AgentSettings);
             return;
         };
         let after = self.changes.snapshot();
@@ -295,6 +429,7 @@ impl DriftWorkflows {
             return;
         }
         notice(
+            &self.findings,
             &mut watch.settings_differ,
             &mut watch.reapply_owed,
             &changes,
@@ -309,9 +444,11 @@ impl DriftWorkflows {
     async fn watch_host(&self, watch: &mut VersionWatch) {
         let Some(changes) = self.apply.host_drift().await else {
             watch.host_differs = false;
+            self.findings.gone(DriftKind::HostPrerequisites);
             return;
         };
         notice(
+            &self.findings,
             &mut watch.host_differs,
             &mut watch.reapply_owed,
             &changes,
@@ -332,8 +469,17 @@ impl DriftWorkflows {
             }
         };
         let after = self.changes.snapshot();
+        // provd changed the agent since the last look: its version is
+        // provd's again, so an earlier finding is no longer present.
+        if watch.by_provd(before, after) {
+            self.findings.gone(DriftKind::AgentVersion);
+        }
         if let Some(drift) = watch.observe(before, version, after) {
             let shown = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+            self.findings.seen(
+                DriftKind::AgentVersion,
+                format!("{} -> {}", shown(&drift.old), shown(&drift.new)),
+            );
             tracing::warn!(
                 what = "agent_version",
                 old = %shown(&drift.old),

@@ -21,6 +21,7 @@ pub mod package;
 pub mod permissions;
 pub mod service_account;
 mod staging;
+pub mod status;
 pub mod tenant;
 mod uninstall;
 pub mod validate;

@@ -651,6 +651,7 @@ async fn reflection_lists_every_service_and_health_serves() {
         "provd.v1.WritebackService",
         "provd.v1.OperationsService",
         "provd.v1.ConfigurationService",
+        "provd.v1.StatusService",
         "grpc.health.v1.Health",
     ] {
         assert!(names.contains(service), "{service} missing from {names:?}");

@@ -145,9 +145,10 @@ async fn fleet_apply_canary_first_then_the_rest_and_again_no_change() {
         // Linux daemons: the host checks FAIL (no Windows host backend),
         // the directory checks pass.
         assert_eq!(row["status"], "FAIL", "{row}");
+        assert_eq!(row["failed"], true, "{row}");
         assert!(row["pass"].as_u64().unwrap() >= 5, "{row}");
         assert!(
-            row["failed"]
+            row["failed_checks"]
                 .as_array()
                 .unwrap()
                 .iter()

@@ -26,6 +26,7 @@ mod directory;
 mod directory_contract_fake;
 mod directory_contract_lab;
 mod fleet;
+mod fleet_read;
 mod gmsa;
 mod gmsa_password;
 mod gmsa_prereq;

@@ -146,7 +146,7 @@ pub fn resolve(args: &ConnArgs) -> anyhow::Result<Settings> {
 
 /// Adds `https://` to a bare `host:port`; refuses plain HTTP (provd serves
 /// TLS only).
-fn normalize_endpoint(endpoint: &str) -> anyhow::Result<String> {
+pub fn normalize_endpoint(endpoint: &str) -> anyhow::Result<String> {
     match endpoint.split_once("://") {
         None => Ok(format!("https://{endpoint}")),
         Some(("https", _)) => Ok(endpoint.to_string()),

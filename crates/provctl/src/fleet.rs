@@ -3,110 +3,23 @@
 //! put tenants into quarantine): a canary host first, then waves with
 //! bounded concurrency and a minimum gap between agent registrations;
 //! stop at the first failure unless told to continue; live progress; a
-//! summary table and a JSON report. `fleet verify` gathers Verify from every
-//! host into one table.
+//! summary table and a JSON report. The inventory is `hosts.rs`'s; the
+//! read-only sweeps are `fleet_verify.rs` and `fleet_status.rs`.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use provd_proto::v1;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
 use provd_proto::v1::operations_service_client::OperationsServiceClient;
-use provd_proto::v1::verify_service_client::VerifyServiceClient;
 
-use super::connect::{self, Settings};
-
-/// The inventory file: defaults, then one entry per host.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InventoryFile {
-    #[serde(default)]
-    defaults: HostFields,
-    hosts: Vec<HostEntry>,
-}
-
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostFields {
-    ca: Option<PathBuf>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    server_name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HostEntry {
-    name: String,
-    endpoint: String,
-    #[serde(default)]
-    canary: bool,
-    #[serde(flatten)]
-    fields: HostFields,
-}
-
-/// A host ready to connect to.
-#[derive(Debug, Clone)]
-pub struct Host {
-    pub name: String,
-    pub settings: Settings,
-    pub canary: bool,
-}
-
-/// Reads an inventory (TOML); relative paths are relative to the file.
-pub fn load_inventory(path: &Path, trace: bool) -> anyhow::Result<Vec<Host>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the inventory {}", path.display()))?;
-    let file: InventoryFile =
-        toml::from_str(&text).with_context(|| format!("inventory {}", path.display()))?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    let rel = |p: PathBuf| if p.is_relative() { base.join(p) } else { p };
-    let mut hosts = Vec::new();
-    let mut names = std::collections::BTreeSet::new();
-    for (i, entry) in file.hosts.into_iter().enumerate() {
-        if !names.insert(entry.name.clone()) {
-            bail!(
-                "inventory hosts[{i}]: the name {:?} is used twice",
-                entry.name
-            );
-        }
-        let pick = |own: Option<PathBuf>, default: Option<PathBuf>, what: &str| {
-            own.or(default)
-                .map(rel)
-                .with_context(|| format!("inventory host {:?}: no {what}", entry.name))
-        };
-        hosts.push(Host {
-            settings: Settings {
-                endpoint: entry.endpoint.clone(),
-                ca: pick(entry.fields.ca.clone(), file.defaults.ca.clone(), "ca")?,
-                cert: pick(
-                    entry.fields.cert.clone(),
-                    file.defaults.cert.clone(),
-                    "cert",
-                )?,
-                key: pick(entry.fields.key.clone(), file.defaults.key.clone(), "key")?,
-                server_name: entry
-                    .fields
-                    .server_name
-                    .clone()
-                    .or_else(|| file.defaults.server_name.clone()),
-                trace,
-            },
-            name: entry.name,
-            canary: entry.canary,
-        });
-    }
-    if hosts.is_empty() {
-        bail!("inventory {}: no hosts", path.display());
-    }
-    Ok(hosts)
-}
+use super::connect;
+pub use super::hosts::{Host, load_inventory};
 
 /// How a fleet apply is paced.
 #[derive(Debug, Clone)]
@@ -504,159 +417,12 @@ pub fn render_report(report: &Report) -> String {
     out
 }
 
-#[derive(Debug, Serialize)]
-pub struct VerifyRow {
-    pub host: String,
-    pub status: String,
-    pub pass: u32,
-    pub warn: u32,
-    pub fail: u32,
-    pub skip: u32,
-    /// Ids (and subjects) of the FAIL checks, or the error reaching the host.
-    pub failed: Vec<String>,
-}
-
-/// Verify on every host (bounded concurrency), one row each.
-pub async fn verify(
-    hosts: Vec<Host>,
-    credential: Option<v1::Credential>,
-    concurrency: usize,
-) -> Vec<VerifyRow> {
-    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
-    let mut tasks = tokio::task::JoinSet::new();
-    for host in hosts {
-        let (semaphore, credential) = (semaphore.clone(), credential.clone());
-        tasks.spawn(async move {
-            let _permit = semaphore.acquire_owned().await;
-            verify_one(&host, credential)
-                .await
-                .unwrap_or_else(|e| VerifyRow {
-                    host: host.name.clone(),
-                    status: "UNREACHABLE".into(),
-                    pass: 0,
-                    warn: 0,
-                    fail: 0,
-                    skip: 0,
-                    failed: vec![format!("{e:#}")],
-                })
-        });
-    }
-    let mut rows = Vec::new();
-    while let Some(Ok(row)) = tasks.join_next().await {
-        rows.push(row);
-    }
-    rows.sort_by(|a, b| a.host.cmp(&b.host));
-    rows
-}
-
-async fn verify_one(host: &Host, credential: Option<v1::Credential>) -> anyhow::Result<VerifyRow> {
-    let channel = connect::connect(&host.settings).await?;
-    let mut stream = VerifyServiceClient::new(channel)
-        .verify(v1::VerifyRequest {
-            credential,
-            ..Default::default()
-        })
-        .await
-        .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
-        .into_inner();
-    let mut failed = Vec::new();
-    while let Some(item) = stream.message().await? {
-        match item.item {
-            Some(v1::verify_response::Item::Check(c))
-                if c.status == v1::CheckStatus::Fail as i32 =>
-            {
-                failed.push(if c.subject.is_empty() {
-                    c.id
-                } else {
-                    format!("{} [{}]", c.id, c.subject)
-                });
-            }
-            Some(v1::verify_response::Item::Report(r)) => {
-                return Ok(VerifyRow {
-                    host: host.name.clone(),
-                    status: v1::CheckStatus::try_from(r.status)
-                        .map(|s| {
-                            s.as_str_name()
-                                .trim_start_matches("CHECK_STATUS_")
-                                .to_owned()
-                        })
-                        .unwrap_or_default(),
-                    pass: r.pass_count,
-                    warn: r.warn_count,
-                    fail: r.fail_count,
-                    skip: r.skip_count,
-                    failed,
-                });
-            }
-            _ => {}
-        }
-    }
-    bail!("the verify stream ended without a report")
-}
-
-pub fn render_verify(rows: &[VerifyRow]) -> String {
-    let width = rows.iter().map(|r| r.host.len()).max().unwrap_or(4).max(4);
-    let mut out = format!(
-        "{:<width$}  {:<11}  {:>4}  {:>4}  {:>4}  {:>4}  FAILED\n",
-        "HOST", "STATUS", "PASS", "WARN", "FAIL", "SKIP"
-    );
-    for r in rows {
-        out.push_str(&format!(
-            "{:<width$}  {:<11}  {:>4}  {:>4}  {:>4}  {:>4}  {}\n",
-            r.host,
-            r.status,
-            r.pass,
-            r.warn,
-            r.fail,
-            r.skip,
-            r.failed.join(", ")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
-
-    #[test]
-    fn inventories_take_defaults_and_name_mistakes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("hosts.toml");
-        std::fs::write(
-            &path,
-            r#"
-[defaults]
-ca = "pki/ca.pem"
-cert = "pki/client-admin.pem"
-key = "pki/client-admin.key"
-
-[[hosts]]
-name = "a"
-endpoint = "https://a.example:8443"
-
-[[hosts]]
-name = "b"
-endpoint = "https://b.example:8443"
-canary = true
-cert = "/elsewhere/b.pem"
-"#,
-        )
-        .unwrap();
-        let hosts = load_inventory(&path, false).unwrap();
-        assert_eq!(hosts.len(), 2);
-        assert_eq!(hosts[0].settings.ca, dir.path().join("pki/ca.pem"));
-        assert_eq!(hosts[1].settings.cert, PathBuf::from("/elsewhere/b.pem"));
-        assert!(hosts[1].canary);
-
-        std::fs::write(
-            &path,
-            "[[hosts]]\nname = \"a\"\nendpoint = \"https://a:1\"\n",
-        )
-        .unwrap();
-        let err = format!("{:#}", load_inventory(&path, false).unwrap_err());
-        assert!(err.contains("no ca"), "{err}");
-    }
+    use crate::connect::Settings;
 
     fn host(name: &str, canary: bool) -> Host {
         Host {

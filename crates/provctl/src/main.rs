@@ -16,7 +16,10 @@ mod connect;
 mod diagnostics;
 mod document;
 mod fleet;
+mod fleet_status;
+mod fleet_verify;
 mod handlers;
+mod hosts;
 mod render;
 mod upload;
 
@@ -27,7 +30,10 @@ use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
 use provd_proto::v1;
 
-use args::{AgentCommand, CloudSyncCommand, DiagnosticsCommand, FleetDiagnosticsArgs, HostCommand};
+use args::{
+    AgentCommand, CloudSyncCommand, DiagnosticsCommand, FleetDiagnosticsArgs, FleetStatusArgs,
+    FleetVerifyArgs, HostCommand,
+};
 
 // ---------------------------------------------------------------------------
 // Command line
@@ -392,9 +398,13 @@ enum FleetCommand {
     /// at the first failure unless --continue-on-error. Prints a table;
     /// exits 1 unless every host SUCCEEDED.
     Apply(FleetApplyArgs),
-    /// Verify every host; one row each. Exits 1 if any host FAILs or is
-    /// unreachable.
+    /// Verify every host; one row each. Exits 1 if any host fails: its
+    /// report is FAIL or SKIP, or it is unreachable (PASS and WARN pass).
     Verify(FleetVerifyArgs),
+    /// Every host's status in one call each (StatusService.GetHostStatus):
+    /// agent version, services, last operation, drift; one row each. Exits
+    /// 1 if any host fails (see `fleet status --help` for the reasons).
+    Status(FleetStatusArgs),
     /// A support bundle from every host, `--concurrency` at once, into
     /// `--out-dir/<host>.zip`; one row each. Exits 1 unless every host's
     /// bundle arrived whole.
@@ -432,17 +442,6 @@ struct FleetApplyArgs {
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
     /// The domain admin for directory changes (the same on every host).
-    #[command(flatten)]
-    credential: CredentialArgs,
-}
-
-#[derive(Args, Debug)]
-struct FleetVerifyArgs {
-    #[arg(long, value_name = "FILE")]
-    inventory: PathBuf,
-    /// Hosts verified at once.
-    #[arg(long, default_value_t = 10)]
-    concurrency: usize,
     #[command(flatten)]
     credential: CredentialArgs,
 }

@@ -17,6 +17,7 @@ mod host;
 mod operations;
 mod package;
 mod service_account;
+mod status;
 mod verify;
 mod writeback;
 
@@ -30,6 +31,7 @@ pub use host::HostApi;
 pub use operations::OperationsApi;
 pub use package::PackageApi;
 pub use service_account::ServiceAccountApi;
+pub use status::StatusApi;
 pub use verify::VerifyApi;
 pub use writeback::WritebackApi;
 

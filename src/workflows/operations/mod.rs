@@ -99,6 +99,18 @@ pub struct Operations {
     running: StdMutex<Option<Arc<Live>>>,
     /// Finished operations recently read; they never change again.
     finished: StdMutex<HashMap<String, OperationRecord>>,
+    /// The newest finished operation, once known (`latest`).
+    newest: StdMutex<Newest>,
+}
+
+/// The newest finished operation: not read yet, or known (`None`: there
+/// is none). Set by each live operation's end, which is always the newest:
+/// one runs at a time, created after every other.
+#[derive(Debug, Default)]
+enum Newest {
+    #[default]
+    Unread,
+    Known(Option<Box<OperationRecord>>),
 }
 
 /// A workflow's work, ready to run under a [`Progress`]: on its own as an

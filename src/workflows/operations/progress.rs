@@ -278,6 +278,7 @@ impl Progress {
         if state.is_terminal() {
             let ended = record.clone();
             drop(record);
+            self.engine.note_newest(ended.clone());
             self.engine.ended(ended).await;
         }
         Ok(())

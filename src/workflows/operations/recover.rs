@@ -25,6 +25,7 @@ impl Operations {
             mirrors: mirrors.into(),
             running: StdMutex::new(None),
             finished: StdMutex::new(HashMap::new()),
+            newest: StdMutex::new(super::Newest::Unread),
         });
         let store = &engine.store;
         let unfinished = blocking(store, |s| s.unfinished_operations()).await?;

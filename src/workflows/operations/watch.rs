@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::progress::NewEvent;
-use super::{Notice, Operations, blocking};
+use super::{Newest, Notice, Operations, blocking};
 use crate::backends::store::{
     EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
     StoreError,
@@ -70,6 +70,52 @@ impl Operations {
             });
         }
         Ok(record)
+    }
+
+    /// The newest operation: the running one from memory, else the newest
+    /// finished one — read from the store once, then kept as each operation
+    /// ends — so GetHostStatus, called by fleet-wide sweeps, reads no store
+    /// in the steady state.
+    pub async fn latest(&self) -> Result<Option<OperationRecord>, Error> {
+        let running = {
+            let slot = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            slot.clone()
+        };
+        if let Some(live) = running {
+            return Ok(Some(live.record.lock().await.clone()));
+        }
+        if let Newest::Known(known) = &*self.newest_lock() {
+            return Ok(known.as_deref().cloned());
+        }
+        let query = ListQuery {
+            state: None,
+            kind: None,
+            initiator: None,
+            created_from_ms: None,
+            created_before_ms: None,
+            limit: 1,
+            after: None,
+        };
+        let newest = blocking(&self.store, move |s| s.list_operations(&query))
+            .await?
+            .operations
+            .into_iter()
+            .next();
+        let mut cached = self.newest_lock();
+        // An operation that ended meanwhile set it, and is newer.
+        if matches!(*cached, Newest::Unread) {
+            *cached = Newest::Known(newest.clone().map(Box::new));
+        }
+        Ok(newest)
+    }
+
+    /// Called with each live operation's terminal record.
+    pub(super) fn note_newest(&self, record: OperationRecord) {
+        *self.newest_lock() = Newest::Known(Some(Box::new(record)));
+    }
+
+    fn newest_lock(&self) -> std::sync::MutexGuard<'_, Newest> {
+        self.newest.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn finished_cache<T>(&self, f: impl FnOnce(&mut HashMap<String, OperationRecord>) -> T) -> T {

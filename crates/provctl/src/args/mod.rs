@@ -4,9 +4,11 @@
 mod agent;
 mod cloud_sync;
 mod diagnostics;
+mod fleet;
 mod host;
 
 pub(crate) use agent::AgentCommand;
 pub(crate) use cloud_sync::CloudSyncCommand;
 pub(crate) use diagnostics::{BoundsArgs, DiagnosticsCommand, FleetDiagnosticsArgs};
+pub(crate) use fleet::{FleetStatusArgs, FleetVerifyArgs};
 pub(crate) use host::HostCommand;

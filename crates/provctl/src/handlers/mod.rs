@@ -579,24 +579,36 @@ async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Resu
         }
         FleetCommand::Verify(args) => {
             let hosts = fleet::load_inventory(&args.inventory, trace)?;
-            let rows = fleet::verify(hosts, credential(&args.credential)?, args.concurrency).await;
-            if out.is_json() {
-                out.json(&rows)?;
-            } else {
-                out.text(&fleet::render_verify(&rows))?;
-            }
-            Ok(
-                if rows
-                    .iter()
-                    .all(|r| r.status == "PASS" || r.status == "WARN")
-                {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::FAILURE
-                },
-            )
+            let credential = credential(&args.credential)?;
+            let rows = crate::fleet_verify::verify(hosts, credential, args.concurrency).await;
+            show_rows(out, &rows, crate::fleet_verify::render_verify, |r| r.failed)
+        }
+        FleetCommand::Status(args) => {
+            let hosts = fleet::load_inventory(&args.inventory, trace)?;
+            let rows = crate::fleet_status::status(hosts, args.concurrency, args.timeout).await;
+            show_rows(out, &rows, crate::fleet_status::render_status, |r| r.failed)
         }
     }
+}
+
+/// A fleet read's rows as one JSON array or the table; exit 1 if any host
+/// failed.
+fn show_rows<R: serde::Serialize>(
+    out: Out,
+    rows: &[R],
+    table: fn(&[R]) -> String,
+    failed: fn(&R) -> bool,
+) -> anyhow::Result<ExitCode> {
+    if out.is_json() {
+        out.json(&rows)?;
+    } else {
+        out.text(&table(rows))?;
+    }
+    Ok(if rows.iter().any(failed) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -48,6 +48,8 @@ try:
         operations_pb2,
         operations_pb2_grpc,
         service_account_pb2_grpc,
+        status_pb2,
+        status_pb2_grpc,
         verify_pb2,
         verify_pb2_grpc,
         writeback_pb2_grpc,
@@ -244,6 +246,7 @@ class Stubs:
     domain_controllers: domain_controller_pb2_grpc.DomainControllerServiceStub
     operations: operations_pb2_grpc.OperationsServiceStub
     service_account: service_account_pb2_grpc.ServiceAccountServiceStub
+    status: status_pb2_grpc.StatusServiceStub
     verify: verify_pb2_grpc.VerifyServiceStub
     writeback: writeback_pb2_grpc.WritebackServiceStub
 
@@ -314,6 +317,7 @@ class Client:
             ),
             operations=operations_pb2_grpc.OperationsServiceStub(self.channel),
             service_account=service_account_pb2_grpc.ServiceAccountServiceStub(self.channel),
+            status=status_pb2_grpc.StatusServiceStub(self.channel),
             verify=verify_pb2_grpc.VerifyServiceStub(self.channel),
             writeback=writeback_pb2_grpc.WritebackServiceStub(self.channel),
         )
@@ -365,6 +369,11 @@ class Client:
     def agent(self) -> agent_pb2.GetAgentResponse:
         """The agent as the host sees it (GetAgent)."""
         return self.call(self.stubs.agent.GetAgent, agent_pb2.GetAgentRequest())
+
+    def host_status(self) -> status_pb2.GetHostStatusResponse:
+        """The host in one read: agent, services, last operation, drift (GetHostStatus).
+        `provd.fleet.judge` says whether it fails a sweep, and why."""
+        return self.call(self.stubs.status.GetHostStatus, status_pb2.GetHostStatusRequest())
 
     def sign_in(self, request_id: str | None = None) -> operations_pb2.Operation:
         """Starts a device-code sign-in (SignIn); watch it for the ACTION_REQUIRED event."""

@@ -1,0 +1,248 @@
+//! Fleet-wide reads at scale, no lab needed: starts N `provd serve`
+//! processes on loopback (distinct ports and state dirs, one PKI, no
+//! directory configured, no `[drift]`) and times `provctl fleet status` and
+//! `provctl fleet verify` (no credential: the credential-free checks; the
+//! tenant pointed at a closed loopback port, so no probe leaves the
+//! machine) over all of them, RUNS times each, printing each wall time, the median, and
+//! provctl's peak RSS (VmHWM, sampled every 20 ms); also how many hosts
+//! answered and how many the sweep judged failed (on Linux every host fails:
+//! HOST_UNAVAILABLE for status, host.backend.available FAIL for verify —
+//! what is timed is the sweep, not the verdict). Target: 200 hosts in under
+//! 5 s. `FLEET_SIZES=10,200` and `RUNS=5` override the defaults (200, 3);
+//! `FLEET_CONCURRENCY` sets `--concurrency` (default: provctl's, 64);
+//! `PROVCTL_BIN` names the provctl to time (default: built in the bench's
+//! profile).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Daemons {
+    children: Vec<Child>,
+    ports: Vec<u16>,
+}
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// N daemons with no directory: Verify then runs only what needs none.
+fn start_daemons(n: usize, dir: &Path, pki: &Path) -> (Daemons, Duration) {
+    let started = Instant::now();
+    let mut daemons = Daemons {
+        children: Vec::new(),
+        ports: Vec::new(),
+    };
+    for i in 0..n {
+        let port = free_port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provd"));
+        cmd.arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--state-dir")
+            .arg(dir.join(format!("state-{n}-{i}")))
+            .arg("--tls-cert")
+            .arg(pki.join("server.pem"))
+            .arg("--tls-key")
+            .arg(pki.join("server.key"))
+            .arg("--tls-client-ca")
+            .arg(pki.join("ca.pem"))
+            // Verify's tenant checks probe these: a closed loopback port
+            // answers at once, so no probe leaves the machine and 200
+            // daemons do not queue on one DNS server (a real host probes
+            // from its own network).
+            .args(["--tenant-authority", "https://127.0.0.1:9"])
+            .args(["--tenant-graph", "https://127.0.0.1:9"])
+            .args(["--log-filter", "warn"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        daemons.children.push(cmd.spawn().expect("start provd"));
+        daemons.ports.push(port);
+    }
+    // Serving: each port accepts TCP.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for port in &daemons.ports {
+        while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
+            assert!(Instant::now() < deadline, "provd on {port} never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    (daemons, started.elapsed())
+}
+
+/// provctl is another workspace crate, so Cargo gives this bench no
+/// `CARGO_BIN_EXE_provctl`: build it in the bench's profile and use that
+/// (or `PROVCTL_BIN`, e.g. a debug build under `cargo test --bench`).
+fn provctl_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("PROVCTL_BIN") {
+        return bin.into();
+    }
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "provctl"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("run cargo build -p provctl");
+    assert!(built.success(), "cargo build -p provctl failed");
+    let exe = std::env::current_exe().expect("bench executable path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/release/deps")
+        .join("provctl")
+}
+
+/// One sweep's figures.
+struct Sweep {
+    wall: Duration,
+    peak_kib: u64,
+    hosts: usize,
+    failed: usize,
+    unreached: usize,
+}
+
+/// Runs `provctl --output json fleet <args>` to its end, sampling its RSS.
+fn sweep(provctl: &Path, args: &[&str], out: &Path) -> Sweep {
+    let started = Instant::now();
+    let mut child = Command::new(provctl)
+        .args(["--output", "json", "fleet"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run provctl");
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status_file)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak_kib = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(peak_kib)
+                .max(peak_kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let wall = started.elapsed();
+    let rows: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(out).unwrap().trim()).unwrap();
+    let rows = rows.as_array().expect("one JSON array of rows");
+    let count = |f: &dyn Fn(&serde_json::Value) -> bool| rows.iter().filter(|r| f(r)).count();
+    Sweep {
+        wall,
+        peak_kib,
+        hosts: rows.len(),
+        failed: count(&|r| r["failed"] == true),
+        unreached: count(&|r| r["status"] == "UNREACHABLE" || r["status"] == "ERROR"),
+    }
+}
+
+fn median(mut walls: Vec<Duration>) -> Duration {
+    walls.sort();
+    walls[walls.len() / 2]
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::var("FLEET_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![200]);
+    let runs: usize = std::env::var("RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let concurrency = std::env::var("FLEET_CONCURRENCY").ok();
+    let provctl = provctl_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let made = Command::new(env!("CARGO_BIN_EXE_provd"))
+        .args(["pki", "init"])
+        .arg(&pki)
+        .args(["--server-dns", "localhost", "--server-ip", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+
+    println!(
+        "fleet reads over local daemons (no directory, no [drift]); {} cores here; {runs} run(s) each",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    println!(
+        "{:>5}  {:<14}  {:>9}  {:>9}  {:>14}  {:>7}  {:>7}  {:>10}",
+        "hosts", "sweep", "median", "slowest", "provctl peak", "rows", "failed", "unreached"
+    );
+    for &n in &sizes {
+        let (daemons, took) = start_daemons(n, dir.path(), &pki);
+        let inventory = write_inventory(dir.path(), &pki, &daemons.ports, n);
+        let inventory = inventory.to_str().unwrap().to_owned();
+        let mut base = vec!["--inventory", inventory.as_str()];
+        if let Some(c) = &concurrency {
+            base.extend(["--concurrency", c.as_str()]);
+        }
+        for what in ["status", "verify"] {
+            let mut args = vec![what];
+            args.extend(&base);
+            let out = dir.path().join(format!("{what}-{n}.json"));
+            let sweeps: Vec<Sweep> = (0..runs).map(|_| sweep(&provctl, &args, &out)).collect();
+            let last = &sweeps[sweeps.len() - 1];
+            assert_eq!(last.hosts, n, "fleet {what}: one row per host");
+            let slowest = sweeps.iter().map(|s| s.wall).max().unwrap_or_default();
+            let peak = sweeps.iter().map(|s| s.peak_kib).max().unwrap_or(0);
+            println!(
+                "{n:>5}  {:<14}  {:>8.2}s  {:>8.2}s  {:>10.1} MiB  {:>7}  {:>7}  {:>10}",
+                format!("fleet {what}"),
+                median(sweeps.iter().map(|s| s.wall).collect()).as_secs_f64(),
+                slowest.as_secs_f64(),
+                peak as f64 / 1024.0,
+                last.hosts,
+                last.failed,
+                last.unreached,
+            );
+        }
+        println!(
+            "       ({n} daemons started and listening in {:.2}s)",
+            took.as_secs_f64()
+        );
+        drop(daemons);
+    }
+    println!("target: 200 hosts in under 5 s for each sweep");
+}
+
+fn write_inventory(dir: &Path, pki: &Path, ports: &[u16], n: usize) -> PathBuf {
+    let mut text = format!(
+        "[defaults]\nca = '{0}/ca.pem'\ncert = '{0}/client-viewer.pem'\nkey = '{0}/client-viewer.key'\n\n",
+        pki.display()
+    );
+    for (i, port) in ports.iter().enumerate() {
+        text.push_str(&format!(
+            "[[hosts]]\nname = \"h{i:03}\"\nendpoint = \"https://localhost:{port}\"\n\n"
+        ));
+    }
+    let path = dir.join(format!("inventory-{n}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
