@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::progress::NewEvent;
-use super::{Notice, Operations, blocking};
+use super::{Notice, Operations, read};
 use crate::backends::store::{
     EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
     StoreError,
@@ -149,7 +149,7 @@ impl Operations {
             limit,
             after: (!page_token.is_empty()).then(|| page_token.to_owned()),
         };
-        match blocking(&self.store, move |s| s.list_operations(&query)).await {
+        match read(&self.store, |s| s.list_operations(&query)) {
             Err(Error::Store(StoreError::Corrupt { key, .. })) if key == "page_token" => Err(
                 Error::invalid("page_token", "is not a token this server returned"),
             ),
@@ -271,9 +271,8 @@ impl Operations {
         last: &mut u64,
         tx: &mpsc::Sender<WatchItem>,
     ) -> Result<bool, Error> {
-        let key = id.to_owned();
         let after = *last;
-        let events = blocking(&self.store, move |s| s.events_after(&key, after)).await?;
+        let events = read(&self.store, |s| s.events_after(id, after))?;
         for event in events {
             *last = event.sequence;
             if tx.send(WatchItem::Event(event)).await.is_err() {
