@@ -42,6 +42,9 @@ pub enum WatchItem {
     Failed(String),
 }
 
+/// A watch's items, in order.
+pub type WatchStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = WatchItem> + Send>>;
+
 /// Entries of the finished-operation cache before it starts over.
 const FINISHED_CACHE_ENTRIES: usize = 1024;
 
@@ -195,11 +198,7 @@ impl Operations {
     }
 
     /// Streams the events after `after`, then the terminal operation.
-    pub async fn watch(
-        self: &Arc<Self>,
-        id: &str,
-        after: u64,
-    ) -> Result<mpsc::Receiver<WatchItem>, Error> {
+    pub async fn watch(self: &Arc<Self>, id: &str, after: u64) -> Result<WatchStream, Error> {
         let live = self.live(id);
         // Subscribe before reading anything, so nothing recorded later is missed.
         let notices = live.as_ref().map(|l| l.notices.subscribe());
@@ -210,6 +209,13 @@ impl Operations {
                 false
             }
         };
+        if !still_running {
+            // Nothing more will be recorded: the items at once, with no task
+            // and channel between the store and the response.
+            return Ok(Box::pin(tokio_stream::iter(
+                self.finished_items(id, after).await,
+            )));
+        }
         let (tx, rx) = mpsc::channel(64);
         let engine = self.clone();
         let id = id.to_owned();
@@ -221,7 +227,21 @@ impl Operations {
                 let _ = tx.send(WatchItem::Failed(err.to_string())).await;
             }
         });
-        Ok(rx)
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    /// What [`Self::pump`] sends for an operation that records nothing more.
+    async fn finished_items(&self, id: &str, after: u64) -> Vec<WatchItem> {
+        let events = match read(&self.store, |s| s.events_after(id, after)) {
+            Ok(events) => events,
+            Err(err) => return vec![WatchItem::Failed(err.to_string())],
+        };
+        let mut items: Vec<WatchItem> = events.into_iter().map(WatchItem::Event).collect();
+        items.push(match self.get(id).await {
+            Ok(record) => WatchItem::Finished(record),
+            Err(err) => WatchItem::Failed(err.to_string()),
+        });
+        items
     }
 
     async fn pump(
