@@ -10,6 +10,7 @@ use super::agent_module::{AgentSide, add_to_agent, same_order};
 use super::domain_controllers::{self, Connect, DcSession, DomainControllerWorkflows};
 use super::operations::{
     Job, NewEvent, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms,
+    read,
 };
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error};
@@ -199,7 +200,7 @@ impl DirectoryWorkflows {
     }
 
     pub async fn list(&self) -> Result<Vec<(DirectoryRecord, Vec<String>)>, Error> {
-        let rows = blocking(&self.store, |s| s.list_config(DIRECTORY_NS)).await?;
+        let rows = read(&self.store, |s| s.list_config(DIRECTORY_NS))?;
         let mut out = Vec::new();
         for (domain, bytes) in rows {
             let record: DirectoryRecord = serde_json::from_slice(&bytes)
@@ -212,8 +213,7 @@ impl DirectoryWorkflows {
 
     /// The added domains' names, sorted.
     pub async fn list_domains(store: &Arc<dyn Store>) -> Result<Vec<String>, Error> {
-        Ok(blocking(store, |s| s.list_config(DIRECTORY_NS))
-            .await?
+        Ok(read(store, |s| s.list_config(DIRECTORY_NS))?
             .into_iter()
             .map(|(domain, _)| domain)
             .collect())
@@ -357,7 +357,7 @@ impl DirectoryWorkflows {
 
 async fn load(store: &Arc<dyn Store>, domain: &str) -> Result<Option<DirectoryRecord>, Error> {
     let key = domain.to_owned();
-    match blocking(store, move |s| s.get_config(DIRECTORY_NS, &key)).await? {
+    match read(store, |s| s.get_config(DIRECTORY_NS, &key))? {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)

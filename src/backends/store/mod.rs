@@ -62,8 +62,9 @@ pub struct ListPage {
 }
 
 /// The durable store. Every method is one atomic transaction; a crash never
-/// leaves a record half-written. Methods block (they may fsync), so async
-/// callers run them on the blocking pool.
+/// leaves a record half-written. Writes block (they may fsync), so async
+/// callers run them on the blocking pool; reads must stay short (no waiting
+/// on a writer), so that async callers may run them in place.
 pub trait Store: Send + Sync + 'static {
     /// Inserts a new operation and, if it has one, its request-id index entry,
     /// atomically. Fails with [`StoreError::RequestIdTaken`] if the request id

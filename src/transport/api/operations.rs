@@ -68,8 +68,7 @@ impl v1::operations_service_server::OperationsService for OperationsApi {
             .watch(&id, after)
             .await
             .map_err(Status::from)?;
-        let stream = tokio_stream::wrappers::ReceiverStream::new(items);
-        let stream = tokio_stream::StreamExt::map(stream, |item| match item {
+        let stream = tokio_stream::StreamExt::map(items, |item| match item {
             WatchItem::Event(event) => Ok(v1::WatchOperationResponse {
                 item: Some(v1::watch_operation_response::Item::Event(convert::event(
                     &event,

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use crate::backends::store::Store;
 use crate::workflows::Error;
-use crate::workflows::operations::blocking;
+use crate::workflows::operations::{blocking, read};
 
 const NAMESPACE: &str = "apply";
 
@@ -32,7 +32,7 @@ impl Stored {
         store: &Arc<dyn Store>,
     ) -> Result<Option<T>, Error> {
         let key = self.key;
-        let Some(bytes) = blocking(store, move |st| st.get_config(NAMESPACE, key)).await? else {
+        let Some(bytes) = read(store, |st| st.get_config(NAMESPACE, key))? else {
             return Ok(None);
         };
         serde_json::from_slice(&bytes)
@@ -43,9 +43,7 @@ impl Stored {
     /// Whether a record is kept; cleared unless `dry`.
     pub async fn forget(&self, store: &Arc<dyn Store>, dry: bool) -> Result<bool, Error> {
         let key = self.key;
-        let had = blocking(store, move |st| st.get_config(NAMESPACE, key))
-            .await?
-            .is_some();
+        let had = read(store, |st| st.get_config(NAMESPACE, key))?.is_some();
         if had && !dry {
             blocking(store, move |st| st.put_config(NAMESPACE, key, None)).await?;
         }

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::backends::store::Store;
 use crate::model::SyncSecrets;
 use crate::workflows::Error;
-use crate::workflows::operations::blocking;
+use crate::workflows::operations::{blocking, read};
 
 const NAMESPACE: &str = "cloud_sync";
 
@@ -83,7 +83,7 @@ fn now_ms() -> i64 {
 
 pub async fn load(store: &Arc<dyn Store>, domain: &str) -> Result<Option<SyncRecord>, Error> {
     let key = domain.to_owned();
-    match blocking(store, move |s| s.get_config(NAMESPACE, &key)).await? {
+    match read(store, |s| s.get_config(NAMESPACE, &key))? {
         None => Ok(None),
         Some(bytes) => serde_json::from_slice(&bytes)
             .map(Some)

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::backends::store::Store;
 use crate::workflows::Error;
-use crate::workflows::operations::{blocking, now_ms};
+use crate::workflows::operations::{blocking, now_ms, read};
 
 const NS: &str = "decommission";
 const KEY: &str = "record";
@@ -24,7 +24,7 @@ pub struct DecommissionRecord {
 }
 
 pub(crate) async fn load(store: &Arc<dyn Store>) -> Result<Option<DecommissionRecord>, Error> {
-    match blocking(store, |s| s.get_config(NS, KEY)).await? {
+    match read(store, |s| s.get_config(NS, KEY))? {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agent_module::{AgentSide, add_to_agent};
 use super::operations::{
-    Job, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms,
+    Job, OperationSpec, Outcome, Progress, RequestFingerprint, blocking, job, now_ms, read,
 };
 use super::validate::{self, dc_list, dns_name};
 use super::{Caller, Error, Operations};
@@ -277,7 +277,7 @@ pub(crate) async fn load_priority(
     domain: &str,
 ) -> Result<PriorityRecord, Error> {
     let key = domain.to_owned();
-    let bytes = blocking(store, move |s| s.get_config(PRIORITY_NS, &key)).await?;
+    let bytes = read(store, |s| s.get_config(PRIORITY_NS, &key))?;
     match bytes {
         None => Ok(PriorityRecord::default()),
         Some(b) => serde_json::from_slice(&b)

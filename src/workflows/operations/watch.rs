@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc};
 
 use super::progress::NewEvent;
-use super::{Newest, Notice, Operations, blocking};
+use super::{Newest, Notice, Operations, read};
 use crate::backends::store::{
     EventKind, EventRecord, ListPage, ListQuery, OperationKind, OperationRecord, OperationState,
     StoreError,
@@ -41,6 +41,9 @@ pub enum WatchItem {
     /// The stream could not go on (the store failed); the last item.
     Failed(String),
 }
+
+/// A watch's items, in order.
+pub type WatchStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = WatchItem> + Send>>;
 
 /// Entries of the finished-operation cache before it starts over.
 const FINISHED_CACHE_ENTRIES: usize = 1024;
@@ -96,8 +99,7 @@ impl Operations {
             limit: 1,
             after: None,
         };
-        let newest = blocking(&self.store, move |s| s.list_operations(&query))
-            .await?
+        let newest = read(&self.store, |s| s.list_operations(&query))?
             .operations
             .into_iter()
             .next();
@@ -195,7 +197,7 @@ impl Operations {
             limit,
             after: (!page_token.is_empty()).then(|| page_token.to_owned()),
         };
-        match blocking(&self.store, move |s| s.list_operations(&query)).await {
+        match read(&self.store, |s| s.list_operations(&query)) {
             Err(Error::Store(StoreError::Corrupt { key, .. })) if key == "page_token" => Err(
                 Error::invalid("page_token", "is not a token this server returned"),
             ),
@@ -241,11 +243,7 @@ impl Operations {
     }
 
     /// Streams the events after `after`, then the terminal operation.
-    pub async fn watch(
-        self: &Arc<Self>,
-        id: &str,
-        after: u64,
-    ) -> Result<mpsc::Receiver<WatchItem>, Error> {
+    pub async fn watch(self: &Arc<Self>, id: &str, after: u64) -> Result<WatchStream, Error> {
         let live = self.live(id);
         // Subscribe before reading anything, so nothing recorded later is missed.
         let notices = live.as_ref().map(|l| l.notices.subscribe());
@@ -256,6 +254,13 @@ impl Operations {
                 false
             }
         };
+        if !still_running {
+            // Nothing more will be recorded: the items at once, with no task
+            // and channel between the store and the response.
+            return Ok(Box::pin(tokio_stream::iter(
+                self.finished_items(id, after).await,
+            )));
+        }
         let (tx, rx) = mpsc::channel(64);
         let engine = self.clone();
         let id = id.to_owned();
@@ -267,7 +272,21 @@ impl Operations {
                 let _ = tx.send(WatchItem::Failed(err.to_string())).await;
             }
         });
-        Ok(rx)
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
+    }
+
+    /// What [`Self::pump`] sends for an operation that records nothing more.
+    async fn finished_items(&self, id: &str, after: u64) -> Vec<WatchItem> {
+        let events = match read(&self.store, |s| s.events_after(id, after)) {
+            Ok(events) => events,
+            Err(err) => return vec![WatchItem::Failed(err.to_string())],
+        };
+        let mut items: Vec<WatchItem> = events.into_iter().map(WatchItem::Event).collect();
+        items.push(match self.get(id).await {
+            Ok(record) => WatchItem::Finished(record),
+            Err(err) => WatchItem::Failed(err.to_string()),
+        });
+        items
     }
 
     async fn pump(
@@ -317,9 +336,8 @@ impl Operations {
         last: &mut u64,
         tx: &mpsc::Sender<WatchItem>,
     ) -> Result<bool, Error> {
-        let key = id.to_owned();
         let after = *last;
-        let events = blocking(&self.store, move |s| s.events_after(&key, after)).await?;
+        let events = read(&self.store, |s| s.events_after(id, after))?;
         for event in events {
             *last = event.sequence;
             if tx.send(WatchItem::Event(event)).await.is_err() {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::GrantMode;
 use crate::backends::store::Store;
 use crate::workflows::Error;
-use crate::workflows::operations::blocking;
+use crate::workflows::operations::{blocking, read};
 
 const NS: &str = "permissions";
 
@@ -25,7 +25,7 @@ pub(crate) async fn recorded_ous(
     sid: &str,
 ) -> Result<Vec<String>, Error> {
     let key = key(domain, sid);
-    let bytes = blocking(store, move |s| s.get_config(NS, &key)).await?;
+    let bytes = read(store, |s| s.get_config(NS, &key))?;
     match bytes {
         None => Ok(Vec::new()),
         Some(b) => serde_json::from_slice(&b).map_err(|e| Error::internal("stored OU grants", e)),

@@ -11,7 +11,7 @@ use crate::backends::directory::{DirectorySession, Entry, Scope, escape};
 use crate::backends::store::Store;
 use crate::workflows::PreconditionReason;
 use crate::workflows::domain_controllers::{entry_sid, find_account, naming_contexts};
-use crate::workflows::operations::{blocking, now_ms};
+use crate::workflows::operations::{blocking, now_ms, read};
 use crate::workflows::permissions::{ProfileStatus, profile_statuses};
 use crate::workflows::{Error, FieldViolation, validate};
 use provd_sd::{SecurityDescriptor, Sid};
@@ -258,7 +258,7 @@ pub(super) async fn netbios_name(
 }
 
 pub(crate) async fn load_account(store: &Arc<dyn Store>) -> Result<Option<AccountRecord>, Error> {
-    match blocking(store, |s| s.get_config(ACCOUNT_NS, ACCOUNT_KEY)).await? {
+    match read(store, |s| s.get_config(ACCOUNT_NS, ACCOUNT_KEY))? {
         None => Ok(None),
         Some(b) => serde_json::from_slice(&b)
             .map(Some)
