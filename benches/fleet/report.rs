@@ -115,14 +115,15 @@ pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize) {
          medians; {cores} cores"
     );
     println!(
-        "{:>5}  {:<9} {:>8} {:>9} {:>10} {:>13} {:>11} {:>11} {:>12} {:>13}",
+        "{:>5}  {:<9} {:>8} {:>9} {:>10} {:>19} {:>11} {:>14} {:>11} {:>12} {:>13}",
         "hosts",
         "variant",
         "wall",
         "in place",
         "orch. CPU",
-        "orch. PSS",
+        "orch. PSS (procs)",
         "DC CPU/host",
+        "provd CPU/host",
         "binds/apply",
         "search/apply",
         "LDAP ops/apply"
