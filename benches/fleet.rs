@@ -33,6 +33,8 @@
 mod ansible;
 #[path = "fleet/calls.rs"]
 mod calls;
+#[path = "common/daemons.rs"]
+mod daemons;
 #[path = "fleet/procs.rs"]
 mod procs;
 #[path = "fleet/readback.rs"]
@@ -47,6 +49,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use daemons::Daemons;
 use report::{Sample, Timeline};
 
 /// What the bench needs of `lab.sh env`.
@@ -105,86 +108,24 @@ fn reset_lab() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemons {
-    children: Vec<Child>,
-    ports: Vec<u16>,
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
+/// The daemons' directory: the lab's DCs, CA and DNS; metrics to `otlp`.
 fn start_daemons(provd: &Path, n: usize, dir: &Path, pki: &Path, lab: &Lab, otlp: &str) -> Daemons {
-    let mut daemons = Daemons {
-        children: Vec::new(),
-        ports: Vec::new(),
-    };
-    let states = tempfile::tempdir_in(dir).unwrap().keep();
-    for i in 0..n {
-        let port = free_port();
-        let mut cmd = Command::new(provd);
-        cmd.arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--state-dir")
-            .arg(states.join(format!("state-{i}")))
-            .arg("--tls-cert")
-            .arg(pki.join("server.pem"))
-            .arg("--tls-key")
-            .arg(pki.join("server.key"))
-            .arg("--tls-client-ca")
-            .arg(pki.join("ca.pem"))
-            .arg("--directory-ca-file")
-            .arg(&lab.env["LAB_CA_PEM"])
-            .args(["--otlp-endpoint", otlp])
-            .args(["--telemetry-metrics-interval", "1s"])
-            .args(["--log-filter", "error"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for server in lab.env["LAB_DNS_SERVERS"].split_whitespace() {
-            cmd.args(["--directory-dns-server", server]);
-        }
-        daemons.children.push(cmd.spawn().expect("start provd"));
-        daemons.ports.push(port);
+    let mut extra: Vec<String> = [
+        "--directory-ca-file",
+        &lab.env["LAB_CA_PEM"],
+        "--otlp-endpoint",
+        otlp,
+        "--telemetry-metrics-interval",
+        "1s",
+        "--log-filter",
+        "error",
+    ]
+    .map(String::from)
+    .to_vec();
+    for server in lab.env["LAB_DNS_SERVERS"].split_whitespace() {
+        extra.extend(["--directory-dns-server".to_owned(), server.to_owned()]);
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for port in &daemons.ports {
-        while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            assert!(Instant::now() < deadline, "provd on {port} never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    daemons
-}
-
-/// provctl is another workspace crate, so Cargo gives this bench no
-/// `CARGO_BIN_EXE_provctl`: build it in the bench's profile and use that.
-fn provctl_bin() -> PathBuf {
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "provctl"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p provctl");
-    assert!(built.success(), "cargo build -p provctl failed");
-    let exe = std::env::current_exe().expect("bench executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/release/deps");
-    dir.join("provctl")
+    daemons::start(provd, n, dir, pki, &extra)
 }
 
 pub fn write_inventory(dir: &Path, pki: &Path, ports: &[u16]) -> PathBuf {
@@ -258,7 +199,7 @@ fn main() {
     let provd = PathBuf::from(env!("CARGO_BIN_EXE_provd"));
     let baseline = std::env::var_os("FLEET_BASELINE_PROVD").map(PathBuf::from);
     let venv = ansible::venv();
-    let provctl = provctl_bin();
+    let provctl = daemons::provctl_bin();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -14,95 +14,12 @@
 //! profile).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
 
+#[path = "common/daemons.rs"]
+mod daemons;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Daemons {
-    children: Vec<Child>,
-    ports: Vec<u16>,
-}
-
-impl Drop for Daemons {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// N daemons with no directory: Verify then runs only what needs none.
-fn start_daemons(n: usize, dir: &Path, pki: &Path) -> (Daemons, Duration) {
-    let started = Instant::now();
-    let mut daemons = Daemons {
-        children: Vec::new(),
-        ports: Vec::new(),
-    };
-    for i in 0..n {
-        let port = free_port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_provd"));
-        cmd.arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--state-dir")
-            .arg(dir.join(format!("state-{n}-{i}")))
-            .arg("--tls-cert")
-            .arg(pki.join("server.pem"))
-            .arg("--tls-key")
-            .arg(pki.join("server.key"))
-            .arg("--tls-client-ca")
-            .arg(pki.join("ca.pem"))
-            // Verify's tenant checks probe these: a closed loopback port
-            // answers at once, so no probe leaves the machine and 200
-            // daemons do not queue on one DNS server (a real host probes
-            // from its own network).
-            .args(["--tenant-authority", "https://127.0.0.1:9"])
-            .args(["--tenant-graph", "https://127.0.0.1:9"])
-            .args(["--log-filter", "warn"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        daemons.children.push(cmd.spawn().expect("start provd"));
-        daemons.ports.push(port);
-    }
-    // Serving: each port accepts TCP.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    for port in &daemons.ports {
-        while std::net::TcpStream::connect(("127.0.0.1", *port)).is_err() {
-            assert!(Instant::now() < deadline, "provd on {port} never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    (daemons, started.elapsed())
-}
-
-/// provctl is another workspace crate, so Cargo gives this bench no
-/// `CARGO_BIN_EXE_provctl`: build it in the bench's profile and use that
-/// (or `PROVCTL_BIN`, e.g. a debug build under `cargo test --bench`).
-fn provctl_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("PROVCTL_BIN") {
-        return bin.into();
-    }
-    let built = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "provctl"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build -p provctl");
-    assert!(built.success(), "cargo build -p provctl failed");
-    let exe = std::env::current_exe().expect("bench executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/release/deps")
-        .join("provctl")
-}
 
 /// One sweep's figures.
 struct Sweep {
@@ -172,7 +89,7 @@ fn main() {
         .unwrap_or(3)
         .max(1);
     let concurrency = std::env::var("FLEET_CONCURRENCY").ok();
-    let provctl = provctl_bin();
+    let provctl = daemons::provctl_bin();
     let dir = tempfile::tempdir().unwrap();
     let pki = dir.path().join("pki");
     let made = Command::new(env!("CARGO_BIN_EXE_provd"))
@@ -196,7 +113,11 @@ fn main() {
         "hosts", "sweep", "median", "slowest", "provctl peak", "rows", "failed", "unreached"
     );
     for &n in &sizes {
-        let (daemons, took) = start_daemons(n, dir.path(), &pki);
+        // No directory: Verify then runs only what needs none.
+        let provd = Path::new(env!("CARGO_BIN_EXE_provd"));
+        let extra = ["--log-filter", "warn"].map(String::from);
+        let daemons = daemons::start(provd, n, dir.path(), &pki, &extra);
+        let took = daemons.started_in;
         let inventory = write_inventory(dir.path(), &pki, &daemons.ports, n);
         let inventory = inventory.to_str().unwrap().to_owned();
         let mut base = vec!["--inventory", inventory.as_str()];
