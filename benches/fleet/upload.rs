@@ -64,7 +64,10 @@ pub fn run(provctl: &Path, dir: &Path, pki: &Path, ports: &[u16], megabytes: usi
     let line = text
         .lines()
         .find(|l| l.starts_with("package staged on "))
-        .unwrap_or_default();
+        .unwrap_or_else(|| {
+            eprintln!("provctl did not stage the package everywhere:\n{text}");
+            ""
+        });
     let words: Vec<&str> = line.split_whitespace().collect();
     let number = |i: usize| words.get(i).map(|w| w.trim_matches(['(', 's']));
     Pushed {

@@ -422,6 +422,12 @@ struct FleetApplyArgs {
     /// Hosts applied at once.
     #[arg(long, default_value_t = 10)]
     concurrency: usize,
+    /// Package uploads at once, for an `upload:` agent source (at most
+    /// `--concurrency`): each stream holds about 1 MiB in flight, and the
+    /// transfer is bound by the link and TLS rather than the hosts'
+    /// latency, so more streams cost memory without speed.
+    #[arg(long, default_value_t = 32)]
+    upload_concurrency: usize,
     /// Hosts per wave after the canary [default: all the rest].
     #[arg(long)]
     wave_size: Option<usize>,

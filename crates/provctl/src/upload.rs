@@ -124,10 +124,9 @@ pub async fn upload(
         progress(offset);
         match stream_once(&mut client, package, offset, &progress).await {
             Ok(done) => return Ok(done),
-            // Only a broken connection is worth another stream.
             Err(s) if retryable(&s) && attempt < ATTEMPTS => {
                 last = Some(s);
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
             }
             Err(s) => return Err(status(s)),
         }
@@ -137,10 +136,16 @@ pub async fn upload(
     })))
 }
 
+/// A broken connection, or ABORTED: the host still counts the broken
+/// stream as running (it has not seen the connection go yet), or holds
+/// other bytes than the offset sent; the next attempt asks it again.
 fn retryable(s: &tonic::Status) -> bool {
     matches!(
         s.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+        tonic::Code::Unavailable
+            | tonic::Code::Unknown
+            | tonic::Code::Cancelled
+            | tonic::Code::Aborted
     )
 }
 
@@ -384,6 +389,20 @@ pub async fn stage_for_fleet(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_broken_stream_and_an_aborted_one_are_tried_again_bad_input_is_not() {
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::Aborted,
+            tonic::Code::Cancelled,
+        ] {
+            assert!(retryable(&tonic::Status::new(code, "")), "{code:?}");
+        }
+        for code in [tonic::Code::InvalidArgument, tonic::Code::PermissionDenied] {
+            assert!(!retryable(&tonic::Status::new(code, "")), "{code:?}");
+        }
+    }
 
     #[test]
     fn upload_sources_name_local_files() {

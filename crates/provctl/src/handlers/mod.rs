@@ -522,7 +522,7 @@ async fn fleet_command(out: Out, trace: bool, cmd: FleetCommand) -> anyhow::Resu
                 &mut desired,
                 &args.file,
                 &hosts,
-                args.concurrency,
+                args.concurrency.min(args.upload_concurrency),
                 out.is_json(),
             )
             .await?;
