@@ -210,18 +210,7 @@ fn main() {
     let otlp = calls.serve(&runtime);
 
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let made = Command::new(&provd)
-        .args(["pki", "init"])
-        .arg(&pki)
-        .args(["--server-dns", "localhost", "--server-ip", "127.0.0.1"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let pki = daemons::pki(&provd, dir.path());
     let gmsa = "provFleetBench";
     let document = dir.path().join("document.toml");
     std::fs::write(&document, readback::toml(&lab, gmsa)).unwrap();

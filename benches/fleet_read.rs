@@ -91,18 +91,7 @@ fn main() {
     let concurrency = std::env::var("FLEET_CONCURRENCY").ok();
     let provctl = daemons::provctl_bin();
     let dir = tempfile::tempdir().unwrap();
-    let pki = dir.path().join("pki");
-    let made = Command::new(env!("CARGO_BIN_EXE_provd"))
-        .args(["pki", "init"])
-        .arg(&pki)
-        .args(["--server-dns", "localhost", "--server-ip", "127.0.0.1"])
-        .output()
-        .unwrap();
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let pki = daemons::pki(Path::new(env!("CARGO_BIN_EXE_provd")), dir.path());
 
     println!(
         "fleet reads over local daemons (no directory, no [drift]); {} cores here; {runs} run(s) each",

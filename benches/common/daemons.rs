@@ -77,6 +77,24 @@ pub fn start(provd: &Path, n: usize, dir: &Path, pki: &Path, extra: &[String]) -
     daemons
 }
 
+/// One PKI for a fleet (`provd pki init` under `dir`): a server certificate
+/// for localhost and the client certificates; returns its directory.
+pub fn pki(provd: &Path, dir: &Path) -> PathBuf {
+    let pki = dir.join("pki");
+    let made = Command::new(provd)
+        .args(["pki", "init"])
+        .arg(&pki)
+        .args(["--server-dns", "localhost", "--server-ip", "127.0.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    pki
+}
+
 /// provctl is another workspace crate, so Cargo gives a bench no
 /// `CARGO_BIN_EXE_provctl`: `PROVCTL_BIN`, else built in the bench's
 /// profile.
