@@ -2,7 +2,8 @@
 //! keyed by normalised DN, naming-context boundaries, searches, and the
 //! seed captured from the Samba lab (`tests/data/samba-lab-domain.json`).
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
 
@@ -213,7 +214,7 @@ impl Tree {
     fn nc_of(&self, ndn: &str) -> Option<&str> {
         self.naming_contexts
             .iter()
-            .find(|nc| ndn == nc.as_str() || ndn.ends_with(&format!(",{nc}")))
+            .find(|nc| is_at_or_under(ndn, nc))
             .map(String::as_str)
     }
 
@@ -249,9 +250,18 @@ impl Tree {
 
     pub fn search(&self, base: &str, scope: Scope, filter: &Filter) -> Option<Vec<&Obj>> {
         let objs = self.scope(base, scope)?;
+        // A class name in `objectCategory=` is looked up in the schema once
+        // per search, not once per entry tested (1,800 schema entries).
+        let categories = RefCell::new(HashMap::new());
         Some(
             objs.into_iter()
-                .filter(|o| filter.matches(&Cx { tree: self, obj: o }))
+                .filter(|o| {
+                    filter.matches(&Cx {
+                        tree: self,
+                        obj: o,
+                        categories: &categories,
+                    })
+                })
                 .collect(),
         )
     }
@@ -276,6 +286,13 @@ impl Tree {
 struct Cx<'a> {
     tree: &'a Tree,
     obj: &'a Obj,
+    /// Class name (lower case) → its normalised defaultObjectCategory.
+    categories: &'a RefCell<HashMap<String, Option<String>>>,
+}
+
+/// Whether normalised `ndn` is `nc` or below it, without allocating.
+fn is_at_or_under(ndn: &str, nc: &str) -> bool {
+    ndn == nc || ndn.strip_suffix(nc).is_some_and(|head| head.ends_with(','))
 }
 
 impl Context for Cx<'_> {
@@ -295,12 +312,19 @@ impl Context for Cx<'_> {
             return norm(&value) == norm(&have);
         }
         // A class name stands for that class's defaultObjectCategory.
-        if let Some(cat) = self
-            .tree
-            .schema_class(&value)
-            .and_then(|c| c.text("defaultObjectCategory"))
-        {
-            return norm(&cat) == norm(&have);
+        let default_category = self
+            .categories
+            .borrow_mut()
+            .entry(value.to_ascii_lowercase())
+            .or_insert_with(|| {
+                self.tree
+                    .schema_class(&value)
+                    .and_then(|c| c.text("defaultObjectCategory"))
+                    .map(|c| norm(&c))
+            })
+            .clone();
+        if let Some(cat) = default_category {
+            return cat == norm(&have);
         }
         rdns(&have)
             .first()
