@@ -77,7 +77,12 @@ pub trait Store: Send + Sync + 'static {
     fn update_operation(&self, op: &OperationRecord) -> Result<(), StoreError>;
     /// Appends an event and stores the updated operation record (its
     /// `event_count` and `update_time_ms` already advanced by the caller) in
-    /// one transaction.
+    /// one transaction. The progress and end (succeeded, skipped) of the
+    /// step in flight may be held in memory until the next durable commit —
+    /// the next step's start, a warning, an action required, a state
+    /// change, any other write, or closing the store: a crash can lose those
+    /// of the step it interrupted, never half of one, never an earlier
+    /// step's; the record always matches the events kept.
     fn append_event(&self, op: &OperationRecord, event: &EventRecord) -> Result<(), StoreError>;
     /// Events with `sequence > after`, in order.
     fn events_after(&self, id: &str, after: u64) -> Result<Vec<EventRecord>, StoreError>;

@@ -14,9 +14,13 @@ use std::fmt::Display;
 use std::ops::Bound;
 use std::path::Path;
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction,
+};
 
-use super::{EventRecord, ListPage, ListQuery, OperationRecord, SCHEMA_VERSION, Store, StoreError};
+use super::{
+    EventKind, EventRecord, ListPage, ListQuery, OperationRecord, SCHEMA_VERSION, Store, StoreError,
+};
 
 const OPERATIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("operations");
 const EVENTS: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("events");
@@ -191,6 +195,21 @@ fn replace_operation(txn: &WriteTransaction, op: &OperationRecord) -> Result<(),
     Ok(())
 }
 
+/// Whether an event is committed to disk before `append_event` returns:
+/// a step's start (so after a crash the store names the step the operation
+/// was in, with every earlier step's events), what a caller acts on (a
+/// warning, an action asked of someone) and a state change are; the
+/// progress and end of the step in flight are not.
+fn must_be_durable(event: &EventRecord) -> bool {
+    matches!(
+        event.kind,
+        EventKind::StepStarted
+            | EventKind::Warning
+            | EventKind::ActionRequired
+            | EventKind::StateChanged
+    )
+}
+
 impl Store for RedbStore {
     fn create_operation(&self, op: &OperationRecord) -> Result<(), StoreError> {
         let bytes = encode("operation", op)?;
@@ -250,7 +269,14 @@ impl Store for RedbStore {
 
     fn append_event(&self, op: &OperationRecord, event: &EventRecord) -> Result<(), StoreError> {
         let bytes = encode("event", event)?;
-        let txn = self.db.begin_write().map_err(io)?;
+        let mut txn = self.db.begin_write().map_err(io)?;
+        if !must_be_durable(event) {
+            // A step's progress and end are many events (tens per apply)
+            // and each fsync costs the host more than the step itself; the
+            // next durable commit (the next step's start, a state change,
+            // any record, a clean shutdown) persists them with it.
+            txn.set_durability(Durability::None).map_err(io)?;
+        }
         replace_operation(&txn, op)?;
         {
             let mut events = txn.open_table(EVENTS).map_err(io)?;

@@ -533,3 +533,73 @@ fn config_put_get_delete_list() {
     );
     assert!(store.list_config("none").unwrap().is_empty());
 }
+
+/// Runs in a child process (see `a_crash_loses_only_the_progress_of_the_step_in_flight`):
+/// writes `PROVD_STORE_CRASH_CHILD`'s store, then dies without closing it.
+#[test]
+fn crash_child() {
+    let Some(path) = std::env::var_os("PROVD_STORE_CRASH_CHILD") else {
+        return;
+    };
+    let with_warning = std::env::var_os("PROVD_STORE_CRASH_WARN").is_some();
+    let store = RedbStore::open(std::path::Path::new(&path)).unwrap();
+    let mut rec = op("a", 10, OperationKind::Install, OperationState::Running);
+    store.create_operation(&rec).unwrap();
+    let kinds = [
+        EventKind::StateChanged,
+        EventKind::StepStarted,
+        EventKind::Progress,
+        EventKind::StepSucceeded,
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        rec.event_count = i as u64 + 1;
+        store
+            .append_event(
+                &rec,
+                &EventRecord {
+                    kind,
+                    ..event(rec.event_count)
+                },
+            )
+            .unwrap();
+    }
+    if with_warning {
+        rec.event_count = 5;
+        let warning = EventRecord {
+            kind: EventKind::Warning,
+            ..event(5)
+        };
+        store.append_event(&rec, &warning).unwrap();
+    }
+    // Dies like a killed process: no destructor closes the store.
+    std::process::abort();
+}
+
+#[test]
+fn a_crash_loses_only_the_progress_of_the_step_in_flight() {
+    // Kept without the warning: the state change and the step's start.
+    for (with_warning, kept) in [(false, 2), (true, 5)] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.redb");
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "backends::store::redb_store::tests::crash_child"])
+            .args(["--test-threads", "1"])
+            .env("PROVD_STORE_CRASH_CHILD", &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if with_warning {
+            child.env("PROVD_STORE_CRASH_WARN", "1");
+        }
+        let status = child.status().unwrap();
+        assert!(!status.success(), "the child must die, not finish");
+        let store = RedbStore::open(&path).unwrap();
+        let rec = store.get_operation("a").unwrap().expect("created durably");
+        let events = store.events_after("a", 0).unwrap();
+        assert_eq!(events.len(), kept, "warning written: {with_warning}");
+        assert_eq!(
+            rec.event_count, kept as u64,
+            "the record matches its events"
+        );
+    }
+}
