@@ -171,7 +171,11 @@ fn run_provctl(
         .spawn()
         .expect("run provctl");
     let usage = procs::watch(child);
-    let timeline = Timeline::from_report(&std::fs::read(&json).unwrap_or_default());
+    let report = std::fs::read(&json).unwrap_or_default();
+    for failure in report::failures(&report) {
+        eprintln!("  failed: {failure}");
+    }
+    let timeline = Timeline::from_report(&report);
     (usage, timeline)
 }
 

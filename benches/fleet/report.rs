@@ -41,6 +41,19 @@ impl Sample {
     }
 }
 
+/// The hosts of `provctl fleet apply --report`'s JSON that did not
+/// succeed: "name: STATE: error".
+pub fn failures(json: &[u8]) -> Vec<String> {
+    let report: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    report["hosts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| h["state"] != "SUCCEEDED")
+        .map(|h| format!("{}: {}: {}", h["host"], h["state"], h["error"]))
+        .collect()
+}
+
 /// Per wave: (wave, hosts, first start, last end) in ms from the start.
 #[derive(Default)]
 pub struct Timeline(Vec<(u64, usize, u64, u64)>);

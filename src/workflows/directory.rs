@@ -593,7 +593,7 @@ async fn read_facts(
         session,
         &schema_dn,
         Scope::OneLevel,
-        "(&(objectClass=classSchema)(lDAPDisplayName=msDS-GroupManagedServiceAccount))",
+        crate::workflows::service_account::GMSA_CLASS_FILTER,
         &["cn"],
     )
     .await?

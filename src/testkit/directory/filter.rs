@@ -3,6 +3,8 @@
 //! extensible matches AD workflows use (LDAP_MATCHING_RULE_IN_CHAIN,
 //! bitwise AND/OR).
 
+use std::borrow::Cow;
+
 /// `member:1.2.840.113556.1.4.1941:=` — transitive membership.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 /// LDAP_MATCHING_RULE_BIT_AND.
@@ -37,7 +39,7 @@ pub enum Filter {
 /// the entry being tested, and the two lookups AD filters imply.
 pub trait Context {
     /// Values of `attr` (lower case) on the entry; empty when absent.
-    fn values(&self, attr: &str) -> Vec<Vec<u8>>;
+    fn values(&self, attr: &str) -> Cow<'_, [Vec<u8>]>;
     /// Whether `objectCategory=<value>` holds (a class name or a DN).
     fn category_matches(&self, value: &[u8]) -> bool;
     /// Whether the entry's `attr` reaches `dn` through a chain of `attr`
@@ -351,12 +353,13 @@ mod tests {
 
     struct E(Vec<(&'static str, Vec<&'static [u8]>)>);
     impl Context for E {
-        fn values(&self, attr: &str) -> Vec<Vec<u8>> {
+        fn values(&self, attr: &str) -> Cow<'_, [Vec<u8>]> {
             self.0
                 .iter()
                 .filter(|(a, _)| a.eq_ignore_ascii_case(attr))
                 .flat_map(|(_, v)| v.iter().map(|x| x.to_vec()))
-                .collect()
+                .collect::<Vec<_>>()
+                .into()
         }
         fn category_matches(&self, value: &[u8]) -> bool {
             value_eq(value, b"person")

@@ -2,6 +2,7 @@
 //! keyed by normalised DN, naming-context boundaries, searches, and the
 //! seed captured from the Samba lab (`tests/data/samba-lab-domain.json`).
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 
@@ -72,10 +73,12 @@ pub struct Obj {
 
 impl Obj {
     pub fn get(&self, attr: &str) -> &[Vec<u8>] {
-        self.attrs
-            .get(&attr.to_ascii_lowercase())
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        // Filters hand names over in lower case already: no copy for them.
+        let found = match attr.bytes().any(|b| b.is_ascii_uppercase()) {
+            true => self.attrs.get(&attr.to_ascii_lowercase()),
+            false => self.attrs.get(attr),
+        };
+        found.map(Vec::as_slice).unwrap_or(&[])
     }
 
     pub fn text(&self, attr: &str) -> Option<String> {
@@ -296,11 +299,12 @@ fn is_at_or_under(ndn: &str, nc: &str) -> bool {
 }
 
 impl Context for Cx<'_> {
-    fn values(&self, attr: &str) -> Vec<Vec<u8>> {
-        if attr == "distinguishedname" && self.obj.get(attr).is_empty() {
-            return vec![self.obj.dn.as_bytes().to_vec()];
+    fn values(&self, attr: &str) -> Cow<'_, [Vec<u8>]> {
+        let values = self.obj.get(attr);
+        if attr == "distinguishedname" && values.is_empty() {
+            return Cow::Owned(vec![self.obj.dn.as_bytes().to_vec()]);
         }
-        self.obj.get(attr).to_vec()
+        Cow::Borrowed(values)
     }
 
     fn category_matches(&self, value: &[u8]) -> bool {

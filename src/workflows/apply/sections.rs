@@ -247,7 +247,10 @@ impl ApplyWorkflows {
             // Planned before the account exists: every profile is missing.
             None => BTreeSet::new(),
             Some(_) => {
-                let report = self.gmsa.get(domain, Some(credential.clone())).await?;
+                let report = self
+                    .gmsa
+                    .get_permissions(domain, credential.clone())
+                    .await?;
                 if !report.live {
                     return Err(Error::Unavailable(format!(
                         "cannot read the permissions in {domain}: {}",

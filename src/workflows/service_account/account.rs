@@ -21,6 +21,10 @@ const ACCOUNT_KEY: &str = "current";
 pub(super) const UAC_ACCOUNTDISABLE: u32 = 0x2;
 pub(super) const UAC_WORKSTATION_TRUST: u32 = 0x1000;
 pub(super) const GMSA_CLASS: &str = "msDS-GroupManagedServiceAccount";
+/// The schema's gMSA class, one filter for every check of it (the
+/// operation's session then reads it once).
+pub(crate) const GMSA_CLASS_FILTER: &str =
+    "(&(objectClass=classSchema)(lDAPDisplayName=msDS-GroupManagedServiceAccount))";
 /// The rights New-ADServiceAccount grants each principal in
 /// msDS-GroupMSAMembership.
 const MEMBERSHIP_MASK: &str = "0xf01ff";
@@ -295,7 +299,7 @@ pub(super) async fn read_live(
     account: &AccountRecord,
     domain: &str,
 ) -> Result<(AccountRecord, Vec<ProfileStatus>), Error> {
-    let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
+    let (domain_dn, ..) = naming_contexts(session).await?;
     let mut fresh = account.clone();
     if domain == account.domain
         && let Some(entry) = find_account(
@@ -319,12 +323,22 @@ pub(super) async fn read_live(
         )?;
         fresh.record_time_ms = account.record_time_ms;
     }
+    let statuses = read_permissions(session, account).await?;
+    Ok((fresh, statuses))
+}
+
+/// The permission profiles' state for the recorded account (its SID as
+/// recorded), without reading the account itself.
+pub(super) async fn read_permissions(
+    session: &mut dyn DirectorySession,
+    account: &AccountRecord,
+) -> Result<Vec<ProfileStatus>, Error> {
+    let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
     let sid: Sid = account
         .sid
         .parse()
         .map_err(|e| Error::internal(format!("recorded SID {}", account.sid), e))?;
-    let statuses = profile_statuses(session, &domain_dn, &config_dn, &schema_dn, sid).await?;
-    Ok((fresh, statuses))
+    profile_statuses(session, &domain_dn, &config_dn, &schema_dn, sid).await
 }
 
 #[cfg(test)]

@@ -6,9 +6,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::account::{
-    ACCOUNT_ATTRS, GMSA_CLASS, Origin, Principal, PrincipalKind, UAC_ACCOUNTDISABLE,
-    UAC_WORKSTATION_TRUST, account_record, classes, int_attr, kind_of, load_account,
-    membership_descriptor, membership_sids, netbios_name, save_account,
+    ACCOUNT_ATTRS, GMSA_CLASS, GMSA_CLASS_FILTER, Origin, Principal, PrincipalKind,
+    UAC_ACCOUNTDISABLE, UAC_WORKSTATION_TRUST, account_record, classes, int_attr, kind_of,
+    load_account, membership_descriptor, membership_sids, netbios_name, save_account,
 };
 use super::prerequisites::{kds_container, read_kds_keys};
 use super::{enc_names, event};
@@ -90,12 +90,7 @@ pub(super) async fn run_create(
         .step_started("check-prerequisites", "schema class and KDS root key")
         .await?;
     let class = session
-        .search(
-            &schema_dn,
-            Scope::OneLevel,
-            &escape::eq("lDAPDisplayName", GMSA_CLASS),
-            &["cn"],
-        )
+        .search(&schema_dn, Scope::OneLevel, GMSA_CLASS_FILTER, &["cn"])
         .await?;
     if class.is_empty() {
         return Err(Error::FailedPrecondition {
@@ -177,9 +172,13 @@ pub(super) async fn run_create(
             reconcile_existing(progress, session, &entry, plan, &sids)
                 .await
                 .map(|c| changed = c)?;
-            find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
-                .await?
-                .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))?
+            match changed {
+                // Read back only what was written.
+                true => find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
+                    .await?
+                    .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))?,
+                false => entry,
+            }
         }
         None => {
             let cn = plan.name.trim_end_matches('$');

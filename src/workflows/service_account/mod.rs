@@ -23,14 +23,15 @@ use crate::backends::directory::BindCredential;
 use crate::backends::host::Host;
 use crate::backends::store::{EventKind, OperationKind, OperationRecord, Store};
 use crate::workflows::PreconditionReason;
-use account::read_live;
+use account::{read_live, read_permissions};
 use create::run_create;
 use custom::run_use_custom;
 use logon::configure_service;
 
 pub use account::{AccountRecord, Origin, PrincipalKind};
 pub(crate) use account::{
-    forget_account, gmsa_name, load_account, membership_descriptor, membership_sids, resolve_sid,
+    GMSA_CLASS_FILTER, forget_account, gmsa_name, load_account, membership_descriptor,
+    membership_sids, resolve_sid,
 };
 pub(crate) use logon::{host_may_retrieve, read_account_entry};
 pub(crate) use prerequisites::{
@@ -40,6 +41,15 @@ pub(crate) use prerequisites::{
 pub(crate) use request::{create_fields, custom_fields};
 
 pub const DEFAULT_GMSA: &str = "provAgentgMSA$";
+
+/// What a live report reads besides the permissions.
+#[derive(Clone, Copy)]
+enum LiveRead {
+    /// The account read back and its principals named (GetServiceAccount).
+    Account,
+    /// Nothing else: the account as recorded (a plan's permissions).
+    Permissions,
+}
 pub const DEFAULT_INTERVAL_DAYS: u32 = 30;
 pub const MAX_INTERVAL_DAYS: u32 = 36_500;
 pub const ENC_RC4: u32 = 0x4;
@@ -294,11 +304,33 @@ impl ServiceAccountWorkflows {
         self.get_as(domain, reader.as_ref()).await
     }
 
+    /// What a plan needs of [`Self::get`]: the permission profiles' state
+    /// read as `credential`, the account as recorded (not read back, its
+    /// principals not named: two searches fewer per plan and per apply).
+    pub(crate) async fn get_permissions(
+        &self,
+        domain: &str,
+        credential: BindCredential,
+    ) -> Result<ServiceAccountReport, Error> {
+        let reader = self.dcs.reader(Some(credential));
+        self.report_as(domain, reader.as_ref(), LiveRead::Permissions)
+            .await
+    }
+
     /// The report read as `reader` (Verify resolves its own once per run).
     pub(crate) async fn get_as(
         &self,
         domain: &str,
         reader: Option<&Reader>,
+    ) -> Result<ServiceAccountReport, Error> {
+        self.report_as(domain, reader, LiveRead::Account).await
+    }
+
+    async fn report_as(
+        &self,
+        domain: &str,
+        reader: Option<&Reader>,
+        what: LiveRead,
     ) -> Result<ServiceAccountReport, Error> {
         let mut v = Vec::new();
         let domain = if domain.is_empty() {
@@ -355,7 +387,13 @@ impl ServiceAccountWorkflows {
                 });
             }
         };
-        let (fresh, permissions) = read_live(session.as_mut(), &account, &domain).await?;
+        let (fresh, permissions) = match what {
+            LiveRead::Account => read_live(session.as_mut(), &account, &domain).await?,
+            LiveRead::Permissions => {
+                let permissions = read_permissions(session.as_mut(), &account).await?;
+                (account, permissions)
+            }
+        };
         drop(session);
         Ok(ServiceAccountReport {
             account: Some(fresh),

@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use provd_proto::v1;
+
 use super::apply::{apply, document, plan};
 use crate::common::hermetic::*;
 
@@ -78,5 +80,62 @@ async fn an_apply_binds_once_per_domain_and_reads_the_schema_once() {
     ok(&op);
     assert_eq!(directory.connects().last().map(String::as_str), Some(DC2));
     assert_eq!(directory.connects().len(), binds + 2);
+    d.shutdown().await;
+}
+
+/// An apply that finds everything in place reads each thing once: the gMSA
+/// is not read back when nothing was written to it, the plan's permission
+/// check does not re-read the account or name its principals, and the
+/// schema's gMSA class is checked with one filter.
+#[tokio::test]
+async fn an_apply_in_place_reads_nothing_twice() {
+    let d = Hermetic::start().await;
+    d.make_computer("HOST1");
+    let desired = document(&d);
+    let directory = &d.fakes.directory;
+    ok(&apply(&d, &desired).await.1);
+
+    let before = directory.searched().len();
+    let (_, op) = apply(&d, &desired).await;
+    ok(&op);
+    assert_eq!(op.result["changes"], "0", "all in place");
+    let searched = &directory.searched()[before..];
+    let mut seen = std::collections::BTreeSet::new();
+    let repeated: Vec<_> = searched.iter().filter(|s| !seen.insert(*s)).collect();
+    assert!(
+        repeated.is_empty(),
+        "read twice: {repeated:#?} of {searched:#?}"
+    );
+    assert!(
+        !searched.iter().any(|(_, f)| f.starts_with("(objectSid=")),
+        "no principal named by SID: {searched:#?}"
+    );
+
+    // A second host (a fresh daemon on the same domain, as in a fleet)
+    // finds the gMSA and the ACEs the first one made: nothing read twice.
+    let mut directory_only = v1::DesiredState {
+        domains: desired.domains.clone(),
+        service_account: desired.service_account.clone(),
+        ..Default::default()
+    };
+    for domain in &mut directory_only.domains {
+        domain.cloud_sync = None;
+    }
+    let fakes = Fakes {
+        directory: directory.clone(),
+        ..Fakes::default()
+    };
+    let second = Hermetic::start_with(fakes).await;
+    let before = directory.searched().len();
+    let (_, op) = apply(&second, &directory_only).await;
+    ok(&op);
+    let searched = &directory.searched()[before..];
+    let mut seen = std::collections::BTreeSet::new();
+    let repeated: Vec<_> = searched.iter().filter(|s| !seen.insert(*s)).collect();
+    assert!(
+        repeated.is_empty(),
+        "read twice: {repeated:#?} of {searched:#?}"
+    );
+    second.shutdown().await;
     d.shutdown().await;
 }
