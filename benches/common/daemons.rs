@@ -41,7 +41,14 @@ pub fn start(provd: &Path, n: usize, dir: &Path, pki: &Path, extra: &[String]) -
         started_in: Duration::ZERO,
     };
     for i in 0..n {
-        let port = free_port();
+        // The OS may hand the same free port out twice before a daemon
+        // binds it: two hosts would then share one daemon.
+        let port = loop {
+            let port = free_port();
+            if !daemons.ports.contains(&port) {
+                break port;
+            }
+        };
         let child = Command::new(provd)
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -72,6 +79,10 @@ pub fn start(provd: &Path, n: usize, dir: &Path, pki: &Path, extra: &[String]) -
             assert!(Instant::now() < deadline, "provd on {port} never listened");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+    for (child, port) in daemons.children.iter_mut().zip(&daemons.ports) {
+        let exited = child.try_wait().expect("poll provd");
+        assert!(exited.is_none(), "provd for port {port} exited: {exited:?}");
     }
     daemons.started_in = started.elapsed();
     daemons

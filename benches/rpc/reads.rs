@@ -185,6 +185,8 @@ pub fn reads(desired: &v1::DesiredState, operation_id: &str) -> Vec<Read> {
             v1::GetPriorityRequest { domain: domain() }, v1::GetPriorityResponse, Store),
         read!(unary "AgentService" "GetAgent",
             v1::GetAgentRequest {}, v1::GetAgentResponse, Host),
+        read!(unary "StatusService" "GetHostStatus",
+            v1::GetHostStatusRequest {}, v1::GetHostStatusResponse, Host),
         read!(unary "HostService" "PlanHostRemediation",
             v1::PlanHostRemediationRequest {}, v1::PlanHostRemediationResponse, Host),
         read!(unary "CloudSyncService" "GetCloudSync",
