@@ -299,12 +299,13 @@ pub(super) async fn read_live(
     account: &AccountRecord,
     domain: &str,
 ) -> Result<(AccountRecord, Vec<ProfileStatus>), Error> {
-    let (domain_dn, ..) = naming_contexts(session).await?;
+    let contexts = naming_contexts(session).await?;
+    let domain_dn = &contexts.0;
     let mut fresh = account.clone();
     if domain == account.domain
         && let Some(entry) = find_account(
             session,
-            &domain_dn,
+            domain_dn,
             &account.distinguished_name,
             &ACCOUNT_ATTRS,
         )
@@ -312,7 +313,7 @@ pub(super) async fn read_live(
     {
         let mut principals = Vec::new();
         for s in membership_sids(&entry)? {
-            principals.push(resolve_sid(session, &domain_dn, &s).await?);
+            principals.push(resolve_sid(session, domain_dn, &s).await?);
         }
         fresh = account_record(
             &entry,
@@ -323,7 +324,7 @@ pub(super) async fn read_live(
         )?;
         fresh.record_time_ms = account.record_time_ms;
     }
-    let statuses = read_permissions(session, account).await?;
+    let statuses = statuses_of(session, &contexts, account).await?;
     Ok((fresh, statuses))
 }
 
@@ -333,12 +334,20 @@ pub(super) async fn read_permissions(
     session: &mut dyn DirectorySession,
     account: &AccountRecord,
 ) -> Result<Vec<ProfileStatus>, Error> {
-    let (domain_dn, config_dn, schema_dn) = naming_contexts(session).await?;
+    let contexts = naming_contexts(session).await?;
+    statuses_of(session, &contexts, account).await
+}
+
+async fn statuses_of(
+    session: &mut dyn DirectorySession,
+    (domain_dn, config_dn, schema_dn): &(String, String, String),
+    account: &AccountRecord,
+) -> Result<Vec<ProfileStatus>, Error> {
     let sid: Sid = account
         .sid
         .parse()
         .map_err(|e| Error::internal(format!("recorded SID {}", account.sid), e))?;
-    profile_statuses(session, &domain_dn, &config_dn, &schema_dn, sid).await
+    profile_statuses(session, domain_dn, config_dn, schema_dn, sid).await
 }
 
 #[cfg(test)]
