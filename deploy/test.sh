@@ -60,6 +60,12 @@ deploy/clients/test.sh
 # Stage 2: the Windows path for real, on the Wine lab host.
 echo "==> Wine Windows host (deploy/lab/wine.sh up)"
 as_root deploy/lab/wine.sh up
+# A demo left running (demo.sh ends that way) keeps its provd service in the
+# Wine host, and provd.exe started by the Wine tests then never serves.
+if [ -d .demo ]; then
+  echo "==> stopping the demo left running (deploy/demo.sh down; the labs keep running)"
+  as_root deploy/demo.sh down
+fi
 echo "==> cross-build provd.exe"
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc \
   cargo build --locked --target x86_64-pc-windows-gnu --bin provd
