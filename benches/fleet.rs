@@ -2,8 +2,10 @@
 //! as it resets the lab before every run): N fresh `provd serve` daemons
 //! (Linux builds; own ports and state dirs; one PKI) get the full document
 //! the lab allows on Linux — the domain with its DC order, a gMSA, two
-//! permission profiles — from `provctl fleet apply` (canary, then the rest
-//! at once, registration gap 0), for N = 1, 10, 50, 200 in one run.
+//! permission profiles — from `provctl fleet apply` (every host at once,
+//! `--no-canary`, which this directory-only document allows; registration
+//! gap 0), for N = 1, 10, 50, 200 in one run. `FLEET_CANARY=1` sends a
+//! canary host alone first in every variant instead.
 //!
 //! Each run: the lab reset (so every run does the same writes), the daemons
 //! started, the orchestrator timed (wall; CPU of its whole process tree;
@@ -18,15 +20,16 @@
 //! - `baseline`: another build of provd (`FLEET_BASELINE_PROVD=path`, made
 //!   by `benches/fleet-baseline.sh REV`), for the before/after of the DC
 //!   work per host;
-//! - `ansible`: the project's collection (`provd_apply`, forks = N, a canary
-//!   play of one host then the rest at once), at N in `ANSIBLE_SIZES`
+//! - `ansible`: the project's collection (`provd_apply`, forks = N, no
+//!   `serial`: every host at once, as issue 19 compares them; with
+//!   `FLEET_CANARY=1` a canary play of one host first), at N in `ANSIBLE_SIZES`
 //!   (default 10,50), when the venv of `deploy/clients/test.sh` exists.
 //!
 //! Then the largest N receives a package through the API (`upload.rs`).
 //!
 //! Knobs: `FLEET_SIZES=1,10,50,200`, `FLEET_REPEATS=3` (runs per variant
 //! and size; sizes above 50 run `FLEET_REPEATS_LARGE=1`), `ANSIBLE_SIZES`,
-//! `FLEET_UPLOAD_MB=20` (0: no upload).
+//! `FLEET_UPLOAD_MB=20` (0: no upload), `FLEET_CANARY=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
 
 #[path = "fleet/ansible.rs"]
@@ -143,8 +146,10 @@ pub fn write_inventory(dir: &Path, pki: &Path, ports: &[u16]) -> PathBuf {
     path
 }
 
-/// `provctl fleet apply`, canary first, then the rest at once.
+/// `provctl fleet apply`: every host at once, or with `canary` one host
+/// alone first.
 fn run_provctl(
+    canary: bool,
     provctl: &Path,
     dir: &Path,
     pki: &Path,
@@ -163,6 +168,7 @@ fn run_provctl(
         .arg(document)
         .args(["--concurrency", &n, "--registration-gap", "0s", "--report"])
         .arg(&json)
+        .args((!canary).then_some("--no-canary"))
         .args(["--username", &lab.admin, "--password-file"])
         .arg(&password)
         .stdin(Stdio::null())
@@ -204,6 +210,15 @@ fn main() {
     let baseline = std::env::var_os("FLEET_BASELINE_PROVD").map(PathBuf::from);
     let venv = ansible::venv();
     let provctl = daemons::provctl_bin();
+    let canary = std::env::var("FLEET_CANARY").is_ok_and(|v| v == "1");
+    println!(
+        "rollout: {}",
+        if canary {
+            "a canary host alone first, then the rest at once (FLEET_CANARY=1)"
+        } else {
+            "every host at once (provctl --no-canary, Ansible without serial)"
+        }
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -242,10 +257,26 @@ fn main() {
                 );
                 let (usage, timeline) = match (name, &venv) {
                     ("ansible", Some(venv)) => (
-                        ansible::run(venv, dir.path(), &pki, &daemons.ports, &document, &lab),
+                        ansible::run(
+                            canary,
+                            venv,
+                            dir.path(),
+                            &pki,
+                            &daemons.ports,
+                            &document,
+                            &lab,
+                        ),
                         Timeline::default(),
                     ),
-                    _ => run_provctl(&provctl, dir.path(), &pki, &daemons.ports, &document, &lab),
+                    _ => run_provctl(
+                        canary,
+                        &provctl,
+                        dir.path(),
+                        &pki,
+                        &daemons.ports,
+                        &document,
+                        &lab,
+                    ),
                 };
                 // Two export intervals: every daemon's last counts are in.
                 std::thread::sleep(Duration::from_millis(2500));
@@ -274,6 +305,7 @@ fn main() {
     report::print(
         &table,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
+        canary,
     );
 
     let megabytes: usize = std::env::var("FLEET_UPLOAD_MB")

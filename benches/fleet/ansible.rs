@@ -1,7 +1,7 @@
 //! The same rollout through the project's Ansible collection: one inventory
-//! host per daemon, `provd.agent.provd_apply` with the same document, a
-//! canary play of one host then the rest at once (`serial: [1, "100%"]`,
-//! `forks` = N, no throttle) — provctl's canary-then-wave. Needs the
+//! host per daemon, `provd.agent.provd_apply` with the same document,
+//! `forks` = N, no throttle, and no `serial` (every host at once) or, with
+//! `canary`, `serial: [1, "100%"]` (provctl's canary-then-wave). Needs the
 //! Python venv `deploy/clients/test.sh` makes (`PROVD_PY_VENV`, default
 //! /var/tmp/provd-py-venv) with ansible-core and provd-client in it.
 
@@ -19,6 +19,7 @@ pub fn venv() -> Option<PathBuf> {
 
 /// Runs the rollout of `document` to the daemons on `ports`.
 pub fn run(
+    canary: bool,
     venv: &Path,
     dir: &Path,
     pki: &Path,
@@ -39,12 +40,17 @@ pub fn run(
     let inventory_path = dir.join(format!("ansible-inventory-{n}.yml"));
     std::fs::write(&inventory_path, inventory).unwrap();
     let playbook = format!(
-        "- hosts: provd_agents\n  gather_facts: false\n  serial: [1, \"100%\"]\n  \
+        "- hosts: provd_agents\n  gather_facts: false\n{serial}  \
          max_fail_percentage: 0\n  tasks:\n    - provd.agent.provd_apply:\n        \
          endpoint: \"localhost:{{{{ provd_port }}}}\"\n        ca: \"{pki}/ca.pem\"\n        \
          cert: \"{pki}/client-admin.pem\"\n        key: \"{pki}/client-admin.key\"\n        \
          document: \"{document}\"\n        username: \"{admin}\"\n        \
          password: \"{{{{ lookup('ansible.builtin.env', 'PROVD_BENCH_PASSWORD') }}}}\"\n",
+        serial = if canary {
+            "  serial: [1, \"100%\"]\n"
+        } else {
+            ""
+        },
         pki = pki.display(),
         document = document.display(),
         admin = lab.admin,

@@ -122,7 +122,7 @@ fn row(n: usize, samples: &[Sample]) -> Row {
     }
 }
 
-pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize) {
+pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize, canary: bool) {
     println!(
         "fleet apply of the full Linux document (domain + DC order, gMSA, 2 permission profiles), \
          medians; {cores} cores"
@@ -213,7 +213,11 @@ pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize) {
     {
         println!("\ntimeline of the last {n}-host provctl run (from its --report):");
         for (wave, hosts, start, end) in &last.timeline.0 {
-            let label = if *wave == 0 { " (canary)" } else { "" };
+            let label = if canary && *wave == 0 {
+                " (canary)"
+            } else {
+                ""
+            };
             println!(
                 "  wave {wave}{label}: {hosts} hosts, {:.2}s – {:.2}s",
                 *start as f64 / 1000.0,

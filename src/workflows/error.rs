@@ -325,6 +325,9 @@ impl From<DirectoryError> for Error {
             }
             DirectoryError::InsufficientAccess { .. } => Error::PermissionDenied(err.to_string()),
             DirectoryError::NoSuchObject { .. } => Error::NotFound(err.to_string()),
+            // Another writer got there between this one's read and its
+            // write: reading again and retrying resolves it.
+            DirectoryError::AlreadyExists { .. } => Error::Aborted(err.to_string()),
             DirectoryError::Unreachable { .. }
             | DirectoryError::AllFailed(_)
             | DirectoryError::Dns(_) => Error::Unavailable(err.to_string()),

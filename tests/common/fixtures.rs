@@ -240,7 +240,7 @@ pub async fn add_kds_key_from(s: &mut dyn DirectorySession, use_start: i64) -> S
     for dn in [gkds.as_str(), kds_container().as_str()] {
         match s.add(dn, &[("objectClass", text("container"))]).await {
             Ok(()) => {}
-            Err(DirectoryError::Ldap { code: 68, .. }) => {}
+            Err(DirectoryError::AlreadyExists { .. }) => {}
             Err(e) => panic!("add {dn}: {e}"),
         }
     }

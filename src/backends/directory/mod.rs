@@ -32,6 +32,10 @@ pub enum DirectoryError {
     /// The object does not exist (LDAP result 32).
     #[error("{dc}: no such object: {reason}")]
     NoSuchObject { dc: String, reason: String },
+    /// The entry to add exists already (LDAP result 68): usually another
+    /// writer added it after this one looked.
+    #[error("{dc}: the entry already exists: {reason}")]
+    AlreadyExists { dc: String, reason: String },
     /// The DC refused a value it was sent (LDAP 19 constraintViolation, 21
     /// invalidAttributeSyntax, 34 invalidDNSyntax, 64 namingViolation):
     /// another DC or a retry will not help, a different request may.
@@ -100,6 +104,7 @@ impl DirectoryError {
             49 => Self::InvalidCredentials { dc, reason },
             50 => Self::InsufficientAccess { dc, reason },
             32 => Self::NoSuchObject { dc, reason },
+            68 => Self::AlreadyExists { dc, reason },
             // busy, unavailable, unwilling: another DC may serve.
             51..=53 => Self::Unreachable { dc, reason },
             19 | 21 | 34 | 64 => Self::Rejected { dc, code, reason },
@@ -303,7 +308,7 @@ mod tests {
             e(34).to_string(),
             "dc1 refused the request: LDAP error 34 (invalidDNSyntax): why"
         );
-        assert!(matches!(e(68), DirectoryError::Ldap { code: 68, .. }));
+        assert!(matches!(e(68), DirectoryError::AlreadyExists { .. }));
     }
 
     #[test]

@@ -83,6 +83,9 @@ pub(crate) struct State {
     usn: u64,
     denied: Vec<(String, Option<WriteOp>)>,
     constraints: Vec<(String, Option<WriteOp>)>,
+    /// DNs another writer adds, with the same attributes, just before this
+    /// directory's next add of them (a race lost).
+    raced: Vec<String>,
     writes: Vec<WriteRecord>,
     connects: Vec<String>,
     /// (base, filter) of the searches served, in order.
@@ -202,6 +205,13 @@ impl FakeDirectory {
     /// constraint violation (LDAP 19).
     pub fn constraint_on_write(&self, dn: &str, op: Option<WriteOp>) {
         self.lock().constraints.push((norm(dn), op));
+    }
+
+    /// Another writer adds `dn` first: the next add of `dn` finds that
+    /// writer's identical entry there and fails with `AlreadyExists` (LDAP
+    /// 68), as when two hosts of a fleet create the account they share.
+    pub fn race_next_add(&self, dn: &str) {
+        self.lock().raced.push(norm(dn));
     }
 
     /// `dn` and everything under it have not replicated to `dc` yet: that

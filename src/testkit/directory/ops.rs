@@ -162,6 +162,10 @@ impl State {
         attrs: &[(&str, Vec<Vec<u8>>)],
     ) -> Result<(), DirectoryError> {
         self.injected(dc, dn, WriteOp::Add)?;
+        if let Some(i) = self.raced.iter().position(|d| *d == norm(dn)) {
+            self.raced.remove(i);
+            self.add(dc, dn, attrs)?;
+        }
         let first = rdns(dn).into_iter().next().unwrap_or_default();
         let Some((rdn_type, rdn_value)) = first.split_once('=') else {
             return Err(ldap(dc, 34, format!("invalid DN {dn:?}")));

@@ -74,6 +74,7 @@ pub fn load() -> State {
         usn: 5000,
         denied: Vec::new(),
         constraints: Vec::new(),
+        raced: Vec::new(),
         writes: Vec::new(),
         connects: Vec::new(),
         searched: Vec::new(),

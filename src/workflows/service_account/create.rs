@@ -167,58 +167,28 @@ pub(super) async fn run_create(
     let existing = find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS).await?;
     let netbios = netbios_name(session, &config_dn, &domain_dn).await;
     let mut changed = false;
-    let entry = match existing {
+    let found = match existing {
+        Some(entry) => Some(entry),
+        None => add_account(progress, session, plan, &sids, &config_dn, &domain_dn).await?,
+    };
+    let entry = match found {
         Some(entry) => {
-            reconcile_existing(progress, session, &entry, plan, &sids)
-                .await
-                .map(|c| changed = c)?;
-            match changed {
-                // Read back only what was written.
-                true => find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
-                    .await?
-                    .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))?,
-                false => entry,
-            }
+            reconcile_found(
+                progress,
+                session,
+                &domain_dn,
+                entry,
+                plan,
+                &sids,
+                &mut changed,
+            )
+            .await?
         }
         None => {
-            let cn = plan.name.trim_end_matches('$');
-            let dn = format!("CN={},{}", escape::dn_value(cn), plan.container);
-            let text = |s: &str| vec![s.as_bytes().to_vec()];
-            let attrs: Vec<(&str, Vec<Vec<u8>>)> = vec![
-                ("objectClass", text(GMSA_CLASS)),
-                ("cn", text(cn)),
-                ("sAMAccountName", text(&plan.name)),
-                ("dNSHostName", text(&plan.dns_host)),
-                (
-                    "msDS-ManagedPasswordInterval",
-                    text(&plan.interval.to_string()),
-                ),
-                ("msDS-SupportedEncryptionTypes", text(&plan.enc.to_string())),
-                (
-                    "userAccountControl",
-                    text(&UAC_WORKSTATION_TRUST.to_string()),
-                ),
-                (
-                    "msDS-GroupMSAMembership",
-                    vec![membership_descriptor(&sids)?],
-                ),
-            ];
-            session.add(&dn, &attrs).await.map_err(|e| match e {
-                DirectoryError::NoSuchObject { reason, .. } if is_no_usable_root_key(&reason) => {
-                    no_usable_root_key(&config_dn, &reason)
-                }
-                DirectoryError::NoSuchObject { .. } => {
-                    Error::NotFound(format!("container {}", plan.container))
-                }
-                other => other.into(),
-            })?;
             changed = true;
-            progress
-                .step_succeeded("create-account", format!("created {dn}"))
-                .await?;
             find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
                 .await?
-                .ok_or_else(|| Error::internal_msg(format!("{dn} cannot be read back")))?
+                .ok_or_else(|| Error::internal_msg(format!("{} cannot be read back", plan.name)))?
         }
     };
 
@@ -255,6 +225,92 @@ pub(super) async fn run_create(
         ("sam_account_name".into(), record.sam_account_name.clone()),
         ("changed".into(), changed.to_string()),
     ]))
+}
+
+/// Adds the account: `None` once added, or the account another writer
+/// added between the search and this add (hosts of a fleet rolled out at
+/// once, each creating the account they share), to be reconciled like one
+/// found in the first place.
+async fn add_account(
+    progress: &Progress,
+    session: &mut dyn DirectorySession,
+    plan: &GmsaPlan,
+    sids: &[Sid],
+    config_dn: &str,
+    domain_dn: &str,
+) -> Result<Option<Entry>, Error> {
+    let cn = plan.name.trim_end_matches('$');
+    let dn = format!("CN={},{}", escape::dn_value(cn), plan.container);
+    let text = |s: &str| vec![s.as_bytes().to_vec()];
+    let attrs: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("objectClass", text(GMSA_CLASS)),
+        ("cn", text(cn)),
+        ("sAMAccountName", text(&plan.name)),
+        ("dNSHostName", text(&plan.dns_host)),
+        (
+            "msDS-ManagedPasswordInterval",
+            text(&plan.interval.to_string()),
+        ),
+        ("msDS-SupportedEncryptionTypes", text(&plan.enc.to_string())),
+        (
+            "userAccountControl",
+            text(&UAC_WORKSTATION_TRUST.to_string()),
+        ),
+        (
+            "msDS-GroupMSAMembership",
+            vec![membership_descriptor(sids)?],
+        ),
+    ];
+    match session.add(&dn, &attrs).await {
+        Ok(()) => {
+            progress
+                .step_succeeded("create-account", format!("created {dn}"))
+                .await?;
+            Ok(None)
+        }
+        Err(DirectoryError::AlreadyExists { .. }) => {
+            let note = format!("{dn} was created meanwhile by another writer; checking it");
+            progress.progress("create-account", note, 0).await?;
+            find_account(session, domain_dn, &plan.name, &ACCOUNT_ATTRS)
+                .await?
+                .map(Some)
+                .ok_or_else(|| Error::FailedPrecondition {
+                    reason: PreconditionReason::GmsaConflict,
+                    subject: dn.clone(),
+                    message: format!(
+                        "{dn} exists but is not the account {}; nothing was changed",
+                        plan.name
+                    ),
+                })
+        }
+        Err(DirectoryError::NoSuchObject { reason, .. }) if is_no_usable_root_key(&reason) => {
+            Err(no_usable_root_key(config_dn, &reason))
+        }
+        Err(DirectoryError::NoSuchObject { .. }) => {
+            Err(Error::NotFound(format!("container {}", plan.container)))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+/// [`reconcile_existing`], then the account as it is now: read back only
+/// when the reconcile wrote to it.
+async fn reconcile_found(
+    progress: &Progress,
+    session: &mut dyn DirectorySession,
+    domain_dn: &str,
+    entry: Entry,
+    plan: &GmsaPlan,
+    sids: &[Sid],
+    changed: &mut bool,
+) -> Result<Entry, Error> {
+    *changed = reconcile_existing(progress, session, &entry, plan, sids).await?;
+    if !*changed {
+        return Ok(entry);
+    }
+    find_account(session, domain_dn, &plan.name, &ACCOUNT_ATTRS)
+        .await?
+        .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))
 }
 
 /// An account of that name exists: identical → skip; principals differ →

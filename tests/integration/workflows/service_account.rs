@@ -62,6 +62,35 @@ async fn create_gmsa_writes_the_documented_defaults_once() {
     d.shutdown().await;
 }
 
+/// Two hosts of a fleet rolled out at once both find no account and both
+/// add it: the one that loses the race adopts what the other made, and
+/// writes nothing when it is as requested.
+#[tokio::test]
+async fn a_gmsa_another_host_created_meanwhile_is_adopted() {
+    let d = Hermetic::start().await;
+    let agent = d.make_computer("AGENT1");
+    let dn = gmsa_dn(&d);
+    d.fakes.directory.race_next_add(&dn);
+    let (events, op) = d.create_gmsa(&["AGENT1$"]).await;
+    ok(&op);
+    assert_eq!(op.result["changed"], "false");
+    assert_eq!(op.result["distinguished_name"], dn);
+    assert_eq!(op.result["sid"], sid_of(&d, &dn).to_string());
+    assert!(skipped(&events, "create-account"));
+    let notes = events_of(&events, "create-account", EventKind::Progress);
+    assert!(
+        notes
+            .iter()
+            .any(|e| e.message.contains("created meanwhile")),
+        "{notes:?}"
+    );
+    assert_eq!(allowed(&d, &dn), BTreeSet::from([sid_of(&d, &agent)]));
+    // Only the other writer's add reached the directory.
+    let writes = d.fakes.directory.writes();
+    assert_eq!(writes.len(), 1, "{writes:?}");
+    d.shutdown().await;
+}
+
 #[tokio::test]
 async fn create_gmsa_honours_every_requested_attribute() {
     let d = Hermetic::start().await;

@@ -115,6 +115,7 @@ fn outcome(err: &DirectoryError) -> &'static str {
         DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
         DirectoryError::InsufficientAccess { .. } => "insufficient_access",
         DirectoryError::NoSuchObject { .. } => "no_such_object",
+        DirectoryError::AlreadyExists { .. } => "already_exists",
         DirectoryError::Rejected { .. } => "rejected",
         DirectoryError::Ldap { .. } => "ldap_error",
         DirectoryError::NoDnsRecords { .. } => "dns_no_records",
