@@ -2,10 +2,10 @@
 //! as it resets the lab before every run): N fresh `provd serve` daemons
 //! (Linux builds; own ports and state dirs; one PKI) get the full document
 //! the lab allows on Linux — the domain with its DC order, a gMSA, two
-//! permission profiles — from `provctl fleet apply` (every host at once,
-//! `--no-canary`, which this directory-only document allows; registration
-//! gap 0), for N = 1, 10, 50, 200 in one run. `FLEET_CANARY=1` sends a
-//! canary host alone first in every variant instead.
+//! permission profiles — from `provctl fleet apply` (its default: a canary
+//! host alone first, then the rest at once; registration gap 0), for N = 1,
+//! 10, 50, 200 in one run. `FLEET_NO_CANARY=1` sends every host at once
+//! (`--no-canary`, which this directory-only document allows).
 //!
 //! Each run: the lab reset (so every run does the same writes), the daemons
 //! started, the orchestrator timed (wall; CPU of its whole process tree;
@@ -21,15 +21,16 @@
 //!   by `benches/fleet-baseline.sh REV`), for the before/after of the DC
 //!   work per host;
 //! - `ansible`: the project's collection (`provd_apply`, forks = N, no
-//!   `serial`: every host at once, as issue 19 compares them; with
-//!   `FLEET_CANARY=1` a canary play of one host first), at N in `ANSIBLE_SIZES`
+//!   `serial` or throttle: every host at once, as issue 19 compares them),
+//!   and `ansible+canary`: the same with a canary play of one host first
+//!   (`serial: [1, "100%"]`, provctl's own shape), at N in `ANSIBLE_SIZES`
 //!   (default 10,50), when the venv of `deploy/clients/test.sh` exists.
 //!
 //! Then the largest N receives a package through the API (`upload.rs`).
 //!
 //! Knobs: `FLEET_SIZES=1,10,50,200`, `FLEET_REPEATS=3` (runs per variant
 //! and size; sizes above 50 run `FLEET_REPEATS_LARGE=1`), `ANSIBLE_SIZES`,
-//! `FLEET_UPLOAD_MB=20` (0: no upload), `FLEET_CANARY=1`.
+//! `FLEET_UPLOAD_MB=20` (0: no upload), `FLEET_NO_CANARY=1`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench that unwraps is asserting
 
 #[path = "fleet/ansible.rs"]
@@ -210,13 +211,13 @@ fn main() {
     let baseline = std::env::var_os("FLEET_BASELINE_PROVD").map(PathBuf::from);
     let venv = ansible::venv();
     let provctl = daemons::provctl_bin();
-    let canary = std::env::var("FLEET_CANARY").is_ok_and(|v| v == "1");
+    let canary = !std::env::var("FLEET_NO_CANARY").is_ok_and(|v| v == "1");
     println!(
-        "rollout: {}",
+        "provctl: {}",
         if canary {
-            "a canary host alone first, then the rest at once (FLEET_CANARY=1)"
+            "a canary host alone first, then the rest at once (its default)"
         } else {
-            "every host at once (provctl --no-canary, Ansible without serial)"
+            "every host at once (--no-canary; FLEET_NO_CANARY=1)"
         }
     );
 
@@ -243,6 +244,7 @@ fn main() {
         }
         if venv.is_some() && ansible_sizes.contains(&n) {
             variants.push(("ansible", Some(&provd)));
+            variants.push(("ansible+canary", Some(&provd)));
         }
         let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
         for round in 0..repeats(n) {
@@ -256,9 +258,9 @@ fn main() {
                     procs::cpu_seconds(|p, _| pids.contains(&p)),
                 );
                 let (usage, timeline) = match (name, &venv) {
-                    ("ansible", Some(venv)) => (
+                    ("ansible" | "ansible+canary", Some(venv)) => (
                         ansible::run(
-                            canary,
+                            name == "ansible+canary",
                             venv,
                             dir.path(),
                             &pki,
@@ -268,8 +270,10 @@ fn main() {
                         ),
                         Timeline::default(),
                     ),
+                    // The baseline predates the fix for hosts racing to
+                    // create the shared gMSA, so it always has its canary.
                     _ => run_provctl(
-                        canary,
+                        canary || name == "baseline",
                         &provctl,
                         dir.path(),
                         &pki,

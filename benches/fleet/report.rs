@@ -128,7 +128,7 @@ pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize, canary: bool) {
          medians; {cores} cores"
     );
     println!(
-        "{:>5}  {:<9} {:>8} {:>9} {:>10} {:>19} {:>11} {:>14} {:>11} {:>12} {:>13}",
+        "{:>5}  {:<14} {:>8} {:>9} {:>10} {:>19} {:>11} {:>14} {:>11} {:>12} {:>13}",
         "hosts",
         "variant",
         "wall",
@@ -148,7 +148,7 @@ pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize, canary: bool) {
         .collect();
     for (n, variant, r) in &rows {
         println!(
-            "{n:>5}  {variant:<9} {:>7.2}s {:>5}/{n:<3} {:>9.2}s {:>7.1} MiB ({:>3}) {:>8.1} ms {:>10.1} ms {:>11.1} {:>12.1} {:>13.1}{}",
+            "{n:>5}  {variant:<14} {:>7.2}s {:>5}/{n:<3} {:>9.2}s {:>7.1} MiB ({:>3}) {:>8.1} ms {:>10.1} ms {:>11.1} {:>12.1} {:>13.1}{}",
             r.wall,
             r.in_place,
             r.cpu,
@@ -185,12 +185,13 @@ pub fn print(table: &[(usize, &str, Vec<Sample>)], cores: usize, canary: bool) {
         }
     }
     println!(
-        "\nAnsible (provd_apply, forks = N) against provctl fleet apply, same daemons and document:"
+        "\nAnsible (provd_apply, forks = N; `ansible`: no serial, `ansible+canary`: a canary play \
+         first) against provctl fleet apply, same daemons and document:"
     );
-    for (n, _, a) in rows.iter().filter(|(_, v, _)| *v == "ansible") {
+    for (n, v, a) in rows.iter().filter(|(_, v, _)| v.starts_with("ansible")) {
         if let Some(p) = find(*n, "provctl") {
             println!(
-                "{n:>5} hosts: wall {:.2}s vs {:.2}s ({:.1}× faster), CPU {:.2}s vs {:.2}s ({:.0}× less), \
+                "{n:>5} hosts, {v}: wall {:.2}s vs {:.2}s ({:.1}× faster), CPU {:.2}s vs {:.2}s ({:.0}× less), \
                  PSS {:.0} MiB in {} processes vs {:.1} MiB ({:.0}× lighter)",
                 a.wall,
                 p.wall,
