@@ -86,6 +86,9 @@ pub(crate) struct State {
     /// DNs another writer adds, with the same attributes, just before this
     /// directory's next add of them (a race lost).
     raced: Vec<String>,
+    /// DNs whose next security-descriptor write another writer undoes, by
+    /// writing back the descriptor it read before (a lost update).
+    undone: Vec<String>,
     writes: Vec<WriteRecord>,
     connects: Vec<String>,
     /// (base, filter) of the searches served, in order.
@@ -212,6 +215,13 @@ impl FakeDirectory {
     /// 68), as when two hosts of a fleet create the account they share.
     pub fn race_next_add(&self, dn: &str) {
         self.lock().raced.push(norm(dn));
+    }
+
+    /// The next security-descriptor write on `dn` is undone right after
+    /// it: another writer, who read the descriptor before, writes it back.
+    /// Once per call.
+    pub fn undo_next_sd_write(&self, dn: &str) {
+        self.lock().undone.push(norm(dn));
     }
 
     /// `dn` and everything under it have not replicated to `dc` yet: that

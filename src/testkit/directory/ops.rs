@@ -592,7 +592,11 @@ impl State {
             sd_flags & 0xf
         };
         let merged = merge_sd(dc, old.as_deref(), bytes, flags)?;
-        if let Some(obj) = self.tree.get_mut(dn) {
+        let undone = self.undone.iter().position(|d| *d == norm(dn));
+        if let Some(i) = undone {
+            self.undone.remove(i);
+        }
+        if let Some(obj) = self.tree.get_mut(dn).filter(|_| undone.is_none()) {
             obj.attrs
                 .insert("ntsecuritydescriptor".into(), vec![merged]);
         }

@@ -75,6 +75,7 @@ pub fn load() -> State {
         denied: Vec::new(),
         constraints: Vec::new(),
         raced: Vec::new(),
+        undone: Vec::new(),
         writes: Vec::new(),
         connects: Vec::new(),
         searched: Vec::new(),

@@ -561,10 +561,10 @@ pub(crate) async fn grant_in_session(
                 .await?;
         }
         if raced {
-            if attempt >= 3 {
-                return Err(Error::Aborted(
-                    "the DACLs kept changing while provd wrote them (3 attempts)".into(),
-                ));
+            if attempt >= MAX_ATTEMPTS {
+                return Err(Error::Aborted(format!(
+                    "the DACLs kept changing while provd wrote them ({MAX_ATTEMPTS} attempts)"
+                )));
             }
             progress
                 .warning(
@@ -579,22 +579,19 @@ pub(crate) async fn grant_in_session(
         progress
             .step_started("confirm", "reading the DACLs back")
             .await?;
-        for (dn, list) in &changes {
-            let dacl = super::read_dacl(session, dn)
-                .await?
-                .dacl
-                .unwrap_or_default();
-            for (add, ace) in list {
-                let there = super::is_exactly_present(&dacl, ace)
-                    || (*add && super::is_present(&dacl, ace));
-                if there != *add {
-                    return Err(Error::internal_msg(format!(
-                        "the DC did not keep the change to {dn}: {} is {}",
-                        super::ace_sddl(ace),
-                        if *add { "missing" } else { "still there" }
-                    )));
-                }
+        if let Some(undone) = first_undone(session, &changes).await? {
+            // Another writer's DACL, read before this one's write, landed
+            // after it; or the DC would not keep the ACE. A fresh read and
+            // plan tells them apart within the attempts.
+            if attempt >= MAX_ATTEMPTS {
+                return Err(Error::Aborted(format!(
+                    "{undone} ({MAX_ATTEMPTS} attempts: another writer changing that DACL at the \
+                     same time, or the DC not keeping the ACE)"
+                )));
             }
+            let note = format!("{undone}; reading and planning again");
+            progress.warning("confirm", note).await?;
+            continue;
         }
         progress
             .step_succeeded("confirm", "every change is in place")
@@ -602,6 +599,35 @@ pub(crate) async fn grant_in_session(
         progress.warning("confirm", "other domain controllers see the change after replication, which can take an hour in large forests").await?;
         return Ok(totals);
     }
+}
+
+/// Reads and plans of a grant before it gives up on DACLs that other
+/// writers keep changing.
+const MAX_ATTEMPTS: u32 = 3;
+
+/// The first written change the DACLs read back do not show, described.
+async fn first_undone(
+    session: &mut dyn DirectorySession,
+    changes: &BTreeMap<String, Vec<(bool, Ace)>>,
+) -> Result<Option<String>, Error> {
+    for (dn, list) in changes {
+        let dacl = super::read_dacl(session, dn)
+            .await?
+            .dacl
+            .unwrap_or_default();
+        for (add, ace) in list {
+            let there =
+                super::is_exactly_present(&dacl, ace) || (*add && super::is_present(&dacl, ace));
+            if there != *add {
+                return Ok(Some(format!(
+                    "the DC did not keep the change to {dn}: {} is {}",
+                    super::ace_sddl(ace),
+                    if *add { "missing" } else { "still there" }
+                )));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// A profile outside `profiles` that the trustee holds completely and that

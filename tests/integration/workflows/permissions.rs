@@ -554,3 +554,36 @@ async fn all_profiles_apply_and_remove_restore_the_dacl_byte_for_byte() {
     );
     d.shutdown().await;
 }
+
+/// Another writer, who read the domain root's DACL before this grant wrote
+/// it, writes it back afterwards: the confirm step finds the ACEs gone,
+/// warns, and the grant reads, plans and writes again. Undone every time,
+/// the grant ends ABORTED (a conflict a retry may clear), never INTERNAL.
+#[tokio::test]
+async fn a_dacl_write_another_writer_undoes_is_written_again() {
+    let d = Hermetic::start().await;
+    let sid = trustee(&d, "TRUSTEE1");
+    let (dir, base) = (d.fakes.directory.clone(), d.fakes.directory.base_dn());
+    dir.undo_next_sd_write(&base);
+    let basic = [PermissionProfile::BasicRead];
+    let (events, op) = d.grant(&basic, GrantMode::Apply, "TRUSTEE1$").await;
+    ok(&op);
+    let warnings = events_of(&events, "confirm", EventKind::Warning);
+    assert!(
+        warnings
+            .iter()
+            .any(|e| e.message.contains("did not keep the change")),
+        "{warnings:?}"
+    );
+    assert_eq!(dir.writes().len(), 2, "written, undone, written again");
+    assert_eq!(aces_for(&d, &base, &sid).len(), 8);
+
+    let other = trustee(&d, "TRUSTEE2");
+    for _ in 0..3 {
+        dir.undo_next_sd_write(&base);
+    }
+    let (_, op) = d.grant(&basic, GrantMode::Apply, "TRUSTEE2$").await;
+    let error = failed_with(&op, "ABORTED", "confirm");
+    assert!(error.message.contains("3 attempts"), "{}", error.message);
+    assert!(aces_for(&d, &base, &other).is_empty());
+}
