@@ -380,7 +380,18 @@ pub fn feed_fifo(path: PathBuf, data: Vec<u8>) -> tokio::task::JoinHandle<()> {
 /// (ca, cert, key) paths of an admin client certificate `name` of `h`'s
 /// CA, written under `dir` (for provctl's flags and inventories).
 pub fn admin_client_files(h: &Harness, dir: &Path, name: &str) -> (String, String, String) {
-    let pair = h.pki.client(name, &[Role::Admin]);
+    client_files(h, dir, name, &[Role::Admin])
+}
+
+/// A client certificate with `roles` for `h`, written to `dir`: (CA, cert,
+/// key) paths.
+pub fn client_files(
+    h: &Harness,
+    dir: &Path,
+    name: &str,
+    roles: &[Role],
+) -> (String, String, String) {
+    let pair = h.pki.client(name, roles);
     let (cert, key) = (
         dir.join(format!("{name}.pem")),
         dir.join(format!("{name}.key")),

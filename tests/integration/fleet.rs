@@ -1,13 +1,15 @@
 //! `provctl fleet` (the real binary) against several daemons on loopback,
 //! each with its own CA and state, all on the Samba lab: the canary goes
 //! first, a second run changes nothing, an unreachable host stops the rest
-//! unless told to continue, and `fleet verify` gathers one row per host.
+//! unless told to continue, a host that answers with a refusal is REFUSED,
+//! and `fleet verify` gathers one row per host.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that unwraps is asserting
 
 use std::process::Command;
 
 use crate::common::lab::*;
 use crate::common::*;
+use provd::pki::Role;
 
 struct Fleet {
     daemons: Vec<LabDaemon>,
@@ -33,12 +35,9 @@ impl Fleet {
         for (i, d) in self.daemons.iter().enumerate() {
             let own = self.dir.path().join(format!("host{i}"));
             std::fs::create_dir_all(&own).unwrap();
-            let (ca, cert, key) = admin_client_files(&d.h, &own, "fleet-admin");
-            text.push_str(&format!(
-                "[[hosts]]\nname = \"host{i}\"\nendpoint = \"https://localhost:{}\"\nca = '{ca}'\ncert = '{cert}'\nkey = '{key}'\ncanary = {}\n\n",
-                d.h.addr.port(),
-                i + 1 == self.daemons.len()
-            ));
+            let files = admin_client_files(&d.h, &own, "fleet-admin");
+            text.push_str(&host_entry(&format!("host{i}"), d.h.addr.port(), &files));
+            text.push_str(&format!("canary = {}\n\n", i + 1 == self.daemons.len()));
         }
         text.push_str(extra);
         let path = self.dir.path().join("hosts.toml");
@@ -67,6 +66,20 @@ impl Fleet {
         path
     }
 
+    /// `provctl fleet apply` of [`Self::document`] to `inventory`, with
+    /// `flags`: (exit code, the JSON report).
+    fn apply(&self, inventory: &std::path::Path, flags: &[&str]) -> (i32, serde_json::Value) {
+        let doc = self.document();
+        let mut args = vec![
+            "apply",
+            "--inventory",
+            inventory.to_str().unwrap(),
+            doc.to_str().unwrap(),
+        ];
+        args.extend_from_slice(flags);
+        tokio::task::block_in_place(|| self.provctl(&args))
+    }
+
     /// `provctl --output json fleet …`: (exit code, parsed JSON).
     fn provctl(&self, args: &[&str]) -> (i32, serde_json::Value) {
         let password = self.password_file();
@@ -86,6 +99,14 @@ impl Fleet {
         });
         (out.status.code().unwrap_or(-1), json)
     }
+}
+
+/// One inventory entry: `name` at `localhost:port` with the client files
+/// (CA, certificate, key).
+fn host_entry(name: &str, port: u16, (ca, cert, key): &(String, String, String)) -> String {
+    format!(
+        "[[hosts]]\nname = \"{name}\"\nendpoint = \"https://localhost:{port}\"\nca = '{ca}'\ncert = '{cert}'\nkey = '{key}'\n"
+    )
 }
 
 fn states(report: &serde_json::Value) -> Vec<(String, String, u64, bool)> {
@@ -168,25 +189,12 @@ async fn an_unreachable_host_stops_the_rest_unless_told_to_continue() {
     let _serial = SERIAL.lock().await;
     let fleet = Fleet::start(2).await;
     // A host that is not there, first in wave 1 ordering by name ("a-down").
-    let (ca, cert, key) = admin_client_files(&fleet.daemons[0].h, fleet.dir.path(), "fleet-admin");
-    let dead = format!(
-        "[[hosts]]\nname = \"a-down\"\nendpoint = \"https://localhost:9\"\nca = '{ca}'\ncert = '{cert}'\nkey = '{key}'\n"
-    );
+    let files = admin_client_files(&fleet.daemons[0].h, fleet.dir.path(), "fleet-admin");
+    let dead = host_entry("a-down", 9, &files);
     let inventory = fleet.inventory(&dead);
-    let doc = fleet.document();
-    let base = [
-        "apply",
-        "--inventory",
-        inventory.to_str().unwrap(),
-        doc.to_str().unwrap(),
-        "--wave-size",
-        "1",
-        "--concurrency",
-        "1",
-    ];
+    let one_by_one = ["--wave-size", "1", "--concurrency", "1"];
     // Waves: host1 (canary), host0, a-down — wave order follows the file.
-    let mut args: Vec<&str> = base.to_vec();
-    let (code, report) = tokio::task::block_in_place(|| fleet.provctl(&args));
+    let (code, report) = fleet.apply(&inventory, &one_by_one);
     assert_eq!(code, 1);
     let rows = states(&report);
     let down = rows.iter().find(|r| r.0 == "a-down").unwrap();
@@ -199,8 +207,7 @@ async fn an_unreachable_host_stops_the_rest_unless_told_to_continue() {
     let text = std::fs::read_to_string(&inventory).unwrap();
     let (hosts, dead_entry) = text.split_at(text.find("[[hosts]]\nname = \"a-down\"").unwrap());
     std::fs::write(&reordered, format!("{dead_entry}\n{hosts}")).unwrap();
-    args[2] = reordered.to_str().unwrap();
-    let (code, report) = tokio::task::block_in_place(|| fleet.provctl(&args));
+    let (code, report) = fleet.apply(&reordered, &one_by_one);
     assert_eq!(code, 1);
     let rows = states(&report);
     assert_eq!(
@@ -208,11 +215,40 @@ async fn an_unreachable_host_stops_the_rest_unless_told_to_continue() {
         ["SUCCEEDED", "UNREACHABLE", "SKIPPED"],
         "{rows:?}"
     );
-    args.push("--continue-on-error");
-    let (code, report) = tokio::task::block_in_place(|| fleet.provctl(&args));
+    let mut go_on = one_by_one.to_vec();
+    go_on.push("--continue-on-error");
+    let (code, report) = fleet.apply(&reordered, &go_on);
     assert_eq!(code, 1, "still not all succeeded");
     assert_eq!(report["skipped"], 0);
     assert_eq!(report["succeeded"], 2);
+    for d in fleet.daemons {
+        d.h.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs the Samba AD lab (root): deploy/test.sh runs the lab tier"]
+async fn a_host_that_answers_no_is_refused_not_unreachable() {
+    let _serial = SERIAL.lock().await;
+    let fleet = Fleet::start(1).await;
+    // The same daemon again, through a viewer's certificate: reached, and
+    // refused by the role table.
+    let own = fleet.dir.path().join("viewer");
+    std::fs::create_dir_all(&own).unwrap();
+    let h = &fleet.daemons[0].h;
+    let files = client_files(h, &own, "fleet-viewer", &[Role::Viewer]);
+    let viewer = host_entry("b-viewer", h.addr.port(), &files);
+    let inventory = fleet.inventory(&viewer);
+    let (code, report) = fleet.apply(&inventory, &["--continue-on-error"]);
+    assert_eq!(code, 1);
+    let hosts = report["hosts"].as_array().unwrap();
+    let refused = hosts.iter().find(|h| h["host"] == "b-viewer").unwrap();
+    assert_eq!(refused["state"], "REFUSED", "{refused}");
+    assert_eq!(refused["operation_id"], "", "{refused}");
+    let error = refused["error"].as_str().unwrap().to_ascii_lowercase();
+    assert!(error.contains("permission"), "{error}");
+    assert_eq!(report["failed"], 1);
+    assert_eq!(report["succeeded"], 1);
     for d in fleet.daemons {
         d.h.shutdown().await;
     }

@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
+use tonic::Code;
 
 use provd_proto::v1;
 use provd_proto::v1::configuration_service_client::ConfigurationServiceClient;
@@ -95,7 +96,10 @@ fn waves(mut hosts: Vec<Host>, canary: bool, size: usize) -> Vec<Vec<Host>> {
 pub struct HostResult {
     pub host: String,
     pub endpoint: String,
-    /// SUCCEEDED, FAILED, CANCELLED, INTERRUPTED, UNREACHABLE, SKIPPED.
+    /// The operation's end (SUCCEEDED, FAILED, CANCELLED, INTERRUPTED);
+    /// UNREACHABLE (no answer, or the watch lost; `operation_id` set once
+    /// the operation began); REFUSED (the daemon answered the apply with an
+    /// error: no rights, an operation running, a bad document); SKIPPED.
     pub state: String,
     pub changed: bool,
     pub changes: u64,
@@ -290,6 +294,7 @@ async fn apply_one(
         duration_ms: 0,
     };
     say("connecting".into());
+    let mut operation_id = String::new();
     let outcome = async {
         let channel = connect::connect(&host.settings).await?;
         if !gap.is_zero() {
@@ -312,10 +317,17 @@ async fn apply_one(
                 request_id: String::new(),
             })
             .await
-            .map_err(|s| anyhow::anyhow!("{}: {}", s.code(), s.message()))?
+            .map_err(|s| match s.code() {
+                // The transport's own failures: nothing answered.
+                Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => {
+                    anyhow::anyhow!("{}: {}", s.code(), s.message())
+                }
+                _ => anyhow::Error::new(Refusal(s)),
+            })?
             .into_inner()
             .operation
             .context("no operation in the answer")?;
+        operation_id.clone_from(&op.id);
         let mut stream = OperationsServiceClient::new(channel)
             .watch_operation(v1::WatchOperationRequest {
                 id: op.id.clone(),
@@ -367,11 +379,32 @@ async fn apply_one(
                 result.error = format!("{} at {}: {}", e.code, e.step, e.message);
             }
         }
-        Err(e) => result.error = format!("{e:#}"),
+        Err(e) => {
+            // A daemon that answered with a refusal was reached; a watch
+            // lost after the operation began leaves its id to follow up.
+            if e.downcast_ref::<Refusal>().is_some() {
+                result.state = "REFUSED".into();
+            }
+            result.operation_id = operation_id;
+            result.error = format!("{e:#}");
+        }
     }
     result.duration_ms = millis(started.elapsed());
     result
 }
+
+/// ApplyConfiguration answered with an error status: the host was reached
+/// and said no (no rights, an operation running, a bad document).
+#[derive(Debug)]
+struct Refusal(tonic::Status);
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.0.code(), self.0.message())
+    }
+}
+
+impl std::error::Error for Refusal {}
 
 /// The summary a person reads.
 pub fn render_report(report: &Report) -> String {
