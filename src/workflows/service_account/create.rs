@@ -166,30 +166,17 @@ pub(super) async fn run_create(
         .await?;
     let existing = find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS).await?;
     let netbios = netbios_name(session, &config_dn, &domain_dn).await;
-    let mut changed = false;
     let found = match existing {
         Some(entry) => Some(entry),
         None => add_account(progress, session, plan, &sids, &config_dn, &domain_dn).await?,
     };
-    let entry = match found {
-        Some(entry) => {
-            reconcile_found(
-                progress,
-                session,
-                &domain_dn,
-                entry,
-                plan,
-                &sids,
-                &mut changed,
-            )
-            .await?
-        }
-        None => {
-            changed = true;
-            find_account(session, &domain_dn, &plan.name, &ACCOUNT_ATTRS)
-                .await?
-                .ok_or_else(|| Error::internal_msg(format!("{} cannot be read back", plan.name)))?
-        }
+    // What was written is read back; an account left as found is used as read.
+    let (entry, changed) = match found {
+        Some(entry) => match reconcile_existing(progress, session, &entry, plan, &sids).await? {
+            false => (entry, false),
+            true => (read_back(session, &domain_dn, plan).await?, true),
+        },
+        None => (read_back(session, &domain_dn, plan).await?, true),
     };
 
     progress
@@ -293,24 +280,14 @@ async fn add_account(
     }
 }
 
-/// [`reconcile_existing`], then the account as it is now: read back only
-/// when the reconcile wrote to it.
-async fn reconcile_found(
-    progress: &Progress,
+async fn read_back(
     session: &mut dyn DirectorySession,
     domain_dn: &str,
-    entry: Entry,
     plan: &GmsaPlan,
-    sids: &[Sid],
-    changed: &mut bool,
 ) -> Result<Entry, Error> {
-    *changed = reconcile_existing(progress, session, &entry, plan, sids).await?;
-    if !*changed {
-        return Ok(entry);
-    }
     find_account(session, domain_dn, &plan.name, &ACCOUNT_ATTRS)
         .await?
-        .ok_or_else(|| Error::internal_msg(format!("{} vanished", plan.name)))
+        .ok_or_else(|| Error::internal_msg(format!("{} cannot be read back", plan.name)))
 }
 
 /// An account of that name exists: identical → skip; principals differ →
