@@ -10,13 +10,10 @@ use provd_proto::v1;
 use super::apply::{apply, document, plan};
 use crate::common::hermetic::*;
 
-/// The searches under the configuration naming context made more than once.
-fn repeated_configuration_reads(searched: &[(String, String)]) -> Vec<&(String, String)> {
+/// The searches made more than once.
+fn repeated(searched: &[(String, String)]) -> Vec<&(String, String)> {
     let mut times: BTreeMap<&(String, String), usize> = BTreeMap::new();
-    for search in searched
-        .iter()
-        .filter(|(b, _)| b.contains("CN=Configuration,"))
-    {
+    for search in searched {
         *times.entry(search).or_default() += 1;
     }
     times
@@ -24,6 +21,19 @@ fn repeated_configuration_reads(searched: &[(String, String)]) -> Vec<&(String, 
         .filter(|(_, n)| *n > 1)
         .map(|(s, _)| s)
         .collect()
+}
+
+/// The searches under the configuration naming context made more than once.
+fn repeated_configuration_reads(searched: &[(String, String)]) -> Vec<&(String, String)> {
+    repeated(searched)
+        .into_iter()
+        .filter(|(b, _)| b.contains("CN=Configuration,"))
+        .collect()
+}
+
+fn assert_read_once(searched: &[(String, String)]) {
+    let twice = repeated(searched);
+    assert!(twice.is_empty(), "read twice: {twice:#?} of {searched:#?}");
 }
 
 #[tokio::test]
@@ -100,12 +110,7 @@ async fn an_apply_in_place_reads_nothing_twice() {
     ok(&op);
     assert_eq!(op.result["changes"], "0", "all in place");
     let searched = &directory.searched()[before..];
-    let mut seen = std::collections::BTreeSet::new();
-    let repeated: Vec<_> = searched.iter().filter(|s| !seen.insert(*s)).collect();
-    assert!(
-        repeated.is_empty(),
-        "read twice: {repeated:#?} of {searched:#?}"
-    );
+    assert_read_once(searched);
     assert!(
         !searched.iter().any(|(_, f)| f.starts_with("(objectSid=")),
         "no principal named by SID: {searched:#?}"
@@ -130,12 +135,7 @@ async fn an_apply_in_place_reads_nothing_twice() {
     let (_, op) = apply(&second, &directory_only).await;
     ok(&op);
     let searched = &directory.searched()[before..];
-    let mut seen = std::collections::BTreeSet::new();
-    let repeated: Vec<_> = searched.iter().filter(|s| !seen.insert(*s)).collect();
-    assert!(
-        repeated.is_empty(),
-        "read twice: {repeated:#?} of {searched:#?}"
-    );
+    assert_read_once(searched);
     second.shutdown().await;
     d.shutdown().await;
 }
